@@ -1,0 +1,47 @@
+# Shardlet: the two commands a newcomer needs are `make run` and `make test`.
+#
+# One cargo target directory outside the clone survives between runs (and between CI
+# runs on the same machine), so the C/C++ dependencies are compiled once.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/shardlet/target
+export CARGO_TARGET_DIR
+CARGO ?= cargo
+# Where `make run` keeps its data; running again on the same directory keeps it.
+DATA ?= ./data
+
+.PHONY: all run test build bench fmt lint deps deps-bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh test
+
+deps-bench:
+	@scripts/install-deps.sh bench
+
+## build: every binary, release mode
+build: deps
+	$(CARGO) build --release --workspace --bins
+
+## run: build, then start a local storage node and print how to talk to it
+run: build
+	$(CARGO_TARGET_DIR)/release/shardlet dev --data $(DATA)
+
+## test: formatting, lints, then every test (unit, property, end-to-end)
+test: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace --no-fail-fast
+
+## bench: codec, placement and storage-node benchmarks, with machine limits beside them
+bench: deps-bench
+	scripts/bench.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,10 @@
+//! `shardlet-core`: the vocabulary every other Shardlet crate speaks.
+//!
+//! Pure logic only: nothing in this crate touches a disk, a socket or a clock, so every
+//! decision it makes can be replayed in tests and in the simulator.
+
+pub mod checksum;
+pub mod ids;
+
+pub use checksum::{Crc32c, Crc32cHasher};
+pub use ids::{FragmentId, FragmentIndex, Generation, IdError, NodeId, ObjectId, ShardletId};

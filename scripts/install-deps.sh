@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what the build, the tests or the benchmarks need, idempotently and quickly
+# when everything is already present. Usage: scripts/install-deps.sh [test|bench|run]...
+#
+# Every tool is checked first and installed only when missing, so a second run costs a
+# few dpkg/pip look-ups and nothing else.
+set -euo pipefail
+
+want_apt=()
+want_pip=()
+
+need_deb() { # need_deb <package>...
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+            || want_apt+=("$package")
+    done
+}
+
+need_pip() { # need_pip <module> <pip requirement>
+    python3 -c "import $1" 2>/dev/null || want_pip+=("$2")
+}
+
+for purpose in "${@:-test}"; do
+    case "$purpose" in
+        test|run)
+            # Compilers for the C parts of reed-solomon-erasure (simd-accel).
+            need_deb gcc g++ make pkg-config
+            ;;
+        bench)
+            need_deb gcc g++ make pkg-config iperf3
+            ;;
+        *)
+            echo "install-deps.sh: unknown purpose '$purpose' (expected test, bench or run)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+if [ ${#want_apt[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "install-deps: apt-get install ${want_apt[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${want_apt[@]}" >/dev/null
+fi
+
+if [ ${#want_pip[@]} -gt 0 ]; then
+    echo "install-deps: pip install ${want_pip[*]}"
+    python3 -m pip install -q --disable-pip-version-check "${want_pip[@]}"
+fi
