@@ -5,6 +5,8 @@
 
 pub mod checksum;
 pub mod ids;
+pub mod scheme;
 
 pub use checksum::{Crc32c, Crc32cHasher};
 pub use ids::{FragmentId, FragmentIndex, Generation, IdError, NodeId, ObjectId, ShardletId};
+pub use scheme::{AccessClass, Codec, RedundancyLevel, Scheme};

@@ -1,0 +1,1 @@
+//! Placeholder: the storage node lands with issue 2.
