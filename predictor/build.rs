@@ -18,7 +18,11 @@ fn main() {
     // even on CPU-only machines) beside the torch directory.
     let mut directories = vec![torch_lib];
     if let Some(root) = libtorch.parent() {
-        for cuda in ["nvidia/cu13/lib", "nvidia/cuda_runtime/lib", "nvidia/cuda_cupti/lib"] {
+        for cuda in [
+            "nvidia/cu13/lib",
+            "nvidia/cuda_runtime/lib",
+            "nvidia/cuda_cupti/lib",
+        ] {
             let directory = root.join(cuda);
             if directory.is_dir() {
                 directories.push(directory);

@@ -24,12 +24,18 @@ if [ "$(cat "$target/VERSION" 2>/dev/null)" = "$torch_version" ]; then
     exit 0
 fi
 
-if ! command -v unzip >/dev/null; then
+# unzip unpacks the wheels; pip downloads them (only if not cached); the DejaVu font
+# lets the evaluation's PR curve PNG carry text (it is drawn without text otherwise).
+want_apt=()
+command -v unzip >/dev/null || want_apt+=(unzip)
+python3 -m pip --version >/dev/null 2>&1 || want_apt+=(python3-pip)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || want_apt+=(fonts-dejavu-core)
+if [ ${#want_apt[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "install-libtorch: apt-get install unzip"
+    echo "install-libtorch: apt-get install ${want_apt[*]}"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends unzip >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${want_apt[@]}" >/dev/null
 fi
 
 mkdir -p "$wheels"

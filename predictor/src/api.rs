@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 use shardlet_core::NodeId;
 
-use crate::schema::{check_value, FeatureValues, ALL_MISSING, FEATURES, FEATURE_COUNT, SCHEMA_VERSION};
+use crate::schema::{
+    check_value, FeatureValues, ALL_MISSING, FEATURES, FEATURE_COUNT, SCHEMA_VERSION,
+};
 
 /// Most nodes in one scoring request: bounds the server's work and memory per request.
 pub const BATCH_NODES_MAX: usize = 1_000;
@@ -88,7 +90,10 @@ pub struct ErrorResponse {
 
 /// Checks a request against the model's shape and the schema's ranges and returns the
 /// windows as schema rows, or the reason it is invalid (sent back with a 400).
-pub fn validate(request: &ScoreRequest, window_intervals: usize) -> Result<Vec<Vec<FeatureValues>>, String> {
+pub fn validate(
+    request: &ScoreRequest,
+    window_intervals: usize,
+) -> Result<Vec<Vec<FeatureValues>>, String> {
     if request.schema_version != SCHEMA_VERSION {
         return Err(format!(
             "schema_version {} is not supported: this sidecar speaks schema {SCHEMA_VERSION}",
@@ -137,6 +142,7 @@ pub fn validate(request: &ScoreRequest, window_intervals: usize) -> Result<Vec<V
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn request(intervals: usize, values: usize) -> ScoreRequest {
@@ -152,15 +158,26 @@ mod tests {
     #[test]
     fn accepts_a_well_formed_window_and_rejects_each_bad_shape() {
         assert!(validate(&request(3, FEATURE_COUNT), 3).is_ok());
-        assert!(validate(&request(2, FEATURE_COUNT), 3).unwrap_err().contains("exactly 3"));
-        assert!(validate(&request(3, 5), 3).unwrap_err().contains("expected 18"));
+        assert!(validate(&request(2, FEATURE_COUNT), 3)
+            .unwrap_err()
+            .contains("exactly 3"));
+        assert!(validate(&request(3, 5), 3)
+            .unwrap_err()
+            .contains("expected 18"));
         let mut wrong_schema = request(3, FEATURE_COUNT);
         wrong_schema.schema_version = 99;
-        assert!(validate(&wrong_schema, 3).unwrap_err().contains("schema_version"));
+        assert!(validate(&wrong_schema, 3)
+            .unwrap_err()
+            .contains("schema_version"));
         let mut out_of_range = request(3, FEATURE_COUNT);
         out_of_range.windows[0].intervals[1][0] = Some(7.0);
-        assert!(validate(&out_of_range, 3).unwrap_err().contains("cpu_utilization"));
-        let empty = ScoreRequest { schema_version: SCHEMA_VERSION, windows: vec![] };
+        assert!(validate(&out_of_range, 3)
+            .unwrap_err()
+            .contains("cpu_utilization"));
+        let empty = ScoreRequest {
+            schema_version: SCHEMA_VERSION,
+            windows: vec![],
+        };
         assert!(validate(&empty, 3).is_err());
     }
 }

@@ -118,8 +118,9 @@ impl Columns {
                     FEATURES[feature_index].csv_column
                 ));
             }
-            check_value(feature_index, value)
-                .map_err(|reason| format!("column {}: {reason}", FEATURES[feature_index].csv_column))?;
+            check_value(feature_index, value).map_err(|reason| {
+                format!("column {}: {reason}", FEATURES[feature_index].csv_column)
+            })?;
             values[feature_index] = value;
         }
         Ok(HealthRow {
@@ -134,10 +135,7 @@ impl Columns {
 }
 
 /// Streams the rows of one CSV file into `sink`. Returns the number of rows read.
-pub fn import_file(
-    path: &Path,
-    mut sink: impl FnMut(HealthRow),
-) -> Result<u64, ImportError> {
+pub fn import_file(path: &Path, mut sink: impl FnMut(HealthRow)) -> Result<u64, ImportError> {
     let file = File::open(path).map_err(|source| ImportError::Io {
         file: path.to_path_buf(),
         source,
@@ -181,7 +179,9 @@ pub fn import_reader(
         if record.len() == 1 && record.get(0).is_some_and(|field| field.trim().is_empty()) {
             continue;
         }
-        let row = columns.parse(&record).map_err(|reason| malformed(line, reason))?;
+        let row = columns
+            .parse(&record)
+            .map_err(|reason| malformed(line, reason))?;
         sink(row);
         rows += 1;
     }
@@ -200,7 +200,9 @@ pub fn csv_files(path: &Path) -> Result<Vec<PathBuf>, ImportError> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(path).map_err(io_error)? {
         let entry_path = entry.map_err(io_error)?.path();
-        let is_csv = entry_path.extension().is_some_and(|extension| extension == "csv");
+        let is_csv = entry_path
+            .extension()
+            .is_some_and(|extension| extension == "csv");
         let is_side_file = entry_path
             .file_name()
             .is_some_and(|name| name == crate::simulator::FAILURE_MODES_FILE);

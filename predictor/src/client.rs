@@ -66,7 +66,9 @@ impl PredictorClient {
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .build()
-            .map_err(|error| ClientError::Unavailable(format!("cannot build HTTP client: {error}")))?;
+            .map_err(|error| {
+                ClientError::Unavailable(format!("cannot build HTTP client: {error}"))
+            })?;
         let base = config.base_url.trim_end_matches('/');
         Ok(Self {
             http,
@@ -76,7 +78,10 @@ impl PredictorClient {
 
     /// Scores a batch with the model.
     pub async fn score(&self, windows: Vec<NodeWindow>) -> Result<ScoreResponse, ClientError> {
-        let request = ScoreRequest { schema_version: SCHEMA_VERSION, windows };
+        let request = ScoreRequest {
+            schema_version: SCHEMA_VERSION,
+            windows,
+        };
         let response = self
             .http
             .post(&self.score_url)
@@ -90,7 +95,10 @@ impl PredictorClient {
                 .json::<ErrorResponse>()
                 .await
                 .map_or_else(|error| error.to_string(), |body| body.error);
-            return Err(ClientError::Rejected { status: status.as_u16(), reason });
+            return Err(ClientError::Rejected {
+                status: status.as_u16(),
+                reason,
+            });
         }
         if !status.is_success() {
             return Err(ClientError::Unavailable(format!("HTTP {status}")));
@@ -110,7 +118,10 @@ impl PredictorClient {
     }
 
     /// Scores with the model, or with the heuristic when the model cannot answer.
-    pub async fn score_or_fallback(&self, windows: &[(NodeId, Vec<FeatureValues>)]) -> Vec<RiskScore> {
+    pub async fn score_or_fallback(
+        &self,
+        windows: &[(NodeId, Vec<FeatureValues>)],
+    ) -> Vec<RiskScore> {
         let request: Vec<NodeWindow> = windows
             .iter()
             .map(|(node_id, rows)| NodeWindow::from_rows(*node_id, rows))
@@ -122,7 +133,9 @@ impl PredictorClient {
                 .map(|score| RiskScore {
                     node_id: score.node_id,
                     failure_probability: score.failure_probability,
-                    source: ScoreSource::Model { model_version: response.model_version.clone() },
+                    source: ScoreSource::Model {
+                        model_version: response.model_version.clone(),
+                    },
                 })
                 .collect(),
             Err(error) => {
@@ -144,7 +157,9 @@ pub fn fallback_scores(windows: &[(NodeId, Vec<FeatureValues>)], reason: &str) -
         .map(|(node_id, rows)| RiskScore {
             node_id: *node_id,
             failure_probability: f64::from(heuristic_score(rows)),
-            source: ScoreSource::Heuristic { reason: reason.to_string() },
+            source: ScoreSource::Heuristic {
+                reason: reason.to_string(),
+            },
         })
         .collect()
 }

@@ -59,7 +59,10 @@ impl Fleet {
     }
 
     pub fn failed_nodes(&self) -> usize {
-        self.nodes.iter().filter(|node| node.failure_day.is_some()).count()
+        self.nodes
+            .iter()
+            .filter(|node| node.failure_day.is_some())
+            .count()
     }
 
     pub fn row_count(&self) -> usize {

@@ -59,7 +59,11 @@ pub fn format_day(day_number: i32) -> String {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i32::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
 }
@@ -71,7 +75,10 @@ mod tests {
     #[test]
     fn round_trips_and_known_values() {
         assert_eq!(parse_day("1970-01-01"), Ok(0));
-        assert_eq!(parse_day("2024-02-29").map(format_day), Ok("2024-02-29".into()));
+        assert_eq!(
+            parse_day("2024-02-29").map(format_day),
+            Ok("2024-02-29".into())
+        );
         for day in -1000..30_000 {
             assert_eq!(parse_day(&format_day(day)), Ok(day));
         }
@@ -79,7 +86,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_dates() {
-        for bad in ["2023-13-01", "2023-02-29", "2023-1-01", "20230101", "2023-01-0x", ""] {
+        for bad in [
+            "2023-13-01",
+            "2023-02-29",
+            "2023-1-01",
+            "20230101",
+            "2023-01-0x",
+            "",
+        ] {
             assert!(parse_day(bad).is_err(), "{bad}");
         }
     }

@@ -11,7 +11,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::baselines::{smart_rule_scores, LogisticConfig, LogisticRegression};
 use crate::dataset::Fleet;
 use crate::features::{balanced_sample, Normalizer, Window};
-use crate::metrics::{at_threshold, best_f1_threshold, pr_auc, pr_curve, roc_auc, AtThreshold, CurvePoint};
+use crate::metrics::{
+    at_threshold, best_f1_threshold, pr_auc, pr_curve, roc_auc, AtThreshold, CurvePoint,
+};
 use crate::simulator::FailureMode;
 use crate::split::Split;
 
@@ -59,7 +61,9 @@ pub fn evaluate_method(
             continue;
         }
         let node = &fleet.nodes[window.node as usize];
-        let Some(failure_day) = node.failure_day else { continue };
+        let Some(failure_day) = node.failure_day else {
+            continue;
+        };
         failed_nodes.insert(window.node, failure_day);
         if *score >= threshold {
             let lead = failure_day - window.day;
@@ -71,9 +75,14 @@ pub fn evaluate_method(
     leads.sort_by(f64::total_cmp);
     let lead_time_days_median = (!leads.is_empty()).then(|| {
         let middle = leads.len() / 2;
-        if leads.len() % 2 == 0 { (leads[middle - 1] + leads[middle]) / 2.0 } else { leads[middle] }
+        if leads.len() % 2 == 0 {
+            (leads[middle - 1] + leads[middle]) / 2.0
+        } else {
+            leads[middle]
+        }
     });
-    let lead_time_days_mean = (!leads.is_empty()).then(|| leads.iter().sum::<f64>() / leads.len() as f64);
+    let lead_time_days_mean =
+        (!leads.is_empty()).then(|| leads.iter().sum::<f64>() / leads.len() as f64);
     let per_mode = modes.map_or_else(Vec::new, |modes| per_mode(fleet, windows, scores, modes));
     MethodResult {
         name: name.to_string(),
@@ -92,9 +101,17 @@ pub fn evaluate_method(
 
 /// PR-AUC per failure mode: the windows of nodes that did not fail in the test range
 /// plus those of nodes that failed with this mode (other failing nodes left out).
-fn per_mode(fleet: &Fleet, windows: &[Window], scores: &[f32], modes: &HashMap<String, FailureMode>) -> Vec<ModeResult> {
-    let failing_in_test: std::collections::HashSet<u32> =
-        windows.iter().filter(|window| window.label).map(|window| window.node).collect();
+fn per_mode(
+    fleet: &Fleet,
+    windows: &[Window],
+    scores: &[f32],
+    modes: &HashMap<String, FailureMode>,
+) -> Vec<ModeResult> {
+    let failing_in_test: std::collections::HashSet<u32> = windows
+        .iter()
+        .filter(|window| window.label)
+        .map(|window| window.node)
+        .collect();
     let mut results = Vec::new();
     for mode in FailureMode::ALL {
         let mut subset_scores = Vec::new();
@@ -147,12 +164,27 @@ pub fn baseline_results(
     let (sample, positive_weight) = balanced_sample(&split.train, negatives_per_positive, &mut rng);
     let inputs = normalizer.encode_windows(fleet, &sample, 1);
     let labels: Vec<bool> = sample.iter().map(|window| window.label).collect();
-    let logistic = LogisticRegression::train(&inputs, &labels, positive_weight, &LogisticConfig { seed, ..LogisticConfig::default() });
+    let logistic = LogisticRegression::train(
+        &inputs,
+        &labels,
+        positive_weight,
+        &LogisticConfig {
+            seed,
+            ..LogisticConfig::default()
+        },
+    );
     let validation_scores = logistic.score_windows(fleet, normalizer, &split.validation);
     let validation_labels: Vec<bool> = split.validation.iter().map(|window| window.label).collect();
     let threshold = best_f1_threshold(&validation_scores, &validation_labels);
     let test_scores = logistic.score_windows(fleet, normalizer, &split.test);
-    let logistic = evaluate_method("logistic", fleet, &split.test, &test_scores, threshold, modes);
+    let logistic = evaluate_method(
+        "logistic",
+        fleet,
+        &split.test,
+        &test_scores,
+        threshold,
+        modes,
+    );
     vec![smart, logistic]
 }
 
@@ -189,7 +221,10 @@ pub fn markdown(results: &[MethodResult], split: &Split) -> String {
             result.failures_total
         );
     }
-    let modes: Vec<&ModeResult> = results.first().map(|first| first.per_mode.iter().collect()).unwrap_or_default();
+    let modes: Vec<&ModeResult> = results
+        .first()
+        .map(|first| first.per_mode.iter().collect())
+        .unwrap_or_default();
     if !modes.is_empty() {
         let _ = writeln!(out, "\nPR-AUC by failure mode (healthy windows plus the windows of nodes that failed with that mode):\n");
         let mut header = String::from("| failure mode | failed nodes | positive windows |");
@@ -200,9 +235,16 @@ pub fn markdown(results: &[MethodResult], split: &Split) -> String {
         }
         let _ = writeln!(out, "{header}\n{rule}");
         for mode in modes {
-            let mut row = format!("| {} | {} | {} |", mode.mode, mode.failed_nodes, mode.positive_windows);
+            let mut row = format!(
+                "| {} | {} | {} |",
+                mode.mode, mode.failed_nodes, mode.positive_windows
+            );
             for result in results {
-                let value = result.per_mode.iter().find(|other| other.mode == mode.mode).map_or(f64::NAN, |other| other.pr_auc);
+                let value = result
+                    .per_mode
+                    .iter()
+                    .find(|other| other.mode == mode.mode)
+                    .map_or(f64::NAN, |other| other.pr_auc);
                 row.push_str(&format!(" {value:.3} |"));
             }
             let _ = writeln!(out, "{row}");

@@ -29,8 +29,13 @@ pub fn heuristic_score(intervals: &[FeatureValues]) -> f32 {
     let errors: f32 = intervals
         .iter()
         .flat_map(|values| {
-            [index::READ_ERRORS, index::WRITE_ERRORS, index::CHECKSUM_FAILURES, index::FSYNC_FAILURES]
-                .map(|feature| present(values[feature]).unwrap_or(0.0).max(0.0))
+            [
+                index::READ_ERRORS,
+                index::WRITE_ERRORS,
+                index::CHECKSUM_FAILURES,
+                index::FSYNC_FAILURES,
+            ]
+            .map(|feature| present(values[feature]).unwrap_or(0.0).max(0.0))
         })
         .sum();
     let age_years = intervals

@@ -18,7 +18,11 @@ use shardlet_predictor::split::Split;
 use shardlet_predictor::train::{predict_windows, train, TrainConfig};
 
 #[derive(Parser)]
-#[command(name = "shardlet-predictor", about = "Shardlet's node failure predictor", version)]
+#[command(
+    name = "shardlet-predictor",
+    about = "Shardlet's node failure predictor",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -81,8 +85,10 @@ enum Command {
 
 fn bar(length: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(length);
-    let style = ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(
+        "{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_prefix(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(250));
@@ -122,14 +128,38 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Simulate { nodes, days, seed, failure_rate_scale, out } => {
-            let config = SimulationConfig { nodes, days, seed, failure_rate_scale };
+        Command::Simulate {
+            nodes,
+            days,
+            seed,
+            failure_rate_scale,
+            out,
+        } => {
+            let config = SimulationConfig {
+                nodes,
+                days,
+                seed,
+                failure_rate_scale,
+            };
             let progress = bar(u64::from(days), "simulate");
             let failures = simulate(&config, &out, |_| progress.inc(1))?;
             progress.finish_with_message(format!("{} failures", failures.len()));
-            println!("simulated {nodes} nodes over {days} days (seed {seed}) into {}: {} failures", out.display(), failures.len());
+            println!(
+                "simulated {nodes} nodes over {days} days (seed {seed}) into {}: {} failures",
+                out.display(),
+                failures.len()
+            );
         }
-        Command::Train { data, horizon_days, out, window_intervals, hidden_size, epochs, seed, threads } => {
+        Command::Train {
+            data,
+            horizon_days,
+            out,
+            window_intervals,
+            hidden_size,
+            epochs,
+            seed,
+            threads,
+        } => {
             let fleet = import(&data)?;
             let mut config = TrainConfig::new(horizon_days, seed);
             config.window_intervals = window_intervals;
@@ -138,7 +168,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config.threads = threads;
             let progress = bar(epochs as u64, "train");
             let trained = train(&fleet, &config, &data.display().to_string(), &progress)?;
-            trained.model.save(&out).with_context(|| format!("saving {}", out.display()))?;
+            trained
+                .model
+                .save(&out)
+                .with_context(|| format!("saving {}", out.display()))?;
             let training = &trained.model.metadata.training;
             println!(
                 "model {} saved to {}: validation PR-AUC {:.3} (epoch {} of {}), threshold {:.3}, {:.0} windows/s",
@@ -151,17 +184,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 trained.windows_per_second
             );
         }
-        Command::Evaluate { model, data, report } => {
+        Command::Evaluate {
+            model,
+            data,
+            report,
+        } => {
             let lstm = LstmModel::load(&model)?;
             tch::set_num_threads(1);
             let fleet = import(&data)?;
-            let modes = read_failure_modes(if data.is_dir() { &data } else { data.parent().unwrap_or(Path::new(".")) })?;
+            let modes = read_failure_modes(if data.is_dir() {
+                &data
+            } else {
+                data.parent().unwrap_or(Path::new("."))
+            })?;
             let metadata = &lstm.metadata;
             let split = Split::build(&fleet, &metadata.split)?;
             let progress = bar(3, "evaluate");
             progress.set_message("lstm");
             let lstm_scores = predict_windows(&lstm, &fleet, &split.test);
-            let mut results = vec![evaluate_method("lstm", &fleet, &split.test, &lstm_scores, metadata.threshold, modes.as_ref())];
+            let mut results = vec![evaluate_method(
+                "lstm",
+                &fleet,
+                &split.test,
+                &lstm_scores,
+                metadata.threshold,
+                modes.as_ref(),
+            )];
             progress.inc(1);
             progress.set_message("baselines");
             results.extend(baseline_results(
@@ -182,11 +230,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             progress.inc(1);
             progress.finish_and_clear();
             println!("{table}");
-            println!("wrote {} and {}", report.join("evaluation.md").display(), report.join("pr_curve.png").display());
+            println!(
+                "wrote {} and {}",
+                report.join("evaluation.md").display(),
+                report.join("pr_curve.png").display()
+            );
         }
         Command::Serve { model, listen } => {
             let model = LstmModel::load(&model)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
             runtime.block_on(shardlet_predictor::serve::serve(
                 model,
                 listen,

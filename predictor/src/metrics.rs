@@ -23,10 +23,26 @@ pub fn at_threshold(scores: &[f32], labels: &[bool], threshold: f32) -> AtThresh
             (false, false) => {}
         }
     }
-    let precision = if true_positives + false_positives > 0.0 { true_positives / (true_positives + false_positives) } else { 0.0 };
-    let recall = if true_positives + false_negatives > 0.0 { true_positives / (true_positives + false_negatives) } else { 0.0 };
-    let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-    AtThreshold { precision, recall, f1 }
+    let precision = if true_positives + false_positives > 0.0 {
+        true_positives / (true_positives + false_positives)
+    } else {
+        0.0
+    };
+    let recall = if true_positives + false_negatives > 0.0 {
+        true_positives / (true_positives + false_negatives)
+    } else {
+        0.0
+    };
+    let f1 = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    AtThreshold {
+        precision,
+        recall,
+        f1,
+    }
 }
 
 /// One point of the PR curve: everything scoring `>= threshold` is flagged.
@@ -57,7 +73,11 @@ pub fn pr_curve(scores: &[f32], labels: &[bool]) -> Vec<CurvePoint> {
         points.push(CurvePoint {
             threshold,
             precision: true_positives / flagged,
-            recall: if positives > 0.0 { true_positives / positives } else { 0.0 },
+            recall: if positives > 0.0 {
+                true_positives / positives
+            } else {
+                0.0
+            },
         });
     }
     points
@@ -142,6 +162,9 @@ mod tests {
         let result = at_threshold(&[0.9, 0.6, 0.4, 0.1], &[true, false, true, false], 0.5);
         assert_eq!(result.precision, 0.5);
         assert_eq!(result.recall, 0.5);
-        assert_eq!(best_f1_threshold(&[0.9, 0.6, 0.4, 0.1], &[true, false, true, false]), 0.4);
+        assert_eq!(
+            best_f1_threshold(&[0.9, 0.6, 0.4, 0.1], &[true, false, true, false]),
+            0.4
+        );
     }
 }

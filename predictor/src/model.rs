@@ -60,9 +60,16 @@ pub enum ModelError {
     #[error(
         "{path}: model was trained on schema version {found}, this build speaks schema version {expected}; retrain the model"
     )]
-    SchemaVersion { path: String, found: u32, expected: u32 },
+    SchemaVersion {
+        path: String,
+        found: u32,
+        expected: u32,
+    },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Torch { path: String, source: tch::TchError },
 }
@@ -84,10 +91,23 @@ impl LstmModel {
             &root / "lstm",
             INPUT_WIDTH as i64,
             hidden,
-            nn::RNNConfig { batch_first: true, ..Default::default() },
+            nn::RNNConfig {
+                batch_first: true,
+                ..Default::default()
+            },
         );
-        let head = nn::linear(&root / "head", hidden + INPUT_WIDTH as i64, 1, Default::default());
-        Self { var_store, lstm, head, metadata }
+        let head = nn::linear(
+            &root / "head",
+            hidden + INPUT_WIDTH as i64,
+            1,
+            Default::default(),
+        );
+        Self {
+            var_store,
+            lstm,
+            head,
+            metadata,
+        }
     }
 
     /// Logits for a batch `[batch, window_intervals, INPUT_WIDTH]`.
@@ -95,7 +115,9 @@ impl LstmModel {
         let (output, _) = self.lstm.seq(inputs);
         let last_hidden = output.select(1, -1);
         let last_interval = inputs.select(1, -1);
-        self.head.forward(&Tensor::cat(&[last_hidden, last_interval], 1)).squeeze_dim(1)
+        self.head
+            .forward(&Tensor::cat(&[last_hidden, last_interval], 1))
+            .squeeze_dim(1)
     }
 
     /// Failure probabilities for encoded windows (flat, `window_intervals *
@@ -127,7 +149,10 @@ impl LstmModel {
     /// never a mix of old weights and new metadata.
     pub fn save(&self, directory: &Path) -> Result<(), ModelError> {
         let path_text = directory.display().to_string();
-        let io = |source| ModelError::Io { path: path_text.clone(), source };
+        let io = |source| ModelError::Io {
+            path: path_text.clone(),
+            source,
+        };
         let temporary = directory.with_extension("tmp");
         let old = directory.with_extension("old");
         if temporary.exists() {
@@ -137,12 +162,17 @@ impl LstmModel {
         let weights = temporary.join(WEIGHTS_FILE);
         self.var_store
             .save(&weights)
-            .map_err(|source| ModelError::Torch { path: path_text.clone(), source })?;
+            .map_err(|source| ModelError::Torch {
+                path: path_text.clone(),
+                source,
+            })?;
         let metadata = serde_json::to_vec_pretty(&self.metadata)
             .map_err(|error| io(std::io::Error::other(error)))?;
         std::fs::write(temporary.join(METADATA_FILE), metadata).map_err(io)?;
         for file in [WEIGHTS_FILE, METADATA_FILE] {
-            std::fs::File::open(temporary.join(file)).and_then(|file| file.sync_all()).map_err(io)?;
+            std::fs::File::open(temporary.join(file))
+                .and_then(|file| file.sync_all())
+                .map_err(io)?;
         }
         if directory.exists() {
             if old.exists() {
@@ -151,8 +181,13 @@ impl LstmModel {
             std::fs::rename(directory, &old).map_err(io)?;
         }
         std::fs::rename(&temporary, directory).map_err(io)?;
-        if let Some(parent) = directory.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::File::open(parent).and_then(|file| file.sync_all()).map_err(io)?;
+        if let Some(parent) = directory
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::File::open(parent)
+                .and_then(|file| file.sync_all())
+                .map_err(io)?;
         }
         if old.exists() {
             std::fs::remove_dir_all(&old).map_err(io)?;
@@ -164,15 +199,24 @@ impl LstmModel {
     pub fn load_metadata(directory: &Path) -> Result<ModelMetadata, ModelError> {
         let path = directory.join(METADATA_FILE);
         let path_text = path.display().to_string();
-        let invalid = |reason: String| ModelError::Invalid { path: path_text.clone(), reason };
-        let io = |source| ModelError::Io { path: path_text.clone(), source };
+        let invalid = |reason: String| ModelError::Invalid {
+            path: path_text.clone(),
+            reason,
+        };
+        let io = |source| ModelError::Io {
+            path: path_text.clone(),
+            source,
+        };
         let length = std::fs::metadata(&path).map_err(io)?.len();
         if length > METADATA_BYTES_MAX {
-            return Err(invalid(format!("{length} bytes; at most {METADATA_BYTES_MAX}")));
+            return Err(invalid(format!(
+                "{length} bytes; at most {METADATA_BYTES_MAX}"
+            )));
         }
         let text = std::fs::read(&path).map_err(io)?;
         // Check the version before the rest: a newer schema may change other fields.
-        let version: serde_json::Value = serde_json::from_slice(&text).map_err(|error| invalid(error.to_string()))?;
+        let version: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|error| invalid(error.to_string()))?;
         let found = version
             .get("schema_version")
             .and_then(serde_json::Value::as_u64)
@@ -184,9 +228,12 @@ impl LstmModel {
                 expected: SCHEMA_VERSION,
             });
         }
-        let metadata: ModelMetadata = serde_json::from_slice(&text).map_err(|error| invalid(error.to_string()))?;
+        let metadata: ModelMetadata =
+            serde_json::from_slice(&text).map_err(|error| invalid(error.to_string()))?;
         if metadata.feature_names != feature_names() {
-            return Err(invalid("feature names differ from this build's schema".into()));
+            return Err(invalid(
+                "feature names differ from this build's schema".into(),
+            ));
         }
         metadata.normalizer.validate().map_err(invalid)?;
         if !(1..=365).contains(&metadata.window_intervals)
@@ -194,7 +241,9 @@ impl LstmModel {
             || !(1..=365).contains(&metadata.horizon_days)
             || !metadata.threshold.is_finite()
         {
-            return Err(invalid("window_intervals, hidden_size, horizon_days or threshold out of range".into()));
+            return Err(invalid(
+                "window_intervals, hidden_size, horizon_days or threshold out of range".into(),
+            ));
         }
         Ok(metadata)
     }
@@ -207,7 +256,10 @@ impl LstmModel {
         model
             .var_store
             .load(&weights)
-            .map_err(|source| ModelError::Torch { path: weights.display().to_string(), source })?;
+            .map_err(|source| ModelError::Torch {
+                path: weights.display().to_string(),
+                source,
+            })?;
         Ok(model)
     }
 }

@@ -35,15 +35,24 @@ fn font_available() -> bool {
     })
 }
 
-const COLORS: [RGBColor; 4] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
+const COLORS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+];
 
 /// Writes the PR curves of every method to `path` (PNG).
 pub fn write_pr_curves(results: &[MethodResult], title: &str, path: &Path) -> anyhow::Result<()> {
     let text = font_available();
     let root = BitMapBackend::new(path, (900, 640)).into_drawing_area();
-    root.fill(&WHITE).map_err(|error| anyhow::anyhow!("{error}"))?;
+    root.fill(&WHITE)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     let mut builder = ChartBuilder::on(&root);
-    builder.margin(20).x_label_area_size(45).y_label_area_size(55);
+    builder
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(55);
     if text {
         builder.caption(title, ("sans-serif", 24));
     }
@@ -52,23 +61,33 @@ pub fn write_pr_curves(results: &[MethodResult], title: &str, path: &Path) -> an
         .map_err(|error| anyhow::anyhow!("{error}"))?;
     let mut mesh = chart.configure_mesh();
     if text {
-        mesh.x_desc("recall").y_desc("precision").label_style(("sans-serif", 16));
+        mesh.x_desc("recall")
+            .y_desc("precision")
+            .label_style(("sans-serif", 16));
     } else {
         mesh.x_labels(0).y_labels(0);
     }
     mesh.draw().map_err(|error| anyhow::anyhow!("{error}"))?;
     for (position, result) in results.iter().enumerate() {
         let color = COLORS[position % COLORS.len()];
-        let mut points: Vec<(f64, f64)> = vec![(0.0, result.curve.first().map_or(1.0, |point| point.precision))];
-        points.extend(result.curve.iter().map(|point| (point.recall, point.precision)));
+        let mut points: Vec<(f64, f64)> = vec![(
+            0.0,
+            result.curve.first().map_or(1.0, |point| point.precision),
+        )];
+        points.extend(
+            result
+                .curve
+                .iter()
+                .map(|point| (point.recall, point.precision)),
+        );
         let series = chart
             .draw_series(LineSeries::new(points, color.stroke_width(3)))
             .map_err(|error| anyhow::anyhow!("{error}"))?;
         if text {
             let label = format!("{} (PR-AUC {:.3})", result.name, result.pr_auc);
-            series
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+            series.label(label).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
         }
     }
     if text {
@@ -80,6 +99,7 @@ pub fn write_pr_curves(results: &[MethodResult], title: &str, path: &Path) -> an
             .draw()
             .map_err(|error| anyhow::anyhow!("{error}"))?;
     }
-    root.present().map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+    root.present()
+        .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
     Ok(())
 }

@@ -62,24 +62,132 @@ const fn feature(
 
 /// The schema, in order. Indices are stable within a `SCHEMA_VERSION`.
 pub const FEATURES: [FeatureSpec; FEATURE_COUNT] = [
-    feature("cpu_utilization", "cpu_utilization", Scale::Linear, 0.0, 1.0),
-    feature("memory_utilization", "memory_utilization", Scale::Linear, 0.0, 1.0),
-    feature("disk_io_utilization", "io_utilization", Scale::Linear, 0.0, 1.0),
-    feature("disk_read_latency_ms", "read_latency_ms", Scale::Log, 0.0, LATENCY_MS_MAXIMUM),
-    feature("disk_write_latency_ms", "write_latency_ms", Scale::Log, 0.0, LATENCY_MS_MAXIMUM),
-    feature("read_errors", "read_errors", Scale::Log, 0.0, COUNTER_MAXIMUM),
-    feature("write_errors", "write_errors", Scale::Log, 0.0, COUNTER_MAXIMUM),
-    feature("checksum_failures", "checksum_failures", Scale::Log, 0.0, COUNTER_MAXIMUM),
-    feature("fsync_failures", "fsync_failures", Scale::Log, 0.0, COUNTER_MAXIMUM),
-    feature("network_latency_ms", "network_latency_ms", Scale::Log, 0.0, LATENCY_MS_MAXIMUM),
-    feature("smart_5_reallocated_sectors", "smart_5_raw", Scale::Log, 0.0, COUNTER_MAXIMUM),
-    feature("smart_187_reported_uncorrectable", "smart_187_raw", Scale::Log, 0.0, COUNTER_MAXIMUM),
-    feature("smart_188_command_timeouts", "smart_188_raw", Scale::Log, 0.0, COUNTER_MAXIMUM),
-    feature("smart_197_pending_sectors", "smart_197_raw", Scale::Log, 0.0, COUNTER_MAXIMUM),
-    feature("smart_198_offline_uncorrectable", "smart_198_raw", Scale::Log, 0.0, COUNTER_MAXIMUM),
-    feature("smart_199_crc_errors", "smart_199_raw", Scale::Log, 0.0, COUNTER_MAXIMUM),
-    feature("smart_9_power_on_hours", "smart_9_raw", Scale::Log, 0.0, 1.0e7),
-    feature("smart_194_temperature_celsius", "smart_194_raw", Scale::Linear, -40.0, 200.0),
+    feature(
+        "cpu_utilization",
+        "cpu_utilization",
+        Scale::Linear,
+        0.0,
+        1.0,
+    ),
+    feature(
+        "memory_utilization",
+        "memory_utilization",
+        Scale::Linear,
+        0.0,
+        1.0,
+    ),
+    feature(
+        "disk_io_utilization",
+        "io_utilization",
+        Scale::Linear,
+        0.0,
+        1.0,
+    ),
+    feature(
+        "disk_read_latency_ms",
+        "read_latency_ms",
+        Scale::Log,
+        0.0,
+        LATENCY_MS_MAXIMUM,
+    ),
+    feature(
+        "disk_write_latency_ms",
+        "write_latency_ms",
+        Scale::Log,
+        0.0,
+        LATENCY_MS_MAXIMUM,
+    ),
+    feature(
+        "read_errors",
+        "read_errors",
+        Scale::Log,
+        0.0,
+        COUNTER_MAXIMUM,
+    ),
+    feature(
+        "write_errors",
+        "write_errors",
+        Scale::Log,
+        0.0,
+        COUNTER_MAXIMUM,
+    ),
+    feature(
+        "checksum_failures",
+        "checksum_failures",
+        Scale::Log,
+        0.0,
+        COUNTER_MAXIMUM,
+    ),
+    feature(
+        "fsync_failures",
+        "fsync_failures",
+        Scale::Log,
+        0.0,
+        COUNTER_MAXIMUM,
+    ),
+    feature(
+        "network_latency_ms",
+        "network_latency_ms",
+        Scale::Log,
+        0.0,
+        LATENCY_MS_MAXIMUM,
+    ),
+    feature(
+        "smart_5_reallocated_sectors",
+        "smart_5_raw",
+        Scale::Log,
+        0.0,
+        COUNTER_MAXIMUM,
+    ),
+    feature(
+        "smart_187_reported_uncorrectable",
+        "smart_187_raw",
+        Scale::Log,
+        0.0,
+        COUNTER_MAXIMUM,
+    ),
+    feature(
+        "smart_188_command_timeouts",
+        "smart_188_raw",
+        Scale::Log,
+        0.0,
+        COUNTER_MAXIMUM,
+    ),
+    feature(
+        "smart_197_pending_sectors",
+        "smart_197_raw",
+        Scale::Log,
+        0.0,
+        COUNTER_MAXIMUM,
+    ),
+    feature(
+        "smart_198_offline_uncorrectable",
+        "smart_198_raw",
+        Scale::Log,
+        0.0,
+        COUNTER_MAXIMUM,
+    ),
+    feature(
+        "smart_199_crc_errors",
+        "smart_199_raw",
+        Scale::Log,
+        0.0,
+        COUNTER_MAXIMUM,
+    ),
+    feature(
+        "smart_9_power_on_hours",
+        "smart_9_raw",
+        Scale::Log,
+        0.0,
+        1.0e7,
+    ),
+    feature(
+        "smart_194_temperature_celsius",
+        "smart_194_raw",
+        Scale::Linear,
+        -40.0,
+        200.0,
+    ),
 ];
 
 /// Indices of the features, so code reads `values[index::SMART_5]`, not `values[10]`.
@@ -155,7 +263,10 @@ mod tests {
     fn indices_match_feature_names() {
         assert_eq!(FEATURES[index::SMART_5].csv_column, "smart_5_raw");
         assert_eq!(FEATURES[index::SMART_194].csv_column, "smart_194_raw");
-        assert_eq!(FEATURES[index::NETWORK_LATENCY_MS].name, "network_latency_ms");
+        assert_eq!(
+            FEATURES[index::NETWORK_LATENCY_MS].name,
+            "network_latency_ms"
+        );
         assert_eq!(FEATURES[index::FSYNC_FAILURES].name, "fsync_failures");
     }
 

@@ -110,11 +110,51 @@ fn no_smart(_: usize) -> bool {
 const TERABYTE: u64 = 1_000_000_000_000;
 
 const DISK_MODELS: [DiskModel; 5] = [
-    DiskModel { name: "SIMHDD-A4", share: 0.30, annual_failure_rate: 0.06, capacity_bytes: 4 * TERABYTE, reports_smart: all_smart, read_latency_ms: 8.0, write_latency_ms: 10.0 },
-    DiskModel { name: "SIMHDD-B8", share: 0.25, annual_failure_rate: 0.10, capacity_bytes: 8 * TERABYTE, reports_smart: all_smart, read_latency_ms: 7.0, write_latency_ms: 9.0 },
-    DiskModel { name: "SIMHDD-C12", share: 0.20, annual_failure_rate: 0.16, capacity_bytes: 12 * TERABYTE, reports_smart: all_but_188, read_latency_ms: 6.5, write_latency_ms: 8.5 },
-    DiskModel { name: "SIMSSD-N2", share: 0.15, annual_failure_rate: 0.04, capacity_bytes: 2 * TERABYTE, reports_smart: ssd_smart, read_latency_ms: 0.3, write_latency_ms: 0.6 },
-    DiskModel { name: "SIMVIRT-V1", share: 0.10, annual_failure_rate: 0.08, capacity_bytes: TERABYTE, reports_smart: no_smart, read_latency_ms: 2.0, write_latency_ms: 3.0 },
+    DiskModel {
+        name: "SIMHDD-A4",
+        share: 0.30,
+        annual_failure_rate: 0.06,
+        capacity_bytes: 4 * TERABYTE,
+        reports_smart: all_smart,
+        read_latency_ms: 8.0,
+        write_latency_ms: 10.0,
+    },
+    DiskModel {
+        name: "SIMHDD-B8",
+        share: 0.25,
+        annual_failure_rate: 0.10,
+        capacity_bytes: 8 * TERABYTE,
+        reports_smart: all_smart,
+        read_latency_ms: 7.0,
+        write_latency_ms: 9.0,
+    },
+    DiskModel {
+        name: "SIMHDD-C12",
+        share: 0.20,
+        annual_failure_rate: 0.16,
+        capacity_bytes: 12 * TERABYTE,
+        reports_smart: all_but_188,
+        read_latency_ms: 6.5,
+        write_latency_ms: 8.5,
+    },
+    DiskModel {
+        name: "SIMSSD-N2",
+        share: 0.15,
+        annual_failure_rate: 0.04,
+        capacity_bytes: 2 * TERABYTE,
+        reports_smart: ssd_smart,
+        read_latency_ms: 0.3,
+        write_latency_ms: 0.6,
+    },
+    DiskModel {
+        name: "SIMVIRT-V1",
+        share: 0.10,
+        annual_failure_rate: 0.08,
+        capacity_bytes: TERABYTE,
+        reports_smart: no_smart,
+        read_latency_ms: 2.0,
+        write_latency_ms: 3.0,
+    },
 ];
 
 fn is_smart_feature(feature: usize) -> bool {
@@ -206,16 +246,21 @@ impl SimulatedNode {
         let model = &DISK_MODELS[pick(&mut rng, &DISK_MODELS, |model| model.share)];
         let age_years: f32 = rng.random_range(0.0..5.0);
         // Older drives fail more often (the wear-out side of the bathtub curve).
-        let daily_hazard = model.annual_failure_rate * config.failure_rate_scale
+        let daily_hazard = model.annual_failure_rate
+            * config.failure_rate_scale
             * (1.0 + 0.15 * f64::from(age_years))
             / 365.0;
-        let days_to_failure = -rng.random::<f64>().max(f64::MIN_POSITIVE).ln() / daily_hazard.max(1e-12);
+        let days_to_failure =
+            -rng.random::<f64>().max(f64::MIN_POSITIVE).ln() / daily_hazard.max(1e-12);
         let mode_index = pick(&mut rng, &FailureMode::ALL, |mode| mode.share());
         let mode = FailureMode::ALL[mode_index];
         let (warning_min, warning_max) = mode.warning_days();
         let warning_days = rng.random_range(warning_min..=warning_max);
-        let failure = (days_to_failure < f64::from(config.days))
-            .then(|| (mode, days_to_failure as u32, warning_days));
+        let failure = (days_to_failure < f64::from(config.days)).then_some((
+            mode,
+            days_to_failure as u32,
+            warning_days,
+        ));
         // Healthy noise: some drives live for years with a few remapped sectors.
         // Healthy noise: 8% of drives live for years with remapped sectors, from a few
         // to a couple of thousand (log-uniform), so a high count alone is no verdict.
@@ -272,7 +317,9 @@ impl SimulatedNode {
             self.resync_pending = self.maintenance_offline_days == 0;
             return None;
         }
-        let failing_today = self.failure.is_some_and(|(_, failure_day, _)| failure_day == day);
+        let failing_today = self
+            .failure
+            .is_some_and(|(_, failure_day, _)| failure_day == day);
         if !failing_today && rng.random::<f32>() < 1.0 / 200.0 {
             self.maintenance_offline_days = rng.random_range(1..=2);
             self.maintenance_offline_days -= 1;
@@ -420,7 +467,9 @@ fn extra_features() -> impl Iterator<Item = usize> {
 fn header() -> String {
     let mut header = String::from("date,serial_number,model,capacity_bytes,failure");
     for (attribute, _) in SMART_ATTRIBUTES {
-        header.push_str(&format!(",smart_{attribute}_normalized,smart_{attribute}_raw"));
+        header.push_str(&format!(
+            ",smart_{attribute}_normalized,smart_{attribute}_raw"
+        ));
     }
     for feature in extra_features() {
         header.push(',');
@@ -438,7 +487,13 @@ fn normalized(feature: usize, raw: f32) -> f32 {
     }
 }
 
-fn write_row(out: &mut impl Write, date: &str, node: &SimulatedNode, values: &FeatureValues, failing: bool) -> std::io::Result<()> {
+fn write_row(
+    out: &mut impl Write,
+    date: &str,
+    node: &SimulatedNode,
+    values: &FeatureValues,
+    failing: bool,
+) -> std::io::Result<()> {
     write!(
         out,
         "{date},{},{},{},{}",
@@ -472,7 +527,10 @@ fn write_row(out: &mut impl Write, date: &str, node: &SimulatedNode, values: &Fe
 /// or only a `.tmp` file does, which the importer ignores (it reads `*.csv` only).
 /// The data is regenerable from the seed, so no directory fsync is needed; the file's
 /// own fsync makes a completed run complete on disk.
-fn write_atomically(path: &Path, contents: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> std::io::Result<()> {
+fn write_atomically(
+    path: &Path,
+    contents: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let temporary = path.with_extension("tmp");
     let mut writer = BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
     contents(&mut writer)?;
@@ -492,7 +550,10 @@ pub fn simulate(
         (1..=NODES_MAX).contains(&config.nodes),
         "--nodes must be 1 to {NODES_MAX}"
     );
-    anyhow::ensure!((1..=DAYS_MAX).contains(&config.days), "--days must be 1 to {DAYS_MAX}");
+    anyhow::ensure!(
+        (1..=DAYS_MAX).contains(&config.days),
+        "--days must be 1 to {DAYS_MAX}"
+    );
     anyhow::ensure!(
         config.failure_rate_scale.is_finite() && (0.0..=100.0).contains(&config.failure_rate_scale),
         "failure rate scale must be 0 to 100"
@@ -515,7 +576,10 @@ pub fn simulate(
         })?;
         on_day_done(day);
     }
-    let failures: Vec<FailureRecord> = nodes.iter().filter_map(SimulatedNode::failure_record).collect();
+    let failures: Vec<FailureRecord> = nodes
+        .iter()
+        .filter_map(SimulatedNode::failure_record)
+        .collect();
     write_atomically(&out.join(FAILURE_MODES_FILE), |writer| {
         writeln!(writer, "serial_number,model,failure_mode,failure_date")?;
         for record in &failures {
@@ -534,7 +598,9 @@ pub fn simulate(
 }
 
 /// Reads the side file; `Ok(None)` when the directory has none (real data).
-pub fn read_failure_modes(directory: &Path) -> anyhow::Result<Option<std::collections::HashMap<String, FailureMode>>> {
+pub fn read_failure_modes(
+    directory: &Path,
+) -> anyhow::Result<Option<std::collections::HashMap<String, FailureMode>>> {
     let path = directory.join(FAILURE_MODES_FILE);
     if !path.is_file() {
         return Ok(None);
@@ -543,12 +609,17 @@ pub fn read_failure_modes(directory: &Path) -> anyhow::Result<Option<std::collec
     let mut modes = std::collections::HashMap::new();
     for (position, record) in reader.records().enumerate() {
         let line = position + 2;
-        let record = record.map_err(|error| anyhow::anyhow!("{}:{line}: {error}", path.display()))?;
+        let record =
+            record.map_err(|error| anyhow::anyhow!("{}:{line}: {error}", path.display()))?;
         let (Some(serial), Some(mode)) = (record.get(0), record.get(2)) else {
-            anyhow::bail!("{}:{line}: expected serial_number,model,failure_mode,failure_date", path.display());
+            anyhow::bail!(
+                "{}:{line}: expected serial_number,model,failure_mode,failure_date",
+                path.display()
+            );
         };
-        let mode = FailureMode::from_name(mode)
-            .ok_or_else(|| anyhow::anyhow!("{}:{line}: unknown failure mode {mode:?}", path.display()))?;
+        let mode = FailureMode::from_name(mode).ok_or_else(|| {
+            anyhow::anyhow!("{}:{line}: unknown failure mode {mode:?}", path.display())
+        })?;
         modes.insert(serial.to_string(), mode);
     }
     Ok(Some(modes))

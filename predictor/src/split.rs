@@ -81,7 +81,8 @@ impl Split {
             anyhow::bail!("the data set is empty");
         };
         let horizon = config.horizon_days as i32;
-        let cutoff_day = first_day + ((last_day - first_day) as f64 * config.cutoff_fraction) as i32;
+        let cutoff_day =
+            first_day + ((last_day - first_day) as f64 * config.cutoff_fraction) as i32;
         let train_last_window_day = cutoff_day - horizon;
         let test_last_window_day = last_day - horizon + 1;
         anyhow::ensure!(

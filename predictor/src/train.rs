@@ -43,8 +43,8 @@ impl TrainConfig {
             epochs_max: 30,
             patience: 5,
             batch_size: 128,
-            learning_rate: 3e-3,
-            negatives_per_positive: 10,
+            learning_rate: 1e-3,
+            negatives_per_positive: 20,
             seed,
             // One: with the two cores shared, OpenMP threads spin-waiting on each other
             // cost 40x (measured: 8,800 vs 180 windows/s under a concurrent build).
@@ -53,12 +53,30 @@ impl TrainConfig {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!((1..=365).contains(&self.horizon_days), "horizon must be 1 to 365 days");
-        anyhow::ensure!((2..=90).contains(&self.window_intervals), "window must be 2 to 90 intervals");
-        anyhow::ensure!((1..=1024).contains(&self.hidden_size), "hidden size must be 1 to 1024");
-        anyhow::ensure!((1..=1000).contains(&self.epochs_max), "epochs must be 1 to 1000");
-        anyhow::ensure!((1..=65_536).contains(&self.batch_size), "batch size must be 1 to 65536");
-        anyhow::ensure!((1..=1000).contains(&self.negatives_per_positive), "negatives per positive must be 1 to 1000");
+        anyhow::ensure!(
+            (1..=365).contains(&self.horizon_days),
+            "horizon must be 1 to 365 days"
+        );
+        anyhow::ensure!(
+            (2..=90).contains(&self.window_intervals),
+            "window must be 2 to 90 intervals"
+        );
+        anyhow::ensure!(
+            (1..=1024).contains(&self.hidden_size),
+            "hidden size must be 1 to 1024"
+        );
+        anyhow::ensure!(
+            (1..=1000).contains(&self.epochs_max),
+            "epochs must be 1 to 1000"
+        );
+        anyhow::ensure!(
+            (1..=65_536).contains(&self.batch_size),
+            "batch size must be 1 to 65536"
+        );
+        anyhow::ensure!(
+            (1..=1000).contains(&self.negatives_per_positive),
+            "negatives per positive must be 1 to 1000"
+        );
         Ok(())
     }
 }
@@ -68,7 +86,11 @@ pub fn predict_windows(model: &LstmModel, fleet: &Fleet, windows: &[Window]) -> 
     const CHUNK_WINDOWS: usize = 8192;
     let mut scores = Vec::with_capacity(windows.len());
     for chunk in windows.chunks(CHUNK_WINDOWS) {
-        let encoded = model.metadata.normalizer.encode_windows(fleet, chunk, model.metadata.window_intervals);
+        let encoded =
+            model
+                .metadata
+                .normalizer
+                .encode_windows(fleet, chunk, model.metadata.window_intervals);
         scores.extend(model.predict(&encoded));
     }
     scores
@@ -82,7 +104,12 @@ pub struct Trained {
     pub windows_per_second: f64,
 }
 
-pub fn train(fleet: &Fleet, config: &TrainConfig, data_name: &str, progress: &ProgressBar) -> anyhow::Result<Trained> {
+pub fn train(
+    fleet: &Fleet,
+    config: &TrainConfig,
+    data_name: &str,
+    progress: &ProgressBar,
+) -> anyhow::Result<Trained> {
     config.validate()?;
     let started = Instant::now();
     tch::set_num_threads(config.threads);
@@ -90,7 +117,11 @@ pub fn train(fleet: &Fleet, config: &TrainConfig, data_name: &str, progress: &Pr
     let split_config = SplitConfig::new(config.seed, config.horizon_days);
     let split = Split::build(fleet, &split_config)?;
     let train_positives = split.train.iter().filter(|window| window.label).count();
-    let validation_positives = split.validation.iter().filter(|window| window.label).count();
+    let validation_positives = split
+        .validation
+        .iter()
+        .filter(|window| window.label)
+        .count();
     anyhow::ensure!(
         train_positives > 0 && validation_positives > 0,
         "no failures to learn from: {train_positives} positive training windows and {validation_positives} positive validation windows (more nodes, more days or a longer horizon needed)"
@@ -123,7 +154,8 @@ pub fn train(fleet: &Fleet, config: &TrainConfig, data_name: &str, progress: &Pr
             data: data_name.to_string(),
         },
     });
-    let mut optimizer = nn::Adam::default().build(&model.var_store, config.learning_rate)?;
+    // A little weight decay: failures are few, and the LSTM overfits them within epochs.
+    let mut optimizer = nn::adam(0.9, 0.999, 1e-4).build(&model.var_store, config.learning_rate)?;
     // A second store of the same shape keeps the best weights seen so far.
     let mut best_store = LstmModel::new(model.metadata.clone()).var_store;
     best_store.copy(&model.var_store)?;
@@ -137,26 +169,36 @@ pub fn train(fleet: &Fleet, config: &TrainConfig, data_name: &str, progress: &Pr
     progress.set_length(config.epochs_max as u64);
     for epoch in 1..=config.epochs_max {
         let epoch_started = Instant::now();
-        let (sample, positive_weight) = balanced_sample(&split.train, config.negatives_per_positive, &mut rng);
+        let (sample, positive_weight) =
+            balanced_sample(&split.train, config.negatives_per_positive, &mut rng);
         model.metadata.training.positive_weight = f64::from(positive_weight);
         let positive_weight = Tensor::from_slice(&[positive_weight]);
         let mut loss_sum = 0.0;
         let mut batches = 0.0;
         for batch in sample.chunks(config.batch_size) {
-            let encoded = model.metadata.normalizer.encode_windows(fleet, batch, config.window_intervals);
+            let encoded =
+                model
+                    .metadata
+                    .normalizer
+                    .encode_windows(fleet, batch, config.window_intervals);
             let inputs = Tensor::from_slice(&encoded).view([
                 batch.len() as i64,
                 config.window_intervals as i64,
                 INPUT_WIDTH as i64,
             ]);
-            let targets: Vec<f32> = batch.iter().map(|window| f32::from(u8::from(window.label))).collect();
+            let targets: Vec<f32> = batch
+                .iter()
+                .map(|window| f32::from(u8::from(window.label)))
+                .collect();
             let targets = Tensor::from_slice(&targets);
-            let loss = model.logits(&inputs).binary_cross_entropy_with_logits::<Tensor>(
-                &targets,
-                None,
-                Some(positive_weight.shallow_clone()),
-                Reduction::Mean,
-            );
+            let loss = model
+                .logits(&inputs)
+                .binary_cross_entropy_with_logits::<Tensor>(
+                    &targets,
+                    None,
+                    Some(positive_weight.shallow_clone()),
+                    Reduction::Mean,
+                );
             optimizer.backward_step_clip(&loss, 1.0);
             loss_sum += loss.double_value(&[]);
             batches += 1.0;
@@ -166,8 +208,16 @@ pub fn train(fleet: &Fleet, config: &TrainConfig, data_name: &str, progress: &Pr
         let validation_scores = predict_windows(&model, fleet, &split.validation);
         let validation_pr_auc = pr_auc(&validation_scores, &validation_labels);
         epochs_run = epoch;
-        tracing::info!(epoch, loss = loss_sum / f64::max(batches, 1.0), validation_pr_auc, "epoch done");
-        progress.set_message(format!("validation PR-AUC {validation_pr_auc:.3} (best {:.3})", best_pr_auc.max(validation_pr_auc)));
+        tracing::info!(
+            epoch,
+            loss = loss_sum / f64::max(batches, 1.0),
+            validation_pr_auc,
+            "epoch done"
+        );
+        progress.set_message(format!(
+            "validation PR-AUC {validation_pr_auc:.3} (best {:.3})",
+            best_pr_auc.max(validation_pr_auc)
+        ));
         progress.inc(1);
         if validation_pr_auc > best_pr_auc {
             best_pr_auc = validation_pr_auc;
@@ -194,7 +244,9 @@ pub fn train(fleet: &Fleet, config: &TrainConfig, data_name: &str, progress: &Pr
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs())
     );
-    progress.finish_with_message(format!("best validation PR-AUC {best_pr_auc:.3} at epoch {best_epoch}"));
+    progress.finish_with_message(format!(
+        "best validation PR-AUC {best_pr_auc:.3} at epoch {best_epoch}"
+    ));
     Ok(Trained {
         model,
         split,
