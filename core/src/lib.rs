@@ -6,7 +6,11 @@
 pub mod checksum;
 pub mod ids;
 pub mod scheme;
+pub mod sizing;
+pub mod topology;
 
 pub use checksum::{Crc32c, Crc32cHasher};
 pub use ids::{FragmentId, FragmentIndex, Generation, IdError, NodeId, ObjectId, ShardletId};
 pub use scheme::{AccessClass, Codec, RedundancyLevel, Scheme};
+pub use sizing::{ShardletPlan, ShardletSpan, SizingError, SizingPolicy};
+pub use topology::{InvalidTopology, Node, NodeState, Topology, TopologyFileError};
