@@ -209,7 +209,10 @@ impl ShardletPlan {
             0
         } else {
             // A zero size for a non-empty object is a caller bug, not outside input.
-            assert!(shardlet_size_bytes > 0, "non-empty object with 0-byte shardlets");
+            assert!(
+                shardlet_size_bytes > 0,
+                "non-empty object with 0-byte shardlets"
+            );
             object_size_bytes.div_ceil(shardlet_size_bytes)
         };
         let count = u32::try_from(count).map_err(|_| SizingError::TooManyShardlets {

@@ -40,7 +40,10 @@ fn small_objects_are_one_shardlet_of_their_exact_size() {
 #[test]
 fn object_exactly_max_is_one_shardlet_and_max_plus_one_is_two() {
     let policy = SizingPolicy::default();
-    assert_eq!(spans(&policy, 2 * MIB, AccessClass::Cold), vec![(0, 2 * MIB)]);
+    assert_eq!(
+        spans(&policy, 2 * MIB, AccessClass::Cold),
+        vec![(0, 2 * MIB)]
+    );
     assert_eq!(
         spans(&policy, 2 * MIB + 1, AccessClass::Cold),
         vec![(0, 2 * MIB), (2 * MIB, 1)]
@@ -65,12 +68,21 @@ fn large_cold_and_warm_objects_use_the_maximum() {
 fn large_hot_objects_aim_for_the_target_parallelism() {
     let policy = SizingPolicy::default();
     // 4 MiB / 8 = 512 KiB, already aligned.
-    assert_eq!(policy.shardlet_size_bytes(4 * MIB, AccessClass::Hot), 512 * KIB);
+    assert_eq!(
+        policy.shardlet_size_bytes(4 * MIB, AccessClass::Hot),
+        512 * KIB
+    );
     // Huge hot objects hit the maximum: parallelism is already plentiful.
-    assert_eq!(policy.shardlet_size_bytes(1 << 40, AccessClass::Hot), 2 * MIB);
+    assert_eq!(
+        policy.shardlet_size_bytes(1 << 40, AccessClass::Hot),
+        2 * MIB
+    );
     // With a tall parallelism target the minimum clamps the piece size.
     let wide = SizingPolicy::new(256 * KIB, 2 * MIB, 1024).unwrap();
-    assert_eq!(wide.shardlet_size_bytes(3 * MIB, AccessClass::Hot), 256 * KIB);
+    assert_eq!(
+        wide.shardlet_size_bytes(3 * MIB, AccessClass::Hot),
+        256 * KIB
+    );
 }
 
 #[test]

@@ -69,7 +69,10 @@ fn the_example_dev_topology_parses() {
     assert_eq!(first.free_bytes, 1 << 40);
     assert!((first.weight - 1.0).abs() < 1e-12);
     assert_eq!(first.state, NodeState::Up);
-    assert_eq!(topology.node(NodeId(12)).unwrap().address, "127.0.0.1:19112");
+    assert_eq!(
+        topology.node(NodeId(12)).unwrap().address,
+        "127.0.0.1:19112"
+    );
 }
 
 #[test]
@@ -115,7 +118,10 @@ fn wrong_types_and_missing_fields_are_rejected() {
     assert_eq!(line, line_of_second(SECOND, "id"));
     let (line, _, reason) = rejection(&with_second_node(&format!("{SECOND}state = \"gone\"\n")));
     assert_eq!(line, line_of_second(&format!("{SECOND}state"), "state"));
-    assert!(reason.contains("gone") || reason.contains("variant"), "{reason}");
+    assert!(
+        reason.contains("gone") || reason.contains("variant"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -134,17 +140,55 @@ fn duplicate_ids_and_names_point_at_the_second_one() {
 #[test]
 fn semantic_errors_point_at_the_field() {
     let cases = [
-        (format!("{SECOND}free_bytes = 1001\n"), "free_bytes", "larger than capacity"),
-        (format!("{SECOND}weight = 0.0\n"), "weight", "weight must be greater than 0"),
-        (format!("{SECOND}weight = -1.5\n"), "weight", "weight must be greater than 0"),
-        (format!("{SECOND}weight = nan\n"), "weight", "weight must be greater than 0"),
-        (SECOND.replace("zone = \"z2\"", "zone = \"\""), "zone", "zone name is empty"),
-        (SECOND.replace("region = \"r1\"", "region = \" \""), "region", "region name is empty"),
+        (
+            format!("{SECOND}free_bytes = 1001\n"),
+            "free_bytes",
+            "larger than capacity",
+        ),
+        (
+            format!("{SECOND}weight = 0.0\n"),
+            "weight",
+            "weight must be greater than 0",
+        ),
+        (
+            format!("{SECOND}weight = -1.5\n"),
+            "weight",
+            "weight must be greater than 0",
+        ),
+        (
+            format!("{SECOND}weight = nan\n"),
+            "weight",
+            "weight must be greater than 0",
+        ),
+        (
+            SECOND.replace("zone = \"z2\"", "zone = \"\""),
+            "zone",
+            "zone name is empty",
+        ),
+        (
+            SECOND.replace("region = \"r1\"", "region = \" \""),
+            "region",
+            "region name is empty",
+        ),
         (SECOND.replace("beta", ""), "name", "node name is empty"),
-        (SECOND.replace("1000", "0"), "capacity_bytes", "capacity_bytes must be greater"),
-        (SECOND.replace("127.0.0.1:19102", "localhost"), "address", "not host:port"),
+        (
+            SECOND.replace("1000", "0"),
+            "capacity_bytes",
+            "capacity_bytes must be greater",
+        ),
+        (
+            SECOND.replace("127.0.0.1:19102", "localhost"),
+            "address",
+            "not host:port",
+        ),
         (SECOND.replace("19102", "99999"), "address", "invalid port"),
-        (SECOND.replace("zone = \"z2\"", "zone = \"z1\"").replace("\"r1\"", "\"r2\""), "zone", "is in region"),
+        (
+            SECOND
+                .replace("zone = \"z2\"", "zone = \"z1\"")
+                .replace("\"r1\"", "\"r2\""),
+            "zone",
+            "is in region",
+        ),
     ];
     for (body, field, expected_reason) in cases {
         let (line, _, reason) = rejection(&with_second_node(&body));
@@ -165,7 +209,12 @@ fn a_topology_without_nodes_is_rejected() {
 
 #[test]
 fn garbage_never_panics() {
-    for text in ["\u{0}", "[[node]]\n\u{feff}", "epoch = 99999999999999999999", "ä = ö"] {
+    for text in [
+        "\u{0}",
+        "[[node]]\n\u{feff}",
+        "epoch = 99999999999999999999",
+        "ä = ö",
+    ] {
         assert!(Topology::from_toml_str(text, "x").is_err());
     }
 }
