@@ -358,7 +358,7 @@ async fn concurrent_writes_are_acknowledged_after_their_directory_fsync() {
     }
     let batches = fixture.metrics.group_commit_batch_size.get_sample_count();
     assert!(
-        batches >= 1 && batches <= 32,
+        (1..=32).contains(&batches),
         "{batches} directory fsyncs for 32 writes"
     );
     assert_eq!(
