@@ -80,6 +80,9 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<ClusterSecret> {
 
 fn print_welcome(url: &str, data: &Path, node_dir: &Path, secret: &ClusterSecret) {
     let id = "0123456789abcdef0123456789abcdef-00000000-00000000-00";
+    let binary = std::env::current_exe()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| "shardlet".to_string());
     println!(
         "\
 Shardlet dev is running (one storage node; data in {node_dir}).
@@ -91,9 +94,9 @@ Talk to the node with the admin CLI:
 
   export SHARDLET_CLUSTER_SECRET={secret}
   echo hello > /tmp/hello.txt
-  shardlet admin fragment put --node {url} {id} --file /tmp/hello.txt
-  shardlet admin fragment get --node {url} {id}
-  shardlet admin fragment list --node {url}
+  {binary} admin fragment put --node {url} {id} --file /tmp/hello.txt
+  {binary} admin fragment get --node {url} {id}
+  {binary} admin fragment list --node {url}
 
 The secret is kept in {secret_file}. Stop with Ctrl-C; data and secret are kept.",
         node_dir = node_dir.display(),

@@ -90,6 +90,7 @@ struct Sampled {
 
 pub struct HealthSampler {
     started: Instant,
+    data_dir: std::path::PathBuf,
     /// `(major, minor)` of the data directory's device, if /proc/diskstats lists it.
     device: Option<(u32, u32)>,
     latest: Mutex<Sampled>,
@@ -110,6 +111,7 @@ impl HealthSampler {
             .filter(|&(major, minor)| read_diskstats(major, minor).is_some());
         let sampler = Arc::new(Self {
             started: Instant::now(),
+            data_dir: data_dir.to_path_buf(),
             device,
             latest: Mutex::new(Sampled::default()),
             previous: Mutex::new(None),
@@ -136,6 +138,16 @@ impl HealthSampler {
 
     fn sample(&self) {
         let now = Instant::now();
+        if let Ok(stats) = rustix::fs::statvfs(&self.data_dir) {
+            let capacity = stats.f_blocks.saturating_mul(stats.f_frsize);
+            let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+            self.metrics
+                .disk_capacity_bytes
+                .set(i64::try_from(capacity).unwrap_or(i64::MAX));
+            self.metrics
+                .disk_free_bytes
+                .set(i64::try_from(free).unwrap_or(i64::MAX));
+        }
         let (cpu_busy_ticks, cpu_total_ticks) = read_cpu_ticks().unwrap_or_default();
         let fsync = self.metrics.fsync_seconds.with_label_values(&["file"]);
         let raw = RawSample {
