@@ -293,10 +293,25 @@ impl NodeProcess {
 }
 
 impl Drop for NodeProcess {
+    /// Kills the node, and fails the test if the node died on its own or panicked
+    /// anywhere (a panic in a request task would otherwise go unnoticed: the process
+    /// survives it, but bad input must never panic).
     fn drop(&mut self) {
+        let exited_on_its_own = self
+            .child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten());
         self.kill_9();
         if std::thread::panicking() {
             eprintln!("{}", self.log_text());
+            return;
+        }
+        let log = self.log_text();
+        if let Some(status) = exited_on_its_own {
+            panic!("the node exited on its own during the test ({status})\n{log}");
+        }
+        if log.contains("panicked at") {
+            panic!("the node panicked during the test\n{log}");
         }
     }
 }
