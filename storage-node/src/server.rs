@@ -73,6 +73,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(fragments)
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this path",
+            )
+        })
         // Bodies are streamed and bounded by `max_fragment_bytes` in the PUT handler.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
