@@ -21,10 +21,11 @@ use crate::config::NodeConfig;
 use crate::error::ApiError;
 use crate::format::BLOCK_BYTES;
 use crate::fragment_file::{FragmentReader, FragmentWriter};
+use crate::group_commit::SyncTicket;
 use crate::health::HealthSampler;
 use crate::metrics::NodeMetrics;
 use crate::range::ByteRange;
-use crate::store::{CommitOutcome, FragmentStore};
+use crate::store::{CommitOutcome, FragmentStore, StoreError};
 
 pub const CRC_HEADER: &str = "x-shardlet-crc32c";
 pub const LENGTH_HEADER: &str = "x-shardlet-length";
@@ -232,12 +233,11 @@ async fn put_fragment(
             "node is stopping",
         )
     })?;
-    let outcome = receive_body(&state, id, length, claimed_crc, body).await?;
-    state
-        .store
-        .sync_directory(&id)
+    let (outcome, ticket) = receive_body(&state, id, length, claimed_crc, body).await?;
+    ticket
+        .wait()
         .await
-        .map_err(ApiError::from)?;
+        .map_err(|error| ApiError::from(StoreError::Fsync(error)))?;
     let status = match outcome {
         CommitOutcome::Created => StatusCode::CREATED,
         CommitOutcome::AlreadyStored => StatusCode::OK,
@@ -306,7 +306,7 @@ async fn receive_body(
     length: u64,
     claimed_crc: Crc32c,
     body: Body,
-) -> Result<CommitOutcome, ApiError> {
+) -> Result<(CommitOutcome, SyncTicket), ApiError> {
     let batch_bytes = BLOCK_BYTES as usize;
     let mut stream = body.into_data_stream();
     let mut buffer: Vec<u8> = Vec::with_capacity(batch_bytes.min(length as usize));
@@ -533,10 +533,11 @@ async fn delete_fragment(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let store = Arc::clone(&state.store);
-    blocking(move || Ok(store.delete(&id)?)).await?;
-    // Synced even when nothing was deleted: an earlier unlink of this id may still be
-    // waiting for its directory fsync, and 204 promises the fragment is durably gone.
-    state.store.sync_directory(&id).await?;
+    let (_removed, ticket) = blocking(move || Ok(store.delete(&id)?)).await?;
+    ticket
+        .wait()
+        .await
+        .map_err(|error| ApiError::from(StoreError::Fsync(error)))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
