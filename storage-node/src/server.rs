@@ -233,7 +233,18 @@ async fn put_fragment(
             "node is stopping",
         )
     })?;
-    let (outcome, ticket) = receive_body(&state, id, length, claimed_crc, body).await?;
+    let (outcome, ticket) = tokio::time::timeout(
+        state.config.body_total_timeout,
+        receive_body(&state, id, length, claimed_crc, body),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body took too long",
+        )
+    })??;
     ticket
         .wait()
         .await
