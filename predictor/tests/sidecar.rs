@@ -170,7 +170,13 @@ async fn sidecar_scores_rejects_bad_input_and_client_falls_back_when_it_is_gone(
             "{what}: {text:?} should mention {reason:?}"
         );
     }
-    let (status, _) = post_raw(&http, &base_url, vec![b' '; 9 * 1024 * 1024]).await;
+    // The server answers 413 without reading the body and closes that connection; a
+    // one-off client keeps the shared one's pool free of the dead connection.
+    let one_off = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let (status, _) = post_raw(&one_off, &base_url, vec![b' '; 9 * 1024 * 1024]).await;
     assert_eq!(status, 413, "an oversized body is refused before parsing");
 
     // The client reports a 4xx as our bug, not as the sidecar being down.

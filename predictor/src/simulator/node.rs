@@ -1,93 +1,19 @@
-//! A fleet simulator producing labelled health traces in the Backblaze CSV format, so
-//! that the importer is the one data path into training and evaluation.
-//!
-//! Every node draws from its own ChaCha8 stream seeded from (seed, node index): the
-//! output depends only on the configuration, not on iteration order or thread timing.
-//! Every disk model, failure mode and noise source is documented, with its parameters,
-//! in docs/predictor.md ("The fleet simulator"); keep the two in step.
-
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
+//! One simulated node: its disk model, its fate (failure mode and day), and its
+//! day-by-day health. The parameters are documented in docs/predictor.md.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::dates::format_day;
-use crate::schema::{index, FeatureValues, ALL_MISSING, FEATURES, FEATURE_COUNT};
-
-/// Side file naming each failed node's failure mode (not read by the importer).
-pub const FAILURE_MODES_FILE: &str = "failure_modes.csv";
-
-/// Day number of the first simulated day (2025-01-01).
-pub const FIRST_DAY: i32 = 20_089;
-
-/// Upper bounds so a typo on the command line cannot fill the disk.
-pub const NODES_MAX: u32 = 1_000_000;
-pub const DAYS_MAX: u32 = 3_650;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FailureMode {
-    MediaDecay,
-    SuddenDeath,
-    Thermal,
-    LatencyCreep,
-    ControllerErrors,
-}
-
-impl FailureMode {
-    pub const ALL: [FailureMode; 5] = [
-        FailureMode::MediaDecay,
-        FailureMode::SuddenDeath,
-        FailureMode::Thermal,
-        FailureMode::LatencyCreep,
-        FailureMode::ControllerErrors,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FailureMode::MediaDecay => "media_decay",
-            FailureMode::SuddenDeath => "sudden_death",
-            FailureMode::Thermal => "thermal",
-            FailureMode::LatencyCreep => "latency_creep",
-            FailureMode::ControllerErrors => "controller_errors",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|mode| mode.name() == name)
-    }
-
-    /// Share of failures with this mode.
-    fn share(self) -> f64 {
-        match self {
-            FailureMode::MediaDecay => 0.35,
-            FailureMode::SuddenDeath => 0.25,
-            FailureMode::Thermal => 0.12,
-            FailureMode::LatencyCreep => 0.15,
-            FailureMode::ControllerErrors => 0.13,
-        }
-    }
-
-    /// Inclusive range of days of warning before the failure (0 for none).
-    fn warning_days(self) -> (u32, u32) {
-        match self {
-            FailureMode::MediaDecay => (10, 40),
-            FailureMode::SuddenDeath => (0, 0),
-            FailureMode::Thermal => (5, 20),
-            FailureMode::LatencyCreep => (15, 45),
-            FailureMode::ControllerErrors => (3, 15),
-        }
-    }
-}
+use super::{FailureMode, FailureRecord, SimulationConfig, FIRST_DAY};
+use crate::schema::{index, FeatureValues, ALL_MISSING};
 
 /// A simulated disk model.
-struct DiskModel {
-    name: &'static str,
+pub(super) struct DiskModel {
+    pub(super) name: &'static str,
     share: f64,
     /// Annualised failure rate of a new drive, before `failure_rate_scale`.
     annual_failure_rate: f64,
-    capacity_bytes: u64,
+    pub(super) capacity_bytes: u64,
     /// Which SMART features this model reports; the others are empty cells.
     reports_smart: fn(usize) -> bool,
     read_latency_ms: f32,
@@ -157,32 +83,13 @@ const DISK_MODELS: [DiskModel; 5] = [
     },
 ];
 
-fn is_smart_feature(feature: usize) -> bool {
+pub(super) fn is_smart_feature(feature: usize) -> bool {
     feature >= index::SMART_5
 }
 
-/// What to simulate.
-#[derive(Clone, Debug)]
-pub struct SimulationConfig {
-    pub nodes: u32,
-    pub days: u32,
-    pub seed: u64,
-    /// Multiplies every model's failure rate (tests use more failures on tiny fleets).
-    pub failure_rate_scale: f64,
-}
-
-/// One failed node, as recorded in the side file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FailureRecord {
-    pub serial: String,
-    pub model: String,
-    pub mode: FailureMode,
-    pub failure_day: i32,
-}
-
-struct SimulatedNode {
-    serial: String,
-    model: &'static DiskModel,
+pub(super) struct SimulatedNode {
+    pub(super) serial: String,
+    pub(super) model: &'static DiskModel,
     rng: ChaCha8Rng,
     failure: Option<(FailureMode, u32, u32)>, // mode, failure day offset, warning days
     power_on_hours: f32,
@@ -240,7 +147,7 @@ fn poisson(rng: &mut ChaCha8Rng, mean: f32) -> f32 {
 }
 
 impl SimulatedNode {
-    fn new(config: &SimulationConfig, node_index: u32) -> Self {
+    pub(super) fn new(config: &SimulationConfig, node_index: u32) -> Self {
         let stream = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(node_index);
         let mut rng = ChaCha8Rng::seed_from_u64(stream);
         let model = &DISK_MODELS[pick(&mut rng, &DISK_MODELS, |model| model.share)];
@@ -292,7 +199,7 @@ impl SimulatedNode {
         }
     }
 
-    fn failure_record(&self) -> Option<FailureRecord> {
+    pub(super) fn failure_record(&self) -> Option<FailureRecord> {
         self.failure.map(|(mode, day, _)| FailureRecord {
             serial: self.serial.clone(),
             model: self.model.name.to_string(),
@@ -303,7 +210,7 @@ impl SimulatedNode {
 
     /// Advances the node by one day. Returns `None` when it does not report (dead, or
     /// offline for maintenance), otherwise its row and whether it fails today.
-    fn step(&mut self, day: u32) -> Option<(FeatureValues, bool)> {
+    pub(super) fn step(&mut self, day: u32) -> Option<(FeatureValues, bool)> {
         if let Some((_, failure_day, _)) = self.failure {
             if day > failure_day {
                 return None;
@@ -445,182 +352,4 @@ impl SimulatedNode {
         }
         Some((values, failing_today))
     }
-}
-
-/// SMART attribute numbers written to the CSV, in column order.
-const SMART_ATTRIBUTES: [(u32, usize); 8] = [
-    (5, index::SMART_5),
-    (9, index::SMART_9),
-    (187, index::SMART_187),
-    (188, index::SMART_188),
-    (194, index::SMART_194),
-    (197, index::SMART_197),
-    (198, index::SMART_198),
-    (199, index::SMART_199),
-];
-
-/// The non-SMART schema features, written as extra columns after the SMART ones.
-fn extra_features() -> impl Iterator<Item = usize> {
-    (0..FEATURE_COUNT).filter(|feature| !is_smart_feature(*feature))
-}
-
-fn header() -> String {
-    let mut header = String::from("date,serial_number,model,capacity_bytes,failure");
-    for (attribute, _) in SMART_ATTRIBUTES {
-        header.push_str(&format!(
-            ",smart_{attribute}_normalized,smart_{attribute}_raw"
-        ));
-    }
-    for feature in extra_features() {
-        header.push(',');
-        header.push_str(FEATURES[feature].csv_column);
-    }
-    header
-}
-
-/// Backblaze's normalised value: 100 is healthy, lower is worse. Nothing reads it.
-fn normalized(feature: usize, raw: f32) -> f32 {
-    match feature {
-        index::SMART_194 => raw,
-        index::SMART_9 => (100.0 - raw / 1000.0).max(1.0).round(),
-        _ => (100.0 - raw.min(99.0)).round(),
-    }
-}
-
-fn write_row(
-    out: &mut impl Write,
-    date: &str,
-    node: &SimulatedNode,
-    values: &FeatureValues,
-    failing: bool,
-) -> std::io::Result<()> {
-    write!(
-        out,
-        "{date},{},{},{},{}",
-        node.serial,
-        node.model.name,
-        node.model.capacity_bytes,
-        u8::from(failing)
-    )?;
-    for (_, feature) in SMART_ATTRIBUTES {
-        let raw = values[feature];
-        if raw.is_nan() {
-            write!(out, ",,")?;
-        } else {
-            write!(out, ",{},{raw}", normalized(feature, raw))?;
-        }
-    }
-    for feature in extra_features() {
-        let value = values[feature];
-        if value.is_nan() {
-            write!(out, ",")?;
-        } else if value.fract() == 0.0 {
-            write!(out, ",{value}")?;
-        } else {
-            write!(out, ",{value:.4}")?;
-        }
-    }
-    writeln!(out)
-}
-
-/// Writes `path` via a temporary file: after a crash either the complete file exists
-/// or only a `.tmp` file does, which the importer ignores (it reads `*.csv` only).
-/// The data is regenerable from the seed, so no directory fsync is needed; the file's
-/// own fsync makes a completed run complete on disk.
-fn write_atomically(
-    path: &Path,
-    contents: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let temporary = path.with_extension("tmp");
-    let mut writer = BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
-    contents(&mut writer)?;
-    let file = writer.into_inner().map_err(|error| error.into_error())?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
-}
-
-/// Simulates the fleet into `out` (created if needed): one `YYYY-MM-DD.csv` per day and
-/// the `failure_modes.csv` side file. `on_day_done` is called after each day.
-pub fn simulate(
-    config: &SimulationConfig,
-    out: &Path,
-    mut on_day_done: impl FnMut(u32),
-) -> anyhow::Result<Vec<FailureRecord>> {
-    anyhow::ensure!(
-        (1..=NODES_MAX).contains(&config.nodes),
-        "--nodes must be 1 to {NODES_MAX}"
-    );
-    anyhow::ensure!(
-        (1..=DAYS_MAX).contains(&config.days),
-        "--days must be 1 to {DAYS_MAX}"
-    );
-    anyhow::ensure!(
-        config.failure_rate_scale.is_finite() && (0.0..=100.0).contains(&config.failure_rate_scale),
-        "failure rate scale must be 0 to 100"
-    );
-    std::fs::create_dir_all(out)?;
-    let mut nodes: Vec<SimulatedNode> = (0..config.nodes)
-        .map(|node_index| SimulatedNode::new(config, node_index))
-        .collect();
-    let header = header();
-    for day in 0..config.days {
-        let date = format_day(FIRST_DAY + day as i32);
-        write_atomically(&out.join(format!("{date}.csv")), |writer| {
-            writeln!(writer, "{header}")?;
-            for node in nodes.iter_mut() {
-                if let Some((values, failing)) = node.step(day) {
-                    write_row(writer, &date, node, &values, failing)?;
-                }
-            }
-            Ok(())
-        })?;
-        on_day_done(day);
-    }
-    let failures: Vec<FailureRecord> = nodes
-        .iter()
-        .filter_map(SimulatedNode::failure_record)
-        .collect();
-    write_atomically(&out.join(FAILURE_MODES_FILE), |writer| {
-        writeln!(writer, "serial_number,model,failure_mode,failure_date")?;
-        for record in &failures {
-            writeln!(
-                writer,
-                "{},{},{},{}",
-                record.serial,
-                record.model,
-                record.mode.name(),
-                format_day(record.failure_day)
-            )?;
-        }
-        Ok(())
-    })?;
-    Ok(failures)
-}
-
-/// Reads the side file; `Ok(None)` when the directory has none (real data).
-pub fn read_failure_modes(
-    directory: &Path,
-) -> anyhow::Result<Option<std::collections::HashMap<String, FailureMode>>> {
-    let path = directory.join(FAILURE_MODES_FILE);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let mut reader = csv::Reader::from_path(&path)?;
-    let mut modes = std::collections::HashMap::new();
-    for (position, record) in reader.records().enumerate() {
-        let line = position + 2;
-        let record =
-            record.map_err(|error| anyhow::anyhow!("{}:{line}: {error}", path.display()))?;
-        let (Some(serial), Some(mode)) = (record.get(0), record.get(2)) else {
-            anyhow::bail!(
-                "{}:{line}: expected serial_number,model,failure_mode,failure_date",
-                path.display()
-            );
-        };
-        let mode = FailureMode::from_name(mode).ok_or_else(|| {
-            anyhow::anyhow!("{}:{line}: unknown failure mode {mode:?}", path.display())
-        })?;
-        modes.insert(serial.to_string(), mode);
-    }
-    Ok(Some(modes))
 }
