@@ -8,18 +8,21 @@ CARGO ?= cargo
 # Where `make run` keeps its data; running again on the same directory keeps it.
 DATA ?= ./data
 
-.PHONY: all run test build bench fmt lint deps deps-bench clean
+.PHONY: all run test build bench fmt lint deps deps-run deps-bench clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh test
 
+deps-run:
+	@scripts/install-deps.sh run
+
 deps-bench:
 	@scripts/install-deps.sh bench
 
 ## build: every binary, release mode
-build: deps
+build: deps-run
 	$(CARGO) build --release --workspace --bins
 
 ## run: build, then start a local storage node and print how to talk to it

@@ -22,8 +22,12 @@ need_pip() { # need_pip <module> <pip requirement>
 
 for purpose in "${@:-test}"; do
     case "$purpose" in
-        test|run)
-            # Compilers for the C parts of reed-solomon-erasure (simd-accel).
+        test)
+            # Compilers for the C parts of reed-solomon-erasure (simd-accel); strace for
+            # the test that checks the storage node's fsync/rename/ack syscall order.
+            need_deb gcc g++ make pkg-config strace
+            ;;
+        run)
             need_deb gcc g++ make pkg-config
             ;;
         bench)

@@ -1,7 +1,7 @@
 //! Ranking nodes for extra replicas: hot shardlets and pre-emptive copies away from
 //! nodes predicted to fail.
 
-use super::{attempt_key, PlacementError, PlacementMap, Rule, Spread};
+use super::{PlacementError, PlacementMap, Rule, Spread};
 use crate::ids::{mix64, NodeId};
 use crate::scheme::Scheme;
 use crate::topology::NodeState;
@@ -9,6 +9,9 @@ use crate::topology::NodeState;
 /// The latency assumed for a node that has not been measured yet: a typical
 /// same-region round trip, so an unmeasured node is neither favoured nor shunned.
 pub const UNMEASURED_LATENCY_US: u64 = 1_000;
+
+/// Separates the extra-target ranking hash from the fragment attempt hashes.
+const EXTRA_TARGET_SALT: u64 = 0x6578_7472_615f_7267;
 
 /// Latency at which a node's quality halves (see [`PlacementMap::rank_extra_targets`]).
 pub const LATENCY_HALF_QUALITY_US: f64 = 1_000.0;
@@ -65,7 +68,7 @@ impl PlacementMap {
             .map(|p| self.free_bytes[p])
             .max()
             .unwrap_or(1) as f64;
-        let ranking_key = attempt_key(key, usize::MAX >> 32, 0);
+        let ranking_key = mix64(key ^ EXTRA_TARGET_SALT);
         let mut scored: Vec<(f64, u32)> = (0..self.node_ids.len())
             .filter(|p| is_candidate(*p))
             .map(|p| {
