@@ -1,0 +1,165 @@
+//! The controller's client for the sidecar. Compiled without libtorch.
+//!
+//! Every call has a connect timeout and a total timeout. When the sidecar cannot be
+//! reached (refused, timed out, 5xx, unreadable answer) the error is `Unavailable`, and
+//! `score_or_fallback` scores with the documented heuristic instead, saying so in each
+//! score's `source` so the controller can show it is running degraded.
+
+use std::time::Duration;
+
+use shardlet_core::NodeId;
+
+use crate::api::{ErrorResponse, NodeWindow, ScoreRequest, ScoreResponse};
+use crate::heuristic::heuristic_score;
+use crate::schema::{FeatureValues, SCHEMA_VERSION};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The sidecar is down, slow or broken: fall back.
+    #[error("predictor sidecar unavailable: {0}")]
+    Unavailable(String),
+    /// The sidecar refused the request (a 4xx): a bug on our side, worth logging loudly.
+    #[error("predictor sidecar rejected the request ({status}): {reason}")]
+    Rejected { status: u16, reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScoreSource {
+    Model { model_version: String },
+    Heuristic { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RiskScore {
+    pub node_id: NodeId,
+    pub failure_probability: f64,
+    pub source: ScoreSource,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// e.g. `http://127.0.0.1:9400`
+    pub base_url: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            connect_timeout: Duration::from_millis(200),
+            request_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PredictorClient {
+    http: reqwest::Client,
+    score_url: String,
+}
+
+impl PredictorClient {
+    pub fn new(config: &ClientConfig) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|error| {
+                ClientError::Unavailable(format!("cannot build HTTP client: {error}"))
+            })?;
+        let base = config.base_url.trim_end_matches('/');
+        Ok(Self {
+            http,
+            score_url: format!("{base}/v1/score"),
+        })
+    }
+
+    /// Scores a batch with the model.
+    pub async fn score(&self, windows: Vec<NodeWindow>) -> Result<ScoreResponse, ClientError> {
+        let request = ScoreRequest {
+            schema_version: SCHEMA_VERSION,
+            windows,
+        };
+        let response = self
+            .http
+            .post(&self.score_url)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|error| ClientError::Unavailable(error.to_string()))?;
+        let status = response.status();
+        if status.is_client_error() {
+            let reason = response
+                .json::<ErrorResponse>()
+                .await
+                .map_or_else(|error| error.to_string(), |body| body.error);
+            return Err(ClientError::Rejected {
+                status: status.as_u16(),
+                reason,
+            });
+        }
+        if !status.is_success() {
+            return Err(ClientError::Unavailable(format!("HTTP {status}")));
+        }
+        let scores: ScoreResponse = response
+            .json()
+            .await
+            .map_err(|error| ClientError::Unavailable(format!("unreadable response: {error}")))?;
+        if scores.scores.len() != request.windows.len() {
+            return Err(ClientError::Unavailable(format!(
+                "{} scores for {} windows",
+                scores.scores.len(),
+                request.windows.len()
+            )));
+        }
+        Ok(scores)
+    }
+
+    /// Scores with the model, or with the heuristic when the model cannot answer.
+    pub async fn score_or_fallback(
+        &self,
+        windows: &[(NodeId, Vec<FeatureValues>)],
+    ) -> Vec<RiskScore> {
+        let request: Vec<NodeWindow> = windows
+            .iter()
+            .map(|(node_id, rows)| NodeWindow::from_rows(*node_id, rows))
+            .collect();
+        match self.score(request).await {
+            Ok(response) => response
+                .scores
+                .into_iter()
+                .map(|score| RiskScore {
+                    node_id: score.node_id,
+                    failure_probability: score.failure_probability,
+                    source: ScoreSource::Model {
+                        model_version: response.model_version.clone(),
+                    },
+                })
+                .collect(),
+            Err(error) => {
+                if matches!(error, ClientError::Rejected { .. }) {
+                    tracing::error!(%error, "predictor rejected our request; using the heuristic");
+                } else {
+                    tracing::warn!(%error, "predictor unavailable; using the heuristic");
+                }
+                fallback_scores(windows, &error.to_string())
+            }
+        }
+    }
+}
+
+/// Heuristic scores for every window, each marked with why the model was not used.
+pub fn fallback_scores(windows: &[(NodeId, Vec<FeatureValues>)], reason: &str) -> Vec<RiskScore> {
+    windows
+        .iter()
+        .map(|(node_id, rows)| RiskScore {
+            node_id: *node_id,
+            failure_probability: f64::from(heuristic_score(rows)),
+            source: ScoreSource::Heuristic {
+                reason: reason.to_string(),
+            },
+        })
+        .collect()
+}

@@ -1,0 +1,219 @@
+//! The storage node's `/health` JSON mapped onto the schema (the mapping table is in
+//! docs/predictor.md). The JSON comes from another process, so every field is checked
+//! and a bad sample is an error, never a panic or a silently wrong row.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::schema::{check_value, index, FeatureValues, ALL_MISSING, FEATURES};
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct DiskHealth {
+    pub capacity_bytes: u64,
+    pub free_bytes: u64,
+    pub read_bytes_per_second: f64,
+    pub write_bytes_per_second: f64,
+    pub io_utilization: f64,
+    pub read_latency_ms: f64,
+    pub write_latency_ms: f64,
+}
+
+/// Totals since the node process started.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct ErrorTotals {
+    pub read_errors: u64,
+    pub write_errors: u64,
+    pub checksum_failures: u64,
+    pub fsync_failures: u64,
+}
+
+/// One `/health` sample as the storage node serves it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct NodeHealth {
+    pub cpu_utilization: f64,
+    pub memory_used_bytes: u64,
+    pub memory_total_bytes: u64,
+    pub disk: DiskHealth,
+    pub errors: ErrorTotals,
+    /// SMART raw counters by attribute: keys `"5"`, `"smart_5_raw"` or the schema name
+    /// (`"smart_5_reallocated_sectors"`) are all understood; others are ignored.
+    pub smart: Option<BTreeMap<String, f64>>,
+    pub uptime_seconds: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum HealthError {
+    #[error("invalid /health JSON: {0}")]
+    Json(String),
+    #[error("invalid /health sample: {0}")]
+    Invalid(String),
+}
+
+impl NodeHealth {
+    pub fn from_json(text: &[u8]) -> Result<Self, HealthError> {
+        serde_json::from_slice(text).map_err(|error| HealthError::Json(error.to_string()))
+    }
+}
+
+/// SMART attribute number of each SMART feature.
+const SMART_ATTRIBUTES: [(u32, usize); 8] = [
+    (5, index::SMART_5),
+    (9, index::SMART_9),
+    (187, index::SMART_187),
+    (188, index::SMART_188),
+    (194, index::SMART_194),
+    (197, index::SMART_197),
+    (198, index::SMART_198),
+    (199, index::SMART_199),
+];
+
+fn smart_feature(key: &str) -> Option<usize> {
+    SMART_ATTRIBUTES.iter().find_map(|(attribute, feature)| {
+        let matches = key == attribute.to_string()
+            || key == format!("smart_{attribute}_raw")
+            || key == FEATURES[*feature].name;
+        matches.then_some(*feature)
+    })
+}
+
+/// Converts one sample into a schema row.
+///
+/// Error counters in the schema count errors *during the interval*; `/health` reports
+/// totals since the process started. With the `previous` sample of the same node the
+/// difference is used; if the node restarted in between (uptime went down, or a total
+/// went down) the current totals are the errors since the restart. Without a previous
+/// sample the counters are missing. Peer network latency is not in `/health`: the
+/// caller (the controller, which measures it) passes it in, or `None`.
+pub fn to_schema_row(
+    previous: Option<&NodeHealth>,
+    current: &NodeHealth,
+    network_latency_ms: Option<f64>,
+) -> Result<FeatureValues, HealthError> {
+    let invalid = |reason: String| HealthError::Invalid(reason);
+    if current.memory_total_bytes > 0 && current.memory_used_bytes > current.memory_total_bytes {
+        return Err(invalid(
+            "memory_used_bytes exceeds memory_total_bytes".into(),
+        ));
+    }
+    if current.disk.free_bytes > current.disk.capacity_bytes {
+        return Err(invalid(
+            "disk.free_bytes exceeds disk.capacity_bytes".into(),
+        ));
+    }
+    for (name, value) in [
+        (
+            "disk.read_bytes_per_second",
+            current.disk.read_bytes_per_second,
+        ),
+        (
+            "disk.write_bytes_per_second",
+            current.disk.write_bytes_per_second,
+        ),
+    ] {
+        if !value.is_finite() || value < 0.0 {
+            return Err(invalid(format!(
+                "{name} = {value} must be a non-negative number"
+            )));
+        }
+    }
+    let mut values = ALL_MISSING;
+    values[index::CPU_UTILIZATION] = current.cpu_utilization as f32;
+    if current.memory_total_bytes > 0 {
+        values[index::MEMORY_UTILIZATION] =
+            (current.memory_used_bytes as f64 / current.memory_total_bytes as f64) as f32;
+    }
+    values[index::DISK_IO_UTILIZATION] = current.disk.io_utilization as f32;
+    values[index::DISK_READ_LATENCY_MS] = current.disk.read_latency_ms as f32;
+    values[index::DISK_WRITE_LATENCY_MS] = current.disk.write_latency_ms as f32;
+    if let Some(latency) = network_latency_ms {
+        values[index::NETWORK_LATENCY_MS] = latency as f32;
+    }
+    if let Some(previous) = previous {
+        let now = &current.errors;
+        let before = &previous.errors;
+        let restarted = current.uptime_seconds < previous.uptime_seconds
+            || now.read_errors < before.read_errors
+            || now.write_errors < before.write_errors
+            || now.checksum_failures < before.checksum_failures
+            || now.fsync_failures < before.fsync_failures;
+        let delta = |now: u64, before: u64| if restarted { now } else { now - before } as f32;
+        values[index::READ_ERRORS] = delta(now.read_errors, before.read_errors);
+        values[index::WRITE_ERRORS] = delta(now.write_errors, before.write_errors);
+        values[index::CHECKSUM_FAILURES] = delta(now.checksum_failures, before.checksum_failures);
+        values[index::FSYNC_FAILURES] = delta(now.fsync_failures, before.fsync_failures);
+    }
+    if let Some(smart) = &current.smart {
+        for (key, value) in smart {
+            if let Some(feature) = smart_feature(key) {
+                values[feature] = *value as f32;
+            }
+        }
+    }
+    // JSON has no NaN, so every NaN here is a missing value; everything else must be
+    // in range (an f64 too large for f32 became infinity and is rejected too).
+    for (feature, value) in values.iter().enumerate() {
+        check_value(feature, *value).map_err(invalid)?;
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sample(read_errors: u64, uptime_seconds: u64) -> String {
+        format!(
+            r#"{{"cpu_utilization":0.25,"memory_used_bytes":4,"memory_total_bytes":16,
+            "disk":{{"capacity_bytes":100,"free_bytes":40,"read_bytes_per_second":1e6,
+            "write_bytes_per_second":2e6,"io_utilization":0.5,"read_latency_ms":3.5,
+            "write_latency_ms":4.5}},
+            "errors":{{"read_errors":{read_errors},"write_errors":0,"checksum_failures":0,"fsync_failures":0}},
+            "smart":{{"5":3,"smart_194_raw":41,"smart_197_pending_sectors":2,"unknown":9}},
+            "uptime_seconds":{uptime_seconds}}}"#
+        )
+    }
+
+    #[test]
+    fn maps_fields_and_differences_error_totals() {
+        let before = NodeHealth::from_json(sample(10, 100).as_bytes()).unwrap();
+        let after = NodeHealth::from_json(sample(13, 200).as_bytes()).unwrap();
+        let values = to_schema_row(Some(&before), &after, Some(1.5)).unwrap();
+        assert_eq!(values[index::CPU_UTILIZATION], 0.25);
+        assert_eq!(values[index::MEMORY_UTILIZATION], 0.25);
+        assert_eq!(values[index::READ_ERRORS], 3.0);
+        assert_eq!(values[index::SMART_5], 3.0);
+        assert_eq!(values[index::SMART_194], 41.0);
+        assert_eq!(values[index::SMART_197], 2.0);
+        assert!(values[index::SMART_188].is_nan());
+        assert_eq!(values[index::NETWORK_LATENCY_MS], 1.5);
+        // Without a previous sample the interval's error counts are unknown.
+        assert!(to_schema_row(None, &after, None).unwrap()[index::READ_ERRORS].is_nan());
+    }
+
+    #[test]
+    fn a_restart_counts_errors_since_the_restart() {
+        let before = NodeHealth::from_json(sample(10, 1000).as_bytes()).unwrap();
+        let after = NodeHealth::from_json(sample(2, 50).as_bytes()).unwrap();
+        assert_eq!(
+            to_schema_row(Some(&before), &after, None).unwrap()[index::READ_ERRORS],
+            2.0
+        );
+    }
+
+    #[test]
+    fn bad_samples_are_errors() {
+        assert!(NodeHealth::from_json(b"{").is_err());
+        assert!(NodeHealth::from_json(br#"{"cpu_utilization":0.1}"#).is_err());
+        let mut bad = NodeHealth::from_json(sample(0, 1).as_bytes()).unwrap();
+        bad.cpu_utilization = 1.7;
+        assert!(to_schema_row(None, &bad, None).is_err());
+        let mut bad = NodeHealth::from_json(sample(0, 1).as_bytes()).unwrap();
+        bad.memory_used_bytes = 99;
+        assert!(to_schema_row(None, &bad, None).is_err());
+        let mut bad = NodeHealth::from_json(sample(0, 1).as_bytes()).unwrap();
+        bad.disk.read_latency_ms = -1.0;
+        assert!(to_schema_row(None, &bad, None).is_err());
+    }
+}

@@ -1,0 +1,265 @@
+//! The LSTM and its on-disk artifact.
+//!
+//! Architecture: one LSTM layer over the window (each interval encoded as values and
+//! masks), then a linear head over [last hidden state, last interval's encoding]. The
+//! skip connection lets the head use the latest reading directly (what the logistic
+//! baseline sees) while the LSTM contributes the trend.
+//!
+//! Artifact: a directory with `weights.safetensors` (the `VarStore`) and `model.json`
+//! (`ModelMetadata`: schema version, feature names, shape, normaliser, threshold,
+//! split and training summary). Loading checks the metadata before touching weights.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module, RNN};
+use tch::{Device, Kind, Tensor};
+
+use crate::features::{Normalizer, INPUT_WIDTH};
+use crate::schema::{feature_names, SCHEMA_VERSION};
+use crate::split::SplitConfig;
+
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+pub const METADATA_FILE: &str = "model.json";
+/// Largest `model.json` we read: it holds a few hundred numbers.
+const METADATA_BYTES_MAX: u64 = 1024 * 1024;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainingSummary {
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub train_windows: usize,
+    pub train_positive_windows: usize,
+    pub validation_windows: usize,
+    pub validation_pr_auc: f64,
+    pub positive_weight: f64,
+    pub negatives_per_positive: usize,
+    pub seconds: f64,
+    pub data: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelMetadata {
+    pub schema_version: u32,
+    pub model_version: String,
+    pub feature_names: Vec<String>,
+    pub window_intervals: usize,
+    pub horizon_days: u32,
+    pub hidden_size: usize,
+    pub normalizer: Normalizer,
+    /// Alarm threshold on the probability, chosen for best F1 on the validation split.
+    pub threshold: f32,
+    pub split: SplitConfig,
+    pub training: TrainingSummary,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error(
+        "{path}: model was trained on schema version {found}, this build speaks schema version {expected}; retrain the model"
+    )]
+    SchemaVersion {
+        path: String,
+        found: u32,
+        expected: u32,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Torch { path: String, source: tch::TchError },
+}
+
+pub struct LstmModel {
+    pub var_store: nn::VarStore,
+    lstm: nn::LSTM,
+    head: nn::Linear,
+    pub metadata: ModelMetadata,
+}
+
+impl LstmModel {
+    /// A freshly initialised model (weights from torch's current seed).
+    pub fn new(metadata: ModelMetadata) -> Self {
+        let var_store = nn::VarStore::new(Device::Cpu);
+        let root = var_store.root();
+        let hidden = metadata.hidden_size as i64;
+        let lstm = nn::lstm(
+            &root / "lstm",
+            INPUT_WIDTH as i64,
+            hidden,
+            nn::RNNConfig {
+                batch_first: true,
+                ..Default::default()
+            },
+        );
+        let head = nn::linear(
+            &root / "head",
+            hidden + INPUT_WIDTH as i64,
+            1,
+            Default::default(),
+        );
+        Self {
+            var_store,
+            lstm,
+            head,
+            metadata,
+        }
+    }
+
+    /// Logits for a batch `[batch, window_intervals, INPUT_WIDTH]`.
+    pub fn logits(&self, inputs: &Tensor) -> Tensor {
+        let (output, _) = self.lstm.seq(inputs);
+        let last_hidden = output.select(1, -1);
+        let last_interval = inputs.select(1, -1);
+        self.head
+            .forward(&Tensor::cat(&[last_hidden, last_interval], 1))
+            .squeeze_dim(1)
+    }
+
+    /// Failure probabilities for encoded windows (flat, `window_intervals *
+    /// INPUT_WIDTH` numbers each), in batches, without autograd.
+    pub fn predict(&self, encoded: &[f32]) -> Vec<f32> {
+        let window_numbers = self.metadata.window_intervals * INPUT_WIDTH;
+        let mut probabilities = Vec::with_capacity(encoded.len() / window_numbers.max(1));
+        const BATCH_WINDOWS: usize = 4096;
+        tch::no_grad(|| {
+            for chunk in encoded.chunks(BATCH_WINDOWS * window_numbers) {
+                let count = (chunk.len() / window_numbers) as i64;
+                let inputs = Tensor::from_slice(chunk).view([
+                    count,
+                    self.metadata.window_intervals as i64,
+                    INPUT_WIDTH as i64,
+                ]);
+                let output = self.logits(&inputs).sigmoid().to_kind(Kind::Float);
+                let values: Vec<f32> = Vec::try_from(&output).unwrap_or_default();
+                probabilities.extend(values);
+            }
+        });
+        probabilities
+    }
+
+    /// Writes the artifact. Crash safety: everything goes to `<dir>.tmp` first and is
+    /// fsynced; then an existing `<dir>` is renamed to `<dir>.old`, `<dir>.tmp` renamed
+    /// to `<dir>`, and the parent directory fsynced. A crash leaves either the old model
+    /// (at `<dir>` or, between the two renames, at `<dir>.old`) or the complete new one;
+    /// never a mix of old weights and new metadata.
+    pub fn save(&self, directory: &Path) -> Result<(), ModelError> {
+        let path_text = directory.display().to_string();
+        let io = |source| ModelError::Io {
+            path: path_text.clone(),
+            source,
+        };
+        let temporary = directory.with_extension("tmp");
+        let old = directory.with_extension("old");
+        if temporary.exists() {
+            std::fs::remove_dir_all(&temporary).map_err(io)?;
+        }
+        std::fs::create_dir_all(&temporary).map_err(io)?;
+        let weights = temporary.join(WEIGHTS_FILE);
+        self.var_store
+            .save(&weights)
+            .map_err(|source| ModelError::Torch {
+                path: path_text.clone(),
+                source,
+            })?;
+        let metadata = serde_json::to_vec_pretty(&self.metadata)
+            .map_err(|error| io(std::io::Error::other(error)))?;
+        std::fs::write(temporary.join(METADATA_FILE), metadata).map_err(io)?;
+        for file in [WEIGHTS_FILE, METADATA_FILE] {
+            std::fs::File::open(temporary.join(file))
+                .and_then(|file| file.sync_all())
+                .map_err(io)?;
+        }
+        if directory.exists() {
+            if old.exists() {
+                std::fs::remove_dir_all(&old).map_err(io)?;
+            }
+            std::fs::rename(directory, &old).map_err(io)?;
+        }
+        std::fs::rename(&temporary, directory).map_err(io)?;
+        if let Some(parent) = directory
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::File::open(parent)
+                .and_then(|file| file.sync_all())
+                .map_err(io)?;
+        }
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// Reads only the metadata, checking it is one this build can use.
+    pub fn load_metadata(directory: &Path) -> Result<ModelMetadata, ModelError> {
+        let path = directory.join(METADATA_FILE);
+        let path_text = path.display().to_string();
+        let invalid = |reason: String| ModelError::Invalid {
+            path: path_text.clone(),
+            reason,
+        };
+        let io = |source| ModelError::Io {
+            path: path_text.clone(),
+            source,
+        };
+        let length = std::fs::metadata(&path).map_err(io)?.len();
+        if length > METADATA_BYTES_MAX {
+            return Err(invalid(format!(
+                "{length} bytes; at most {METADATA_BYTES_MAX}"
+            )));
+        }
+        let text = std::fs::read(&path).map_err(io)?;
+        // Check the version before the rest: a newer schema may change other fields.
+        let version: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|error| invalid(error.to_string()))?;
+        let found = version
+            .get("schema_version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| invalid("no schema_version".into()))?;
+        if found != u64::from(SCHEMA_VERSION) {
+            return Err(ModelError::SchemaVersion {
+                path: path_text.clone(),
+                found: u32::try_from(found).unwrap_or(u32::MAX),
+                expected: SCHEMA_VERSION,
+            });
+        }
+        let metadata: ModelMetadata =
+            serde_json::from_slice(&text).map_err(|error| invalid(error.to_string()))?;
+        if metadata.feature_names != feature_names() {
+            return Err(invalid(
+                "feature names differ from this build's schema".into(),
+            ));
+        }
+        metadata.normalizer.validate().map_err(invalid)?;
+        if !(1..=365).contains(&metadata.window_intervals)
+            || !(1..=1024).contains(&metadata.hidden_size)
+            || !(1..=365).contains(&metadata.horizon_days)
+            || !metadata.threshold.is_finite()
+        {
+            return Err(invalid(
+                "window_intervals, hidden_size, horizon_days or threshold out of range".into(),
+            ));
+        }
+        Ok(metadata)
+    }
+
+    /// Loads an artifact written by `save`.
+    pub fn load(directory: &Path) -> Result<Self, ModelError> {
+        let metadata = Self::load_metadata(directory)?;
+        let mut model = Self::new(metadata);
+        let weights = directory.join(WEIGHTS_FILE);
+        model
+            .var_store
+            .load(&weights)
+            .map_err(|source| ModelError::Torch {
+                path: weights.display().to_string(),
+                source,
+            })?;
+        Ok(model)
+    }
+}
