@@ -2,8 +2,14 @@
 #
 # One cargo target directory outside the clone survives between runs (and between CI
 # runs on the same machine), so the C/C++ dependencies are compiled once.
-CARGO_TARGET_DIR ?= $(HOME)/.cache/shardlet/target
+SHARDLET_CACHE ?= $(HOME)/.cache/shardlet
+export SHARDLET_CACHE
+CARGO_TARGET_DIR ?= $(SHARDLET_CACHE)/target
 export CARGO_TARGET_DIR
+# tch 0.26 links libtorch 2.13.0, unpacked from PyPI wheels by scripts/install-libtorch.sh.
+# Every workspace build compiles the predictor, so every target needs it.
+LIBTORCH ?= $(SHARDLET_CACHE)/libtorch/torch
+export LIBTORCH
 CARGO ?= cargo
 # Where `make run` keeps its data; running again on the same directory keeps it.
 DATA ?= ./data
@@ -14,12 +20,15 @@ all: build
 
 deps:
 	@scripts/install-deps.sh test
+	@scripts/install-libtorch.sh
 
 deps-run:
 	@scripts/install-deps.sh run
+	@scripts/install-libtorch.sh
 
 deps-bench:
 	@scripts/install-deps.sh bench
+	@scripts/install-libtorch.sh
 
 ## build: every binary, release mode
 build: deps-run
@@ -42,7 +51,7 @@ bench: deps-bench
 fmt:
 	$(CARGO) fmt --all
 
-lint:
+lint: deps
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

@@ -17,13 +17,14 @@ mkdir -p "$BENCH_LOG_DIR"
 SUMMARY="$BENCH_LOG_DIR/summary.txt"
 : > "$SUMMARY"
 
-# Short criterion runs: 31 benchmarks x (0.5 s warm-up + ~1 s measuring) is about a
+# Short criterion runs: ~40 benchmarks x (0.5 s warm-up + ~1 s measuring) is about a
 # minute per core, enough for the orders of magnitude these numbers are used for.
 CRITERION_ARGS=(--warm-up-time 0.5 --measurement-time 1 --sample-size 10 --noplot)
 
 echo "== building benchmarks (release profile; the first build takes several minutes)"
 "$CARGO" bench --no-run -p shardlet-core --bench codec --bench placement
 "$CARGO" bench --no-run -p shardlet --bench storage_node_load
+"$CARGO" bench --no-run -p shardlet-predictor --bench predictor
 
 started=$SECONDS
 
@@ -79,6 +80,13 @@ echo "== storage node load (a real node process, fsync on)"
     echo "storage node load:"
     grep '^|' "$BENCH_LOG_DIR/storage_node_load.log" | sed 's/^/  /'
     grep '^RESULT' "$BENCH_LOG_DIR/storage_node_load.log"
+} >> "$SUMMARY"
+
+echo "== predictor: training throughput and sidecar scoring latency"
+"$CARGO" bench -q -p shardlet-predictor --bench predictor 2>&1 | tee "$BENCH_LOG_DIR/predictor.log"
+{
+    echo "predictor:"
+    grep -E '^\|' "$BENCH_LOG_DIR/predictor.log" | sed 's/^/  /' || true
 } >> "$SUMMARY"
 
 echo
