@@ -8,7 +8,8 @@
 
 /// Bursts are bounded to this many seconds of the rate.
 pub const BURST_SECONDS: f64 = 10.0;
-/// Debt is bounded so a storm of urgent repair cannot starve transitions forever.
+/// Debt from urgent repair is bounded so a storm of it cannot starve background work
+/// forever.
 pub const DEBT_SECONDS_MAX: f64 = 600.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +72,10 @@ impl IoBudget {
             }
             // A request larger than the burst would never fit: let it through when the
             // bucket is full, paid for as debt.
+            // Background debt is never forgiven: a large grant is paid back in full
+            // before the next one, so the long-run rate stays at the budget.
             Urgency::Background if self.tokens >= bytes.min(self.burst_bytes) => {
-                self.tokens = (self.tokens - bytes).max(-debt_max);
+                self.tokens -= bytes;
                 Grant::Granted
             }
             Urgency::Background => {

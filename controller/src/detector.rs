@@ -173,6 +173,13 @@ impl Detector {
         transitions
     }
 
+    /// Drops a node's record (decommissioned, or quiet for longer than the flap
+    /// window, when its history no longer matters). It is Up again at its next
+    /// heartbeat.
+    pub fn forget(&mut self, node: NodeId) {
+        self.nodes.remove(&node);
+    }
+
     pub fn liveness(&self, node: NodeId) -> Option<Liveness> {
         self.nodes.get(&node).map(|tracked| tracked.liveness)
     }

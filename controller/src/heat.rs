@@ -35,9 +35,9 @@ impl Default for HeatConfig {
         Self {
             half_life_ms: 6 * 3_600_000,
             hot_enter_per_hour: 60.0,
-            hot_leave_per_hour: 20.0,
+            hot_leave_per_hour: 30.0,
             warm_enter_per_hour: 1.0,
-            cold_enter_per_hour: 0.25,
+            cold_enter_per_hour: 0.5,
             tracked_max: 1_000_000,
         }
     }

@@ -54,18 +54,13 @@ impl Default for PolicyConfig {
         Self {
             durability: DurabilityModel::default(),
             mttdl_target_years: [1e6, 1e9, 1e12],
+            // The 1.5x family: equal storage, so the level's target picks the narrowest
+            // stripe that meets it (less read fan-out and repair traffic). Wider codes
+            // (RS(10,4), RS(12,4)) store less but need more zones; add them here.
             erasure_candidates: vec![
                 Scheme::ErasureCoded { data: 4, parity: 2 },
                 Scheme::ErasureCoded { data: 6, parity: 3 },
                 Scheme::ErasureCoded { data: 8, parity: 4 },
-                Scheme::ErasureCoded {
-                    data: 10,
-                    parity: 4,
-                },
-                Scheme::ErasureCoded {
-                    data: 12,
-                    parity: 4,
-                },
             ],
             copies_max: 6,
             hot_extra_copies: 1,
@@ -408,4 +403,46 @@ fn replace_risky(
         }
     }
     Ok(())
+}
+
+/// The layout of a new shardlet (what the gateway writes): the table's scheme for its
+/// level and class, placed by core and spread evenly over zones. Hot extras are
+/// ranked onto fast, roomy nodes like any other.
+pub fn place_new(
+    config: &PolicyConfig,
+    table: &SchemeTable,
+    map: &PlacementMap,
+    domains: &Domains,
+    key: u64,
+    level: RedundancyLevel,
+    class: AccessClass,
+) -> Result<Target, PolicyError> {
+    let entry = table.entry(level, class, false);
+    let spread = config.spread(level);
+    let (base, extra) = match entry.scheme {
+        Scheme::Replicated { copies } => (
+            Scheme::Replicated {
+                copies: copies - entry.extra_copies,
+            },
+            usize::from(entry.extra_copies),
+        ),
+        coded => (coded, 0),
+    };
+    let mut nodes = map.place(key, base, spread)?.nodes;
+    domains.even_out(map, key, base, spread, &mut nodes, &[]);
+    if extra > 0 {
+        let extras = map.rank_extra_targets(key, base, spread, &nodes, &[], extra)?;
+        nodes.extend(extras);
+    }
+    let scheme = match entry.scheme {
+        Scheme::Replicated { .. } => Scheme::Replicated {
+            copies: nodes.len() as u8,
+        },
+        coded => coded,
+    };
+    Ok(Target {
+        scheme,
+        nodes,
+        reason: Reason::Unchanged,
+    })
 }

@@ -155,7 +155,9 @@ impl Action {
                 outputs,
                 ..
             } => {
-                fragment_bytes(shardlet_size_bytes, *from) * sources.len() as u64
+                // Sources lists every readable fragment; the shell reads only enough.
+                let reads = from.required_fragments().min(sources.len()) as u64;
+                fragment_bytes(shardlet_size_bytes, *from) * reads
                     + fragment_bytes(shardlet_size_bytes, *to) * outputs.len() as u64
             }
             Action::CommitLayout { .. } | Action::DeleteFragment { .. } => 0,

@@ -1,1 +1,95 @@
-fn main() {}
+//! `shardlet-sim`: a year of a large cluster under the controller's own policy.
+//!
+//! Usage: `shardlet-sim [--seed N] [--nodes N] [--days N] [--shardlets N] [--small] [--table]`.
+//! The seed is printed first; the last line is `key=value` pairs (deterministic for
+//! the seed), everything before it is for people.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use shardlet_controller::sim::{self, SimConfig};
+
+fn parse(arguments: &[String]) -> Result<SimConfig, String> {
+    let mut config = SimConfig::default();
+    let mut position = 0;
+    while position < arguments.len() {
+        let flag = arguments[position].as_str();
+        if flag == "--table" {
+            position += 1;
+            continue;
+        }
+        if flag == "--small" {
+            let seed = config.seed;
+            config = SimConfig::small(seed);
+            position += 1;
+            continue;
+        }
+        let value = arguments
+            .get(position + 1)
+            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = |name: &str| -> Result<u64, String> {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{name} must be a non-negative integer, got {value:?}"))
+        };
+        match flag {
+            "--seed" => config.seed = number("--seed")?,
+            "--nodes" => config.nodes = bounded(number("--nodes")?, 9, 100_000, "--nodes")?,
+            "--days" => config.days = bounded(number("--days")?, 1, 3_650, "--days")?,
+            "--shardlets" => {
+                config.sample_shardlets =
+                    bounded(number("--shardlets")?, 1, 5_000_000, "--shardlets")?
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+        position += 2;
+    }
+    Ok(config)
+}
+
+fn bounded(value: u64, low: u64, high: u64, name: &str) -> Result<u32, String> {
+    if value < low || value > high {
+        return Err(format!(
+            "{name} must be between {low} and {high}, got {value}"
+        ));
+    }
+    Ok(value as u32)
+}
+
+fn main() -> ExitCode {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let config = match parse(&arguments) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("shardlet-sim: {error}");
+            eprintln!("usage: shardlet-sim [--seed N] [--nodes N] [--days N] [--shardlets N] [--small] [--table]");
+            return ExitCode::from(2);
+        }
+    };
+    if arguments.iter().any(|a| a == "--table") {
+        return match sim::policy_table(&config) {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("shardlet-sim: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    println!("seed {}", config.seed);
+    let started = Instant::now();
+    match sim::run(&config) {
+        Ok(report) => {
+            println!("{}", report.summary());
+            println!("wall time {:.1} s", started.elapsed().as_secs_f64());
+            println!("{}", report.last_line());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("shardlet-sim: {error} (seed {})", config.seed);
+            ExitCode::FAILURE
+        }
+    }
+}
