@@ -5,14 +5,25 @@
 //! `ceil(width / zones)` fragments when enough zones accept fragments, so three
 //! replicas on a three-zone cluster land in three zones, not two.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use shardlet_core::{NodeId, PlacementError, PlacementMap, Scheme, Spread, Topology};
+
+/// Rejected candidates before giving up on the soft goal (then core's hard cap
+/// decides). With nine zones and one allowed, 64 tries miss with probability 0.05 %.
+const SPREAD_TRIES_MAX: usize = 64;
+
+/// What is being placed: the shardlet's placement key, its scheme and spread rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub key: u64,
+    pub scheme: Scheme,
+    pub spread: Spread,
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct Domains {
     zone_of: BTreeMap<NodeId, u32>,
-    nodes_by_zone: Vec<Vec<NodeId>>,
     accepting_zones: usize,
 }
 
@@ -20,22 +31,18 @@ impl Domains {
     pub fn new(topology: &Topology) -> Self {
         let mut zone_index: BTreeMap<&str, u32> = BTreeMap::new();
         let mut zone_of = BTreeMap::new();
-        let mut nodes_by_zone: Vec<Vec<NodeId>> = Vec::new();
         let mut accepting: Vec<bool> = Vec::new();
         for node in topology.nodes() {
             let next = zone_index.len() as u32;
             let zone = *zone_index.entry(node.zone.as_str()).or_insert(next);
-            if zone as usize == nodes_by_zone.len() {
-                nodes_by_zone.push(Vec::new());
+            if zone as usize == accepting.len() {
                 accepting.push(false);
             }
-            nodes_by_zone[zone as usize].push(node.id);
             accepting[zone as usize] |= node.state.accepts_fragments();
             zone_of.insert(node.id, zone);
         }
         Self {
             zone_of,
-            nodes_by_zone,
             accepting_zones: accepting.iter().filter(|a| **a).count(),
         }
     }
@@ -49,8 +56,8 @@ impl Domains {
         width.div_ceil(self.accepting_zones.max(1))
     }
 
-    /// Nodes in zones that already hold `soft_cap` of `others`.
-    fn crowded(&self, others: &[NodeId], width: usize) -> Vec<NodeId> {
+    /// Zones that already hold `soft_cap` of `others`.
+    fn crowded(&self, others: &[NodeId], width: usize) -> BTreeSet<u32> {
         let mut per_zone: BTreeMap<u32, usize> = BTreeMap::new();
         for node in others {
             if let Some(zone) = self.zone_of(*node) {
@@ -61,8 +68,41 @@ impl Domains {
         per_zone
             .into_iter()
             .filter(|(_, count)| *count >= cap)
-            .flat_map(|(zone, _)| self.nodes_by_zone[zone as usize].iter().copied())
+            .map(|(zone, _)| zone)
             .collect()
+    }
+
+    /// Core's replacement for `fragment`, skipping nodes in `crowded` zones: each
+    /// rejected node joins the exclusions and core moves on along the fragment's own
+    /// hash sequence. Excluding whole zones up front would hand core exclusion lists
+    /// of thousands of nodes on a large cluster.
+    fn place_avoiding(
+        &self,
+        map: &PlacementMap,
+        shape: Shape,
+        current: &[Option<NodeId>],
+        fragment: usize,
+        exclude: &[NodeId],
+        crowded: &BTreeSet<u32>,
+    ) -> Option<NodeId> {
+        let mut excluded = exclude.to_vec();
+        for _ in 0..SPREAD_TRIES_MAX {
+            let node = map
+                .place_replacement(
+                    shape.key,
+                    shape.scheme,
+                    shape.spread,
+                    current,
+                    fragment,
+                    &excluded,
+                )
+                .ok()?;
+            match self.zone_of(node) {
+                Some(zone) if crowded.contains(&zone) => excluded.push(node),
+                _ => return Some(node),
+            }
+        }
+        None
     }
 
     /// A node for fragment `fragment` (`current[fragment]` is ignored), preferring
@@ -70,9 +110,7 @@ impl Domains {
     pub fn place_spread(
         &self,
         map: &PlacementMap,
-        key: u64,
-        scheme: Scheme,
-        spread: Spread,
+        shape: Shape,
         current: &[Option<NodeId>],
         fragment: usize,
         exclude: &[NodeId],
@@ -83,15 +121,22 @@ impl Domains {
             .filter(|(index, _)| *index != fragment)
             .filter_map(|(_, node)| *node)
             .collect();
-        let mut avoid = self.crowded(&others, scheme.width());
-        if !avoid.is_empty() {
-            avoid.extend_from_slice(exclude);
-            if let Ok(node) = map.place_replacement(key, scheme, spread, current, fragment, &avoid)
+        let crowded = self.crowded(&others, shape.scheme.width());
+        if !crowded.is_empty() {
+            if let Some(node) =
+                self.place_avoiding(map, shape, current, fragment, exclude, &crowded)
             {
                 return Ok(node);
             }
         }
-        map.place_replacement(key, scheme, spread, current, fragment, exclude)
+        map.place_replacement(
+            shape.key,
+            shape.scheme,
+            shape.spread,
+            current,
+            fragment,
+            exclude,
+        )
     }
 
     /// Moves fragments of `nodes` out of zones above the soft cap where another zone
@@ -99,9 +144,7 @@ impl Domains {
     pub fn even_out(
         &self,
         map: &PlacementMap,
-        key: u64,
-        scheme: Scheme,
-        spread: Spread,
+        shape: Shape,
         nodes: &mut [NodeId],
         exclude: &[NodeId],
     ) {
@@ -122,9 +165,9 @@ impl Domains {
                 .filter(|(index, _)| *index != fragment)
                 .map(|(_, node)| *node)
                 .collect();
-            let mut avoid = self.crowded(&others, nodes.len());
-            avoid.extend_from_slice(exclude);
-            if let Ok(node) = map.place_replacement(key, scheme, spread, &current, fragment, &avoid)
+            let crowded = self.crowded(&others, nodes.len());
+            if let Some(node) =
+                self.place_avoiding(map, shape, &current, fragment, exclude, &crowded)
             {
                 nodes[fragment] = node;
             }

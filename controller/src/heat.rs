@@ -173,3 +173,59 @@ fn decay(count: f64, from_ms: u64, to_ms: u64, config: &HeatConfig) -> f64 {
 fn rate(heat: &Heat, config: &HeatConfig) -> f64 {
     heat.decayed_count * std::f64::consts::LN_2 / (config.half_life_ms.max(1) as f64 / MS_PER_HOUR)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shardlet_core::ObjectId;
+
+    fn id(n: u8) -> ShardletId {
+        ShardletId::new(ObjectId([n; 16]), 0)
+    }
+
+    #[test]
+    fn steady_reports_converge_to_their_rate_and_change_class_once() {
+        let mut tracker = HeatTracker::new(HeatConfig::default());
+        let mut changes = Vec::new();
+        // 100 accesses per hour, reported every minute, for two days.
+        for minute in 1..=2 * 24 * 60u64 {
+            let report = HeatReport {
+                shardlet: id(1),
+                reads: if minute % 3 == 0 { 1 } else { 2 },
+                writes: 0,
+            };
+            changes.extend(tracker.observe(&[report], minute * 60_000));
+        }
+        let rate = tracker.rate_per_hour(id(1));
+        assert!((rate - 100.0).abs() < 5.0, "{rate}");
+        assert_eq!(tracker.class(id(1)), AccessClass::Hot);
+        assert_eq!(
+            changes.iter().map(|c| c.1).collect::<Vec<_>>(),
+            vec![AccessClass::Warm, AccessClass::Hot]
+        );
+        // Silence cools it down through warm to cold, one step at a time.
+        let cooled = tracker.decay_all(2 * 24 * 3_600_000 + 3 * 3_600_000 * 6);
+        assert_eq!(cooled, vec![(id(1), AccessClass::Warm)]);
+        let cold = tracker.decay_all(2 * 24 * 3_600_000 + 30 * 3_600_000 * 6);
+        assert_eq!(cold, vec![(id(1), AccessClass::Cold)]);
+    }
+
+    #[test]
+    fn tracker_is_bounded_and_drops_the_coldest() {
+        let mut tracker = HeatTracker::new(HeatConfig {
+            tracked_max: 2,
+            ..HeatConfig::default()
+        });
+        let batch: Vec<HeatReport> = (1..=3)
+            .map(|n| HeatReport {
+                shardlet: id(n),
+                reads: u64::from(n) * 10,
+                writes: 0,
+            })
+            .collect();
+        tracker.observe(&batch, 0);
+        assert_eq!(tracker.tracked(), 2);
+        assert_eq!(tracker.rate_per_hour(id(1)), 0.0);
+        assert!(tracker.rate_per_hour(id(3)) > 0.0);
+    }
+}

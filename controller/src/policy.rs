@@ -27,7 +27,7 @@ use shardlet_core::{
     Spread,
 };
 
-use crate::domains::Domains;
+use crate::domains::{Domains, Shape};
 use crate::durability::DurabilityModel;
 use crate::view::ShardletState;
 
@@ -349,7 +349,12 @@ fn choose_nodes(
         // fragment that landed on a risky node.
         let mut nodes = map.place(key, entry.scheme, spread)?.nodes;
         replace_risky(map, domains, key, entry.scheme, spread, &mut nodes, &risky)?;
-        domains.even_out(map, key, entry.scheme, spread, &mut nodes, &risky);
+        let shape = Shape {
+            key,
+            scheme: entry.scheme,
+            spread,
+        };
+        domains.even_out(map, shape, &mut nodes, &risky);
         return Ok(nodes);
     };
     let base_copies = copies - entry.extra_copies;
@@ -366,8 +371,17 @@ fn choose_nodes(
         let mut positions: Vec<Option<NodeId>> = nodes.iter().copied().map(Some).collect();
         positions.resize(usize::from(base_copies), None);
         for fragment in nodes.len()..usize::from(base_copies) {
-            let node =
-                domains.place_spread(map, key, base, spread, &positions, fragment, &risky)?;
+            let node = domains.place_spread(
+                map,
+                Shape {
+                    key,
+                    scheme: base,
+                    spread,
+                },
+                &positions,
+                fragment,
+                &risky,
+            )?;
             positions[fragment] = Some(node);
         }
         nodes = positions.into_iter().flatten().collect();
@@ -398,8 +412,17 @@ fn replace_risky(
     for fragment in 0..nodes.len() {
         if risky.contains(&nodes[fragment]) {
             let current: Vec<Option<NodeId>> = nodes.iter().copied().map(Some).collect();
-            nodes[fragment] =
-                domains.place_spread(map, key, scheme, spread, &current, fragment, risky)?;
+            nodes[fragment] = domains.place_spread(
+                map,
+                Shape {
+                    key,
+                    scheme,
+                    spread,
+                },
+                &current,
+                fragment,
+                risky,
+            )?;
         }
     }
     Ok(())
@@ -429,7 +452,16 @@ pub fn place_new(
         coded => (coded, 0),
     };
     let mut nodes = map.place(key, base, spread)?.nodes;
-    domains.even_out(map, key, base, spread, &mut nodes, &[]);
+    domains.even_out(
+        map,
+        Shape {
+            key,
+            scheme: base,
+            spread,
+        },
+        &mut nodes,
+        &[],
+    );
     if extra > 0 {
         let extras = map.rank_extra_targets(key, base, spread, &nodes, &[], extra)?;
         nodes.extend(extras);

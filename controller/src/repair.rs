@@ -14,7 +14,7 @@
 
 use shardlet_core::{NodeId, PlacementError, PlacementMap, Scheme, ShardletId, Spread};
 
-use crate::domains::Domains;
+use crate::domains::{Domains, Shape};
 use crate::view::{Action, FragmentLocation, ShardletState, StoredFragment};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -132,15 +132,15 @@ pub fn plan_repair(
     let mut new_locations = state.fragments.clone();
     let mut outputs = Vec::new();
     for position in &lost_positions {
-        let node = input.domains.place_spread(
-            input.map,
+        let shape = Shape {
             key,
-            state.scheme,
-            input.spread,
-            &current,
-            *position,
-            &lost_nodes,
-        )?;
+            scheme: state.scheme,
+            spread: input.spread,
+        };
+        let node =
+            input
+                .domains
+                .place_spread(input.map, shape, &current, *position, &lost_nodes)?;
         current[*position] = Some(node);
         let location = FragmentLocation {
             index: state.fragments[*position].index,
@@ -250,15 +250,12 @@ pub fn plan_evacuation(
     };
     let generation = state.generation.next();
     let current: Vec<Option<NodeId>> = state.fragments.iter().map(|l| Some(l.node)).collect();
-    let target_node = domains.place_spread(
-        map,
-        state.id.hash_key(),
-        state.scheme,
+    let shape = Shape {
+        key: state.id.hash_key(),
+        scheme: state.scheme,
         spread,
-        &current,
-        position,
-        &[node],
-    )?;
+    };
+    let target_node = domains.place_spread(map, shape, &current, position, &[node])?;
     let old = state.fragments[position];
     let new = FragmentLocation {
         index: old.index,

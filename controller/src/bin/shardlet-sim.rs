@@ -1,6 +1,6 @@
 //! `shardlet-sim`: a year of a large cluster under the controller's own policy.
 //!
-//! Usage: `shardlet-sim [--seed N] [--nodes N] [--days N] [--shardlets N] [--small] [--table]`.
+//! Usage: `shardlet-sim [--seed N] [--nodes N] [--days N] [--shardlets N] [--small] [--table [--repair-hours N]]`.
 //! The seed is printed first; the last line is `key=value` pairs (deterministic for
 //! the seed), everything before it is for people.
 
@@ -24,6 +24,17 @@ fn parse(arguments: &[String]) -> Result<SimConfig, String> {
             position += 1;
             continue;
         }
+        if ![
+            "--seed",
+            "--nodes",
+            "--days",
+            "--shardlets",
+            "--repair-hours",
+        ]
+        .contains(&flag)
+        {
+            return Err(format!("unknown argument {flag:?}"));
+        }
         let value = arguments
             .get(position + 1)
             .ok_or_else(|| format!("{flag} needs a value"))?;
@@ -34,6 +45,15 @@ fn parse(arguments: &[String]) -> Result<SimConfig, String> {
         };
         match flag {
             "--seed" => config.seed = number("--seed")?,
+            "--repair-hours" => {
+                let hours = number("--repair-hours")?;
+                if hours == 0 || hours > 8_760 {
+                    return Err(format!(
+                        "--repair-hours must be between 1 and 8760, got {hours}"
+                    ));
+                }
+                config.policy.durability.repair_hours = hours as f64;
+            }
             "--nodes" => config.nodes = bounded(number("--nodes")?, 9, 100_000, "--nodes")?,
             "--days" => config.days = bounded(number("--days")?, 1, 3_650, "--days")?,
             "--shardlets" => {
@@ -62,7 +82,7 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => {
             eprintln!("shardlet-sim: {error}");
-            eprintln!("usage: shardlet-sim [--seed N] [--nodes N] [--days N] [--shardlets N] [--small] [--table]");
+            eprintln!("usage: shardlet-sim [--seed N] [--nodes N] [--days N] [--shardlets N] [--small] [--table [--repair-hours N]]");
             return ExitCode::from(2);
         }
     };
@@ -90,6 +110,59 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("shardlet-sim: {error} (seed {})", config.seed);
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    fn arguments(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn flags_set_the_config() {
+        let Ok(config) = parse(&arguments(
+            "--seed 9 --nodes 500 --days 30 --shardlets 1000",
+        )) else {
+            panic!("valid flags rejected");
+        };
+        assert_eq!(
+            (
+                config.seed,
+                config.nodes,
+                config.days,
+                config.sample_shardlets
+            ),
+            (9, 500, 30, 1000)
+        );
+    }
+
+    #[test]
+    fn bad_arguments_are_named_in_the_error() {
+        for (text, expected) in [
+            ("--bogus", "unknown argument \"--bogus\""),
+            ("--nodes", "--nodes needs a value"),
+            ("--nodes x", "--nodes must be a non-negative integer"),
+            ("--nodes -5", "--nodes must be a non-negative integer"),
+            ("--nodes 3", "--nodes must be between 9 and 100000"),
+            ("--days 0", "--days must be between 1 and 3650"),
+            ("--shardlets 99999999", "--shardlets must be between"),
+            (
+                "--repair-hours 0",
+                "--repair-hours must be between 1 and 8760",
+            ),
+            (
+                "--seed 18446744073709551616",
+                "--seed must be a non-negative integer",
+            ),
+        ] {
+            let Err(error) = parse(&arguments(text)) else {
+                panic!("{text} accepted");
+            };
+            assert!(error.contains(expected), "{text}: {error}");
         }
     }
 }

@@ -1,6 +1,6 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
-use shardlet_controller::domains::Domains;
+use shardlet_controller::domains::{Domains, Shape};
 use shardlet_controller::view::{FragmentLocation, ShardletState};
 use shardlet_core::{
     FragmentIndex, Generation, Node, NodeId, NodeState, ObjectId, PlacementMap, RedundancyLevel,
@@ -93,9 +93,16 @@ pub fn placed(
         .place(id.hash_key(), scheme, spread)
         .unwrap()
         .nodes;
-    cluster
-        .domains
-        .even_out(&cluster.map, id.hash_key(), scheme, spread, &mut nodes, &[]);
+    cluster.domains.even_out(
+        &cluster.map,
+        Shape {
+            key: id.hash_key(),
+            scheme,
+            spread,
+        },
+        &mut nodes,
+        &[],
+    );
     state_on(id, level, scheme, &nodes)
 }
 
