@@ -120,7 +120,8 @@ pub struct World {
     destroyed: BTreeSet<(u32, NodeId)>,
     blocked: BTreeSet<u32>,
     repairs: BTreeMap<u32, RepairPlan>,
-    background: BTreeMap<u32, Vec<Action>>,
+    /// In-flight transitions and evacuations (the flag marks evacuations).
+    background: BTreeMap<u32, (Vec<Action>, bool)>,
     budget: IoBudget,
     cluster_bytes_per_second: f64,
     repair_cursor_ms: u64,
@@ -871,7 +872,7 @@ impl World {
                     .entry(self.now_ms / MS_PER_HOUR)
                     .or_default() += real_bytes;
                 self.shardlets[shardlet as usize].busy = true;
-                self.background.insert(shardlet, plan);
+                self.background.insert(shardlet, (plan, false));
                 self.push(
                     self.now_ms + BACKGROUND_COMMIT_DELAY_MS,
                     Event::BackgroundDone { shardlet },
@@ -889,14 +890,13 @@ impl World {
     }
 
     fn background_done(&mut self, shardlet: u32) {
-        let Some(plan) = self.background.remove(&shardlet) else {
+        let Some((plan, evacuation)) = self.background.remove(&shardlet) else {
             return;
         };
         self.shardlets[shardlet as usize].busy = false;
         if self.shardlets[shardlet as usize].lost {
             return;
         }
-        let evacuation = plan.len() == 4 && matches!(plan[0], Action::CopyFragment { .. });
         if self.apply(shardlet, &plan) {
             if evacuation {
                 self.report.evacuations += 1;
@@ -970,7 +970,7 @@ impl World {
                         .entry(self.now_ms / MS_PER_HOUR)
                         .or_default() += real_bytes;
                     self.shardlets[shardlet as usize].busy = true;
-                    self.background.insert(shardlet, plan);
+                    self.background.insert(shardlet, (plan, true));
                     self.push(
                         self.now_ms + BACKGROUND_COMMIT_DELAY_MS,
                         Event::BackgroundDone { shardlet },
