@@ -14,7 +14,7 @@ CARGO ?= cargo
 # Where `make run` keeps its data; running again on the same directory keeps it.
 DATA ?= ./data
 
-.PHONY: all run test build bench fmt lint deps deps-run deps-bench clean
+.PHONY: all run test build bench sim fmt lint deps deps-run deps-bench clean
 
 all: build
 
@@ -47,6 +47,10 @@ test: deps
 ## bench: codec, placement and storage-node benchmarks, with machine limits beside them
 bench: deps-bench
 	scripts/bench.sh
+
+## sim: a year of a 10,000-node cluster through the controller's real policy and repair code
+sim: deps-run
+	$(CARGO) run --release -p shardlet-controller --bin shardlet-sim -- --nodes 10000 --days 365
 
 fmt:
 	$(CARGO) fmt --all
