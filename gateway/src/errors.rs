@@ -82,6 +82,10 @@ pub fn from_write(source: WriteError) -> S3Error {
             S3ErrorCode::RequestTimeout,
             "The upload took too long and was garbage-collected; retry",
         ),
+        WriteError::PreconditionFailed => error(
+            S3ErrorCode::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold",
+        ),
         WriteError::Contended { .. } => error(
             S3ErrorCode::OperationAborted,
             "Too many concurrent writes to this key; retry",

@@ -78,6 +78,20 @@ pub enum WriteError {
     Abandoned,
     #[error("the upload lost {attempts} commit races in a row")]
     Contended { attempts: usize },
+    #[error("the key's current state does not satisfy the request's condition")]
+    PreconditionFailed,
+}
+
+/// A conditional write (`If-None-Match: *` / `If-Match: etag` on PUT), checked in the
+/// commit batch itself, so it holds at the instant the object becomes visible.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CommitCondition {
+    #[default]
+    Always,
+    /// The key must not exist.
+    Absent,
+    /// The key must exist with this (bare) ETag.
+    EtagMatches(String),
 }
 
 /// What a finished stream produced: durable fragments, not yet visible anywhere.
@@ -324,12 +338,25 @@ impl WritePath {
         &self,
         written: &Written,
         mut record: ObjectRecord,
+        condition: CommitCondition,
     ) -> Result<ObjectRecord, WriteError> {
         self.record_shardlets(written).await?;
         record.shardlets = written.references();
         for attempt in 1..=COMMIT_ATTEMPTS_MAX {
             let bucket = self.catalog.existing_bucket(&record.bucket).await?;
             let current = self.catalog.object(&record.bucket, &record.key).await?;
+            let satisfied = match (&condition, &current) {
+                (CommitCondition::Always, _) => true,
+                (CommitCondition::Absent, current) => current.is_none(),
+                (CommitCondition::EtagMatches(etag), Some(current)) => {
+                    crate::etag::bare(&current.record.etag) == etag
+                }
+                (CommitCondition::EtagMatches(_), None) => false,
+            };
+            if !satisfied {
+                self.abandon(written.object_id, written.intent_version).await;
+                return Err(WriteError::PreconditionFailed);
+            }
             let mut batch = Batch::default();
             batch
                 .require_version(keys::intent(written.object_id), written.intent_version)
