@@ -11,7 +11,7 @@ pub mod signing;
 
 use std::future::Future;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, SystemTime};
@@ -22,8 +22,8 @@ use raw_http::{Body, Request, Response};
 pub const START_DEADLINE: Duration = Duration::from_secs(60);
 /// Interval between two checks of a polled condition.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// Attempts to find a free port when a just-freed port was taken by someone else.
-const PORT_ATTEMPTS_MAX: usize = 5;
+/// What the node prints on stdout once it listens, followed by its address.
+const LISTENING_ANNOUNCEMENT: &str = "listening on http://";
 
 /// Polls `condition` until it holds or `deadline` passes; panics naming `what` on
 /// timeout. Tests synchronise only with this, never with a bare sleep.
@@ -133,15 +133,12 @@ impl NodeProcess {
             data_dir,
             log_path,
         };
-        for attempt in 1..=PORT_ATTEMPTS_MAX {
-            node.address = free_local_address();
-            match node.spawn_and_wait_healthy().await {
-                Ok(()) => return node,
-                Err(reason) if attempt < PORT_ATTEMPTS_MAX && reason.contains("in use") => continue,
-                Err(reason) => panic!("node did not start: {reason}\n{}", node.log_text()),
-            }
+        // Port 0: the node binds a free port itself and announces it on stdout, so
+        // parallel tests never race for a port.
+        if let Err(reason) = node.spawn_and_wait_healthy().await {
+            panic!("node did not start: {reason}\n{}", node.log_text());
         }
-        unreachable!("the loop returns or panics")
+        node
     }
 
     /// Starts the node again on the same data dir and port (after `kill_9` or `stop`).
@@ -237,6 +234,7 @@ impl NodeProcess {
     }
 
     async fn spawn_and_wait_healthy(&mut self) -> Result<(), String> {
+        let log_offset = std::fs::metadata(&self.log_path).map_or(0, |meta| meta.len()) as usize;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -252,20 +250,21 @@ impl NodeProcess {
         self.child = Some(child);
         let give_up = tokio::time::Instant::now() + START_DEADLINE;
         loop {
-            let health = raw_http::send(self.address, &Request::new("GET", "/health")).await;
-            if matches!(&health, Ok(response) if response.status == 200) {
-                return Ok(());
+            if self.address.port() == 0 {
+                if let Some(address) = self.announced_address(log_offset) {
+                    self.address = address;
+                }
+            }
+            if self.address.port() != 0 {
+                let health = raw_http::send(self.address, &Request::new("GET", "/health")).await;
+                if matches!(&health, Ok(response) if response.status == 200) {
+                    return Ok(());
+                }
             }
             let child = self.child.as_mut().expect("spawned above");
             if let Ok(Some(status)) = child.try_wait() {
                 self.child = None;
-                let log = self.log_text();
-                let reason = if log.contains("in use") {
-                    "address in use"
-                } else {
-                    "exited during start-up"
-                };
-                return Err(format!("{reason} ({status})"));
+                return Err(format!("exited during start-up ({status})"));
             }
             if tokio::time::Instant::now() >= give_up {
                 self.kill_9();
@@ -276,6 +275,23 @@ impl NodeProcess {
     }
 }
 
+impl NodeProcess {
+    /// The address announced in the log since `offset` (the start of this run).
+    fn announced_address(&self, offset: usize) -> Option<SocketAddr> {
+        let log = std::fs::read(&self.log_path).ok()?;
+        let text = String::from_utf8_lossy(log.get(offset..)?);
+        let line = text
+            .lines()
+            .find(|line| line.contains(LISTENING_ANNOUNCEMENT))?;
+        let (_, rest) = line.split_once(LISTENING_ANNOUNCEMENT)?;
+        rest.split_whitespace()
+            .next()?
+            .trim_end_matches('/')
+            .parse()
+            .ok()
+    }
+}
+
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.kill_9();
@@ -283,13 +299,6 @@ impl Drop for NodeProcess {
             eprintln!("{}", self.log_text());
         }
     }
-}
-
-/// Asks the OS for a free port. The port is free when this returns; the node binds it
-/// moments later (a collision is detected and retried by `NodeProcess::start`).
-fn free_local_address() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address")
 }
 
 /// Signed (or deliberately unsigned) requests to one node, following the contract.

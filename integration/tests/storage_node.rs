@@ -11,6 +11,8 @@ mod harness;
 mod bad_input;
 #[path = "storage_node/capacity_and_health.rs"]
 mod capacity_and_health;
+#[path = "storage_node/client.rs"]
+mod client;
 #[path = "storage_node/durability.rs"]
 mod durability;
 #[path = "storage_node/round_trip.rs"]

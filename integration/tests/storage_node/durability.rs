@@ -143,6 +143,13 @@ async fn acknowledged_puts_survive_kill_9() {
         let attempt = attempted.get(id).expect("only written ids are listed");
         assert_eq!(entry["length"].as_u64(), Some(attempt.size as u64));
     }
+    eprintln!(
+        "kill -9 mid-stream: {} attempted, {} acknowledged (all intact), {} unacknowledged \
+         present after restart (all intact)",
+        attempted.len(),
+        acknowledged.len(),
+        unacknowledged_present
+    );
     let leftovers = files_under(&node.data_dir.join("tmp"));
     assert!(leftovers.is_empty(), "start-up empties tmp/: {leftovers:?}");
     let health = client.health().await;
@@ -207,6 +214,12 @@ async fn flipped_byte_on_disk_is_detected_and_never_served() {
 
     // The whole fragment: an error, or a stream aborted before the rotten block.
     let response = client.get(&id).await;
+    eprintln!(
+        "full GET over rot: status {}, {} bytes, complete: {}",
+        response.status,
+        response.body.len(),
+        response.body_complete
+    );
     if response.status == 500 {
         assert_eq!(response.error_code(), "checksum_mismatch");
     } else {
