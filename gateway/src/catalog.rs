@@ -161,8 +161,14 @@ impl Catalog {
                 return Err(CatalogError::Conflict(format!("bucket {name}")))
             }
         };
-        let objects = self.store.scan(&keys::objects_of_bucket(name), None, 1).await?;
-        let uploads = self.store.scan(&keys::uploads_of_bucket(name), None, 1).await?;
+        let objects = self
+            .store
+            .scan(&keys::objects_of_bucket(name), None, 1)
+            .await?;
+        let uploads = self
+            .store
+            .scan(&keys::uploads_of_bucket(name), None, 1)
+            .await?;
         let mut finish = Batch::default();
         finish.require_version(keys::bucket(name), marked_version);
         let empty = objects.entries.is_empty() && uploads.entries.is_empty();
@@ -185,7 +191,11 @@ impl Catalog {
         let mut after: Option<Vec<u8>> = None;
         loop {
             let (page, next) = self
-                .scan::<BucketRecord>(keys::BUCKET_PREFIX.as_bytes(), after.as_deref(), SCAN_LIMIT_MAX)
+                .scan::<BucketRecord>(
+                    keys::BUCKET_PREFIX.as_bytes(),
+                    after.as_deref(),
+                    SCAN_LIMIT_MAX,
+                )
                 .await?;
             out.extend(
                 page.into_iter()
@@ -272,9 +282,9 @@ impl Catalog {
         batch.require_absent(key.clone()).put(key, encode(&record));
         match self.apply(batch).await? {
             BatchOutcome::Applied { .. } => Ok(record),
-            BatchOutcome::ConditionFailed { .. } => {
-                Err(CatalogError::Conflict("access key (random collision)".into()))
-            }
+            BatchOutcome::ConditionFailed { .. } => Err(CatalogError::Conflict(
+                "access key (random collision)".into(),
+            )),
         }
     }
 }
@@ -316,7 +326,9 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(
-            catalog.create_bucket("photos", "bob", RedundancyLevel::Medium).await,
+            catalog
+                .create_bucket("photos", "bob", RedundancyLevel::Medium)
+                .await,
             Err(CatalogError::BucketExists(_))
         ));
         let names: Vec<_> = catalog
@@ -360,7 +372,11 @@ mod tests {
         let created = catalog.create_credential("alice").await.unwrap();
         assert_eq!(created.access_key.len(), 20);
         assert_eq!(created.secret_key.0.len(), 40);
-        let found = catalog.credential(&created.access_key).await.unwrap().unwrap();
+        let found = catalog
+            .credential(&created.access_key)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(found, created);
         assert!(catalog.credential("NOPE").await.unwrap().is_none());
     }

@@ -113,7 +113,9 @@ impl Expected {
         }
         let mut trailer_algorithms = Vec::new();
         for value in headers.get_all("x-amz-trailer") {
-            let text = value.to_str().map_err(|_| ChecksumError::Invalid("x-amz-trailer"))?;
+            let text = value
+                .to_str()
+                .map_err(|_| ChecksumError::Invalid("x-amz-trailer"))?;
             for name in text.split(',') {
                 match canonical(name) {
                     Some(algorithm) => trailer_algorithms.push(algorithm),
@@ -124,7 +126,9 @@ impl Expected {
         }
         let announced_algorithm = match algorithm {
             None => None,
-            Some(name) => Some(canonical(name).ok_or(ChecksumError::Invalid("checksum algorithm"))?),
+            Some(name) => {
+                Some(canonical(name).ok_or(ChecksumError::Invalid("checksum algorithm"))?)
+            }
         };
         Ok(Self {
             content_md5,
@@ -181,7 +185,9 @@ impl Expected {
             if self.trailer_algorithms.contains(&short) && from_trailer.is_none() {
                 return Err(ChecksumError::MissingTrailer(short));
             }
-            let expected = value_of(&self.header_values, short).cloned().or(from_trailer);
+            let expected = value_of(&self.header_values, short)
+                .cloned()
+                .or(from_trailer);
             if let Some(expected) = expected {
                 check_shape(short, &expected)?;
                 if value_of(&computed, short).map(|v| v.trim()) != Some(expected.trim()) {

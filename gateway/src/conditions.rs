@@ -76,19 +76,31 @@ mod tests {
 
     #[test]
     fn no_conditions_proceed() {
-        assert_eq!(evaluate(&Preconditions::default(), ETAG, MODIFIED), Verdict::Proceed);
+        assert_eq!(
+            evaluate(&Preconditions::default(), ETAG, MODIFIED),
+            Verdict::Proceed
+        );
     }
 
     #[test]
     fn if_match_fails_on_another_etag_and_passes_on_ours_or_any() {
         let other = tag("other");
         let ours = tag("abc");
-        let fail = Preconditions { if_match: Some(&other), ..Default::default() };
+        let fail = Preconditions {
+            if_match: Some(&other),
+            ..Default::default()
+        };
         assert_eq!(evaluate(&fail, ETAG, MODIFIED), Verdict::PreconditionFailed);
-        let pass = Preconditions { if_match: Some(&ours), ..Default::default() };
+        let pass = Preconditions {
+            if_match: Some(&ours),
+            ..Default::default()
+        };
         assert_eq!(evaluate(&pass, ETAG, MODIFIED), Verdict::Proceed);
         let any = ETagCondition::Any;
-        let pass = Preconditions { if_match: Some(&any), ..Default::default() };
+        let pass = Preconditions {
+            if_match: Some(&any),
+            ..Default::default()
+        };
         assert_eq!(evaluate(&pass, ETAG, MODIFIED), Verdict::Proceed);
     }
 
@@ -96,9 +108,15 @@ mod tests {
     fn if_none_match_on_our_etag_is_not_modified() {
         let ours = tag("abc");
         let other = tag("zzz");
-        let hit = Preconditions { if_none_match: Some(&ours), ..Default::default() };
+        let hit = Preconditions {
+            if_none_match: Some(&ours),
+            ..Default::default()
+        };
         assert_eq!(evaluate(&hit, ETAG, MODIFIED), Verdict::NotModified);
-        let miss = Preconditions { if_none_match: Some(&other), ..Default::default() };
+        let miss = Preconditions {
+            if_none_match: Some(&other),
+            ..Default::default()
+        };
         assert_eq!(evaluate(&miss, ETAG, MODIFIED), Verdict::Proceed);
     }
 
@@ -108,7 +126,10 @@ mod tests {
             if_unmodified_since_unix_seconds: Some(MODIFIED - 1),
             ..Default::default()
         };
-        assert_eq!(evaluate(&before, ETAG, MODIFIED), Verdict::PreconditionFailed);
+        assert_eq!(
+            evaluate(&before, ETAG, MODIFIED),
+            Verdict::PreconditionFailed
+        );
         let same = Preconditions {
             if_unmodified_since_unix_seconds: Some(MODIFIED),
             ..Default::default()

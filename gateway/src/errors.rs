@@ -39,11 +39,17 @@ pub fn from_metadata(source: MetadataError) -> S3Error {
     match source {
         MetadataError::Unavailable(reason) => {
             tracing::warn!(%reason, "metadata unavailable");
-            error(S3ErrorCode::ServiceUnavailable, "The metadata service is unavailable; retry")
+            error(
+                S3ErrorCode::ServiceUnavailable,
+                "The metadata service is unavailable; retry",
+            )
         }
         other => {
             tracing::error!(error = %other, "metadata failure");
-            error(S3ErrorCode::InternalError, "Metadata failure; see the gateway log")
+            error(
+                S3ErrorCode::InternalError,
+                "Metadata failure; see the gateway log",
+            )
         }
     }
 }
@@ -112,7 +118,10 @@ pub fn from_checksum(source: ChecksumError) -> S3Error {
 
 pub fn from_read(source: ReadError) -> S3Error {
     tracing::error!(error = %source, "read failed before the first byte");
-    error(S3ErrorCode::ServiceUnavailable, "The object is temporarily unreadable; retry")
+    error(
+        S3ErrorCode::ServiceUnavailable,
+        "The object is temporarily unreadable; retry",
+    )
 }
 
 pub fn no_such_key(key: &str) -> S3Error {
@@ -138,7 +147,9 @@ mod tests {
 
     fn status_and_code(error: S3Error) -> (StatusCode, String) {
         (
-            error.status_code().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            error
+                .status_code()
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             error.code().as_str().to_string(),
         )
     }
@@ -147,8 +158,16 @@ mod tests {
     fn catalog_errors_map_to_s3_codes_and_statuses() {
         let cases = [
             (CatalogError::NoSuchBucket("b".into()), 404, "NoSuchBucket"),
-            (CatalogError::BucketNotEmpty("b".into()), 409, "BucketNotEmpty"),
-            (CatalogError::BucketExists("b".into()), 409, "BucketAlreadyExists"),
+            (
+                CatalogError::BucketNotEmpty("b".into()),
+                409,
+                "BucketNotEmpty",
+            ),
+            (
+                CatalogError::BucketExists("b".into()),
+                409,
+                "BucketAlreadyExists",
+            ),
             (CatalogError::Conflict("b".into()), 409, "OperationAborted"),
             (
                 CatalogError::Metadata(MetadataError::Unavailable("x".into())),
@@ -163,7 +182,10 @@ mod tests {
         ];
         for (source, status, code) in cases {
             let (actual_status, actual_code) = status_and_code(from_catalog(source));
-            assert_eq!((actual_status.as_u16(), actual_code.as_str()), (status, code));
+            assert_eq!(
+                (actual_status.as_u16(), actual_code.as_str()),
+                (status, code)
+            );
         }
     }
 
@@ -171,7 +193,14 @@ mod tests {
     fn write_errors_map_to_s3_codes_and_statuses() {
         let cases = [
             (WriteError::TooLarge { max_bytes: 5 }, 400, "EntityTooLarge"),
-            (WriteError::IncompleteBody { declared: 5, received: 4 }, 400, "IncompleteBody"),
+            (
+                WriteError::IncompleteBody {
+                    declared: 5,
+                    received: 4,
+                },
+                400,
+                "IncompleteBody",
+            ),
             (
                 WriteError::Placement {
                     scheme: Scheme::Replicated { copies: 3 },
@@ -180,12 +209,19 @@ mod tests {
                 503,
                 "ServiceUnavailable",
             ),
-            (WriteError::Contended { attempts: 8 }, 409, "OperationAborted"),
+            (
+                WriteError::Contended { attempts: 8 },
+                409,
+                "OperationAborted",
+            ),
             (WriteError::Abandoned, 400, "RequestTimeout"),
         ];
         for (source, status, code) in cases {
             let (actual_status, actual_code) = status_and_code(from_write(source));
-            assert_eq!((actual_status.as_u16(), actual_code.as_str()), (status, code));
+            assert_eq!(
+                (actual_status.as_u16(), actual_code.as_str()),
+                (status, code)
+            );
         }
     }
 

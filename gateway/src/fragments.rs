@@ -107,7 +107,9 @@ mod in_memory {
 
         fn check_up(&self, node: NodeId) -> Result<(), FragmentError> {
             match self.down.lock() {
-                Ok(down) if down.contains(&node) => Err(FragmentError::Unavailable(node.to_string())),
+                Ok(down) if down.contains(&node) => {
+                    Err(FragmentError::Unavailable(node.to_string()))
+                }
                 _ => Ok(()),
             }
         }
@@ -115,7 +117,12 @@ mod in_memory {
 
     #[async_trait]
     impl FragmentStore for InMemoryFragments {
-        async fn put(&self, node: NodeId, id: FragmentId, bytes: Bytes) -> Result<(), FragmentError> {
+        async fn put(
+            &self,
+            node: NodeId,
+            id: FragmentId,
+            bytes: Bytes,
+        ) -> Result<(), FragmentError> {
             self.check_up(node)?;
             if let Ok(mut map) = self.stored.lock() {
                 map.insert((node, id), bytes);

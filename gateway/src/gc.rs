@@ -108,8 +108,16 @@ impl Collector {
 
     /// Turns our own `Uploading` intent into `Garbage` (if it is still at the version
     /// we wrote).
-    pub async fn mark_garbage(&self, object_id: ObjectId, version: u64) -> Result<(), CollectError> {
-        let Some(stored) = self.catalog.read::<IntentRecord>(&keys::intent(object_id)).await? else {
+    pub async fn mark_garbage(
+        &self,
+        object_id: ObjectId,
+        version: u64,
+    ) -> Result<(), CollectError> {
+        let Some(stored) = self
+            .catalog
+            .read::<IntentRecord>(&keys::intent(object_id))
+            .await?
+        else {
             return Ok(());
         };
         if stored.version != version {
@@ -118,12 +126,17 @@ impl Collector {
         self.mark(stored).await.map(|_| ())
     }
 
-    async fn mark(&self, stored: Stored<IntentRecord>) -> Result<Stored<IntentRecord>, CollectError> {
+    async fn mark(
+        &self,
+        stored: Stored<IntentRecord>,
+    ) -> Result<Stored<IntentRecord>, CollectError> {
         let mut record = stored.record;
         record.state = IntentState::Garbage;
         let key = keys::intent(record.object_id);
         let mut batch = Batch::default();
-        batch.require_version(key.clone(), stored.version).put(key, encode(&record));
+        batch
+            .require_version(key.clone(), stored.version)
+            .put(key, encode(&record));
         match self.catalog.apply(batch).await? {
             BatchOutcome::Applied { version } => Ok(Stored { record, version }),
             BatchOutcome::ConditionFailed { .. } => Err(CollectError::Raced),
@@ -132,7 +145,11 @@ impl Collector {
 
     /// Collects one intent if it is garbage or an expired upload; otherwise nothing.
     pub async fn collect(&self, object_id: ObjectId) -> Result<bool, CollectError> {
-        let Some(mut stored) = self.catalog.read::<IntentRecord>(&keys::intent(object_id)).await? else {
+        let Some(mut stored) = self
+            .catalog
+            .read::<IntentRecord>(&keys::intent(object_id))
+            .await?
+        else {
             return Ok(false);
         };
         let state = stored.record.state;
@@ -159,7 +176,10 @@ impl Collector {
                     IntentState::Uploading => "uploading",
                     IntentState::Garbage => "garbage",
                 };
-                self.metrics.gc_collected_total.with_label_values(&[label]).inc();
+                self.metrics
+                    .gc_collected_total
+                    .with_label_values(&[label])
+                    .inc();
                 tracing::info!(%object_id, ?state, "collected");
                 Ok(true)
             }
@@ -180,7 +200,11 @@ impl Collector {
             for (key, stored) in page {
                 let record = stored.record;
                 for location in &record.fragments {
-                    match self.fragments.delete(location.node, record.fragment_id(location)).await {
+                    match self
+                        .fragments
+                        .delete(location.node, record.fragment_id(location))
+                        .await
+                    {
                         Ok(()) | Err(FragmentError::NotFound) => {}
                         // A node that left the topology holds nothing we can reach.
                         Err(FragmentError::UnknownNode(_)) => {}
@@ -188,9 +212,14 @@ impl Collector {
                     }
                 }
                 let mut batch = Batch::default();
-                batch.require_version(key.clone(), stored.version).delete(key);
+                batch
+                    .require_version(key.clone(), stored.version)
+                    .delete(key);
                 for location in &record.fragments {
-                    batch.delete(keys::node_fragment(location.node, record.fragment_id(location)));
+                    batch.delete(keys::node_fragment(
+                        location.node,
+                        record.fragment_id(location),
+                    ));
                 }
                 if let BatchOutcome::ConditionFailed { .. } = self.catalog.apply(batch).await? {
                     return Err(CollectError::Raced);

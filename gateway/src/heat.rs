@@ -99,7 +99,10 @@ pub async fn flush(catalog: &Catalog, metrics: &Metrics, pending: &mut HashMap<S
             Ok(None) => "gone",
             Err(_) => "error",
         };
-        metrics.heat_flushes_total.with_label_values(&[outcome]).inc();
+        metrics
+            .heat_flushes_total
+            .with_label_values(&[outcome])
+            .inc();
         if outcome != "conflict" && outcome != "error" {
             pending.remove(&id);
         }

@@ -106,7 +106,11 @@ impl<T> ListingBuilder<T> {
 
     pub fn finish(self) -> Listing<T> {
         Listing {
-            next_start_after: if self.truncated { self.resume_after } else { None },
+            next_start_after: if self.truncated {
+                self.resume_after
+            } else {
+                None
+            },
             is_truncated: self.truncated,
             entries: self.entries,
         }

@@ -72,9 +72,13 @@ impl Batch {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BatchOutcome {
-    Applied { version: u64 },
+    Applied {
+        version: u64,
+    },
     /// Nothing was applied; `key` is the first condition that did not hold.
-    ConditionFailed { key: Vec<u8> },
+    ConditionFailed {
+        key: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

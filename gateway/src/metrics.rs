@@ -148,9 +148,18 @@ mod tests {
     #[test]
     fn every_metric_is_registered_and_rendered() {
         let metrics = Metrics::new();
-        metrics.degraded_reads_total.with_label_values(&["timeout"]).inc();
-        metrics.requests_total.with_label_values(&["GetObject", "ok"]).inc();
-        metrics.request_seconds.with_label_values(&["GetObject"]).observe(0.01);
+        metrics
+            .degraded_reads_total
+            .with_label_values(&["timeout"])
+            .inc();
+        metrics
+            .requests_total
+            .with_label_values(&["GetObject", "ok"])
+            .inc();
+        metrics
+            .request_seconds
+            .with_label_values(&["GetObject"])
+            .observe(0.01);
         let text = String::from_utf8(metrics.render()).unwrap_or_default();
         for name in [
             "shardlet_gateway_degraded_reads_total{reason=\"timeout\"} 1",

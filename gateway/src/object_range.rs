@@ -43,15 +43,21 @@ pub fn pieces(shardlets: &[ShardletReference], range: Range<u64>) -> Vec<Piece> 
     out
 }
 
-/// Parses and checks a `Range` header value against the object size: `None` for no
-/// header, `Err` for InvalidRange (416).
+/// A `Range` header that no byte of the object satisfies (416 InvalidRange).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// Checks a `Range` header value against the object size: `None` for no header.
 pub fn resolve(
     range: Option<&s3s::dto::Range>,
     object_size_bytes: u64,
-) -> Result<Option<Range<u64>>, ()> {
+) -> Result<Option<Range<u64>>, Unsatisfiable> {
     match range {
         None => Ok(None),
-        Some(range) => range.check(object_size_bytes).map(Some).map_err(|_| ()),
+        Some(range) => range
+            .check(object_size_bytes)
+            .map(Some)
+            .map_err(|_| Unsatisfiable),
     }
 }
 
@@ -82,7 +88,10 @@ mod tests {
     #[test]
     fn a_range_reads_only_the_shardlets_it_covers() {
         let shardlets = refs(&[10, 10, 10]);
-        assert_eq!(shape(&pieces(&shardlets, 0..30)), [(0, 0, 10), (1, 0, 10), (2, 0, 10)]);
+        assert_eq!(
+            shape(&pieces(&shardlets, 0..30)),
+            [(0, 0, 10), (1, 0, 10), (2, 0, 10)]
+        );
         assert_eq!(shape(&pieces(&shardlets, 12..15)), [(1, 2, 5)]);
         assert_eq!(shape(&pieces(&shardlets, 9..11)), [(0, 9, 10), (1, 0, 1)]);
         assert_eq!(shape(&pieces(&shardlets, 20..30)), [(2, 0, 10)]);
@@ -91,7 +100,10 @@ mod tests {
     #[test]
     fn uneven_shardlets_from_multipart_objects() {
         let shardlets = refs(&[5, 3, 7]);
-        assert_eq!(shape(&pieces(&shardlets, 4..9)), [(0, 4, 5), (1, 0, 3), (2, 0, 1)]);
+        assert_eq!(
+            shape(&pieces(&shardlets, 4..9)),
+            [(0, 4, 5), (1, 0, 3), (2, 0, 1)]
+        );
     }
 
     #[test]
@@ -103,18 +115,33 @@ mod tests {
     #[test]
     fn header_ranges_resolve_or_are_invalid() {
         use s3s::dto::Range as Header;
-        let bounded = Header::Int { first: 2, last: Some(5) };
+        let bounded = Header::Int {
+            first: 2,
+            last: Some(5),
+        };
         assert_eq!(resolve(Some(&bounded), 10), Ok(Some(2..6)));
-        let open = Header::Int { first: 7, last: None };
+        let open = Header::Int {
+            first: 7,
+            last: None,
+        };
         assert_eq!(resolve(Some(&open), 10), Ok(Some(7..10)));
         let suffix = Header::Suffix { length: 3 };
         assert_eq!(resolve(Some(&suffix), 10), Ok(Some(7..10)));
-        let past_end = Header::Int { first: 10, last: None };
-        assert_eq!(resolve(Some(&past_end), 10), Err(()));
-        let clipped = Header::Int { first: 8, last: Some(100) };
+        let past_end = Header::Int {
+            first: 10,
+            last: None,
+        };
+        assert_eq!(resolve(Some(&past_end), 10), Err(Unsatisfiable));
+        let clipped = Header::Int {
+            first: 8,
+            last: Some(100),
+        };
         assert_eq!(resolve(Some(&clipped), 10), Ok(Some(8..10)));
         assert_eq!(resolve(None, 10), Ok(None));
-        assert_eq!(resolve(Some(&Header::Suffix { length: 0 }), 10), Err(()));
-        assert_eq!(resolve(Some(&bounded), 0), Err(()));
+        assert_eq!(
+            resolve(Some(&Header::Suffix { length: 0 }), 10),
+            Err(Unsatisfiable)
+        );
+        assert_eq!(resolve(Some(&bounded), 0), Err(Unsatisfiable));
     }
 }

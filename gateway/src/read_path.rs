@@ -81,7 +81,9 @@ impl ReadPath {
             .record;
         self.heat.report(id);
         let bytes = match record.scheme {
-            Scheme::Replicated { .. } => self.read_replicated(&record, piece.within.clone()).await?,
+            Scheme::Replicated { .. } => {
+                self.read_replicated(&record, piece.within.clone()).await?
+            }
             Scheme::ErasureCoded { .. } => {
                 let whole = self.read_erasure_coded(&record).await?;
                 whole.slice(piece.within.start as usize..piece.within.end as usize)
@@ -91,7 +93,12 @@ impl ReadPath {
         Ok(bytes)
     }
 
-    fn degraded(&self, record: &ShardletRecord, node: impl std::fmt::Display, error: &FragmentError) {
+    fn degraded(
+        &self,
+        record: &ShardletRecord,
+        node: impl std::fmt::Display,
+        error: &FragmentError,
+    ) {
         self.metrics
             .degraded_reads_total
             .with_label_values(&[error.reason()])
@@ -107,14 +114,23 @@ impl ReadPath {
     ) -> Result<Bytes, FragmentError> {
         let location = &record.fragments[position];
         let id = record.fragment_id(location);
-        match tokio::time::timeout(FRAGMENT_READ_TIMEOUT, self.fragments.get(location.node, id, range)).await {
+        match tokio::time::timeout(
+            FRAGMENT_READ_TIMEOUT,
+            self.fragments.get(location.node, id, range),
+        )
+        .await
+        {
             Ok(result) => result,
             Err(_) => Err(FragmentError::Timeout),
         }
     }
 
     /// Any one replica serves; ranged reads fetch only the needed bytes.
-    async fn read_replicated(&self, record: &ShardletRecord, within: Range<u64>) -> Result<Bytes, ReadError> {
+    async fn read_replicated(
+        &self,
+        record: &ShardletRecord,
+        within: Range<u64>,
+    ) -> Result<Bytes, ReadError> {
         let whole = within.start == 0 && within.end == record.size_bytes;
         let expected_len = within.end - within.start;
         // Start at a replica chosen by the shardlet id so reads spread over copies.
@@ -170,20 +186,24 @@ impl ReadPath {
                 let location = &record.fragments[position];
                 match result {
                     Ok(bytes) if Crc32c::of(&bytes) == location.checksum => {
-                        slots[location.index.0 as usize % width] = Some((bytes.to_vec(), location.checksum));
+                        slots[location.index.0 as usize % width] =
+                            Some((bytes.to_vec(), location.checksum));
                         good += 1;
                     }
-                    Ok(_) => self.degraded(record, location.node, &FragmentError::Corrupt("fragment checksum".into())),
+                    Ok(_) => self.degraded(
+                        record,
+                        location.node,
+                        &FragmentError::Corrupt("fragment checksum".into()),
+                    ),
                     Err(error) => self.degraded(record, location.node, &error),
                 }
             }
         }
-        let decoded = codec::decode_checked(record.scheme, slots, record.size_bytes as usize).map_err(|error| {
-            ReadError::Unreadable {
+        let decoded = codec::decode_checked(record.scheme, slots, record.size_bytes as usize)
+            .map_err(|error| ReadError::Unreadable {
                 shardlet: record.id.to_string(),
                 reason: error.to_string(),
-            }
-        })?;
+            })?;
         if Crc32c::of(&decoded.bytes) != record.checksum {
             return Err(ReadError::Unreadable {
                 shardlet: record.id.to_string(),

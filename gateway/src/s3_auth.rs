@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::{S3Result, S3ErrorCode};
+use s3s::{S3ErrorCode, S3Result};
 
 use crate::catalog::Catalog;
 use crate::errors::{error, from_catalog};
@@ -46,7 +46,10 @@ impl CredentialCache {
         if let Ok(entries) = self.entries.lock() {
             if let Some(entry) = entries.get(access_key) {
                 if entry.fetched.elapsed() < CREDENTIAL_CACHE_TTL {
-                    self.metrics.credential_cache_total.with_label_values(&["hit"]).inc();
+                    self.metrics
+                        .credential_cache_total
+                        .with_label_values(&["hit"])
+                        .inc();
                     return Ok(entry.found.clone());
                 }
             }
@@ -58,7 +61,10 @@ impl CredentialCache {
             .map_err(from_catalog)?
             .map(|record| (record.secret_key.0, record.owner));
         let label = if found.is_some() { "miss" } else { "unknown" };
-        self.metrics.credential_cache_total.with_label_values(&[label]).inc();
+        self.metrics
+            .credential_cache_total
+            .with_label_values(&[label])
+            .inc();
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= CREDENTIAL_CACHE_ENTRIES_MAX {
                 entries.clear();
@@ -78,7 +84,10 @@ impl CredentialCache {
     pub async fn owner_of(&self, access_key: &str) -> S3Result<String> {
         match self.lookup(access_key).await? {
             Some((_, owner)) => Ok(owner),
-            None => Err(error(S3ErrorCode::InvalidAccessKeyId, "The access key does not exist")),
+            None => Err(error(
+                S3ErrorCode::InvalidAccessKeyId,
+                "The access key does not exist",
+            )),
         }
     }
 }
@@ -90,7 +99,10 @@ pub struct Authenticator(pub Arc<CredentialCache>);
 impl S3Auth for Authenticator {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         if access_key.is_empty() || access_key.len() > 128 {
-            return Err(error(S3ErrorCode::InvalidAccessKeyId, "Malformed access key"));
+            return Err(error(
+                S3ErrorCode::InvalidAccessKeyId,
+                "Malformed access key",
+            ));
         }
         match self.0.lookup(access_key).await? {
             Some((secret, _)) => Ok(SecretKey::from(secret)),

@@ -51,7 +51,6 @@ pub async fn create_bucket(
     {
         Ok(()) => Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
-            ..Default::default()
         })),
         Err(CatalogError::BucketExists(_)) => {
             let existing = gateway.catalog.bucket(&name).await.map_err(from_catalog)?;

@@ -7,7 +7,9 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 use crate::errors::{error, from_catalog};
 use crate::gateway::{timestamp_of_unix_ms, Gateway};
 use crate::limits::LIST_PAGE_MAX;
-use crate::listing::{decode_token, encode_token, marker_text, Entry, Listing, ListingBuilder, Step, MAX_KEYS_DEFAULT};
+use crate::listing::{
+    decode_token, encode_token, marker_text, Entry, Listing, ListingBuilder, Step, MAX_KEYS_DEFAULT,
+};
 use crate::metadata::SCAN_LIMIT_MAX;
 use crate::records::{keys, MultipartUploadRecord, ObjectRecord, Record};
 use crate::storage_class::reported;
@@ -18,7 +20,10 @@ const SCANS_PER_PAGE_MAX: usize = 2 * MAX_KEYS_DEFAULT + 16;
 fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
         None => Ok(MAX_KEYS_DEFAULT),
-        Some(value) if value < 0 => Err(error(S3ErrorCode::InvalidArgument, "max-keys must not be negative")),
+        Some(value) if value < 0 => Err(error(
+            S3ErrorCode::InvalidArgument,
+            "max-keys must not be negative",
+        )),
         Some(value) => Ok((value as usize).min(MAX_KEYS_DEFAULT)),
     }
 }
@@ -43,7 +48,11 @@ async fn run<R: Record>(
     for _ in 0..SCANS_PER_PAGE_MAX {
         let (page, next) = gateway
             .catalog
-            .scan::<R>(&scan_prefix, position.as_deref(), SCAN_LIMIT_MAX.min(MAX_KEYS_DEFAULT + 1))
+            .scan::<R>(
+                &scan_prefix,
+                position.as_deref(),
+                SCAN_LIMIT_MAX.min(MAX_KEYS_DEFAULT + 1),
+            )
             .await
             .map_err(from_catalog)?;
         let mut jumped = false;
@@ -76,14 +85,19 @@ fn encode_if(url: bool, text: String) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => out.push(char::from(byte)),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(char::from(byte))
+            }
             other => out.push_str(&format!("%{other:02X}")),
         }
     }
     out
 }
 
-fn objects_and_prefixes(listing: Listing<ObjectRecord>, url: bool) -> (Vec<Object>, Vec<CommonPrefix>) {
+fn objects_and_prefixes(
+    listing: Listing<ObjectRecord>,
+    url: bool,
+) -> (Vec<Object>, Vec<CommonPrefix>) {
     let mut objects = Vec::new();
     let mut prefixes = Vec::new();
     for entry in listing.entries {
@@ -93,7 +107,9 @@ fn objects_and_prefixes(listing: Listing<ObjectRecord>, url: bool) -> (Vec<Objec
                 size: Some(record.size_bytes as i64),
                 e_tag: Some(ETag::Strong(crate::etag::bare(&record.etag).to_string())),
                 last_modified: Some(timestamp_of_unix_ms(record.created_unix_ms)),
-                storage_class: Some(ObjectStorageClass::from(reported(record.storage_class.as_deref()).to_string())),
+                storage_class: Some(ObjectStorageClass::from(
+                    reported(record.storage_class.as_deref()).to_string(),
+                )),
                 ..Default::default()
             }),
             Entry::CommonPrefix(prefix) => prefixes.push(CommonPrefix {
@@ -105,28 +121,50 @@ fn objects_and_prefixes(listing: Listing<ObjectRecord>, url: bool) -> (Vec<Objec
 }
 
 fn object_name(scope_len: usize) -> impl Fn(&[u8]) -> Option<String> {
-    move |key: &[u8]| std::str::from_utf8(key.get(scope_len..)?).ok().map(str::to_string)
+    move |key: &[u8]| {
+        std::str::from_utf8(key.get(scope_len..)?)
+            .ok()
+            .map(str::to_string)
+    }
 }
 
 fn wants_url(encoding: Option<&EncodingType>) -> bool {
     encoding.is_some_and(|encoding| encoding.as_str() == EncodingType::URL)
 }
 
-pub async fn list_objects_v2(gateway: &Gateway, request: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+pub async fn list_objects_v2(
+    gateway: &Gateway,
+    request: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
     let input = request.input;
-    gateway.catalog.existing_bucket(&input.bucket).await.map_err(from_catalog)?;
+    gateway
+        .catalog
+        .existing_bucket(&input.bucket)
+        .await
+        .map_err(from_catalog)?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let limit = max_keys(input.max_keys)?;
     let mut builder = ListingBuilder::new(&prefix, input.delimiter.as_deref(), limit);
     let start_after = match (&input.continuation_token, &input.start_after) {
         (Some(token), _) => Some(decode_token(token).ok_or_else(|| {
-            error(S3ErrorCode::InvalidArgument, "The continuation token provided is incorrect")
+            error(
+                S3ErrorCode::InvalidArgument,
+                "The continuation token provided is incorrect",
+            )
         })?),
         (None, Some(after)) => Some(after.as_bytes().to_vec()),
         (None, None) => None,
     };
     let scope = keys::objects_of_bucket(&input.bucket);
-    run(gateway, &scope, &prefix, &mut builder, start_after, object_name(scope.len())).await?;
+    run(
+        gateway,
+        &scope,
+        &prefix,
+        &mut builder,
+        start_after,
+        object_name(scope.len()),
+    )
+    .await?;
     let listing = builder.finish();
     let next = listing.next_start_after.as_deref().map(encode_token);
     let truncated = listing.is_truncated;
@@ -149,15 +187,33 @@ pub async fn list_objects_v2(gateway: &Gateway, request: S3Request<ListObjectsV2
     }))
 }
 
-pub async fn list_objects(gateway: &Gateway, request: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+pub async fn list_objects(
+    gateway: &Gateway,
+    request: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
     let input = request.input;
-    gateway.catalog.existing_bucket(&input.bucket).await.map_err(from_catalog)?;
+    gateway
+        .catalog
+        .existing_bucket(&input.bucket)
+        .await
+        .map_err(from_catalog)?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let limit = max_keys(input.max_keys)?;
     let mut builder = ListingBuilder::new(&prefix, input.delimiter.as_deref(), limit);
-    let start_after = input.marker.as_deref().map(|marker| builder.start_after_for_marker(marker));
+    let start_after = input
+        .marker
+        .as_deref()
+        .map(|marker| builder.start_after_for_marker(marker));
     let scope = keys::objects_of_bucket(&input.bucket);
-    run(gateway, &scope, &prefix, &mut builder, start_after, object_name(scope.len())).await?;
+    run(
+        gateway,
+        &scope,
+        &prefix,
+        &mut builder,
+        start_after,
+        object_name(scope.len()),
+    )
+    .await?;
     let listing = builder.finish();
     let url = wants_url(input.encoding_type.as_ref());
     // S3 returns NextMarker only with a delimiter; clients use the last key otherwise.
@@ -187,10 +243,19 @@ pub async fn list_multipart_uploads(
     request: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let input = request.input;
-    gateway.catalog.existing_bucket(&input.bucket).await.map_err(from_catalog)?;
+    gateway
+        .catalog
+        .existing_bucket(&input.bucket)
+        .await
+        .map_err(from_catalog)?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let limit = match input.max_uploads {
-        Some(value) if value < 0 => return Err(error(S3ErrorCode::InvalidArgument, "max-uploads must not be negative")),
+        Some(value) if value < 0 => {
+            return Err(error(
+                S3ErrorCode::InvalidArgument,
+                "max-uploads must not be negative",
+            ))
+        }
         Some(value) => (value as usize).min(LIST_PAGE_MAX),
         None => LIST_PAGE_MAX,
     };
@@ -208,11 +273,18 @@ pub async fn list_multipart_uploads(
     });
     let scope = keys::uploads_of_bucket(&input.bucket);
     let scope_len = scope.len();
-    run::<MultipartUploadRecord>(gateway, &scope, &prefix, &mut builder, start_after, move |key| {
-        let rest = key.get(scope_len..)?;
-        let end = rest.iter().position(|byte| *byte == 0)?;
-        std::str::from_utf8(&rest[..end]).ok().map(str::to_string)
-    })
+    run::<MultipartUploadRecord>(
+        gateway,
+        &scope,
+        &prefix,
+        &mut builder,
+        start_after,
+        move |key| {
+            let rest = key.get(scope_len..)?;
+            let end = rest.iter().position(|byte| *byte == 0)?;
+            std::str::from_utf8(&rest[..end]).ok().map(str::to_string)
+        },
+    )
     .await?;
     let listing = builder.finish();
     let truncated = listing.is_truncated;
@@ -227,11 +299,15 @@ pub async fn list_multipart_uploads(
                     key: Some(key),
                     upload_id: Some(record.upload_id),
                     initiated: Some(timestamp_of_unix_ms(record.initiated_unix_ms)),
-                    storage_class: Some(StorageClass::from(reported(record.storage_class.as_deref()).to_string())),
+                    storage_class: Some(StorageClass::from(
+                        reported(record.storage_class.as_deref()).to_string(),
+                    )),
                     ..Default::default()
                 });
             }
-            Entry::CommonPrefix(prefix) => prefixes.push(CommonPrefix { prefix: Some(prefix) }),
+            Entry::CommonPrefix(prefix) => prefixes.push(CommonPrefix {
+                prefix: Some(prefix),
+            }),
         }
     }
     let (next_key_marker, next_upload_id_marker) = match (truncated, last) {

@@ -18,14 +18,17 @@ use crate::catalog::{unix_ms_now, Stored};
 use crate::checksums::Expected;
 use crate::errors::{error, from_catalog, from_checksum, from_write, no_such_upload};
 use crate::gateway::{timestamp_of_unix_ms, Gateway};
-use crate::limits::{LIST_PAGE_MAX, OBJECT_SHARDLETS_MAX, PART_BYTES_MAX, PART_BYTES_MIN, PART_NUMBER_MAX};
+use crate::limits::{
+    LIST_PAGE_MAX, OBJECT_SHARDLETS_MAX, PART_BYTES_MAX, PART_BYTES_MIN, PART_NUMBER_MAX,
+};
 use crate::metadata::{Batch, BatchOutcome, BATCH_ITEMS_MAX};
 use crate::records::{
-    encode, keys, IntentRecord, IntentState, MultipartUploadRecord, ObjectRecord, PartRecord, StoredChecksums,
+    encode, keys, IntentRecord, IntentState, MultipartUploadRecord, ObjectRecord, PartRecord,
+    StoredChecksums,
 };
 use crate::s3_objects::{
-    body_stream, check_key, copy_source, copy_stream, declared_length, storage_plan, upload, user_metadata,
-    DEFAULT_CONTENT_TYPE,
+    body_stream, check_key, copy_source, copy_stream, declared_length, storage_plan, upload,
+    user_metadata, DEFAULT_CONTENT_TYPE,
 };
 use crate::storage_class::plan_for;
 use crate::write_path::{garbage_intent_for, Written, COMMIT_ATTEMPTS_MAX};
@@ -36,10 +39,17 @@ async fn existing_upload(
     key: &str,
     upload_id: &str,
 ) -> S3Result<Stored<MultipartUploadRecord>> {
-    if upload_id.is_empty() || upload_id.len() > 128 || !upload_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if upload_id.is_empty()
+        || upload_id.len() > 128
+        || !upload_id.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         return Err(no_such_upload());
     }
-    gateway.catalog.existing_bucket(bucket).await.map_err(from_catalog)?;
+    gateway
+        .catalog
+        .existing_bucket(bucket)
+        .await
+        .map_err(from_catalog)?;
     gateway
         .catalog
         .upload(bucket, key, upload_id)
@@ -80,15 +90,24 @@ pub async fn create_multipart_upload(
     let input = request.input;
     check_key(&input.key)?;
     let metadata = user_metadata(input.metadata)?;
-    let bucket = gateway.catalog.existing_bucket(&input.bucket).await.map_err(from_catalog)?;
-    let plan = storage_plan(input.storage_class.as_ref(), bucket.record.default_redundancy)?;
+    let bucket = gateway
+        .catalog
+        .existing_bucket(&input.bucket)
+        .await
+        .map_err(from_catalog)?;
+    let plan = storage_plan(
+        input.storage_class.as_ref(),
+        bucket.record.default_redundancy,
+    )?;
     let upload_id = hex::encode(rand::random::<[u8; 16]>());
     let record = MultipartUploadRecord {
         upload_id: upload_id.clone(),
         bucket: input.bucket.clone(),
         key: input.key.clone(),
         object_id: ObjectId::random(),
-        content_type: input.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
+        content_type: input
+            .content_type
+            .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
         user_metadata: metadata,
         redundancy: plan.level,
         initiated_unix_ms: unix_ms_now(),
@@ -107,9 +126,10 @@ pub async fn create_multipart_upload(
             upload_id: Some(upload_id),
             ..Default::default()
         })),
-        BatchOutcome::ConditionFailed { .. } => {
-            Err(error(S3ErrorCode::OperationAborted, "The bucket changed; retry"))
-        }
+        BatchOutcome::ConditionFailed { .. } => Err(error(
+            S3ErrorCode::OperationAborted,
+            "The bucket changed; retry",
+        )),
     }
 }
 
@@ -122,7 +142,11 @@ async fn commit_part(
     written: &Written,
     checksums: StoredChecksums,
 ) -> S3Result<PartRecord> {
-    gateway.writer.record_shardlets(written).await.map_err(from_write)?;
+    gateway
+        .writer
+        .record_shardlets(written)
+        .await
+        .map_err(from_write)?;
     let record = PartRecord {
         upload_id: upload.record.upload_id.clone(),
         part_number: number,
@@ -133,7 +157,11 @@ async fn commit_part(
         part_object_id: written.object_id,
         checksums,
     };
-    let upload_key = keys::upload(&upload.record.bucket, &upload.record.key, &upload.record.upload_id);
+    let upload_key = keys::upload(
+        &upload.record.bucket,
+        &upload.record.key,
+        &upload.record.upload_id,
+    );
     for _ in 0..COMMIT_ATTEMPTS_MAX {
         let current = gateway
             .catalog
@@ -148,10 +176,17 @@ async fn commit_part(
                 keys::part(&upload.record.upload_id, number),
                 current.as_ref().map_or(0, |part| part.version),
             )
-            .put(keys::part(&upload.record.upload_id, number), encode(&record))
+            .put(
+                keys::part(&upload.record.upload_id, number),
+                encode(&record),
+            )
             .delete(keys::intent(written.object_id));
         if let Some(old) = &current {
-            let (key, value) = garbage_of(vec![old.record.part_object_id], &upload.record.bucket, &upload.record.key);
+            let (key, value) = garbage_of(
+                vec![old.record.part_object_id],
+                &upload.record.bucket,
+                &upload.record.key,
+            );
             batch.put(key, value);
         }
         match gateway.catalog.apply(batch).await.map_err(from_catalog)? {
@@ -163,7 +198,10 @@ async fn commit_part(
                 return Ok(record);
             }
             BatchOutcome::ConditionFailed { key } if key == upload_key => {
-                gateway.writer.abandon(written.object_id, written.intent_version).await;
+                gateway
+                    .writer
+                    .abandon(written.object_id, written.intent_version)
+                    .await;
                 return Err(no_such_upload());
             }
             BatchOutcome::ConditionFailed { key } if key == keys::intent(written.object_id) => {
@@ -172,16 +210,29 @@ async fn commit_part(
             BatchOutcome::ConditionFailed { .. } => continue,
         }
     }
-    gateway.writer.abandon(written.object_id, written.intent_version).await;
-    Err(error(S3ErrorCode::OperationAborted, "Too many concurrent uploads of this part; retry"))
+    gateway
+        .writer
+        .abandon(written.object_id, written.intent_version)
+        .await;
+    Err(error(
+        S3ErrorCode::OperationAborted,
+        "Too many concurrent uploads of this part; retry",
+    ))
 }
 
-pub async fn upload_part(gateway: &Gateway, request: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+pub async fn upload_part(
+    gateway: &Gateway,
+    request: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
     let input = request.input;
     let number = part_number(input.part_number)?;
-    let upload_record = existing_upload(gateway, &input.bucket, &input.key, &input.upload_id).await?;
-    let plan = plan_for(upload_record.record.storage_class.as_deref(), upload_record.record.redundancy)
-        .map_err(|invalid| error(S3ErrorCode::InvalidStorageClass, invalid.to_string()))?;
+    let upload_record =
+        existing_upload(gateway, &input.bucket, &input.key, &input.upload_id).await?;
+    let plan = plan_for(
+        upload_record.record.storage_class.as_deref(),
+        upload_record.record.redundancy,
+    )
+    .map_err(|invalid| error(S3ErrorCode::InvalidStorageClass, invalid.to_string()))?;
     let expected = Expected::from_request(
         &request.headers,
         input.content_md5.as_deref(),
@@ -193,7 +244,10 @@ pub async fn upload_part(gateway: &Gateway, request: S3Request<UploadPartInput>)
             checksum_sha256: input.checksum_sha256,
             ..Default::default()
         },
-        input.checksum_algorithm.as_ref().map(ChecksumAlgorithm::as_str),
+        input
+            .checksum_algorithm
+            .as_ref()
+            .map(ChecksumAlgorithm::as_str),
     )
     .map_err(from_checksum)?;
     let (written, checksums) = upload(
@@ -226,12 +280,20 @@ fn copy_range(text: Option<&str>, size: u64) -> S3Result<std::ops::Range<u64>> {
     let Some(text) = text else {
         return Ok(0..size);
     };
-    let invalid = || error(S3ErrorCode::InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy");
-    let (first, last) = text.strip_prefix("bytes=").and_then(|rest| rest.split_once('-')).ok_or_else(invalid)?;
+    let invalid = || {
+        error(S3ErrorCode::InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+    };
+    let (first, last) = text
+        .strip_prefix("bytes=")
+        .and_then(|rest| rest.split_once('-'))
+        .ok_or_else(invalid)?;
     let first: u64 = first.parse().map_err(|_| invalid())?;
     let last: u64 = last.parse().map_err(|_| invalid())?;
     if first > last || last >= size {
-        return Err(error(S3ErrorCode::InvalidRange, "The requested range is not satisfiable"));
+        return Err(error(
+            S3ErrorCode::InvalidRange,
+            "The requested range is not satisfiable",
+        ));
     }
     Ok(first..last + 1)
 }
@@ -242,7 +304,8 @@ pub async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let input = request.input;
     let number = part_number(input.part_number)?;
-    let upload_record = existing_upload(gateway, &input.bucket, &input.key, &input.upload_id).await?;
+    let upload_record =
+        existing_upload(gateway, &input.bucket, &input.key, &input.upload_id).await?;
     let source = copy_source(
         gateway,
         &input.copy_source,
@@ -254,10 +317,16 @@ pub async fn upload_part_copy(
     .await?;
     let range = copy_range(input.copy_source_range.as_deref(), source.size_bytes)?;
     if range.end - range.start > PART_BYTES_MAX {
-        return Err(error(S3ErrorCode::EntityTooLarge, "A part may be at most 5 GiB"));
+        return Err(error(
+            S3ErrorCode::EntityTooLarge,
+            "A part may be at most 5 GiB",
+        ));
     }
-    let plan = plan_for(upload_record.record.storage_class.as_deref(), upload_record.record.redundancy)
-        .map_err(|invalid| error(S3ErrorCode::InvalidStorageClass, invalid.to_string()))?;
+    let plan = plan_for(
+        upload_record.record.storage_class.as_deref(),
+        upload_record.record.redundancy,
+    )
+    .map_err(|invalid| error(S3ErrorCode::InvalidStorageClass, invalid.to_string()))?;
     let (written, checksums) = upload(
         gateway,
         &input.bucket,
@@ -325,10 +394,17 @@ pub async fn complete_multipart_upload(
     request: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = request.input;
-    let upload_record = existing_upload(gateway, &input.bucket, &input.key, &input.upload_id).await?;
-    let requested = input.multipart_upload.and_then(|upload| upload.parts).unwrap_or_default();
+    let upload_record =
+        existing_upload(gateway, &input.bucket, &input.key, &input.upload_id).await?;
+    let requested = input
+        .multipart_upload
+        .and_then(|upload| upload.parts)
+        .unwrap_or_default();
     if requested.is_empty() {
-        return Err(error(S3ErrorCode::MalformedXML, "You must specify at least one part"));
+        return Err(error(
+            S3ErrorCode::MalformedXML,
+            "You must specify at least one part",
+        ));
     }
     let stored = all_parts(gateway, &input.upload_id).await?;
     let mut chosen: Vec<&PartRecord> = Vec::with_capacity(requested.len());
@@ -339,8 +415,16 @@ pub async fn complete_multipart_upload(
             return Err(error(S3ErrorCode::InvalidPartOrder, "The list of parts was not in ascending order. Parts must be ordered by part number."));
         }
         previous = number;
-        let invalid_part = || error(S3ErrorCode::InvalidPart, format!("Part {number} could not be found or its entity tag does not match"));
-        let record = u16::try_from(number).ok().and_then(|n| stored.get(&n)).ok_or_else(invalid_part)?;
+        let invalid_part = || {
+            error(
+                S3ErrorCode::InvalidPart,
+                format!("Part {number} could not be found or its entity tag does not match"),
+            )
+        };
+        let record = u16::try_from(number)
+            .ok()
+            .and_then(|n| stored.get(&n))
+            .ok_or_else(invalid_part)?;
         if let Some(etag) = &part.e_tag {
             if etag.value() != crate::etag::bare(&record.etag) {
                 return Err(invalid_part());
@@ -356,12 +440,23 @@ pub async fn complete_multipart_upload(
             ));
         }
     }
-    let shardlets: Vec<_> = chosen.iter().flat_map(|part| part.shardlets.iter().cloned()).collect();
+    let shardlets: Vec<_> = chosen
+        .iter()
+        .flat_map(|part| part.shardlets.iter().cloned())
+        .collect();
     if shardlets.len() > OBJECT_SHARDLETS_MAX {
-        return Err(error(S3ErrorCode::EntityTooLarge, "The object would exceed the largest size this cluster can describe in one record"));
+        return Err(error(
+            S3ErrorCode::EntityTooLarge,
+            "The object would exceed the largest size this cluster can describe in one record",
+        ));
     }
-    let etag = crate::etag::multipart(chosen.iter().map(|part| part.etag.as_str()))
-        .ok_or_else(|| error(S3ErrorCode::InternalError, "A stored part ETag is malformed"))?;
+    let etag =
+        crate::etag::multipart(chosen.iter().map(|part| part.etag.as_str())).ok_or_else(|| {
+            error(
+                S3ErrorCode::InternalError,
+                "A stored part ETag is malformed",
+            )
+        })?;
     let record = ObjectRecord {
         bucket: input.bucket.clone(),
         key: input.key.clone(),
@@ -385,13 +480,24 @@ pub async fn complete_multipart_upload(
         .collect();
     let upload_key = keys::upload(&input.bucket, &input.key, &input.upload_id);
     for _ in 0..COMMIT_ATTEMPTS_MAX {
-        let bucket = gateway.catalog.existing_bucket(&input.bucket).await.map_err(from_catalog)?;
-        let current = gateway.catalog.object(&input.bucket, &input.key).await.map_err(from_catalog)?;
+        let bucket = gateway
+            .catalog
+            .existing_bucket(&input.bucket)
+            .await
+            .map_err(from_catalog)?;
+        let current = gateway
+            .catalog
+            .object(&input.bucket, &input.key)
+            .await
+            .map_err(from_catalog)?;
         let mut batch = Batch::default();
         batch
             .require_version(upload_key.clone(), upload_record.version)
             .require_version(keys::bucket(&input.bucket), bucket.version)
-            .require_version(keys::object(&input.bucket, &input.key), current.as_ref().map_or(0, |c| c.version))
+            .require_version(
+                keys::object(&input.bucket, &input.key),
+                current.as_ref().map_or(0, |c| c.version),
+            )
             .put(keys::object(&input.bucket, &input.key), encode(&record))
             .delete(upload_key.clone());
         if let Some(old) = &current {
@@ -416,11 +522,16 @@ pub async fn complete_multipart_upload(
                     ..Default::default()
                 }));
             }
-            BatchOutcome::ConditionFailed { key } if key == upload_key => return Err(no_such_upload()),
+            BatchOutcome::ConditionFailed { key } if key == upload_key => {
+                return Err(no_such_upload())
+            }
             BatchOutcome::ConditionFailed { .. } => continue,
         }
     }
-    Err(error(S3ErrorCode::OperationAborted, "Too many concurrent writes to this key; retry"))
+    Err(error(
+        S3ErrorCode::OperationAborted,
+        "Too many concurrent writes to this key; retry",
+    ))
 }
 
 pub async fn abort_multipart_upload(
@@ -428,7 +539,8 @@ pub async fn abort_multipart_upload(
     request: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let input = request.input;
-    let upload_record = existing_upload(gateway, &input.bucket, &input.key, &input.upload_id).await?;
+    let upload_record =
+        existing_upload(gateway, &input.bucket, &input.key, &input.upload_id).await?;
     let stored = all_parts(gateway, &input.upload_id).await?;
     let upload_key = keys::upload(&input.bucket, &input.key, &input.upload_id);
     let mut batch = Batch::default();
@@ -436,7 +548,11 @@ pub async fn abort_multipart_upload(
         .require_version(upload_key.clone(), upload_record.version)
         .delete(upload_key);
     if !stored.is_empty() {
-        let (key, value) = garbage_of(stored.values().map(|part| part.part_object_id).collect(), &input.bucket, &input.key);
+        let (key, value) = garbage_of(
+            stored.values().map(|part| part.part_object_id).collect(),
+            &input.bucket,
+            &input.key,
+        );
         batch.put(key, value);
     }
     match gateway.catalog.apply(batch).await.map_err(from_catalog)? {
@@ -448,18 +564,31 @@ pub async fn abort_multipart_upload(
     }
 }
 
-pub async fn list_parts(gateway: &Gateway, request: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+pub async fn list_parts(
+    gateway: &Gateway,
+    request: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
     let input = request.input;
-    let upload_record = existing_upload(gateway, &input.bucket, &input.key, &input.upload_id).await?;
+    let upload_record =
+        existing_upload(gateway, &input.bucket, &input.key, &input.upload_id).await?;
     let limit = match input.max_parts {
-        Some(value) if value < 0 => return Err(error(S3ErrorCode::InvalidArgument, "max-parts must not be negative")),
+        Some(value) if value < 0 => {
+            return Err(error(
+                S3ErrorCode::InvalidArgument,
+                "max-parts must not be negative",
+            ))
+        }
         Some(value) => (value as usize).min(LIST_PAGE_MAX),
         None => LIST_PAGE_MAX,
     };
     let marker = match input.part_number_marker {
         None => 0u16,
-        Some(number) => u16::try_from(number)
-            .map_err(|_| error(S3ErrorCode::InvalidArgument, "part-number-marker must be a part number"))?,
+        Some(number) => u16::try_from(number).map_err(|_| {
+            error(
+                S3ErrorCode::InvalidArgument,
+                "part-number-marker must be a part number",
+            )
+        })?,
     };
     let (page, more) = gateway
         .catalog
@@ -491,7 +620,8 @@ pub async fn list_parts(gateway: &Gateway, request: S3Request<ListPartsInput>) -
         is_truncated: Some(more),
         parts: Some(parts),
         storage_class: Some(StorageClass::from(
-            crate::storage_class::reported(upload_record.record.storage_class.as_deref()).to_string(),
+            crate::storage_class::reported(upload_record.record.storage_class.as_deref())
+                .to_string(),
         )),
         ..Default::default()
     }))

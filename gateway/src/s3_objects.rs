@@ -15,11 +15,15 @@ use crate::checksums::Expected;
 use crate::conditions::{evaluate, unix_seconds, Preconditions, Verdict};
 use crate::errors::{error, from_catalog, from_checksum, from_write, no_such_key};
 use crate::gateway::{timestamp_of_unix_ms, ChannelBody, Gateway};
-use crate::limits::{DELETE_OBJECTS_KEYS_MAX, KEY_BYTES_MAX, OBJECT_BYTES_MAX, USER_METADATA_BYTES_MAX};
+use crate::limits::{
+    DELETE_OBJECTS_KEYS_MAX, KEY_BYTES_MAX, OBJECT_BYTES_MAX, USER_METADATA_BYTES_MAX,
+};
 use crate::metadata::{Batch, BatchOutcome};
 use crate::records::{keys, ObjectRecord, ShardletReference, StoredChecksums};
 use crate::storage_class::{plan_for, reported, StoragePlan};
-use crate::write_path::{garbage_intent_for, CommitCondition, UploadBody, Written, COMMIT_ATTEMPTS_MAX};
+use crate::write_path::{
+    garbage_intent_for, CommitCondition, UploadBody, Written, COMMIT_ATTEMPTS_MAX,
+};
 
 /// S3's default when a PUT names no Content-Type.
 pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
@@ -40,7 +44,10 @@ pub fn check_key(key: &str) -> S3Result<()> {
 
 pub fn user_metadata(metadata: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
     let metadata: BTreeMap<String, String> = metadata.unwrap_or_default().into_iter().collect();
-    let bytes: usize = metadata.iter().map(|(name, value)| name.len() + value.len()).sum();
+    let bytes: usize = metadata
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
     if bytes > USER_METADATA_BYTES_MAX {
         return Err(error(
             S3ErrorCode::MetadataTooLarge,
@@ -50,11 +57,17 @@ pub fn user_metadata(metadata: Option<Metadata>) -> S3Result<BTreeMap<String, St
     Ok(metadata)
 }
 
-pub fn storage_plan(storage_class: Option<&StorageClass>, bucket_default: shardlet_core::RedundancyLevel) -> S3Result<StoragePlan> {
+pub fn storage_plan(
+    storage_class: Option<&StorageClass>,
+    bucket_default: shardlet_core::RedundancyLevel,
+) -> S3Result<StoragePlan> {
     plan_for(storage_class.map(StorageClass::as_str), bucket_default).map_err(|invalid| {
         error(
             S3ErrorCode::InvalidStorageClass,
-            format!("The storage class you specified is not valid: {}", invalid.0),
+            format!(
+                "The storage class you specified is not valid: {}",
+                invalid.0
+            ),
         )
     })
 }
@@ -62,15 +75,26 @@ pub fn storage_plan(storage_class: Option<&StorageClass>, bucket_default: shardl
 pub fn declared_length(length: Option<i64>) -> S3Result<Option<u64>> {
     match length {
         None => Ok(None),
-        Some(length) => u64::try_from(length)
-            .map(Some)
-            .map_err(|_| error(S3ErrorCode::InvalidArgument, "Content-Length must not be negative")),
+        Some(length) => u64::try_from(length).map(Some).map_err(|_| {
+            error(
+                S3ErrorCode::InvalidArgument,
+                "Content-Length must not be negative",
+            )
+        }),
     }
 }
 
 /// The object, or NoSuchBucket / NoSuchKey.
-pub async fn existing_object(gateway: &Gateway, bucket: &str, key: &str) -> S3Result<Stored<ObjectRecord>> {
-    gateway.catalog.existing_bucket(bucket).await.map_err(from_catalog)?;
+pub async fn existing_object(
+    gateway: &Gateway,
+    bucket: &str,
+    key: &str,
+) -> S3Result<Stored<ObjectRecord>> {
+    gateway
+        .catalog
+        .existing_bucket(bucket)
+        .await
+        .map_err(from_catalog)?;
     gateway
         .catalog
         .object(bucket, key)
@@ -102,7 +126,9 @@ pub async fn upload(
     };
     let written = gateway
         .writer
-        .write(bucket, key, object_id, plan, body, &mut |chunk: &[u8]| hasher.update(chunk))
+        .write(bucket, key, object_id, plan, body, &mut |chunk: &[u8]| {
+            hasher.update(chunk)
+        })
         .await
         .map_err(from_write)?;
     // Trailers exist only once the whole aws-chunked body has been read.
@@ -110,7 +136,10 @@ pub async fn upload(
     match expected.verify(written.md5, hasher.finalize(), trailer_map.as_ref()) {
         Ok(checksums) => Ok((written, checksums)),
         Err(mismatch) => {
-            gateway.writer.abandon(written.object_id, written.intent_version).await;
+            gateway
+                .writer
+                .abandon(written.object_id, written.intent_version)
+                .await;
             Err(from_checksum(mismatch))
         }
     }
@@ -124,7 +153,11 @@ pub fn body_stream(body: Option<StreamingBlob>) -> BodyStream {
 }
 
 /// The object's bytes in `range` as a response body, read by a task.
-pub fn response_body(gateway: &Gateway, shardlets: &[ShardletReference], range: Range<u64>) -> StreamingBlob {
+pub fn response_body(
+    gateway: &Gateway,
+    shardlets: &[ShardletReference],
+    range: Range<u64>,
+) -> StreamingBlob {
     let (sender, receiver) = tokio::sync::mpsc::channel(RESPONSE_CHANNEL_CHUNKS);
     let stream = gateway.reader.stream(shardlets, range);
     tokio::spawn(async move {
@@ -172,20 +205,38 @@ fn input_checksums(
     }
 }
 
-pub async fn put_object(gateway: &Gateway, request: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+pub async fn put_object(
+    gateway: &Gateway,
+    request: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
     let input = request.input;
     check_key(&input.key)?;
     let metadata = user_metadata(input.metadata)?;
-    let bucket = gateway.catalog.existing_bucket(&input.bucket).await.map_err(from_catalog)?;
-    let plan = storage_plan(input.storage_class.as_ref(), bucket.record.default_redundancy)?;
+    let bucket = gateway
+        .catalog
+        .existing_bucket(&input.bucket)
+        .await
+        .map_err(from_catalog)?;
+    let plan = storage_plan(
+        input.storage_class.as_ref(),
+        bucket.record.default_redundancy,
+    )?;
     let condition = match (&input.if_none_match, &input.if_match) {
         (Some(ETagCondition::Any), _) => CommitCondition::Absent,
         (Some(_), _) => {
-            return Err(error(S3ErrorCode::NotImplemented, "If-None-Match on PUT supports only *"))
+            return Err(error(
+                S3ErrorCode::NotImplemented,
+                "If-None-Match on PUT supports only *",
+            ))
         }
-        (None, Some(ETagCondition::ETag(etag))) => CommitCondition::EtagMatches(etag.value().to_string()),
+        (None, Some(ETagCondition::ETag(etag))) => {
+            CommitCondition::EtagMatches(etag.value().to_string())
+        }
         (None, Some(ETagCondition::Any)) => {
-            return Err(error(S3ErrorCode::NotImplemented, "If-Match on PUT needs an ETag"))
+            return Err(error(
+                S3ErrorCode::NotImplemented,
+                "If-Match on PUT needs an ETag",
+            ))
         }
         (None, None) => CommitCondition::Always,
     };
@@ -199,7 +250,10 @@ pub async fn put_object(gateway: &Gateway, request: S3Request<PutObjectInput>) -
             input.checksum_sha1,
             input.checksum_sha256,
         ),
-        input.checksum_algorithm.as_ref().map(ChecksumAlgorithm::as_str),
+        input
+            .checksum_algorithm
+            .as_ref()
+            .map(ChecksumAlgorithm::as_str),
     )
     .map_err(from_checksum)?;
     let declared = declared_length(input.content_length)?;
@@ -222,7 +276,9 @@ pub async fn put_object(gateway: &Gateway, request: S3Request<PutObjectInput>) -
         id: written.object_id,
         size_bytes: written.size_bytes,
         etag: crate::etag::single_part(written.md5),
-        content_type: input.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
+        content_type: input
+            .content_type
+            .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
         user_metadata: metadata,
         storage_class: input.storage_class.map(|class| class.as_str().to_string()),
         redundancy: plan.level,
@@ -274,19 +330,26 @@ async fn resolve(
             ))
         }
     }
-    let range = crate::object_range::resolve(range, object.size_bytes).map_err(|()| {
+    let range = crate::object_range::resolve(range, object.size_bytes).map_err(|_| {
         error(
             S3ErrorCode::InvalidRange,
-            format!("The requested range is not satisfiable (object size {})", object.size_bytes),
+            format!(
+                "The requested range is not satisfiable (object size {})",
+                object.size_bytes
+            ),
         )
     })?;
     Ok(Resolved { object, range })
 }
 
 fn content_range(range: &Option<Range<u64>>, size: u64) -> Option<String> {
-    range
-        .as_ref()
-        .map(|range| format!("bytes {}-{}/{size}", range.start, range.end.saturating_sub(1)))
+    range.as_ref().map(|range| {
+        format!(
+            "bytes {}-{}/{size}",
+            range.start,
+            range.end.saturating_sub(1)
+        )
+    })
 }
 
 fn wants_checksums(mode: Option<&ChecksumMode>, range: &Option<Range<u64>>) -> bool {
@@ -294,7 +357,10 @@ fn wants_checksums(mode: Option<&ChecksumMode>, range: &Option<Range<u64>>) -> b
     mode.is_some_and(|mode| mode.as_str() == ChecksumMode::ENABLED) && range.is_none()
 }
 
-pub async fn get_object(gateway: &Gateway, request: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+pub async fn get_object(
+    gateway: &Gateway,
+    request: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
     let input = &request.input;
     let preconditions = Preconditions {
         if_match: input.if_match.as_ref(),
@@ -302,9 +368,19 @@ pub async fn get_object(gateway: &Gateway, request: S3Request<GetObjectInput>) -
         if_modified_since_unix_seconds: input.if_modified_since.as_ref().map(unix_seconds),
         if_unmodified_since_unix_seconds: input.if_unmodified_since.as_ref().map(unix_seconds),
     };
-    let Resolved { object, range } = resolve(gateway, &input.bucket, &input.key, preconditions, input.range.as_ref()).await?;
+    let Resolved { object, range } = resolve(
+        gateway,
+        &input.bucket,
+        &input.key,
+        preconditions,
+        input.range.as_ref(),
+    )
+    .await?;
     let read = range.clone().unwrap_or(0..object.size_bytes);
-    let sums = checksum_fields(&object.checksums, wants_checksums(input.checksum_mode.as_ref(), &range));
+    let sums = checksum_fields(
+        &object.checksums,
+        wants_checksums(input.checksum_mode.as_ref(), &range),
+    );
     let body = response_body(gateway, &object.shardlets, read.clone());
     Ok(S3Response::new(GetObjectOutput {
         body: Some(body),
@@ -315,7 +391,9 @@ pub async fn get_object(gateway: &Gateway, request: S3Request<GetObjectInput>) -
         e_tag: Some(ETag::Strong(crate::etag::bare(&object.etag).to_string())),
         last_modified: Some(timestamp_of_unix_ms(object.created_unix_ms)),
         metadata: Some(object.user_metadata.clone().into_iter().collect()),
-        storage_class: Some(StorageClass::from(reported(object.storage_class.as_deref()).to_string())),
+        storage_class: Some(StorageClass::from(
+            reported(object.storage_class.as_deref()).to_string(),
+        )),
         parts_count: object.parts_count.map(|count| count as i32),
         checksum_crc32: sums.checksum_crc32,
         checksum_crc32c: sums.checksum_crc32c,
@@ -326,7 +404,10 @@ pub async fn get_object(gateway: &Gateway, request: S3Request<GetObjectInput>) -
     }))
 }
 
-pub async fn head_object(gateway: &Gateway, request: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+pub async fn head_object(
+    gateway: &Gateway,
+    request: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = &request.input;
     let preconditions = Preconditions {
         if_match: input.if_match.as_ref(),
@@ -334,9 +415,19 @@ pub async fn head_object(gateway: &Gateway, request: S3Request<HeadObjectInput>)
         if_modified_since_unix_seconds: input.if_modified_since.as_ref().map(unix_seconds),
         if_unmodified_since_unix_seconds: input.if_unmodified_since.as_ref().map(unix_seconds),
     };
-    let Resolved { object, range } = resolve(gateway, &input.bucket, &input.key, preconditions, input.range.as_ref()).await?;
+    let Resolved { object, range } = resolve(
+        gateway,
+        &input.bucket,
+        &input.key,
+        preconditions,
+        input.range.as_ref(),
+    )
+    .await?;
     let read = range.clone().unwrap_or(0..object.size_bytes);
-    let sums = checksum_fields(&object.checksums, wants_checksums(input.checksum_mode.as_ref(), &range));
+    let sums = checksum_fields(
+        &object.checksums,
+        wants_checksums(input.checksum_mode.as_ref(), &range),
+    );
     Ok(S3Response::new(HeadObjectOutput {
         accept_ranges: Some("bytes".into()),
         content_length: Some((read.end - read.start) as i64),
@@ -345,7 +436,9 @@ pub async fn head_object(gateway: &Gateway, request: S3Request<HeadObjectInput>)
         e_tag: Some(ETag::Strong(crate::etag::bare(&object.etag).to_string())),
         last_modified: Some(timestamp_of_unix_ms(object.created_unix_ms)),
         metadata: Some(object.user_metadata.clone().into_iter().collect()),
-        storage_class: Some(StorageClass::from(reported(object.storage_class.as_deref()).to_string())),
+        storage_class: Some(StorageClass::from(
+            reported(object.storage_class.as_deref()).to_string(),
+        )),
         parts_count: object.parts_count.map(|count| count as i32),
         checksum_crc32: sums.checksum_crc32,
         checksum_crc32c: sums.checksum_crc32c,
@@ -361,7 +454,12 @@ pub async fn head_object(gateway: &Gateway, request: S3Request<HeadObjectInput>)
 pub async fn remove(gateway: &Gateway, bucket: &str, key: &str) -> S3Result<()> {
     check_key(key)?;
     for _ in 0..COMMIT_ATTEMPTS_MAX {
-        let Some(current) = gateway.catalog.object(bucket, key).await.map_err(from_catalog)? else {
+        let Some(current) = gateway
+            .catalog
+            .object(bucket, key)
+            .await
+            .map_err(from_catalog)?
+        else {
             return Ok(());
         };
         let (intent_key, intent) = garbage_intent_for(&current.record);
@@ -378,17 +476,30 @@ pub async fn remove(gateway: &Gateway, bucket: &str, key: &str) -> S3Result<()> 
             BatchOutcome::ConditionFailed { .. } => continue,
         }
     }
-    Err(error(S3ErrorCode::OperationAborted, "Too many concurrent writes to this key; retry"))
+    Err(error(
+        S3ErrorCode::OperationAborted,
+        "Too many concurrent writes to this key; retry",
+    ))
 }
 
-pub async fn delete_object(gateway: &Gateway, request: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+pub async fn delete_object(
+    gateway: &Gateway,
+    request: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
     let input = request.input;
-    gateway.catalog.existing_bucket(&input.bucket).await.map_err(from_catalog)?;
+    gateway
+        .catalog
+        .existing_bucket(&input.bucket)
+        .await
+        .map_err(from_catalog)?;
     remove(gateway, &input.bucket, &input.key).await?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
-pub async fn delete_objects(gateway: &Gateway, request: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+pub async fn delete_objects(
+    gateway: &Gateway,
+    request: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let input = request.input;
     if input.delete.objects.len() > DELETE_OBJECTS_KEYS_MAX {
         return Err(error(
@@ -396,7 +507,11 @@ pub async fn delete_objects(gateway: &Gateway, request: S3Request<DeleteObjectsI
             format!("At most {DELETE_OBJECTS_KEYS_MAX} keys may be deleted in one request"),
         ));
     }
-    gateway.catalog.existing_bucket(&input.bucket).await.map_err(from_catalog)?;
+    gateway
+        .catalog
+        .existing_bucket(&input.bucket)
+        .await
+        .map_err(from_catalog)?;
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
@@ -431,11 +546,22 @@ pub async fn copy_source(
     if_modified_since: Option<&Timestamp>,
     if_unmodified_since: Option<&Timestamp>,
 ) -> S3Result<ObjectRecord> {
-    let CopySource::Bucket { bucket, key, version_id } = source else {
-        return Err(error(S3ErrorCode::NotImplemented, "Access point copy sources are not supported"));
+    let CopySource::Bucket {
+        bucket,
+        key,
+        version_id,
+    } = source
+    else {
+        return Err(error(
+            S3ErrorCode::NotImplemented,
+            "Access point copy sources are not supported",
+        ));
     };
     if version_id.is_some() {
-        return Err(error(S3ErrorCode::NotImplemented, "Versioning is not supported"));
+        return Err(error(
+            S3ErrorCode::NotImplemented,
+            "Versioning is not supported",
+        ));
     }
     let object = existing_object(gateway, bucket, key).await?.record;
     let preconditions = Preconditions {
@@ -444,7 +570,11 @@ pub async fn copy_source(
         if_modified_since_unix_seconds: if_modified_since.map(unix_seconds),
         if_unmodified_since_unix_seconds: if_unmodified_since.map(unix_seconds),
     };
-    match evaluate(&preconditions, &object.etag, (object.created_unix_ms / 1000) as i64) {
+    match evaluate(
+        &preconditions,
+        &object.etag,
+        (object.created_unix_ms / 1000) as i64,
+    ) {
         Verdict::Proceed => Ok(object),
         // For copies S3 answers 412 for both kinds of failed precondition.
         Verdict::NotModified | Verdict::PreconditionFailed => Err(error(
@@ -463,7 +593,10 @@ pub fn copy_stream(gateway: &Gateway, source: &ObjectRecord, range: Range<u64>) 
         .boxed()
 }
 
-pub async fn copy_object(gateway: &Gateway, request: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+pub async fn copy_object(
+    gateway: &Gateway,
+    request: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
     let input = request.input;
     check_key(&input.key)?;
     let source = copy_source(
@@ -476,7 +609,10 @@ pub async fn copy_object(gateway: &Gateway, request: S3Request<CopyObjectInput>)
     )
     .await?;
     if source.size_bytes > OBJECT_BYTES_MAX {
-        return Err(error(S3ErrorCode::InvalidRequest, "The source is larger than 5 GiB: use UploadPartCopy"));
+        return Err(error(
+            S3ErrorCode::InvalidRequest,
+            "The source is larger than 5 GiB: use UploadPartCopy",
+        ));
     }
     let replace = input
         .metadata_directive
@@ -492,20 +628,34 @@ pub async fn copy_object(gateway: &Gateway, request: S3Request<CopyObjectInput>)
     }
     let (content_type, metadata) = if replace {
         (
-            input.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
+            input
+                .content_type
+                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
             user_metadata(input.metadata)?,
         )
     } else {
         (source.content_type.clone(), source.user_metadata.clone())
     };
-    let bucket = gateway.catalog.existing_bucket(&input.bucket).await.map_err(from_catalog)?;
+    let bucket = gateway
+        .catalog
+        .existing_bucket(&input.bucket)
+        .await
+        .map_err(from_catalog)?;
     let storage_class = input
         .storage_class
         .map(|class| class.as_str().to_string())
         .or_else(|| source.storage_class.clone());
-    let plan = plan_for(storage_class.as_deref(), bucket.record.default_redundancy).map_err(|invalid| {
-        error(S3ErrorCode::InvalidStorageClass, format!("The storage class you specified is not valid: {}", invalid.0))
-    })?;
+    let plan = plan_for(storage_class.as_deref(), bucket.record.default_redundancy).map_err(
+        |invalid| {
+            error(
+                S3ErrorCode::InvalidStorageClass,
+                format!(
+                    "The storage class you specified is not valid: {}",
+                    invalid.0
+                ),
+            )
+        },
+    )?;
     let (written, _) = upload(
         gateway,
         &input.bucket,

@@ -75,20 +75,64 @@ mod tests {
     fn every_documented_class_maps_to_its_level_and_scheme() {
         let medium = RedundancyLevel::Medium;
         let cases = [
-            (None, RedundancyLevel::Medium, Scheme::Replicated { copies: 3 }),
-            (Some("STANDARD"), RedundancyLevel::Medium, Scheme::Replicated { copies: 3 }),
-            (Some("INTELLIGENT_TIERING"), RedundancyLevel::Medium, Scheme::Replicated { copies: 3 }),
-            (Some("REDUCED_REDUNDANCY"), RedundancyLevel::Low, Scheme::Replicated { copies: 2 }),
-            (Some("ONEZONE_IA"), RedundancyLevel::Low, Scheme::ErasureCoded { data: 4, parity: 2 }),
-            (Some("STANDARD_IA"), RedundancyLevel::Medium, Scheme::ErasureCoded { data: 6, parity: 3 }),
-            (Some("GLACIER"), RedundancyLevel::Medium, Scheme::ErasureCoded { data: 6, parity: 3 }),
-            (Some("GLACIER_IR"), RedundancyLevel::Medium, Scheme::ErasureCoded { data: 6, parity: 3 }),
-            (Some("DEEP_ARCHIVE"), RedundancyLevel::Medium, Scheme::ErasureCoded { data: 6, parity: 3 }),
-            (Some("SHARDLET_HIGH"), RedundancyLevel::High, Scheme::Replicated { copies: 3 }),
+            (
+                None,
+                RedundancyLevel::Medium,
+                Scheme::Replicated { copies: 3 },
+            ),
+            (
+                Some("STANDARD"),
+                RedundancyLevel::Medium,
+                Scheme::Replicated { copies: 3 },
+            ),
+            (
+                Some("INTELLIGENT_TIERING"),
+                RedundancyLevel::Medium,
+                Scheme::Replicated { copies: 3 },
+            ),
+            (
+                Some("REDUCED_REDUNDANCY"),
+                RedundancyLevel::Low,
+                Scheme::Replicated { copies: 2 },
+            ),
+            (
+                Some("ONEZONE_IA"),
+                RedundancyLevel::Low,
+                Scheme::ErasureCoded { data: 4, parity: 2 },
+            ),
+            (
+                Some("STANDARD_IA"),
+                RedundancyLevel::Medium,
+                Scheme::ErasureCoded { data: 6, parity: 3 },
+            ),
+            (
+                Some("GLACIER"),
+                RedundancyLevel::Medium,
+                Scheme::ErasureCoded { data: 6, parity: 3 },
+            ),
+            (
+                Some("GLACIER_IR"),
+                RedundancyLevel::Medium,
+                Scheme::ErasureCoded { data: 6, parity: 3 },
+            ),
+            (
+                Some("DEEP_ARCHIVE"),
+                RedundancyLevel::Medium,
+                Scheme::ErasureCoded { data: 6, parity: 3 },
+            ),
+            (
+                Some("SHARDLET_HIGH"),
+                RedundancyLevel::High,
+                Scheme::Replicated { copies: 3 },
+            ),
         ];
         for (class, level, scheme) in cases {
             let plan = plan_for(class, medium).unwrap();
-            assert_eq!((plan.level, plan.initial_scheme), (level, scheme), "{class:?}");
+            assert_eq!(
+                (plan.level, plan.initial_scheme),
+                (level, scheme),
+                "{class:?}"
+            );
             plan.initial_scheme.validate().unwrap();
         }
     }

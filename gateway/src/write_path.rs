@@ -152,7 +152,10 @@ impl WritePath {
     {
         // 1. Intent first: nothing may reach a node that the GC could not find later.
         let intent_version = self.record_intent(bucket, key, object_id).await?;
-        match self.stream_to_fragments(object_id, plan, body, observe).await {
+        match self
+            .stream_to_fragments(object_id, plan, body, observe)
+            .await
+        {
             Ok((size_bytes, md5, shardlets)) => Ok(Written {
                 object_id,
                 intent_version,
@@ -214,13 +217,16 @@ impl WritePath {
         }
         let shardlet_size = match body.declared_length {
             Some(length) => self.sizing.shardlet_size_bytes(length, AccessClass::Warm),
-            None => self.sizing.shardlet_size_bytes_for_unknown_length(AccessClass::Warm),
+            None => self
+                .sizing
+                .shardlet_size_bytes_for_unknown_length(AccessClass::Warm),
         } as usize;
         let snapshot = self.topology.snapshot();
         let mut md5 = crate::etag::EtagHasher::default();
         let mut buffer = BytesMut::with_capacity(shardlet_size);
-        let mut in_flight: std::collections::VecDeque<JoinHandle<Result<ShardletRecord, WriteError>>> =
-            std::collections::VecDeque::new();
+        let mut in_flight: std::collections::VecDeque<
+            JoinHandle<Result<ShardletRecord, WriteError>>,
+        > = std::collections::VecDeque::new();
         let mut records = Vec::new();
         let mut received: u64 = 0;
         let mut next_index: u32 = 0;
@@ -233,10 +239,15 @@ impl WritePath {
             };
             received += chunk.len() as u64;
             if received > body.max_length
-                || body.declared_length.is_some_and(|declared| received > declared)
+                || body
+                    .declared_length
+                    .is_some_and(|declared| received > declared)
             {
                 return Err(WriteError::TooLarge {
-                    max_bytes: body.declared_length.unwrap_or(body.max_length).min(body.max_length),
+                    max_bytes: body
+                        .declared_length
+                        .unwrap_or(body.max_length)
+                        .min(body.max_length),
                 });
             }
             md5.update(&chunk);
@@ -253,7 +264,9 @@ impl WritePath {
                     if in_flight.len() >= SHARDLETS_IN_FLIGHT_MAX {
                         records.push(join(in_flight.pop_front()).await?);
                     }
-                    in_flight.push_back(self.spawn_shardlet(&snapshot, object_id, next_index, plan, bytes));
+                    in_flight.push_back(
+                        self.spawn_shardlet(&snapshot, object_id, next_index, plan, bytes),
+                    );
                     next_index = next_index.checked_add(1).ok_or(WriteError::TooLarge {
                         max_bytes: body.max_length,
                     })?;
@@ -354,7 +367,8 @@ impl WritePath {
                 (CommitCondition::EtagMatches(_), None) => false,
             };
             if !satisfied {
-                self.abandon(written.object_id, written.intent_version).await;
+                self.abandon(written.object_id, written.intent_version)
+                    .await;
                 return Err(WriteError::PreconditionFailed);
             }
             let mut batch = Batch::default();
@@ -383,7 +397,8 @@ impl WritePath {
                     return Err(WriteError::Abandoned)
                 }
                 BatchOutcome::ConditionFailed { key } if key == keys::bucket(&record.bucket) => {
-                    self.abandon(written.object_id, written.intent_version).await;
+                    self.abandon(written.object_id, written.intent_version)
+                        .await;
                     return Err(CatalogError::NoSuchBucket(record.bucket.clone()).into());
                 }
                 BatchOutcome::ConditionFailed { .. } => {
@@ -391,7 +406,8 @@ impl WritePath {
                 }
             }
         }
-        self.abandon(written.object_id, written.intent_version).await;
+        self.abandon(written.object_id, written.intent_version)
+            .await;
         Err(WriteError::Contended {
             attempts: COMMIT_ATTEMPTS_MAX,
         })
@@ -401,11 +417,7 @@ impl WritePath {
     /// collected in the background. Best effort: a failure leaves the intent to the
     /// timeout sweep.
     pub async fn abandon(&self, object_id: ObjectId, intent_version: u64) {
-        if let Err(error) = self
-            .collector
-            .mark_garbage(object_id, intent_version)
-            .await
-        {
+        if let Err(error) = self.collector.mark_garbage(object_id, intent_version).await {
             tracing::warn!(%object_id, %error, "could not mark an abandoned upload; the sweep will");
             return;
         }
@@ -456,9 +468,10 @@ async fn store_shardlet(
     let checksum = Crc32c::of(&bytes);
     let (pieces, codec_used): (Vec<(Bytes, Crc32c)>, Codec) = match scheme {
         // Copies share one buffer: replication costs no extra memory here.
-        Scheme::Replicated { copies } => {
-            (vec![(bytes.clone(), checksum); usize::from(copies)], Codec::None)
-        }
+        Scheme::Replicated { copies } => (
+            vec![(bytes.clone(), checksum); usize::from(copies)],
+            Codec::None,
+        ),
         Scheme::ErasureCoded { .. } => {
             let encoded = codec::encode(scheme, &bytes)
                 .map_err(|error| WriteError::Codec(error.to_string()))?;
@@ -493,7 +506,14 @@ async fn store_shardlet(
                 let current: Vec<Option<NodeId>> = nodes.iter().copied().map(Some).collect();
                 nodes[index] = snapshot
                     .placement
-                    .place_replacement(id.hash_key(), scheme, spread, &current, index, &failed_nodes)
+                    .place_replacement(
+                        id.hash_key(),
+                        scheme,
+                        spread,
+                        &current,
+                        index,
+                        &failed_nodes,
+                    )
                     .map_err(|error| WriteError::Placement {
                         scheme,
                         reason: error.to_string(),
@@ -519,9 +539,9 @@ async fn store_shardlet(
         }
     }
     if !pending.is_empty() {
-        return Err(WriteError::Storage(
-            last_error.unwrap_or(FragmentError::Refused("fragment writes failed".into())),
-        ));
+        return Err(WriteError::Storage(last_error.unwrap_or(
+            FragmentError::Refused("fragment writes failed".into()),
+        )));
     }
     Ok(ShardletRecord {
         id,
