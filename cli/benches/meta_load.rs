@@ -105,7 +105,7 @@ async fn shardlet_cluster(root: &Path, members: u64) -> (Vec<Process>, Target) {
     }
     let target = Target {
         put_url: format!("http://{}/kv/put", addresses[0]),
-        auth: Some(ClusterAuth::new(SECRET)),
+        auth: Some(ClusterAuth::new(SECRET).unwrap()),
     };
     (processes, target)
 }
@@ -183,7 +183,9 @@ where
 /// The one client loop both systems are driven by: JSON `{key, value}` with base64 bytes.
 async fn put_loop(http: reqwest::Client, target: Target, client: usize, until: Instant) -> (Vec<Duration>, usize) {
     let value = STANDARD.encode(vec![b'v'; VALUE_BYTES]);
-    let path = target.put_url.splitn(4, '/').nth(3).map(|path| format!("/{path}")).unwrap();
+    let mut url_parts = target.put_url.splitn(4, '/');
+    let host = url_parts.nth(2).unwrap().to_string();
+    let path = format!("/{}", url_parts.next().unwrap());
     let mut latencies = Vec::new();
     let mut errors = 0;
     let mut sequence = 0_u64;
@@ -194,7 +196,7 @@ async fn put_loop(http: reqwest::Client, target: Target, client: usize, until: I
         let started = Instant::now();
         let mut request = http.post(&target.put_url).header("content-type", "application/json");
         if let Some(auth) = &target.auth {
-            for (name, value) in auth.sign("POST", &path, &Sender::Client, &body) {
+            for (name, value) in auth.sign("POST", &host, &path, &Sender::Client, &body).unwrap() {
                 request = request.header(name, value);
             }
         }

@@ -1,30 +1,149 @@
-use clap::{Parser, Subcommand};
+//! `shardlet`: one binary for every Shardlet process and for operators.
+//!
+//! - `shardlet node …`: a storage node;
+//! - `shardlet dev --data DIR`: a local setup for trying Shardlet (for now one node);
+//! - `shardlet admin fragment put|get|head|delete|list --node URL …`: talk to a node;
+//! - `shardlet meta …`: a member of the metadata service.
 
+mod admin;
+mod dev;
 mod meta_command;
+mod secret;
 
-#[derive(Parser, Debug)]
-#[command(name = "shardlet", about = "Shardlet: a self-healing S3-compatible object store")]
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use shardlet_core::NodeId;
+use shardlet_node::NodeConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "shardlet",
+    version,
+    about = "Shardlet: a self-healing, S3-compatible object store"
+)]
 struct Cli {
+    /// Log line format (the filter comes from RUST_LOG, default `info`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
 enum Command {
+    /// Run a storage node.
+    Node(NodeArguments),
+    /// Start a local development setup in DIR and print how to talk to it.
+    Dev(dev::DevArguments),
+    /// Operator commands.
+    Admin(admin::AdminArguments),
     /// Run one member of the metadata service (openraft over RocksDB).
     Meta(meta_command::MetaArgs),
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
-        Command::Meta(args) => meta_command::run(args).await,
+/// Where the cluster secret comes from: a file, or the environment.
+#[derive(clap::Args, Clone)]
+pub struct SecretArguments {
+    /// File holding the cluster secret (surrounding whitespace ignored).
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// The cluster secret itself; prefer the environment over the command line.
+    #[arg(
+        long = "secret-env",
+        env = "SHARDLET_CLUSTER_SECRET",
+        hide_env_values = true,
+        hide = true
+    )]
+    secret_from_environment: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct NodeArguments {
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Data directory (created if missing).
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long)]
+    node_id: u32,
+    #[command(flatten)]
+    secret: SecretArguments,
+    /// Refuse PUTs that would leave less free space than this.
+    #[arg(long)]
+    reserve_bytes: Option<u64>,
+    /// Largest fragment accepted.
+    #[arg(long)]
+    max_fragment_bytes: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Node(arguments) => run_node(arguments).await,
+            Command::Dev(arguments) => dev::run(arguments).await,
+            Command::Admin(arguments) => admin::run(arguments).await,
+            Command::Meta(arguments) => meta_command::run(arguments).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run_node(arguments: NodeArguments) -> anyhow::Result<()> {
+    let secret = secret::load(&arguments.secret)?;
+    let mut config = NodeConfig::new(
+        arguments.listen,
+        arguments.data,
+        NodeId(arguments.node_id),
+        secret,
+    );
+    if let Some(reserve) = arguments.reserve_bytes {
+        config.reserve_bytes = reserve;
+    }
+    if let Some(max) = arguments.max_fragment_bytes {
+        config.max_fragment_bytes = max;
+    }
+    shardlet_node::run(config, shardlet_node::shutdown_signal()).await?;
+    tracing::info!("storage node stopped");
+    Ok(())
 }

@@ -21,8 +21,8 @@ pub struct MetaArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// The cluster secret shared by every member and client.
-    #[arg(long, env = "SHARDLET_CLUSTER_SECRET", hide_env_values = true)]
-    pub cluster_secret: String,
+    #[command(flatten)]
+    pub secret: crate::SecretArguments,
     /// Form a single-member cluster if this member is not in one yet.
     #[arg(long)]
     pub bootstrap: bool,
@@ -46,17 +46,13 @@ pub struct MetaArgs {
 pub async fn run(args: MetaArgs) -> anyhow::Result<()> {
     let mut config = MetaConfig::new(args.member_id, args.listen, args.data);
     config.advertise_address = args.advertise;
-    config.cluster_secret = args.cluster_secret;
+    config.cluster_secret = crate::secret::load(&args.secret)?.expose().to_string();
     config.snapshot_after_entries = args.snapshot_after_entries;
     config.entries_kept_after_snapshot = args.entries_kept_after_snapshot;
     config.value_bytes_max = args.value_bytes_max;
     config.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms);
     config.election_timeout_min = Duration::from_millis(args.election_timeout_min_ms);
     config.election_timeout_max = Duration::from_millis(args.election_timeout_max_ms);
-    anyhow::ensure!(
-        !config.cluster_secret.is_empty(),
-        "--cluster-secret (or SHARDLET_CLUSTER_SECRET) must not be empty"
-    );
     let running = MetaNode::start(config).await?;
     if args.bootstrap {
         running.node.bootstrap().await?;

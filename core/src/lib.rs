@@ -4,9 +4,17 @@
 //! decision it makes can be replayed in tests and in the simulator.
 
 pub mod checksum;
+pub mod codec;
 pub mod ids;
+pub mod placement;
 pub mod scheme;
+pub mod sizing;
+pub mod topology;
 
 pub use checksum::{Crc32c, Crc32cHasher};
+pub use codec::{CodecError, Decoded, EncodedFragment};
 pub use ids::{FragmentId, FragmentIndex, Generation, IdError, NodeId, ObjectId, ShardletId};
-pub use scheme::{AccessClass, Codec, RedundancyLevel, Scheme};
+pub use placement::{FailureDomain, Placement, PlacementError, PlacementMap, Spread};
+pub use scheme::{AccessClass, Codec, RedundancyLevel, Scheme, SchemeError};
+pub use sizing::{ShardletPlan, ShardletSpan, SizingError, SizingPolicy};
+pub use topology::{InvalidTopology, Node, NodeState, Topology, TopologyFileError};

@@ -18,7 +18,49 @@ pub enum Scheme {
     ErasureCoded { data: u8, parity: u8 },
 }
 
+/// Why a scheme cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid scheme {scheme}: {reason}")]
+pub struct SchemeError {
+    pub scheme: Scheme,
+    pub reason: &'static str,
+}
+
 impl Scheme {
+    /// More copies than this is a configuration mistake: erasure coding is cheaper.
+    pub const COPIES_MAX: u8 = 16;
+    /// Bounds on Reed-Solomon shapes. GF(2^8) allows 256 shards in total; beyond ~64
+    /// data shards a read fans out so widely that latency, not storage, dominates.
+    pub const DATA_MAX: u8 = 64;
+    pub const PARITY_MAX: u8 = 32;
+
+    /// Checks the scheme is one the codec and placement support.
+    pub fn validate(self) -> Result<(), SchemeError> {
+        let reason = match self {
+            Scheme::Replicated { copies: 0 } => Some("copies must be at least 1"),
+            Scheme::Replicated { copies } if copies > Self::COPIES_MAX => {
+                Some("copies must be at most 16")
+            }
+            Scheme::Replicated { .. } => None,
+            Scheme::ErasureCoded { data: 0, .. } => Some("data shards must be at least 1"),
+            Scheme::ErasureCoded { parity: 0, .. } => Some("parity shards must be at least 1"),
+            Scheme::ErasureCoded { data, .. } if data > Self::DATA_MAX => {
+                Some("data shards must be at most 64")
+            }
+            Scheme::ErasureCoded { parity, .. } if parity > Self::PARITY_MAX => {
+                Some("parity shards must be at most 32")
+            }
+            Scheme::ErasureCoded { .. } => None,
+        };
+        match reason {
+            Some(reason) => Err(SchemeError {
+                scheme: self,
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// How many fragments (and so how many distinct nodes) the scheme writes.
     pub fn width(self) -> usize {
         match self {
@@ -143,5 +185,39 @@ mod tests {
             (12, 8, 4)
         );
         assert!((coded.storage_overhead() - 1.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn insane_schemes_are_rejected() {
+        for bad in [
+            Scheme::Replicated { copies: 0 },
+            Scheme::Replicated { copies: 17 },
+            Scheme::ErasureCoded { data: 0, parity: 2 },
+            Scheme::ErasureCoded { data: 4, parity: 0 },
+            Scheme::ErasureCoded {
+                data: 65,
+                parity: 2,
+            },
+            Scheme::ErasureCoded {
+                data: 4,
+                parity: 33,
+            },
+        ] {
+            let Err(error) = bad.validate() else {
+                panic!("{bad} accepted");
+            };
+            assert!(error.to_string().contains(&bad.to_string()), "{error}");
+        }
+        for good in [
+            Scheme::Replicated { copies: 1 },
+            Scheme::Replicated { copies: 16 },
+            Scheme::ErasureCoded { data: 1, parity: 1 },
+            Scheme::ErasureCoded {
+                data: 64,
+                parity: 32,
+            },
+        ] {
+            assert_eq!(good.validate(), Ok(()));
+        }
     }
 }

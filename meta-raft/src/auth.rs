@@ -1,54 +1,43 @@
-//! Cluster-secret authentication of requests between members and from clients.
+//! Cluster-secret authentication of requests between members and from clients, with the
+//! `shardlet-auth` signature (SigV4 keyed by the cluster secret) every internal Shardlet
+//! RPC carries.
 //!
-//! Every request except `/metrics` and `/health` carries
-//! `x-shardlet-member` (the sender's member id, or `client`), `x-shardlet-date` (unix
-//! seconds) and `x-shardlet-signature`: hex HMAC-SHA256, keyed by the cluster secret,
-//! over `method \n path-and-query \n member \n date \n hex(SHA-256(body))`. A verifier
-//! rejects a bad signature, and a date more than `CLOCK_SKEW_SECONDS_MAX` away from its
-//! own clock (bounds replay).
-//!
-//! This is the one layer to replace with the `shardlet-auth` crate (SigV4 with the cluster
-//! secret) once it lands: callers only use [`ClusterAuth::sign`] and
-//! [`ClusterAuth::verify`].
+//! On top of it, every request carries:
+//! - `x-shardlet-crc32c`: CRC32C of the body. It is signed, and the receiver checks it
+//!   against the body it got, so a body cannot be altered or swapped under a valid
+//!   signature (`shardlet-auth` signs `UNSIGNED-PAYLOAD` and leaves body integrity to
+//!   this header);
+//! - `x-shardlet-member`: the sender's member id, or `client`. Raft RPC uses it to refuse
+//!   members outside the configuration (a removed member that still runs). It is not
+//!   an authentication boundary: anyone holding the secret is trusted.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use hmac::{KeyInit, Mac};
 use http::HeaderMap;
-use sha2::{Digest, Sha256};
+use shardlet_auth::{ClusterSecret, ReceivedSignature, RequestParts};
+use shardlet_core::Crc32c;
 
 pub const HEADER_MEMBER: &str = "x-shardlet-member";
-pub const HEADER_DATE: &str = "x-shardlet-date";
-pub const HEADER_SIGNATURE: &str = "x-shardlet-signature";
-/// How far a request's date may be from the verifier's clock.
-pub const CLOCK_SKEW_SECONDS_MAX: u64 = 300;
+pub const HEADER_CRC32C: &str = "x-shardlet-crc32c";
 /// The member header value used by [`crate::MetaClient`].
 pub const CLIENT_SENDER: &str = "client";
 
-type HmacSha256 = hmac::Hmac<Sha256>;
-
 /// The cluster secret. Its `Debug` never shows it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ClusterAuth {
-    secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for ClusterAuth {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("ClusterAuth(<redacted>)")
-    }
+    secret: ClusterSecret,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
+    #[error(transparent)]
+    Signature(#[from] shardlet_auth::AuthError),
     #[error("missing header {0}")]
     MissingHeader(&'static str),
     #[error("header {0} is not valid")]
     InvalidHeader(&'static str),
-    #[error("request date is more than {CLOCK_SKEW_SECONDS_MAX} s from this member's clock")]
-    DateOutOfRange,
-    #[error("signature does not match: wrong cluster secret or altered request")]
-    BadSignature,
+    #[error("the body does not match its signed x-shardlet-crc32c")]
+    BodyChecksumMismatch,
 }
 
 /// Who sent a verified request.
@@ -59,61 +48,76 @@ pub enum Sender {
 }
 
 impl ClusterAuth {
-    pub fn new(secret: &str) -> Self {
-        ClusterAuth {
-            secret: secret.as_bytes().to_vec(),
-        }
+    /// Refuses an empty or short secret (see `shardlet_auth::SECRET_BYTES_MIN`).
+    pub fn new(secret: &str) -> Result<Self, AuthError> {
+        Ok(ClusterAuth {
+            secret: ClusterSecret::new(secret)?,
+        })
     }
 
-    fn mac(&self, method: &str, path: &str, member: &str, date: &str, body: &[u8]) -> HmacSha256 {
-        let body_hash = hex_encode(&Sha256::digest(body));
-        // An HMAC accepts keys of any length, so this cannot fail; the fallback keeps the
-        // code panic-free without an `expect`.
-        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.secret)
-            .unwrap_or_else(|_| <HmacSha256 as KeyInit>::new(&Default::default()));
-        for part in [method, path, member, date, &body_hash] {
-            mac.update(part.as_bytes());
-            mac.update(b"\n");
-        }
-        mac
+    /// The headers to attach to a request for `target` (path and query) on `host`
+    /// (`address:port`, exactly as the `Host` header will carry it).
+    pub fn sign(
+        &self,
+        method: &str,
+        host: &str,
+        target: &str,
+        sender: &Sender,
+        body: &[u8],
+    ) -> Result<Vec<(&'static str, String)>, AuthError> {
+        let crc32c = Crc32c::of(body).to_string();
+        let parts = RequestParts {
+            method,
+            host,
+            target,
+            crc32c: Some(&crc32c),
+            range: None,
+        };
+        let signature = shardlet_auth::sign_request(&self.secret, &parts, SystemTime::now())?;
+        let mut headers: Vec<(&'static str, String)> = signature
+            .iter()
+            .map(|(name, value)| (name, value.to_string()))
+            .collect();
+        headers.push((HEADER_CRC32C, crc32c));
+        headers.push((HEADER_MEMBER, sender_text(sender)));
+        Ok(headers)
     }
 
-    /// The headers to attach to a request.
-    pub fn sign(&self, method: &str, path: &str, sender: &Sender, body: &[u8]) -> Vec<(&'static str, String)> {
-        let member = sender_text(sender);
-        let date = unix_seconds().to_string();
-        let signature = hex_encode(&self.mac(method, path, &member, &date, body).finalize().into_bytes());
-        vec![
-            (HEADER_MEMBER, member),
-            (HEADER_DATE, date),
-            (HEADER_SIGNATURE, signature),
-        ]
-    }
-
-    /// Checks a request's signature in constant time; returns who sent it.
-    pub fn verify(&self, method: &str, path: &str, headers: &HeaderMap, body: &[u8]) -> Result<Sender, AuthError> {
+    /// Checks the signature and the body checksum; returns who sent the request.
+    pub fn verify(&self, method: &str, target: &str, headers: &HeaderMap, body: &[u8]) -> Result<Sender, AuthError> {
+        let host = header(headers, "host")?;
+        let crc32c = header(headers, HEADER_CRC32C)?;
         let member = header(headers, HEADER_MEMBER)?;
-        let date = header(headers, HEADER_DATE)?;
-        let signature = header(headers, HEADER_SIGNATURE)?;
-        let signature = hex_decode(signature).ok_or(AuthError::InvalidHeader(HEADER_SIGNATURE))?;
-        let sender = parse_sender(member)?;
-        let seconds: u64 = date.parse().map_err(|_| AuthError::InvalidHeader(HEADER_DATE))?;
-        if seconds.abs_diff(unix_seconds()) > CLOCK_SKEW_SECONDS_MAX {
-            return Err(AuthError::DateOutOfRange);
+        let parts = RequestParts {
+            method,
+            host,
+            target,
+            crc32c: Some(crc32c),
+            range: None,
+        };
+        let received = ReceivedSignature {
+            authorization: optional_header(headers, "authorization")?,
+            amz_date: optional_header(headers, "x-amz-date")?,
+            content_sha256: optional_header(headers, "x-amz-content-sha256")?,
+        };
+        shardlet_auth::verify_request(&self.secret, &parts, &received, SystemTime::now())?;
+        let claimed: Crc32c = crc32c.parse().map_err(|_| AuthError::InvalidHeader(HEADER_CRC32C))?;
+        if claimed != Crc32c::of(body) {
+            return Err(AuthError::BodyChecksumMismatch);
         }
-        self.mac(method, path, member, date, body)
-            .verify_slice(&signature)
-            .map_err(|_| AuthError::BadSignature)?;
-        Ok(sender)
+        parse_sender(member)
     }
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthError> {
+fn optional_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, AuthError> {
     headers
         .get(name)
-        .ok_or(AuthError::MissingHeader(name))?
-        .to_str()
-        .map_err(|_| AuthError::InvalidHeader(name))
+        .map(|value| value.to_str().map_err(|_| AuthError::InvalidHeader(name)))
+        .transpose()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthError> {
+    optional_header(headers, name)?.ok_or(AuthError::MissingHeader(name))
 }
 
 fn sender_text(sender: &Sender) -> String {
@@ -132,35 +136,18 @@ fn parse_sender(text: &str) -> Result<Sender, AuthError> {
         .map_err(|_| AuthError::InvalidHeader(HEADER_MEMBER))
 }
 
-fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn headers_of(signed: Vec<(&'static str, String)>) -> HeaderMap {
+    const SECRET: &str = "a-cluster-secret-for-tests";
+    const HOST: &str = "127.0.0.1:7380";
+
+    fn signed(auth: &ClusterAuth, target: &str, sender: Sender, body: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        for (name, value) in signed {
+        headers.insert("host", HOST.parse().unwrap());
+        for (name, value) in auth.sign("POST", HOST, target, &sender, body).unwrap() {
             headers.insert(name, value.parse().unwrap());
         }
         headers
@@ -168,41 +155,48 @@ mod tests {
 
     #[test]
     fn signed_request_verifies_and_names_its_sender() {
-        let auth = ClusterAuth::new("secret");
-        let headers = headers_of(auth.sign("POST", "/raft/vote", &Sender::Member(3), b"{}"));
+        let auth = ClusterAuth::new(SECRET).unwrap();
+        let headers = signed(&auth, "/raft/vote", Sender::Member(3), b"{}");
         assert_eq!(auth.verify("POST", "/raft/vote", &headers, b"{}"), Ok(Sender::Member(3)));
     }
 
     #[test]
     fn wrong_secret_altered_body_or_path_is_rejected() {
-        let auth = ClusterAuth::new("secret");
-        let headers = headers_of(auth.sign("POST", "/kv/put", &Sender::Client, b"{}"));
-        let other = ClusterAuth::new("other");
-        assert_eq!(other.verify("POST", "/kv/put", &headers, b"{}"), Err(AuthError::BadSignature));
-        assert_eq!(auth.verify("POST", "/kv/put", &headers, b"{ }"), Err(AuthError::BadSignature));
-        assert_eq!(auth.verify("POST", "/kv/get", &headers, b"{}"), Err(AuthError::BadSignature));
+        let auth = ClusterAuth::new(SECRET).unwrap();
+        let headers = signed(&auth, "/kv/put", Sender::Client, b"{}");
+        let other = ClusterAuth::new("another-secret-of-enough-bytes").unwrap();
+        assert!(matches!(
+            other.verify("POST", "/kv/put", &headers, b"{}"),
+            Err(AuthError::Signature(_))
+        ));
+        assert_eq!(
+            auth.verify("POST", "/kv/put", &headers, b"{ }"),
+            Err(AuthError::BodyChecksumMismatch)
+        );
+        assert!(matches!(
+            auth.verify("POST", "/kv/get", &headers, b"{}"),
+            Err(AuthError::Signature(_))
+        ));
     }
 
     #[test]
     fn missing_or_malformed_headers_are_named() {
-        let auth = ClusterAuth::new("secret");
+        let auth = ClusterAuth::new(SECRET).unwrap();
         assert_eq!(
             auth.verify("GET", "/", &HeaderMap::new(), b""),
-            Err(AuthError::MissingHeader(HEADER_MEMBER))
+            Err(AuthError::MissingHeader("host"))
         );
-        let mut headers = headers_of(auth.sign("GET", "/", &Sender::Client, b""));
-        headers.insert(HEADER_SIGNATURE, "zz".parse().unwrap());
+        let mut headers = signed(&auth, "/", Sender::Client, b"");
+        headers.insert(HEADER_MEMBER, "someone".parse().unwrap());
         assert_eq!(
-            auth.verify("GET", "/", &headers, b""),
-            Err(AuthError::InvalidHeader(HEADER_SIGNATURE))
+            auth.verify("POST", "/", &headers, b""),
+            Err(AuthError::InvalidHeader(HEADER_MEMBER))
         );
-        let mut headers = headers_of(auth.sign("GET", "/", &Sender::Client, b""));
-        headers.insert(HEADER_DATE, "1".parse().unwrap());
-        assert_eq!(auth.verify("GET", "/", &headers, b""), Err(AuthError::DateOutOfRange));
     }
 
     #[test]
-    fn debug_never_shows_the_secret() {
-        assert!(!format!("{:?}", ClusterAuth::new("hunter2")).contains("hunter2"));
+    fn short_secrets_are_refused_and_debug_never_shows_the_secret() {
+        assert!(ClusterAuth::new("short").is_err());
+        assert!(!format!("{:?}", ClusterAuth::new(SECRET).unwrap()).contains(SECRET));
     }
 }

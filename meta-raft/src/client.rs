@@ -97,7 +97,7 @@ impl MetaClient {
             addresses: Mutex::new(addresses),
             preferred: AtomicUsize::new(0),
             http,
-            auth: ClusterAuth::new(cluster_secret),
+            auth: ClusterAuth::new(cluster_secret)?,
             options,
         })
     }
@@ -259,7 +259,7 @@ impl MetaClient {
             .post(format!("http://{address}{path}"))
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body.to_vec());
-        for (name, value) in self.auth.sign("POST", path, &Sender::Client, body) {
+        for (name, value) in self.sign("POST", address, path, body)? {
             request = request.header(name, value);
         }
         self.finish(address, request.send().await).await
@@ -267,10 +267,22 @@ impl MetaClient {
 
     async fn attempt_get<Response: DeserializeOwned>(&self, address: &str, path: &str) -> Result<Response, AttemptError> {
         let mut request = self.http.get(format!("http://{address}{path}"));
-        for (name, value) in self.auth.sign("GET", path, &Sender::Client, b"") {
+        for (name, value) in self.sign("GET", address, path, b"")? {
             request = request.header(name, value);
         }
         self.finish(address, request.send().await).await
+    }
+
+    fn sign(&self, method: &str, address: &str, path: &str, body: &[u8]) -> Result<Vec<(&'static str, String)>, AttemptError> {
+        self.auth
+            .sign(method, address, path, &Sender::Client, body)
+            .map_err(|error| {
+                AttemptError::Final(ClientError::Rejected {
+                    status: 0,
+                    code: "signing_failed".into(),
+                    message: error.to_string(),
+                })
+            })
     }
 
     async fn finish<Response: DeserializeOwned>(

@@ -85,11 +85,18 @@ impl MemberConnection {
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
         let url = format!("http://{}{}", self.target_node.addr, path);
         let mut builder = self.network.http.post(url).timeout(timeout);
-        for (name, value) in self
+        let signature = self
             .network
             .auth
-            .sign("POST", path, &Sender::Member(self.network.member_id), &body)
-        {
+            .sign(
+                "POST",
+                &self.target_node.addr,
+                path,
+                &Sender::Member(self.network.member_id),
+                &body,
+            )
+            .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        for (name, value) in signature {
             builder = builder.header(name, value);
         }
         let response = builder

@@ -75,7 +75,7 @@ impl MetaNode {
         let member_id = config.member_id;
         let db = storage::open(&config.data_dir.join("rocksdb"))?;
         let metrics = Arc::new(MetaMetrics::new(member_id)?);
-        let auth = ClusterAuth::new(&config.cluster_secret);
+        let auth = ClusterAuth::new(&config.cluster_secret)?;
         let log_store = LogStore::new(db.clone(), metrics.clone());
         let state_machine = StateMachine::open(db, metrics.clone())?;
         let reader = state_machine.reader();

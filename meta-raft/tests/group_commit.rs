@@ -9,12 +9,13 @@ use shardlet_meta::client::ClientOptions;
 use shardlet_meta::{MetaClient, MetaConfig, MetaNode, ReadConsistency};
 
 const WRITERS: usize = 256;
+const SECRET: &str = "group-commit-test-secret";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_share_raft_entries_and_syncs_yet_each_gets_its_own_version() {
     let directory = tempfile::tempdir().unwrap();
     let mut config = MetaConfig::new(1, "127.0.0.1:0".parse().unwrap(), directory.path().to_path_buf());
-    config.cluster_secret = "secret".to_string();
+    config.cluster_secret = SECRET.to_string();
     let running = MetaNode::start(config).await.unwrap();
     running.node.bootstrap().await.unwrap();
     let address = running.address.to_string();
@@ -23,7 +24,7 @@ async fn concurrent_writes_share_raft_entries_and_syncs_yet_each_gets_its_own_ve
         assert!(Instant::now() < deadline, "single member never became leader");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let client = Arc::new(MetaClient::new(vec![address], "secret", ClientOptions::default()).unwrap());
+    let client = Arc::new(MetaClient::new(vec![address], SECRET, ClientOptions::default()).unwrap());
     let entries_before = running.node.metrics.log_entries_appended_total.get();
     let syncs_before = running.node.metrics.log_append_calls_total.get();
 

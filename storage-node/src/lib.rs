@@ -1,1 +1,172 @@
-//! Placeholder: the storage node lands with issue 2.
+//! `shardlet-node`: a storage node. It stores fragments on local disk, crash-safe and
+//! checksummed, serves them over a signed HTTP API, and reports its health.
+//! The API, file format and durability argument are in docs/storage-node.md.
+//!
+//! Start one with [`run`] (or [`BoundNode`] to learn the port first); talk to one with
+//! [`client::NodeClient`].
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod format;
+pub mod fragment_file;
+pub mod group_commit;
+pub mod health;
+pub mod metrics;
+pub mod range;
+pub mod server;
+pub mod store;
+
+#[cfg(test)]
+mod store_tests;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+
+pub use client::{ClientError, NodeClient};
+pub use config::NodeConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot create metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot open data directory {path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A node whose store is open and whose socket is bound, not yet serving.
+pub struct BoundNode {
+    listener: tokio::net::TcpListener,
+    state: Arc<server::AppState>,
+    local_address: SocketAddr,
+}
+
+impl BoundNode {
+    /// Opens the store (recovering from any crash) and binds the listening socket.
+    pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
+        let metrics = Arc::new(metrics::NodeMetrics::new()?);
+        let data_dir = config.data_dir.clone();
+        let store_metrics = Arc::clone(&metrics);
+        let store = tokio::task::spawn_blocking(move || {
+            store::FragmentStore::open(&data_dir, store_metrics)
+        })
+        .await
+        .map_err(|error| NodeError::Open {
+            path: config.data_dir.display().to_string(),
+            source: std::io::Error::other(error.to_string()),
+        })?
+        .map_err(|source| NodeError::Open {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| NodeError::Bind {
+                address: config.listen,
+                source,
+            })?;
+        let local_address = listener.local_addr().map_err(NodeError::Serve)?;
+        let health = health::HealthSampler::new(&config.data_dir, Arc::clone(&metrics));
+        let state = server::AppState::new(config, Arc::new(store), metrics, health);
+        Ok(Self {
+            listener,
+            state,
+            local_address,
+        })
+    }
+
+    pub fn local_address(&self) -> SocketAddr {
+        self.local_address
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
+    /// finish (bounded by `shutdown_timeout`) and returns.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), NodeError> {
+        let state = self.state;
+        let sampler = state.health.spawn(state.config.health_interval);
+        let shutdown_timeout = state.config.shutdown_timeout;
+        let (stopping_sender, stopping) = tokio::sync::oneshot::channel::<()>();
+        // Small responses must not wait for delayed ACKs (~40 ms): no Nagle.
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::warn!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        let app = server::router(Arc::clone(&state));
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing requests in flight");
+            let _ = stopping_sender.send(());
+        });
+        let result = tokio::select! {
+            result = server => result.map_err(NodeError::Serve),
+            () = async {
+                if stopping.await.is_ok() {
+                    tokio::time::sleep(shutdown_timeout).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                tracing::warn!(?shutdown_timeout, "requests still in flight at the shutdown deadline; stopping anyway");
+                Ok(())
+            }
+        };
+        sampler.abort();
+        result
+    }
+}
+
+/// Opens the store, binds, prints `shardlet node <id> listening on http://ADDR` on
+/// stdout (so a parent process can learn a port chosen with `:0`), and serves until
+/// `shutdown`.
+pub async fn run(
+    config: NodeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let node_id = config.node_id;
+    let node = BoundNode::bind(config).await?;
+    let address = node.local_address();
+    println!("shardlet node {node_id} listening on http://{address}");
+    tracing::info!(%address, %node_id, "storage node listening");
+    node.serve(shutdown).await
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the node");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

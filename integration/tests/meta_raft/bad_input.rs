@@ -23,7 +23,8 @@ impl Raw {
             .header("content-type", "application/json")
             .body(body.to_vec());
         if let Some(secret) = secret {
-            for (name, value) in ClusterAuth::new(secret).sign("POST", path, &sender, body) {
+            let auth = ClusterAuth::new(secret).unwrap();
+            for (name, value) in auth.sign("POST", &self.address, path, &sender, body).unwrap() {
                 request = request.header(name, value);
             }
         }
@@ -87,7 +88,7 @@ async fn bad_requests_get_clear_4xx_errors_and_change_nothing() {
     assert_eq!((code, error_code(&body)), (400, "invalid_membership"), "{body}");
 
     let put = json!({"key": key, "value": "aGlqYWNrZWQ="}).to_string();
-    let (code, body) = raw.post("/kv/put", put.as_bytes(), Sender::Client, Some("wrong secret")).await;
+    let (code, body) = raw.post("/kv/put", put.as_bytes(), Sender::Client, Some("a-wrong-cluster-secret")).await;
     assert_eq!((code, error_code(&body)), (401, "unauthenticated"), "wrong secret: {body}");
     let (code, body) = raw.post("/kv/put", put.as_bytes(), Sender::Client, None).await;
     assert_eq!((code, error_code(&body)), (401, "unauthenticated"), "unsigned: {body}");

@@ -147,7 +147,11 @@ pub async fn forward_to_leader(
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(incoming.body.clone());
     let sender = Sender::Member(node.config.member_id);
-    for (name, value) in node.auth.sign("POST", path, &sender, &incoming.body) {
+    let signature = node
+        .auth
+        .sign("POST", &leader_address, path, &sender, &incoming.body)
+        .map_err(ApiError::internal)?;
+    for (name, value) in signature {
         request = request.header(name, value);
     }
     let response = request.send().await.map_err(|error| {

@@ -1,0 +1,317 @@
+//! Storage node load benchmark: a real `shardlet node` process (the binary cargo built
+//! for this bench profile) driven over loopback by the product's own `NodeClient`, with
+//! the machine's own limits (memcpy, single-stream loopback TCP) measured in the same
+//! run so the node's numbers read as ratios of what the box can do at all.
+//!
+//! Bounds: every phase stops at `SHARDLET_BENCH_SECONDS` (default 10) or at its
+//! operation cap, whichever comes first. The node's data dir lives under
+//! `SHARDLET_BENCH_DIR` (default `/var/tmp`, which is on disk: a tmpfs would make fsync
+//! free and the numbers meaningless). The node is killed by PID when the bench ends,
+//! also on panic (the harness's Drop guard).
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../integration/harness/mod.rs"]
+mod harness;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use harness::{NodeOptions, NodeProcess};
+use shardlet_core::{FragmentId, FragmentIndex, Generation, ObjectId, ShardletId};
+use shardlet_node::client::{ClientOptions, NodeClient};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+const SMALL_WRITERS: usize = 64;
+const SMALL_PUTS_MAX: u64 = 200_000;
+const SINGLE_WRITER_PUTS_MAX: u64 = 5_000;
+const LARGE_CONCURRENCY: usize = 4;
+/// 1 GiB written, 2 GiB read at most: bounded disk use and run time.
+const LARGE_PUTS_MAX: u64 = 1_024;
+const LARGE_GETS_MAX: u64 = 2_048;
+const LOOPBACK_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+const MEMCPY_BUFFER_BYTES: usize = 64 * MIB;
+const MEMCPY_ROUNDS: usize = 32;
+
+struct Phase {
+    operations: u64,
+    bytes: u64,
+    elapsed: Duration,
+    latencies_ms: Vec<f64>,
+}
+
+impl Phase {
+    fn per_second(&self) -> f64 {
+        self.operations as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn megabytes_per_second(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64()
+    }
+
+    fn latency_ms(&mut self, quantile: f64) -> f64 {
+        if self.latencies_ms.is_empty() {
+            return f64::NAN;
+        }
+        self.latencies_ms.sort_by(f64::total_cmp);
+        let index = ((self.latencies_ms.len() - 1) as f64 * quantile).round() as usize;
+        self.latencies_ms[index]
+    }
+}
+
+fn fragment_id() -> FragmentId {
+    FragmentId::new(
+        ShardletId::new(ObjectId::random(), 0),
+        Generation(0),
+        FragmentIndex(0),
+    )
+}
+
+/// Runs `concurrency` tasks that each repeat `operation` until `deadline` passes or the
+/// shared count reaches `operations_max`.
+async fn run_phase<F, Fut>(
+    concurrency: usize,
+    operations_max: u64,
+    deadline: Duration,
+    bytes_per_operation: u64,
+    operation: F,
+) -> Phase
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let operation = Arc::new(operation);
+    let started = Arc::new(AtomicU64::new(0));
+    let begin = Instant::now();
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (operation, started) = (operation.clone(), started.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies_ms = Vec::new();
+            loop {
+                let number = started.fetch_add(1, Ordering::Relaxed);
+                if number >= operations_max || begin.elapsed() >= deadline {
+                    return latencies_ms;
+                }
+                let one = Instant::now();
+                operation(number).await;
+                latencies_ms.push(one.elapsed().as_secs_f64() * 1e3);
+            }
+        }));
+    }
+    let mut latencies_ms = Vec::new();
+    for task in tasks {
+        latencies_ms.extend(task.await.expect("a benchmark task panicked"));
+    }
+    let elapsed = begin.elapsed();
+    let operations = latencies_ms.len() as u64;
+    Phase {
+        operations,
+        bytes: operations * bytes_per_operation,
+        elapsed,
+        latencies_ms,
+    }
+}
+
+async fn put_phase(
+    client: &NodeClient,
+    size: usize,
+    concurrency: usize,
+    operations_max: u64,
+    deadline: Duration,
+) -> (Phase, Vec<FragmentId>) {
+    let payload = Bytes::from(harness::pattern_bytes(size, size as u64));
+    let ids: Arc<Vec<FragmentId>> = Arc::new((0..operations_max).map(|_| fragment_id()).collect());
+    let client = client.clone();
+    let phase_ids = ids.clone();
+    let phase = run_phase(
+        concurrency,
+        operations_max,
+        deadline,
+        size as u64,
+        move |number| {
+            let (client, payload, ids) = (client.clone(), payload.clone(), phase_ids.clone());
+            async move {
+                client
+                    .put(&ids[number as usize], payload)
+                    .await
+                    .unwrap_or_else(|error| panic!("PUT of {size} bytes failed: {error}"));
+            }
+        },
+    )
+    .await;
+    let written = ids[..phase.operations as usize].to_vec();
+    (phase, written)
+}
+
+async fn get_phase(
+    client: &NodeClient,
+    ids: Vec<FragmentId>,
+    size: usize,
+    deadline: Duration,
+) -> Phase {
+    let client = client.clone();
+    let ids = Arc::new(ids);
+    run_phase(
+        LARGE_CONCURRENCY,
+        LARGE_GETS_MAX,
+        deadline,
+        size as u64,
+        move |number| {
+            let (client, ids) = (client.clone(), ids.clone());
+            async move {
+                let id = ids[number as usize % ids.len()];
+                let mut stream = client.get(&id).await.expect("GET starts");
+                let mut received = 0;
+                // Stream, never buffer: the client verifies the whole-fragment CRC at the end.
+                while let Some(chunk) = stream.next().await {
+                    received += chunk.expect("GET body").len();
+                }
+                assert_eq!(received, size, "GET returned the whole fragment");
+            }
+        },
+    )
+    .await
+}
+
+/// One TCP stream on 127.0.0.1, 1 MiB writes, sender and receiver in this process.
+async fn loopback_megabytes_per_second(total_bytes: u64) -> f64 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let receiver = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buffer = vec![0u8; MIB];
+        let mut received = 0u64;
+        while received < total_bytes {
+            let read = socket.read(&mut buffer).await.unwrap();
+            assert!(read > 0, "loopback sender closed early");
+            received += read as u64;
+        }
+    });
+    let mut sender = tokio::net::TcpStream::connect(address).await.unwrap();
+    let chunk = vec![0x5au8; MIB];
+    let begin = Instant::now();
+    let mut sent = 0u64;
+    while sent < total_bytes {
+        sender.write_all(&chunk).await.unwrap();
+        sent += chunk.len() as u64;
+    }
+    receiver.await.unwrap();
+    total_bytes as f64 / 1e6 / begin.elapsed().as_secs_f64()
+}
+
+fn memcpy_gigabytes_per_second() -> f64 {
+    let source = vec![0xa5u8; MEMCPY_BUFFER_BYTES];
+    let mut destination = vec![0u8; MEMCPY_BUFFER_BYTES];
+    destination.copy_from_slice(&source); // fault the pages in before timing
+    let begin = Instant::now();
+    for round in 0..MEMCPY_ROUNDS {
+        destination.copy_from_slice(black_box(&source));
+        black_box(&mut destination[round]);
+    }
+    (MEMCPY_BUFFER_BYTES * MEMCPY_ROUNDS) as f64 / 1e9 / begin.elapsed().as_secs_f64()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; accept and ignore libtest-style arguments.
+    let seconds: u64 = std::env::var("SHARDLET_BENCH_SECONDS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .filter(|seconds| *seconds > 0)
+        .unwrap_or(10);
+    let parent_dir = std::env::var("SHARDLET_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".to_string());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(Duration::from_secs(seconds), parent_dir.into()));
+}
+
+async fn run(deadline: Duration, parent_dir: std::path::PathBuf) {
+    let cores = std::thread::available_parallelism().map_or(0, |cores| cores.get());
+    println!("shardlet storage node load benchmark: {cores} cores, phases bounded by {deadline:?}");
+    let memcpy = memcpy_gigabytes_per_second();
+    let loopback = loopback_megabytes_per_second(LOOPBACK_BYTES).await;
+
+    let mut node = NodeProcess::start(NodeOptions {
+        parent_dir: Some(parent_dir),
+        log_filter: "warn".to_string(),
+        ..NodeOptions::default()
+    })
+    .await;
+    println!(
+        "node pid {:?} on {}, data in {}",
+        node.pid(),
+        node.address,
+        node.data_dir.display()
+    );
+    let secret = shardlet_auth::ClusterSecret::new(&node.secret).expect("a valid secret");
+    let options = ClientOptions {
+        idle_connections_per_node_max: SMALL_WRITERS,
+        ..ClientOptions::default()
+    };
+    let client = NodeClient::with_options(&format!("http://{}", node.address), secret, options)
+        .expect("a node client");
+
+    let (mut small, _) = put_phase(&client, 4 * KIB, SMALL_WRITERS, SMALL_PUTS_MAX, deadline).await;
+    let (mut single, _) =
+        put_phase(&client, 4 * KIB, 1, SINGLE_WRITER_PUTS_MAX, deadline / 2).await;
+    let (mut large_put, large_ids) =
+        put_phase(&client, MIB, LARGE_CONCURRENCY, LARGE_PUTS_MAX, deadline).await;
+    assert!(!large_ids.is_empty(), "at least one 1 MiB put finished");
+    let mut large_get = get_phase(&client, large_ids, MIB, deadline).await;
+
+    let status = node.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "the node stopped cleanly: {status}");
+
+    println!();
+    println!("| measurement | result | p50 ms | p99 ms | ops |");
+    println!("|---|---|---|---|---|");
+    println!("| memcpy (one core) | {memcpy:.1} GB/s | | | |");
+    println!("| loopback TCP, 1 stream, 1 MiB writes | {loopback:.0} MB/s | | | |");
+    let rows: [(&str, &mut Phase, bool); 4] = [
+        ("4 KiB PUT, 64 writers, fsync", &mut small, false),
+        ("4 KiB PUT, 1 writer, fsync", &mut single, false),
+        ("1 MiB PUT, 4 writers, fsync", &mut large_put, true),
+        ("1 MiB GET, 4 readers", &mut large_get, true),
+    ];
+    for (name, phase, throughput) in rows {
+        let result = if throughput {
+            format!(
+                "{:.0} MB/s ({:.0}% of loopback)",
+                phase.megabytes_per_second(),
+                100.0 * phase.megabytes_per_second() / loopback
+            )
+        } else {
+            format!("{:.0} puts/s", phase.per_second())
+        };
+        println!(
+            "| {name} | {result} | {:.2} | {:.2} | {} |",
+            phase.latency_ms(0.5),
+            phase.latency_ms(0.99),
+            phase.operations
+        );
+    }
+    println!();
+    println!(
+        "RESULT bench=storage_node_load cores={cores} memcpy_gigabytes_per_second={memcpy:.2} \
+         loopback_megabytes_per_second={loopback:.0} \
+         put_4k_per_second_64_writers={:.0} put_4k_latency_ms_p50={:.2} put_4k_latency_ms_p99={:.2} \
+         put_4k_per_second_1_writer={:.0} \
+         put_1m_megabytes_per_second={:.0} get_1m_megabytes_per_second={:.0} \
+         get_1m_latency_ms_p50={:.2}",
+        small.per_second(),
+        small.latency_ms(0.5),
+        small.latency_ms(0.99),
+        single.per_second(),
+        large_put.megabytes_per_second(),
+        large_get.megabytes_per_second(),
+        large_get.latency_ms(0.5),
+    );
+}

@@ -1,0 +1,184 @@
+//! `shardlet admin …`: operator commands against running processes.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use futures::StreamExt;
+use shardlet_core::FragmentId;
+use shardlet_node::client::{PutOutcome, ReadRange};
+use shardlet_node::NodeClient;
+
+use crate::SecretArguments;
+
+#[derive(clap::Args)]
+pub struct AdminArguments {
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum AdminCommand {
+    /// Fragments stored on one storage node.
+    #[command(subcommand)]
+    Fragment(FragmentCommand),
+    /// A storage node's health report.
+    Health {
+        #[command(flatten)]
+        node: NodeTarget,
+    },
+}
+
+#[derive(clap::Args)]
+struct NodeTarget {
+    /// Base URL of the node, e.g. http://127.0.0.1:19101
+    #[arg(long)]
+    node: String,
+    #[command(flatten)]
+    secret: SecretArguments,
+}
+
+#[derive(clap::Subcommand)]
+enum FragmentCommand {
+    /// Store a fragment from a file (or stdin with `--file -`).
+    Put {
+        #[command(flatten)]
+        node: NodeTarget,
+        id: FragmentId,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Write a fragment (or a byte range of it) to stdout or a file.
+    Get {
+        #[command(flatten)]
+        node: NodeTarget,
+        id: FragmentId,
+        /// First byte to read (with --last, or to the end).
+        #[arg(long)]
+        first: Option<u64>,
+        #[arg(long, requires = "first")]
+        last: Option<u64>,
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Print a fragment's length and CRC32C.
+    Head {
+        #[command(flatten)]
+        node: NodeTarget,
+        id: FragmentId,
+    },
+    Delete {
+        #[command(flatten)]
+        node: NodeTarget,
+        id: FragmentId,
+    },
+    /// List fragments (one page, or all with --all).
+    List {
+        #[command(flatten)]
+        node: NodeTarget,
+        #[arg(long)]
+        after: Option<FragmentId>,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn client(target: &NodeTarget) -> anyhow::Result<NodeClient> {
+    let secret = crate::secret::load(&target.secret)?;
+    Ok(NodeClient::new(&target.node, secret)?)
+}
+
+pub async fn run(arguments: AdminArguments) -> anyhow::Result<()> {
+    match arguments.command {
+        AdminCommand::Health { node } => {
+            let report = client(&node)?.health().await?;
+            println!("{}", serde_json_pretty(&report)?);
+        }
+        AdminCommand::Fragment(command) => fragment(command).await?,
+    }
+    Ok(())
+}
+
+fn serde_json_pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(value)?)
+}
+
+async fn fragment(command: FragmentCommand) -> anyhow::Result<()> {
+    match command {
+        FragmentCommand::Put { node, id, file } => {
+            let bytes = if file.as_os_str() == "-" {
+                let mut buffer = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer)?;
+                buffer
+            } else {
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let length = bytes.len();
+            let outcome = client(&node)?.put(&id, bytes.into()).await?;
+            let what = match outcome {
+                PutOutcome::Created => "stored",
+                PutOutcome::AlreadyStored => "already stored (identical)",
+            };
+            println!("{id}: {what}, {length} bytes");
+        }
+        FragmentCommand::Get {
+            node,
+            id,
+            first,
+            last,
+            output,
+        } => {
+            let client = client(&node)?;
+            let mut stream = match (first, last) {
+                (None, _) => client.get(&id).await?,
+                (Some(first), None) => client.get_range(&id, ReadRange::From { first }).await?,
+                (Some(first), Some(last)) => {
+                    client
+                        .get_range(&id, ReadRange::Inclusive { first, last })
+                        .await?
+                }
+            };
+            let mut sink: Box<dyn Write> = match &output {
+                Some(path) => Box::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                ),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            while let Some(chunk) = stream.next().await {
+                sink.write_all(&chunk?)?;
+            }
+            sink.flush()?;
+        }
+        FragmentCommand::Head { node, id } => {
+            let info = client(&node)?.head(&id).await?;
+            println!("{id} length={} crc32c={}", info.length, info.crc32c);
+        }
+        FragmentCommand::Delete { node, id } => {
+            client(&node)?.delete(&id).await?;
+            println!("{id}: deleted");
+        }
+        FragmentCommand::List {
+            node,
+            after,
+            limit,
+            all,
+        } => {
+            let client = client(&node)?;
+            let mut after = after;
+            loop {
+                let page = client.list(after.as_ref(), limit).await?;
+                for fragment in &page.fragments {
+                    println!("{} {} {}", fragment.id, fragment.length, fragment.crc32c);
+                }
+                match page.next_after {
+                    Some(next) if all => after = Some(next),
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,547 @@
+//! `NodeClient`: the signed HTTP client every other component uses to talk to a
+//! storage node. Bodies stream both ways; a full GET verifies the whole-fragment CRC32C
+//! as the bytes pass and ends the stream with [`ClientError::ChecksumMismatch`] if it
+//! does not match, so a caller that drains the stream never accepts bad data.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use reqwest::StatusCode;
+use shardlet_auth::{ClusterSecret, RequestParts};
+use shardlet_core::{Crc32c, Crc32cHasher, FragmentId};
+
+use crate::health::HealthReport;
+use crate::server::{CRC_HEADER, LENGTH_HEADER};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("fragment not found")]
+    NotFound,
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("checksum mismatch: {0}")]
+    ChecksumMismatch(String),
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
+    #[error("a different fragment with this id exists: {0}")]
+    FragmentExists(String),
+    #[error("fragment too large: {0}")]
+    TooLarge(String),
+    #[error("range not satisfiable: {0}")]
+    RangeNotSatisfiable(String),
+    #[error("node unavailable: {0}")]
+    Unavailable(String),
+    #[error("request rejected ({status} {code}): {message}")]
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("node error ({status} {code}): {message}")]
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("invalid response: {0}")]
+    Protocol(String),
+    #[error("invalid node URL {0:?}")]
+    InvalidUrl(String),
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(error: reqwest::Error) -> Self {
+        if error.is_connect() || error.is_timeout() {
+            Self::Unavailable(error.to_string())
+        } else {
+            Self::Protocol(error.to_string())
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub connect_timeout: Duration,
+    /// Whole request, body included; sized for the largest fragment on a slow link.
+    pub request_timeout: Duration,
+    /// Idle keep-alive connections kept per node.
+    pub idle_connections_per_node_max: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(60),
+            idle_connections_per_node_max: 64,
+        }
+    }
+}
+
+/// Length and whole-fragment CRC, from HEAD or GET headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentInfo {
+    pub length: u64,
+    pub crc32c: Crc32c,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    AlreadyStored,
+}
+
+/// Which bytes to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadRange {
+    /// `first..=last`.
+    Inclusive {
+        first: u64,
+        last: u64,
+    },
+    From {
+        first: u64,
+    },
+    Suffix {
+        length: u64,
+    },
+}
+
+impl ReadRange {
+    fn header(self) -> String {
+        match self {
+            Self::Inclusive { first, last } => format!("bytes={first}-{last}"),
+            Self::From { first } => format!("bytes={first}-"),
+            Self::Suffix { length } => format!("bytes=-{length}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+pub struct ListedFragment {
+    pub id: FragmentId,
+    pub length: u64,
+    pub crc32c: Crc32c,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+pub struct FragmentPage {
+    pub fragments: Vec<ListedFragment>,
+    pub next_after: Option<FragmentId>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    error: String,
+    message: String,
+}
+
+/// A fragment body being received. `info` describes the whole fragment; the stream
+/// yields the requested bytes and, for a full read, fails at the end if their CRC32C
+/// differs from `info.crc32c`.
+pub struct FragmentStream {
+    pub info: FragmentInfo,
+    /// Bytes this stream will yield.
+    pub content_length: u64,
+    body: Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>>,
+}
+
+impl FragmentStream {
+    /// Collects the whole body (for callers that want it in memory).
+    pub async fn bytes(self) -> Result<Bytes, ClientError> {
+        let mut buffer = Vec::with_capacity(self.content_length.min(64 * 1024 * 1024) as usize);
+        let mut body = self.body;
+        while let Some(chunk) = body.next().await {
+            buffer.extend_from_slice(&chunk?);
+        }
+        Ok(Bytes::from(buffer))
+    }
+}
+
+impl Stream for FragmentStream {
+    type Item = Result<Bytes, ClientError>;
+    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.body.as_mut().poll_next(context)
+    }
+}
+
+#[derive(Clone)]
+pub struct NodeClient {
+    http: reqwest::Client,
+    base_url: String,
+    host: String,
+    secret: ClusterSecret,
+}
+
+impl NodeClient {
+    pub fn new(base_url: &str, secret: ClusterSecret) -> Result<Self, ClientError> {
+        Self::with_options(base_url, secret, ClientOptions::default())
+    }
+
+    pub fn with_options(
+        base_url: &str,
+        secret: ClusterSecret,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let url = reqwest::Url::parse(&base_url)
+            .map_err(|_| ClientError::InvalidUrl(base_url.clone()))?;
+        if url.scheme() != "http" || url.path() != "/" || url.query().is_some() {
+            return Err(ClientError::InvalidUrl(base_url));
+        }
+        let host_name = url
+            .host_str()
+            .ok_or_else(|| ClientError::InvalidUrl(base_url.clone()))?;
+        // The Host header reqwest sends, which the signature covers.
+        let host = match url.port() {
+            Some(port) => format!("{host_name}:{port}"),
+            None => host_name.to_string(),
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(options.idle_connections_per_node_max)
+            .build()
+            .map_err(|error| ClientError::Protocol(error.to_string()))?;
+        Ok(Self {
+            http,
+            base_url,
+            host,
+            secret,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn signed(
+        &self,
+        method: reqwest::Method,
+        target: &str,
+        crc32c: Option<Crc32c>,
+        range: Option<&str>,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        let crc_text = crc32c.map(|crc| crc.to_string());
+        let parts = RequestParts {
+            method: method.as_str(),
+            host: &self.host,
+            target,
+            crc32c: crc_text.as_deref(),
+            range,
+        };
+        let signature = shardlet_auth::sign_request(&self.secret, &parts, SystemTime::now())
+            .map_err(|error| ClientError::Protocol(error.to_string()))?;
+        let mut builder = self
+            .http
+            .request(method, format!("{}{target}", self.base_url));
+        for (name, value) in signature.iter() {
+            builder = builder.header(name, value);
+        }
+        if let Some(crc) = crc_text {
+            builder = builder.header(CRC_HEADER, crc);
+        }
+        if let Some(range) = range {
+            builder = builder.header(reqwest::header::RANGE, range);
+        }
+        Ok(builder)
+    }
+
+    /// Stores `body` as fragment `id`.
+    pub async fn put(&self, id: &FragmentId, body: Bytes) -> Result<PutOutcome, ClientError> {
+        let crc = Crc32c::of(&body);
+        let length = body.len() as u64;
+        self.put_body(id, length, crc, reqwest::Body::from(body))
+            .await
+    }
+
+    /// Stores a fragment streamed from `body`, whose length and CRC32C the caller knows
+    /// in advance (the CRC is a signed header, sent before the body).
+    pub async fn put_stream<S>(
+        &self,
+        id: &FragmentId,
+        length: u64,
+        crc32c: Crc32c,
+        body: S,
+    ) -> Result<PutOutcome, ClientError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    {
+        self.put_body(id, length, crc32c, reqwest::Body::wrap_stream(body))
+            .await
+    }
+
+    async fn put_body(
+        &self,
+        id: &FragmentId,
+        length: u64,
+        crc32c: Crc32c,
+        body: reqwest::Body,
+    ) -> Result<PutOutcome, ClientError> {
+        let response = self
+            .signed(
+                reqwest::Method::PUT,
+                &format!("/v1/fragments/{id}"),
+                Some(crc32c),
+                None,
+            )?
+            // An explicit length keeps a streamed body from going out chunked (411).
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(body)
+            .send()
+            .await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(PutOutcome::Created),
+            StatusCode::OK => Ok(PutOutcome::AlreadyStored),
+            _ => Err(error_from(response).await),
+        }
+    }
+
+    /// Reads the whole fragment, verifying its CRC32C as it streams.
+    pub async fn get(&self, id: &FragmentId) -> Result<FragmentStream, ClientError> {
+        self.get_inner(id, None).await
+    }
+
+    /// Reads part of a fragment (verified block by block on the node).
+    pub async fn get_range(
+        &self,
+        id: &FragmentId,
+        range: ReadRange,
+    ) -> Result<FragmentStream, ClientError> {
+        self.get_inner(id, Some(range)).await
+    }
+
+    async fn get_inner(
+        &self,
+        id: &FragmentId,
+        range: Option<ReadRange>,
+    ) -> Result<FragmentStream, ClientError> {
+        let range_text = range.map(ReadRange::header);
+        let response = self
+            .signed(
+                reqwest::Method::GET,
+                &format!("/v1/fragments/{id}"),
+                None,
+                range_text.as_deref(),
+            )?
+            .send()
+            .await?;
+        let expected = if range.is_some() {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        };
+        if response.status() != expected {
+            return Err(error_from(response).await);
+        }
+        let info = fragment_info(response.headers())?;
+        let content_length = response
+            .content_length()
+            .ok_or_else(|| ClientError::Protocol("response without Content-Length".into()))?;
+        let raw = response.bytes_stream().map_err(ClientError::from);
+        let body: Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>> =
+            if range.is_none() {
+                Box::pin(verify_whole(raw, info))
+            } else {
+                Box::pin(raw)
+            };
+        Ok(FragmentStream {
+            info,
+            content_length,
+            body,
+        })
+    }
+
+    pub async fn head(&self, id: &FragmentId) -> Result<FragmentInfo, ClientError> {
+        let response = self
+            .signed(
+                reqwest::Method::HEAD,
+                &format!("/v1/fragments/{id}"),
+                None,
+                None,
+            )?
+            .send()
+            .await?;
+        match response.status() {
+            StatusCode::OK => fragment_info(response.headers()),
+            StatusCode::NOT_FOUND => Err(ClientError::NotFound),
+            _ => Err(error_from(response).await),
+        }
+    }
+
+    /// Deletes a fragment; succeeds also when it did not exist.
+    pub async fn delete(&self, id: &FragmentId) -> Result<(), ClientError> {
+        let response = self
+            .signed(
+                reqwest::Method::DELETE,
+                &format!("/v1/fragments/{id}"),
+                None,
+                None,
+            )?
+            .send()
+            .await?;
+        match response.status() {
+            StatusCode::NO_CONTENT => Ok(()),
+            _ => Err(error_from(response).await),
+        }
+    }
+
+    /// One page of the node's fragments, ids ascending, strictly after `after`.
+    pub async fn list(
+        &self,
+        after: Option<&FragmentId>,
+        limit: Option<usize>,
+    ) -> Result<FragmentPage, ClientError> {
+        let mut query = Vec::new();
+        if let Some(after) = after {
+            query.push(format!("after={after}"));
+        }
+        if let Some(limit) = limit {
+            query.push(format!("limit={limit}"));
+        }
+        let target = if query.is_empty() {
+            "/v1/fragments".to_string()
+        } else {
+            format!("/v1/fragments?{}", query.join("&"))
+        };
+        let response = self
+            .signed(reqwest::Method::GET, &target, None, None)?
+            .send()
+            .await?;
+        if response.status() != StatusCode::OK {
+            return Err(error_from(response).await);
+        }
+        response
+            .json()
+            .await
+            .map_err(|error| ClientError::Protocol(error.to_string()))
+    }
+
+    /// The node's `/health` report (unauthenticated).
+    pub async fn health(&self) -> Result<HealthReport, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}/health", self.base_url))
+            .send()
+            .await?;
+        if response.status() != StatusCode::OK {
+            return Err(error_from(response).await);
+        }
+        response
+            .json()
+            .await
+            .map_err(|error| ClientError::Protocol(error.to_string()))
+    }
+}
+
+fn fragment_info(headers: &reqwest::header::HeaderMap) -> Result<FragmentInfo, ClientError> {
+    let text = |name: &str| -> Result<&str, ClientError> {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| ClientError::Protocol(format!("response without a valid {name} header")))
+    };
+    Ok(FragmentInfo {
+        length: text(LENGTH_HEADER)?
+            .parse()
+            .map_err(|_| ClientError::Protocol(format!("bad {LENGTH_HEADER}")))?,
+        crc32c: text(CRC_HEADER)?
+            .parse()
+            .map_err(|_| ClientError::Protocol(format!("bad {CRC_HEADER}")))?,
+    })
+}
+
+/// Passes chunks through, then checks length and CRC32C of everything that passed.
+fn verify_whole<S>(
+    raw: S,
+    info: FragmentInfo,
+) -> impl Stream<Item = Result<Bytes, ClientError>> + Send
+where
+    S: Stream<Item = Result<Bytes, ClientError>> + Send,
+{
+    let checked = raw.scan(Crc32cHasher::new(), |hasher, chunk| {
+        if let Ok(bytes) = &chunk {
+            hasher.update(bytes);
+        }
+        futures::future::ready(Some((chunk, *hasher)))
+    });
+    let mut last_hasher = Crc32cHasher::new();
+    let mut failed = false;
+    let mut body = Box::pin(checked);
+    futures::stream::poll_fn(move |context| {
+        if failed {
+            return Poll::Ready(None);
+        }
+        match body.as_mut().poll_next(context) {
+            Poll::Ready(Some((chunk, hasher))) => {
+                last_hasher = hasher;
+                if chunk.is_err() {
+                    failed = true;
+                }
+                Poll::Ready(Some(chunk))
+            }
+            Poll::Ready(None) => {
+                failed = true;
+                if last_hasher.bytes_hashed() != info.length {
+                    return Poll::Ready(Some(Err(ClientError::ChecksumMismatch(format!(
+                        "received {} bytes, the fragment has {}",
+                        last_hasher.bytes_hashed(),
+                        info.length
+                    )))));
+                }
+                if last_hasher.finish() != info.crc32c {
+                    return Poll::Ready(Some(Err(ClientError::ChecksumMismatch(format!(
+                        "received bytes have CRC32C {}, the fragment's is {}",
+                        last_hasher.finish(),
+                        info.crc32c
+                    )))));
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    })
+}
+
+/// Bounded read of an error body, mapped onto the typed errors.
+async fn error_from(response: reqwest::Response) -> ClientError {
+    let status = response.status();
+    let header_code = response
+        .headers()
+        .get("x-shardlet-error")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    let body = response.bytes().await.unwrap_or_default();
+    let (code, message) =
+        match serde_json::from_slice::<ErrorBody>(&body[..body.len().min(64 * 1024)]) {
+            Ok(parsed) => (parsed.error, parsed.message),
+            Err(_) => (
+                header_code.unwrap_or_else(|| "unknown".into()),
+                String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+            ),
+        };
+    match (status, code.as_str()) {
+        (StatusCode::NOT_FOUND, _) => ClientError::NotFound,
+        (StatusCode::UNAUTHORIZED, _) => ClientError::Unauthorized(message),
+        (_, "checksum_mismatch") => ClientError::ChecksumMismatch(message),
+        (StatusCode::INSUFFICIENT_STORAGE, _) => ClientError::InsufficientStorage(message),
+        (StatusCode::CONFLICT, _) => ClientError::FragmentExists(message),
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => ClientError::TooLarge(message),
+        (StatusCode::RANGE_NOT_SATISFIABLE, _) => ClientError::RangeNotSatisfiable(message),
+        (StatusCode::SERVICE_UNAVAILABLE, _) => ClientError::Unavailable(message),
+        (status, _) if status.is_client_error() => ClientError::Rejected {
+            status: status.as_u16(),
+            code,
+            message,
+        },
+        (status, _) => ClientError::Server {
+            status: status.as_u16(),
+            code,
+            message,
+        },
+    }
+}

@@ -1,0 +1,69 @@
+//! Configuration of one storage node, with every limit named.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shardlet_auth::ClusterSecret;
+use shardlet_core::NodeId;
+
+pub const MEBIBYTE: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub node_id: NodeId,
+    pub secret: ClusterSecret,
+    /// Largest fragment body accepted (413 above it, before reading the body).
+    pub max_fragment_bytes: u64,
+    /// PUTs that would leave less free space than this are refused with 507.
+    pub reserve_bytes: u64,
+    /// Largest `limit` a listing accepts.
+    pub list_limit_max: usize,
+    /// Listing page size when the request names none.
+    pub list_limit_default: usize,
+    /// PUTs in progress at once; more wait up to `write_queue_timeout` for a slot.
+    pub max_concurrent_writes: usize,
+    /// How long a PUT may wait for a write slot before it gets 503.
+    pub write_queue_timeout: Duration,
+    /// Longest pause between two chunks of a request body before the PUT is abandoned.
+    pub body_idle_timeout: Duration,
+    /// Ranges up to this size are read and verified whole before the response starts,
+    /// so a checksum failure becomes a clean 500; longer ones stream in
+    /// `read_chunk_bytes` pieces, each verified before it is sent.
+    pub verify_before_response_bytes: u64,
+    pub read_chunk_bytes: u64,
+    /// How often the health sampler reads /proc and statvfs.
+    pub health_interval: Duration,
+    /// How long graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+}
+
+impl NodeConfig {
+    /// A configuration with the documented defaults.
+    pub fn new(
+        listen: SocketAddr,
+        data_dir: PathBuf,
+        node_id: NodeId,
+        secret: ClusterSecret,
+    ) -> Self {
+        Self {
+            listen,
+            data_dir,
+            node_id,
+            secret,
+            max_fragment_bytes: 16 * MEBIBYTE,
+            reserve_bytes: 1024 * MEBIBYTE,
+            list_limit_max: 10_000,
+            list_limit_default: 1000,
+            max_concurrent_writes: 256,
+            write_queue_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(30),
+            verify_before_response_bytes: 4 * MEBIBYTE,
+            read_chunk_bytes: MEBIBYTE,
+            health_interval: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}

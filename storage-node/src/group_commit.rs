@@ -1,0 +1,140 @@
+//! Group commit of directory entries.
+//!
+//! A rename is durable only once its directory has been fsync'd. One fsync of a directory
+//! covers every rename into it that completed before the fsync started, so instead of one
+//! fsync per PUT, each directory has a syncer: callers register *after* their rename, the
+//! syncer takes everything registered so far, issues one `fsync(dir)`, and answers all of
+//! them. Callers that register while an fsync is running wait for the next one (their
+//! rename may not be covered by the running one). The batch is bounded by the number of
+//! writes the node admits at once (`max_concurrent_writes`).
+
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use crate::metrics::NodeMetrics;
+
+type Waiter = oneshot::Sender<Result<(), Arc<io::Error>>>;
+
+pub struct DirectorySyncer {
+    directory: File,
+    state: Mutex<SyncerState>,
+    metrics: Arc<NodeMetrics>,
+    fsyncs_completed: AtomicU64,
+}
+
+#[derive(Default)]
+struct SyncerState {
+    waiters: Vec<Waiter>,
+    running: bool,
+}
+
+impl DirectorySyncer {
+    pub fn new(directory: File, metrics: Arc<NodeMetrics>) -> Arc<Self> {
+        Arc::new(Self {
+            directory,
+            state: Mutex::new(SyncerState::default()),
+            metrics,
+            fsyncs_completed: AtomicU64::new(0),
+        })
+    }
+
+    /// Returns once an fsync of the directory that started after this call has
+    /// completed: every rename into the directory finished before the call is durable.
+    pub async fn sync(self: &Arc<Self>) -> io::Result<()> {
+        let (sender, receiver) = oneshot::channel();
+        let start_worker = {
+            let mut state = self.lock_state();
+            state.waiters.push(sender);
+            !std::mem::replace(&mut state.running, true)
+        };
+        if start_worker {
+            let syncer = Arc::clone(self);
+            tokio::task::spawn_blocking(move || syncer.run());
+        }
+        match receiver.await {
+            Ok(result) => result.map_err(|error| io::Error::new(error.kind(), error.to_string())),
+            Err(_) => Err(io::Error::other("directory syncer stopped")),
+        }
+    }
+
+    /// Drains the waiter list in rounds until it is empty. Runs on a blocking thread.
+    fn run(&self) {
+        loop {
+            let batch = {
+                let mut state = self.lock_state();
+                if state.waiters.is_empty() {
+                    state.running = false;
+                    return;
+                }
+                std::mem::take(&mut state.waiters)
+            };
+            let started = Instant::now();
+            let result = self.directory.sync_all().map_err(Arc::new);
+            self.fsyncs_completed.fetch_add(1, Ordering::SeqCst);
+            self.metrics
+                .fsync_seconds
+                .with_label_values(&["directory"])
+                .observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .group_commit_batch_size
+                .observe(batch.len() as f64);
+            if let Err(error) = &result {
+                self.metrics.fsync_failures_total.inc();
+                tracing::error!(%error, "directory fsync failed; renames in it are not known to be durable");
+            }
+            for waiter in batch {
+                // A waiter that went away (client disconnected) needs no answer.
+                let _ = waiter.send(result.clone());
+            }
+        }
+    }
+
+    /// How many directory fsyncs have completed (successfully or not).
+    pub fn fsyncs_completed(&self) -> u64 {
+        self.fsyncs_completed.load(Ordering::SeqCst)
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, SyncerState> {
+        // The state is a list and a flag, valid after any panic; keep going.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_caller_is_answered_only_after_an_fsync_that_started_after_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let syncer = DirectorySyncer::new(
+            File::open(directory.path()).unwrap(),
+            Arc::new(NodeMetrics::new().unwrap()),
+        );
+        let callers: Vec<_> = (0..64)
+            .map(|_| {
+                let syncer = Arc::clone(&syncer);
+                tokio::spawn(async move {
+                    let completed_before = syncer.fsyncs_completed();
+                    syncer.sync().await.unwrap();
+                    // The answer comes after an fsync that was not yet complete when
+                    // the caller registered.
+                    assert!(syncer.fsyncs_completed() > completed_before);
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap();
+        }
+        assert!(syncer.fsyncs_completed() >= 1);
+        assert!(syncer.fsyncs_completed() <= 64);
+    }
+}

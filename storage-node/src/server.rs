@@ -1,0 +1,603 @@
+//! The HTTP API (contract: docs/storage-node.md): router, authentication, metrics and
+//! the five fragment handlers. File I/O runs on blocking threads, never on the runtime.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use futures::StreamExt;
+use shardlet_auth::{ReceivedSignature, RequestParts};
+use shardlet_core::{Crc32c, FragmentId};
+use tokio::sync::Semaphore;
+
+use crate::config::NodeConfig;
+use crate::error::ApiError;
+use crate::format::BLOCK_BYTES;
+use crate::fragment_file::{FragmentReader, FragmentWriter};
+use crate::health::HealthSampler;
+use crate::metrics::NodeMetrics;
+use crate::range::ByteRange;
+use crate::store::{CommitOutcome, FragmentStore};
+
+pub const CRC_HEADER: &str = "x-shardlet-crc32c";
+pub const LENGTH_HEADER: &str = "x-shardlet-length";
+
+pub struct AppState {
+    pub config: NodeConfig,
+    pub store: Arc<FragmentStore>,
+    pub metrics: Arc<NodeMetrics>,
+    pub health: Arc<HealthSampler>,
+    write_slots: Semaphore,
+}
+
+impl AppState {
+    pub fn new(
+        config: NodeConfig,
+        store: Arc<FragmentStore>,
+        metrics: Arc<NodeMetrics>,
+        health: Arc<HealthSampler>,
+    ) -> Arc<Self> {
+        let write_slots = Semaphore::new(config.max_concurrent_writes);
+        Arc::new(Self {
+            config,
+            store,
+            metrics,
+            health,
+            write_slots,
+        })
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let fragments = Router::new()
+        .route("/v1/fragments", get(list_fragments))
+        .route(
+            "/v1/fragments/{id}",
+            get(get_fragment)
+                .head(head_fragment)
+                .put(put_fragment)
+                .delete(delete_fragment),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authenticate,
+        ));
+    Router::new()
+        .merge(fragments)
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        // Bodies are streamed and bounded by `max_fragment_bytes` in the PUT handler.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
+        .with_state(state)
+}
+
+/// Counts and times every request by operation and status.
+async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let operation = operation_name(request.method(), request.uri().path());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .request_seconds
+        .with_label_values(&[operation])
+        .observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .requests_total
+        .with_label_values(&[operation, response.status().as_str()])
+        .inc();
+    response
+}
+
+fn operation_name(method: &Method, path: &str) -> &'static str {
+    if path == "/v1/fragments" {
+        return "list";
+    }
+    if path.starts_with("/v1/fragments/") {
+        return match *method {
+            Method::PUT => "put",
+            Method::GET => "get",
+            Method::HEAD => "head",
+            Method::DELETE => "delete",
+            _ => "other",
+        };
+    }
+    match path {
+        "/health" => "health",
+        "/metrics" => "metrics",
+        _ => "other",
+    }
+}
+
+/// Rejects any `/v1` request that is not signed with the cluster secret (401).
+async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match check_signature(&state, &request) {
+        Ok(()) => next.run(request).await,
+        Err(error) => {
+            tracing::debug!(%error, uri = %request.uri(), "refused an unauthenticated request");
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", error.to_string())
+                .into_response()
+        }
+    }
+}
+
+fn check_signature(state: &AppState, request: &Request) -> Result<(), shardlet_auth::AuthError> {
+    use shardlet_auth::AuthError;
+    let headers = request.headers();
+    let text = |name: &'static str| -> Result<Option<&str>, AuthError> {
+        headers
+            .get(name)
+            .map(|value| value.to_str().map_err(|_| AuthError::MalformedHeader(name)))
+            .transpose()
+    };
+    let host = text("host")?.ok_or(AuthError::MissingHeader("host"))?;
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |path_and_query| path_and_query.as_str());
+    let parts = RequestParts {
+        method: request.method().as_str(),
+        host,
+        target,
+        crc32c: text(CRC_HEADER)?,
+        range: text("range")?,
+    };
+    let received = ReceivedSignature {
+        authorization: text("authorization")?,
+        amz_date: text("x-amz-date")?,
+        content_sha256: text("x-amz-content-sha256")?,
+    };
+    shardlet_auth::verify_request(&state.config.secret, &parts, &received, SystemTime::now())
+}
+
+fn parse_id(text: &str) -> Result<FragmentId, ApiError> {
+    text.parse().map_err(|error: shardlet_core::IdError| {
+        ApiError::bad_request("invalid_fragment_id", error.to_string())
+    })
+}
+
+/// Runs blocking store work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ApiError::internal(format!("storage task failed: {error}")))?
+}
+
+fn crc_value(crc: Crc32c) -> HeaderValue {
+    HeaderValue::from_str(&crc.to_string()).unwrap_or_else(|_| HeaderValue::from_static("00000000"))
+}
+
+fn number_value(number: u64) -> HeaderValue {
+    HeaderValue::from(number)
+}
+
+async fn put_fragment(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let length = content_length(&headers, state.config.max_fragment_bytes)?;
+    let claimed_crc: Crc32c = headers
+        .get(CRC_HEADER)
+        .ok_or_else(|| ApiError::bad_request("invalid_crc32c", "missing x-shardlet-crc32c header"))?
+        .to_str()
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_crc32c", "x-shardlet-crc32c must be 8 hex digits")
+        })?;
+    check_reserve(&state, length)?;
+    let _slot = tokio::time::timeout(
+        state.config.write_queue_timeout,
+        state.write_slots.acquire(),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_busy",
+            "no write slot became free in time",
+        )
+    })?
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "node is stopping",
+        )
+    })?;
+    let outcome = receive_body(&state, id, length, claimed_crc, body).await?;
+    state
+        .store
+        .sync_directory(&id)
+        .await
+        .map_err(ApiError::from)?;
+    let status = match outcome {
+        CommitOutcome::Created => StatusCode::CREATED,
+        CommitOutcome::AlreadyStored => StatusCode::OK,
+    };
+    Ok((status, [(CRC_HEADER, crc_value(claimed_crc))]).into_response())
+}
+
+/// `Content-Length`, required (411) and bounded (413) before any body byte is read.
+fn content_length(headers: &HeaderMap, max_fragment_bytes: u64) -> Result<u64, ApiError> {
+    let length_required = || {
+        ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "a Content-Length header is required (chunked uploads are not accepted)",
+        )
+    };
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(length_required());
+    }
+    let length: u64 = headers
+        .get(header::CONTENT_LENGTH)
+        .ok_or_else(length_required)?
+        .to_str()
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_content_length", "Content-Length is not a number")
+        })?;
+    if length > max_fragment_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "fragment_too_large",
+            format!("fragment of {length} bytes exceeds the limit of {max_fragment_bytes} bytes"),
+        ));
+    }
+    Ok(length)
+}
+
+fn check_reserve(state: &AppState, length: u64) -> Result<(), ApiError> {
+    let capacity = state
+        .store
+        .capacity()
+        .map_err(|error| ApiError::internal(format!("statvfs failed: {error}")))?;
+    let needed = length.saturating_add(crate::format::HEADER_BYTES + length / 1024 + 4096);
+    if capacity.free_bytes < needed.saturating_add(state.config.reserve_bytes) {
+        state.metrics.insufficient_storage_total.inc();
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            format!(
+                "{} bytes free; storing {length} bytes would leave less than the reserve of {} bytes",
+                capacity.free_bytes, state.config.reserve_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+type PendingWrite = tokio::task::JoinHandle<Result<(FragmentWriter, Vec<u8>), ApiError>>;
+
+/// Streams the body to disk one block at a time: while one block is being written on a
+/// blocking thread, the next is received. Memory per PUT: two blocks.
+async fn receive_body(
+    state: &Arc<AppState>,
+    id: FragmentId,
+    length: u64,
+    claimed_crc: Crc32c,
+    body: Body,
+) -> Result<CommitOutcome, ApiError> {
+    let batch_bytes = BLOCK_BYTES as usize;
+    let mut stream = body.into_data_stream();
+    let mut buffer: Vec<u8> = Vec::with_capacity(batch_bytes.min(length as usize));
+    let mut spare: Vec<u8> = Vec::new();
+    let mut writer: Option<FragmentWriter> = None;
+    let mut pending: Option<PendingWrite> = None;
+    let mut received: u64 = 0;
+    loop {
+        let next = tokio::time::timeout(state.config.body_idle_timeout, stream.next())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body stalled",
+                )
+            })?;
+        let chunk = match next {
+            None => break,
+            Some(Ok(chunk)) => chunk,
+            Some(Err(error)) => {
+                return Err(ApiError::bad_request(
+                    "incomplete_body",
+                    format!("request body ended early: {error}"),
+                ))
+            }
+        };
+        received += chunk.len() as u64;
+        if received > length {
+            return Err(ApiError::bad_request(
+                "incomplete_body",
+                "body longer than Content-Length",
+            ));
+        }
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            let take = (batch_bytes - buffer.len()).min(rest.len());
+            buffer.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            let more_to_come = !rest.is_empty() || received < length;
+            if buffer.len() == batch_bytes && more_to_come {
+                if let Some(handle) = pending.take() {
+                    let (finished_writer, emptied) = join_write(handle).await?;
+                    writer = Some(finished_writer);
+                    spare = emptied;
+                }
+                let full = std::mem::replace(&mut buffer, std::mem::take(&mut spare));
+                buffer.reserve(batch_bytes);
+                let store = Arc::clone(&state.store);
+                let current = writer.take();
+                pending = Some(tokio::task::spawn_blocking(move || {
+                    let mut writer = match current {
+                        Some(writer) => writer,
+                        None => store.begin_write(&id, length)?,
+                    };
+                    writer.write(&full)?;
+                    let mut emptied = full;
+                    emptied.clear();
+                    Ok((writer, emptied))
+                }));
+            }
+        }
+    }
+    state.metrics.received_bytes_total.inc_by(received);
+    if let Some(handle) = pending.take() {
+        writer = Some(join_write(handle).await?.0);
+    }
+    let store = Arc::clone(&state.store);
+    blocking(move || {
+        let mut writer = match writer {
+            Some(writer) => writer,
+            None => store.begin_write(&id, length)?,
+        };
+        writer.write(&buffer)?;
+        Ok(store.finish_write(&id, writer, claimed_crc)?)
+    })
+    .await
+}
+
+async fn join_write(handle: PendingWrite) -> Result<(FragmentWriter, Vec<u8>), ApiError> {
+    handle
+        .await
+        .map_err(|error| ApiError::internal(format!("storage task failed: {error}")))?
+}
+
+async fn head_fragment(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let store = Arc::clone(&state.store);
+    let header = blocking(move || Ok(store.head(&id)?)).await?;
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, number_value(header.payload_length));
+    headers.insert(CRC_HEADER, crc_value(header.payload_crc));
+    headers.insert(LENGTH_HEADER, number_value(header.payload_length));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    Ok(response)
+}
+
+async fn get_fragment(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let range = match headers.get(header::RANGE) {
+        None => None,
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| ApiError::bad_request("invalid_range", "Range header is not text"))?;
+            Some(
+                ByteRange::parse(text)
+                    .map_err(|error| ApiError::bad_request("invalid_range", error.to_string()))?,
+            )
+        }
+    };
+    let store = Arc::clone(&state.store);
+    let verify_before_response = state.config.verify_before_response_bytes;
+    let chunk_bytes = state.config.read_chunk_bytes;
+    let (reader, first, start, end) = blocking(move || {
+        let reader = store.open_reader(&id)?;
+        let length = reader.header.payload_length;
+        let (start, end) = match range {
+            None => (0, length),
+            Some(range) => range.resolve(length).map_err(|error| ApiError {
+                unsatisfiable_length: Some(length),
+                ..ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    error.to_string(),
+                )
+            })?,
+        };
+        let first_end = if end - start <= verify_before_response {
+            end
+        } else {
+            start + chunk_bytes
+        };
+        let first = store.read_range(&reader, start, first_end)?;
+        Ok((reader, first, start, end))
+    })
+    .await?;
+    let length = reader.header.payload_length;
+    let status = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let mut response_headers = HeaderMap::new();
+    response_headers.insert(header::CONTENT_LENGTH, number_value(end - start));
+    response_headers.insert(CRC_HEADER, crc_value(reader.header.payload_crc));
+    response_headers.insert(LENGTH_HEADER, number_value(length));
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if range.is_some() {
+        let content_range = format!("bytes {start}-{}/{length}", end - 1);
+        if let Ok(value) = HeaderValue::from_str(&content_range) {
+            response_headers.insert(header::CONTENT_RANGE, value);
+        }
+    }
+    let sent_so_far = start + first.len() as u64;
+    state.metrics.sent_bytes_total.inc_by(first.len() as u64);
+    let body = if sent_so_far == end {
+        Body::from(first)
+    } else {
+        Body::from_stream(verified_stream(
+            Arc::clone(&state),
+            reader,
+            first,
+            sent_so_far,
+            end,
+            chunk_bytes,
+        ))
+    };
+    Ok((status, response_headers, body).into_response())
+}
+
+/// The rest of a long read: each chunk is read and verified on a blocking thread before
+/// it is yielded. A checksum failure ends the stream with an error, which aborts the
+/// response (the client sees a short body, never unverified bytes).
+fn verified_stream(
+    state: Arc<AppState>,
+    reader: FragmentReader,
+    first: Bytes,
+    next_offset: u64,
+    end: u64,
+    chunk_bytes: u64,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let reader = Arc::new(reader);
+    let rest = futures::stream::unfold(Some(next_offset), move |offset| {
+        let state = Arc::clone(&state);
+        let reader = Arc::clone(&reader);
+        async move {
+            let offset = offset?;
+            if offset >= end {
+                return None;
+            }
+            let chunk_end = (offset + chunk_bytes).min(end);
+            let store = Arc::clone(&state.store);
+            let read =
+                tokio::task::spawn_blocking(move || store.read_range(&reader, offset, chunk_end))
+                    .await;
+            match read {
+                Ok(Ok(chunk)) => {
+                    state.metrics.sent_bytes_total.inc_by(chunk.len() as u64);
+                    Some((Ok(chunk), Some(chunk_end)))
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "aborting a response mid-stream");
+                    Some((Err(std::io::Error::other(error.to_string())), None))
+                }
+                Err(error) => Some((Err(std::io::Error::other(error.to_string())), None)),
+            }
+        }
+    });
+    futures::stream::once(async move { Ok(first) }).chain(rest)
+}
+
+async fn delete_fragment(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let store = Arc::clone(&state.store);
+    blocking(move || Ok(store.delete(&id)?)).await?;
+    // Synced even when nothing was deleted: an earlier unlink of this id may still be
+    // waiting for its directory fsync, and 204 promises the fragment is durably gone.
+    state.store.sync_directory(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(serde::Serialize)]
+struct ListResponse {
+    fragments: Vec<crate::store::ListedFragment>,
+    next_after: Option<FragmentId>,
+}
+
+async fn list_fragments(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let mut after = None;
+    let mut limit = state.config.list_limit_default;
+    for pair in request
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "after" => after = Some(parse_id(value)?),
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|limit| (1..=state.config.list_limit_max).contains(limit))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_limit",
+                            format!(
+                                "limit must be a number from 1 to {}",
+                                state.config.list_limit_max
+                            ),
+                        )
+                    })?;
+            }
+            _ => {}
+        }
+    }
+    let store = Arc::clone(&state.store);
+    let (fragments, more) = blocking(move || Ok(store.list(after.as_ref(), limit)?)).await?;
+    let next_after = if more {
+        fragments.last().map(|fragment| fragment.id)
+    } else {
+        None
+    };
+    Ok(axum::Json(ListResponse {
+        fragments,
+        next_after,
+    })
+    .into_response())
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    axum::Json(state.health.report(&state)).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    match state.metrics.render() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(error) => ApiError::internal(error.to_string()).into_response(),
+    }
+}

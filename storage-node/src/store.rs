@@ -1,0 +1,419 @@
+//! The on-disk fragment store.
+//!
+//! Layout: `DATA/fragments/<first two hex chars of the id>/<id>` (256 fan-out
+//! directories, so no directory grows huge), `DATA/tmp/` for writes in progress,
+//! `DATA/LOCK` held (flock) while a node uses the directory.
+//!
+//! Durability of a write, step by step (see docs/storage-node.md):
+//! 1. stream into `tmp/<id>.<random>`, header last, `fdatasync` — a crash leaves at most
+//!    a file in `tmp/`, removed at start-up, never acknowledged;
+//! 2. `rename` into `fragments/xx/<id>` — atomic: after a crash the name holds either the
+//!    old state or the complete new file, never a torn one;
+//! 3. group-committed `fsync(fragments/xx)` — after it the name is durable; only then is
+//!    the PUT acknowledged.
+//!
+//! Methods here are blocking; the server calls them from blocking threads.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use shardlet_core::{Crc32c, FragmentId};
+
+use crate::fragment_file::{self, FragmentReader, FragmentWriter, StagedFragment};
+use crate::group_commit::DirectorySyncer;
+use crate::metrics::NodeMetrics;
+
+const FAN_OUT: usize = 256;
+/// Writers and deleters of the same id serialise on one of these stripes; different ids
+/// rarely share one.
+const ID_LOCK_STRIPES: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("fragment not found")]
+    NotFound,
+    #[error("stored fragment failed verification: {0}")]
+    ChecksumMismatch(String),
+    #[error("body CRC32C is {actual}, the x-shardlet-crc32c header says {claimed}")]
+    CrcMismatch { claimed: Crc32c, actual: Crc32c },
+    #[error("body is {actual} bytes, Content-Length said {expected}")]
+    LengthMismatch { expected: u64, actual: u64 },
+    #[error("a different fragment with this id is already stored (fragments are immutable)")]
+    FragmentExists,
+    #[error("read error: {0}")]
+    Read(io::Error),
+    #[error("write error: {0}")]
+    Write(io::Error),
+    #[error("fsync failed: {0}")]
+    Fsync(io::Error),
+}
+
+impl StoreError {
+    pub fn read(error: io::Error) -> Self {
+        Self::Read(error)
+    }
+    pub fn write(error: io::Error) -> Self {
+        Self::Write(error)
+    }
+    pub fn fsync(error: io::Error) -> Self {
+        Self::Fsync(error)
+    }
+}
+
+/// What a successful PUT did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// A new fragment (or one replacing a copy that failed verification).
+    Created,
+    /// The identical fragment was already stored: an idempotent retry.
+    AlreadyStored,
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListedFragment {
+    pub id: FragmentId,
+    pub length: u64,
+    pub crc32c: Crc32c,
+}
+
+/// Filesystem capacity of the data directory.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    pub capacity_bytes: u64,
+    pub free_bytes: u64,
+}
+
+pub struct FragmentStore {
+    fragments_dir: PathBuf,
+    tmp_dir: PathBuf,
+    data_dir_handle: File,
+    syncers: Vec<Arc<DirectorySyncer>>,
+    id_locks: Vec<Mutex<()>>,
+    metrics: Arc<NodeMetrics>,
+    /// Held for the store's lifetime: a second node on the same directory would break
+    /// every durability argument (two tmp sweeps, two writers of one id).
+    _lock_file: File,
+}
+
+impl FragmentStore {
+    /// Opens (creating if needed) the store in `data_dir`: takes the directory lock,
+    /// empties `tmp/` (nothing there was acknowledged), counts fragments and bytes.
+    pub fn open(data_dir: &Path, metrics: Arc<NodeMetrics>) -> io::Result<Self> {
+        fs::create_dir_all(data_dir)?;
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(data_dir.join("LOCK"))?;
+        rustix::fs::flock(
+            &lock_file,
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        )
+        .map_err(|_| {
+            io::Error::other(format!(
+                "data directory {} is in use by another process (LOCK is held)",
+                data_dir.display()
+            ))
+        })?;
+        let fragments_dir = data_dir.join("fragments");
+        let tmp_dir = data_dir.join("tmp");
+        fs::create_dir_all(&fragments_dir)?;
+        fs::create_dir_all(&tmp_dir)?;
+        let mut syncers = Vec::with_capacity(FAN_OUT);
+        for prefix in 0..FAN_OUT {
+            let directory = fragments_dir.join(format!("{prefix:02x}"));
+            fs::create_dir_all(&directory)?;
+            syncers.push(DirectorySyncer::new(
+                File::open(&directory)?,
+                Arc::clone(&metrics),
+            ));
+        }
+        // The fan-out directories themselves must be durable before any fragment is
+        // acknowledged inside them.
+        File::open(&fragments_dir)?.sync_all()?;
+        let data_dir_handle = File::open(data_dir)?;
+        data_dir_handle.sync_all()?;
+        let removed = empty_directory(&tmp_dir)?;
+        if removed > 0 {
+            tracing::info!(removed, "removed unacknowledged writes from tmp/");
+        }
+        let store = Self {
+            fragments_dir,
+            tmp_dir,
+            data_dir_handle,
+            syncers,
+            id_locks: (0..ID_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            metrics,
+            _lock_file: lock_file,
+        };
+        store.count_fragments()?;
+        Ok(store)
+    }
+
+    pub fn fragment_path(&self, id: &FragmentId) -> PathBuf {
+        let name = id.to_string();
+        self.fragments_dir.join(&name[..2]).join(name)
+    }
+
+    /// Starts a write of `expected_length` payload bytes into a fresh temporary file.
+    pub fn begin_write(
+        &self,
+        id: &FragmentId,
+        expected_length: u64,
+    ) -> Result<FragmentWriter, StoreError> {
+        let path = self
+            .tmp_dir
+            .join(format!("{id}.{:016x}", rand::random::<u64>()));
+        FragmentWriter::create(path, expected_length).map_err(|error| self.count_write_error(error))
+    }
+
+    /// Finishes a write (`fdatasync`) and renames it into place. The caller must then
+    /// `sync_directory(id)` before acknowledging.
+    ///
+    /// Crash after the rename but before the directory fsync: the fragment may or may
+    /// not be there after restart — either way complete — and it was not acknowledged.
+    pub fn finish_write(
+        &self,
+        id: &FragmentId,
+        writer: FragmentWriter,
+        claimed_crc: Crc32c,
+    ) -> Result<CommitOutcome, StoreError> {
+        let file_fsync = self.metrics.fsync_seconds.with_label_values(&["file"]);
+        let staged = writer
+            .finish(claimed_crc, &file_fsync)
+            .map_err(|error| self.count_error(error))?;
+        self.commit(id, staged)
+    }
+
+    fn commit(
+        &self,
+        id: &FragmentId,
+        mut staged: StagedFragment,
+    ) -> Result<CommitOutcome, StoreError> {
+        let path = self.fragment_path(id);
+        let _guard = self.lock_id(id);
+        let replaced_length = match FragmentReader::open(&path) {
+            Err(StoreError::NotFound) => None,
+            Ok(existing) => match existing.verify_all() {
+                Ok(()) if existing.header == staged.header => {
+                    return Ok(CommitOutcome::AlreadyStored)
+                }
+                Ok(()) => return Err(StoreError::FragmentExists),
+                Err(error) => {
+                    self.report_rot(id, &error);
+                    Some(existing.header.payload_length)
+                }
+            },
+            Err(StoreError::ChecksumMismatch(reason)) => {
+                self.report_rot(id, &StoreError::ChecksumMismatch(reason));
+                Some(0)
+            }
+            Err(error) => return Err(self.count_error(error)),
+        };
+        fs::rename(staged.temp.path(), &path).map_err(|error| self.count_write_error(error))?;
+        staged.temp.disarm();
+        let length = staged.header.payload_length as i64;
+        match replaced_length {
+            None => {
+                self.metrics.fragments_stored.inc();
+                self.metrics.fragment_bytes_stored.add(length);
+            }
+            Some(old) => {
+                tracing::warn!(%id, "replaced a stored copy that failed verification");
+                self.metrics.fragment_bytes_stored.add(length - old as i64);
+            }
+        }
+        Ok(CommitOutcome::Created)
+    }
+
+    /// Makes every rename and unlink done so far in `id`'s directory durable.
+    pub async fn sync_directory(&self, id: &FragmentId) -> Result<(), StoreError> {
+        let syncer = &self.syncers[usize::from(id.shardlet.object.0[0])];
+        syncer.sync().await.map_err(StoreError::Fsync)
+    }
+
+    /// Header of a stored fragment, without reading its payload (HEAD).
+    pub fn head(&self, id: &FragmentId) -> Result<crate::format::FragmentHeader, StoreError> {
+        fragment_file::open_header(&self.fragment_path(id))
+            .map(|(_, header)| header)
+            .map_err(|error| self.count_error(error))
+    }
+
+    pub fn open_reader(&self, id: &FragmentId) -> Result<FragmentReader, StoreError> {
+        FragmentReader::open(&self.fragment_path(id)).map_err(|error| self.count_error(error))
+    }
+
+    /// Verified bytes `start..end` of an open fragment.
+    pub fn read_range(
+        &self,
+        reader: &FragmentReader,
+        start: u64,
+        end: u64,
+    ) -> Result<bytes::Bytes, StoreError> {
+        reader
+            .read_range(start, end)
+            .map_err(|error| self.count_error(error))
+    }
+
+    /// Removes a fragment; `Ok(false)` if there was none. The caller must then
+    /// `sync_directory(id)` before acknowledging.
+    ///
+    /// Crash before the directory fsync: the fragment may reappear, complete, after
+    /// restart; the DELETE was not acknowledged, so the caller retries it.
+    pub fn delete(&self, id: &FragmentId) -> Result<bool, StoreError> {
+        let path = self.fragment_path(id);
+        let _guard = self.lock_id(id);
+        let length = match fragment_file::open_header(&path) {
+            Ok((_, header)) => header.payload_length,
+            Err(StoreError::NotFound) => return Ok(false),
+            Err(_) => 0,
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                self.metrics.fragments_stored.dec();
+                self.metrics.fragment_bytes_stored.sub(length as i64);
+                Ok(true)
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(self.count_write_error(error)),
+        }
+    }
+
+    /// Up to `limit` fragments with ids greater than `after`, ascending, and whether more
+    /// exist. Names that are not fragment ids are skipped.
+    pub fn list(
+        &self,
+        after: Option<&FragmentId>,
+        limit: usize,
+    ) -> Result<(Vec<ListedFragment>, bool), StoreError> {
+        let first_prefix = after.map_or(0, |id| usize::from(id.shardlet.object.0[0]));
+        let mut listed = Vec::with_capacity(limit.min(1024));
+        for prefix in first_prefix..FAN_OUT {
+            let directory = self.fragments_dir.join(format!("{prefix:02x}"));
+            let mut ids: Vec<FragmentId> = Vec::new();
+            for entry in fs::read_dir(&directory).map_err(|error| self.count_read_error(error))? {
+                let entry = entry.map_err(|error| self.count_read_error(error))?;
+                if let Some(id) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|name| name.parse().ok())
+                {
+                    if after.is_none_or(|after| &id > after) {
+                        ids.push(id);
+                    }
+                }
+            }
+            ids.sort_unstable();
+            for id in ids {
+                if listed.len() == limit {
+                    return Ok((listed, true));
+                }
+                match fragment_file::open_header(&self.fragment_path(&id)) {
+                    Ok((_, header)) => listed.push(ListedFragment {
+                        id,
+                        length: header.payload_length,
+                        crc32c: header.payload_crc,
+                    }),
+                    // Deleted since the directory was read.
+                    Err(StoreError::NotFound) => {}
+                    // A damaged file is still listed so a scrub finds and repairs it.
+                    Err(_) => listed.push(ListedFragment {
+                        id,
+                        length: 0,
+                        crc32c: Crc32c(0),
+                    }),
+                }
+            }
+        }
+        Ok((listed, false))
+    }
+
+    pub fn capacity(&self) -> io::Result<Capacity> {
+        let stats = rustix::fs::fstatvfs(&self.data_dir_handle)?;
+        Ok(Capacity {
+            capacity_bytes: stats.f_blocks.saturating_mul(stats.f_frsize),
+            free_bytes: stats.f_bavail.saturating_mul(stats.f_frsize),
+        })
+    }
+
+    pub fn fragment_count(&self) -> u64 {
+        self.metrics.fragments_stored.get().max(0) as u64
+    }
+
+    pub fn fragment_bytes(&self) -> u64 {
+        self.metrics.fragment_bytes_stored.get().max(0) as u64
+    }
+
+    fn count_fragments(&self) -> io::Result<()> {
+        let (mut count, mut bytes) = (0i64, 0i64);
+        for prefix in 0..FAN_OUT {
+            let directory = self.fragments_dir.join(format!("{prefix:02x}"));
+            for entry in fs::read_dir(directory)? {
+                let path = entry?.path();
+                if let Ok((_, header)) = fragment_file::open_header(&path) {
+                    bytes += header.payload_length as i64;
+                }
+                count += 1;
+            }
+        }
+        self.metrics.fragments_stored.set(count);
+        self.metrics.fragment_bytes_stored.set(bytes);
+        tracing::info!(fragments = count, bytes, "fragment store opened");
+        Ok(())
+    }
+
+    fn lock_id(&self, id: &FragmentId) -> MutexGuard<'_, ()> {
+        let stripe = (id.shardlet.hash_key() ^ u64::from(id.index.0)) as usize % ID_LOCK_STRIPES;
+        // The guarded data is `()`: a poisoned lock protects nothing broken.
+        self.id_locks[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn report_rot(&self, id: &FragmentId, error: &StoreError) {
+        self.metrics.checksum_failures_total.inc();
+        tracing::error!(%id, %error, "stored fragment failed verification");
+    }
+
+    /// Counts an error in the health counters on its way out.
+    fn count_error(&self, error: StoreError) -> StoreError {
+        match &error {
+            StoreError::ChecksumMismatch(reason) => {
+                self.metrics.checksum_failures_total.inc();
+                tracing::error!(%reason, "stored fragment failed verification");
+            }
+            StoreError::Read(_) => self.metrics.read_errors_total.inc(),
+            StoreError::Write(_) => self.metrics.write_errors_total.inc(),
+            StoreError::Fsync(_) => self.metrics.fsync_failures_total.inc(),
+            _ => {}
+        }
+        error
+    }
+
+    fn count_read_error(&self, error: io::Error) -> StoreError {
+        self.count_error(StoreError::Read(error))
+    }
+
+    fn count_write_error(&self, error: io::Error) -> StoreError {
+        self.count_error(StoreError::Write(error))
+    }
+}
+
+/// Removes every file in `directory` and fsyncs it; returns how many were removed.
+fn empty_directory(directory: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(directory)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            fs::remove_dir_all(&path)?;
+        } else {
+            fs::remove_file(&path)?;
+        }
+        removed += 1;
+    }
+    File::open(directory)?.sync_all()?;
+    Ok(removed)
+}

@@ -1,0 +1,369 @@
+//! Unit tests of the fragment store on a real temporary directory.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::sync::Arc;
+
+use shardlet_core::{Crc32c, FragmentId, FragmentIndex, Generation, ObjectId, ShardletId};
+
+use crate::format::{BLOCK_BYTES, HEADER_BYTES};
+use crate::metrics::NodeMetrics;
+use crate::store::{CommitOutcome, FragmentStore, StoreError};
+
+fn id(first_byte: u8, index: u8) -> FragmentId {
+    let mut object = [0x5a; 16];
+    object[0] = first_byte;
+    FragmentId::new(
+        ShardletId::new(ObjectId(object), 1),
+        Generation(0),
+        FragmentIndex(index),
+    )
+}
+
+fn pattern(length: usize, seed: u8) -> Vec<u8> {
+    (0..length)
+        .map(|index| (index as u64 * 131 + u64::from(seed) * 7 % 251) as u8)
+        .collect()
+}
+
+struct Fixture {
+    directory: tempfile::TempDir,
+    metrics: Arc<NodeMetrics>,
+    store: FragmentStore,
+}
+
+fn open() -> Fixture {
+    let directory = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(NodeMetrics::new().unwrap());
+    let store = FragmentStore::open(directory.path(), Arc::clone(&metrics)).unwrap();
+    Fixture {
+        directory,
+        metrics,
+        store,
+    }
+}
+
+/// Writes `bytes` in uneven pieces, as a network would deliver them.
+fn put(store: &FragmentStore, id: &FragmentId, bytes: &[u8]) -> Result<CommitOutcome, StoreError> {
+    let mut writer = store.begin_write(id, bytes.len() as u64)?;
+    for piece in bytes.chunks(7_777) {
+        writer.write(piece)?;
+    }
+    store.finish_write(id, writer, Crc32c::of(bytes))
+}
+
+fn read_all(store: &FragmentStore, id: &FragmentId) -> Result<Vec<u8>, StoreError> {
+    let reader = store.open_reader(id)?;
+    Ok(store
+        .read_range(&reader, 0, reader.header.payload_length)?
+        .to_vec())
+}
+
+#[test]
+fn fragments_of_every_size_round_trip() {
+    let fixture = open();
+    let block = BLOCK_BYTES as usize;
+    for (index, length) in [0, 1, 4096, block - 1, block, block + 1, 3 * block + 3]
+        .into_iter()
+        .enumerate()
+    {
+        let id = id(0x10, index as u8);
+        let bytes = pattern(length, index as u8);
+        assert_eq!(
+            put(&fixture.store, &id, &bytes).unwrap(),
+            CommitOutcome::Created
+        );
+        assert_eq!(
+            read_all(&fixture.store, &id).unwrap(),
+            bytes,
+            "length {length}"
+        );
+        let header = fixture.store.head(&id).unwrap();
+        assert_eq!(header.payload_length, length as u64);
+        assert_eq!(header.payload_crc, Crc32c::of(&bytes));
+    }
+    assert_eq!(fixture.store.fragment_count(), 7);
+}
+
+#[test]
+fn ranges_across_block_boundaries_return_exactly_the_requested_bytes() {
+    let fixture = open();
+    let id = id(0x11, 0);
+    let bytes = pattern(3 * BLOCK_BYTES as usize + 100, 3);
+    put(&fixture.store, &id, &bytes).unwrap();
+    let reader = fixture.store.open_reader(&id).unwrap();
+    let block = BLOCK_BYTES;
+    for (start, end) in [
+        (0, 1),
+        (block - 1, block + 1),
+        (block, 2 * block),
+        (2 * block - 5, 3 * block + 100),
+        (3 * block + 99, 3 * block + 100),
+        (17, 17),
+    ] {
+        let read = fixture.store.read_range(&reader, start, end).unwrap();
+        assert_eq!(
+            &read[..],
+            &bytes[start as usize..end as usize],
+            "{start}..{end}"
+        );
+    }
+}
+
+#[test]
+fn a_flipped_byte_is_detected_counted_and_never_returned() {
+    let fixture = open();
+    let id = id(0x12, 0);
+    let bytes = pattern(2 * BLOCK_BYTES as usize + 10, 4);
+    put(&fixture.store, &id, &bytes).unwrap();
+    let path = fixture.store.fragment_path(&id);
+    let mut file = fs::read(&path).unwrap();
+    // Flip one byte in the second block.
+    file[(HEADER_BYTES + BLOCK_BYTES + 5) as usize] ^= 0x01;
+    fs::write(&path, file).unwrap();
+
+    assert!(matches!(
+        read_all(&fixture.store, &id),
+        Err(StoreError::ChecksumMismatch(_))
+    ));
+    assert_eq!(fixture.metrics.checksum_failures_total.get(), 1);
+    // Blocks that were not touched still read.
+    let reader = fixture.store.open_reader(&id).unwrap();
+    let first_block = fixture.store.read_range(&reader, 0, BLOCK_BYTES).unwrap();
+    assert_eq!(&first_block[..], &bytes[..BLOCK_BYTES as usize]);
+    let tail = fixture
+        .store
+        .read_range(&reader, 2 * BLOCK_BYTES, bytes.len() as u64)
+        .unwrap();
+    assert_eq!(&tail[..], &bytes[2 * BLOCK_BYTES as usize..]);
+    assert!(fixture
+        .store
+        .read_range(&reader, BLOCK_BYTES + 4, BLOCK_BYTES + 6)
+        .is_err());
+}
+
+#[test]
+fn a_truncated_file_is_detected() {
+    let fixture = open();
+    let id = id(0x13, 0);
+    put(&fixture.store, &id, &pattern(1000, 5)).unwrap();
+    let path = fixture.store.fragment_path(&id);
+    let file = fs::read(&path).unwrap();
+    fs::write(&path, &file[..file.len() - 1]).unwrap();
+    assert!(matches!(
+        fixture.store.head(&id),
+        Err(StoreError::ChecksumMismatch(_))
+    ));
+}
+
+#[test]
+fn a_body_that_does_not_match_its_claimed_crc_is_not_stored() {
+    let fixture = open();
+    let id = id(0x14, 0);
+    let bytes = pattern(5000, 6);
+    let mut writer = fixture.store.begin_write(&id, bytes.len() as u64).unwrap();
+    writer.write(&bytes).unwrap();
+    let wrong = Crc32c(Crc32c::of(&bytes).0 ^ 1);
+    assert!(matches!(
+        fixture.store.finish_write(&id, writer, wrong),
+        Err(StoreError::CrcMismatch { .. })
+    ));
+    assert!(matches!(fixture.store.head(&id), Err(StoreError::NotFound)));
+    assert_eq!(
+        fs::read_dir(fixture.directory.path().join("tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn short_and_long_bodies_are_refused() {
+    let fixture = open();
+    let id = id(0x15, 0);
+    let mut writer = fixture.store.begin_write(&id, 10).unwrap();
+    writer.write(&[1; 9]).unwrap();
+    assert!(matches!(
+        fixture.store.finish_write(&id, writer, Crc32c::of(&[1; 9])),
+        Err(StoreError::LengthMismatch { .. })
+    ));
+    let mut writer = fixture.store.begin_write(&id, 10).unwrap();
+    assert!(matches!(
+        writer.write(&[1; 11]),
+        Err(StoreError::LengthMismatch { .. })
+    ));
+    drop(writer);
+    assert!(matches!(fixture.store.head(&id), Err(StoreError::NotFound)));
+    assert_eq!(
+        fs::read_dir(fixture.directory.path().join("tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn an_identical_retry_is_idempotent_and_different_bytes_conflict() {
+    let fixture = open();
+    let id = id(0x16, 0);
+    let bytes = pattern(70_000, 7);
+    assert_eq!(
+        put(&fixture.store, &id, &bytes).unwrap(),
+        CommitOutcome::Created
+    );
+    assert_eq!(
+        put(&fixture.store, &id, &bytes).unwrap(),
+        CommitOutcome::AlreadyStored
+    );
+    assert!(matches!(
+        put(&fixture.store, &id, &pattern(70_000, 8)),
+        Err(StoreError::FragmentExists)
+    ));
+    assert_eq!(read_all(&fixture.store, &id).unwrap(), bytes);
+    assert_eq!(fixture.store.fragment_count(), 1);
+}
+
+#[test]
+fn a_rotten_copy_is_replaced_by_a_new_upload() {
+    let fixture = open();
+    let id = id(0x17, 0);
+    let bytes = pattern(10_000, 9);
+    put(&fixture.store, &id, &bytes).unwrap();
+    let path = fixture.store.fragment_path(&id);
+    let mut file = fs::read(&path).unwrap();
+    file[HEADER_BYTES as usize] ^= 0xff;
+    fs::write(&path, file).unwrap();
+    assert_eq!(
+        put(&fixture.store, &id, &bytes).unwrap(),
+        CommitOutcome::Created
+    );
+    assert_eq!(read_all(&fixture.store, &id).unwrap(), bytes);
+    assert_eq!(fixture.store.fragment_count(), 1);
+}
+
+#[test]
+fn delete_is_idempotent_and_updates_the_counts() {
+    let fixture = open();
+    let id = id(0x18, 0);
+    put(&fixture.store, &id, &pattern(123, 1)).unwrap();
+    assert_eq!(fixture.store.fragment_bytes(), 123);
+    assert!(fixture.store.delete(&id).unwrap());
+    assert!(!fixture.store.delete(&id).unwrap());
+    assert!(matches!(fixture.store.head(&id), Err(StoreError::NotFound)));
+    assert_eq!(
+        (
+            fixture.store.fragment_count(),
+            fixture.store.fragment_bytes()
+        ),
+        (0, 0)
+    );
+}
+
+#[test]
+fn listing_pages_through_every_id_once_in_order() {
+    let fixture = open();
+    let mut ids: Vec<FragmentId> = Vec::new();
+    for first_byte in [0x00, 0x01, 0x7f, 0xfe, 0xff] {
+        for index in 0..3 {
+            let id = id(first_byte, index);
+            put(&fixture.store, &id, &pattern(index as usize * 10, index)).unwrap();
+            ids.push(id);
+        }
+    }
+    // A stray file that is not a fragment id is ignored.
+    fs::write(
+        fixture.directory.path().join("fragments/7f/not-a-fragment"),
+        b"x",
+    )
+    .unwrap();
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, more) = fixture.store.list(after.as_ref(), 4).unwrap();
+        assert!(page.len() <= 4);
+        seen.extend(page.iter().map(|fragment| fragment.id));
+        if !more {
+            break;
+        }
+        after = page.last().map(|fragment| fragment.id);
+    }
+    assert_eq!(seen, ids);
+    let (all, more) = fixture.store.list(None, 100).unwrap();
+    assert!(!more);
+    assert_eq!(all[1].length, 10);
+    assert_eq!(all[1].crc32c, Crc32c::of(&pattern(10, 1)));
+}
+
+#[test]
+fn torn_writes_in_tmp_are_removed_at_start_up_and_counts_survive() {
+    let fixture = open();
+    let kept = id(0x20, 0);
+    put(&fixture.store, &kept, &pattern(500, 2)).unwrap();
+    // A write in progress when the process died: no header, in tmp/.
+    let torn = fixture
+        .directory
+        .path()
+        .join("tmp")
+        .join(format!("{}.deadbeef", id(0x21, 0)));
+    fs::write(&torn, vec![0u8; 4000]).unwrap();
+    let Fixture {
+        directory, store, ..
+    } = fixture;
+    drop(store);
+
+    let metrics = Arc::new(NodeMetrics::new().unwrap());
+    let store = FragmentStore::open(directory.path(), metrics).unwrap();
+    assert!(!torn.exists());
+    assert_eq!((store.fragment_count(), store.fragment_bytes()), (1, 500));
+    assert!(matches!(
+        store.head(&id(0x21, 0)),
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(read_all(&store, &kept).unwrap(), pattern(500, 2));
+}
+
+#[test]
+fn a_second_store_on_the_same_directory_is_refused() {
+    let fixture = open();
+    let metrics = Arc::new(NodeMetrics::new().unwrap());
+    let second = FragmentStore::open(fixture.directory.path(), metrics);
+    assert!(second.is_err_and(|error| error.to_string().contains("in use by another process")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_are_acknowledged_after_their_directory_fsync() {
+    let fixture = open();
+    let store = Arc::new(fixture.store);
+    let writers: Vec<_> = (0..32u8)
+        .map(|index| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let id = id(index % 4, index);
+                let bytes = pattern(4096, index);
+                let outcome = tokio::task::spawn_blocking({
+                    let store = Arc::clone(&store);
+                    move || put(&store, &id, &bytes)
+                })
+                .await
+                .unwrap()
+                .unwrap();
+                store.sync_directory(&id).await.unwrap();
+                outcome
+            })
+        })
+        .collect();
+    for writer in writers {
+        assert_eq!(writer.await.unwrap(), CommitOutcome::Created);
+    }
+    let batches = fixture.metrics.group_commit_batch_size.get_sample_count();
+    assert!(
+        (1..=32).contains(&batches),
+        "{batches} directory fsyncs for 32 writes"
+    );
+    assert_eq!(
+        fixture.metrics.group_commit_batch_size.get_sample_sum() as u64,
+        32,
+        "every write was acknowledged by exactly one directory fsync"
+    );
+}
