@@ -23,11 +23,13 @@ need_pip() { # need_pip <module> <pip requirement>
 for purpose in "${@:-test}"; do
     case "$purpose" in
         test|run)
-            # Compilers for the C parts of reed-solomon-erasure (simd-accel).
-            need_deb gcc g++ make pkg-config
+            # Compilers for the C parts of reed-solomon-erasure (simd-accel); clang and
+            # libclang for RocksDB's bindgen (meta-raft).
+            need_deb gcc g++ make pkg-config clang libclang-dev
             ;;
         bench)
-            need_deb gcc g++ make pkg-config iperf3
+            # etcd-server: the reference the metadata benchmark compares against.
+            need_deb gcc g++ make pkg-config iperf3 clang libclang-dev etcd-server
             ;;
         *)
             echo "install-deps.sh: unknown purpose '$purpose' (expected test, bench or run)" >&2

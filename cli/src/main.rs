@@ -2,10 +2,12 @@
 //!
 //! - `shardlet node …`: a storage node;
 //! - `shardlet dev --data DIR`: a local setup for trying Shardlet (for now one node);
-//! - `shardlet admin fragment put|get|head|delete|list --node URL …`: talk to a node.
+//! - `shardlet admin fragment put|get|head|delete|list --node URL …`: talk to a node;
+//! - `shardlet meta …`: a member of the metadata service.
 
 mod admin;
 mod dev;
+mod meta_command;
 mod secret;
 
 use std::net::SocketAddr;
@@ -44,6 +46,8 @@ enum Command {
     Dev(dev::DevArguments),
     /// Operator commands.
     Admin(admin::AdminArguments),
+    /// Run one member of the metadata service (openraft over RocksDB).
+    Meta(meta_command::MetaArgs),
 }
 
 /// Where the cluster secret comes from: a file, or the environment.
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
             Command::Node(arguments) => run_node(arguments).await,
             Command::Dev(arguments) => dev::run(arguments).await,
             Command::Admin(arguments) => admin::run(arguments).await,
+            Command::Meta(arguments) => meta_command::run(arguments).await,
         }
     });
     match result {
