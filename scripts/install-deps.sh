@@ -26,6 +26,13 @@ for purpose in "${@:-test}"; do
             # Compilers for the C parts of reed-solomon-erasure (simd-accel); clang and
             # libclang for RocksDB's bindgen (meta-raft).
             need_deb gcc g++ make pkg-config clang libclang-dev
+            if [ "$purpose" = test ]; then
+                # The real S3 clients of the gateway's end-to-end tests: Debian's aws
+                # CLI v2, rclone, s3cmd, curl (presigned URLs), and boto3 (latest, with
+                # its default CRC checksums) for integration/clients/boto3_suite.py.
+                need_deb awscli rclone s3cmd curl
+                need_pip boto3 boto3
+            fi
             ;;
         bench)
             # etcd-server: the reference the metadata benchmark compares against.

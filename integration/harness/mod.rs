@@ -6,6 +6,7 @@
 //! or panicking test never leaves a node behind; its stderr is printed on failure.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod cluster;
 pub mod raw_http;
 pub mod signing;
 
@@ -82,6 +83,8 @@ pub struct NodeOptions {
     pub parent_dir: Option<PathBuf>,
     /// `RUST_LOG` for the child.
     pub log_filter: String,
+    /// The cluster secret; `None` makes a fresh random one for this node alone.
+    pub secret: Option<String>,
 }
 
 impl Default for NodeOptions {
@@ -92,6 +95,7 @@ impl Default for NodeOptions {
             max_fragment_bytes: None,
             parent_dir: None,
             log_filter: "info".to_string(),
+            secret: None,
         }
     }
 }
@@ -123,7 +127,10 @@ impl NodeProcess {
         .expect("a temporary directory");
         let data_dir = root.path().join("data");
         let log_path = root.path().join("node.log");
-        let secret = hex::encode(rand::random::<[u8; 32]>());
+        let secret = options
+            .secret
+            .clone()
+            .unwrap_or_else(|| hex::encode(rand::random::<[u8; 32]>()));
         let mut node = Self {
             child: None,
             options,
