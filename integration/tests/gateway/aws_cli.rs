@@ -36,14 +36,12 @@ impl Aws {
     }
 
     fn command(&self, arguments: &[&str]) -> Command {
-        let mut command = Command::new(tools::aws());
+        let mut command = tools::client_command(&tools::aws());
         command
             .arg("--endpoint-url")
             .arg(&self.access.endpoint)
             .args(["--no-cli-pager", "--output", "json"])
             .args(arguments)
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL")
             .env("AWS_CONFIG_FILE", self.scratch.join("aws-config"))
             .env(
                 "AWS_SHARED_CREDENTIALS_FILE",
@@ -260,7 +258,7 @@ async fn aws_cli_copies_lists_ranges_presigns_and_removes_on_shardlet_dev() {
         .trim()
         .to_string();
     let fetched = down.join("presigned");
-    let mut curl = Command::new(tools::program("SHARDLET_TEST_CURL", &["curl"]));
+    let mut curl = tools::client_command(&tools::program("SHARDLET_TEST_CURL", &["curl"]));
     curl.args(["--silent", "--show-error", "--fail", "--output"])
         .arg(&fetched)
         .arg(&url);
@@ -269,7 +267,7 @@ async fn aws_cli_copies_lists_ranges_presigns_and_removes_on_shardlet_dev() {
         std::fs::read(&fetched).unwrap() == std::fs::read(&small).unwrap(),
         "presigned GET returned different bytes"
     );
-    let mut curl = Command::new(tools::program("SHARDLET_TEST_CURL", &["curl"]));
+    let mut curl = tools::client_command(&tools::program("SHARDLET_TEST_CURL", &["curl"]));
     curl.args([
         "--silent",
         "--output",

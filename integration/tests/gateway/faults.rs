@@ -202,18 +202,18 @@ fn upload_content(task: usize, sequence: usize) -> Vec<u8> {
     )
 }
 
-/// Starts a PUT of `total` bytes whose body stops after `sent` bytes: the connection
-/// stays open (the returned sender keeps the body stream alive) until the test drops it.
-fn start_held_upload(
-    s3: &S3Client,
-    key: &str,
-    bytes: Vec<u8>,
-    sent: usize,
-) -> (
-    tokio::task::JoinHandle<Result<reqwest::Response, reqwest::Error>>,
-    tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
-) {
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);
+type BodyChunk = Result<Vec<u8>, std::io::Error>;
+
+/// A PUT whose body is held open by `_hold`: the request stays in flight until the
+/// test drops it or the gateway dies.
+struct HeldUpload {
+    answer: tokio::task::JoinHandle<Result<reqwest::Response, reqwest::Error>>,
+    _hold: tokio::sync::mpsc::Sender<BodyChunk>,
+}
+
+/// Starts a PUT declaring `bytes.len()` whose body stops after `sent` bytes.
+fn start_held_upload(s3: &S3Client, key: &str, bytes: Vec<u8>, sent: usize) -> HeldUpload {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<BodyChunk>(64);
     let length = bytes.len().to_string();
     let body = reqwest::Body::wrap_stream(tokio_stream_from(receiver));
     let request = s3
@@ -223,9 +223,9 @@ fn start_held_upload(
             &[("content-length", length.as_str())],
         )
         .body(body);
-    let task = tokio::spawn(request.send());
+    let answer = tokio::spawn(request.send());
     let first = bytes[..sent].to_vec();
-    let sender_for_test = sender.clone();
+    let hold = sender.clone();
     tokio::spawn(async move {
         for chunk in first.chunks(256 * 1024) {
             if sender.send(Ok(chunk.to_vec())).await.is_err() {
@@ -233,12 +233,15 @@ fn start_held_upload(
             }
         }
     });
-    (task, sender_for_test)
+    HeldUpload {
+        answer,
+        _hold: hold,
+    }
 }
 
 fn tokio_stream_from(
-    mut receiver: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
-) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    mut receiver: tokio::sync::mpsc::Receiver<BodyChunk>,
+) -> impl futures::Stream<Item = BodyChunk> {
     futures::stream::poll_fn(move |context| receiver.poll_recv(context))
 }
 
@@ -270,10 +273,8 @@ async fn acknowledged_uploads_survive_gateway_kill_9_and_partial_ones_stay_invis
         "shardlet_gateway_shardlets_written_total",
     )
     .unwrap_or(0.0);
-    let (held_new, _hold_new) =
-        start_held_upload(&s3, "half-sent-new", pattern_bytes(6 * MIB, 2), 3 * MIB);
-    let (held_overwrite, _hold_overwrite) =
-        start_held_upload(&s3, "overwritten", pattern_bytes(6 * MIB, 3), 3 * MIB);
+    let held_new = start_held_upload(&s3, "half-sent-new", pattern_bytes(6 * MIB, 2), 3 * MIB);
+    let held_overwrite = start_held_upload(&s3, "overwritten", pattern_bytes(6 * MIB, 3), 3 * MIB);
     let gateway_address = cluster.gateway.address;
     wait_until(
         PROGRESS_DEADLINE,
@@ -348,7 +349,7 @@ async fn acknowledged_uploads_survive_gateway_kill_9_and_partial_ones_stay_invis
             .unwrap();
     }
     for (name, held) in [("half-sent-new", held_new), ("overwritten", held_overwrite)] {
-        let outcome = tokio::time::timeout(PROGRESS_DEADLINE, held)
+        let outcome = tokio::time::timeout(PROGRESS_DEADLINE, held.answer)
             .await
             .expect("a held upload ends when the gateway dies")
             .unwrap();

@@ -3,7 +3,6 @@
 //! back into an empty directory; every file must come back byte-identical.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::cluster::{Cluster, S3Access};
@@ -48,7 +47,7 @@ fn write_tree(root: &Path) {
 }
 
 fn rclone(config: &Path, arguments: &[&str]) -> tools::Finished {
-    let mut command = Command::new(tools::program("SHARDLET_TEST_RCLONE", &["rclone"]));
+    let mut command = tools::client_command(&tools::program("SHARDLET_TEST_RCLONE", &["rclone"]));
     command
         .arg("--config")
         .arg(config)
@@ -61,7 +60,7 @@ fn rclone(config: &Path, arguments: &[&str]) -> tools::Finished {
 }
 
 fn s3cmd(config: &Path, arguments: &[&str]) -> tools::Finished {
-    let mut command = Command::new(tools::program("SHARDLET_TEST_S3CMD", &["s3cmd"]));
+    let mut command = tools::client_command(&tools::program("SHARDLET_TEST_S3CMD", &["s3cmd"]));
     command
         .arg("--config")
         .arg(config)

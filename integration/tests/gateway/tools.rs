@@ -54,6 +54,18 @@ pub fn python() -> PathBuf {
     program("SHARDLET_TEST_PYTHON", &["python3"])
 }
 
+/// A command for a client program that inherits no `AWS_*` variable of this machine
+/// (profiles, CA bundles, endpoints): each test configures its client completely.
+pub fn client_command(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// The finished process: status and both outputs as text.
 pub struct Finished {
     pub output: Output,
@@ -152,7 +164,7 @@ pub fn pattern_bytes(length: usize, seed: u64) -> Vec<u8> {
 /// The S3 ETag of a file as computed by `integration/clients/s3_etag.py` (hashlib),
 /// independently of the gateway's code: `part_bytes` 0 for a single PUT.
 pub fn expected_etag(file: &Path, part_bytes: u64) -> String {
-    let mut command = Command::new(python());
+    let mut command = client_command(&python());
     command
         .arg(clients_dir().join("s3_etag.py"))
         .arg(file)
