@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use shardlet_core::FragmentId;
 
 use crate::harness::cluster::Cluster;
 use crate::harness::{files_under, metric_total, pattern_bytes, wait_until};
@@ -72,27 +73,91 @@ async fn read_everything(s3: &S3Client, objects: &[Stored], start: usize) -> Vec
     problems
 }
 
+/// The fragment ids each node holds now (by position), read from its data directory.
+fn fragments_by_node(cluster: &Cluster) -> Vec<BTreeSet<FragmentId>> {
+    cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            files_under(&node.data_dir.join("fragments"))
+                .iter()
+                .filter_map(|path| path.file_name()?.to_str()?.parse().ok())
+                .collect()
+        })
+        .collect()
+}
+
+async fn degraded_reads(cluster: &Cluster) -> f64 {
+    metric_total(
+        &cluster.gateway_metrics().await,
+        "shardlet_gateway_degraded_reads_total",
+    )
+    .unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_return_identical_bytes_while_a_storage_node_is_killed() {
     let mut cluster = Cluster::start(12).await;
     let s3 = S3Client::new(cluster.access.clone());
     s3.create_bucket("reads").await.unwrap();
-    let mut objects = Vec::new();
+    // Replicated objects first, then erasure-coded ones: the fragments that appear in
+    // between tell which node holds which kind.
+    let mut replicated = Vec::new();
+    let mut erasure_coded = Vec::new();
+    let mut replica_fragments = Vec::new();
     for (index, (key, size, class)) in READ_OBJECTS.iter().enumerate() {
+        let is_erasure_coded = key.starts_with("erasure");
+        if is_erasure_coded && replica_fragments.is_empty() {
+            replica_fragments = fragments_by_node(&cluster);
+        }
         let bytes = pattern_bytes(*size, 1000 + index as u64);
         s3.put_object("reads", key, bytes.clone(), *class)
             .await
             .unwrap_or_else(|error| panic!("PUT {key} ({class:?}): {error}"));
-        objects.push(Stored { key, bytes });
+        let stored = Stored { key, bytes };
+        if is_erasure_coded {
+            erasure_coded.push(stored);
+        } else {
+            replicated.push(stored);
+        }
     }
-    let objects = Arc::new(objects);
-    let degraded_before = metric_total(
-        &cluster.gateway_metrics().await,
-        "shardlet_gateway_degraded_reads_total",
-    )
-    .unwrap_or(0.0);
+    let all_fragments = fragments_by_node(&cluster);
+
+    // The victim holds at least one replica and at least one erasure *data* fragment
+    // (index below k = 4 or 6), so both fallbacks are needed once it is gone.
+    let kinds = |position: usize| {
+        let replicas = replica_fragments[position].len();
+        let erasure_data = all_fragments[position]
+            .difference(&replica_fragments[position])
+            .filter(|fragment| fragment.index.0 < 4)
+            .count();
+        (replicas, erasure_data)
+    };
+    let victim = (0..cluster.nodes.len())
+        .max_by_key(|position| {
+            let (replicas, erasure_data) = kinds(*position);
+            replicas.min(erasure_data)
+        })
+        .unwrap();
+    let (victim_replicas, victim_erasure_data) = kinds(victim);
+    assert!(
+        victim_replicas > 0 && victim_erasure_data > 0,
+        "no node holds both a replica and an erasure data fragment: {:?}",
+        (0..cluster.nodes.len()).map(kinds).collect::<Vec<_>>()
+    );
+    let victim_id = cluster.nodes[victim].options.node_id;
 
     // Readers loop over every object until told to stop, recording every bad read.
+    let objects: Arc<Vec<Stored>> = Arc::new(
+        replicated
+            .iter()
+            .chain(&erasure_coded)
+            .map(|object| Stored {
+                key: object.key,
+                bytes: object.bytes.clone(),
+            })
+            .collect(),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicUsize::new(0));
     let problems = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -132,22 +197,12 @@ async fn reads_return_identical_bytes_while_a_storage_node_is_killed() {
         "reads failed before any fault"
     );
 
-    // The victim: the node holding the most fragments, so both replicated and
-    // erasure-coded shardlets lose a piece.
-    let fragment_count =
-        |position: usize| files_under(&cluster.nodes[position].data_dir.join("fragments")).len();
-    let victim = (0..cluster.nodes.len())
-        .max_by_key(|position| fragment_count(*position))
-        .unwrap();
-    let victim_fragments = fragment_count(victim);
-    assert!(victim_fragments > 0, "no node holds a fragment");
     let rounds_at_kill = rounds.load(Ordering::SeqCst);
     cluster.nodes[victim].kill_9();
     println!(
-        "killed node {} holding {victim_fragments} fragments after {rounds_at_kill} read rounds",
-        cluster.nodes[victim].options.node_id
+        "killed node {victim_id} (holding {victim_replicas} replicas, {victim_erasure_data} \
+         erasure data fragments) after {rounds_at_kill} read rounds"
     );
-
     // Every reader completes at least one whole round that started after the kill.
     wait_until(
         PROGRESS_DEADLINE,
@@ -159,37 +214,33 @@ async fn reads_return_identical_bytes_while_a_storage_node_is_killed() {
     for reader in readers {
         reader.await.unwrap();
     }
-    // And once more, one read at a time, with the node still down.
-    let after = read_everything(&s3, &objects, 0).await;
-    problems.lock().unwrap().extend(after);
+
+    // Then one kind at a time, with the node still down: erasure-coded objects must
+    // have needed reconstruction (a data fragment is gone), replicated ones a fallback
+    // wherever the gone replica was the first choice.
+    let before = degraded_reads(&cluster).await;
+    let found = read_everything(&s3, &erasure_coded, 0).await;
+    problems.lock().unwrap().extend(found);
+    let after_erasure = degraded_reads(&cluster).await;
+    let found = read_everything(&s3, &replicated, 0).await;
+    problems.lock().unwrap().extend(found);
+    let after_replicated = degraded_reads(&cluster).await;
+    println!(
+        "degraded reads with node {victim_id} down: erasure-coded pass {}, replicated pass {}",
+        after_erasure - before,
+        after_replicated - after_erasure
+    );
     let problems = problems.lock().unwrap().clone();
     assert!(
         problems.is_empty(),
-        "{} reads failed or differed around the kill of node {}:\n{}",
+        "{} reads failed or differed around the kill of node {victim_id}:\n{}",
         problems.len(),
-        cluster.nodes[victim].options.node_id,
         problems.join("\n")
     );
-
-    let metrics = cluster.gateway_metrics().await;
-    let degraded = metric_total(&metrics, "shardlet_gateway_degraded_reads_total").unwrap_or(0.0);
     assert!(
-        degraded > degraded_before,
-        "no degraded read was counted although node {} was down:\n{}",
-        cluster.nodes[victim].options.node_id,
-        metrics
-            .lines()
-            .filter(|line| line.contains("degraded"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    println!(
-        "degraded reads: {}",
-        metrics
-            .lines()
-            .filter(|line| line.starts_with("shardlet_gateway_degraded_reads_total"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        after_erasure > before,
+        "reading erasure-coded objects without one of their data fragments counted no \
+         degraded read"
     );
 }
 
