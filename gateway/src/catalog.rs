@@ -269,6 +269,41 @@ impl Catalog {
             .map(|stored| stored.record))
     }
 
+    /// Stores a credential made elsewhere (`shardlet dev` keeps its key in its data
+    /// directory); an existing identical record is success, a different one an error.
+    pub async fn ensure_credential(&self, record: &CredentialRecord) -> Result<(), CatalogError> {
+        if let Some(existing) = self.credential(&record.access_key).await? {
+            return if existing.secret_key == record.secret_key {
+                Ok(())
+            } else {
+                Err(CatalogError::Conflict(format!(
+                    "access key {}",
+                    record.access_key
+                )))
+            };
+        }
+        let key = keys::credential(&record.access_key);
+        let mut batch = Batch::default();
+        batch.require_absent(key.clone()).put(key, encode(record));
+        match self.apply(batch).await? {
+            BatchOutcome::Applied { .. } => Ok(()),
+            BatchOutcome::ConditionFailed { .. } => Err(CatalogError::Conflict(format!(
+                "access key {}",
+                record.access_key
+            ))),
+        }
+    }
+
+    /// A new random credential (not stored).
+    pub fn new_credential(owner: &str) -> CredentialRecord {
+        CredentialRecord {
+            access_key: random_text(ACCESS_KEY_ALPHABET, 20),
+            secret_key: SecretKey(random_text(SECRET_KEY_ALPHABET, 40)),
+            owner: owner.to_string(),
+            created_unix_ms: now_unix_ms(),
+        }
+    }
+
     /// Creates a new access key + secret for `owner` and stores it.
     pub async fn create_credential(&self, owner: &str) -> Result<CredentialRecord, CatalogError> {
         let record = CredentialRecord {

@@ -21,6 +21,7 @@ pub mod gc;
 pub mod heat;
 pub mod limits;
 pub mod listing;
+pub mod meta_store;
 pub mod metadata;
 pub mod metrics;
 pub mod node_fragments;

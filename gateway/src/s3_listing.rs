@@ -57,9 +57,12 @@ async fn run<R: Record>(
             .map_err(from_catalog)?;
         let mut jumped = false;
         for (key, stored) in page {
-            let Some(name) = name_of(&key) else { continue };
+            let name = name_of(&key);
+            position = Some(key);
+            // Keys that are not UTF-8 cannot be S3 keys; step over them.
+            let Some(name) = name else { continue };
             match builder.push(&name, stored.record) {
-                Step::Continue => position = Some(key),
+                Step::Continue => {}
                 Step::SkipPast(skip) => {
                     let mut resume = scope.to_vec();
                     resume.extend_from_slice(&skip);
@@ -329,4 +332,24 @@ pub async fn list_multipart_uploads(
         encoding_type: input.encoding_type,
         ..Default::default()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_keeps_slashes_and_unreserved_characters() {
+        assert_eq!(encode_if(true, "a b/c+d%é".into()), "a%20b/c%2Bd%25%C3%A9");
+        assert_eq!(encode_if(false, "a b".into()), "a b");
+        assert_eq!(encode_if(true, "A-z_0.9~".into()), "A-z_0.9~");
+    }
+
+    #[test]
+    fn negative_max_keys_are_refused_and_large_ones_capped() {
+        assert!(max_keys(Some(-1)).is_err());
+        assert_eq!(max_keys(Some(5000)).ok(), Some(MAX_KEYS_DEFAULT));
+        assert_eq!(max_keys(None).ok(), Some(MAX_KEYS_DEFAULT));
+        assert_eq!(max_keys(Some(0)).ok(), Some(0));
+    }
 }

@@ -626,3 +626,34 @@ pub async fn list_parts(
         ..Default::default()
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_ranges_parse_or_are_refused() {
+        assert_eq!(copy_range(None, 10).ok(), Some(0..10));
+        assert_eq!(copy_range(Some("bytes=2-5"), 10).ok(), Some(2..6));
+        assert_eq!(copy_range(Some("bytes=0-9"), 10).ok(), Some(0..10));
+        for bad in [
+            "bytes=5-2",
+            "bytes=0-10",
+            "2-5",
+            "bytes=-5",
+            "bytes=a-b",
+            "bytes=3-",
+        ] {
+            assert!(copy_range(Some(bad), 10).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn part_numbers_are_one_to_ten_thousand() {
+        assert!(part_number(0).is_err());
+        assert!(part_number(10_001).is_err());
+        assert!(part_number(-3).is_err());
+        assert_eq!(part_number(1).ok(), Some(1));
+        assert_eq!(part_number(10_000).ok(), Some(10_000));
+    }
+}

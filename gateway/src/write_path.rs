@@ -230,61 +230,73 @@ impl WritePath {
         let mut records = Vec::new();
         let mut received: u64 = 0;
         let mut next_index: u32 = 0;
-
-        loop {
-            let chunk = match body.stream.next().await {
-                Some(Ok(chunk)) => chunk,
-                Some(Err(error)) => return Err(WriteError::Body(error.to_string())),
-                None => break,
-            };
-            received += chunk.len() as u64;
-            if received > body.max_length
-                || body
-                    .declared_length
-                    .is_some_and(|declared| received > declared)
-            {
-                return Err(WriteError::TooLarge {
-                    max_bytes: body
+        let outcome: Result<(), WriteError> = async {
+            loop {
+                let chunk = match body.stream.next().await {
+                    Some(Ok(chunk)) => chunk,
+                    Some(Err(error)) => return Err(WriteError::Body(error.to_string())),
+                    None => break,
+                };
+                received += chunk.len() as u64;
+                if received > body.max_length
+                    || body
                         .declared_length
-                        .unwrap_or(body.max_length)
-                        .min(body.max_length),
-                });
-            }
-            md5.update(&chunk);
-            observe(&chunk);
-            let mut rest = &chunk[..];
-            while !rest.is_empty() {
-                let take = (shardlet_size - buffer.len()).min(rest.len());
-                buffer.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                if buffer.len() == shardlet_size {
-                    let bytes = buffer.split().freeze();
-                    buffer.reserve(shardlet_size);
-                    // Back-pressure: wait for the oldest shardlet before buffering more.
-                    if in_flight.len() >= SHARDLETS_IN_FLIGHT_MAX {
-                        records.push(join(in_flight.pop_front()).await?);
+                        .is_some_and(|declared| received > declared)
+                {
+                    return Err(WriteError::TooLarge {
+                        max_bytes: body
+                            .declared_length
+                            .unwrap_or(body.max_length)
+                            .min(body.max_length),
+                    });
+                }
+                md5.update(&chunk);
+                observe(&chunk);
+                let mut rest = &chunk[..];
+                while !rest.is_empty() {
+                    let take = (shardlet_size - buffer.len()).min(rest.len());
+                    buffer.extend_from_slice(&rest[..take]);
+                    rest = &rest[take..];
+                    if buffer.len() == shardlet_size {
+                        let bytes = buffer.split().freeze();
+                        buffer.reserve(shardlet_size);
+                        // Back-pressure: wait for the oldest shardlet before buffering more.
+                        if in_flight.len() >= SHARDLETS_IN_FLIGHT_MAX {
+                            records.push(join(in_flight.pop_front()).await?);
+                        }
+                        in_flight.push_back(
+                            self.spawn_shardlet(&snapshot, object_id, next_index, plan, bytes),
+                        );
+                        next_index = next_index.checked_add(1).ok_or(WriteError::TooLarge {
+                            max_bytes: body.max_length,
+                        })?;
                     }
-                    in_flight.push_back(
-                        self.spawn_shardlet(&snapshot, object_id, next_index, plan, bytes),
-                    );
-                    next_index = next_index.checked_add(1).ok_or(WriteError::TooLarge {
-                        max_bytes: body.max_length,
-                    })?;
                 }
             }
-        }
-        if let Some(declared) = body.declared_length {
-            if received != declared {
-                return Err(WriteError::IncompleteBody { declared, received });
+            if let Some(declared) = body.declared_length {
+                if received != declared {
+                    return Err(WriteError::IncompleteBody { declared, received });
+                }
             }
+            // The last, shorter shardlet. An empty object has no shardlets at all.
+            if !buffer.is_empty() {
+                let bytes = buffer.split().freeze();
+                in_flight
+                    .push_back(self.spawn_shardlet(&snapshot, object_id, next_index, plan, bytes));
+            }
+            while let Some(handle) = in_flight.pop_front() {
+                records.push(join(Some(handle)).await?);
+            }
+            Ok(())
         }
-        // The last, shorter shardlet. An empty object has no shardlets at all.
-        if !buffer.is_empty() {
-            let bytes = buffer.split().freeze();
-            in_flight.push_back(self.spawn_shardlet(&snapshot, object_id, next_index, plan, bytes));
-        }
-        while let Some(handle) = in_flight.pop_front() {
-            records.push(join(Some(handle)).await?);
+        .await;
+        if let Err(error) = outcome {
+            // Let writes already started finish before the caller hands the object id to
+            // the collector, so none lands after the collector looked.
+            while let Some(handle) = in_flight.pop_front() {
+                let _ = handle.await;
+            }
+            return Err(error);
         }
         self.metrics.bytes_written_total.inc_by(received);
         Ok((received, md5.finish(), records))
