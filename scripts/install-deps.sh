@@ -23,15 +23,20 @@ need_pip() { # need_pip <module> <pip requirement>
 for purpose in "${@:-test}"; do
     case "$purpose" in
         test)
-            # Compilers for the C parts of reed-solomon-erasure (simd-accel); strace for
-            # the test that checks the storage node's fsync/rename/ack syscall order.
-            need_deb gcc g++ make pkg-config strace
+            # Compilers for the C parts of reed-solomon-erasure (simd-accel); clang and
+            # libclang for RocksDB's bindgen (meta-raft); strace for the test that checks
+            # the storage node's fsync/rename/ack syscall order; the real S3 clients of
+            # the gateway's end-to-end tests: Debian's aws CLI v2, rclone, s3cmd, curl
+            # (presigned URLs), and boto3 (latest, with its default CRC checksums).
+            need_deb gcc g++ make pkg-config clang libclang-dev strace awscli rclone s3cmd curl
+            need_pip boto3 boto3
             ;;
         run)
-            need_deb gcc g++ make pkg-config
+            need_deb gcc g++ make pkg-config clang libclang-dev
             ;;
         bench)
-            need_deb gcc g++ make pkg-config iperf3
+            # etcd-server: the reference the metadata benchmark compares against.
+            need_deb gcc g++ make pkg-config iperf3 clang libclang-dev etcd-server
             ;;
         *)
             echo "install-deps.sh: unknown purpose '$purpose' (expected test, bench or run)" >&2

@@ -22,11 +22,20 @@ enum AdminCommand {
     /// Fragments stored on one storage node.
     #[command(subcommand)]
     Fragment(FragmentCommand),
+    /// S3 credentials.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// A storage node's health report.
     Health {
         #[command(flatten)]
         node: NodeTarget,
     },
+}
+
+#[derive(clap::Subcommand)]
+enum KeyCommand {
+    /// Create an access key and secret (printed once; stored in meta-raft).
+    Create(crate::gateway_command::KeyCreateArguments),
 }
 
 #[derive(clap::Args)]
@@ -97,6 +106,9 @@ pub async fn run(arguments: AdminArguments) -> anyhow::Result<()> {
             println!("{}", serde_json_pretty(&report)?);
         }
         AdminCommand::Fragment(command) => fragment(command).await?,
+        AdminCommand::Key(KeyCommand::Create(arguments)) => {
+            crate::gateway_command::create_key(arguments).await?
+        }
     }
     Ok(())
 }

@@ -1,62 +1,415 @@
-//! `shardlet dev`: a local setup in one directory, for trying Shardlet. Until the gateway
-//! exists it is one storage node, in this process. Running it again on the same
-//! directory keeps the data and the secret.
+//! `shardlet dev`: a whole local cluster from one command, for trying Shardlet.
+//!
+//! Every component is a child process of this one, running this same binary with its
+//! own subcommand, talking real HTTP to the others — exactly as in production, only on
+//! 127.0.0.1:
+//! - one metadata member (`shardlet meta --bootstrap`), data in `DIR/meta`;
+//! - one storage node per entry of the topology (default: `examples/topology.toml`,
+//!   12 nodes in 4 zones and 2 regions), data in `DIR/node-N`, listening on
+//!   `--node-base-port` + position;
+//! - the S3 gateway (`shardlet gateway`) on `--s3-port`.
+//!
+//! Logs go to `DIR/logs/NAME.log`, process ids to `DIR/logs/NAME.pid`. Once the S3 endpoint answers, shell lines to `eval` are
+//! printed on stdout. SIGINT / SIGTERM stop every child (SIGTERM, then SIGKILL after a
+//! grace period). Running again on the same directory keeps the data, the cluster
+//! secret and the S3 credentials (`DIR/s3-credentials.json`).
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use shardlet_auth::ClusterSecret;
-use shardlet_core::NodeId;
-use shardlet_node::{BoundNode, NodeClient, NodeConfig};
+use shardlet_core::Topology;
+use shardlet_gateway::catalog::Catalog;
+use shardlet_gateway::meta_store::MetaStore;
+use shardlet_gateway::records::{CredentialRecord, SecretKey};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
 
-/// How long the node may take to answer its first `/health`.
-const READY_DEADLINE: Duration = Duration::from_secs(30);
-const READY_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How long the cluster may take to answer (RocksDB open, raft election, 12 nodes).
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+const READY_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long children get to stop after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+const DEFAULT_TOPOLOGY: &str = include_str!("../../examples/topology.toml");
+const REGION: &str = "us-east-1";
 
 #[derive(clap::Args)]
 pub struct DevArguments {
-    /// Directory for everything: the cluster secret and each node's data.
-    #[arg(long)]
+    /// Directory for everything (created if missing; reused if present).
+    #[arg(long, default_value = "./data")]
     data: PathBuf,
-    /// Port of the storage node.
+    /// Port of the S3 endpoint.
+    #[arg(long, default_value_t = 9000)]
+    s3_port: u16,
+    /// Storage node N (1-based position in the topology) listens on this + N - 1.
     #[arg(long, default_value_t = 19101)]
-    port: u16,
+    node_base_port: u16,
+    /// Port of the metadata service.
+    #[arg(long, default_value_t = 7380)]
+    meta_port: u16,
+    /// Topology file (addresses are replaced by 127.0.0.1 and the ports above).
+    #[arg(long)]
+    topology: Option<PathBuf>,
+}
+
+struct Component {
+    name: String,
+    child: Child,
+    log: PathBuf,
 }
 
 pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&arguments.data)
-        .with_context(|| format!("cannot create {}", arguments.data.display()))?;
-    let secret = load_or_create_secret(&arguments.data.join("cluster-secret"))?;
-    let listen = SocketAddr::from(([127, 0, 0, 1], arguments.port));
-    let node_dir = arguments.data.join("node-1");
-    let config = NodeConfig::new(listen, node_dir.clone(), NodeId(1), secret.clone());
-    let node = BoundNode::bind(config).await?;
-    let address = node.local_address();
-    let server = tokio::spawn(node.serve(shardlet_node::shutdown_signal()));
+    let data = arguments.data.clone();
+    std::fs::create_dir_all(data.join("logs"))
+        .with_context(|| format!("cannot create {}", data.display()))?;
+    let secret_path = data.join("cluster-secret");
+    let secret = load_or_create_secret(&secret_path)?;
+    let topology = local_topology(&arguments)?;
+    let topology_path = data.join("topology.toml");
+    write_synced(&topology_path, topology_toml(&topology).as_bytes())?;
 
-    let url = format!("http://{address}");
-    let client = NodeClient::new(&url, secret.clone())?;
-    let give_up = tokio::time::Instant::now() + READY_DEADLINE;
-    while let Err(error) = client.health().await {
-        if tokio::time::Instant::now() >= give_up {
-            anyhow::bail!("the storage node did not become healthy: {error}");
-        }
-        tokio::time::sleep(READY_POLL_INTERVAL).await;
+    let mut components: Vec<Component> = Vec::new();
+    let result = start_and_wait(
+        &arguments,
+        &secret,
+        &secret_path,
+        &topology,
+        &topology_path,
+        &mut components,
+    )
+    .await;
+    if let Err(error) = &result {
+        eprintln!("error: {error:#}");
     }
-    print_welcome(&url, &arguments.data, &node_dir, &secret);
-    server.await.context("the storage node task failed")??;
-    println!("stopped; data kept in {}", arguments.data.display());
+    stop_all(&mut components).await;
+    println!("stopped; data kept in {}", data.display());
+    result
+}
+
+async fn start_and_wait(
+    arguments: &DevArguments,
+    secret: &ClusterSecret,
+    secret_path: &Path,
+    topology: &Topology,
+    topology_path: &Path,
+    components: &mut Vec<Component>,
+) -> anyhow::Result<()> {
+    let data = &arguments.data;
+    let secret_file = secret_path.display().to_string();
+    let meta_address = format!("127.0.0.1:{}", arguments.meta_port);
+    components.push(spawn(
+        data,
+        "meta",
+        &[
+            "meta",
+            "--member-id",
+            "1",
+            "--listen",
+            &meta_address,
+            "--bootstrap",
+            "--data",
+            &data.join("meta").display().to_string(),
+            "--secret-file",
+            &secret_file,
+        ],
+    )?);
+    for node in topology.nodes() {
+        components.push(spawn(
+            data,
+            &format!("node-{}", node.id.0),
+            &[
+                "node",
+                "--listen",
+                &node.address,
+                "--node-id",
+                &node.id.0.to_string(),
+                "--data",
+                &data
+                    .join(format!("node-{}", node.id.0))
+                    .display()
+                    .to_string(),
+                "--secret-file",
+                &secret_file,
+            ],
+        )?);
+    }
+    let mut waiting: Vec<(String, String)> = vec![("meta".into(), meta_address.clone())];
+    waiting.extend(
+        topology
+            .nodes()
+            .iter()
+            .map(|node| (format!("node-{}", node.id.0), node.address.clone())),
+    );
+    wait_healthy(components, &waiting).await?;
+
+    let credentials =
+        s3_credentials(&data.join("s3-credentials.json"), &meta_address, secret).await?;
+    let s3_address = format!("127.0.0.1:{}", arguments.s3_port);
+    components.push(spawn(
+        data,
+        "gateway",
+        &[
+            "gateway",
+            "--listen",
+            &s3_address,
+            "--meta",
+            &meta_address,
+            "--topology",
+            &topology_path.display().to_string(),
+            "--region",
+            REGION,
+            "--secret-file",
+            &secret_file,
+        ],
+    )?);
+    wait_healthy(components, &[("gateway".into(), s3_address.clone())]).await?;
+    print_welcome(&s3_address, data, topology, &credentials);
+    let _ = std::io::stdout().flush();
+
+    // Run until asked to stop, or until a component dies on its own.
+    tokio::select! {
+        _ = shardlet_node::shutdown_signal() => Ok(()),
+        name = first_exit(components) => bail!("{name} exited unexpectedly; see its log in {}", data.join("logs").display()),
+    }
+}
+
+fn spawn(data: &Path, name: &str, arguments: &[&str]) -> anyhow::Result<Component> {
+    let executable = std::env::current_exe().context("cannot find the shardlet binary")?;
+    let log = data.join("logs").join(format!("{name}.log"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let child = Command::new(executable)
+        .args(arguments)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        // Safety net: if this process dies without stopping them, children die too.
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    // Tests and operators find components by these (e.g. to kill -9 a node).
+    if let Some(pid) = child.id() {
+        let _ = std::fs::write(
+            data.join("logs").join(format!("{name}.pid")),
+            format!("{pid}\n"),
+        );
+    }
+    Ok(Component {
+        name: name.to_string(),
+        child,
+        log,
+    })
+}
+
+/// Polls `GET /health` of each component until it answers 200 (bounded), failing early
+/// with the component's log if it exits.
+async fn wait_healthy(
+    components: &mut [Component],
+    targets: &[(String, String)],
+) -> anyhow::Result<()> {
+    let give_up = tokio::time::Instant::now() + READY_DEADLINE;
+    for (name, address) in targets {
+        loop {
+            if health_ok(address).await {
+                break;
+            }
+            if let Some(component) = components.iter_mut().find(|c| &c.name == name) {
+                if let Ok(Some(status)) = component.child.try_wait() {
+                    bail!(
+                        "{name} exited ({status}) while starting; see {}",
+                        component.log.display()
+                    );
+                }
+            }
+            if tokio::time::Instant::now() >= give_up {
+                bail!("{name} at {address} did not answer /health within {READY_DEADLINE:?}");
+            }
+            tokio::time::sleep(READY_POLL_INTERVAL).await;
+        }
+    }
+    Ok(())
+}
+
+/// One plain HTTP/1.1 `GET /health`; true on a 200.
+async fn health_ok(address: &str) -> bool {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        stream
+            .write_all(
+                format!("GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .ok()?;
+        let mut head = [0u8; 16];
+        let read = stream.read(&mut head).await.ok()?;
+        Some(head[..read].starts_with(b"HTTP/1.1 200"))
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+async fn first_exit(components: &mut [Component]) -> String {
+    loop {
+        for component in components.iter_mut() {
+            if let Ok(Some(_)) = component.child.try_wait() {
+                return component.name.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// SIGTERM to everyone (gateway first, metadata last), then wait; SIGKILL stragglers.
+async fn stop_all(components: &mut [Component]) {
+    for component in components.iter_mut().rev() {
+        if let Some(pid) = component
+            .child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32))
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+    }
+    let give_up = tokio::time::Instant::now() + STOP_GRACE;
+    for component in components.iter_mut().rev() {
+        let remaining = give_up.saturating_duration_since(tokio::time::Instant::now());
+        if tokio::time::timeout(remaining, component.child.wait())
+            .await
+            .is_err()
+        {
+            eprintln!("{} did not stop in time; killing it", component.name);
+            let _ = component.child.kill().await;
+        }
+    }
+}
+
+/// The topology with every node on 127.0.0.1 at `node_base_port + position`.
+fn local_topology(arguments: &DevArguments) -> anyhow::Result<Topology> {
+    let (text, source) = match &arguments.topology {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            DEFAULT_TOPOLOGY.to_string(),
+            "examples/topology.toml".to_string(),
+        ),
+    };
+    let topology =
+        Topology::from_toml_str(&text, &source).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let mut nodes = topology.nodes().to_vec();
+    for (position, node) in nodes.iter_mut().enumerate() {
+        let port = u32::from(arguments.node_base_port) + position as u32;
+        if port > u32::from(u16::MAX) {
+            bail!(
+                "--node-base-port {} leaves no port for node {}",
+                arguments.node_base_port,
+                node.id
+            );
+        }
+        node.address = format!("127.0.0.1:{port}");
+    }
+    Topology::new(topology.epoch(), nodes).map_err(|error| anyhow::anyhow!("{error:?}"))
+}
+
+fn topology_toml(topology: &Topology) -> String {
+    let mut out = format!(
+        "# Written by `shardlet dev` from the source topology, with local addresses.\nepoch = {}\n",
+        topology.epoch()
+    );
+    for node in topology.nodes() {
+        out.push_str(&format!(
+            "\n[[node]]\nid = {}\nname = {:?}\naddress = {:?}\nregion = {:?}\nzone = {:?}\ncapacity_bytes = {}\nfree_bytes = {}\nweight = {:?}\n",
+            node.id.0, node.name, node.address, node.region, node.zone, node.capacity_bytes, node.free_bytes, node.weight
+        ));
+    }
+    out
+}
+
+/// The dev S3 key: kept in DIR/s3-credentials.json (written and fsynced before it is
+/// registered, so a crash in between only means registering it again next run), and
+/// registered in meta-raft (idempotent).
+async fn s3_credentials(
+    path: &Path,
+    meta_address: &str,
+    secret: &ClusterSecret,
+) -> anyhow::Result<CredentialRecord> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Stored {
+        access_key: String,
+        secret_key: String,
+    }
+    let record = match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let stored: Stored = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not valid credentials JSON; delete it to get a new key",
+                    path.display()
+                )
+            })?;
+            CredentialRecord {
+                access_key: stored.access_key,
+                secret_key: SecretKey(stored.secret_key),
+                owner: "dev".into(),
+                created_unix_ms: 0,
+            }
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let record = Catalog::new_credential("dev");
+            let stored = Stored {
+                access_key: record.access_key.clone(),
+                secret_key: record.secret_key.0.clone(),
+            };
+            write_synced(path, serde_json::to_string_pretty(&stored)?.as_bytes())?;
+            record
+        }
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let client = crate::gateway_command::meta_client(&[meta_address.to_string()], secret)?;
+    let catalog = Catalog::new(Arc::new(MetaStore::new(client)));
+    catalog
+        .ensure_credential(&record)
+        .await
+        .context("cannot register the dev S3 key in the metadata service")?;
+    Ok(record)
+}
+
+/// Writes a file readable by the owner only and fsyncs it: after a crash it holds
+/// either the whole content or (if created in the same crash) nothing usable, which the
+/// next run reports by name.
+fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .with_context(|| format!("cannot create {}", temporary.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
     Ok(())
 }
 
 /// Reads `path`, or creates it with 32 random bytes in hex, readable by the owner only.
-///
-/// Crash while creating: the file may exist empty or partial; the next run reports it
-/// as invalid and names the file, rather than silently using a weak secret.
 fn load_or_create_secret(path: &Path) -> anyhow::Result<ClusterSecret> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
@@ -67,40 +420,40 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<ClusterSecret> {
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     }
     let text = hex::encode(rand::random::<[u8; 32]>());
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(format!("{text}\n").as_bytes())?;
-    file.sync_all()?;
+    write_synced(path, format!("{text}\n").as_bytes())?;
     Ok(ClusterSecret::new(&text)?)
 }
 
-fn print_welcome(url: &str, data: &Path, node_dir: &Path, secret: &ClusterSecret) {
-    let id = "0123456789abcdef0123456789abcdef-00000000-00000000-00";
-    let binary = std::env::current_exe()
-        .map(|path| path.display().to_string())
-        .unwrap_or_else(|_| "shardlet".to_string());
+fn print_welcome(
+    s3_address: &str,
+    data: &Path,
+    topology: &Topology,
+    credentials: &CredentialRecord,
+) {
+    let endpoint = format!("http://{s3_address}");
+    let zones: std::collections::BTreeSet<&str> =
+        topology.nodes().iter().map(|n| n.zone.as_str()).collect();
+    let regions: std::collections::BTreeSet<&str> =
+        topology.nodes().iter().map(|n| n.region.as_str()).collect();
     println!(
         "\
-Shardlet dev is running (one storage node; data in {node_dir}).
-
-  health:   curl {url}/health
-  metrics:  curl {url}/metrics
-
-Talk to the node with the admin CLI:
-
-  export SHARDLET_CLUSTER_SECRET={secret}
-  echo hello > /tmp/hello.txt
-  {binary} admin fragment put --node {url} {id} --file /tmp/hello.txt
-  {binary} admin fragment get --node {url} {id}
-  {binary} admin fragment list --node {url}
-
-The secret is kept in {secret_file}. Stop with Ctrl-C; data and secret are kept.",
-        node_dir = node_dir.display(),
-        secret = secret.expose(),
-        secret_file = data.join("cluster-secret").display(),
+# Shardlet dev is running: {nodes} storage nodes in {zones} zones and {regions} regions,
+# one metadata member, the S3 gateway at {endpoint} (metrics: {endpoint}/metrics).
+# Data and logs in {data}. Stop with Ctrl-C; running again keeps data and credentials.
+# Paste (or eval) these lines:
+export AWS_ENDPOINT_URL={endpoint}
+export AWS_ACCESS_KEY_ID={access}
+export AWS_SECRET_ACCESS_KEY={secret}
+export AWS_REGION={REGION}
+# then, for example:
+#   aws --endpoint-url {endpoint} s3 mb s3://demo
+#   aws --endpoint-url {endpoint} s3 cp ./README.md s3://demo/README.md
+#   aws --endpoint-url {endpoint} s3 ls s3://demo/",
+        nodes = topology.nodes().len(),
+        zones = zones.len(),
+        regions = regions.len(),
+        data = data.display(),
+        access = credentials.access_key,
+        secret = credentials.secret_key.0,
     );
 }

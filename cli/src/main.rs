@@ -1,11 +1,15 @@
 //! `shardlet`: one binary for every Shardlet process and for operators.
 //!
 //! - `shardlet node …`: a storage node;
-//! - `shardlet dev --data DIR`: a local setup for trying Shardlet (for now one node);
-//! - `shardlet admin fragment put|get|head|delete|list --node URL …`: talk to a node.
+//! - `shardlet dev --data DIR`: a whole local cluster (metadata, 12 storage nodes, S3 gateway);
+//! - `shardlet admin fragment put|get|head|delete|list --node URL …`: talk to a node;
+//! - `shardlet meta …`: a member of the metadata service;
+//! - `shardlet gateway …`: the S3 gateway; `shardlet admin key create`: S3 credentials.
 
 mod admin;
 mod dev;
+mod gateway_command;
+mod meta_command;
 mod secret;
 
 use std::net::SocketAddr;
@@ -44,6 +48,10 @@ enum Command {
     Dev(dev::DevArguments),
     /// Operator commands.
     Admin(admin::AdminArguments),
+    /// Run one member of the metadata service (openraft over RocksDB).
+    Meta(meta_command::MetaArgs),
+    /// Run the S3 gateway.
+    Gateway(gateway_command::GatewayArguments),
 }
 
 /// Where the cluster secret comes from: a file, or the environment.
@@ -100,6 +108,8 @@ fn main() -> ExitCode {
             Command::Node(arguments) => run_node(arguments).await,
             Command::Dev(arguments) => dev::run(arguments).await,
             Command::Admin(arguments) => admin::run(arguments).await,
+            Command::Meta(arguments) => meta_command::run(arguments).await,
+            Command::Gateway(arguments) => gateway_command::run(arguments).await,
         }
     });
     match result {

@@ -6,6 +6,7 @@
 //! or panicking test never leaves a node behind; its stderr is printed on failure.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod cluster;
 pub mod raw_http;
 pub mod signing;
 
@@ -85,6 +86,8 @@ pub struct NodeOptions {
     /// Runs the node under `strace -f`, writing the file-system and socket system calls
     /// it makes to this file (for durability-order checks).
     pub trace_syscalls_to: Option<PathBuf>,
+    /// The cluster secret; `None` makes a fresh random one for this node alone.
+    pub secret: Option<String>,
 }
 
 impl Default for NodeOptions {
@@ -96,6 +99,7 @@ impl Default for NodeOptions {
             parent_dir: None,
             log_filter: "info".to_string(),
             trace_syscalls_to: None,
+            secret: None,
         }
     }
 }
@@ -127,7 +131,10 @@ impl NodeProcess {
         .expect("a temporary directory");
         let data_dir = root.path().join("data");
         let log_path = root.path().join("node.log");
-        let secret = hex::encode(rand::random::<[u8; 32]>());
+        let secret = options
+            .secret
+            .clone()
+            .unwrap_or_else(|| hex::encode(rand::random::<[u8; 32]>()));
         let mut node = Self {
             child: None,
             options,

@@ -1,0 +1,106 @@
+//! `shardlet gateway`: the S3 gateway; `shardlet admin key create`: S3 credentials.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use shardlet_core::{SizingPolicy, Topology};
+use shardlet_gateway::catalog::Catalog;
+use shardlet_gateway::gc::CollectorConfig;
+use shardlet_gateway::meta_store::MetaStore;
+use shardlet_gateway::node_fragments::NodeFragments;
+use shardlet_gateway::server::{BoundGateway, GatewayConfig};
+use shardlet_gateway::topology_source::TopologySource;
+use shardlet_meta::client::ClientOptions;
+use shardlet_meta::MetaClient;
+
+use crate::SecretArguments;
+
+#[derive(clap::Args)]
+pub struct GatewayArguments {
+    /// Where S3 clients connect; port 0 picks a free port (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Metadata service members (host:port), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub meta: Vec<String>,
+    /// The topology file: which storage nodes exist, where, and their addresses.
+    #[arg(long)]
+    pub topology: PathBuf,
+    /// Region reported to S3 clients.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Abandoned uploads are garbage-collected after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub upload_timeout_seconds: u64,
+    #[command(flatten)]
+    pub secret: SecretArguments,
+}
+
+pub fn load_topology(path: &PathBuf) -> anyhow::Result<Topology> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the topology file {}", path.display()))?;
+    Topology::from_toml_str(&text, &path.display().to_string())
+        .map_err(|error| anyhow::anyhow!("{error}"))
+}
+
+pub fn meta_client(
+    addresses: &[String],
+    secret: &shardlet_auth::ClusterSecret,
+) -> anyhow::Result<MetaClient> {
+    MetaClient::new(
+        addresses.to_vec(),
+        secret.expose(),
+        ClientOptions::default(),
+    )
+}
+
+pub async fn run(arguments: GatewayArguments) -> anyhow::Result<()> {
+    let secret = crate::secret::load(&arguments.secret)?;
+    let topology = Arc::new(TopologySource::new(load_topology(&arguments.topology)?));
+    let metadata = Arc::new(MetaStore::new(meta_client(&arguments.meta, &secret)?));
+    let fragments = Arc::new(NodeFragments::new(topology.clone(), secret));
+    let config = GatewayConfig {
+        listen: arguments.listen,
+        region: arguments.region,
+        sizing: SizingPolicy::default(),
+        collector: CollectorConfig {
+            upload_timeout: std::time::Duration::from_secs(arguments.upload_timeout_seconds),
+            ..CollectorConfig::default()
+        },
+    };
+    let gateway = BoundGateway::bind(config, metadata, fragments, topology).await?;
+    let address = gateway.local_address()?;
+    // Parents (`shardlet dev`, tests) read this line to learn the bound port.
+    println!("shardlet gateway listening on http://{address}");
+    tracing::info!(%address, "S3 gateway listening");
+    gateway.serve(shardlet_node::shutdown_signal()).await?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct KeyCreateArguments {
+    /// Metadata service members (host:port), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub meta: Vec<String>,
+    /// Who the key belongs to (owns the buckets it creates).
+    #[arg(long, default_value = "admin")]
+    pub owner: String,
+    #[command(flatten)]
+    pub secret: SecretArguments,
+}
+
+/// Creates an access key + secret in meta-raft and prints them.
+pub async fn create_key(arguments: KeyCreateArguments) -> anyhow::Result<()> {
+    let secret = crate::secret::load(&arguments.secret)?;
+    let catalog = Catalog::new(Arc::new(MetaStore::new(meta_client(
+        &arguments.meta,
+        &secret,
+    )?)));
+    let record = catalog.create_credential(&arguments.owner).await?;
+    println!("access key: {}", record.access_key);
+    println!("secret key: {}", record.secret_key.0);
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! `shardlet meta`: run one member of the metadata service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shardlet_meta::{MetaConfig, MetaNode};
+
+#[derive(clap::Args, Debug)]
+pub struct MetaArgs {
+    /// This member's raft id (unique in the cluster, never reused).
+    #[arg(long)]
+    pub member_id: u64,
+    /// Where to listen (port 0: any free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:7380")]
+    pub listen: SocketAddr,
+    /// The address other members and clients use, if not the bound listen address.
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Data directory (RocksDB); kept across restarts.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The cluster secret shared by every member and client.
+    #[command(flatten)]
+    pub secret: crate::SecretArguments,
+    /// Form a single-member cluster if this member is not in one yet.
+    #[arg(long)]
+    pub bootstrap: bool,
+    /// Build a snapshot after this many log entries since the last.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_after_entries: u64,
+    /// Log entries kept after a snapshot for followers that lag slightly.
+    #[arg(long, default_value_t = 1_000)]
+    pub entries_kept_after_snapshot: u64,
+    /// Largest value a put may carry, in bytes.
+    #[arg(long, default_value_t = shardlet_meta::config::VALUE_BYTES_MAX_DEFAULT)]
+    pub value_bytes_max: usize,
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_interval_ms: u64,
+    #[arg(long, default_value_t = 500)]
+    pub election_timeout_min_ms: u64,
+    #[arg(long, default_value_t = 1000)]
+    pub election_timeout_max_ms: u64,
+}
+
+pub async fn run(args: MetaArgs) -> anyhow::Result<()> {
+    let mut config = MetaConfig::new(args.member_id, args.listen, args.data);
+    config.advertise_address = args.advertise;
+    config.cluster_secret = crate::secret::load(&args.secret)?.expose().to_string();
+    config.snapshot_after_entries = args.snapshot_after_entries;
+    config.entries_kept_after_snapshot = args.entries_kept_after_snapshot;
+    config.value_bytes_max = args.value_bytes_max;
+    config.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms);
+    config.election_timeout_min = Duration::from_millis(args.election_timeout_min_ms);
+    config.election_timeout_max = Duration::from_millis(args.election_timeout_max_ms);
+    let running = MetaNode::start(config).await?;
+    if args.bootstrap {
+        running.node.bootstrap().await?;
+    }
+    // Tests and scripts read this line to learn the bound port.
+    println!(
+        "shardlet meta: member {} listening on {}",
+        args.member_id, running.address
+    );
+    running.wait().await
+}

@@ -1,0 +1,243 @@
+//! Internal errors → S3 error codes and HTTP statuses. One table, tested, so every
+//! operation answers the same failure the same way.
+
+use s3s::{S3Error, S3ErrorCode};
+
+use crate::catalog::CatalogError;
+use crate::checksums::ChecksumError;
+use crate::metadata::MetadataError;
+use crate::read_path::ReadError;
+use crate::write_path::WriteError;
+
+pub fn error(code: S3ErrorCode, message: impl Into<String>) -> S3Error {
+    S3Error::with_message(code, message.into())
+}
+
+pub fn from_catalog(source: CatalogError) -> S3Error {
+    match source {
+        CatalogError::NoSuchBucket(bucket) => error(
+            S3ErrorCode::NoSuchBucket,
+            format!("The specified bucket does not exist: {bucket}"),
+        ),
+        CatalogError::BucketNotEmpty(bucket) => error(
+            S3ErrorCode::BucketNotEmpty,
+            format!("The bucket you tried to delete is not empty: {bucket}"),
+        ),
+        CatalogError::BucketExists(bucket) => error(
+            S3ErrorCode::BucketAlreadyExists,
+            format!("The requested bucket name is not available: {bucket}"),
+        ),
+        CatalogError::Conflict(what) => error(
+            S3ErrorCode::OperationAborted,
+            format!("A conflicting conditional operation is in progress on {what}; retry"),
+        ),
+        CatalogError::Metadata(source) => from_metadata(source),
+    }
+}
+
+pub fn from_metadata(source: MetadataError) -> S3Error {
+    match source {
+        MetadataError::Unavailable(reason) => {
+            tracing::warn!(%reason, "metadata unavailable");
+            error(
+                S3ErrorCode::ServiceUnavailable,
+                "The metadata service is unavailable; retry",
+            )
+        }
+        other => {
+            tracing::error!(error = %other, "metadata failure");
+            error(
+                S3ErrorCode::InternalError,
+                "Metadata failure; see the gateway log",
+            )
+        }
+    }
+}
+
+pub fn from_write(source: WriteError) -> S3Error {
+    match source {
+        WriteError::TooLarge { max_bytes } => error(
+            S3ErrorCode::EntityTooLarge,
+            format!("Your proposed upload exceeds the maximum allowed size of {max_bytes} bytes"),
+        ),
+        WriteError::IncompleteBody { declared, received } => error(
+            S3ErrorCode::IncompleteBody,
+            format!("You did not provide the number of bytes specified by the Content-Length HTTP header ({received} of {declared})"),
+        ),
+        WriteError::Body(reason) => error(
+            S3ErrorCode::IncompleteBody,
+            format!("The request body could not be read: {reason}"),
+        ),
+        WriteError::Placement { scheme, reason } => {
+            tracing::error!(%scheme, %reason, "no placement");
+            error(
+                S3ErrorCode::ServiceUnavailable,
+                "Not enough storage nodes are available for this redundancy level; retry later",
+            )
+        }
+        WriteError::Storage(reason) => {
+            tracing::error!(%reason, "storage nodes failed");
+            error(S3ErrorCode::ServiceUnavailable, "Storage nodes are unavailable; retry")
+        }
+        WriteError::Codec(reason) => {
+            tracing::error!(%reason, "encoding failed");
+            error(S3ErrorCode::InternalError, "Encoding failed; see the gateway log")
+        }
+        WriteError::Catalog(source) => from_catalog(source),
+        WriteError::Abandoned => error(
+            S3ErrorCode::RequestTimeout,
+            "The upload took too long and was garbage-collected; retry",
+        ),
+        WriteError::PreconditionFailed => error(
+            S3ErrorCode::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold",
+        ),
+        WriteError::Contended { .. } => error(
+            S3ErrorCode::OperationAborted,
+            "Too many concurrent writes to this key; retry",
+        ),
+    }
+}
+
+pub fn from_checksum(source: ChecksumError) -> S3Error {
+    match source {
+        ChecksumError::Invalid(what) => error(
+            S3ErrorCode::InvalidDigest,
+            format!("The {what} you specified is not valid"),
+        ),
+        ChecksumError::Mismatch(what) => error(
+            S3ErrorCode::BadDigest,
+            format!("The {what} you specified did not match the calculated checksum"),
+        ),
+        ChecksumError::MissingTrailer(what) => error(
+            S3ErrorCode::InvalidRequest,
+            format!("The announced trailing checksum {what} was not sent"),
+        ),
+    }
+}
+
+pub fn from_read(source: ReadError) -> S3Error {
+    tracing::error!(error = %source, "read failed before the first byte");
+    error(
+        S3ErrorCode::ServiceUnavailable,
+        "The object is temporarily unreadable; retry",
+    )
+}
+
+pub fn no_such_key(key: &str) -> S3Error {
+    let shown: String = key.chars().take(256).collect();
+    error(
+        S3ErrorCode::NoSuchKey,
+        format!("The specified key does not exist: {shown}"),
+    )
+}
+
+pub fn no_such_upload() -> S3Error {
+    error(
+        S3ErrorCode::NoSuchUpload,
+        "The specified multipart upload does not exist. The upload ID might be invalid, or the upload might have been aborted or completed.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+    use shardlet_core::Scheme;
+
+    fn status_and_code(error: S3Error) -> (StatusCode, String) {
+        (
+            error
+                .status_code()
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            error.code().as_str().to_string(),
+        )
+    }
+
+    #[test]
+    fn catalog_errors_map_to_s3_codes_and_statuses() {
+        let cases = [
+            (CatalogError::NoSuchBucket("b".into()), 404, "NoSuchBucket"),
+            (
+                CatalogError::BucketNotEmpty("b".into()),
+                409,
+                "BucketNotEmpty",
+            ),
+            (
+                CatalogError::BucketExists("b".into()),
+                409,
+                "BucketAlreadyExists",
+            ),
+            (CatalogError::Conflict("b".into()), 409, "OperationAborted"),
+            (
+                CatalogError::Metadata(MetadataError::Unavailable("x".into())),
+                503,
+                "ServiceUnavailable",
+            ),
+            (
+                CatalogError::Metadata(MetadataError::Corrupt("x".into())),
+                500,
+                "InternalError",
+            ),
+        ];
+        for (source, status, code) in cases {
+            let (actual_status, actual_code) = status_and_code(from_catalog(source));
+            assert_eq!(
+                (actual_status.as_u16(), actual_code.as_str()),
+                (status, code)
+            );
+        }
+    }
+
+    #[test]
+    fn write_errors_map_to_s3_codes_and_statuses() {
+        let cases = [
+            (WriteError::TooLarge { max_bytes: 5 }, 400, "EntityTooLarge"),
+            (
+                WriteError::IncompleteBody {
+                    declared: 5,
+                    received: 4,
+                },
+                400,
+                "IncompleteBody",
+            ),
+            (
+                WriteError::Placement {
+                    scheme: Scheme::Replicated { copies: 3 },
+                    reason: "x".into(),
+                },
+                503,
+                "ServiceUnavailable",
+            ),
+            (
+                WriteError::Contended { attempts: 8 },
+                409,
+                "OperationAborted",
+            ),
+            (WriteError::Abandoned, 400, "RequestTimeout"),
+        ];
+        for (source, status, code) in cases {
+            let (actual_status, actual_code) = status_and_code(from_write(source));
+            assert_eq!(
+                (actual_status.as_u16(), actual_code.as_str()),
+                (status, code)
+            );
+        }
+    }
+
+    #[test]
+    fn checksum_errors_are_bad_or_invalid_digests() {
+        let (status, code) = status_and_code(from_checksum(ChecksumError::Mismatch("crc32")));
+        assert_eq!((status.as_u16(), code.as_str()), (400, "BadDigest"));
+        let (status, code) = status_and_code(from_checksum(ChecksumError::Invalid("Content-MD5")));
+        assert_eq!((status.as_u16(), code.as_str()), (400, "InvalidDigest"));
+    }
+
+    #[test]
+    fn missing_things_are_404s() {
+        let (status, code) = status_and_code(no_such_key("k"));
+        assert_eq!((status.as_u16(), code.as_str()), (404, "NoSuchKey"));
+        let (status, code) = status_and_code(no_such_upload());
+        assert_eq!((status.as_u16(), code.as_str()), (404, "NoSuchUpload"));
+    }
+}

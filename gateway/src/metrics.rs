@@ -1,0 +1,174 @@
+//! The gateway's Prometheus metrics, in one registry served at `/metrics`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// S3 requests by operation and outcome (`ok` or the S3 error code).
+    pub requests_total: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    pub degraded_reads_total: IntCounterVec,
+    pub bytes_written_total: IntCounter,
+    pub bytes_read_total: IntCounter,
+    pub shardlets_written_total: IntCounter,
+    pub fragment_write_retries_total: IntCounter,
+    pub shardlets_in_flight: IntGauge,
+    pub heat_reports_dropped_total: IntCounter,
+    pub heat_flushes_total: IntCounterVec,
+    pub gc_collected_total: IntCounterVec,
+    pub credential_cache_total: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let counter = IntCounter::new(name, help).unwrap_or_else(|_| unreachable_metric(name));
+    let _ = registry.register(Box::new(counter.clone()));
+    counter
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let counter = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|_| unreachable_metric(name));
+    let _ = registry.register(Box::new(counter.clone()));
+    counter
+}
+
+/// Metric definitions are constants of this file; an invalid one is a programmer error
+/// caught by the first unit test that builds `Metrics`.
+#[allow(clippy::panic)]
+fn unreachable_metric(name: &str) -> ! {
+    panic!("invalid metric definition {name}")
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "shardlet_gateway_request_seconds",
+                "S3 request latency by operation (until the response head is sent)",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["operation"],
+        )
+        .unwrap_or_else(|_| unreachable_metric("shardlet_gateway_request_seconds"));
+        let _ = registry.register(Box::new(request_seconds.clone()));
+        let shardlets_in_flight = IntGauge::new(
+            "shardlet_gateway_shardlets_in_flight",
+            "Shardlets buffered for writing (bounded per upload by SHARDLETS_IN_FLIGHT_MAX)",
+        )
+        .unwrap_or_else(|_| unreachable_metric("shardlet_gateway_shardlets_in_flight"));
+        let _ = registry.register(Box::new(shardlets_in_flight.clone()));
+        Self {
+            requests_total: counter_vec(
+                &registry,
+                "shardlet_gateway_requests_total",
+                "S3 requests by operation and outcome",
+                &["operation", "outcome"],
+            ),
+            request_seconds,
+            degraded_reads_total: counter_vec(
+                &registry,
+                "shardlet_gateway_degraded_reads_total",
+                "Reads that fell back to another replica or reconstruction, by reason",
+                &["reason"],
+            ),
+            bytes_written_total: counter(
+                &registry,
+                "shardlet_gateway_bytes_written_total",
+                "Object bytes accepted from clients",
+            ),
+            bytes_read_total: counter(
+                &registry,
+                "shardlet_gateway_bytes_read_total",
+                "Object bytes sent to clients",
+            ),
+            shardlets_written_total: counter(
+                &registry,
+                "shardlet_gateway_shardlets_written_total",
+                "Shardlets whose fragments are all durable",
+            ),
+            fragment_write_retries_total: counter(
+                &registry,
+                "shardlet_gateway_fragment_write_retries_total",
+                "Fragment writes retried on a replacement node",
+            ),
+            shardlets_in_flight,
+            heat_reports_dropped_total: counter(
+                &registry,
+                "shardlet_gateway_heat_reports_dropped_total",
+                "Access reports dropped because the heat queue was full",
+            ),
+            heat_flushes_total: counter_vec(
+                &registry,
+                "shardlet_gateway_heat_flushes_total",
+                "Heat flushes to the metadata service by outcome",
+                &["outcome"],
+            ),
+            gc_collected_total: counter_vec(
+                &registry,
+                "shardlet_gateway_gc_collected_total",
+                "Upload intents collected, by state (uploading = abandoned, garbage)",
+                &["state"],
+            ),
+            credential_cache_total: counter_vec(
+                &registry,
+                "shardlet_gateway_credential_cache_total",
+                "Credential lookups by result (hit, miss, unknown)",
+                &["result"],
+            ),
+            registry,
+        }
+    }
+
+    pub fn render(&self) -> Vec<u8> {
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(error) = encoder.encode(&self.registry.gather(), &mut buffer) {
+            tracing::warn!(%error, "cannot encode metrics");
+        }
+        buffer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_registered_and_rendered() {
+        let metrics = Metrics::new();
+        metrics
+            .degraded_reads_total
+            .with_label_values(&["timeout"])
+            .inc();
+        metrics
+            .requests_total
+            .with_label_values(&["GetObject", "ok"])
+            .inc();
+        metrics
+            .request_seconds
+            .with_label_values(&["GetObject"])
+            .observe(0.01);
+        let text = String::from_utf8(metrics.render()).unwrap_or_default();
+        for name in [
+            "shardlet_gateway_degraded_reads_total{reason=\"timeout\"} 1",
+            "shardlet_gateway_requests_total",
+            "shardlet_gateway_bytes_written_total",
+            "shardlet_gateway_heat_reports_dropped_total",
+            "shardlet_gateway_shardlets_in_flight",
+        ] {
+            assert!(text.contains(name), "{name} missing from\n{text}");
+        }
+    }
+}

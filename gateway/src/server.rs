@@ -1,0 +1,239 @@
+//! The HTTP server: S3 (through s3s) plus `GET /health` and `GET /metrics`.
+//!
+//! `/health` and `/metrics` are served only to unsigned requests: a signed `GET /health`
+//! is S3's ListObjects on a bucket named `health`, and unsigned S3 requests are refused
+//! anyway, so the two never collide.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use shardlet_core::SizingPolicy;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::catalog::Catalog;
+use crate::fragments::FragmentStore;
+use crate::gateway::Gateway;
+use crate::gc::{Collector, CollectorConfig};
+use crate::heat::{run_flusher, HeatReporter};
+use crate::limits::{HEADER_BYTES_MAX, XML_BODY_BYTES_MAX};
+use crate::metadata::MetadataStore;
+use crate::metrics::Metrics;
+use crate::read_path::ReadPath;
+use crate::s3_auth::{Authenticator, CredentialCache};
+use crate::topology_source::TopologySource;
+use crate::write_path::WritePath;
+
+/// Connections served at once; further clients wait in the listen backlog.
+pub const CONNECTIONS_MAX: usize = 1024;
+/// How long in-flight requests may finish after shutdown is asked for.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// The region reported to clients (GetBucketLocation) and expected in signatures.
+    pub region: String,
+    pub sizing: SizingPolicy,
+    pub collector: CollectorConfig,
+}
+
+pub struct BoundGateway {
+    listener: TcpListener,
+    service: S3Service,
+    metrics: Arc<Metrics>,
+    collector: Arc<Collector>,
+    catalog: Catalog,
+    heat_receiver: tokio::sync::mpsc::Receiver<shardlet_core::ShardletId>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("accept failed: {0}")]
+    Accept(std::io::Error),
+}
+
+impl BoundGateway {
+    pub async fn bind(
+        config: GatewayConfig,
+        metadata: Arc<dyn MetadataStore>,
+        fragments: Arc<dyn FragmentStore>,
+        topology: Arc<TopologySource>,
+    ) -> Result<Self, ServerError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
+        let metrics = Arc::new(Metrics::new());
+        let catalog = Catalog::new(metadata);
+        let collector = Arc::new(Collector::new(
+            catalog.clone(),
+            fragments.clone(),
+            topology.clone(),
+            metrics.clone(),
+            config.collector.clone(),
+        ));
+        let (heat, heat_receiver) = HeatReporter::new(metrics.clone());
+        let writer = Arc::new(WritePath {
+            catalog: catalog.clone(),
+            fragments: fragments.clone(),
+            topology,
+            sizing: config.sizing,
+            metrics: metrics.clone(),
+            collector: collector.clone(),
+        });
+        let reader = ReadPath {
+            catalog: catalog.clone(),
+            fragments,
+            metrics: metrics.clone(),
+            heat,
+        };
+        let credentials = Arc::new(CredentialCache::new(catalog.clone(), metrics.clone()));
+        let gateway = Gateway {
+            catalog: catalog.clone(),
+            writer,
+            reader,
+            metrics: metrics.clone(),
+            credentials: credentials.clone(),
+            region: config.region.clone(),
+        };
+        let mut builder = S3ServiceBuilder::new(gateway);
+        builder.set_auth(Authenticator(credentials));
+        let mut s3_config = s3s::config::S3Config::default();
+        s3_config.xml_max_body_size = XML_BODY_BYTES_MAX;
+        builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+            s3_config,
+        ))));
+        Ok(Self {
+            listener,
+            service: builder.build(),
+            metrics,
+            collector,
+            catalog,
+            heat_receiver,
+        })
+    }
+
+    pub fn local_address(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then lets requests in flight finish (up to
+    /// [`SHUTDOWN_GRACE`]) and flushes pending heat.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let (stop_sender, stop) = watch::channel(false);
+        let collector_task = tokio::spawn(self.collector.clone().run(stop.clone()));
+        let heat_task = tokio::spawn(run_flusher(
+            self.catalog.clone(),
+            self.metrics.clone(),
+            self.heat_receiver,
+            stop.clone(),
+        ));
+        let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+        let mut connections = tokio::task::JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let (stream, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: log, keep serving.
+                        tracing::warn!(%error, "accept failed");
+                        continue;
+                    }
+                },
+            };
+            // Small responses must not wait ~40 ms for delayed ACKs.
+            let _ = stream.set_nodelay(true);
+            let service = self.service.clone();
+            let metrics = self.metrics.clone();
+            let mut stop = stop.clone();
+            connections.spawn(async move {
+                let _permit = permit;
+                let handler =
+                    service_fn(move |request| handle(service.clone(), metrics.clone(), request));
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder.max_buf_size(HEADER_BYTES_MAX).keep_alive(true);
+                let connection = builder.serve_connection(TokioIo::new(stream), handler);
+                let mut connection = std::pin::pin!(connection);
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(error) = result {
+                            tracing::debug!(%peer, %error, "connection ended with an error");
+                        }
+                    }
+                    _ = stop.changed() => {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                    }
+                }
+            });
+            while connections.try_join_next().is_some() {}
+        }
+        tracing::info!("gateway stopping: finishing requests in flight");
+        let _ = stop_sender.send(true);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        let _ = collector_task.await;
+        let _ = heat_task.await;
+        Ok(())
+    }
+}
+
+fn is_signed(request: &http::Request<Incoming>) -> bool {
+    request.headers().contains_key(http::header::AUTHORIZATION)
+        || request.uri().query().is_some_and(|query| {
+            query.contains("X-Amz-Signature")
+                || query.contains("Signature=")
+                || query.contains("X-Amz-Credential")
+        })
+}
+
+async fn handle(
+    service: S3Service,
+    metrics: Arc<Metrics>,
+    request: http::Request<Incoming>,
+) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+    if request.method() == http::Method::GET && !is_signed(&request) {
+        match request.uri().path() {
+            "/health" => {
+                return Ok(http::Response::builder()
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(s3s::Body::from(r#"{"status":"ok"}"#.to_string()))
+                    .unwrap_or_default())
+            }
+            "/metrics" => {
+                return Ok(http::Response::builder()
+                    .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+                    .body(s3s::Body::from(metrics.render()))
+                    .unwrap_or_default())
+            }
+            _ => {}
+        }
+    }
+    service.call(request.map(s3s::Body::from)).await
+}

@@ -1,0 +1,53 @@
+//! `shardlet-meta`: Shardlet's metadata service.
+//!
+//! openraft replicates a log of key-value command batches; every member applies them to a
+//! RocksDB state machine. The parts are separate and swappable, like openraft's
+//! `raft-kv-rocksdb` example:
+//!
+//! | module | its one job |
+//! |---|---|
+//! | [`log_store`] | the raft log and vote in RocksDB, one synced write batch per append |
+//! | [`state_machine`] | applies command batches to the key-value column family; snapshots |
+//! | [`network`] | raft RPC to other members over HTTP, signed with the cluster secret |
+//! | [`batcher`] | group commit: folds concurrent client writes into one raft entry |
+//! | [`server`] | the HTTP API: raft RPC, key-value, cluster management, metrics |
+//! | [`client`] | [`MetaClient`], the only way the rest of Shardlet reaches metadata |
+//! | [`schema`] | typed, versioned metadata records and their key layout |
+
+pub mod auth;
+pub mod batcher;
+pub mod blob;
+pub mod client;
+pub mod command;
+pub mod config;
+pub mod log_store;
+pub mod metrics;
+pub mod network;
+pub mod node;
+pub mod schema;
+pub mod server;
+pub mod state_machine;
+pub mod storage;
+pub mod wire;
+
+pub use blob::Blob;
+pub use client::{ClientError, MetaClient};
+pub use wire::ReadConsistency;
+pub use command::{Batch, BatchOutcome, Condition, Operation};
+pub use config::MetaConfig;
+pub use node::{MetaNode, RunningMetaNode};
+
+/// The raft id of a metadata-service member. Distinct from `shardlet_core::NodeId`, which
+/// names storage nodes: a machine may run both, under unrelated ids.
+pub type MemberId = u64;
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration for the metadata service.
+    pub TypeConfig:
+        D = command::Proposal,
+        R = command::ProposalOutcome,
+        NodeId = MemberId,
+        Node = openraft::BasicNode,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;

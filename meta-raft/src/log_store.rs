@@ -1,0 +1,231 @@
+//! The raft log and vote, in RocksDB.
+//!
+//! Durability: every `append` call is ONE RocksDB write batch written with `sync = true`
+//! (one WAL fsync), however many entries it carries. openraft hands us everything that
+//! queued while the previous sync ran, so under load one fsync covers many entries: the
+//! log-level half of group commit (the other half is [`crate::batcher`]).
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::time::Instant;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, StorageError, Vote};
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
+
+use crate::metrics::MetaMetrics;
+use crate::storage::{io_error, CF_RAFT_LOG, CF_RAFT_STATE};
+use crate::{MemberId, TypeConfig};
+
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_LAST_PURGED: &[u8] = b"last_purged";
+const KEY_COMMITTED: &[u8] = b"committed";
+
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<DB>,
+    metrics: Arc<MetaMetrics>,
+}
+
+type StoreResult<T> = Result<T, StorageError<MemberId>>;
+
+impl LogStore {
+    pub fn new(db: Arc<DB>, metrics: Arc<MetaMetrics>) -> Self {
+        LogStore { db, metrics }
+    }
+
+    fn log_family(&self) -> StoreResult<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(CF_RAFT_LOG)
+            .ok_or_else(|| io_error(ErrorSubject::Logs, ErrorVerb::Read, "no raft_log family"))
+    }
+
+    fn state_family(&self) -> StoreResult<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(CF_RAFT_STATE)
+            .ok_or_else(|| io_error(ErrorSubject::Store, ErrorVerb::Read, "no raft_state family"))
+    }
+
+    fn read_state<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> StoreResult<Option<T>> {
+        let family = self.state_family()?;
+        let bytes = self
+            .db
+            .get_cf(family, key)
+            .map_err(|error| io_error(ErrorSubject::Store, ErrorVerb::Read, error))?;
+        bytes
+            .map(|bytes| serde_json::from_slice(&bytes))
+            .transpose()
+            .map_err(|error| io_error(ErrorSubject::Store, ErrorVerb::Read, error))
+    }
+
+    /// Writes one raft-state key. `sync` decides whether it survives an OS crash (the vote
+    /// must; the committed pointer is an optimisation and may lag).
+    fn write_state<T: serde::Serialize>(&self, key: &[u8], value: &T, sync: bool) -> StoreResult<()> {
+        let family = self.state_family()?;
+        let bytes = serde_json::to_vec(value)
+            .map_err(|error| io_error(ErrorSubject::Store, ErrorVerb::Write, error))?;
+        let mut options = WriteOptions::default();
+        options.set_sync(sync);
+        self.db
+            .put_cf_opt(family, key, bytes, &options)
+            .map_err(|error| io_error(ErrorSubject::Store, ErrorVerb::Write, error))
+    }
+
+    fn last_entry_log_id(&self) -> StoreResult<Option<LogId<MemberId>>> {
+        let family = self.log_family()?;
+        let mut iterator = self.db.iterator_cf(family, IteratorMode::End);
+        match iterator.next() {
+            None => Ok(None),
+            Some(Err(error)) => Err(io_error(ErrorSubject::Logs, ErrorVerb::Read, error)),
+            Some(Ok((_, bytes))) => {
+                let entry: Entry<TypeConfig> = serde_json::from_slice(&bytes)
+                    .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Read, error))?;
+                Ok(Some(entry.log_id))
+            }
+        }
+    }
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<R: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: R,
+    ) -> StoreResult<Vec<Entry<TypeConfig>>> {
+        let start = match range.start_bound() {
+            Bound::Included(index) => *index,
+            Bound::Excluded(index) => index.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let family = self.log_family()?;
+        let start_key = index_key(start);
+        let iterator = self
+            .db
+            .iterator_cf(family, IteratorMode::From(&start_key, Direction::Forward));
+        let mut entries = Vec::new();
+        for item in iterator {
+            let (key, bytes) = item.map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Read, error))?;
+            let index = key
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| io_error(ErrorSubject::Logs, ErrorVerb::Read, "log key is not 8 bytes"))?;
+            if !range.contains(&index) {
+                break;
+            }
+            let entry: Entry<TypeConfig> = serde_json::from_slice(&bytes)
+                .map_err(|error| io_error(ErrorSubject::LogIndex(index), ErrorVerb::Read, error))?;
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> StoreResult<LogState<TypeConfig>> {
+        let last_purged_log_id: Option<LogId<MemberId>> = self.read_state(KEY_LAST_PURGED)?;
+        let last_log_id = self.last_entry_log_id()?.or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    /// Durable before returning (synced): a member must never vote twice in one term.
+    async fn save_vote(&mut self, vote: &Vote<MemberId>) -> StoreResult<()> {
+        self.write_state(KEY_VOTE, vote, true)
+    }
+
+    async fn read_vote(&mut self) -> StoreResult<Option<Vote<MemberId>>> {
+        self.read_state(KEY_VOTE)
+    }
+
+    /// Not synced: after a crash the pointer may be older than the truth, which only means
+    /// a restarted member re-applies fewer entries before it hears from the leader. Saving
+    /// it lets a single-member cluster serve everything it committed right after restart.
+    async fn save_committed(&mut self, committed: Option<LogId<MemberId>>) -> StoreResult<()> {
+        self.write_state(KEY_COMMITTED, &committed, false)
+    }
+
+    async fn read_committed(&mut self) -> StoreResult<Option<LogId<MemberId>>> {
+        Ok(self.read_state::<Option<LogId<MemberId>>>(KEY_COMMITTED)?.flatten())
+    }
+
+    /// One write batch, one sync, then the callback. A crash before the sync completes
+    /// loses the whole batch (RocksDB write batches are atomic in the WAL) and openraft has
+    /// not acknowledged any of it; after the sync, every entry survives.
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StoreResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let family = self.log_family()?;
+        let mut batch = WriteBatch::default();
+        let mut count = 0_u64;
+        for entry in entries {
+            let bytes = serde_json::to_vec(&entry)
+                .map_err(|error| io_error(ErrorSubject::Log(entry.log_id), ErrorVerb::Write, error))?;
+            batch.put_cf(family, index_key(entry.log_id.index), bytes);
+            count += 1;
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        let started = Instant::now();
+        let result = self.db.write_opt(batch, &options);
+        self.metrics
+            .log_append_sync_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.log_append_calls_total.inc();
+        self.metrics.log_entries_appended_total.inc_by(count);
+        match result {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(error) => {
+                let message = error.to_string();
+                callback.log_io_completed(Err(std::io::Error::other(message.clone())));
+                Err(io_error(ErrorSubject::Logs, ErrorVerb::Write, message))
+            }
+        }
+    }
+
+    /// Deletes entries from `log_id.index` on (a conflicting suffix from an old leader).
+    /// Synced, so a crash cannot resurrect entries the new leader overwrote.
+    async fn truncate(&mut self, log_id: LogId<MemberId>) -> StoreResult<()> {
+        let family = self.log_family()?;
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(family, index_key(log_id.index), index_key(u64::MAX));
+        batch.delete_cf(family, index_key(u64::MAX));
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db
+            .write_opt(batch, &options)
+            .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Delete, error))
+    }
+
+    /// Records the purge point and deletes entries up to it in one atomic batch: after a
+    /// crash either both happened or neither (harmless: the entries are in the snapshot).
+    async fn purge(&mut self, log_id: LogId<MemberId>) -> StoreResult<()> {
+        let log_family = self.log_family()?;
+        let state_family = self.state_family()?;
+        let bytes = serde_json::to_vec(&log_id)
+            .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Delete, error))?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(state_family, KEY_LAST_PURGED, bytes);
+        batch.delete_range_cf(log_family, index_key(0), index_key(log_id.index.saturating_add(1)));
+        self.db
+            .write(batch)
+            .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Delete, error))
+    }
+}

@@ -1,0 +1,186 @@
+//! The typed metadata records. Times are unix milliseconds (`*_unix_ms`), sizes bytes.
+//! Fields added later must be `#[serde(default)]` so older records still decode.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use shardlet_core::{
+    Codec, Crc32c, FragmentId, FragmentIndex, Generation, NodeId, ObjectId, RedundancyLevel,
+    Scheme, ShardletId,
+};
+
+use super::Record;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRecord {
+    pub name: String,
+    pub owner: String,
+    pub default_redundancy: RedundancyLevel,
+    pub created_unix_ms: u64,
+}
+
+impl Record for BucketRecord {
+    const KIND: &'static str = "bucket";
+    const FORMAT_VERSION: u8 = 1;
+}
+
+/// One shardlet of an object, in object order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardletReference {
+    pub id: ShardletId,
+    pub size_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub bucket: String,
+    pub key: String,
+    pub id: ObjectId,
+    pub size_bytes: u64,
+    pub etag: String,
+    pub content_type: String,
+    #[serde(default)]
+    pub user_metadata: BTreeMap<String, String>,
+    /// The S3 storage class the client asked for, as sent (e.g. `STANDARD`).
+    #[serde(default)]
+    pub storage_class: Option<String>,
+    pub redundancy: RedundancyLevel,
+    pub created_unix_ms: u64,
+    pub shardlets: Vec<ShardletReference>,
+}
+
+impl Record for ObjectRecord {
+    const KIND: &'static str = "object";
+    const FORMAT_VERSION: u8 = 1;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartUploadRecord {
+    pub upload_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub object_id: ObjectId,
+    pub content_type: String,
+    #[serde(default)]
+    pub user_metadata: BTreeMap<String, String>,
+    pub redundancy: RedundancyLevel,
+    pub initiated_unix_ms: u64,
+}
+
+impl Record for MultipartUploadRecord {
+    const KIND: &'static str = "multipart upload";
+    const FORMAT_VERSION: u8 = 1;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub upload_id: String,
+    pub part_number: u16,
+    pub size_bytes: u64,
+    pub etag: String,
+    pub shardlets: Vec<ShardletReference>,
+    pub uploaded_unix_ms: u64,
+}
+
+impl Record for PartRecord {
+    const KIND: &'static str = "part";
+    const FORMAT_VERSION: u8 = 1;
+}
+
+/// Where one fragment of a shardlet lives. `generation` changes every time the fragment
+/// is rewritten (repair, re-encode), so a stale copy on a returning node is recognisable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FragmentLocation {
+    pub index: FragmentIndex,
+    pub node: NodeId,
+    pub generation: Generation,
+    pub checksum: Crc32c,
+    pub size_bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessCounters {
+    pub reads_total: u64,
+    pub writes_total: u64,
+    pub last_access_unix_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardletRecord {
+    pub id: ShardletId,
+    pub size_bytes: u64,
+    /// Checksum of the whole shardlet's bytes, checked after reassembly.
+    pub checksum: Crc32c,
+    pub scheme: Scheme,
+    pub codec: Codec,
+    pub fragments: Vec<FragmentLocation>,
+    #[serde(default)]
+    pub access: AccessCounters,
+}
+
+impl ShardletRecord {
+    pub fn fragment_id(&self, location: &FragmentLocation) -> FragmentId {
+        FragmentId::new(self.id, location.generation, location.index)
+    }
+}
+
+impl Record for ShardletRecord {
+    const KIND: &'static str = "shardlet";
+    const FORMAT_VERSION: u8 = 1;
+}
+
+/// A storage node's lifecycle, with the same names as `shardlet_core::topology::NodeState`
+/// (which replaces this type once the topology module is on this branch; the encoding is
+/// identical, so stored records are unaffected).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    #[default]
+    Up,
+    Suspect,
+    Down,
+    Draining,
+    Decommissioned,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: NodeId,
+    pub region: String,
+    pub zone: String,
+    pub address: String,
+    pub state: NodeState,
+    pub capacity_bytes: u64,
+    #[serde(default)]
+    pub used_bytes: u64,
+    pub last_heartbeat_unix_ms: u64,
+}
+
+impl Record for NodeRecord {
+    const KIND: &'static str = "node";
+    const FORMAT_VERSION: u8 = 1;
+}
+
+/// An S3 secret key. Never printed: `Debug` redacts it and it has no `Display`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretKey(pub String);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("SecretKey(<redacted>)")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    pub access_key: String,
+    pub secret_key: SecretKey,
+    pub owner: String,
+    pub created_unix_ms: u64,
+}
+
+impl Record for CredentialRecord {
+    const KIND: &'static str = "credential";
+    const FORMAT_VERSION: u8 = 1;
+}

@@ -1,0 +1,57 @@
+//! Raft RPC from other members. Only a member of the current configuration may call
+//! these (a member with no configuration yet, i.e. a learner being added, accepts any
+//! authenticated member: the leader adding it is not yet known to it).
+
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::StatusCode;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+
+use super::{ApiError, Incoming, Shared};
+use crate::auth::Sender;
+use crate::node::MetaNode;
+use crate::{MemberId, TypeConfig};
+
+fn authorize_member(node: &MetaNode, incoming: &Incoming) -> Result<MemberId, ApiError> {
+    let sender = match incoming.authenticate(node)? {
+        Sender::Member(id) => id,
+        Sender::Client => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_a_member",
+                "raft RPC is only accepted from cluster members",
+            ))
+        }
+    };
+    let members = node.members();
+    if !members.is_empty() && !members.contains(&sender) {
+        tracing::warn!(sender, ?members, "raft RPC from a non-member refused");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_a_member",
+            format!("member {sender} is not in this cluster's configuration {members:?}"),
+        ));
+    }
+    Ok(sender)
+}
+
+pub async fn append(state: Shared, incoming: Incoming) -> Result<Response, ApiError> {
+    let node = state.0;
+    authorize_member(&node, &incoming)?;
+    let request: AppendEntriesRequest<TypeConfig> = incoming.json()?;
+    Ok(Json(node.raft.append_entries(request).await).into_response())
+}
+
+pub async fn vote(state: Shared, incoming: Incoming) -> Result<Response, ApiError> {
+    let node = state.0;
+    authorize_member(&node, &incoming)?;
+    let request: VoteRequest<MemberId> = incoming.json()?;
+    Ok(Json(node.raft.vote(request).await).into_response())
+}
+
+pub async fn snapshot(state: Shared, incoming: Incoming) -> Result<Response, ApiError> {
+    let node = state.0;
+    authorize_member(&node, &incoming)?;
+    let request: InstallSnapshotRequest<TypeConfig> = incoming.json()?;
+    Ok(Json(node.raft.install_snapshot(request).await).into_response())
+}
