@@ -34,9 +34,12 @@ const LARGE_CONCURRENCY: usize = 4;
 /// 1 GiB written, 2 GiB read at most: bounded disk use and run time.
 const LARGE_PUTS_MAX: u64 = 1_024;
 const LARGE_GETS_MAX: u64 = 2_048;
-const LOOPBACK_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// Machine limits are maxima: each is the best of a few short runs, so that a burst of
+/// other work on the shared cores lowers them as little as possible.
+const LIMIT_TRIALS: usize = 3;
+const LOOPBACK_BYTES: u64 = 1024 * 1024 * 1024;
 const MEMCPY_BUFFER_BYTES: usize = 64 * MIB;
-const MEMCPY_ROUNDS: usize = 32;
+const MEMCPY_ROUNDS: usize = 16;
 
 struct Phase {
     operations: u64,
@@ -233,11 +236,26 @@ fn main() {
     runtime.block_on(run(Duration::from_secs(seconds), parent_dir.into()));
 }
 
+/// The 1-minute load average: other work on the same cores (builds, other benches)
+/// lowers every number here, so the result line carries it.
+fn load_average_1m() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 async fn run(deadline: Duration, parent_dir: std::path::PathBuf) {
     let cores = std::thread::available_parallelism().map_or(0, |cores| cores.get());
+    let load_before = load_average_1m();
     println!("shardlet storage node load benchmark: {cores} cores, phases bounded by {deadline:?}");
-    let memcpy = memcpy_gigabytes_per_second();
-    let loopback = loopback_megabytes_per_second(LOOPBACK_BYTES).await;
+    let memcpy = (0..LIMIT_TRIALS)
+        .map(|_| memcpy_gigabytes_per_second())
+        .fold(0.0, f64::max);
+    let mut loopback: f64 = 0.0;
+    for _trial in 0..LIMIT_TRIALS {
+        loopback = loopback.max(loopback_megabytes_per_second(LOOPBACK_BYTES).await);
+    }
 
     let mut node = NodeProcess::start(NodeOptions {
         parent_dir: Some(parent_dir),
@@ -270,11 +288,15 @@ async fn run(deadline: Duration, parent_dir: std::path::PathBuf) {
     let status = node.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "the node stopped cleanly: {status}");
 
+    let load_after = load_average_1m();
     println!();
+    println!(
+        "1-minute load average: {load_before:.2} before, {load_after:.2} after ({cores} cores)"
+    );
     println!("| measurement | result | p50 ms | p99 ms | ops |");
     println!("|---|---|---|---|---|");
-    println!("| memcpy (one core) | {memcpy:.1} GB/s | | | |");
-    println!("| loopback TCP, 1 stream, 1 MiB writes | {loopback:.0} MB/s | | | |");
+    println!("| memcpy (one core, best of {LIMIT_TRIALS}) | {memcpy:.1} GB/s | | | |");
+    println!("| loopback TCP, 1 stream, 1 MiB writes, best of {LIMIT_TRIALS} | {loopback:.0} MB/s | | | |");
     let rows: [(&str, &mut Phase, bool); 4] = [
         ("4 KiB PUT, 64 writers, fsync", &mut small, false),
         ("4 KiB PUT, 1 writer, fsync", &mut single, false),
@@ -300,7 +322,8 @@ async fn run(deadline: Duration, parent_dir: std::path::PathBuf) {
     }
     println!();
     println!(
-        "RESULT bench=storage_node_load cores={cores} memcpy_gigabytes_per_second={memcpy:.2} \
+        "RESULT bench=storage_node_load cores={cores} load_average_1m_before={load_before:.2} \
+         load_average_1m_after={load_after:.2} memcpy_gigabytes_per_second={memcpy:.2} \
          loopback_megabytes_per_second={loopback:.0} \
          put_4k_per_second_64_writers={:.0} put_4k_latency_ms_p50={:.2} put_4k_latency_ms_p99={:.2} \
          put_4k_per_second_1_writer={:.0} \

@@ -18,7 +18,7 @@ use crate::ids::{mix64, NodeId};
 use crate::scheme::{RedundancyLevel, Scheme};
 use crate::topology::{NodeState, Topology};
 
-pub use jump::jump_hash;
+pub use jump::{jump_hash, jump_hash_many};
 
 /// Virtual slots per unit of weight (1 TiB by default): a 1 TiB node owns 16 slots.
 /// Small integers keep the slot table small (16 × 100,000 nodes = 1.6 M entries, 6 MB)
@@ -29,6 +29,9 @@ pub const SLOTS_PER_UNIT_WEIGHT: f64 = 16.0;
 /// is one jump hash (~20 steps); 64 failures in a row only happen when few nodes are
 /// admissible, which is exactly when scanning all of them is the right tool.
 pub const ATTEMPTS_PER_FRAGMENT_MAX: u32 = 64;
+
+/// The widest scheme `Scheme::validate` accepts.
+const MAX_WIDTH: usize = Scheme::DATA_MAX as usize + Scheme::PARITY_MAX as usize;
 
 /// The failure domain whose loss a placement must survive.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
@@ -180,8 +183,23 @@ impl PlacementMap {
         if scheme.width() > self.accepting_count {
             return Err(self.infeasible(scheme, spread, rule));
         }
-        let mut chosen: Vec<u32> = Vec::with_capacity(scheme.width());
-        for fragment in 0..scheme.width() {
+        // First attempts of all fragments at once (lock-step jump hash); later
+        // attempts, rarely needed, one by one. Same answers as one at a time.
+        let width = scheme.width();
+        let mut first_keys = [0u64; MAX_WIDTH];
+        for (fragment, first_key) in first_keys[..width].iter_mut().enumerate() {
+            *first_key = attempt_key(key, fragment, 0);
+        }
+        let mut first_slots = [0u32; MAX_WIDTH];
+        let slots = self.slot_nodes.len() as u32;
+        jump_hash_many(&first_keys[..width], slots, &mut first_slots[..width]);
+        let mut chosen: Vec<u32> = Vec::with_capacity(width);
+        for (fragment, first_slot) in first_slots[..width].iter().enumerate() {
+            let first = self.slot_nodes[*first_slot as usize];
+            if self.admissible(first, &chosen, rule) {
+                chosen.push(first);
+                continue;
+            }
             match self.choose(key, fragment, &chosen, rule, &[]) {
                 Some(position) => chosen.push(position),
                 None => return Err(self.infeasible(scheme, spread, rule)),
@@ -295,6 +313,9 @@ impl PlacementMap {
     }
 
     fn rule(&self, scheme: Scheme, spread: Spread) -> Result<Rule, PlacementError> {
+        if let Err(invalid) = scheme.validate() {
+            return Err(PlacementError::Infeasible(invalid.to_string()));
+        }
         if scheme.width() == 0 {
             return Err(PlacementError::Infeasible(format!(
                 "{scheme} has no fragments to place"

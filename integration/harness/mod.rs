@@ -82,6 +82,9 @@ pub struct NodeOptions {
     pub parent_dir: Option<PathBuf>,
     /// `RUST_LOG` for the child.
     pub log_filter: String,
+    /// Runs the node under `strace -f`, writing the file-system and socket system calls
+    /// it makes to this file (for durability-order checks).
+    pub trace_syscalls_to: Option<PathBuf>,
 }
 
 impl Default for NodeOptions {
@@ -92,6 +95,7 @@ impl Default for NodeOptions {
             max_fragment_bytes: None,
             parent_dir: None,
             log_filter: "info".to_string(),
+            trace_syscalls_to: None,
         }
     }
 }
@@ -152,7 +156,14 @@ impl NodeProcess {
     /// Crashes the node: SIGKILL, no chance to flush or clean up, then reaps it.
     pub fn kill_9(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A node run under a wrapper (strace) is the wrapper's child: kill it too.
+            let descendants = child_pids(child.id());
             let _ = child.kill();
+            for pid in descendants {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
             let _ = child.wait();
         }
     }
@@ -211,7 +222,24 @@ impl NodeProcess {
     }
 
     fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_shardlet"));
+        let node_binary = env!("CARGO_BIN_EXE_shardlet");
+        let mut command = match &self.options.trace_syscalls_to {
+            None => Command::new(node_binary),
+            Some(trace_path) => {
+                let mut strace = Command::new("strace");
+                strace
+                    .args(["-f", "-qq", "-yy", "-s", "24", "-o"])
+                    .arg(trace_path)
+                    .arg("-e")
+                    .arg(
+                        "trace=fdatasync,fsync,rename,renameat,renameat2,unlink,unlinkat,\
+                         write,writev,sendto,sendmsg",
+                    )
+                    .arg("--")
+                    .arg(node_binary);
+                strace
+            }
+        };
         command
             .arg("node")
             .arg("--listen")
@@ -293,12 +321,43 @@ impl NodeProcess {
 }
 
 impl Drop for NodeProcess {
+    /// Kills the node, and fails the test if the node died on its own or panicked
+    /// anywhere (a panic in a request task would otherwise go unnoticed: the process
+    /// survives it, but bad input must never panic).
     fn drop(&mut self) {
+        let exited_on_its_own = self
+            .child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten());
         self.kill_9();
         if std::thread::panicking() {
             eprintln!("{}", self.log_text());
+            return;
+        }
+        let log = self.log_text();
+        if let Some(status) = exited_on_its_own {
+            panic!("the node exited on its own during the test ({status})\n{log}");
+        }
+        if log.contains("panicked at") {
+            panic!("the node panicked during the test\n{log}");
         }
     }
+}
+
+/// Children of every thread of process `pid` (from `/proc`), empty if it has none.
+fn child_pids(pid: u32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
 }
 
 /// Signed (or deliberately unsigned) requests to one node, following the contract.

@@ -17,3 +17,5 @@ mod client;
 mod durability;
 #[path = "storage_node/round_trip.rs"]
 mod round_trip;
+#[path = "storage_node/syscall_order.rs"]
+mod syscall_order;

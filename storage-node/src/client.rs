@@ -415,10 +415,7 @@ impl NodeClient {
         if response.status() != StatusCode::OK {
             return Err(error_from(response).await);
         }
-        response
-            .json()
-            .await
-            .map_err(|error| ClientError::Protocol(error.to_string()))
+        parse_json(response, LIST_BODY_BYTES_MAX).await
     }
 
     /// The node's `/health` report (unauthenticated).
@@ -431,11 +428,20 @@ impl NodeClient {
         if response.status() != StatusCode::OK {
             return Err(error_from(response).await);
         }
-        response
-            .json()
-            .await
-            .map_err(|error| ClientError::Protocol(error.to_string()))
+        parse_json(response, HEALTH_BODY_BYTES_MAX).await
     }
+}
+
+/// A full page of 10,000 entries is about 1 MB of JSON.
+const LIST_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+const HEALTH_BODY_BYTES_MAX: usize = 64 * 1024;
+
+async fn parse_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    limit: usize,
+) -> Result<T, ClientError> {
+    let body = read_bounded(response, limit).await;
+    serde_json::from_slice(&body).map_err(|error| ClientError::Protocol(error.to_string()))
 }
 
 fn fragment_info(headers: &reqwest::header::HeaderMap) -> Result<FragmentInfo, ClientError> {
@@ -507,6 +513,22 @@ where
     })
 }
 
+/// Error bodies are a short JSON object; anything longer is cut here.
+const ERROR_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Reads at most `limit` bytes of a body (a misbehaving peer cannot make us buffer more).
+async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = limit - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == limit {
+            break;
+        }
+    }
+    body
+}
+
 /// Bounded read of an error body, mapped onto the typed errors.
 async fn error_from(response: reqwest::Response) -> ClientError {
     let status = response.status();
@@ -515,15 +537,14 @@ async fn error_from(response: reqwest::Response) -> ClientError {
         .get("x-shardlet-error")
         .and_then(|value| value.to_str().ok())
         .map(str::to_string);
-    let body = response.bytes().await.unwrap_or_default();
-    let (code, message) =
-        match serde_json::from_slice::<ErrorBody>(&body[..body.len().min(64 * 1024)]) {
-            Ok(parsed) => (parsed.error, parsed.message),
-            Err(_) => (
-                header_code.unwrap_or_else(|| "unknown".into()),
-                String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
-            ),
-        };
+    let body = read_bounded(response, ERROR_BODY_BYTES_MAX).await;
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(parsed) => (parsed.error, parsed.message),
+        Err(_) => (
+            header_code.unwrap_or_else(|| "unknown".into()),
+            String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+        ),
+    };
     match (status, code.as_str()) {
         (StatusCode::NOT_FOUND, _) => ClientError::NotFound,
         (StatusCode::UNAUTHORIZED, _) => ClientError::Unauthorized(message),

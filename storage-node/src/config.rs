@@ -29,6 +29,9 @@ pub struct NodeConfig {
     pub write_queue_timeout: Duration,
     /// Longest pause between two chunks of a request body before the PUT is abandoned.
     pub body_idle_timeout: Duration,
+    /// Longest a whole PUT body may take, so a trickling client cannot hold a write
+    /// slot indefinitely (16 MiB at this bound is ~56 KB/s).
+    pub body_total_timeout: Duration,
     /// Ranges up to this size are read and verified whole before the response starts,
     /// so a checksum failure becomes a clean 500; longer ones stream in
     /// `read_chunk_bytes` pieces, each verified before it is sent.
@@ -60,6 +63,7 @@ impl NodeConfig {
             max_concurrent_writes: 256,
             write_queue_timeout: Duration::from_secs(30),
             body_idle_timeout: Duration::from_secs(30),
+            body_total_timeout: Duration::from_secs(300),
             verify_before_response_bytes: 4 * MEBIBYTE,
             read_chunk_bytes: MEBIBYTE,
             health_interval: Duration::from_secs(5),

@@ -20,6 +20,19 @@ use crate::metrics::NodeMetrics;
 
 type Waiter = oneshot::Sender<Result<(), Arc<io::Error>>>;
 
+/// The promise of a directory fsync covering the caller's rename or unlink.
+#[must_use = "a write is durable only once its ticket has been awaited"]
+pub struct SyncTicket(oneshot::Receiver<Result<(), Arc<io::Error>>>);
+
+impl SyncTicket {
+    pub async fn wait(self) -> io::Result<()> {
+        match self.0.await {
+            Ok(result) => result.map_err(|error| io::Error::new(error.kind(), error.to_string())),
+            Err(_) => Err(io::Error::other("directory syncer stopped")),
+        }
+    }
+}
+
 pub struct DirectorySyncer {
     directory: File,
     state: Mutex<SyncerState>,
@@ -46,52 +59,87 @@ impl DirectorySyncer {
     /// Returns once an fsync of the directory that started after this call has
     /// completed: every rename into the directory finished before the call is durable.
     pub async fn sync(self: &Arc<Self>) -> io::Result<()> {
-        let (sender, receiver) = oneshot::channel();
-        let start_worker = {
-            let mut state = self.lock_state();
-            state.waiters.push(sender);
-            !std::mem::replace(&mut state.running, true)
-        };
+        let (ticket, start_worker) = self.register();
         if start_worker {
             let syncer = Arc::clone(self);
             tokio::task::spawn_blocking(move || syncer.run());
         }
-        match receiver.await {
-            Ok(result) => result.map_err(|error| io::Error::new(error.kind(), error.to_string())),
-            Err(_) => Err(io::Error::other("directory syncer stopped")),
+        ticket.wait().await
+    }
+
+    /// The same promise as [`Self::sync`], for a caller already on a blocking thread
+    /// (the writer, right after its rename): if no fsync is running, the caller does one
+    /// round itself, which saves a thread hand-off per write when writes go to different
+    /// directories. The caller then awaits the ticket.
+    pub fn sync_from_blocking_thread(self: &Arc<Self>) -> SyncTicket {
+        let (ticket, run_here) = self.register();
+        if run_here {
+            // One round here (it includes this caller), then whoever arrived meanwhile
+            // is served by a syncer thread, so this write is not held up by later ones.
+            self.run_round();
+            let more_waiting = {
+                let mut state = self.lock_state();
+                state.running = !state.waiters.is_empty();
+                state.running
+            };
+            if more_waiting {
+                let syncer = Arc::clone(self);
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        runtime.spawn_blocking(move || syncer.run());
+                    }
+                    Err(_) => syncer.run(),
+                }
+            }
         }
+        ticket
+    }
+
+    /// Adds a waiter; true if the caller must start the syncing (none was running).
+    fn register(&self) -> (SyncTicket, bool) {
+        let (sender, receiver) = oneshot::channel();
+        let mut state = self.lock_state();
+        state.waiters.push(sender);
+        let start = !std::mem::replace(&mut state.running, true);
+        (SyncTicket(receiver), start)
     }
 
     /// Drains the waiter list in rounds until it is empty. Runs on a blocking thread.
     fn run(&self) {
-        loop {
-            let batch = {
-                let mut state = self.lock_state();
-                if state.waiters.is_empty() {
-                    state.running = false;
-                    return;
-                }
-                std::mem::take(&mut state.waiters)
-            };
-            let started = Instant::now();
-            let result = self.directory.sync_all().map_err(Arc::new);
-            self.fsyncs_completed.fetch_add(1, Ordering::SeqCst);
-            self.metrics
-                .fsync_seconds
-                .with_label_values(&["directory"])
-                .observe(started.elapsed().as_secs_f64());
-            self.metrics
-                .group_commit_batch_size
-                .observe(batch.len() as f64);
-            if let Err(error) = &result {
-                self.metrics.fsync_failures_total.inc();
-                tracing::error!(%error, "directory fsync failed; renames in it are not known to be durable");
+        while self.run_round() {}
+        // `run_round` returned false with the lock released and `running` cleared.
+    }
+
+    /// Takes every waiter registered so far, fsyncs once, answers them all. Returns
+    /// false (and marks the syncer idle) if there was nobody to serve.
+    fn run_round(&self) -> bool {
+        let batch = {
+            let mut state = self.lock_state();
+            if state.waiters.is_empty() {
+                state.running = false;
+                return false;
             }
-            for waiter in batch {
-                // A waiter that went away (client disconnected) needs no answer.
-                let _ = waiter.send(result.clone());
-            }
+            std::mem::take(&mut state.waiters)
+        };
+        let started = Instant::now();
+        let result = self.directory.sync_all().map_err(Arc::new);
+        self.fsyncs_completed.fetch_add(1, Ordering::SeqCst);
+        self.metrics
+            .fsync_seconds
+            .with_label_values(&["directory"])
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .group_commit_batch_size
+            .observe(batch.len() as f64);
+        if let Err(error) = &result {
+            self.metrics.fsync_failures_total.inc();
+            tracing::error!(%error, "directory fsync failed; renames in it are not known to be durable");
         }
+        for waiter in batch {
+            // A waiter that went away (client disconnected) needs no answer.
+            let _ = waiter.send(result.clone());
+        }
+        true
     }
 
     /// How many directory fsyncs have completed (successfully or not).
@@ -120,11 +168,25 @@ mod tests {
             Arc::new(NodeMetrics::new().unwrap()),
         );
         let callers: Vec<_> = (0..64)
-            .map(|_| {
+            .map(|caller| {
                 let syncer = Arc::clone(&syncer);
                 tokio::spawn(async move {
                     let completed_before = syncer.fsyncs_completed();
-                    syncer.sync().await.unwrap();
+                    // Half the callers come from blocking threads (writers after their
+                    // rename), half from async tasks: both paths share the rounds.
+                    if caller % 2 == 0 {
+                        let blocking_syncer = Arc::clone(&syncer);
+                        tokio::task::spawn_blocking(move || {
+                            blocking_syncer.sync_from_blocking_thread()
+                        })
+                        .await
+                        .unwrap()
+                        .wait()
+                        .await
+                        .unwrap();
+                    } else {
+                        syncer.sync().await.unwrap();
+                    }
                     // The answer comes after an fsync that was not yet complete when
                     // the caller registered.
                     assert!(syncer.fsyncs_completed() > completed_before);

@@ -21,10 +21,11 @@ use crate::config::NodeConfig;
 use crate::error::ApiError;
 use crate::format::BLOCK_BYTES;
 use crate::fragment_file::{FragmentReader, FragmentWriter};
+use crate::group_commit::SyncTicket;
 use crate::health::HealthSampler;
 use crate::metrics::NodeMetrics;
 use crate::range::ByteRange;
-use crate::store::{CommitOutcome, FragmentStore};
+use crate::store::{CommitOutcome, FragmentStore, StoreError};
 
 pub const CRC_HEADER: &str = "x-shardlet-crc32c";
 pub const LENGTH_HEADER: &str = "x-shardlet-length";
@@ -73,6 +74,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(fragments)
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this path",
+            )
+        })
         // Bodies are streamed and bounded by `max_fragment_bytes` in the PUT handler.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
@@ -222,12 +233,22 @@ async fn put_fragment(
             "node is stopping",
         )
     })?;
-    let outcome = receive_body(&state, id, length, claimed_crc, body).await?;
-    state
-        .store
-        .sync_directory(&id)
+    let (outcome, ticket) = tokio::time::timeout(
+        state.config.body_total_timeout,
+        receive_body(&state, id, length, claimed_crc, body),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body took too long",
+        )
+    })??;
+    ticket
+        .wait()
         .await
-        .map_err(ApiError::from)?;
+        .map_err(|error| ApiError::from(StoreError::Fsync(error)))?;
     let status = match outcome {
         CommitOutcome::Created => StatusCode::CREATED,
         CommitOutcome::AlreadyStored => StatusCode::OK,
@@ -296,7 +317,7 @@ async fn receive_body(
     length: u64,
     claimed_crc: Crc32c,
     body: Body,
-) -> Result<CommitOutcome, ApiError> {
+) -> Result<(CommitOutcome, SyncTicket), ApiError> {
     let batch_bytes = BLOCK_BYTES as usize;
     let mut stream = body.into_data_stream();
     let mut buffer: Vec<u8> = Vec::with_capacity(batch_bytes.min(length as usize));
@@ -523,10 +544,11 @@ async fn delete_fragment(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let store = Arc::clone(&state.store);
-    blocking(move || Ok(store.delete(&id)?)).await?;
-    // Synced even when nothing was deleted: an earlier unlink of this id may still be
-    // waiting for its directory fsync, and 204 promises the fragment is durably gone.
-    state.store.sync_directory(&id).await?;
+    let (_removed, ticket) = blocking(move || Ok(store.delete(&id)?)).await?;
+    ticket
+        .wait()
+        .await
+        .map_err(|error| ApiError::from(StoreError::Fsync(error)))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

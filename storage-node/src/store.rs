@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use shardlet_core::{Crc32c, FragmentId};
 
 use crate::fragment_file::{self, FragmentReader, FragmentWriter, StagedFragment};
-use crate::group_commit::DirectorySyncer;
+use crate::group_commit::{DirectorySyncer, SyncTicket};
 use crate::metrics::NodeMetrics;
 
 const FAN_OUT: usize = 256;
@@ -170,8 +170,8 @@ impl FragmentStore {
         FragmentWriter::create(path, expected_length).map_err(|error| self.count_write_error(error))
     }
 
-    /// Finishes a write (`fdatasync`) and renames it into place. The caller must then
-    /// `sync_directory(id)` before acknowledging.
+    /// Finishes a write (`fdatasync`) and renames it into place. The caller must await
+    /// the returned ticket (the directory fsync) before acknowledging.
     ///
     /// Crash after the rename but before the directory fsync: the fragment may or may
     /// not be there after restart — either way complete — and it was not acknowledged.
@@ -180,12 +180,19 @@ impl FragmentStore {
         id: &FragmentId,
         writer: FragmentWriter,
         claimed_crc: Crc32c,
-    ) -> Result<CommitOutcome, StoreError> {
+    ) -> Result<(CommitOutcome, SyncTicket), StoreError> {
         let file_fsync = self.metrics.fsync_seconds.with_label_values(&["file"]);
         let staged = writer
             .finish(claimed_crc, &file_fsync)
             .map_err(|error| self.count_error(error))?;
-        self.commit(id, staged)
+        let outcome = self.commit(id, staged)?;
+        // Also for an identical copy already stored: its own rename may still be waiting
+        // for its directory fsync, and 200 promises durability just like 201.
+        Ok((outcome, self.syncer(id).sync_from_blocking_thread()))
+    }
+
+    fn syncer(&self, id: &FragmentId) -> &std::sync::Arc<DirectorySyncer> {
+        &self.syncers[usize::from(id.shardlet.object.0[0])]
     }
 
     fn commit(
@@ -231,8 +238,7 @@ impl FragmentStore {
 
     /// Makes every rename and unlink done so far in `id`'s directory durable.
     pub async fn sync_directory(&self, id: &FragmentId) -> Result<(), StoreError> {
-        let syncer = &self.syncers[usize::from(id.shardlet.object.0[0])];
-        syncer.sync().await.map_err(StoreError::Fsync)
+        self.syncer(id).sync().await.map_err(StoreError::Fsync)
     }
 
     /// Header of a stored fragment, without reading its payload (HEAD).
@@ -258,12 +264,19 @@ impl FragmentStore {
             .map_err(|error| self.count_error(error))
     }
 
-    /// Removes a fragment; `Ok(false)` if there was none. The caller must then
-    /// `sync_directory(id)` before acknowledging.
+    /// Removes a fragment; `false` if there was none. The caller must await the
+    /// returned ticket (the directory fsync) before acknowledging; it is issued even when
+    /// nothing was removed, because an earlier unlink of this id may still be waiting for
+    /// its fsync and the answer promises the fragment is durably gone.
     ///
     /// Crash before the directory fsync: the fragment may reappear, complete, after
     /// restart; the DELETE was not acknowledged, so the caller retries it.
-    pub fn delete(&self, id: &FragmentId) -> Result<bool, StoreError> {
+    pub fn delete(&self, id: &FragmentId) -> Result<(bool, SyncTicket), StoreError> {
+        let removed = self.remove(id)?;
+        Ok((removed, self.syncer(id).sync_from_blocking_thread()))
+    }
+
+    fn remove(&self, id: &FragmentId) -> Result<bool, StoreError> {
         let path = self.fragment_path(id);
         let _guard = self.lock_id(id);
         let length = match fragment_file::open_header(&path) {

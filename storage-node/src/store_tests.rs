@@ -7,6 +7,7 @@ use std::sync::Arc;
 use shardlet_core::{Crc32c, FragmentId, FragmentIndex, Generation, ObjectId, ShardletId};
 
 use crate::format::{BLOCK_BYTES, HEADER_BYTES};
+use crate::group_commit::SyncTicket;
 use crate::metrics::NodeMetrics;
 use crate::store::{CommitOutcome, FragmentStore, StoreError};
 
@@ -44,12 +45,20 @@ fn open() -> Fixture {
 }
 
 /// Writes `bytes` in uneven pieces, as a network would deliver them.
-fn put(store: &FragmentStore, id: &FragmentId, bytes: &[u8]) -> Result<CommitOutcome, StoreError> {
+fn put_with_ticket(
+    store: &FragmentStore,
+    id: &FragmentId,
+    bytes: &[u8],
+) -> Result<(CommitOutcome, SyncTicket), StoreError> {
     let mut writer = store.begin_write(id, bytes.len() as u64)?;
     for piece in bytes.chunks(7_777) {
         writer.write(piece)?;
     }
     store.finish_write(id, writer, Crc32c::of(bytes))
+}
+
+fn put(store: &FragmentStore, id: &FragmentId, bytes: &[u8]) -> Result<CommitOutcome, StoreError> {
+    put_with_ticket(store, id, bytes).map(|(outcome, _ticket)| outcome)
 }
 
 fn read_all(store: &FragmentStore, id: &FragmentId) -> Result<Vec<u8>, StoreError> {
@@ -247,8 +256,8 @@ fn delete_is_idempotent_and_updates_the_counts() {
     let id = id(0x18, 0);
     put(&fixture.store, &id, &pattern(123, 1)).unwrap();
     assert_eq!(fixture.store.fragment_bytes(), 123);
-    assert!(fixture.store.delete(&id).unwrap());
-    assert!(!fixture.store.delete(&id).unwrap());
+    assert!(fixture.store.delete(&id).unwrap().0);
+    assert!(!fixture.store.delete(&id).unwrap().0);
     assert!(matches!(fixture.store.head(&id), Err(StoreError::NotFound)));
     assert_eq!(
         (
@@ -341,14 +350,14 @@ async fn concurrent_writes_are_acknowledged_after_their_directory_fsync() {
             tokio::spawn(async move {
                 let id = id(index % 4, index);
                 let bytes = pattern(4096, index);
-                let outcome = tokio::task::spawn_blocking({
+                let (outcome, ticket) = tokio::task::spawn_blocking({
                     let store = Arc::clone(&store);
-                    move || put(&store, &id, &bytes)
+                    move || put_with_ticket(&store, &id, &bytes)
                 })
                 .await
                 .unwrap()
                 .unwrap();
-                store.sync_directory(&id).await.unwrap();
+                ticket.wait().await.unwrap();
                 outcome
             })
         })

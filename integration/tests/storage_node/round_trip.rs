@@ -299,3 +299,48 @@ async fn crc_mismatch_is_refused_and_nothing_is_stored() {
     assert_eq!(client.put(&id, &bytes).await.status, 201);
     assert!(client.get(&id).await.body == bytes);
 }
+
+/// Racing writers of one id: fragments are immutable, so exactly one version may win,
+/// and every writer told "stored" (201/200) must find its own bytes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_puts_of_one_id_store_exactly_one_version() {
+    const RACERS: u64 = 16;
+    let node = NodeProcess::start(NodeOptions::default()).await;
+    let client = node.client();
+    for round in 0..5u64 {
+        let id = random_fragment_id();
+        let mut racers = Vec::new();
+        for racer in 0..RACERS {
+            let (client, id) = (client.clone(), id.clone());
+            // Half the racers send the same bytes (identical retries), half differ.
+            let seed = if racer % 2 == 0 {
+                0
+            } else {
+                round * 100 + racer
+            };
+            racers.push(tokio::spawn(async move {
+                let bytes = pattern_bytes(2 * BLOCK + 9, seed);
+                let status = client.put(&id, &bytes).await.status;
+                (status, bytes)
+            }));
+        }
+        let mut winners = Vec::new();
+        for racer in racers {
+            let (status, bytes) = racer.await.unwrap();
+            match status {
+                200 | 201 => winners.push(bytes),
+                409 => {}
+                other => panic!("racing PUT answered {other}"),
+            }
+        }
+        let stored = client.get(&id).await;
+        assert_eq!(stored.status, 200);
+        assert!(!winners.is_empty(), "some racer stored the fragment");
+        for bytes in &winners {
+            assert!(
+                stored.body == *bytes,
+                "every acknowledged racer's bytes are the stored bytes"
+            );
+        }
+    }
+}

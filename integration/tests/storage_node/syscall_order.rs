@@ -1,0 +1,151 @@
+//! What kill -9 cannot show: a process crash keeps the page cache, so only the order of
+//! the node's system calls proves that an acknowledgement waits for the disk. The node
+//! runs under `strace -f`; a PUT must be answered only after `fdatasync` of its
+//! temporary file, the `rename` into `fragments/xx/`, and an `fsync` of that directory
+//! that started after the rename; a DELETE only after the `unlink` and such an `fsync`.
+//!
+//! Needs `strace` (installed by `scripts/install-deps.sh test`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::harness::{pattern_bytes, random_fragment_id, wait_until, NodeOptions, NodeProcess};
+
+/// One system call: its name, its text (both halves if it was interrupted by another
+/// thread's line), and the trace lines where it started and returned.
+#[derive(Debug, Clone)]
+struct Call {
+    name: String,
+    text: String,
+    start: usize,
+    end: usize,
+}
+
+fn parse_trace(trace: &str) -> Vec<Call> {
+    let mut calls = Vec::new();
+    let mut pending: HashMap<&str, (String, String, usize)> = HashMap::new();
+    for (index, line) in trace.lines().enumerate() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if let Some(resumed) = rest.strip_prefix("<... ") {
+            if let Some((name, text, start)) = pending.remove(pid) {
+                calls.push(Call {
+                    name,
+                    text: format!("{text} {resumed}"),
+                    start,
+                    end: index,
+                });
+            }
+        } else if let Some(paren) = rest.find('(') {
+            let name = rest[..paren].to_string();
+            if rest.ends_with("<unfinished ...>") {
+                pending.insert(pid, (name, rest.to_string(), index));
+            } else {
+                calls.push(Call {
+                    name,
+                    text: rest.to_string(),
+                    start: index,
+                    end: index,
+                });
+            }
+        }
+    }
+    calls.sort_by_key(|call| call.start);
+    calls
+}
+
+fn first<'a>(calls: &'a [Call], what: &str, matches: impl Fn(&Call) -> bool) -> &'a Call {
+    calls
+        .iter()
+        .find(|call| matches(call))
+        .unwrap_or_else(|| panic!("no {what} in the trace"))
+}
+
+fn is_sync(call: &Call) -> bool {
+    call.name == "fsync" || call.name == "fdatasync"
+}
+
+fn is_socket_write(call: &Call, status_line: &str) -> bool {
+    ["write", "writev", "sendto", "sendmsg"].contains(&call.name.as_str())
+        && call.text.contains(status_line)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_wait_for_fdatasync_rename_and_directory_fsync() {
+    let trace_dir = tempfile::tempdir().unwrap();
+    let trace_path = trace_dir.path().join("node.strace");
+    let node = NodeProcess::start(NodeOptions {
+        trace_syscalls_to: Some(trace_path.clone()),
+        ..NodeOptions::default()
+    })
+    .await;
+    let client = node.client();
+    let id = random_fragment_id();
+    let directory = format!("/fragments/{}>", &id[..2]);
+    assert_eq!(client.put(&id, &pattern_bytes(9000, 1)).await.status, 201);
+    assert_eq!(client.delete(&id).await.status, 204);
+
+    let read_trace = || std::fs::read_to_string(&trace_path).unwrap_or_default();
+    wait_until(
+        Duration::from_secs(30),
+        "strace wrote both responses",
+        || {
+            let trace = read_trace();
+            async move { trace.contains("HTTP/1.1 201") && trace.contains("HTTP/1.1 204") }
+        },
+    )
+    .await;
+    let calls = parse_trace(&read_trace());
+
+    let data_sync = first(&calls, "fdatasync of the temporary file", |call| {
+        is_sync(call) && call.text.contains("/tmp/") && call.text.contains(&id)
+    });
+    let rename = first(&calls, "rename into fragments/", |call| {
+        call.name.starts_with("rename")
+            && call.text.contains("/fragments/")
+            && call.text.contains(&id)
+    });
+    let put_directory_sync = first(&calls, "directory fsync after the rename", |call| {
+        is_sync(call) && call.text.contains(&directory) && call.start > rename.end
+    });
+    let created = first(&calls, "the 201 response", |call| {
+        is_socket_write(call, "HTTP/1.1 201")
+    });
+    assert!(
+        data_sync.end < rename.start,
+        "fdatasync returns before the rename: {data_sync:?} {rename:?}"
+    );
+    assert!(
+        put_directory_sync.end < created.start,
+        "the 201 is sent after the directory fsync returned: {put_directory_sync:?} {created:?}"
+    );
+
+    let unlink = first(&calls, "unlink of the fragment", |call| {
+        call.name.starts_with("unlink")
+            && call.text.contains("/fragments/")
+            && call.text.contains(&id)
+    });
+    let delete_directory_sync = first(&calls, "directory fsync after the unlink", |call| {
+        is_sync(call) && call.text.contains(&directory) && call.start > unlink.end
+    });
+    let deleted = first(&calls, "the 204 response", |call| {
+        is_socket_write(call, "HTTP/1.1 204")
+    });
+    assert!(
+        delete_directory_sync.end < deleted.start,
+        "the 204 is sent after the directory fsync returned: {delete_directory_sync:?} {deleted:?}"
+    );
+    for call in [
+        data_sync,
+        rename,
+        put_directory_sync,
+        created,
+        unlink,
+        delete_directory_sync,
+        deleted,
+    ] {
+        eprintln!("trace lines {}..={}: {}", call.start, call.end, call.text);
+    }
+}
