@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::harness::{
-    addresses, client, eventually, status, three_member_cluster, wait_for_leader, Member,
+    addresses, client, eventually, status, three_member_cluster, wait_for_leader,
+    wait_for_leader_other_than, Member,
 };
 use super::load::{assert_all_present, replica_contents, Writers};
 
@@ -29,7 +30,12 @@ async fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
     members[old].kill();
     let acknowledged_at_kill = writers.acknowledged_count();
 
-    let new_leader = wait_for_leader(&members.iter().collect::<Vec<_>>(), &voters).await;
+    let new_leader = wait_for_leader_other_than(
+        &members.iter().collect::<Vec<_>>(),
+        &voters,
+        Some(old_leader),
+    )
+    .await;
     assert_ne!(new_leader, old_leader, "a surviving member must take over");
     writers
         .wait_for_acknowledged(acknowledged_at_kill + 300)

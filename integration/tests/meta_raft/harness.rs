@@ -170,6 +170,16 @@ pub async fn status(address: &str) -> Option<ClusterStatus> {
 /// Waits until the running members agree on one leader with exactly `voters`, and returns
 /// the leader's member id.
 pub async fn wait_for_leader(members: &[&Member], voters: &BTreeSet<u64>) -> u64 {
+    wait_for_leader_other_than(members, voters, None).await
+}
+
+/// Like [`wait_for_leader`], but a leader equal to `excluded` (one just killed, which the
+/// survivors still name until they elect another) does not count.
+pub async fn wait_for_leader_other_than(
+    members: &[&Member],
+    voters: &BTreeSet<u64>,
+    excluded: Option<u64>,
+) -> u64 {
     eventually(
         "a leader agreed by every member",
         Duration::from_secs(30),
@@ -187,7 +197,7 @@ pub async fn wait_for_leader(members: &[&Member], voters: &BTreeSet<u64>) -> u64
                     _ => {}
                 }
             }
-            leader
+            leader.filter(|id| Some(*id) != excluded)
         },
     )
     .await
