@@ -81,6 +81,13 @@ echo "== storage node load (a real node process, fsync on)"
     grep '^RESULT' "$BENCH_LOG_DIR/storage_node_load.log"
 } >> "$SUMMARY"
 
+echo "== metadata service load vs etcd 3.4 (real processes, fsync on)"
+"$CARGO" bench -q -p shardlet --bench meta_load 2>&1 | tee "$BENCH_LOG_DIR/meta_load.log"
+{
+    echo "metadata service load (shardlet meta vs etcd):"
+    grep -E '^ *(members|[0-9]+ )|^machine|ratio' "$BENCH_LOG_DIR/meta_load.log" | sed 's/^/  /'
+} >> "$SUMMARY"
+
 echo
 echo "================ summary ($((SECONDS - started)) s of benchmarking; logs in $BENCH_LOG_DIR)"
 cat "$SUMMARY"
