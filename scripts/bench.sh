@@ -89,6 +89,13 @@ echo "== predictor: training throughput and sidecar scoring latency"
     grep -E '^\|' "$BENCH_LOG_DIR/predictor.log" | sed 's/^/  /' || true
 } >> "$SUMMARY"
 
+echo "== metadata service load vs etcd 3.4 (real processes, fsync on)"
+"$CARGO" bench -q -p shardlet --bench meta_load 2>&1 | tee "$BENCH_LOG_DIR/meta_load.log"
+{
+    echo "metadata service load (shardlet meta vs etcd):"
+    grep -E '^ *(members|[0-9]+ )|^machine|ratio' "$BENCH_LOG_DIR/meta_load.log" | sed 's/^/  /'
+} >> "$SUMMARY"
+
 echo
 echo "================ summary ($((SECONDS - started)) s of benchmarking; logs in $BENCH_LOG_DIR)"
 cat "$SUMMARY"

@@ -12,7 +12,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
@@ -52,13 +51,23 @@ struct Cell {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_shardlet(member_id: u64, root: &Path, bootstrap: bool) -> (Process, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_shardlet"));
     command
-        .args(["meta", "--member-id", &member_id.to_string(), "--listen", "127.0.0.1:0"])
+        .args([
+            "meta",
+            "--member-id",
+            &member_id.to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data")
         .arg(root.join(format!("shardlet-{member_id}")))
         .env("SHARDLET_CLUSTER_SECRET", SECRET)
@@ -77,7 +86,12 @@ fn start_shardlet(member_id: u64, root: &Path, bootstrap: bool) -> (Process, Str
         }
     });
     let line = receiver.recv_timeout(START_DEADLINE).unwrap();
-    let address = line.split("listening on ").nth(1).unwrap().trim().to_string();
+    let address = line
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
     (Process(child), address)
 }
 
@@ -95,13 +109,19 @@ async fn shardlet_cluster(root: &Path, members: u64) -> (Vec<Process>, Target) {
         shardlet_meta::client::ClientOptions::default(),
     )
     .unwrap();
-    poll("shardlet leader", || async { client.status_of(&addresses[0]).await.ok()?.leader_id }).await;
+    poll("shardlet leader", || async {
+        client.status_of(&addresses[0]).await.ok()?.leader_id
+    })
+    .await;
     for member_id in 2..=members {
         let address = &addresses[(member_id - 1) as usize];
         client.add_learner(member_id, address).await.unwrap();
     }
     if members > 1 {
-        client.change_membership((1..=members).collect()).await.unwrap();
+        client
+            .change_membership((1..=members).collect())
+            .await
+            .unwrap();
     }
     let target = Target {
         put_url: format!("http://{}/kv/put", addresses[0]),
@@ -125,10 +145,22 @@ async fn etcd_cluster(root: &Path, members: usize) -> (Vec<Process>, Target) {
             .args(["--name", name])
             .arg("--data-dir")
             .arg(root.join(name))
-            .args(["--listen-client-urls", &format!("http://127.0.0.1:{client_port}")])
-            .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client_port}")])
-            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer_port}")])
-            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer_port}")])
+            .args([
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{client_port}"),
+            ])
+            .args([
+                "--advertise-client-urls",
+                &format!("http://127.0.0.1:{client_port}"),
+            ])
+            .args([
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{peer_port}"),
+            ])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer_port}"),
+            ])
             .args(["--initial-cluster", &initial_cluster])
             .args(["--initial-cluster-state", "new"])
             .stdout(Stdio::null())
@@ -142,7 +174,9 @@ async fn etcd_cluster(root: &Path, members: usize) -> (Vec<Process>, Target) {
     let leader_port = poll("etcd leader", || async {
         for (_, client_port, _) in &peers {
             let status: serde_json::Value = http
-                .post(format!("http://127.0.0.1:{client_port}/v3/maintenance/status"))
+                .post(format!(
+                    "http://127.0.0.1:{client_port}/v3/maintenance/status"
+                ))
                 .body("{}")
                 .send()
                 .await
@@ -181,7 +215,12 @@ where
 }
 
 /// The one client loop both systems are driven by: JSON `{key, value}` with base64 bytes.
-async fn put_loop(http: reqwest::Client, target: Target, client: usize, until: Instant) -> (Vec<Duration>, usize) {
+async fn put_loop(
+    http: reqwest::Client,
+    target: Target,
+    client: usize,
+    until: Instant,
+) -> (Vec<Duration>, usize) {
     let value = STANDARD.encode(vec![b'v'; VALUE_BYTES]);
     let mut url_parts = target.put_url.splitn(4, '/');
     let host = url_parts.nth(2).unwrap().to_string();
@@ -194,9 +233,14 @@ async fn put_loop(http: reqwest::Client, target: Target, client: usize, until: I
         let key = STANDARD.encode(format!("bench/{client:03}/{sequence:09}"));
         let body = format!(r#"{{"key":"{key}","value":"{value}"}}"#).into_bytes();
         let started = Instant::now();
-        let mut request = http.post(&target.put_url).header("content-type", "application/json");
+        let mut request = http
+            .post(&target.put_url)
+            .header("content-type", "application/json");
         if let Some(auth) = &target.auth {
-            for (name, value) in auth.sign("POST", &host, &path, &Sender::Client, &body).unwrap() {
+            for (name, value) in auth
+                .sign("POST", &host, &path, &Sender::Client, &body)
+                .unwrap()
+            {
                 request = request.header(name, value);
             }
         }
@@ -221,7 +265,14 @@ async fn measure(target: &Target, clients: usize, seconds: f64) -> Cell {
     // Warm-up: connections open, leader settled.
     let warm_until = Instant::now() + Duration::from_millis(500);
     let warm: Vec<_> = (0..clients)
-        .map(|client| tokio::spawn(put_loop(http.clone(), target.clone(), client + 1000, warm_until)))
+        .map(|client| {
+            tokio::spawn(put_loop(
+                http.clone(),
+                target.clone(),
+                client + 1000,
+                warm_until,
+            ))
+        })
         .collect();
     for task in warm {
         task.await.unwrap();
@@ -277,7 +328,10 @@ fn main() {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(4.0);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let root = tempfile::tempdir().unwrap();
         let etcd_available = Path::new(ETCD).exists();

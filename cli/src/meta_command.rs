@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use shardlet_meta::{MetaConfig, MetaNode};
 
-#[derive(clap::Args, Debug)]
+// No `Debug`: the arguments hold the cluster secret.
+#[derive(clap::Args)]
 pub struct MetaArgs {
     /// This member's raft id (unique in the cluster, never reused).
     #[arg(long)]

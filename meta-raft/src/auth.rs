@@ -84,7 +84,13 @@ impl ClusterAuth {
     }
 
     /// Checks the signature and the body checksum; returns who sent the request.
-    pub fn verify(&self, method: &str, target: &str, headers: &HeaderMap, body: &[u8]) -> Result<Sender, AuthError> {
+    pub fn verify(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Sender, AuthError> {
         let host = header(headers, "host")?;
         let crc32c = header(headers, HEADER_CRC32C)?;
         let member = header(headers, HEADER_MEMBER)?;
@@ -101,7 +107,9 @@ impl ClusterAuth {
             content_sha256: optional_header(headers, "x-amz-content-sha256")?,
         };
         shardlet_auth::verify_request(&self.secret, &parts, &received, SystemTime::now())?;
-        let claimed: Crc32c = crc32c.parse().map_err(|_| AuthError::InvalidHeader(HEADER_CRC32C))?;
+        let claimed: Crc32c = crc32c
+            .parse()
+            .map_err(|_| AuthError::InvalidHeader(HEADER_CRC32C))?;
         if claimed != Crc32c::of(body) {
             return Err(AuthError::BodyChecksumMismatch);
         }
@@ -109,7 +117,10 @@ impl ClusterAuth {
     }
 }
 
-fn optional_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, AuthError> {
+fn optional_header<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a str>, AuthError> {
     headers
         .get(name)
         .map(|value| value.to_str().map_err(|_| AuthError::InvalidHeader(name)))
@@ -157,7 +168,10 @@ mod tests {
     fn signed_request_verifies_and_names_its_sender() {
         let auth = ClusterAuth::new(SECRET).unwrap();
         let headers = signed(&auth, "/raft/vote", Sender::Member(3), b"{}");
-        assert_eq!(auth.verify("POST", "/raft/vote", &headers, b"{}"), Ok(Sender::Member(3)));
+        assert_eq!(
+            auth.verify("POST", "/raft/vote", &headers, b"{}"),
+            Ok(Sender::Member(3))
+        );
     }
 
     #[test]

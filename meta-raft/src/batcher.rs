@@ -47,9 +47,19 @@ pub struct Batcher {
 impl Batcher {
     /// Starts the batching loop on the current runtime; it ends when every `Batcher`
     /// clone is dropped.
-    pub fn start(raft: Raft, metrics: Arc<MetaMetrics>, batches_max: usize, queue_max: usize) -> Self {
+    pub fn start(
+        raft: Raft,
+        metrics: Arc<MetaMetrics>,
+        batches_max: usize,
+        queue_max: usize,
+    ) -> Self {
         let (queue, receiver) = mpsc::channel(queue_max.max(1));
-        tokio::spawn(batching_loop(raft, receiver, metrics.clone(), batches_max.max(1)));
+        tokio::spawn(batching_loop(
+            raft,
+            receiver,
+            metrics.clone(),
+            batches_max.max(1),
+        ));
         Batcher { queue, metrics }
     }
 
@@ -64,9 +74,11 @@ impl Batcher {
             self.metrics.group_commit_queue_depth.dec();
             return Err(WriteError::Unavailable("group commit stopped".to_string()));
         }
-        outcome
-            .await
-            .unwrap_or_else(|_| Err(WriteError::Ambiguous("raft shut down before replying".to_string())))
+        outcome.await.unwrap_or_else(|_| {
+            Err(WriteError::Ambiguous(
+                "raft shut down before replying".to_string(),
+            ))
+        })
     }
 }
 
@@ -92,7 +104,9 @@ async fn batching_loop(
             }
         }
         metrics.group_commit_queue_depth.sub(pending.len() as i64);
-        metrics.group_commit_batches_per_entry.observe(pending.len() as f64);
+        metrics
+            .group_commit_batches_per_entry
+            .observe(pending.len() as f64);
         let (batches, replies): (Vec<Batch>, Vec<Reply>) = pending.into_iter().unzip();
         let proposal = Proposal { batches };
         match raft.client_write_ff(proposal).await {
@@ -114,7 +128,10 @@ async fn batching_loop(
 }
 
 type WriteResult = Result<
-    Result<openraft::raft::ClientWriteResponse<crate::TypeConfig>, ClientWriteError<MemberId, openraft::BasicNode>>,
+    Result<
+        openraft::raft::ClientWriteResponse<crate::TypeConfig>,
+        ClientWriteError<MemberId, openraft::BasicNode>,
+    >,
     oneshot::error::RecvError,
 >;
 
@@ -125,9 +142,15 @@ fn distribute(result: WriteResult, replies: Vec<Reply>) {
             if outcomes.len() != replies.len() {
                 // The state machine returns one outcome per batch; anything else is a bug
                 // in this crate, and guessing which writer got which outcome would be worse.
-                tracing::error!(outcomes = outcomes.len(), batches = replies.len(), "outcome count mismatch");
+                tracing::error!(
+                    outcomes = outcomes.len(),
+                    batches = replies.len(),
+                    "outcome count mismatch"
+                );
                 for reply in replies {
-                    let _ = reply.send(Err(WriteError::Ambiguous("internal: outcome count mismatch".into())));
+                    let _ = reply.send(Err(WriteError::Ambiguous(
+                        "internal: outcome count mismatch".into(),
+                    )));
                 }
                 return;
             }
@@ -157,12 +180,16 @@ pub fn write_error(error: ClientWriteError<MemberId, openraft::BasicNode>) -> Wr
             leader_id: forward.leader_id,
             leader_address: forward.leader_node.map(|node| node.addr),
         },
-        ClientWriteError::ChangeMembershipError(error) => WriteError::Unavailable(error.to_string()),
+        ClientWriteError::ChangeMembershipError(error) => {
+            WriteError::Unavailable(error.to_string())
+        }
     }
 }
 
 /// Maps openraft's error for admin writes (membership changes) to [`WriteError`].
-pub fn raft_write_error(error: RaftError<MemberId, ClientWriteError<MemberId, openraft::BasicNode>>) -> WriteError {
+pub fn raft_write_error(
+    error: RaftError<MemberId, ClientWriteError<MemberId, openraft::BasicNode>>,
+) -> WriteError {
     match error {
         RaftError::APIError(error) => write_error(error),
         RaftError::Fatal(fatal) => WriteError::Unavailable(fatal.to_string()),

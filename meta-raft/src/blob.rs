@@ -38,6 +38,12 @@ impl From<&str> for Blob {
     }
 }
 
+impl From<String> for Blob {
+    fn from(text: String) -> Self {
+        Blob(text.into_bytes())
+    }
+}
+
 impl From<Vec<u8>> for Blob {
     fn from(bytes: Vec<u8>) -> Self {
         Blob(bytes)

@@ -72,7 +72,10 @@ enum Idempotence {
 
 enum AttemptError {
     /// Not accepted; try elsewhere (optionally at the named leader).
-    Retry { reason: String, leader: Option<String> },
+    Retry {
+        reason: String,
+        leader: Option<String>,
+    },
     Ambiguous(String),
     Final(ClientError),
 }
@@ -86,8 +89,15 @@ pub struct MetaClient {
 }
 
 impl MetaClient {
-    pub fn new(addresses: Vec<String>, cluster_secret: &str, options: ClientOptions) -> anyhow::Result<Self> {
-        anyhow::ensure!(!addresses.is_empty(), "MetaClient needs at least one member address");
+    pub fn new(
+        addresses: Vec<String>,
+        cluster_secret: &str,
+        options: ClientOptions,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !addresses.is_empty(),
+            "MetaClient needs at least one member address"
+        );
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .timeout(options.request_timeout)
@@ -103,12 +113,19 @@ impl MetaClient {
     }
 
     /// The value and version of `key`, or `None` if it does not exist.
-    pub async fn get(&self, key: impl Into<Blob>, consistency: ReadConsistency) -> Result<Option<VersionedValue>, ClientError> {
+    pub async fn get(
+        &self,
+        key: impl Into<Blob>,
+        consistency: ReadConsistency,
+    ) -> Result<Option<VersionedValue>, ClientError> {
         let request = wire::GetRequest {
             key: key.into(),
             consistency,
         };
-        match self.call::<_, wire::GetResponse>(wire::PATH_GET, &request, Idempotence::Read).await {
+        match self
+            .call::<_, wire::GetResponse>(wire::PATH_GET, &request, Idempotence::Read)
+            .await
+        {
             Ok(response) => Ok(Some(response.entry)),
             Err(ClientError::Rejected { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
@@ -129,11 +146,16 @@ impl MetaClient {
             limit: Some(limit),
             consistency,
         };
-        self.call(wire::PATH_SCAN, &request, Idempotence::Read).await
+        self.call(wire::PATH_SCAN, &request, Idempotence::Read)
+            .await
     }
 
     /// Writes `key`; returns its new version.
-    pub async fn put(&self, key: impl Into<Blob>, value: impl Into<Blob>) -> Result<u64, ClientError> {
+    pub async fn put(
+        &self,
+        key: impl Into<Blob>,
+        value: impl Into<Blob>,
+    ) -> Result<u64, ClientError> {
         applied_version(self.batch(Batch::put(key, value)).await?)
     }
 
@@ -145,10 +167,18 @@ impl MetaClient {
     /// Applies `batch` atomically if all its conditions hold. A failed condition is
     /// `Ok(BatchOutcome::ConditionFailed { .. })`: nothing was applied.
     pub async fn batch(&self, batch: Batch) -> Result<BatchOutcome, ClientError> {
-        match self.call::<_, BatchOutcome>(wire::PATH_BATCH, &batch, Idempotence::Write).await {
+        match self
+            .call::<_, BatchOutcome>(wire::PATH_BATCH, &batch, Idempotence::Write)
+            .await
+        {
             Ok(outcome) => Ok(outcome),
-            Err(ClientError::Rejected { status: 409, message, .. }) => serde_json::from_str(&message)
-                .map_err(|error| ClientError::Ambiguous(format!("unreadable conflict body: {error}"))),
+            Err(ClientError::Rejected {
+                status: 409,
+                message,
+                ..
+            }) => serde_json::from_str(&message).map_err(|error| {
+                ClientError::Ambiguous(format!("unreadable conflict body: {error}"))
+            }),
             Err(error) => Err(error),
         }
     }
@@ -187,13 +217,19 @@ impl MetaClient {
     }
 
     fn address(&self, index: usize) -> String {
-        let addresses = self.addresses.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let addresses = self
+            .addresses
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         addresses[index % addresses.len()].clone()
     }
 
     /// Points the client at `leader`, learning the address if it is new.
     fn prefer(&self, leader: &str) {
-        let mut addresses = self.addresses.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut addresses = self
+            .addresses
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let index = match addresses.iter().position(|address| address == leader) {
             Some(index) => index,
             None => {
@@ -253,7 +289,12 @@ impl MetaClient {
         })
     }
 
-    async fn attempt<Response: DeserializeOwned>(&self, address: &str, path: &str, body: &[u8]) -> Result<Response, AttemptError> {
+    async fn attempt<Response: DeserializeOwned>(
+        &self,
+        address: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Response, AttemptError> {
         let mut request = self
             .http
             .post(format!("http://{address}{path}"))
@@ -265,7 +306,11 @@ impl MetaClient {
         self.finish(address, request.send().await).await
     }
 
-    async fn attempt_get<Response: DeserializeOwned>(&self, address: &str, path: &str) -> Result<Response, AttemptError> {
+    async fn attempt_get<Response: DeserializeOwned>(
+        &self,
+        address: &str,
+        path: &str,
+    ) -> Result<Response, AttemptError> {
         let mut request = self.http.get(format!("http://{address}{path}"));
         for (name, value) in self.sign("GET", address, path, b"")? {
             request = request.header(name, value);
@@ -273,7 +318,13 @@ impl MetaClient {
         self.finish(address, request.send().await).await
     }
 
-    fn sign(&self, method: &str, address: &str, path: &str, body: &[u8]) -> Result<Vec<(&'static str, String)>, AttemptError> {
+    fn sign(
+        &self,
+        method: &str,
+        address: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Vec<(&'static str, String)>, AttemptError> {
         self.auth
             .sign(method, address, path, &Sender::Client, body)
             .map_err(|error| {
@@ -308,13 +359,13 @@ impl MetaClient {
         {
             self.prefer(leader);
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|error| AttemptError::Ambiguous(format!("{address}: reading response: {error}")))?;
+        let bytes = response.bytes().await.map_err(|error| {
+            AttemptError::Ambiguous(format!("{address}: reading response: {error}"))
+        })?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|error| AttemptError::Ambiguous(format!("{address}: unreadable response: {error}")));
+            return serde_json::from_slice(&bytes).map_err(|error| {
+                AttemptError::Ambiguous(format!("{address}: unreadable response: {error}"))
+            });
         }
         if status == StatusCode::CONFLICT {
             return Err(AttemptError::Final(ClientError::Rejected {
@@ -341,7 +392,9 @@ impl MetaClient {
             });
         }
         if status.is_server_error() {
-            return Err(AttemptError::Ambiguous(format!("{address}: {status}: {message}")));
+            return Err(AttemptError::Ambiguous(format!(
+                "{address}: {status}: {message}"
+            )));
         }
         Err(AttemptError::Final(ClientError::Rejected {
             status: status.as_u16(),

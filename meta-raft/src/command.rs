@@ -118,14 +118,20 @@ impl Batch {
         for key in keys {
             validate_key(key.as_slice())?;
         }
-        let values = self.operations.iter().filter_map(|operation| match operation {
-            Operation::Put { value, .. } => Some(value),
-            Operation::Delete { .. } => None,
-        });
-        let compared = self.conditions.iter().filter_map(|condition| match condition {
-            Condition::ValueEquals { value, .. } => value.as_ref(),
-            Condition::VersionEquals { .. } => None,
-        });
+        let values = self
+            .operations
+            .iter()
+            .filter_map(|operation| match operation {
+                Operation::Put { value, .. } => Some(value),
+                Operation::Delete { .. } => None,
+            });
+        let compared = self
+            .conditions
+            .iter()
+            .filter_map(|condition| match condition {
+                Condition::ValueEquals { value, .. } => value.as_ref(),
+                Condition::VersionEquals { .. } => None,
+            });
         for value in values.chain(compared) {
             if value.len() > value_bytes_max {
                 return Err(BatchInvalid::ValueTooLarge {
@@ -278,13 +284,8 @@ mod tests {
                 key: "b".into(),
                 version: 4,
             });
-        let outcome = check_conditions(&batch, |key| {
-            if key == b"b" {
-                entry(7, "x")
-            } else {
-                None
-            }
-        });
+        let outcome =
+            check_conditions(&batch, |key| if key == b"b" { entry(7, "x") } else { None });
         assert_eq!(
             outcome,
             Err(BatchOutcome::ConditionFailed {
@@ -297,12 +298,21 @@ mod tests {
 
     #[test]
     fn limits_are_enforced_with_named_reasons() {
-        assert_eq!(Batch::default().validate(10), Err(BatchInvalid::NoOperations));
+        assert_eq!(
+            Batch::default().validate(10),
+            Err(BatchInvalid::NoOperations)
+        );
         assert!(matches!(
             Batch::put("k", "01234567890").validate(10),
-            Err(BatchInvalid::ValueTooLarge { bytes: 11, limit: 10 })
+            Err(BatchInvalid::ValueTooLarge {
+                bytes: 11,
+                limit: 10
+            })
         ));
-        assert_eq!(Batch::put("", "v").validate(10), Err(BatchInvalid::EmptyKey));
+        assert_eq!(
+            Batch::put("", "v").validate(10),
+            Err(BatchInvalid::EmptyKey)
+        );
         let long_key = vec![b'k'; KEY_BYTES_MAX + 1];
         assert!(matches!(
             Batch::put(long_key, "v").validate(10),

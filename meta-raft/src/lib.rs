@@ -32,10 +32,10 @@ pub mod wire;
 
 pub use blob::Blob;
 pub use client::{ClientError, MetaClient};
-pub use wire::ReadConsistency;
 pub use command::{Batch, BatchOutcome, Condition, Operation};
 pub use config::MetaConfig;
 pub use node::{MetaNode, RunningMetaNode};
+pub use wire::ReadConsistency;
 
 /// The raft id of a metadata-service member. Distinct from `shardlet_core::NodeId`, which
 /// names storage nodes: a machine may run both, under unrelated ids.
@@ -48,6 +48,7 @@ openraft::declare_raft_types!(
         R = command::ProposalOutcome,
         NodeId = MemberId,
         Node = openraft::BasicNode,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
 );
 
 pub type Raft = openraft::Raft<TypeConfig>;

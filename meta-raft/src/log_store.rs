@@ -5,6 +5,10 @@
 //! queued while the previous sync ran, so under load one fsync covers many entries: the
 //! log-level half of group commit (the other half is [`crate::batcher`]).
 
+// openraft's trait methods return its `StorageError` (224 bytes); our helpers return the
+// same type so `?` composes, instead of boxing and unboxing at every call.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
@@ -61,7 +65,12 @@ impl LogStore {
 
     /// Writes one raft-state key. `sync` decides whether it survives an OS crash (the vote
     /// must; the committed pointer is an optimisation and may lag).
-    fn write_state<T: serde::Serialize>(&self, key: &[u8], value: &T, sync: bool) -> StoreResult<()> {
+    fn write_state<T: serde::Serialize>(
+        &self,
+        key: &[u8],
+        value: &T,
+        sync: bool,
+    ) -> StoreResult<()> {
         let family = self.state_family()?;
         let bytes = serde_json::to_vec(value)
             .map_err(|error| io_error(ErrorSubject::Store, ErrorVerb::Write, error))?;
@@ -108,12 +117,19 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .iterator_cf(family, IteratorMode::From(&start_key, Direction::Forward));
         let mut entries = Vec::new();
         for item in iterator {
-            let (key, bytes) = item.map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Read, error))?;
+            let (key, bytes) =
+                item.map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Read, error))?;
             let index = key
                 .as_ref()
                 .try_into()
                 .map(u64::from_be_bytes)
-                .map_err(|_| io_error(ErrorSubject::Logs, ErrorVerb::Read, "log key is not 8 bytes"))?;
+                .map_err(|_| {
+                    io_error(
+                        ErrorSubject::Logs,
+                        ErrorVerb::Read,
+                        "log key is not 8 bytes",
+                    )
+                })?;
             if !range.contains(&index) {
                 break;
             }
@@ -158,7 +174,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> StoreResult<Option<LogId<MemberId>>> {
-        Ok(self.read_state::<Option<LogId<MemberId>>>(KEY_COMMITTED)?.flatten())
+        Ok(self
+            .read_state::<Option<LogId<MemberId>>>(KEY_COMMITTED)?
+            .flatten())
     }
 
     /// One write batch, one sync, then the callback. A crash before the sync completes
@@ -173,8 +191,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         let mut count = 0_u64;
         for entry in entries {
-            let bytes = serde_json::to_vec(&entry)
-                .map_err(|error| io_error(ErrorSubject::Log(entry.log_id), ErrorVerb::Write, error))?;
+            let bytes = serde_json::to_vec(&entry).map_err(|error| {
+                io_error(ErrorSubject::Log(entry.log_id), ErrorVerb::Write, error)
+            })?;
             batch.put_cf(family, index_key(entry.log_id.index), bytes);
             count += 1;
         }
@@ -223,7 +242,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Delete, error))?;
         let mut batch = WriteBatch::default();
         batch.put_cf(state_family, KEY_LAST_PURGED, bytes);
-        batch.delete_range_cf(log_family, index_key(0), index_key(log_id.index.saturating_add(1)));
+        batch.delete_range_cf(
+            log_family,
+            index_key(0),
+            index_key(log_id.index.saturating_add(1)),
+        );
         self.db
             .write(batch)
             .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Delete, error))

@@ -33,7 +33,11 @@ pub struct HttpNetwork {
 }
 
 impl HttpNetwork {
-    pub fn new(member_id: MemberId, auth: ClusterAuth, connect_timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        member_id: MemberId,
+        auth: ClusterAuth,
+        connect_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true)
@@ -122,9 +126,9 @@ impl MemberConnection {
             // fixes the configuration, and the reason is logged.
             let reason = String::from_utf8_lossy(&bytes).into_owned();
             tracing::warn!(target = self.target, %status, %reason, "raft rpc refused");
-            return Err(RPCError::Network(NetworkError::new(&TransportError(format!(
-                "{status}: {reason}"
-            )))));
+            return Err(RPCError::Network(NetworkError::new(&TransportError(
+                format!("{status}: {reason}"),
+            ))));
         }
         let result: Result<Response, Error> = serde_json::from_slice(&bytes)
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;

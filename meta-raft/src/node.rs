@@ -147,7 +147,11 @@ impl MetaNode {
     }
 
     /// Adds a learner and waits until it has caught up with the log (or by snapshot).
-    pub async fn add_learner(&self, member_id: MemberId, address: String) -> Result<(), WriteError> {
+    pub async fn add_learner(
+        &self,
+        member_id: MemberId,
+        address: String,
+    ) -> Result<(), WriteError> {
         self.raft
             .add_learner(member_id, BasicNode::new(address), true)
             .await

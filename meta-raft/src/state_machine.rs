@@ -9,6 +9,10 @@
 //! may purge the log entries it covers; the sync also makes every earlier apply durable
 //! (the WAL is one ordered file), so nothing the purge drops is only in memory.
 
+// openraft's trait methods return its `StorageError` (224 bytes); our helpers return the
+// same type so `?` composes, instead of boxing and unboxing at every call.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::Arc;
@@ -105,7 +109,12 @@ impl KvReader {
 
     /// Keys starting with `prefix`, in byte order, strictly after `start_after` when given,
     /// at most `limit` of them.
-    pub fn scan(&self, prefix: &[u8], start_after: Option<&[u8]>, limit: usize) -> anyhow::Result<ScanPage> {
+    pub fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> anyhow::Result<ScanPage> {
         let family = self
             .db
             .cf_handle(CF_KV)
@@ -162,7 +171,11 @@ impl StateMachine {
 
     fn family(&self, name: &str) -> StoreResult<&rocksdb::ColumnFamily> {
         self.db.cf_handle(name).ok_or_else(|| {
-            io_error(ErrorSubject::StateMachine, ErrorVerb::Read, format!("no {name} family"))
+            io_error(
+                ErrorSubject::StateMachine,
+                ErrorVerb::Read,
+                format!("no {name} family"),
+            )
         })
     }
 
@@ -188,9 +201,8 @@ impl StateMachine {
     /// Stores a snapshot, synced (see the module comment for why).
     fn store_snapshot(&self, batch: &mut WriteBatch, snapshot: &StoredSnapshot) -> StoreResult<()> {
         let family = self.family(CF_MACHINE_STATE)?;
-        let bytes = serde_json::to_vec(snapshot).map_err(|error| {
-            io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error)
-        })?;
+        let bytes = serde_json::to_vec(snapshot)
+            .map_err(|error| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error))?;
         batch.put_cf(family, KEY_SNAPSHOT, bytes);
         Ok(())
     }
@@ -222,9 +234,9 @@ impl StateMachine {
     ) -> StoreResult<ProposalOutcome> {
         // A handle on a local clone, so `self.state` stays mutable below.
         let db = Arc::clone(&self.db);
-        let family = db.cf_handle(CF_KV).ok_or_else(|| {
-            io_error(ErrorSubject::StateMachine, ErrorVerb::Read, "no kv family")
-        })?;
+        let family = db
+            .cf_handle(CF_KV)
+            .ok_or_else(|| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, "no kv family"))?;
         let mut outcomes = Vec::with_capacity(proposal.batches.len());
         for client_batch in &proposal.batches {
             let mut read_error = None;
@@ -284,7 +296,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> StoreResult<(Option<LogId<MemberId>>, StoredMembership<MemberId, BasicNode>)> {
+    ) -> StoreResult<(
+        Option<LogId<MemberId>>,
+        StoredMembership<MemberId, BasicNode>,
+    )> {
         Ok((self.state.last_applied, self.state.membership.clone()))
     }
 
@@ -352,9 +367,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             ));
         }
         let db = Arc::clone(&self.db);
-        let family = db.cf_handle(CF_KV).ok_or_else(|| {
-            io_error(subject(), ErrorVerb::Write, "no kv family")
-        })?;
+        let family = db
+            .cf_handle(CF_KV)
+            .ok_or_else(|| io_error(subject(), ErrorVerb::Write, "no kv family"))?;
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(family, Vec::<u8>::new(), vec![0xff_u8; KEY_BYTES_MAX + 1]);
         for (key, value) in &payload.entries {
@@ -423,7 +438,11 @@ impl RaftSnapshotBuilder<TypeConfig> for PreparedSnapshot {
             data: Blob(data.clone()),
         };
         let family = self.db.cf_handle(CF_MACHINE_STATE).ok_or_else(|| {
-            io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, "no machine_state family")
+            io_error(
+                ErrorSubject::Snapshot(None),
+                ErrorVerb::Write,
+                "no machine_state family",
+            )
         })?;
         let bytes = serde_json::to_vec(&stored)
             .map_err(|error| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error))?;

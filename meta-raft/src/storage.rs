@@ -40,10 +40,6 @@ pub fn io_error(
     verb: openraft::ErrorVerb,
     error: impl std::fmt::Display,
 ) -> openraft::StorageError<crate::MemberId> {
-    openraft::StorageIOError::new(
-        subject,
-        verb,
-        openraft::AnyError::error(error.to_string()),
-    )
-    .into()
+    openraft::StorageIOError::new(subject, verb, openraft::AnyError::error(error.to_string()))
+        .into()
 }

@@ -14,24 +14,37 @@ const SECRET: &str = "group-commit-test-secret";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_share_raft_entries_and_syncs_yet_each_gets_its_own_version() {
     let directory = tempfile::tempdir().unwrap();
-    let mut config = MetaConfig::new(1, "127.0.0.1:0".parse().unwrap(), directory.path().to_path_buf());
+    let mut config = MetaConfig::new(
+        1,
+        "127.0.0.1:0".parse().unwrap(),
+        directory.path().to_path_buf(),
+    );
     config.cluster_secret = SECRET.to_string();
     let running = MetaNode::start(config).await.unwrap();
     running.node.bootstrap().await.unwrap();
     let address = running.address.to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     while running.node.raft.current_leader().await != Some(1) {
-        assert!(Instant::now() < deadline, "single member never became leader");
+        assert!(
+            Instant::now() < deadline,
+            "single member never became leader"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let client = Arc::new(MetaClient::new(vec![address], SECRET, ClientOptions::default()).unwrap());
+    let client =
+        Arc::new(MetaClient::new(vec![address], SECRET, ClientOptions::default()).unwrap());
     let entries_before = running.node.metrics.log_entries_appended_total.get();
     let syncs_before = running.node.metrics.log_append_calls_total.get();
 
     let writes: Vec<_> = (0..WRITERS)
         .map(|writer| {
             let client = client.clone();
-            tokio::spawn(async move { client.put(format!("k/{writer:03}"), format!("v{writer}")).await.unwrap() })
+            tokio::spawn(async move {
+                client
+                    .put(format!("k/{writer:03}"), format!("v{writer}"))
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut versions = Vec::new();
@@ -56,6 +69,9 @@ async fn concurrent_writes_share_raft_entries_and_syncs_yet_each_gets_its_own_ve
         (entries as usize) < WRITERS,
         "{WRITERS} concurrent writes used {entries} raft entries: group commit did not fold them"
     );
-    assert!(syncs <= entries, "one sync per append call covers one or more entries");
+    assert!(
+        syncs <= entries,
+        "one sync per append call covers one or more entries"
+    );
     running.shutdown().await.unwrap();
 }

@@ -16,7 +16,13 @@ struct Raw {
 
 impl Raw {
     /// POSTs `body` signed as `sender` with `secret`, or unsigned when `secret` is `None`.
-    async fn post(&self, path: &str, body: &[u8], sender: Sender, secret: Option<&str>) -> (u16, Value) {
+    async fn post(
+        &self,
+        path: &str,
+        body: &[u8],
+        sender: Sender,
+        secret: Option<&str>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .post(format!("http://{}{path}", self.address))
@@ -24,18 +30,30 @@ impl Raw {
             .body(body.to_vec());
         if let Some(secret) = secret {
             let auth = ClusterAuth::new(secret).unwrap();
-            for (name, value) in auth.sign("POST", &self.address, path, &sender, body).unwrap() {
+            for (name, value) in auth
+                .sign("POST", &self.address, path, &sender, body)
+                .unwrap()
+            {
                 request = request.header(name, value);
             }
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn client_post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.post(path, body.to_string().as_bytes(), Sender::Client, Some(SECRET)).await
+        self.post(
+            path,
+            body.to_string().as_bytes(),
+            Sender::Client,
+            Some(SECRET),
+        )
+        .await
     }
 }
 
@@ -60,55 +78,142 @@ async fn bad_requests_get_clear_4xx_errors_and_change_nothing() {
     };
     let key = "a2VwdA=="; // base64("kept")
 
-    let (code, body) = raw.post("/kv/put", b"{not json", Sender::Client, Some(SECRET)).await;
+    let (code, body) = raw
+        .post("/kv/put", b"{not json", Sender::Client, Some(SECRET))
+        .await;
     assert_eq!((code, error_code(&body)), (400, "malformed_body"), "{body}");
 
-    let (code, body) = raw.client_post("/kv/put", &json!({"key": "!!!", "value": ""})).await;
-    assert_eq!((code, error_code(&body)), (400, "malformed_body"), "invalid base64: {body}");
+    let (code, body) = raw
+        .client_post("/kv/put", &json!({"key": "!!!", "value": ""}))
+        .await;
+    assert_eq!(
+        (code, error_code(&body)),
+        (400, "malformed_body"),
+        "invalid base64: {body}"
+    );
 
-    let (code, body) = raw.client_post("/kv/put", &json!({"key": "", "value": "eA=="})).await;
-    assert_eq!((code, error_code(&body)), (400, "invalid_batch"), "empty key: {body}");
+    let (code, body) = raw
+        .client_post("/kv/put", &json!({"key": "", "value": "eA=="}))
+        .await;
+    assert_eq!(
+        (code, error_code(&body)),
+        (400, "invalid_batch"),
+        "empty key: {body}"
+    );
 
     let oversized = base64_of(&vec![b'x'; 2048]);
-    let (code, body) = raw.client_post("/kv/put", &json!({"key": key, "value": oversized})).await;
+    let (code, body) = raw
+        .client_post("/kv/put", &json!({"key": key, "value": oversized}))
+        .await;
     assert_eq!((code, error_code(&body)), (413, "invalid_batch"), "{body}");
-    assert!(body["message"].as_str().unwrap().contains("value_bytes_max"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("value_bytes_max"),
+        "{body}"
+    );
 
-    let (code, body) = raw.client_post("/kv/batch", &json!({"operations": []})).await;
-    assert_eq!((code, error_code(&body)), (400, "invalid_batch"), "empty batch: {body}");
+    let (code, body) = raw
+        .client_post("/kv/batch", &json!({"operations": []}))
+        .await;
+    assert_eq!(
+        (code, error_code(&body)),
+        (400, "invalid_batch"),
+        "empty batch: {body}"
+    );
 
-    let (code, body) = raw.client_post("/kv/get", &json!({"key": "dW5rbm93bg=="})).await;
-    assert_eq!((code, error_code(&body)), (404, "key_not_found"), "unknown key: {body}");
-    assert_eq!(meta.get("unknown", ReadConsistency::Linearizable).await.unwrap(), None);
+    let (code, body) = raw
+        .client_post("/kv/get", &json!({"key": "dW5rbm93bg=="}))
+        .await;
+    assert_eq!(
+        (code, error_code(&body)),
+        (404, "key_not_found"),
+        "unknown key: {body}"
+    );
+    assert_eq!(
+        meta.get("unknown", ReadConsistency::Linearizable)
+            .await
+            .unwrap(),
+        None
+    );
 
-    let (code, body) = raw.client_post("/kv/scan", &json!({"prefix": "", "limit": 0})).await;
+    let (code, body) = raw
+        .client_post("/kv/scan", &json!({"prefix": "", "limit": 0}))
+        .await;
     assert_eq!((code, error_code(&body)), (400, "invalid_limit"), "{body}");
 
-    let (code, body) = raw.client_post("/cluster/change-membership", &json!({"voters": []})).await;
-    assert_eq!((code, error_code(&body)), (400, "invalid_membership"), "{body}");
+    let (code, body) = raw
+        .client_post("/cluster/change-membership", &json!({"voters": []}))
+        .await;
+    assert_eq!(
+        (code, error_code(&body)),
+        (400, "invalid_membership"),
+        "{body}"
+    );
 
     let put = json!({"key": key, "value": "aGlqYWNrZWQ="}).to_string();
-    let (code, body) = raw.post("/kv/put", put.as_bytes(), Sender::Client, Some("a-wrong-cluster-secret")).await;
-    assert_eq!((code, error_code(&body)), (401, "unauthenticated"), "wrong secret: {body}");
-    let (code, body) = raw.post("/kv/put", put.as_bytes(), Sender::Client, None).await;
-    assert_eq!((code, error_code(&body)), (401, "unauthenticated"), "unsigned: {body}");
+    let (code, body) = raw
+        .post(
+            "/kv/put",
+            put.as_bytes(),
+            Sender::Client,
+            Some("a-wrong-cluster-secret"),
+        )
+        .await;
+    assert_eq!(
+        (code, error_code(&body)),
+        (401, "unauthenticated"),
+        "wrong secret: {body}"
+    );
+    let (code, body) = raw
+        .post("/kv/put", put.as_bytes(), Sender::Client, None)
+        .await;
+    assert_eq!(
+        (code, error_code(&body)),
+        (401, "unauthenticated"),
+        "unsigned: {body}"
+    );
 
     // Raft RPC from a correctly signed sender that is not a member of the cluster.
     let vote = json!({"vote": {"leader_id": {"term": 99, "node_id": 99}, "committed": false}, "last_log_id": null});
-    let (code, body) = raw.post("/raft/vote", vote.to_string().as_bytes(), Sender::Member(99), Some(SECRET)).await;
+    let (code, body) = raw
+        .post(
+            "/raft/vote",
+            vote.to_string().as_bytes(),
+            Sender::Member(99),
+            Some(SECRET),
+        )
+        .await;
     assert_eq!((code, error_code(&body)), (403, "not_a_member"), "{body}");
-    let (code, body) = raw.post("/raft/vote", vote.to_string().as_bytes(), Sender::Client, Some(SECRET)).await;
+    let (code, body) = raw
+        .post(
+            "/raft/vote",
+            vote.to_string().as_bytes(),
+            Sender::Client,
+            Some(SECRET),
+        )
+        .await;
     assert_eq!((code, error_code(&body)), (403, "not_a_member"), "{body}");
-    let (code, body) = raw.post("/raft/append", b"[]", Sender::Member(1), Some(SECRET)).await;
+    let (code, body) = raw
+        .post("/raft/append", b"[]", Sender::Member(1), Some(SECRET))
+        .await;
     assert_eq!((code, error_code(&body)), (400, "malformed_body"), "{body}");
 
     // Nothing changed: the one key and nothing else, and no entry was applied.
     let contents = replica_contents(&member.address, "").await.unwrap();
-    assert_eq!(contents.into_iter().collect::<Vec<_>>(), vec![("kept".to_string(), "original".to_string())]);
+    assert_eq!(
+        contents.into_iter().collect::<Vec<_>>(),
+        vec![("kept".to_string(), "original".to_string())]
+    );
     let after = status(&member.address).await.unwrap();
     assert_eq!(after.last_applied_index, applied_before);
     assert_eq!(after.term, status(&member.address).await.unwrap().term);
-    assert_eq!(after.leader_id, Some(1), "the non-member's vote request must not depose the leader");
+    assert_eq!(
+        after.leader_id,
+        Some(1),
+        "the non-member's vote request must not depose the leader"
+    );
 }
 
 fn base64_of(bytes: &[u8]) -> String {

@@ -4,11 +4,17 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::harness::{addresses, client, eventually, status, three_member_cluster, wait_for_leader, Member};
+use super::harness::{
+    addresses, client, eventually, status, three_member_cluster, wait_for_leader,
+    wait_for_leader_other_than, Member,
+};
 use super::load::{assert_all_present, replica_contents, Writers};
 
 fn index_of(members: &[Member], member_id: u64) -> usize {
-    members.iter().position(|member| member.member_id == member_id).unwrap()
+    members
+        .iter()
+        .position(|member| member.member_id == member_id)
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,19 +26,26 @@ async fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
     writers.wait_for_acknowledged(300).await;
 
     let old_leader = wait_for_leader(&members.iter().collect::<Vec<_>>(), &voters).await;
-    members[index_of(&members, old_leader)].kill();
+    let old = index_of(&members, old_leader);
+    members[old].kill();
     let acknowledged_at_kill = writers.acknowledged_count();
 
-    let new_leader = wait_for_leader(&members.iter().collect::<Vec<_>>(), &voters).await;
+    let new_leader = wait_for_leader_other_than(
+        &members.iter().collect::<Vec<_>>(),
+        &voters,
+        Some(old_leader),
+    )
+    .await;
     assert_ne!(new_leader, old_leader, "a surviving member must take over");
-    writers.wait_for_acknowledged(acknowledged_at_kill + 300).await;
+    writers
+        .wait_for_acknowledged(acknowledged_at_kill + 300)
+        .await;
     let (acknowledged, _ambiguous) = writers.stop().await;
 
     for member in members.iter().filter(|member| member.is_running()) {
         assert_all_present(&member.address, &acknowledged).await;
     }
     // The old leader comes back as a follower and converges too.
-    let old = index_of(&members, old_leader);
     members[old].restart();
     assert_all_present(&members[old].address, &acknowledged).await;
 }
@@ -40,11 +53,19 @@ async fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_missed_many_entries_catches_up_by_snapshot() {
     let root = tempfile::tempdir().unwrap();
-    let arguments = ["--snapshot-after-entries", "100", "--entries-kept-after-snapshot", "10"];
+    let arguments = [
+        "--snapshot-after-entries",
+        "100",
+        "--entries-kept-after-snapshot",
+        "10",
+    ];
     let mut members = three_member_cluster(root.path(), &arguments).await;
     let voters = BTreeSet::from([1, 2, 3]);
     let leader = wait_for_leader(&members.iter().collect::<Vec<_>>(), &voters).await;
-    let lagging = members.iter().position(|member| member.member_id != leader).unwrap();
+    let lagging = members
+        .iter()
+        .position(|member| member.member_id != leader)
+        .unwrap();
     members[lagging].kill();
 
     // Sequential writes: one raft entry each, so the log grows by one per write.
@@ -57,10 +78,14 @@ async fn a_member_that_missed_many_entries_catches_up_by_snapshot() {
         acknowledged.insert(key, value);
     }
     let leader_address = members[index_of(&members, leader)].address.clone();
-    eventually("the leader purges its log behind a snapshot", Duration::from_secs(30), || async {
-        let status = status(&leader_address).await?;
-        (status.purged_index? > 300).then_some(())
-    })
+    eventually(
+        "the leader purges its log behind a snapshot",
+        Duration::from_secs(30),
+        || async {
+            let status = status(&leader_address).await?;
+            (status.purged_index? > 300).then_some(())
+        },
+    )
     .await;
 
     members[lagging].restart();
@@ -84,5 +109,8 @@ async fn a_member_that_missed_many_entries_catches_up_by_snapshot() {
         .and_then(|count| count.parse::<u64>().ok())
         .unwrap();
     assert!(installed >= 1, "snapshot installs reported: {installed}");
-    assert_eq!(replica_contents(&lagging_address, "load/").await.unwrap(), acknowledged);
+    assert_eq!(
+        replica_contents(&lagging_address, "load/").await.unwrap(),
+        acknowledged
+    );
 }

@@ -37,7 +37,10 @@ impl Member {
             address: "127.0.0.1:0".to_string(),
             data_dir: root.join(format!("member-{member_id}")),
             log_path: root.join(format!("member-{member_id}.log")),
-            extra_arguments: extra_arguments.iter().map(|argument| argument.to_string()).collect(),
+            extra_arguments: extra_arguments
+                .iter()
+                .map(|argument| argument.to_string())
+                .collect(),
             child: None,
         };
         member.spawn(bootstrap);
@@ -45,7 +48,11 @@ impl Member {
     }
 
     fn spawn(&mut self, bootstrap: bool) {
-        assert!(self.child.is_none(), "member {} is already running", self.member_id);
+        assert!(
+            self.child.is_none(),
+            "member {} is already running",
+            self.member_id
+        );
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -163,22 +170,36 @@ pub async fn status(address: &str) -> Option<ClusterStatus> {
 /// Waits until the running members agree on one leader with exactly `voters`, and returns
 /// the leader's member id.
 pub async fn wait_for_leader(members: &[&Member], voters: &BTreeSet<u64>) -> u64 {
-    eventually("a leader agreed by every member", Duration::from_secs(30), || async {
-        let mut leader = None;
-        for member in members.iter().filter(|member| member.is_running()) {
-            let status = status(&member.address).await?;
-            if &status.voters != voters {
-                return None;
+    wait_for_leader_other_than(members, voters, None).await
+}
+
+/// Like [`wait_for_leader`], but a leader equal to `excluded` (one just killed, which the
+/// survivors still name until they elect another) does not count.
+pub async fn wait_for_leader_other_than(
+    members: &[&Member],
+    voters: &BTreeSet<u64>,
+    excluded: Option<u64>,
+) -> u64 {
+    eventually(
+        "a leader agreed by every member",
+        Duration::from_secs(30),
+        || async {
+            let mut leader = None;
+            for member in members.iter().filter(|member| member.is_running()) {
+                let status = status(&member.address).await?;
+                if &status.voters != voters {
+                    return None;
+                }
+                match (leader, status.leader_id) {
+                    (_, None) => return None,
+                    (None, Some(id)) => leader = Some(id),
+                    (Some(seen), Some(id)) if seen != id => return None,
+                    _ => {}
+                }
             }
-            match (leader, status.leader_id) {
-                (_, None) => return None,
-                (None, Some(id)) => leader = Some(id),
-                (Some(seen), Some(id)) if seen != id => return None,
-                _ => {}
-            }
-        }
-        leader
-    })
+            leader.filter(|id| Some(*id) != excluded)
+        },
+    )
     .await
 }
 
@@ -188,18 +209,35 @@ pub async fn three_member_cluster(root: &Path, extra_arguments: &[&str]) -> Vec<
     let second = Member::start(2, root, false, extra_arguments);
     let third = Member::start(3, root, false, extra_arguments);
     let admin = client(std::slice::from_ref(&first.address));
-    eventually("member 1 leads its one-member cluster", Duration::from_secs(30), || async {
-        status(&first.address).await.and_then(|status| status.leader_id).filter(|id| *id == 1)
-    })
+    eventually(
+        "member 1 leads its one-member cluster",
+        Duration::from_secs(30),
+        || async {
+            status(&first.address)
+                .await
+                .and_then(|status| status.leader_id)
+                .filter(|id| *id == 1)
+        },
+    )
     .await;
     admin.add_learner(2, &second.address).await.unwrap();
     admin.add_learner(3, &third.address).await.unwrap();
-    admin.change_membership(BTreeSet::from([1, 2, 3])).await.unwrap();
+    admin
+        .change_membership(BTreeSet::from([1, 2, 3]))
+        .await
+        .unwrap();
     let members = vec![first, second, third];
-    wait_for_leader(&members.iter().collect::<Vec<_>>(), &BTreeSet::from([1, 2, 3])).await;
+    wait_for_leader(
+        &members.iter().collect::<Vec<_>>(),
+        &BTreeSet::from([1, 2, 3]),
+    )
+    .await;
     members
 }
 
 pub fn addresses(members: &[Member]) -> Vec<String> {
-    members.iter().map(|member| member.address.clone()).collect()
+    members
+        .iter()
+        .map(|member| member.address.clone())
+        .collect()
 }

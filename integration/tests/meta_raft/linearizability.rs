@@ -16,20 +16,27 @@ pub enum Kind {
     Read,
     Write(u64),
     /// Set to `new` if the register holds `expected` (`None`: absent).
-    CompareAndSet { expected: Option<u64>, new: u64 },
+    CompareAndSet {
+        expected: Option<u64>,
+        new: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Read(Option<u64>),
     Written,
-    CompareAndSet { succeeded: bool },
+    CompareAndSet {
+        succeeded: bool,
+    },
     /// The client does not know whether the operation took effect.
     Unknown,
 }
 
 #[derive(Clone, Copy, Debug)]
 pub struct Operation {
+    /// Who ran it: only read when a failing history is printed (`Debug`).
+    #[allow(dead_code)]
     pub client: usize,
     /// Nanoseconds since the start of the history, on one monotonic clock.
     pub invoked_at: u64,
@@ -75,7 +82,9 @@ pub enum Verdict {
 pub fn check_register(history: &[Operation]) -> Verdict {
     let count = history.len();
     let words = count.div_ceil(64).max(1);
-    let must_linearize: Vec<usize> = (0..count).filter(|&index| history[index].returned_at.is_some()).collect();
+    let must_linearize: Vec<usize> = (0..count)
+        .filter(|&index| history[index].returned_at.is_some())
+        .collect();
     let is_set = |set: &[u64], index: usize| set[index / 64] & (1 << (index % 64)) != 0;
     let mut visited: HashSet<(Vec<u64>, Option<u64>)> = HashSet::new();
     let mut stack = vec![(vec![0_u64; words], None::<u64>)];
@@ -132,7 +141,10 @@ mod tests {
             operation(
                 4,
                 5,
-                Kind::CompareAndSet { expected: Some(1), new: 2 },
+                Kind::CompareAndSet {
+                    expected: Some(1),
+                    new: 2,
+                },
                 Outcome::CompareAndSet { succeeded: true },
             ),
             operation(6, 7, Kind::Read, Outcome::Read(Some(2))),
@@ -168,13 +180,19 @@ mod tests {
             operation(
                 2,
                 10,
-                Kind::CompareAndSet { expected: Some(1), new: 2 },
+                Kind::CompareAndSet {
+                    expected: Some(1),
+                    new: 2,
+                },
                 Outcome::CompareAndSet { succeeded: true },
             ),
             operation(
                 3,
                 11,
-                Kind::CompareAndSet { expected: Some(1), new: 3 },
+                Kind::CompareAndSet {
+                    expected: Some(1),
+                    new: 3,
+                },
                 Outcome::CompareAndSet { succeeded: true },
             ),
         ];
@@ -188,7 +206,10 @@ mod tests {
             operation(
                 2,
                 3,
-                Kind::CompareAndSet { expected: Some(1), new: 2 },
+                Kind::CompareAndSet {
+                    expected: Some(1),
+                    new: 2,
+                },
                 Outcome::CompareAndSet { succeeded: false },
             ),
         ];

@@ -56,7 +56,9 @@ async fn one_operation(
     let invoked_at = recorder.now();
     let (kind, result) = match random.random_range(0..3) {
         0 => {
-            let result = client.get(name.as_str(), ReadConsistency::Linearizable).await;
+            let result = client
+                .get(name.as_str(), ReadConsistency::Linearizable)
+                .await;
             let outcome = result.map(|entry| {
                 let seen = entry.map(|entry| decode(entry.value.as_slice()));
                 last_seen[key] = seen;
@@ -65,19 +67,32 @@ async fn one_operation(
             (Kind::Read, outcome)
         }
         1 => {
-            let result = client.put(name.as_str(), value.to_be_bytes().to_vec()).await;
+            let result = client
+                .put(name.as_str(), value.to_be_bytes().to_vec())
+                .await;
             (Kind::Write(value), result.map(|_| Outcome::Written))
         }
         _ => {
             let expected = last_seen[key];
-            let batch = Batch::put(name.as_str(), value.to_be_bytes().to_vec()).when(Condition::ValueEquals {
-                key: name.as_str().into(),
-                value: expected.map(|expected| expected.to_be_bytes().to_vec().into()),
-            });
-            let result = client.batch(batch).await.map(|outcome| Outcome::CompareAndSet {
-                succeeded: matches!(outcome, BatchOutcome::Applied { .. }),
-            });
-            (Kind::CompareAndSet { expected, new: value }, result)
+            let batch = Batch::put(name.as_str(), value.to_be_bytes().to_vec()).when(
+                Condition::ValueEquals {
+                    key: name.as_str().into(),
+                    value: expected.map(|expected| expected.to_be_bytes().to_vec().into()),
+                },
+            );
+            let result = client
+                .batch(batch)
+                .await
+                .map(|outcome| Outcome::CompareAndSet {
+                    succeeded: matches!(outcome, BatchOutcome::Applied { .. }),
+                });
+            (
+                Kind::CompareAndSet {
+                    expected,
+                    new: value,
+                },
+                result,
+            )
         }
     };
     let (returned_at, outcome) = match result {
@@ -117,14 +132,22 @@ async fn concurrent_reads_writes_and_compare_and_sets_are_linearizable_across_a_
             let recorder = recorder.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
-                let mut random = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(client_index as u64));
+                let mut random =
+                    rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(client_index as u64));
                 let mut last_seen = vec![None; KEYS];
                 let mut sequence = 0_u64;
                 while !stop.load(Ordering::Relaxed) {
                     sequence += 1;
                     let value = ((client_index as u64) << 32) | sequence;
-                    if let Some((key, operation)) =
-                        one_operation(&client, &recorder, &mut random, client_index, value, &mut last_seen).await
+                    if let Some((key, operation)) = one_operation(
+                        &client,
+                        &recorder,
+                        &mut random,
+                        client_index,
+                        value,
+                        &mut last_seen,
+                    )
+                    .await
                     {
                         recorder.record(key, operation);
                     }
@@ -134,15 +157,22 @@ async fn concurrent_reads_writes_and_compare_and_sets_are_linearizable_across_a_
         .collect();
     let wait_for_operations = |count: usize| {
         let recorder = recorder.clone();
-        super::harness::eventually("operations recorded", std::time::Duration::from_secs(60), move || {
-            let recorder = recorder.clone();
-            async move { (recorder.count.load(Ordering::Relaxed) >= count).then_some(()) }
-        })
+        super::harness::eventually(
+            "operations recorded",
+            std::time::Duration::from_secs(60),
+            move || {
+                let recorder = recorder.clone();
+                async move { (recorder.count.load(Ordering::Relaxed) >= count).then_some(()) }
+            },
+        )
     };
 
     wait_for_operations(300).await;
     let leader = wait_for_leader(&members.iter().collect::<Vec<_>>(), &voters).await;
-    let killed = members.iter().position(|member| member.member_id == leader).unwrap();
+    let killed = members
+        .iter()
+        .position(|member| member.member_id == leader)
+        .unwrap();
     members[killed].kill();
     wait_for_operations(recorder.count.load(Ordering::Relaxed) + 300).await;
     members[killed].restart();

@@ -117,7 +117,10 @@ pub async fn replica_contents(address: &str, prefix: &str) -> Option<BTreeMap<St
 /// Waits until the member at `address` holds every acknowledged write with its value.
 pub async fn assert_all_present(address: &str, acknowledged: &BTreeMap<String, String>) {
     eventually(
-        &format!("all {} acknowledged writes on {address}", acknowledged.len()),
+        &format!(
+            "all {} acknowledged writes on {address}",
+            acknowledged.len()
+        ),
         Duration::from_secs(60),
         || async {
             let contents = replica_contents(address, LOAD_PREFIX).await?;

@@ -11,9 +11,16 @@ use super::harness::{client, eventually, status, Member};
 use super::load::replica_contents;
 
 async fn leading(member: &Member) {
-    eventually("the single member leads", Duration::from_secs(30), || async {
-        status(&member.address).await?.leader_id.filter(|id| *id == member.member_id)
-    })
+    eventually(
+        "the single member leads",
+        Duration::from_secs(30),
+        || async {
+            status(&member.address)
+                .await?
+                .leader_id
+                .filter(|id| *id == member.member_id)
+        },
+    )
     .await;
 }
 
@@ -45,14 +52,25 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
     leading(&member).await;
 
     let client = super::harness::client(std::slice::from_ref(&member.address));
-    assert_eq!(replica_contents(&member.address, "load/").await.unwrap(), expected);
+    assert_eq!(
+        replica_contents(&member.address, "load/").await.unwrap(),
+        expected
+    );
     let versions_after = client
         .scan("load/", None, 1_000, ReadConsistency::Linearizable)
         .await
         .unwrap();
-    assert_eq!(versions_after.entries, versions_before.entries, "versions survive restart");
+    assert_eq!(
+        versions_after.entries, versions_before.entries,
+        "versions survive restart"
+    );
     // And the member keeps accepting writes, with versions that keep growing.
-    let newest = versions_before.entries.iter().map(|(_, entry)| entry.version).max().unwrap();
+    let newest = versions_before
+        .entries
+        .iter()
+        .map(|(_, entry)| entry.version)
+        .max()
+        .unwrap();
     assert!(client.put("after-restart", "yes").await.unwrap() > newest);
 }
 
@@ -64,11 +82,10 @@ async fn compare_and_set_conflicts_are_reported_and_never_applied() {
     let client = client(std::slice::from_ref(&member.address));
     let version = client.put("cas", "one").await.unwrap();
 
-    let stale = Batch::put("cas", "two")
-        .when(Condition::VersionEquals {
-            key: "cas".into(),
-            version: version + 100,
-        });
+    let stale = Batch::put("cas", "two").when(Condition::VersionEquals {
+        key: "cas".into(),
+        version: version + 100,
+    });
     let mut stale = stale;
     stale.operations.push(shardlet_meta::Operation::Put {
         key: "side-effect".into(),
@@ -97,17 +114,34 @@ async fn compare_and_set_conflicts_are_reported_and_never_applied() {
         });
     assert!(matches!(
         client.batch(third_fails).await.unwrap(),
-        BatchOutcome::ConditionFailed { condition_index: 2, .. }
+        BatchOutcome::ConditionFailed {
+            condition_index: 2,
+            ..
+        }
     ));
-    let current = client.get("cas", ReadConsistency::Linearizable).await.unwrap().unwrap();
-    assert_eq!((current.version, current.value.0.as_slice()), (version, &b"one"[..]));
-    assert_eq!(client.get("side-effect", ReadConsistency::Linearizable).await.unwrap(), None);
+    let current = client
+        .get("cas", ReadConsistency::Linearizable)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (current.version, current.value.0.as_slice()),
+        (version, &b"one"[..])
+    );
+    assert_eq!(
+        client
+            .get("side-effect", ReadConsistency::Linearizable)
+            .await
+            .unwrap(),
+        None
+    );
 
     let guarded = Batch::put("cas", "two").when(Condition::VersionEquals {
         key: "cas".into(),
         version,
     });
-    let BatchOutcome::Applied { version: newer } = client.batch(guarded.clone()).await.unwrap() else {
+    let BatchOutcome::Applied { version: newer } = client.batch(guarded.clone()).await.unwrap()
+    else {
         panic!("a compare-and-set on the current version must apply");
     };
     assert!(newer > version);
@@ -125,6 +159,12 @@ async fn compare_and_set_conflicts_are_reported_and_never_applied() {
         key: "fresh".into(),
         version: 0,
     });
-    assert!(matches!(client.batch(create.clone()).await.unwrap(), BatchOutcome::Applied { .. }));
-    assert!(matches!(client.batch(create).await.unwrap(), BatchOutcome::ConditionFailed { .. }));
+    assert!(matches!(
+        client.batch(create.clone()).await.unwrap(),
+        BatchOutcome::Applied { .. }
+    ));
+    assert!(matches!(
+        client.batch(create).await.unwrap(),
+        BatchOutcome::ConditionFailed { .. }
+    ));
 }

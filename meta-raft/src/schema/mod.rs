@@ -53,7 +53,9 @@ pub fn encode<R: Record>(record: &R) -> Vec<u8> {
 }
 
 pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, DecodeError> {
-    let (&version, document) = bytes.split_first().ok_or(DecodeError::Empty { kind: R::KIND })?;
+    let (&version, document) = bytes
+        .split_first()
+        .ok_or(DecodeError::Empty { kind: R::KIND })?;
     if version == 0 || version > R::FORMAT_VERSION {
         return Err(DecodeError::UnsupportedVersion {
             kind: R::KIND,

@@ -13,7 +13,9 @@ fn shardlet(nodes: &[u32]) -> ShardletRecord {
         id: ShardletId::new(ObjectId([7; 16]), 0),
         size_bytes: 1024,
         checksum: Crc32c(9),
-        scheme: Scheme::Replicated { copies: nodes.len() as u8 },
+        scheme: Scheme::Replicated {
+            copies: nodes.len() as u8,
+        },
         codec: Codec::None,
         fragments: nodes
             .iter()
@@ -65,8 +67,14 @@ fn a_newer_format_version_is_refused_not_misread() {
 
 #[test]
 fn empty_and_garbage_records_are_errors() {
-    assert!(matches!(decode::<NodeRecord>(&[]), Err(DecodeError::Empty { .. })));
-    assert!(matches!(decode::<NodeRecord>(&[1, b'{']), Err(DecodeError::Malformed { .. })));
+    assert!(matches!(
+        decode::<NodeRecord>(&[]),
+        Err(DecodeError::Empty { .. })
+    ));
+    assert!(matches!(
+        decode::<NodeRecord>(&[1, b'{']),
+        Err(DecodeError::Malformed { .. })
+    ));
 }
 
 #[test]
@@ -95,10 +103,22 @@ fn moving_a_fragment_moves_its_index_entry_in_the_same_batch() {
             Operation::Put { .. } => None,
         })
         .collect();
-    assert_eq!(deleted, vec![keys::node_fragment(NodeId(2), before.fragment_id(&before.fragments[1]))]);
+    assert_eq!(
+        deleted,
+        vec![keys::node_fragment(
+            NodeId(2),
+            before.fragment_id(&before.fragments[1])
+        )]
+    );
     let index_key = keys::node_fragment(NodeId(5), after.fragment_id(&after.fragments[1]));
-    assert!(batch.operations.iter().any(|operation| operation.key().0 == index_key));
-    assert_eq!(keys::fragment_of_index_key(&index_key), Some(after.fragment_id(&after.fragments[1])));
+    assert!(batch
+        .operations
+        .iter()
+        .any(|operation| operation.key().0 == index_key));
+    assert_eq!(
+        keys::fragment_of_index_key(&index_key),
+        Some(after.fragment_id(&after.fragments[1]))
+    );
     assert_eq!(batch.conditions.len(), 1);
 }
 

@@ -32,7 +32,9 @@ async fn prepare_read(
     match node.ensure_linearizable().await {
         Ok(()) => Ok(None),
         Err(WriteError::NotLeader { leader_address, .. }) => {
-            forward_to_leader(node, incoming, leader_address).await.map(Some)
+            forward_to_leader(node, incoming, leader_address)
+                .await
+                .map(Some)
         }
         Err(error) => Err(error.into()),
     }
@@ -42,11 +44,16 @@ pub async fn get(state: Shared, incoming: Incoming) -> Result<Response, ApiError
     let node = state.0;
     incoming.authenticate(&node)?;
     let request: GetRequest = incoming.json()?;
-    validate_key(request.key.as_slice()).map_err(|error| bad_request("invalid_key", error.to_string()))?;
+    validate_key(request.key.as_slice())
+        .map_err(|error| bad_request("invalid_key", error.to_string()))?;
     if let Some(forwarded) = prepare_read(&node, &incoming, request.consistency).await? {
         return Ok(forwarded);
     }
-    match node.reader.get(request.key.as_slice()).map_err(ApiError::internal)? {
+    match node
+        .reader
+        .get(request.key.as_slice())
+        .map_err(ApiError::internal)?
+    {
         Some(entry) => Ok(Json(GetResponse { entry }).into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,

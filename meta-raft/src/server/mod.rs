@@ -43,11 +43,17 @@ pub fn router(node: Arc<MetaNode>) -> Router {
         .route(wire::PATH_DELETE, post(kv_routes::delete))
         .route(wire::PATH_BATCH, post(kv_routes::batch))
         .route(wire::PATH_ADD_LEARNER, post(cluster_routes::add_learner))
-        .route(wire::PATH_CHANGE_MEMBERSHIP, post(cluster_routes::change_membership))
+        .route(
+            wire::PATH_CHANGE_MEMBERSHIP,
+            post(cluster_routes::change_membership),
+        )
         .route(wire::PATH_STATUS, get(cluster_routes::status))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
-        .layer(axum::middleware::from_fn_with_state(node.clone(), count_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            count_requests,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(node)
 }
@@ -99,7 +105,11 @@ impl Incoming {
     /// Parses the JSON body; 400 naming the problem (and where in the body) otherwise.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         serde_json::from_slice(&self.body).map_err(|error| {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("invalid JSON body: {error}"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                format!("invalid JSON body: {error}"),
+            )
         })
     }
 
