@@ -25,6 +25,7 @@ echo "== building benchmarks (release profile; the first build takes several min
 "$CARGO" bench --no-run -p shardlet-core --bench codec --bench placement
 "$CARGO" bench --no-run -p shardlet --bench storage_node_load
 "$CARGO" bench --no-run -p shardlet-predictor --bench predictor
+"$CARGO" bench --no-run -p shardlet --bench meta_load
 
 started=$SECONDS
 
