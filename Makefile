@@ -34,7 +34,7 @@ deps-bench:
 build: deps-run
 	$(CARGO) build --release --workspace --bins
 
-## run: build, then start a local storage node and print how to talk to it
+## run: build, then start the local cluster (meta, 12 storage nodes, S3 gateway) and print its endpoint and credentials
 run: build
 	$(CARGO_TARGET_DIR)/release/shardlet dev --data $(DATA)
 
