@@ -1,9 +1,13 @@
 //! The LSTM and its on-disk artifact.
 //!
 //! Architecture: one LSTM layer over the window (each interval encoded as values and
-//! masks), then a linear head over [last hidden state, last interval's encoding]. The
-//! skip connection lets the head use the latest reading directly (what the logistic
-//! baseline sees) while the LSTM contributes the trend.
+//! masks), then a linear head over [last hidden state, last interval's encoding, window
+//! summaries]. The skip connection lets the head use the latest reading directly (what
+//! the logistic baseline sees) while the LSTM contributes the trend. The summaries (per
+//! feature: mean, maximum and least-squares slope of the present normalised values over
+//! the window) hand the head the aggregates a few dozen failed training nodes are too
+//! few to teach the LSTM: a +1 °C a day drift buried in ±1.5 °C daily noise, or error
+//! bursts on some days of the window but not the last.
 //!
 //! Artifact: a directory with `weights.safetensors` (the `VarStore`) and `model.json`
 //! (`ModelMetadata`: schema version, feature names, shape, normaliser, threshold,
@@ -16,11 +20,13 @@ use tch::nn::{self, Module, RNN};
 use tch::{Device, Kind, Tensor};
 
 use crate::features::{Normalizer, INPUT_WIDTH};
-use crate::schema::{feature_names, SCHEMA_VERSION};
+use crate::schema::{feature_names, FEATURE_COUNT, SCHEMA_VERSION};
 use crate::split::SplitConfig;
 
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 pub const METADATA_FILE: &str = "model.json";
+/// Window summaries fed to the head: mean, maximum and slope per feature.
+const SUMMARY_WIDTH: usize = 3 * FEATURE_COUNT;
 /// Largest `model.json` we read: it holds a few hundred numbers.
 const METADATA_BYTES_MAX: u64 = 1024 * 1024;
 
@@ -81,6 +87,33 @@ pub struct LstmModel {
     pub metadata: ModelMetadata,
 }
 
+/// Per feature, over the intervals where it is present: mean, maximum and
+/// least-squares slope (per interval) of the normalised value; 0 where the feature is
+/// present fewer than once (mean, maximum) or twice (slope). `[batch, SUMMARY_WIDTH]`.
+fn window_summaries(inputs: &Tensor) -> Tensor {
+    let features = FEATURE_COUNT as i64;
+    let values = inputs.narrow(2, 0, features);
+    let masks = inputs.narrow(2, features, features);
+    let present = masks.sum_dim_intlist(1, false, Kind::Float);
+    let any_present = present.clamp_max(1.0);
+    let present_at_least_one = present.clamp_min(1.0);
+    let mean = (&values * &masks).sum_dim_intlist(1, false, Kind::Float) / &present_at_least_one;
+    // Absent intervals get a value below any normalised one (clipped at -10), so they
+    // never win the maximum; a feature absent all window yields 0.
+    let absent_penalty: Tensor = (masks.neg() + 1.0) * -11.0;
+    let maximum = (&values * &masks + absent_penalty).amax([1i64], false) * &any_present;
+    let steps = inputs.size()[1];
+    let time = Tensor::arange(steps, (Kind::Float, inputs.device())).view([1, steps, 1]);
+    let time_mean = (&time * &masks).sum_dim_intlist(1, false, Kind::Float) / &present_at_least_one;
+    let time_centred = (&time - time_mean.unsqueeze(1)) * &masks;
+    let value_centred = (&values - mean.unsqueeze(1)) * &masks;
+    let covariance = (&time_centred * &value_centred).sum_dim_intlist(1, false, Kind::Float);
+    let time_variance = (&time_centred * &time_centred).sum_dim_intlist(1, false, Kind::Float);
+    // Zero variance (fewer than two present intervals) gives a zero slope, not a NaN.
+    let slope = &covariance / time_variance.clamp_min(1e-6);
+    Tensor::cat(&[mean, maximum, slope], 1)
+}
+
 impl LstmModel {
     /// A freshly initialised model (weights from torch's current seed).
     pub fn new(metadata: ModelMetadata) -> Self {
@@ -98,7 +131,7 @@ impl LstmModel {
         );
         let head = nn::linear(
             &root / "head",
-            hidden + INPUT_WIDTH as i64,
+            hidden + (INPUT_WIDTH + SUMMARY_WIDTH) as i64,
             1,
             Default::default(),
         );
@@ -115,8 +148,9 @@ impl LstmModel {
         let (output, _) = self.lstm.seq(inputs);
         let last_hidden = output.select(1, -1);
         let last_interval = inputs.select(1, -1);
+        let summaries = window_summaries(inputs);
         self.head
-            .forward(&Tensor::cat(&[last_hidden, last_interval], 1))
+            .forward(&Tensor::cat(&[last_hidden, last_interval, summaries], 1))
             .squeeze_dim(1)
     }
 
