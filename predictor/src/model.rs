@@ -297,3 +297,54 @@ impl LstmModel {
         Ok(model)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn summary(inputs: &[f32], steps: i64) -> Vec<f32> {
+        let tensor = Tensor::from_slice(inputs).view([1, steps, INPUT_WIDTH as i64]);
+        Vec::try_from(&window_summaries(&tensor).view([-1])).unwrap()
+    }
+
+    #[test]
+    fn summaries_use_only_present_intervals() {
+        // Feature 0 present on intervals 0, 1 and 3 with values 1, 3, 7 (a slope of 2
+        // per interval); feature 1 present once (value 5); feature 2 never present but
+        // carrying a stray value, which must be ignored.
+        let steps = 4;
+        let mut inputs = vec![0f32; steps * INPUT_WIDTH];
+        for (step, value) in [(0, 1.0), (1, 3.0), (3, 7.0)] {
+            inputs[step * INPUT_WIDTH] = value;
+            inputs[step * INPUT_WIDTH + FEATURE_COUNT] = 1.0;
+        }
+        inputs[2 * INPUT_WIDTH + 1] = 5.0;
+        inputs[2 * INPUT_WIDTH + FEATURE_COUNT + 1] = 1.0;
+        inputs[2 * INPUT_WIDTH + 2] = 9.0;
+        let out = summary(&inputs, steps as i64);
+        assert_eq!(out.len(), SUMMARY_WIDTH);
+        let (mean, rest) = out.split_at(FEATURE_COUNT);
+        let (maximum, slope) = rest.split_at(FEATURE_COUNT);
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-5;
+        assert!(close(mean[0], 11.0 / 3.0), "mean {}", mean[0]);
+        assert!(close(maximum[0], 7.0), "maximum {}", maximum[0]);
+        assert!(close(slope[0], 2.0), "slope {}", slope[0]);
+        assert!(close(mean[1], 5.0) && close(maximum[1], 5.0) && close(slope[1], 0.0));
+        assert!(close(mean[2], 0.0) && close(maximum[2], 0.0) && close(slope[2], 0.0));
+    }
+
+    #[test]
+    fn maximum_of_negative_values_is_not_the_padding() {
+        let steps = 3;
+        let mut inputs = vec![0f32; steps * INPUT_WIDTH];
+        inputs[INPUT_WIDTH] = -2.0;
+        inputs[INPUT_WIDTH + FEATURE_COUNT] = 1.0;
+        let out = summary(&inputs, steps as i64);
+        assert!(
+            (out[FEATURE_COUNT] + 2.0).abs() < 1e-6,
+            "{}",
+            out[FEATURE_COUNT]
+        );
+    }
+}
