@@ -1,9 +1,13 @@
 //! The LSTM and its on-disk artifact.
 //!
 //! Architecture: one LSTM layer over the window (each interval encoded as values and
-//! masks), then a linear head over [last hidden state, last interval's encoding]. The
-//! skip connection lets the head use the latest reading directly (what the logistic
-//! baseline sees) while the LSTM contributes the trend.
+//! masks), then a linear head over [last hidden state, last interval's encoding, window
+//! summaries]. The skip connection lets the head use the latest reading directly (what
+//! the logistic baseline sees) while the LSTM contributes the trend. The summaries (per
+//! feature: mean, maximum and least-squares slope of the present normalised values over
+//! the window) hand the head the aggregates a few dozen failed training nodes are too
+//! few to teach the LSTM: a +1 °C a day drift buried in ±1.5 °C daily noise, or error
+//! bursts on some days of the window but not the last.
 //!
 //! Artifact: a directory with `weights.safetensors` (the `VarStore`) and `model.json`
 //! (`ModelMetadata`: schema version, feature names, shape, normaliser, threshold,
@@ -16,11 +20,13 @@ use tch::nn::{self, Module, RNN};
 use tch::{Device, Kind, Tensor};
 
 use crate::features::{Normalizer, INPUT_WIDTH};
-use crate::schema::{feature_names, SCHEMA_VERSION};
+use crate::schema::{feature_names, FEATURE_COUNT, SCHEMA_VERSION};
 use crate::split::SplitConfig;
 
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 pub const METADATA_FILE: &str = "model.json";
+/// Window summaries fed to the head: mean, maximum and slope per feature.
+const SUMMARY_WIDTH: usize = 3 * FEATURE_COUNT;
 /// Largest `model.json` we read: it holds a few hundred numbers.
 const METADATA_BYTES_MAX: u64 = 1024 * 1024;
 
@@ -81,6 +87,33 @@ pub struct LstmModel {
     pub metadata: ModelMetadata,
 }
 
+/// Per feature, over the intervals where it is present: mean, maximum and
+/// least-squares slope (per interval) of the normalised value; 0 where the feature is
+/// present fewer than once (mean, maximum) or twice (slope). `[batch, SUMMARY_WIDTH]`.
+fn window_summaries(inputs: &Tensor) -> Tensor {
+    let features = FEATURE_COUNT as i64;
+    let values = inputs.narrow(2, 0, features);
+    let masks = inputs.narrow(2, features, features);
+    let present = masks.sum_dim_intlist(1, false, Kind::Float);
+    let any_present = present.clamp_max(1.0);
+    let present_at_least_one = present.clamp_min(1.0);
+    let mean = (&values * &masks).sum_dim_intlist(1, false, Kind::Float) / &present_at_least_one;
+    // Absent intervals get a value below any normalised one (clipped at -10), so they
+    // never win the maximum; a feature absent all window yields 0.
+    let absent_penalty: Tensor = (masks.neg() + 1.0) * -11.0;
+    let maximum = (&values * &masks + absent_penalty).amax([1i64], false) * &any_present;
+    let steps = inputs.size()[1];
+    let time = Tensor::arange(steps, (Kind::Float, inputs.device())).view([1, steps, 1]);
+    let time_mean = (&time * &masks).sum_dim_intlist(1, false, Kind::Float) / &present_at_least_one;
+    let time_centred = (&time - time_mean.unsqueeze(1)) * &masks;
+    let value_centred = (&values - mean.unsqueeze(1)) * &masks;
+    let covariance = (&time_centred * &value_centred).sum_dim_intlist(1, false, Kind::Float);
+    let time_variance = (&time_centred * &time_centred).sum_dim_intlist(1, false, Kind::Float);
+    // Zero variance (fewer than two present intervals) gives a zero slope, not a NaN.
+    let slope = &covariance / time_variance.clamp_min(1e-6);
+    Tensor::cat(&[mean, maximum, slope], 1)
+}
+
 impl LstmModel {
     /// A freshly initialised model (weights from torch's current seed).
     pub fn new(metadata: ModelMetadata) -> Self {
@@ -98,7 +131,7 @@ impl LstmModel {
         );
         let head = nn::linear(
             &root / "head",
-            hidden + INPUT_WIDTH as i64,
+            hidden + (INPUT_WIDTH + SUMMARY_WIDTH) as i64,
             1,
             Default::default(),
         );
@@ -115,8 +148,9 @@ impl LstmModel {
         let (output, _) = self.lstm.seq(inputs);
         let last_hidden = output.select(1, -1);
         let last_interval = inputs.select(1, -1);
+        let summaries = window_summaries(inputs);
         self.head
-            .forward(&Tensor::cat(&[last_hidden, last_interval], 1))
+            .forward(&Tensor::cat(&[last_hidden, last_interval, summaries], 1))
             .squeeze_dim(1)
     }
 
@@ -261,5 +295,56 @@ impl LstmModel {
                 source,
             })?;
         Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn summary(inputs: &[f32], steps: i64) -> Vec<f32> {
+        let tensor = Tensor::from_slice(inputs).view([1, steps, INPUT_WIDTH as i64]);
+        Vec::try_from(&window_summaries(&tensor).view([-1])).unwrap()
+    }
+
+    #[test]
+    fn summaries_use_only_present_intervals() {
+        // Feature 0 present on intervals 0, 1 and 3 with values 1, 3, 7 (a slope of 2
+        // per interval); feature 1 present once (value 5); feature 2 never present but
+        // carrying a stray value, which must be ignored.
+        let steps = 4;
+        let mut inputs = vec![0f32; steps * INPUT_WIDTH];
+        for (step, value) in [(0, 1.0), (1, 3.0), (3, 7.0)] {
+            inputs[step * INPUT_WIDTH] = value;
+            inputs[step * INPUT_WIDTH + FEATURE_COUNT] = 1.0;
+        }
+        inputs[2 * INPUT_WIDTH + 1] = 5.0;
+        inputs[2 * INPUT_WIDTH + FEATURE_COUNT + 1] = 1.0;
+        inputs[2 * INPUT_WIDTH + 2] = 9.0;
+        let out = summary(&inputs, steps as i64);
+        assert_eq!(out.len(), SUMMARY_WIDTH);
+        let (mean, rest) = out.split_at(FEATURE_COUNT);
+        let (maximum, slope) = rest.split_at(FEATURE_COUNT);
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-5;
+        assert!(close(mean[0], 11.0 / 3.0), "mean {}", mean[0]);
+        assert!(close(maximum[0], 7.0), "maximum {}", maximum[0]);
+        assert!(close(slope[0], 2.0), "slope {}", slope[0]);
+        assert!(close(mean[1], 5.0) && close(maximum[1], 5.0) && close(slope[1], 0.0));
+        assert!(close(mean[2], 0.0) && close(maximum[2], 0.0) && close(slope[2], 0.0));
+    }
+
+    #[test]
+    fn maximum_of_negative_values_is_not_the_padding() {
+        let steps = 3;
+        let mut inputs = vec![0f32; steps * INPUT_WIDTH];
+        inputs[INPUT_WIDTH] = -2.0;
+        inputs[INPUT_WIDTH + FEATURE_COUNT] = 1.0;
+        let out = summary(&inputs, steps as i64);
+        assert!(
+            (out[FEATURE_COUNT] + 2.0).abs() < 1e-6,
+            "{}",
+            out[FEATURE_COUNT]
+        );
     }
 }
