@@ -338,11 +338,11 @@ fn main() {
         println!(
             "meta_load: committed puts of {VALUE_BYTES}-byte values over HTTP/JSON, fsync on; {seconds} s per cell"
         );
+        let fsync_ms_p50 = fsync_latency_ms_p50(root.path());
         println!(
-            "machine: {} cores, 4 KiB write+fdatasync p50 {:.2} ms (one synced writer tops out near {:.0} writes/s)",
+            "machine: {} cores, 4 KiB write+fdatasync p50 {fsync_ms_p50:.2} ms (one synced writer tops out near {:.0} writes/s)",
             std::thread::available_parallelism().map(|cores| cores.get()).unwrap_or(0),
-            fsync_latency_ms_p50(root.path()),
-            1000.0 / fsync_latency_ms_p50(root.path())
+            1000.0 / fsync_ms_p50
         );
         println!(
             "{:>7} {:>7} | {:>12} {:>8} {:>8} | {:>12} {:>8} {:>8} | {:>10} {:>9}",
