@@ -26,7 +26,7 @@ use shardlet_auth::ClusterSecret;
 use shardlet_core::Topology;
 use shardlet_gateway::catalog::Catalog;
 use shardlet_gateway::meta_store::MetaStore;
-use shardlet_gateway::records::{CredentialRecord, SecretKey};
+use shardlet_meta::schema::{CredentialRecord, SecretKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 

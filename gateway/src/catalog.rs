@@ -9,7 +9,7 @@ use std::sync::Arc;
 use shardlet_core::RedundancyLevel;
 
 use crate::metadata::{Batch, BatchOutcome, MetadataError, MetadataStore, SCAN_LIMIT_MAX};
-use crate::records::{
+use shardlet_meta::schema::{
     decode, encode, keys, BucketRecord, CredentialRecord, MultipartUploadRecord, ObjectRecord,
     PartRecord, Record, SecretKey,
 };

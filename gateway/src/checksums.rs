@@ -11,7 +11,7 @@ use http::HeaderMap;
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::Checksum;
 
-use crate::records::StoredChecksums;
+use shardlet_meta::schema::StoredChecksums;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChecksumError {

@@ -31,8 +31,8 @@ use crate::catalog::{unix_ms_now, Catalog, CatalogError, Stored};
 use crate::fragments::{FragmentError, FragmentStore};
 use crate::metadata::{Batch, BatchOutcome, SCAN_LIMIT_MAX};
 use crate::metrics::Metrics;
-use crate::records::{encode, keys, IntentRecord, IntentState, ShardletRecord};
 use crate::topology_source::TopologySource;
+use shardlet_meta::schema::{encode, keys, IntentRecord, IntentState, ShardletRecord};
 
 /// Intents waiting for immediate collection; beyond this they wait for the sweep.
 pub const COLLECT_QUEUE_MAX: usize = 1024;

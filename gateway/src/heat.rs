@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::catalog::{unix_ms_now, Catalog};
 use crate::metadata::{Batch, BatchOutcome};
 use crate::metrics::Metrics;
-use crate::records::{encode, keys, ShardletRecord};
+use shardlet_meta::schema::{encode, keys, ShardletRecord};
 
 /// Reports waiting for the flusher; past this they are dropped (and counted).
 pub const HEAT_QUEUE_MAX: usize = 65_536;

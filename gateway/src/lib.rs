@@ -29,7 +29,6 @@ pub mod object_range;
 #[cfg(test)]
 mod paths_tests;
 pub mod read_path;
-pub mod records;
 pub mod s3_auth;
 pub mod s3_buckets;
 pub mod s3_listing;

@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use crate::records::ShardletReference;
+use shardlet_meta::schema::ShardletReference;
 
 /// Part of one shardlet that a read needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,12 +21,12 @@ use crate::heat::HeatReporter;
 use crate::metadata::InMemoryMetadata;
 use crate::metrics::Metrics;
 use crate::read_path::ReadPath;
-use crate::records::{keys, ObjectRecord, ShardletRecord, StoredChecksums};
 use crate::storage_class::{plan_for, StoragePlan};
 use crate::topology_source::TopologySource;
 use crate::write_path::{
     CommitCondition, UploadBody, WriteError, WritePath, SHARDLETS_IN_FLIGHT_MAX,
 };
+use shardlet_meta::schema::{keys, ObjectRecord, ShardletRecord, StoredChecksums};
 
 const KIB: usize = 1024;
 
@@ -292,7 +292,7 @@ async fn an_object_is_invisible_until_its_commit() {
     assert_eq!(visible.size_bytes, 100 * KIB as u64);
     assert!(fixture
         .catalog
-        .read::<crate::records::IntentRecord>(&keys::intent(id))
+        .read::<shardlet_meta::schema::IntentRecord>(&keys::intent(id))
         .await
         .unwrap()
         .is_none());
@@ -465,7 +465,7 @@ async fn a_failed_upload_leaves_no_fragments_behind() {
     assert_eq!(fixture.fragments.count(), 0);
     assert!(fixture
         .catalog
-        .read::<crate::records::IntentRecord>(&keys::intent(id))
+        .read::<shardlet_meta::schema::IntentRecord>(&keys::intent(id))
         .await
         .unwrap()
         .is_none());

@@ -23,7 +23,7 @@ use crate::fragments::{FragmentError, FragmentStore};
 use crate::heat::HeatReporter;
 use crate::metrics::Metrics;
 use crate::object_range::{pieces, Piece};
-use crate::records::{keys, ShardletRecord};
+use shardlet_meta::schema::{keys, ShardletRecord};
 
 /// Shardlets fetched ahead of the one being sent. Memory per GET is at most this many
 /// shardlets (2 MiB each by default).
@@ -53,7 +53,7 @@ impl ReadPath {
     /// The bytes of `range` of an object with these shardlets, in order.
     pub fn stream(
         &self,
-        shardlets: &[crate::records::ShardletReference],
+        shardlets: &[shardlet_meta::schema::ShardletReference],
         range: Range<u64>,
     ) -> impl Stream<Item = Result<Bytes, ReadError>> + Send + 'static {
         let this = self.clone();

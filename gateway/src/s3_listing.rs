@@ -11,8 +11,8 @@ use crate::listing::{
     decode_token, encode_token, marker_text, Entry, Listing, ListingBuilder, Step, MAX_KEYS_DEFAULT,
 };
 use crate::metadata::SCAN_LIMIT_MAX;
-use crate::records::{keys, MultipartUploadRecord, ObjectRecord, Record};
 use crate::storage_class::reported;
+use shardlet_meta::schema::{keys, MultipartUploadRecord, ObjectRecord, Record};
 
 /// Metadata scans one listing page may issue (each common prefix costs one).
 const SCANS_PER_PAGE_MAX: usize = 2 * MAX_KEYS_DEFAULT + 16;

@@ -22,16 +22,16 @@ use crate::limits::{
     LIST_PAGE_MAX, OBJECT_SHARDLETS_MAX, PART_BYTES_MAX, PART_BYTES_MIN, PART_NUMBER_MAX,
 };
 use crate::metadata::{Batch, BatchOutcome, BATCH_ITEMS_MAX};
-use crate::records::{
-    encode, keys, IntentRecord, IntentState, MultipartUploadRecord, ObjectRecord, PartRecord,
-    StoredChecksums,
-};
 use crate::s3_objects::{
     body_stream, check_key, copy_source, copy_stream, declared_length, storage_plan, upload,
     user_metadata, DEFAULT_CONTENT_TYPE,
 };
 use crate::storage_class::plan_for;
 use crate::write_path::{garbage_intent_for, Written, COMMIT_ATTEMPTS_MAX};
+use shardlet_meta::schema::{
+    encode, keys, IntentRecord, IntentState, MultipartUploadRecord, ObjectRecord, PartRecord,
+    StoredChecksums,
+};
 
 async fn existing_upload(
     gateway: &Gateway,

@@ -19,11 +19,11 @@ use crate::limits::{
     DELETE_OBJECTS_KEYS_MAX, KEY_BYTES_MAX, OBJECT_BYTES_MAX, USER_METADATA_BYTES_MAX,
 };
 use crate::metadata::{Batch, BatchOutcome};
-use crate::records::{keys, ObjectRecord, ShardletReference, StoredChecksums};
 use crate::storage_class::{plan_for, reported, StoragePlan};
 use crate::write_path::{
     garbage_intent_for, CommitCondition, UploadBody, Written, COMMIT_ATTEMPTS_MAX,
 };
+use shardlet_meta::schema::{keys, ObjectRecord, ShardletReference, StoredChecksums};
 
 /// S3's default when a PUT names no Content-Type.
 pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";

@@ -38,12 +38,12 @@ use crate::fragments::{FragmentError, FragmentStore};
 use crate::gc::Collector;
 use crate::metadata::{Batch, BatchOutcome, BATCH_ITEMS_MAX};
 use crate::metrics::Metrics;
-use crate::records::{
+use crate::storage_class::StoragePlan;
+use crate::topology_source::{Snapshot, TopologySource};
+use shardlet_meta::schema::{
     encode, keys, FragmentLocation, IntentRecord, IntentState, ObjectRecord, ShardletRecord,
     ShardletReference,
 };
-use crate::storage_class::StoragePlan;
-use crate::topology_source::{Snapshot, TopologySource};
 
 /// Shardlets of one upload buffered or being written at once. With 2 MiB shardlets and
 /// 3 copies sharing one buffer this bounds an upload to ~8 MiB of shardlet memory

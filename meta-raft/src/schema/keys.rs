@@ -12,11 +12,12 @@
 //! | `n/{node id, 8 hex}` | [`NodeRecord`](super::NodeRecord) |
 //! | `c/{access key}` | [`CredentialRecord`](super::CredentialRecord) |
 //! | `x/nf/{node id, 8 hex}/{fragment id}` | empty: node → fragment index |
+//! | `i/{object id}` | [`IntentRecord`](super::IntentRecord): fragments that may lack an owner |
 //!
 //! Bucket names never contain `/` (S3 naming rules), so `o/{bucket}/` delimits exactly
 //! one bucket's objects even though object keys may contain `/`.
 
-use shardlet_core::{FragmentId, NodeId, ShardletId};
+use shardlet_core::{FragmentId, NodeId, ObjectId, ShardletId};
 
 pub const BUCKET_PREFIX: &str = "b/";
 pub const OBJECT_PREFIX: &str = "o/";
@@ -26,6 +27,7 @@ pub const SHARDLET_PREFIX: &str = "s/";
 pub const NODE_PREFIX: &str = "n/";
 pub const CREDENTIAL_PREFIX: &str = "c/";
 pub const NODE_FRAGMENT_INDEX_PREFIX: &str = "x/nf/";
+pub const INTENT_PREFIX: &str = "i/";
 
 pub fn bucket(name: &str) -> Vec<u8> {
     format!("{BUCKET_PREFIX}{name}").into_bytes()
@@ -44,6 +46,11 @@ pub fn upload(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
     format!("{UPLOAD_PREFIX}{bucket}/{key}\0{upload_id}").into_bytes()
 }
 
+/// Every multipart upload in a bucket, by object key then upload id.
+pub fn uploads_of_bucket(bucket: &str) -> Vec<u8> {
+    format!("{UPLOAD_PREFIX}{bucket}/").into_bytes()
+}
+
 pub fn part(upload_id: &str, part_number: u16) -> Vec<u8> {
     format!("{PART_PREFIX}{upload_id}/{part_number:05}").into_bytes()
 }
@@ -54,6 +61,11 @@ pub fn parts_of_upload(upload_id: &str) -> Vec<u8> {
 
 pub fn shardlet(id: ShardletId) -> Vec<u8> {
     format!("{SHARDLET_PREFIX}{id}").into_bytes()
+}
+
+/// Every shardlet record of one object id (shardlet ids start with the object id).
+pub fn shardlets_of_object(object: ObjectId) -> Vec<u8> {
+    format!("{SHARDLET_PREFIX}{object}-").into_bytes()
 }
 
 pub fn node(id: NodeId) -> Vec<u8> {
@@ -79,4 +91,8 @@ pub fn fragment_of_index_key(key: &[u8]) -> Option<FragmentId> {
     let rest = text.strip_prefix(NODE_FRAGMENT_INDEX_PREFIX)?;
     let (_, fragment) = rest.split_once('/')?;
     fragment.parse().ok()
+}
+
+pub fn intent(object: ObjectId) -> Vec<u8> {
+    format!("{INTENT_PREFIX}{object}").into_bytes()
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+pub use shardlet_core::NodeState;
 use shardlet_core::{
     Codec, Crc32c, FragmentId, FragmentIndex, Generation, NodeId, ObjectId, RedundancyLevel,
     Scheme, ShardletId,
@@ -17,6 +18,9 @@ pub struct BucketRecord {
     pub owner: String,
     pub default_redundancy: RedundancyLevel,
     pub created_unix_ms: u64,
+    /// Set while `DeleteBucket` checks emptiness, so no object is created meanwhile.
+    #[serde(default)]
+    pub deleting: bool,
 }
 
 impl Record for BucketRecord {
@@ -29,6 +33,22 @@ impl Record for BucketRecord {
 pub struct ShardletReference {
     pub id: ShardletId,
     pub size_bytes: u64,
+}
+
+/// S3 checksums of a whole object (or part), base64 as S3 sends them. Only the ones the
+/// client sent (and the gateway verified) are stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredChecksums {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32c: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +67,12 @@ pub struct ObjectRecord {
     pub redundancy: RedundancyLevel,
     pub created_unix_ms: u64,
     pub shardlets: Vec<ShardletReference>,
+    /// Verified S3 checksums, returned with `x-amz-checksum-mode: ENABLED`.
+    #[serde(default)]
+    pub checksums: StoredChecksums,
+    /// Number of parts of a multipart object (the `-N` suffix of its ETag).
+    #[serde(default)]
+    pub parts_count: Option<u32>,
 }
 
 impl Record for ObjectRecord {
@@ -65,6 +91,9 @@ pub struct MultipartUploadRecord {
     pub user_metadata: BTreeMap<String, String>,
     pub redundancy: RedundancyLevel,
     pub initiated_unix_ms: u64,
+    /// The S3 storage class asked for at creation, as sent.
+    #[serde(default)]
+    pub storage_class: Option<String>,
 }
 
 impl Record for MultipartUploadRecord {
@@ -80,6 +109,12 @@ pub struct PartRecord {
     pub etag: String,
     pub shardlets: Vec<ShardletReference>,
     pub uploaded_unix_ms: u64,
+    /// The object id the part's shardlets are named after (each part upload gets its
+    /// own, so a re-uploaded part never collides with the old one).
+    #[serde(default = "ObjectId::random")]
+    pub part_object_id: ObjectId,
+    #[serde(default)]
+    pub checksums: StoredChecksums,
 }
 
 impl Record for PartRecord {
@@ -129,20 +164,6 @@ impl Record for ShardletRecord {
     const FORMAT_VERSION: u8 = 1;
 }
 
-/// A storage node's lifecycle, with the same names as `shardlet_core::topology::NodeState`
-/// (which replaces this type once the topology module is on this branch; the encoding is
-/// identical, so stored records are unaffected).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeState {
-    #[default]
-    Up,
-    Suspect,
-    Down,
-    Draining,
-    Decommissioned,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub id: NodeId,
@@ -182,5 +203,52 @@ pub struct CredentialRecord {
 
 impl Record for CredentialRecord {
     const KIND: &'static str = "credential";
+    const FORMAT_VERSION: u8 = 1;
+}
+
+/// Why fragments named after an object id may exist without a committed owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentState {
+    /// An upload is writing fragments; it deletes the intent in its commit batch. Older
+    /// than the collection timeout means abandoned.
+    Uploading,
+    /// Nothing references the object id any more (failed upload, overwritten or
+    /// deleted object, aborted part): collect at once.
+    Garbage,
+}
+
+/// Fragments and shardlet records named after the listed object ids may exist on storage
+/// nodes and in metadata without a committed owner; the gateway's collector removes them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentRecord {
+    pub object_id: ObjectId,
+    pub state: IntentState,
+    pub bucket: String,
+    pub key: String,
+    pub created_unix_ms: u64,
+    /// Every object id whose shardlets are to collect (a multipart object's parts each
+    /// have their own); empty means just `object_id`.
+    #[serde(default)]
+    pub object_ids: Vec<ObjectId>,
+    /// True when every fragment has a shardlet record saying where it is (committed
+    /// data); false for uploads that may have written fragments before recording them,
+    /// which the collector then also looks for on every node.
+    #[serde(default)]
+    pub records_complete: bool,
+}
+
+impl IntentRecord {
+    pub fn collected_ids(&self) -> Vec<ObjectId> {
+        if self.object_ids.is_empty() {
+            vec![self.object_id]
+        } else {
+            self.object_ids.clone()
+        }
+    }
+}
+
+impl Record for IntentRecord {
+    const KIND: &'static str = "upload intent";
     const FORMAT_VERSION: u8 = 1;
 }

@@ -39,6 +39,7 @@ fn records_round_trip_with_their_format_version_first() {
         owner: "alice".into(),
         default_redundancy: RedundancyLevel::High,
         created_unix_ms: 5,
+        deleting: false,
     };
     let bytes = encode(&bucket);
     assert_eq!(bytes[0], BucketRecord::FORMAT_VERSION);
@@ -126,4 +127,26 @@ fn moving_a_fragment_moves_its_index_entry_in_the_same_batch() {
 fn numeric_ids_sort_numerically_in_keys() {
     assert!(keys::node(NodeId(9)) < keys::node(NodeId(10)));
     assert!(keys::part("u", 9) < keys::part("u", 10));
+}
+
+#[test]
+fn an_object_record_written_before_the_checksum_fields_still_decodes() {
+    // An object record with no `checksums` and no `parts_count`: both default.
+    let text = r#"{"bucket":"b","key":"k","id":"000102030405060708090a0b0c0d0e0f","size_bytes":3,
+        "etag":"\"x\"","content_type":"text/plain","redundancy":"medium","created_unix_ms":1,
+        "shardlets":[]}"#;
+    let mut bytes = vec![1u8];
+    bytes.extend_from_slice(text.as_bytes());
+    let record: ObjectRecord = decode(&bytes).unwrap();
+    assert_eq!(record.checksums, StoredChecksums::default());
+    assert_eq!(record.parts_count, None);
+}
+
+#[test]
+fn shardlet_keys_of_one_object_share_a_prefix_no_other_object_has() {
+    let object = ObjectId([7; 16]);
+    let other = ObjectId([8; 16]);
+    let prefix = keys::shardlets_of_object(object);
+    assert!(keys::shardlet(ShardletId::new(object, 3)).starts_with(&prefix));
+    assert!(!keys::shardlet(ShardletId::new(other, 3)).starts_with(&prefix));
 }
