@@ -1,8 +1,10 @@
 //! Fragment checksums.
 //!
-//! Every fragment is protected by CRC32C: it runs at ~30 GB/s with the SSE4.2 instruction
-//! on this machine class, so verifying on every read costs almost nothing next to the
-//! disk or the network. CRC32C detects bit rot and torn writes; it is not a defence
+//! Every fragment is protected by CRC32C, computed by `crc-fast` (carry-less multiply
+//! folding with AVX-512/VPCLMULQDQ where the CPU has it: ~60 GB/s on this machine
+//! class against ~30 GB/s for the SSE4.2 `crc32` instruction the `crc32c` crate uses),
+//! so verifying on every read costs almost nothing next to the disk or the network,
+//! and checksumming every fragment does not halve the erasure encoder's speed. CRC32C detects bit rot and torn writes; it is not a defence
 //! against an adversary. Where a cryptographic digest is needed (S3 checksums, ETags)
 //! the gateway computes it separately.
 
@@ -21,7 +23,19 @@ pub struct Crc32c(pub u32);
 impl Crc32c {
     /// Checksum of a whole buffer.
     pub fn of(bytes: &[u8]) -> Self {
-        Self(crc32c::crc32c(bytes))
+        Self(crc_fast::crc32_iscsi(bytes))
+    }
+
+    /// The checksum of `previous ‖ bytes`, given `self` = the checksum of `previous`
+    /// (the empty buffer's checksum is `Crc32c(0)`).
+    pub fn append(self, bytes: &[u8]) -> Self {
+        // The register before the final inversion is `!checksum`; continue from it.
+        let mut digest = crc_fast::Digest::new_with_init_state(
+            crc_fast::CrcAlgorithm::Crc32Iscsi,
+            u64::from(!self.0),
+        );
+        digest.update(bytes);
+        Self(digest.finalize() as u32)
     }
 
     /// The value as the 4 big-endian bytes used in binary formats.
@@ -82,7 +96,7 @@ impl Crc32cHasher {
     }
 
     pub fn update(&mut self, chunk: &[u8]) {
-        self.state = crc32c::crc32c_append(self.state, chunk);
+        self.state = Crc32c(self.state).append(chunk).0;
         self.bytes_hashed += chunk.len() as u64;
     }
 
@@ -103,6 +117,20 @@ mod tests {
     fn known_answer_matches_the_castagnoli_check_value() {
         // The standard check value of CRC-32C over "123456789" (RFC 3720, appendix B.4).
         assert_eq!(Crc32c::of(b"123456789"), Crc32c(0xe306_9283));
+    }
+
+    #[test]
+    fn append_continues_a_checksum_across_any_split() {
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i * 131 % 253) as u8).collect();
+        for split in [0, 1, 7, 64, 4096, 65_537, data.len()] {
+            let (head, tail) = data.split_at(split);
+            assert_eq!(
+                Crc32c::of(head).append(tail),
+                Crc32c::of(&data),
+                "split {split}"
+            );
+        }
+        assert_eq!(Crc32c(0).append(b"123456789"), Crc32c(0xe306_9283));
     }
 
     #[test]

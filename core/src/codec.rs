@@ -100,15 +100,15 @@ pub fn fragment_len(scheme: Scheme, original_len: usize) -> usize {
     }
 }
 
-/// Encodes a shardlet into `scheme.width()` fragments.
+/// Encodes a shardlet into `scheme.width()` owned fragments. Convenient and simple;
+/// the write path uses [`encode_erasure_into`], which does not copy the data shards.
 pub fn encode(scheme: Scheme, shardlet: &[u8]) -> Result<Vec<EncodedFragment>, CodecError> {
     let mut fragments = Vec::new();
     encode_into(scheme, shardlet, &mut fragments)?;
     Ok(fragments)
 }
 
-/// [`encode`] into reused buffers: `fragments`' existing vectors keep their capacity,
-/// so a steady stream of same-size shardlets encodes without allocating.
+/// [`encode`] into reused buffers: `fragments`' existing vectors keep their capacity.
 pub fn encode_into(
     scheme: Scheme,
     shardlet: &[u8],
@@ -116,7 +116,6 @@ pub fn encode_into(
 ) -> Result<(), CodecError> {
     scheme.validate()?;
     let width = scheme.width();
-    let shard_len = fragment_len(scheme, shardlet.len());
     fragments.truncate(width);
     while fragments.len() < width {
         fragments.push(EncodedFragment {
@@ -125,61 +124,150 @@ pub fn encode_into(
             crc32c: Crc32c(0),
         });
     }
-    let data = match scheme {
-        Scheme::Replicated { .. } => {
-            let crc32c = Crc32c::of(shardlet);
-            for (index, fragment) in fragments.iter_mut().enumerate() {
-                fill(fragment, index, shardlet, 0);
-                fragment.crc32c = crc32c;
-            }
-            return Ok(());
+    if let Scheme::Replicated { .. } = scheme {
+        let crc32c = Crc32c::of(shardlet);
+        for (index, fragment) in fragments.iter_mut().enumerate() {
+            fill(fragment, index, shardlet, 0);
+            fragment.crc32c = crc32c;
         }
-        Scheme::ErasureCoded { data, .. } => usize::from(data),
-    };
-    for (index, fragment) in fragments.iter_mut().enumerate() {
-        fragment.index = FragmentIndex(index as u8);
-        // A no-op when the buffer is reused for a same-size shardlet; the bytes are
-        // all overwritten below (data copied in, parity computed), stripe by stripe.
-        fragment.bytes.resize(shard_len, 0);
+        return Ok(());
     }
+    let mut encoding = ErasureEncoding::default();
+    encode_erasure_into(scheme, shardlet, &mut encoding)?;
+    for (index, fragment) in fragments.iter_mut().enumerate() {
+        fill(fragment, index, encoding.fragment(shardlet, index), 0);
+        fragment.crc32c = encoding.crcs[index];
+    }
+    Ok(())
+}
+
+/// An erasure-coded shardlet without copies of its data: data fragment `i` is the
+/// input's bytes `i * shard_len .. (i + 1) * shard_len` wherever that range lies inside
+/// the input; only a data fragment that runs past the end (the input is not a multiple
+/// of `data`) is a padded copy. Parity fragments are computed into reused buffers.
+/// Writers send data fragments as slices of the buffer they already hold.
+#[derive(Clone, Debug, Default)]
+pub struct ErasureEncoding {
+    pub shard_len: usize,
+    /// CRC32C of every fragment, data then parity, padded data shards as stored.
+    pub crcs: Vec<Crc32c>,
+    /// Per data index: `Some` padded copy when the shard runs past the input's end.
+    padded: Vec<Option<Vec<u8>>>,
+    parity: Vec<Vec<u8>>,
+}
+
+/// Where a fragment's bytes are: a range of the encoded input, or a buffer of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FragmentSource<'a> {
+    Input(std::ops::Range<usize>),
+    Owned(&'a [u8]),
+}
+
+/// [`FragmentSource`] taken out of a consumed encoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FragmentBytes {
+    Input(std::ops::Range<usize>),
+    Owned(Vec<u8>),
+}
+
+impl ErasureEncoding {
+    pub fn width(&self) -> usize {
+        self.crcs.len()
+    }
+
+    /// Fragment `index`'s bytes given the input the encoding was made from.
+    pub fn fragment<'a>(&'a self, input: &'a [u8], index: usize) -> &'a [u8] {
+        match self.source(index) {
+            FragmentSource::Input(range) => &input[range],
+            FragmentSource::Owned(bytes) => bytes,
+        }
+    }
+
+    /// Every fragment in index order with its CRC32C, moving the owned buffers out.
+    pub fn into_fragments(self) -> Vec<(FragmentBytes, Crc32c)> {
+        let shard_len = self.shard_len;
+        let data = self
+            .padded
+            .into_iter()
+            .enumerate()
+            .map(|(index, padded)| match padded {
+                Some(bytes) => FragmentBytes::Owned(bytes),
+                None => FragmentBytes::Input(index * shard_len..(index + 1) * shard_len),
+            });
+        data.chain(self.parity.into_iter().map(FragmentBytes::Owned))
+            .zip(self.crcs)
+            .collect()
+    }
+
+    /// Where fragment `index` lives (data in the input when it can, else owned).
+    pub fn source(&self, index: usize) -> FragmentSource<'_> {
+        let data = self.padded.len();
+        if index >= data {
+            return FragmentSource::Owned(self.parity.get(index - data).map_or(&[], Vec::as_slice));
+        }
+        match &self.padded[index] {
+            Some(bytes) => FragmentSource::Owned(bytes),
+            None => FragmentSource::Input(index * self.shard_len..(index + 1) * self.shard_len),
+        }
+    }
+}
+
+/// Erasure-codes `shardlet` into `encoding` (see [`ErasureEncoding`]). Works stripe by
+/// stripe (`STRIPE_BYTES` of every shard at once) so each stripe is still in cache when
+/// it is checksummed: the parity is computed and every fragment's CRC32C taken in one
+/// pass over memory. Replicated schemes are not erasure-coded: an error.
+pub fn encode_erasure_into(
+    scheme: Scheme,
+    shardlet: &[u8],
+    encoding: &mut ErasureEncoding,
+) -> Result<(), CodecError> {
+    scheme.validate()?;
     let codec = reed_solomon(scheme)?;
-    let (data_shards, parity_shards) = fragments.split_at_mut(data);
-    let parity = parity_shards.len();
-    let mut crc_states = [0u32; MAX_WIDTH];
-    // Stripe by stripe, so one stripe of every shard stays in cache while it is
-    // copied in, encoded and checksummed: whole-shard passes over 12 MiB would stream
-    // everything through memory three times.
+    let data = scheme.required_fragments();
+    let parity = scheme.width() - data;
+    let shard_len = fragment_len(scheme, shardlet.len());
+    encoding.shard_len = shard_len;
+    encoding.crcs.clear();
+    encoding.crcs.resize(scheme.width(), Crc32c(0));
+    encoding.padded.resize(data, None);
+    for (index, slot) in encoding.padded.iter_mut().enumerate() {
+        if (index + 1) * shard_len > shardlet.len() {
+            let buffer = slot.get_or_insert_with(Vec::new);
+            buffer.resize(shard_len, 0);
+            copy_padded(buffer, shardlet, index * shard_len);
+        } else {
+            *slot = None;
+        }
+    }
+    encoding.parity.resize(parity, Vec::new());
+    for shard in &mut encoding.parity {
+        // Every byte is overwritten by the encoder below.
+        shard.resize(shard_len, 0);
+    }
     let mut start = 0;
     while start < shard_len {
         let end = (start + STRIPE_BYTES).min(shard_len);
-        for (index, shard) in data_shards.iter_mut().enumerate() {
-            copy_padded(
-                &mut shard.bytes[start..end],
-                shardlet,
-                index * shard_len + start,
-            );
-        }
         let mut inputs: [&[u8]; Scheme::DATA_MAX as usize] = [&[]; Scheme::DATA_MAX as usize];
-        for (input, shard) in inputs.iter_mut().zip(data_shards.iter()) {
-            *input = &shard.bytes[start..end];
+        for (index, input) in inputs[..data].iter_mut().enumerate() {
+            *input = match &encoding.padded[index] {
+                Some(bytes) => &bytes[start..end],
+                None => &shardlet[index * shard_len + start..index * shard_len + end],
+            };
         }
         let mut outputs: [&mut [u8]; Scheme::PARITY_MAX as usize] = Default::default();
-        for (output, shard) in outputs.iter_mut().zip(parity_shards.iter_mut()) {
-            *output = &mut shard.bytes[start..end];
+        for (output, shard) in outputs.iter_mut().zip(encoding.parity.iter_mut()) {
+            *output = &mut shard[start..end];
         }
         codec
             .encode_sep(&inputs[..data], &mut outputs[..parity])
             .map_err(|error| CodecError::ReedSolomon(format!("{error:?}")))?;
-        for (state, input) in crc_states.iter_mut().zip(&inputs[..data]) {
-            *state = crc32c::crc32c_append(*state, input);
+        for (crc, input) in encoding.crcs.iter_mut().zip(&inputs[..data]) {
+            *crc = crc.append(input);
         }
-        for (state, output) in crc_states[data..].iter_mut().zip(&outputs[..parity]) {
-            *state = crc32c::crc32c_append(*state, output);
+        for (crc, output) in encoding.crcs[data..].iter_mut().zip(&outputs[..parity]) {
+            *crc = crc.append(output);
         }
         start = end;
-    }
-    for (fragment, state) in fragments.iter_mut().zip(crc_states) {
-        fragment.crc32c = Crc32c(state);
     }
     Ok(())
 }
@@ -388,7 +476,7 @@ fn reconstruct_striped(
         result.map_err(|error| CodecError::ReedSolomon(format!("{error:?}")))?;
         for (index, (bytes, _)) in shards.iter().enumerate() {
             if filled[index] {
-                crcs[index] = crc32c::crc32c_append(crcs[index], bytes);
+                crcs[index] = Crc32c(crcs[index]).append(bytes).0;
             }
         }
         start = end;

@@ -257,3 +257,64 @@ fn encode_into_reuses_buffers_and_matches_encode() {
     assert_eq!(reused.len(), 2);
     assert_eq!(reused[1].bytes, b"abc");
 }
+
+#[test]
+fn zero_copy_encoding_matches_owned_fragments_for_every_length() {
+    let scheme = rs(8, 4);
+    // One reused encoding across lengths that do and do not need padded data shards.
+    let mut encoding = ErasureEncoding::default();
+    for len in [
+        0,
+        1,
+        7,
+        8,
+        9,
+        63,
+        64,
+        65,
+        1000,
+        8 * 4096,
+        8 * 4096 + 3,
+        100_000,
+    ] {
+        let original = shardlet(len, len as u64);
+        encode_erasure_into(scheme, &original, &mut encoding).unwrap();
+        let owned = encode(scheme, &original).unwrap();
+        assert_eq!(encoding.width(), owned.len());
+        for (index, fragment) in owned.iter().enumerate() {
+            let bytes = encoding.fragment(&original, index);
+            assert_eq!(
+                bytes,
+                fragment.bytes.as_slice(),
+                "len {len} fragment {index}"
+            );
+            assert_eq!(
+                encoding.crcs[index],
+                Crc32c::of(bytes),
+                "len {len} crc {index}"
+            );
+            assert_eq!(encoding.crcs[index], fragment.crc32c);
+        }
+        // Data fragments inside the input are not copies.
+        for index in 0..8 {
+            if (index + 1) * encoding.shard_len <= len {
+                assert!(matches!(encoding.source(index), FragmentSource::Input(_)));
+            }
+        }
+        let moved = encoding.clone().into_fragments();
+        for ((piece, crc), fragment) in moved.iter().zip(&owned) {
+            let bytes = match piece {
+                FragmentBytes::Input(range) => &original[range.clone()],
+                FragmentBytes::Owned(bytes) => bytes.as_slice(),
+            };
+            assert_eq!(bytes, fragment.bytes.as_slice());
+            assert_eq!(*crc, fragment.crc32c);
+        }
+    }
+}
+
+#[test]
+fn zero_copy_encoding_refuses_replicated_schemes() {
+    let mut encoding = ErasureEncoding::default();
+    assert!(encode_erasure_into(Scheme::Replicated { copies: 3 }, b"abc", &mut encoding).is_err());
+}

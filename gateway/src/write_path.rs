@@ -485,15 +485,20 @@ async fn store_shardlet(
             Codec::None,
         ),
         Scheme::ErasureCoded { .. } => {
-            let encoded = codec::encode(scheme, &bytes)
+            let mut encoding = codec::ErasureEncoding::default();
+            codec::encode_erasure_into(scheme, &bytes, &mut encoding)
                 .map_err(|error| WriteError::Codec(error.to_string()))?;
-            (
-                encoded
-                    .into_iter()
-                    .map(|fragment| (Bytes::from(fragment.bytes), fragment.crc32c))
-                    .collect(),
-                Codec::ReedSolomonGf8,
-            )
+            // Data fragments are slices of the body buffer (no copy); only parity and a
+            // padded last data shard have buffers of their own.
+            let pieces = encoding
+                .into_fragments()
+                .into_iter()
+                .map(|(piece, crc32c)| match piece {
+                    codec::FragmentBytes::Input(range) => (bytes.slice(range), crc32c),
+                    codec::FragmentBytes::Owned(owned) => (Bytes::from(owned), crc32c),
+                })
+                .collect();
+            (pieces, Codec::ReedSolomonGf8)
         }
     };
     let spread = Spread::for_level(plan.level);

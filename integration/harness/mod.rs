@@ -70,7 +70,7 @@ pub fn pattern_bytes(length: usize, seed: u64) -> Vec<u8> {
 }
 
 pub fn crc32c_hex(bytes: &[u8]) -> String {
-    format!("{:08x}", crc32c::crc32c(bytes))
+    shardlet_core::Crc32c::of(bytes).to_string()
 }
 
 /// Options of one node process; `Default` is what the contract calls the defaults.

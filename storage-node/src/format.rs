@@ -53,7 +53,7 @@ impl FragmentHeader {
         out[16..20].copy_from_slice(&(BLOCK_BYTES as u32).to_be_bytes());
         out[20..24].copy_from_slice(&self.payload_crc.to_be_bytes());
         // 24..28 reserved, zero.
-        let header_crc = crc32c::crc32c(&out[..28]);
+        let header_crc = Crc32c::of(&out[..28]).0;
         out[28..32].copy_from_slice(&header_crc.to_be_bytes());
         out
     }
@@ -65,7 +65,7 @@ impl FragmentHeader {
         if bytes[0..6] != MAGIC {
             return Err(FormatError::BadMagic);
         }
-        if crc32c::crc32c(&bytes[..28]) != u32_at(28) {
+        if Crc32c::of(&bytes[..28]).0 != u32_at(28) {
             return Err(FormatError::HeaderChecksum);
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);

@@ -97,7 +97,7 @@ impl FragmentWriter {
         while !bytes.is_empty() {
             let room = (BLOCK_BYTES - self.block_filled) as usize;
             let (in_block, rest) = bytes.split_at(room.min(bytes.len()));
-            self.block_crc = crc32c::crc32c_append(self.block_crc, in_block);
+            self.block_crc = Crc32c(self.block_crc).append(in_block).0;
             self.block_filled += in_block.len() as u64;
             if self.block_filled == BLOCK_BYTES {
                 self.block_crcs.push(self.block_crc);
@@ -200,7 +200,7 @@ impl FragmentReader {
         for (index, block) in buffer.chunks(BLOCK_BYTES as usize).enumerate() {
             let block_number = first_block + index as u64;
             let stored = self.block_crcs.get(block_number as usize).copied();
-            if stored != Some(crc32c::crc32c(block)) {
+            if stored != Some(Crc32c::of(block).0) {
                 return Err(StoreError::ChecksumMismatch(format!(
                     "block {block_number} does not match its checksum"
                 )));
