@@ -1,9 +1,15 @@
 //! The raft log and vote, in RocksDB.
 //!
-//! Durability: every `append` call is ONE RocksDB write batch written with `sync = true`
-//! (one WAL fsync), however many entries it carries. openraft hands us everything that
-//! queued while the previous sync ran, so under load one fsync covers many entries: the
-//! log-level half of group commit (the other half is [`crate::batcher`]).
+//! Durability: every `append` call is ONE RocksDB write batch written WITHOUT sync (so the
+//! entries are readable at once, as openraft requires) and its callback is handed to the
+//! [`WalSyncer`] thread, which fsyncs the WAL (`flush_wal(true)`) and only then reports the
+//! entries persisted. Every append that arrives while one fsync runs is covered by the
+//! next: one fsync per round however many appends, and openraft's core is never blocked
+//! on the disk (it replicates to followers while the leader's own fsync runs). This is
+//! the log-level half of group commit (the other half is [`crate::batcher`]).
+//!
+//! Order: RocksDB's WAL is one ordered file, so a sync covers every earlier write, and
+//! the synced `truncate`/vote writes also persist every append queued before them.
 
 // openraft's trait methods return its `StorageError` (224 bytes); our helpers return the
 // same type so `?` composes, instead of boxing and unboxing at every call.
@@ -30,13 +36,67 @@ const KEY_COMMITTED: &[u8] = b"committed";
 pub struct LogStore {
     db: Arc<DB>,
     metrics: Arc<MetaMetrics>,
+    syncer: WalSyncer,
 }
 
 type StoreResult<T> = Result<T, StorageError<MemberId>>;
 
+/// Appends waiting for a WAL fsync at most; a full queue makes `append` wait (bounded
+/// memory, and back-pressure on the raft core only when the disk cannot keep up).
+const SYNC_QUEUE_MAX: usize = 4096;
+
+/// A thread that fsyncs the WAL for appends written without sync, and then tells
+/// openraft they are persisted. Ends when every `LogStore` clone is dropped.
+#[derive(Clone)]
+struct WalSyncer {
+    queue: std::sync::mpsc::SyncSender<LogFlushed<TypeConfig>>,
+}
+
+impl WalSyncer {
+    fn start(db: Arc<DB>, metrics: Arc<MetaMetrics>) -> Self {
+        let (queue, receiver) =
+            std::sync::mpsc::sync_channel::<LogFlushed<TypeConfig>>(SYNC_QUEUE_MAX);
+        let spawned = std::thread::Builder::new()
+            .name("raft-wal-sync".to_string())
+            .spawn(move || {
+                while let Ok(first) = receiver.recv() {
+                    let mut waiting = vec![first];
+                    waiting.extend(receiver.try_iter());
+                    let started = Instant::now();
+                    let result = db.flush_wal(true);
+                    metrics
+                        .log_append_sync_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    metrics.log_wal_syncs_total.inc();
+                    if let Err(error) = &result {
+                        tracing::error!(%error, "raft log WAL sync failed");
+                    }
+                    for callback in waiting {
+                        let outcome = match &result {
+                            Ok(()) => Ok(()),
+                            Err(error) => Err(std::io::Error::other(error.to_string())),
+                        };
+                        callback.log_io_completed(outcome);
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            // Without the thread nothing would ever be reported durable; the caller's
+            // first append then fails loudly instead (its send fails).
+            tracing::error!(%error, "cannot start the raft log WAL sync thread");
+        }
+        WalSyncer { queue }
+    }
+}
+
 impl LogStore {
     pub fn new(db: Arc<DB>, metrics: Arc<MetaMetrics>) -> Self {
-        LogStore { db, metrics }
+        let syncer = WalSyncer::start(db.clone(), metrics.clone());
+        LogStore {
+            db,
+            metrics,
+            syncer,
+        }
     }
 
     fn log_family(&self) -> StoreResult<&rocksdb::ColumnFamily> {
@@ -197,19 +257,38 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(family, index_key(entry.log_id.index), bytes);
             count += 1;
         }
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        let started = Instant::now();
-        let result = self.db.write_opt(batch, &options);
-        self.metrics
-            .log_append_sync_seconds
-            .observe(started.elapsed().as_secs_f64());
+        // Not synced here: readable at once; durable when the syncer's fsync returns.
+        let result = self.db.write(batch);
         self.metrics.log_append_calls_total.inc();
         self.metrics.log_entries_appended_total.inc_by(count);
         match result {
             Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
+                use std::sync::mpsc::TrySendError;
+                let stopped = || {
+                    io_error(
+                        ErrorSubject::Logs,
+                        ErrorVerb::Write,
+                        "WAL sync thread stopped",
+                    )
+                };
+                match self.syncer.queue.try_send(callback) {
+                    Ok(()) => Ok(()),
+                    Err(TrySendError::Full(callback)) => {
+                        // SYNC_QUEUE_MAX appends wait for one fsync: wait for room off
+                        // the async workers.
+                        let queue = self.syncer.queue.clone();
+                        match tokio::task::spawn_blocking(move || queue.send(callback)).await {
+                            Ok(Ok(())) => Ok(()),
+                            _ => Err(stopped()),
+                        }
+                    }
+                    Err(TrySendError::Disconnected(callback)) => {
+                        callback.log_io_completed(Err(std::io::Error::other(
+                            "WAL sync thread stopped",
+                        )));
+                        Err(stopped())
+                    }
+                }
             }
             Err(error) => {
                 let message = error.to_string();

@@ -11,6 +11,7 @@ pub struct MetaMetrics {
     pub log_append_calls_total: IntCounter,
     pub log_entries_appended_total: IntCounter,
     pub log_append_sync_seconds: Histogram,
+    pub log_wal_syncs_total: IntCounter,
     pub applied_batches_total: IntCounterVec,
     pub group_commit_batches_per_entry: Histogram,
     pub group_commit_queue_depth: IntGauge,
@@ -26,7 +27,7 @@ impl MetaMetrics {
         let metrics = MetaMetrics {
             log_append_calls_total: IntCounter::new(
                 "log_append_calls_total",
-                "raft log append calls; each is one RocksDB write batch and one sync",
+                "raft log append calls; each is one RocksDB write batch, made durable by the next WAL sync",
             )?,
             log_entries_appended_total: IntCounter::new(
                 "log_entries_appended_total",
@@ -35,9 +36,13 @@ impl MetaMetrics {
             log_append_sync_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "log_append_sync_seconds",
-                    "time of one synced raft log write batch",
+                    "time of one raft log WAL fsync (covering every append queued before it)",
                 )
                 .buckets(exponential_buckets(0.000_1, 2.0, 16)?),
+            )?,
+            log_wal_syncs_total: IntCounter::new(
+                "log_wal_syncs_total",
+                "raft log WAL fsyncs; appends per sync = log_append_calls_total / this",
             )?,
             applied_batches_total: IntCounterVec::new(
                 Opts::new(
@@ -80,6 +85,7 @@ impl MetaMetrics {
         registry.register(Box::new(self.log_append_calls_total.clone()))?;
         registry.register(Box::new(self.log_entries_appended_total.clone()))?;
         registry.register(Box::new(self.log_append_sync_seconds.clone()))?;
+        registry.register(Box::new(self.log_wal_syncs_total.clone()))?;
         registry.register(Box::new(self.applied_batches_total.clone()))?;
         registry.register(Box::new(self.group_commit_batches_per_entry.clone()))?;
         registry.register(Box::new(self.group_commit_queue_depth.clone()))?;
