@@ -81,7 +81,7 @@ async fn every_shardlet_is_back_at_full_redundancy_after_a_node_is_killed() {
 async fn a_standby_controller_finishes_a_repair_when_the_active_one_is_killed() {
     let mut cluster = Cluster::start(12).await;
     // One repair at a time, so the repair is still running when the first controller dies.
-    let slow = with_flag(fast_flags(), "--repair-in-flight-max", "1");
+    let slow = ["--repair-in-flight-max", "1"].map(String::from);
     let mut first = start_controller(&cluster, "controller-first", &slow).await;
     let meta = meta(&cluster);
     wait_until(

@@ -42,8 +42,21 @@ pub fn fast_flags() -> Vec<String> {
     .collect()
 }
 
-/// Starts `shardlet controller` for `cluster` with `flags` (later flags win).
-pub async fn start_controller(cluster: &Cluster, name: &str, flags: &[String]) -> ServiceProcess {
+/// Starts `shardlet controller` for `cluster` with the fast flags, `overrides`
+/// (`--flag value` pairs) replacing any of them.
+pub async fn start_controller(
+    cluster: &Cluster,
+    name: &str,
+    overrides: &[String],
+) -> ServiceProcess {
+    let mut flags: Vec<(String, String)> = fast_flags()
+        .chunks(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    for pair in overrides.chunks(2) {
+        flags.retain(|(flag, _)| *flag != pair[0]);
+        flags.push((pair[0].clone(), pair[1].clone()));
+    }
     let mut arguments = vec![
         "controller".to_string(),
         "--meta".into(),
@@ -51,8 +64,7 @@ pub async fn start_controller(cluster: &Cluster, name: &str, flags: &[String]) -
         "--topology".into(),
         cluster.topology_path.display().to_string(),
     ];
-    arguments.extend(fast_flags());
-    arguments.extend(flags.iter().cloned());
+    arguments.extend(flags.into_iter().flat_map(|(flag, value)| [flag, value]));
     ServiceProcess::start(
         name,
         arguments,
@@ -60,13 +72,6 @@ pub async fn start_controller(cluster: &Cluster, name: &str, flags: &[String]) -
         &cluster.root.path().join("logs"),
     )
     .await
-}
-
-/// Replaces the value of `flag` in a flag list (or appends it).
-pub fn with_flag(mut flags: Vec<String>, flag: &str, value: &str) -> Vec<String> {
-    flags.push(flag.to_string());
-    flags.push(value.to_string());
-    flags
 }
 
 pub fn meta(cluster: &Cluster) -> MetaClient {
