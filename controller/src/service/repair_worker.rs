@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use shardlet_core::{NodeId, NodeState, ShardletId};
 use shardlet_meta::schema::{keys, ShardletRecord};
 use tokio::sync::Notify;
@@ -30,6 +32,8 @@ use crate::view::{FragmentLocation, ShardletState};
 const INDEX_KEYS_PER_NODE_MAX: usize = 100_000;
 /// Shardlets planned per pass (bounds the memory of one pass).
 const SHARDLETS_PER_PASS_MAX: usize = 20_000;
+/// Shardlet records read from meta-raft at once while planning.
+const RECORD_READS_IN_FLIGHT: usize = 32;
 
 /// One planned repair with everything needed to run it.
 struct Job {
@@ -111,12 +115,19 @@ impl RepairWorker {
         let risk = self.shared.node_risk();
         let mut jobs = Vec::new();
         let mut unrecoverable = 0;
-        for shardlet in shardlets.into_iter().take(SHARDLETS_PER_PASS_MAX) {
-            let Some(start) =
-                records::get::<ShardletRecord>(meta, keys::shardlet(shardlet)).await?
-            else {
+        // Records are read a few at a time: one round trip each would serialise the
+        // whole pass behind metadata latency before any repair starts.
+        let fetched: Vec<anyhow::Result<Option<Versioned<ShardletRecord>>>> =
+            futures::stream::iter(shardlets.into_iter().take(SHARDLETS_PER_PASS_MAX))
+                .map(|shardlet| records::get::<ShardletRecord>(meta, keys::shardlet(shardlet)))
+                .buffered(RECORD_READS_IN_FLIGHT)
+                .collect()
+                .await;
+        for fetched in fetched {
+            let Some(start) = fetched? else {
                 continue;
             };
+            let shardlet = start.record.id;
             match plan_one(&view, &start, &scrub_lost, &draining, &risk) {
                 Ok(Some(job)) => jobs.push(job),
                 Ok(None) => {}
