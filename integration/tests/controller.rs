@@ -21,3 +21,6 @@ mod scrub;
 
 #[path = "controller/transitions.rs"]
 mod transitions;
+
+#[path = "controller/lease.rs"]
+mod lease;

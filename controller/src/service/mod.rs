@@ -235,3 +235,6 @@ impl RunningController {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
