@@ -195,16 +195,17 @@ impl Executor {
     /// Deletes a fragment no committed record refers to. Failures are logged only: the
     /// scrub finds the leftover as stale and deletes it later.
     pub async fn delete(&self, target: &StoredFragment) {
-        let result = match self.cluster.client(target.node) {
-            Ok(client) => client
-                .delete(&target.fragment)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
+        let client = match self.cluster.client(target.node) {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::warn!(node = %target.node, %error, "cannot delete");
+                return;
+            }
         };
-        match result {
+        match client.delete(&target.fragment).await {
             Ok(()) => self.metrics.fragments_deleted_total.inc(),
-            Err(error) if error.contains("not found") => {}
+            // Already gone (an earlier attempt, or the node lost it): the goal holds.
+            Err(NodeError::NotFound) => {}
             Err(error) => {
                 tracing::warn!(fragment = %target.fragment, node = %target.node, %error, "delete failed; the scrub will retry");
             }
