@@ -75,6 +75,10 @@ pub struct ControllerArguments {
     /// it does not answer, node risk comes from the heuristic.
     #[arg(long)]
     pub predictor_url: Option<String>,
+    /// Drain a node ahead of failure when its risk (predictor or heuristic) reaches
+    /// this probability; 0 turns predictive evacuation off.
+    #[arg(long, default_value_t = 0.8)]
+    pub evacuate_risk_above: f64,
     #[command(flatten)]
     pub secret: SecretArguments,
 }
@@ -106,6 +110,10 @@ pub async fn run(arguments: ControllerArguments) -> anyhow::Result<()> {
     anyhow::ensure!(
         (0.0..=1.0).contains(&arguments.io_budget_share),
         "--io-budget-share must be between 0 and 1"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&arguments.evacuate_risk_above),
+        "--evacuate-risk-above must be between 0 and 1"
     );
     anyhow::ensure!(
         arguments.repair_per_node_max >= 1 && arguments.repair_in_flight_max >= 1,
@@ -167,6 +175,8 @@ pub async fn run(arguments: ControllerArguments) -> anyhow::Result<()> {
         heat,
         budget_bytes_per_second: bandwidth * arguments.io_budget_share,
         predictor_url: arguments.predictor_url,
+        evacuate_risk: (arguments.evacuate_risk_above > 0.0)
+            .then_some(arguments.evacuate_risk_above),
     };
     let controller = RunningController::start(config).await?;
     // Parents (`shardlet dev`, tests) read this line to learn the bound port.

@@ -48,12 +48,22 @@ pub struct NodeHealthView {
     pub last_heartbeat_unix_ms: BTreeMap<NodeId, u64>,
 }
 
+/// How detection runs (from the daemon's flags).
+pub struct DetectionSettings {
+    pub detector: Detector,
+    pub probe_interval: Duration,
+    pub predictor_url: Option<String>,
+    pub evacuate_risk: Option<f64>,
+}
+
 pub struct Detection {
     pub cluster: Arc<Cluster>,
     pub meta: Arc<MetaClient>,
     pub lease: Arc<Lease>,
     pub metrics: Arc<Metrics>,
     pub probe_interval: Duration,
+    /// A node whose risk reaches this is drained ahead of failure (`None`: never).
+    pub evacuate_risk: Option<f64>,
     predictor: Mutex<Option<Predictor>>,
     pub view: Arc<std::sync::Mutex<NodeHealthView>>,
     detector: Mutex<Detector>,
@@ -67,10 +77,14 @@ impl Detection {
         meta: Arc<MetaClient>,
         lease: Arc<Lease>,
         metrics: Arc<Metrics>,
-        detector: Detector,
-        probe_interval: Duration,
-        predictor_url: Option<String>,
+        settings: DetectionSettings,
     ) -> anyhow::Result<Self> {
+        let DetectionSettings {
+            detector,
+            probe_interval,
+            predictor_url,
+            evacuate_risk,
+        } = settings;
         let predictor = match predictor_url {
             Some(url) => Some(Predictor::new(&url)?),
             None => None,
@@ -81,6 +95,7 @@ impl Detection {
             lease,
             metrics,
             probe_interval,
+            evacuate_risk,
             predictor: Mutex::new(predictor),
             view: Arc::new(std::sync::Mutex::new(NodeHealthView::default())),
             detector: Mutex::new(detector),
@@ -191,6 +206,11 @@ impl Detection {
             tracing::info!(node = %transition.node, from = ?transition.from, to = ?transition.to, "node liveness changed");
         }
         let records = self.cluster.node_records(&self.meta).await?;
+        let risk = self
+            .view
+            .lock()
+            .map(|view| view.risk.clone())
+            .unwrap_or_default();
         let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
         let detector = self.detector.lock().await;
         let heartbeats = self
@@ -209,6 +229,18 @@ impl Detection {
                 (Some(Liveness::Suspect), _) => NodeState::Suspect,
                 (Some(Liveness::Up), NodeState::Draining) => NodeState::Draining,
                 (Some(Liveness::Up), _) => NodeState::Up,
+            };
+            // Predictive evacuation: a live node whose risk crossed the threshold is
+            // drained while it still serves reads (copies, no reconstruction).
+            let risky = self
+                .evacuate_risk
+                .zip(risk.get(node))
+                .is_some_and(|(threshold, risk)| *risk >= threshold);
+            let next = if next == NodeState::Up && risky {
+                tracing::warn!(%node, risk = ?risk.get(node), "node risk crossed the evacuation threshold; draining it");
+                NodeState::Draining
+            } else {
+                next
             };
             *counts.entry(state_label(next)).or_default() += 1;
             let heartbeat = heartbeats.get(node).copied();

@@ -77,6 +77,8 @@ pub struct ServiceConfig {
     /// Background I/O budget in bytes per second (a share of cluster bandwidth).
     pub budget_bytes_per_second: f64,
     pub predictor_url: Option<String>,
+    /// Drain a node whose risk reaches this (predictive evacuation); `None`: never.
+    pub evacuate_risk: Option<f64>,
 }
 
 /// What every worker shares.
@@ -148,9 +150,12 @@ impl RunningController {
             meta.clone(),
             lease.clone(),
             metrics.clone(),
-            Detector::new(config.detector),
-            config.probe_interval,
-            config.predictor_url.clone(),
+            detection::DetectionSettings {
+                detector: Detector::new(config.detector),
+                probe_interval: config.probe_interval,
+                predictor_url: config.predictor_url.clone(),
+                evacuate_risk: config.evacuate_risk,
+            },
         )?);
         let shared = Arc::new(ServiceShared {
             cluster: cluster.clone(),

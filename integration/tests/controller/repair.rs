@@ -194,3 +194,53 @@ async fn admin_drain_moves_every_fragment_off_the_node() {
     );
     assert_eq!(unreadable(&s3, &objects).await, Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_risk_crosses_the_threshold_is_drained_ahead_of_failure() {
+    let cluster = Cluster::start(12).await;
+    let controller = start_controller(&cluster, "controller", &[]).await;
+    let s3 = S3Client::new(cluster.access.clone());
+    let objects = mixed_objects(&s3, 20).await;
+    let meta = meta(&cluster);
+    let risky = &cluster.nodes[busiest_node(&cluster)];
+    let risky_id = NodeId(risky.options.node_id);
+
+    // The node's disk rots: 20 fragments that nothing references fail their checksum
+    // on read, and the node reports the failures in /health. The heuristic turns 20
+    // checksum failures into a risk of 1 − e^(−2) ≈ 0.86, above the 0.8 threshold.
+    let client = risky.client();
+    for _ in 0..20 {
+        let id = crate::harness::random_fragment_id();
+        assert_eq!(client.put(&id, &vec![7u8; 4096]).await.status, 201);
+        let path = risky.fragment_path(&id);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        let _ = client.get(&id).await;
+    }
+    assert!(
+        risky.client().health().await["errors"]["checksum_failures"]
+            .as_u64()
+            .unwrap()
+            >= 20
+    );
+
+    wait_until(
+        REPAIR_DEADLINE,
+        "the risky node is drained and empty",
+        || async { redundancy_problems(&shardlets(&meta).await, &[risky_id]).is_empty() },
+    )
+    .await;
+    let status = controller_get(&controller, "/v1/status").await;
+    assert!(status.contains("\"draining\""), "{status}");
+    assert!(
+        controller_metric(&controller, "shardlet_controller_evacuations_done_total").await >= 1.0
+    );
+    let metrics = controller_get(&controller, "/metrics").await;
+    assert!(
+        metrics.contains("shardlet_controller_risk_source{source=\"heuristic\"} 1"),
+        "no predictor configured: the heuristic is in force"
+    );
+    assert_eq!(unreadable(&s3, &objects).await, Vec::<String>::new());
+}
