@@ -265,7 +265,13 @@ impl Detection {
                 Some(fence) => batch.when(fence),
                 None => continue,
             };
-            self.meta.batch(batch).await?;
+            if let shardlet_meta::BatchOutcome::ConditionFailed { .. } =
+                self.meta.batch(batch).await?
+            {
+                // An operator changed the record meanwhile, or the lease moved: the
+                // next round sees the new record.
+                continue;
+            }
             if next != current {
                 tracing::info!(node = %node, from = ?current, to = ?next, "node state written");
                 self.metrics
