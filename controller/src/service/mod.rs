@@ -44,6 +44,9 @@ use crate::policy::PolicyConfig;
 use crate::scheduler::SchedulerConfig;
 use crate::view::FragmentLocation;
 
+/// How long busy workers get to finish after a stop signal before they are aborted.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// Scrub findings waiting for the repair worker, at most this many.
 const SCRUB_LOST_MAX: usize = 1_000_000;
 
@@ -226,16 +229,16 @@ impl RunningController {
         })
     }
 
-    /// Runs until `signal` resolves, then stops every worker (a commit in flight
-    /// either lands or does not; both are safe).
+    /// Runs until `signal` resolves, then stops every worker: idle ones at once, busy
+    /// ones after [`STOP_GRACE`]. Stopping mid-pass is safe by construction (every step
+    /// of a plan survives a crash), and a controller that lingers would only delay
+    /// whoever is stopping the cluster around it (the metadata service may already be
+    /// gone, so a pass in progress would just wait out its retries).
     pub async fn serve_until(mut self, signal: impl std::future::Future<Output = ()>) {
         signal.await;
         let _ = self.shutdown.send(true);
         let stop = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), stop)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(STOP_GRACE, stop).await.is_err() {
             self.tasks.abort_all();
         }
     }
