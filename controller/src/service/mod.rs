@@ -136,7 +136,7 @@ impl RunningController {
                 // Fail fast: every worker retries at its next pass anyway, and the lease
                 // must notice a lost metadata service before it expires.
                 attempts_max: 5,
-                request_timeout: config.lease_duration / 4,
+                request_timeout: (config.lease_duration / 4).max(Duration::from_secs(2)),
                 ..ClientOptions::default()
             },
         )?);

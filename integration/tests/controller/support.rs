@@ -83,12 +83,23 @@ pub fn meta(cluster: &Cluster) -> MetaClient {
     .unwrap()
 }
 
+/// `GET path` on the controller; retried (bounded) so a response slowed by a loaded
+/// machine is not mistaken for an empty one.
 pub async fn controller_get(controller: &ServiceProcess, path: &str) -> String {
-    match raw_http::send(controller.address, &Request::new("GET", path)).await {
-        Ok(response) if response.status == 200 => {
-            String::from_utf8_lossy(&response.body).into_owned()
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match raw_http::send(controller.address, &Request::new("GET", path)).await {
+            Ok(response) if response.status == 200 => {
+                return String::from_utf8_lossy(&response.body).into_owned()
+            }
+            Ok(response) if tokio::time::Instant::now() >= give_up => {
+                panic!("controller {path}: status {}", response.status)
+            }
+            Err(error) if tokio::time::Instant::now() >= give_up => {
+                panic!("controller {path}: {error}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
-        _ => String::new(),
     }
 }
 
