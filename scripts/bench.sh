@@ -6,7 +6,8 @@
 #
 # Environment: CARGO_TARGET_DIR (default ~/.cache/shardlet/target), SHARDLET_BENCH_SECONDS
 # (per-phase bound of the node load bench, default 10), SHARDLET_BENCH_DIR (where the
-# node keeps its data during the bench; must be a real disk, default /var/tmp).
+# node keeps its data during the bench; must be a real disk, default /var/tmp),
+# SHARDLET_BENCH_REPAIR_BYTES (user data on the 12-node repair cluster, default 2 GiB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,7 @@ echo "== building benchmarks (release profile; the first build takes several min
 "$CARGO" bench --no-run -p shardlet --bench storage_node_load
 "$CARGO" bench --no-run -p shardlet-predictor --bench predictor
 "$CARGO" bench --no-run -p shardlet --bench meta_load
+"$CARGO" bench --no-run -p shardlet --bench repair
 
 started=$SECONDS
 
@@ -95,6 +97,13 @@ echo "== metadata service load vs etcd 3.4 (real processes, fsync on)"
 {
     echo "metadata service load (shardlet meta vs etcd):"
     grep -E '^ *(members|[0-9]+ )|^machine|ratio' "$BENCH_LOG_DIR/meta_load.log" | sed 's/^/  /'
+} >> "$SUMMARY"
+
+echo "== repair: one of 12 nodes killed, time to full redundancy (SHARDLET_BENCH_REPAIR_BYTES, default 2 GiB)"
+"$CARGO" bench -q -p shardlet --bench repair 2>&1 | tee "$BENCH_LOG_DIR/repair.log"
+{
+    echo "repair after losing one of 12 nodes:"
+    grep -E '^(repair|one at a time|parallel|loopback|disk|speed-up)' "$BENCH_LOG_DIR/repair.log" | sed 's/^/  /'
 } >> "$SUMMARY"
 
 echo

@@ -25,6 +25,10 @@ enum AdminCommand {
     /// S3 credentials.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Storage node states as the controller recorded them, with fragment counts.
+    Nodes(crate::admin_nodes::NodesArguments),
+    /// Empty a storage node: mark it draining and follow the evacuation.
+    Drain(crate::admin_nodes::DrainArguments),
     /// A storage node's health report.
     Health {
         #[command(flatten)]
@@ -106,6 +110,8 @@ pub async fn run(arguments: AdminArguments) -> anyhow::Result<()> {
             println!("{}", serde_json_pretty(&report)?);
         }
         AdminCommand::Fragment(command) => fragment(command).await?,
+        AdminCommand::Nodes(arguments) => crate::admin_nodes::nodes(arguments).await?,
+        AdminCommand::Drain(arguments) => crate::admin_nodes::drain(arguments).await?,
         AdminCommand::Key(KeyCommand::Create(arguments)) => {
             crate::gateway_command::create_key(arguments).await?
         }

@@ -7,7 +7,10 @@
 //! - one storage node per entry of the topology (default: `examples/topology.toml`,
 //!   12 nodes in 4 zones and 2 regions), data in `DIR/node-N`, listening on
 //!   `--node-base-port` + position;
-//! - the S3 gateway (`shardlet gateway`) on `--s3-port`.
+//! - the S3 gateway (`shardlet gateway`) on `--s3-port`;
+//! - the controller (`shardlet controller`) on `--controller-port`, with dev-sized
+//!   timings: a node silent for 10 s is down and repaired, the scrub runs every 30 s,
+//!   heat transitions every 10 s after a 5-minute dwell.
 //!
 //! Logs go to `DIR/logs/NAME.log`, process ids to `DIR/logs/NAME.pid`. Once the S3 endpoint answers, shell lines to `eval` are
 //! printed on stdout. SIGINT / SIGTERM stop every child (SIGTERM, then SIGKILL after a
@@ -52,6 +55,9 @@ pub struct DevArguments {
     /// Port of the metadata service.
     #[arg(long, default_value_t = 7380)]
     meta_port: u16,
+    /// Port of the controller's `/metrics`, `/health` and `/v1/status`.
+    #[arg(long, default_value_t = 9600)]
+    controller_port: u16,
     /// Topology file (addresses are replaced by 127.0.0.1 and the ports above).
     #[arg(long)]
     topology: Option<PathBuf>,
@@ -168,7 +174,48 @@ async fn start_and_wait(
         ],
     )?);
     wait_healthy(components, &[("gateway".into(), s3_address.clone())]).await?;
+    let controller_address = format!("127.0.0.1:{}", arguments.controller_port);
+    components.push(spawn(
+        data,
+        "controller",
+        &[
+            "controller",
+            "--listen",
+            &controller_address,
+            "--meta",
+            &meta_address,
+            "--topology",
+            &topology_path.display().to_string(),
+            "--secret-file",
+            &secret_file,
+            // Seconds, not minutes: a developer who stops a node sees it repaired.
+            "--down-grace-seconds",
+            "10",
+            "--suspect-after-seconds",
+            "3",
+            "--repair-interval-seconds",
+            "2",
+            "--scrub-interval-seconds",
+            "30",
+            "--orphan-grace-seconds",
+            "600",
+            "--transition-interval-seconds",
+            "10",
+            "--change-dwell-seconds",
+            "300",
+            "--heat-half-life-seconds",
+            "1800",
+        ],
+    )?);
+    wait_healthy(
+        components,
+        &[("controller".into(), controller_address.clone())],
+    )
+    .await?;
     print_welcome(&s3_address, data, topology, &credentials);
+    println!(
+        "# Controller: http://{controller_address}/v1/status (node states: shardlet admin nodes --meta {meta_address} --secret-file {secret_file})"
+    );
     let _ = std::io::stdout().flush();
 
     // Run until asked to stop, or until a component dies on its own.
@@ -260,11 +307,23 @@ async fn health_ok(address: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The first component whose exit stops the cluster. A storage node that dies does
+/// not: the cluster is built to survive that, and the controller rebuilds its data
+/// elsewhere after the grace period, which is what a developer killing one wants to see.
 async fn first_exit(components: &mut [Component]) -> String {
+    let mut reported = std::collections::BTreeSet::new();
     loop {
         for component in components.iter_mut() {
-            if let Ok(Some(_)) = component.child.try_wait() {
-                return component.name.clone();
+            if let Ok(Some(status)) = component.child.try_wait() {
+                if !component.name.starts_with("node-") {
+                    return component.name.clone();
+                }
+                if reported.insert(component.name.clone()) {
+                    eprintln!(
+                        "{} exited ({status}); the cluster keeps running and the controller rebuilds its fragments elsewhere once it is declared down",
+                        component.name
+                    );
+                }
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

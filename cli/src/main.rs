@@ -4,9 +4,13 @@
 //! - `shardlet dev --data DIR`: a whole local cluster (metadata, 12 storage nodes, S3 gateway);
 //! - `shardlet admin fragment put|get|head|delete|list --node URL …`: talk to a node;
 //! - `shardlet meta …`: a member of the metadata service;
-//! - `shardlet gateway …`: the S3 gateway; `shardlet admin key create`: S3 credentials.
+//! - `shardlet gateway …`: the S3 gateway; `shardlet admin key create`: S3 credentials;
+//! - `shardlet controller …`: failure detection, repair, scrub, transitions;
+//!   `shardlet admin nodes` / `shardlet admin drain NODE`: node states, evacuation.
 
 mod admin;
+mod admin_nodes;
+mod controller_command;
 mod dev;
 mod gateway_command;
 mod meta_command;
@@ -52,6 +56,8 @@ enum Command {
     Meta(meta_command::MetaArgs),
     /// Run the S3 gateway.
     Gateway(gateway_command::GatewayArguments),
+    /// Run the controller: failure detection, repair, scrub, heat-driven transitions.
+    Controller(controller_command::ControllerArguments),
 }
 
 /// Where the cluster secret comes from: a file, or the environment.
@@ -110,6 +116,7 @@ fn main() -> ExitCode {
             Command::Admin(arguments) => admin::run(arguments).await,
             Command::Meta(arguments) => meta_command::run(arguments).await,
             Command::Gateway(arguments) => gateway_command::run(arguments).await,
+            Command::Controller(arguments) => controller_command::run(arguments).await,
         }
     });
     match result {

@@ -578,5 +578,7 @@ async fn store_shardlet(
             })
             .collect(),
         access: Default::default(),
+        level: Some(plan.level),
+        layout_changed_unix_ms: crate::catalog::unix_ms_now(),
     })
 }

@@ -340,6 +340,7 @@ impl DevCluster {
         let s3_port = free_port_run(1);
         let meta_port = free_port_run(1);
         let node_base_port = free_port_run(12);
+        let controller_port = free_port_run(1);
         let child = Command::new(env!("CARGO_BIN_EXE_shardlet"))
             .arg("dev")
             .arg("--data")
@@ -347,6 +348,7 @@ impl DevCluster {
             .args(["--s3-port", &s3_port.to_string()])
             .args(["--meta-port", &meta_port.to_string()])
             .args(["--node-base-port", &node_base_port.to_string()])
+            .args(["--controller-port", &controller_port.to_string()])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(stdout)

@@ -117,12 +117,14 @@ fn start_dev(data: &Path) -> (Dev, String, String, String) {
     let s3_port = free_ports(1);
     let meta_port = free_ports(1);
     let node_base = free_ports(12);
+    let controller_port = free_ports(1);
     let mut child = Command::new(env!("CARGO_BIN_EXE_shardlet"))
         .args(["dev", "--data"])
         .arg(data)
         .args(["--s3-port", &s3_port.to_string()])
         .args(["--meta-port", &meta_port.to_string()])
         .args(["--node-base-port", &node_base.to_string()])
+        .args(["--controller-port", &controller_port.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -13,6 +13,8 @@
 //! | `c/{access key}` | [`CredentialRecord`](super::CredentialRecord) |
 //! | `x/nf/{node id, 8 hex}/{fragment id}` | empty: node → fragment index |
 //! | `i/{object id}` | [`IntentRecord`](super::IntentRecord): fragments that may lack an owner |
+//! | `l/controller` | [`LeaseRecord`](super::LeaseRecord): which controller acts |
+//! | `l/controller-term` | [`LeaseFence`](super::LeaseFence): the lease's fencing token |
 //!
 //! Bucket names never contain `/` (S3 naming rules), so `o/{bucket}/` delimits exactly
 //! one bucket's objects even though object keys may contain `/`.
@@ -28,6 +30,8 @@ pub const NODE_PREFIX: &str = "n/";
 pub const CREDENTIAL_PREFIX: &str = "c/";
 pub const NODE_FRAGMENT_INDEX_PREFIX: &str = "x/nf/";
 pub const INTENT_PREFIX: &str = "i/";
+pub const CONTROLLER_LEASE: &str = "l/controller";
+pub const CONTROLLER_LEASE_FENCE: &str = "l/controller-term";
 
 pub fn bucket(name: &str) -> Vec<u8> {
     format!("{BUCKET_PREFIX}{name}").into_bytes()

@@ -151,6 +151,15 @@ pub struct ShardletRecord {
     pub fragments: Vec<FragmentLocation>,
     #[serde(default)]
     pub access: AccessCounters,
+    /// The durability level promised for this shardlet (the object's). `None` in
+    /// records written before the field existed; the controller then infers it from
+    /// the scheme.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<RedundancyLevel>,
+    /// When the scheme last changed (creation, or a controller transition); the policy
+    /// waits a minimum dwell after it before changing the scheme again for heat alone.
+    #[serde(default)]
+    pub layout_changed_unix_ms: u64,
 }
 
 impl ShardletRecord {
@@ -179,6 +188,36 @@ pub struct NodeRecord {
 
 impl Record for NodeRecord {
     const KIND: &'static str = "node";
+    const FORMAT_VERSION: u8 = 1;
+}
+
+/// The controller lease (`l/controller`): one controller acts at a time. Taken and
+/// renewed by compare-and-set on the key's version; `term` grows by one each time a
+/// different holder (or the same holder after expiry) takes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub holder: String,
+    pub expires_unix_ms: u64,
+    pub term: u64,
+}
+
+impl Record for LeaseRecord {
+    const KIND: &'static str = "controller lease";
+    const FORMAT_VERSION: u8 = 1;
+}
+
+/// The fencing token of the controller lease (`l/controller-term`): `holder` and `term`,
+/// changed only when the lease changes hands. Every layout commit of a controller is
+/// conditioned on this value, so a controller that lost its lease (paused, partitioned)
+/// can never commit over its successor's work.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseFence {
+    pub holder: String,
+    pub term: u64,
+}
+
+impl Record for LeaseFence {
+    const KIND: &'static str = "controller lease fence";
     const FORMAT_VERSION: u8 = 1;
 }
 

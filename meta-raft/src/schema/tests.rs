@@ -29,6 +29,8 @@ fn shardlet(nodes: &[u32]) -> ShardletRecord {
             })
             .collect(),
         access: AccessCounters::default(),
+        level: Some(RedundancyLevel::Medium),
+        layout_changed_unix_ms: 0,
     }
 }
 

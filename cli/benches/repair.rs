@@ -1,0 +1,270 @@
+//! Repair benchmark: twelve real storage nodes holding `SHARDLET_BENCH_REPAIR_BYTES` of
+//! user data (default 2 GiB, written through the S3 gateway: half 3 replicas, half
+//! RS(6,3)), one node killed with SIGKILL, and the time until every shardlet is back at
+//! full redundancy, with one repair at a time and then with the default parallelism.
+//! The machine's limits are measured in the same run: loopback TCP (one stream) and
+//! synced disk writes, so the repair's aggregate bytes per second read as a share of
+//! what the box can do at all.
+//!
+//! Time to full redundancy is measured from the moment the controller records the
+//! node down (the grace period, 3 s here, is policy, not repair speed) to the moment
+//! no shardlet record names the dead node. Bytes moved are the controller's own
+//! `repair_bytes_moved_total` (read + written). Every process is killed by PID when its
+//! cluster is dropped, also on panic. The last line is machine-readable.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../integration/harness/mod.rs"]
+mod harness;
+
+#[allow(dead_code)]
+#[path = "../../integration/tests/gateway/s3_client.rs"]
+mod s3_client;
+
+#[allow(dead_code)]
+#[path = "../../integration/tests/controller/support.rs"]
+mod support;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use shardlet_core::{NodeId, NodeState};
+use shardlet_meta::schema::{decode, keys, NodeRecord};
+use shardlet_meta::ReadConsistency;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use harness::cluster::Cluster;
+use harness::pattern_bytes;
+use s3_client::S3Client;
+use support::*;
+
+const MIB: u64 = 1024 * 1024;
+const OBJECT_BYTES: u64 = 32 * MIB;
+const UPLOAD_CONCURRENCY: usize = 4;
+const LOOPBACK_BYTES: u64 = 1024 * MIB;
+const DISK_BYTES: u64 = 256 * MIB;
+/// A repair slower than this is reported as a failure, not waited for forever.
+const REPAIR_DEADLINE: Duration = Duration::from_secs(3600);
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+struct Run {
+    name: &'static str,
+    per_node: usize,
+    in_flight: usize,
+    shardlets_repaired: usize,
+    seconds: f64,
+    bytes_moved: f64,
+}
+
+fn main() {
+    let data_bytes: u64 = std::env::var("SHARDLET_BENCH_REPAIR_BYTES")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(2 * 1024 * MIB);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(data_bytes));
+}
+
+async fn run(data_bytes: u64) {
+    let loopback = loopback_bytes_per_second().await;
+    let disk = disk_write_bytes_per_second();
+    println!("loopback TCP, one stream: {:.0} MB/s", loopback / 1e6);
+    println!("disk writes, 1 MiB + fsync: {:.0} MB/s", disk / 1e6);
+    let mut runs = Vec::new();
+    for (name, per_node, in_flight) in [("one at a time", 1, 1), ("parallel (default)", 2, 64)] {
+        let result = repair_run(data_bytes, per_node, in_flight).await;
+        println!(
+            "{name}: {} shardlets in {:.1} s, {:.0} MB/s moved",
+            result.0,
+            result.1,
+            result.2 / result.1 / 1e6
+        );
+        runs.push(Run {
+            name,
+            per_node,
+            in_flight,
+            shardlets_repaired: result.0,
+            seconds: result.1,
+            bytes_moved: result.2,
+        });
+    }
+    println!();
+    println!(
+        "{:<20} {:>9} {:>10} {:>10} {:>10} {:>12} {:>14} {:>11}",
+        "repair",
+        "per node",
+        "in flight",
+        "shardlets",
+        "seconds",
+        "MB/s moved",
+        "% of loopback",
+        "% of disk"
+    );
+    for run in &runs {
+        let rate = run.bytes_moved / run.seconds;
+        println!(
+            "{:<20} {:>9} {:>10} {:>10} {:>10.1} {:>12.0} {:>14.1} {:>11.1}",
+            run.name,
+            run.per_node,
+            run.in_flight,
+            run.shardlets_repaired,
+            run.seconds,
+            rate / 1e6,
+            100.0 * rate / loopback,
+            100.0 * rate / disk
+        );
+    }
+    let speedup = runs[0].seconds / runs[1].seconds;
+    println!("speed-up of parallel reconstruction: {speedup:.2}x");
+    println!(
+        "repair data_bytes={data_bytes} seconds_one_at_a_time={:.2} seconds_parallel={:.2} speedup={speedup:.2} bytes_per_second_parallel={:.0} loopback_bytes_per_second={loopback:.0} disk_write_bytes_per_second={disk:.0}",
+        runs[0].seconds,
+        runs[1].seconds,
+        runs[1].bytes_moved / runs[1].seconds
+    );
+}
+
+/// (shardlets repaired, seconds from "down" to full redundancy, bytes moved).
+async fn repair_run(data_bytes: u64, per_node: usize, in_flight: usize) -> (usize, f64, f64) {
+    let mut cluster = Cluster::start(12).await;
+    let flags = [
+        "--repair-per-node-max".to_string(),
+        per_node.to_string(),
+        "--repair-in-flight-max".to_string(),
+        in_flight.to_string(),
+        "--repair-interval-seconds".to_string(),
+        "0.2".to_string(),
+    ];
+    let controller = start_controller(&cluster, "controller", &flags).await;
+    let s3 = S3Client::new(cluster.access.clone());
+    s3.create_bucket(BUCKET).await.unwrap();
+    let objects = data_bytes.div_ceil(OBJECT_BYTES).max(1);
+    let started = Instant::now();
+    let uploads: Vec<_> = futures::stream::iter(0..objects)
+        .map(|n| {
+            let s3 = &s3;
+            async move {
+                let class = (n % 2 == 1).then_some("STANDARD_IA");
+                let size = OBJECT_BYTES.min(data_bytes) as usize;
+                s3.put_object(
+                    BUCKET,
+                    &format!("bench/{n:05}"),
+                    pattern_bytes(size, n),
+                    class,
+                )
+                .await
+            }
+        })
+        .buffer_unordered(UPLOAD_CONCURRENCY)
+        .collect()
+        .await;
+    for upload in uploads {
+        upload.unwrap();
+    }
+    let upload_seconds = started.elapsed().as_secs_f64();
+    println!(
+        "wrote {objects} objects ({:.0} MiB) through the gateway in {upload_seconds:.1} s",
+        (objects * OBJECT_BYTES.min(data_bytes)) as f64 / MIB as f64
+    );
+    let _ = std::io::stdout().flush();
+
+    let meta = meta(&cluster);
+    let on_disk = fragments_on_disk(&cluster);
+    let victim = (0..cluster.nodes.len())
+        .max_by_key(|p| {
+            on_disk
+                .get(&NodeId(cluster.nodes[*p].options.node_id))
+                .map_or(0, Vec::len)
+        })
+        .unwrap();
+    let dead = NodeId(cluster.nodes[victim].options.node_id);
+    let held = shardlets(&meta)
+        .await
+        .iter()
+        .filter(|record| record.fragments.iter().any(|f| f.node == dead))
+        .count();
+    cluster.nodes[victim].kill_9();
+    let give_up = Instant::now() + REPAIR_DEADLINE;
+    // Down: the controller wrote the state (the grace period has passed).
+    loop {
+        let record = meta
+            .get(keys::node(dead), ReadConsistency::Linearizable)
+            .await
+            .unwrap();
+        let state = record.map(|entry| decode::<NodeRecord>(entry.value.as_slice()).unwrap().state);
+        if state == Some(NodeState::Down) {
+            break;
+        }
+        assert!(Instant::now() < give_up, "node {dead} never declared down");
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    let down_at = Instant::now();
+    loop {
+        if redundancy_problems(&shardlets(&meta).await, &[dead]).is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "repair did not finish within {REPAIR_DEADLINE:?}"
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    let seconds = down_at.elapsed().as_secs_f64();
+    let bytes =
+        controller_metric(&controller, "shardlet_controller_repair_bytes_moved_total").await;
+    (held, seconds, bytes)
+}
+
+/// Best of three 1 GiB transfers over one loopback TCP connection.
+async fn loopback_bytes_per_second() -> f64 {
+    let mut best: f64 = 0.0;
+    for _ in 0..3 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let reader = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buffer = vec![0u8; MIB as usize];
+            let mut total = 0u64;
+            while total < LOOPBACK_BYTES {
+                let read = socket.read(&mut buffer).await.unwrap();
+                if read == 0 {
+                    break;
+                }
+                total += read as u64;
+            }
+            total
+        });
+        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        let chunk = vec![7u8; MIB as usize];
+        let started = Instant::now();
+        for _ in 0..LOOPBACK_BYTES / MIB {
+            socket.write_all(&chunk).await.unwrap();
+        }
+        let received = reader.await.unwrap();
+        best = best.max(received as f64 / started.elapsed().as_secs_f64());
+    }
+    best
+}
+
+/// Best of three: 256 MiB in 1 MiB writes then one fsync, on the disk the nodes use.
+fn disk_write_bytes_per_second() -> f64 {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("disk-probe");
+    let chunk = vec![7u8; MIB as usize];
+    let mut best: f64 = 0.0;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut file = std::fs::File::create(&path).unwrap();
+        for _ in 0..DISK_BYTES / MIB {
+            file.write_all(&chunk).unwrap();
+        }
+        file.sync_all().unwrap();
+        best = best.max(DISK_BYTES as f64 / started.elapsed().as_secs_f64());
+        std::fs::remove_file(&path).unwrap();
+    }
+    best
+}

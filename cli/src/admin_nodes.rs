@@ -1,0 +1,171 @@
+//! `shardlet admin nodes` (node states from meta-raft, as the controller wrote them)
+//! and `shardlet admin drain NODE` (mark a node draining; the controller evacuates it;
+//! a progress bar follows the node → fragment index down to zero).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use shardlet_core::{NodeId, NodeState};
+use shardlet_meta::schema::{decode, encode, keys, NodeRecord};
+use shardlet_meta::{Batch, BatchOutcome, Blob, Condition, MetaClient, ReadConsistency};
+
+use crate::SecretArguments;
+
+/// Index entries counted per node at most (the table says "≥" beyond).
+const COUNT_MAX: usize = 10_000_000;
+const SCAN_PAGE: usize = 10_000;
+const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(clap::Args)]
+pub struct NodesArguments {
+    /// Metadata service members (host:port), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub meta: Vec<String>,
+    #[command(flatten)]
+    pub secret: SecretArguments,
+}
+
+#[derive(clap::Args)]
+pub struct DrainArguments {
+    /// The storage node to empty.
+    pub node: u32,
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub meta: Vec<String>,
+    /// Mark the node draining and return without waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up waiting after this many seconds (the drain itself continues).
+    #[arg(long, default_value_t = 24 * 3600)]
+    pub timeout_seconds: u64,
+    #[command(flatten)]
+    pub secret: SecretArguments,
+}
+
+fn client(meta: &[String], secret: &SecretArguments) -> anyhow::Result<MetaClient> {
+    let secret = crate::secret::load(secret)?;
+    crate::gateway_command::meta_client(meta, &secret)
+}
+
+/// How many fragments the node → fragment index puts on `node`.
+async fn fragments_on(meta: &MetaClient, node: NodeId) -> anyhow::Result<usize> {
+    let prefix = keys::fragments_of_node(node);
+    let mut count = 0;
+    let mut after: Option<Blob> = None;
+    loop {
+        let page = meta
+            .scan(
+                prefix.clone(),
+                after,
+                SCAN_PAGE,
+                ReadConsistency::Linearizable,
+            )
+            .await?;
+        count += page.entries.len();
+        match page.next_start_after {
+            Some(next) if count < COUNT_MAX => after = Some(next),
+            _ => return Ok(count),
+        }
+    }
+}
+
+pub async fn nodes(arguments: NodesArguments) -> anyhow::Result<()> {
+    let meta = client(&arguments.meta, &arguments.secret)?;
+    let page = meta
+        .scan(
+            keys::NODE_PREFIX,
+            None,
+            SCAN_PAGE,
+            ReadConsistency::Linearizable,
+        )
+        .await?;
+    if page.entries.is_empty() {
+        println!("no node records yet (a running controller registers every node of its topology)");
+        return Ok(());
+    }
+    let now = shardlet_controller::service::unix_ms_now();
+    println!(
+        "{:>6}  {:<15}  {:<22}  {:<12}  {:<12}  {:>15}  {:>10}",
+        "node", "state", "address", "region", "zone", "last heartbeat", "fragments"
+    );
+    for (key, entry) in page.entries {
+        let record: NodeRecord = match decode(entry.value.as_slice()) {
+            Ok(record) => record,
+            Err(error) => {
+                eprintln!("{}: {error}", String::from_utf8_lossy(key.as_slice()));
+                continue;
+            }
+        };
+        let fragments = fragments_on(&meta, record.id).await?;
+        let age = now.saturating_sub(record.last_heartbeat_unix_ms) as f64 / 1000.0;
+        println!(
+            "{:>6}  {:<15}  {:<22}  {:<12}  {:<12}  {:>13.1}s  {:>10}",
+            record.id.0,
+            format!("{:?}", record.state).to_lowercase(),
+            record.address,
+            record.region,
+            record.zone,
+            age,
+            fragments
+        );
+    }
+    Ok(())
+}
+
+pub async fn drain(arguments: DrainArguments) -> anyhow::Result<()> {
+    let meta = client(&arguments.meta, &arguments.secret)?;
+    let node = NodeId(arguments.node);
+    let key = keys::node(node);
+    let Some(entry) = meta.get(key.clone(), ReadConsistency::Linearizable).await? else {
+        bail!("node {node} has no record: is it in the controller's topology, and is a controller running?");
+    };
+    let mut record: NodeRecord = decode(entry.value.as_slice())
+        .with_context(|| format!("the record of node {node} is unreadable"))?;
+    match record.state {
+        NodeState::Draining => println!("node {node} is already draining"),
+        NodeState::Decommissioned => bail!("node {node} is decommissioned"),
+        _ => {
+            record.state = NodeState::Draining;
+            let batch = Batch::put(key.clone(), encode(&record)).when(Condition::VersionEquals {
+                key: key.into(),
+                version: entry.version,
+            });
+            if let BatchOutcome::ConditionFailed { .. } = meta.batch(batch).await? {
+                bail!(
+                    "node {node}'s record changed while marking it draining; run the command again"
+                );
+            }
+            println!("node {node} marked draining; the controller moves its fragments away");
+        }
+    }
+    if arguments.no_wait {
+        return Ok(());
+    }
+    let initial = fragments_on(&meta, node).await?;
+    let bar = indicatif::ProgressBar::new(initial as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} evacuating node {msg} [{bar:40}] {pos}/{len} fragments ({eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(node.to_string());
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(arguments.timeout_seconds);
+    loop {
+        let remaining = fragments_on(&meta, node).await?;
+        bar.set_position(initial.saturating_sub(remaining) as u64);
+        if remaining == 0 {
+            bar.finish();
+            println!("node {node} holds no fragments any more");
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= give_up {
+            bar.abandon();
+            bail!(
+                "node {node} still holds {remaining} fragments after {}s; the drain continues",
+                arguments.timeout_seconds
+            );
+        }
+        tokio::time::sleep(DRAIN_POLL_INTERVAL).await;
+    }
+}

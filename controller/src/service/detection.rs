@@ -1,0 +1,362 @@
+//! Failure detection: the controller probes every storage node's `/health` once per
+//! `probe_interval` and feeds the answers to the pure [`Detector`] as heartbeats.
+//!
+//! Why probe instead of having nodes push: the storage node stays ignorant of the
+//! controller and of meta-raft (it only serves fragments), a probe measures the path
+//! the controller's repairs will use, and a standby controller keeps its detector warm
+//! by probing too, so it can act at once when it takes the lease. The cost is one
+//! small HTTP request per node per second from one process, fine for thousands of
+//! nodes; beyond that, nodes would push.
+//!
+//! State changes are written to the nodes' [`NodeRecord`]s (only while holding the
+//! lease); `Draining` and `Decommissioned` are set by operators and kept unless the
+//! node goes down.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use shardlet_core::{NodeId, NodeState};
+use shardlet_meta::schema::{encode, keys};
+use shardlet_meta::{Batch, Condition, MetaClient};
+use shardlet_node::health::HealthReport;
+use tokio::sync::Mutex;
+
+use super::cluster::Cluster;
+use super::lease::Lease;
+use super::metrics::Metrics;
+use super::predictor::{row_of, Predictor, Row};
+use super::unix_ms_now;
+use crate::detector::{Detector, Heartbeat, Liveness};
+use crate::risk::{DefaultHeuristic, HealthSample, PredictorScore, RiskAssessor, RiskSource};
+
+/// Rows of health history kept per node for the predictor (one per probe interval).
+const HISTORY_ROWS_MAX: usize = 30;
+/// Node records are rewritten at least this often (last heartbeat, used bytes).
+const RECORD_REFRESH: Duration = Duration::from_secs(5);
+/// The predictor is asked at most this often.
+const PREDICTOR_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A node's last `/health` sample and the predictor rows built so far.
+type History = (Option<HealthReport>, VecDeque<Row>);
+
+/// What the rest of the controller reads from detection.
+#[derive(Default)]
+pub struct NodeHealthView {
+    pub risk: BTreeMap<NodeId, f64>,
+    pub source: Option<RiskSource>,
+    pub last_heartbeat_unix_ms: BTreeMap<NodeId, u64>,
+}
+
+/// How detection runs (from the daemon's flags).
+pub struct DetectionSettings {
+    pub detector: Detector,
+    pub probe_interval: Duration,
+    pub predictor_url: Option<String>,
+    pub evacuate_risk: Option<f64>,
+}
+
+pub struct Detection {
+    pub cluster: Arc<Cluster>,
+    pub meta: Arc<MetaClient>,
+    pub lease: Arc<Lease>,
+    pub metrics: Arc<Metrics>,
+    pub probe_interval: Duration,
+    /// A node whose risk reaches this is drained ahead of failure (`None`: never).
+    pub evacuate_risk: Option<f64>,
+    predictor: Mutex<Option<Predictor>>,
+    pub view: Arc<std::sync::Mutex<NodeHealthView>>,
+    detector: Mutex<Detector>,
+    history: Mutex<BTreeMap<NodeId, History>>,
+    risk: Mutex<RiskAssessor<DefaultHeuristic>>,
+}
+
+impl Detection {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        meta: Arc<MetaClient>,
+        lease: Arc<Lease>,
+        metrics: Arc<Metrics>,
+        settings: DetectionSettings,
+    ) -> anyhow::Result<Self> {
+        let DetectionSettings {
+            detector,
+            probe_interval,
+            predictor_url,
+            evacuate_risk,
+        } = settings;
+        let predictor = match predictor_url {
+            Some(url) => Some(Predictor::new(&url)?),
+            None => None,
+        };
+        Ok(Self {
+            cluster,
+            meta,
+            lease,
+            metrics,
+            probe_interval,
+            evacuate_risk,
+            predictor: Mutex::new(predictor),
+            view: Arc::new(std::sync::Mutex::new(NodeHealthView::default())),
+            detector: Mutex::new(detector),
+            history: Mutex::new(BTreeMap::new()),
+            // Scores older than three predictor rounds are stale: the heuristic rules.
+            risk: Mutex::new(RiskAssessor::new(
+                DefaultHeuristic,
+                3 * PREDICTOR_INTERVAL.as_millis() as u64,
+            )),
+        })
+    }
+
+    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        // Nodes already recorded Down stay Down until they answer; every other node is
+        // presumed alive now, so one that never answers goes down after the grace.
+        let now = unix_ms_now();
+        match self.cluster.node_records(&self.meta).await {
+            Ok(records) => {
+                let mut detector = self.detector.lock().await;
+                for node in self.cluster.topology().nodes() {
+                    let down = records
+                        .get(&node.id)
+                        .is_some_and(|r| r.record.state == NodeState::Down);
+                    if !down {
+                        detector.observe(
+                            Heartbeat {
+                                node: node.id,
+                                health: HealthSample::default(),
+                            },
+                            now,
+                        );
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read node records at start"),
+        }
+        let mut last_refresh_ms = 0;
+        let mut last_prediction_ms = 0;
+        loop {
+            self.probe_all().await;
+            let now = unix_ms_now();
+            let refresh = now.saturating_sub(last_refresh_ms) >= RECORD_REFRESH.as_millis() as u64;
+            if let Err(error) = self.write_states(now, refresh).await {
+                tracing::warn!(%error, "cannot write node states");
+            } else if refresh {
+                last_refresh_ms = now;
+            }
+            if now.saturating_sub(last_prediction_ms) >= PREDICTOR_INTERVAL.as_millis() as u64 {
+                self.update_risk(now).await;
+                last_prediction_ms = now;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.probe_interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn probe_all(&self) {
+        let timeout = self.probe_interval.max(Duration::from_millis(500));
+        let probes = self
+            .cluster
+            .topology()
+            .nodes()
+            .iter()
+            .map(|node| async move {
+                let result = match self.cluster.client(node.id) {
+                    Ok(client) => tokio::time::timeout(timeout, client.health()).await.ok(),
+                    Err(_) => None,
+                };
+                (node.id, result.and_then(Result::ok))
+            });
+        let results = futures::future::join_all(probes).await;
+        let now = unix_ms_now();
+        let mut detector = self.detector.lock().await;
+        let mut history = self.history.lock().await;
+        for (node, report) in results {
+            let Some(report) = report else {
+                self.metrics.probes_failed_total.inc();
+                continue;
+            };
+            detector.observe(
+                Heartbeat {
+                    node,
+                    health: sample_of(&report),
+                },
+                now,
+            );
+            if let Ok(view) = self.view.lock().as_mut() {
+                view.last_heartbeat_unix_ms.insert(node, now);
+            }
+            // The predictor's row, from this sample and the previous one.
+            let entry = history.entry(node).or_default();
+            let row = row_of(entry.0.as_ref(), &report);
+            if entry.1.len() == HISTORY_ROWS_MAX {
+                entry.1.pop_front();
+            }
+            entry.1.push_back(row);
+            entry.0 = Some(report);
+        }
+    }
+
+    /// Ticks the detector and writes changed states (and, every `RECORD_REFRESH`, the
+    /// last heartbeat) to meta-raft. Only the lease holder writes.
+    async fn write_states(&self, now: u64, refresh: bool) -> anyhow::Result<()> {
+        let transitions = self.detector.lock().await.tick(now);
+        for transition in &transitions {
+            tracing::info!(node = %transition.node, from = ?transition.from, to = ?transition.to, "node liveness changed");
+        }
+        let records = self.cluster.node_records(&self.meta).await?;
+        let risk = self
+            .view
+            .lock()
+            .map(|view| view.risk.clone())
+            .unwrap_or_default();
+        let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
+        let detector = self.detector.lock().await;
+        let heartbeats = self
+            .view
+            .lock()
+            .map(|view| view.last_heartbeat_unix_ms.clone())
+            .unwrap_or_default();
+        for (node, versioned) in &records {
+            let current = versioned.record.state;
+            let next = match (detector.liveness(*node), current) {
+                // Never heard of since start and recorded Down: stays Down.
+                (None, state) => state,
+                (Some(_), NodeState::Decommissioned) => NodeState::Decommissioned,
+                (Some(Liveness::Down), _) => NodeState::Down,
+                (Some(Liveness::Suspect), NodeState::Draining) => NodeState::Draining,
+                (Some(Liveness::Suspect), _) => NodeState::Suspect,
+                (Some(Liveness::Up), NodeState::Draining) => NodeState::Draining,
+                (Some(Liveness::Up), _) => NodeState::Up,
+            };
+            // Predictive evacuation: a live node whose risk crossed the threshold is
+            // drained while it still serves reads (copies, no reconstruction).
+            let risky = self
+                .evacuate_risk
+                .zip(risk.get(node))
+                .is_some_and(|(threshold, risk)| *risk >= threshold);
+            let next = if next == NodeState::Up && risky {
+                tracing::warn!(%node, risk = ?risk.get(node), "node risk crossed the evacuation threshold; draining it");
+                NodeState::Draining
+            } else {
+                next
+            };
+            *counts.entry(state_label(next)).or_default() += 1;
+            let heartbeat = heartbeats.get(node).copied();
+            let stale_heartbeat =
+                heartbeat.is_some_and(|at| at > versioned.record.last_heartbeat_unix_ms) && refresh;
+            if (next == current && !stale_heartbeat) || !self.lease.is_active() {
+                continue;
+            }
+            let mut record = versioned.record.clone();
+            record.state = next;
+            if let Some(at) = heartbeat {
+                record.last_heartbeat_unix_ms = record.last_heartbeat_unix_ms.max(at);
+            }
+            let key = keys::node(*node);
+            // Conditioned on the version read: an operator's concurrent `drain` wins
+            // and is seen next round.
+            let batch = Batch::put(key.clone(), encode(&record)).when(Condition::VersionEquals {
+                key: key.into(),
+                version: versioned.version,
+            });
+            let batch = match self.lease.fence_condition() {
+                Some(fence) => batch.when(fence),
+                None => continue,
+            };
+            if let shardlet_meta::BatchOutcome::ConditionFailed { .. } =
+                self.meta.batch(batch).await?
+            {
+                // An operator changed the record meanwhile, or the lease moved: the
+                // next round sees the new record.
+                continue;
+            }
+            if next != current {
+                tracing::info!(node = %node, from = ?current, to = ?next, "node state written");
+                self.metrics
+                    .node_transitions_total
+                    .with_label_values(&[state_label(next)])
+                    .inc();
+            }
+        }
+        for state in ["up", "suspect", "down", "draining", "decommissioned"] {
+            self.metrics
+                .nodes
+                .with_label_values(&[state])
+                .set(counts.get(state).copied().unwrap_or(0));
+        }
+        Ok(())
+    }
+
+    /// Node risk: the predictor's probability when it answers, else the heuristic.
+    async fn update_risk(&self, now: u64) {
+        let windows: BTreeMap<NodeId, VecDeque<Row>> = self
+            .history
+            .lock()
+            .await
+            .iter()
+            .map(|(node, (_, rows))| (*node, rows.clone()))
+            .collect();
+        let mut assessor = self.risk.lock().await;
+        if let Some(predictor) = self.predictor.lock().await.as_mut() {
+            match predictor.score(&windows).await {
+                Ok(scores) => {
+                    for (node, probability) in scores {
+                        assessor.record_score(
+                            node,
+                            PredictorScore {
+                                probability,
+                                scored_at_ms: now,
+                            },
+                        );
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "predictor unavailable; node risk from the heuristic");
+                }
+            }
+        }
+        let detector = self.detector.lock().await;
+        let mut risks = BTreeMap::new();
+        let mut source = RiskSource::Heuristic;
+        for node in self.cluster.topology().nodes() {
+            let health = detector.health(node.id).cloned().unwrap_or_default();
+            let (risk, node_source) = assessor.node_risk(node.id, &health, now);
+            if node_source != RiskSource::Heuristic {
+                source = node_source;
+            }
+            risks.insert(node.id, risk);
+        }
+        for candidate in [RiskSource::Predictor, RiskSource::Heuristic] {
+            self.metrics
+                .risk_source
+                .with_label_values(&[candidate.label()])
+                .set(i64::from(candidate == source));
+        }
+        if let Ok(mut view) = self.view.lock() {
+            view.risk = risks;
+            view.source = Some(source);
+        }
+    }
+}
+
+fn sample_of(report: &HealthReport) -> HealthSample {
+    HealthSample {
+        io_errors_total: report.errors.read_errors
+            + report.errors.write_errors
+            + report.errors.fsync_failures,
+        checksum_failures_total: report.errors.checksum_failures,
+        ..HealthSample::default()
+    }
+}
+
+pub fn state_label(state: NodeState) -> &'static str {
+    match state {
+        NodeState::Up => "up",
+        NodeState::Suspect => "suspect",
+        NodeState::Down => "down",
+        NodeState::Draining => "draining",
+        NodeState::Decommissioned => "decommissioned",
+    }
+}

@@ -1,0 +1,150 @@
+//! The controller's Prometheus metrics (`shardlet_controller_*`), one registry per
+//! process, served on `/metrics`.
+
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// 1 while this process holds the lease and acts.
+    pub lease_active: IntGauge,
+    pub lease_term: IntGauge,
+    pub lease_acquisitions_total: IntCounter,
+    /// Storage nodes per state (`up`, `suspect`, `down`, `draining`, `decommissioned`).
+    pub nodes: IntGaugeVec,
+    pub node_transitions_total: IntCounterVec,
+    pub probes_failed_total: IntCounter,
+    pub repairs_queued: IntGauge,
+    pub repairs_done_total: IntCounter,
+    pub repairs_failed_total: IntCounter,
+    /// Shardlets whose committed layout has a lost fragment, at the last repair pass.
+    pub shardlets_below_target: IntGauge,
+    pub unrecoverable_shardlets: IntGauge,
+    pub repair_bytes_moved_total: IntCounter,
+    pub evacuations_done_total: IntCounter,
+    pub scrub_passes_total: IntCounter,
+    pub scrub_fragments_verified_total: IntCounter,
+    pub scrub_bytes_verified_total: IntCounter,
+    /// Findings of the scrub by kind (`missing`, `corrupt`, `stale`, `orphan`).
+    pub scrub_findings_total: IntCounterVec,
+    pub fragments_deleted_total: IntCounter,
+    pub transitions_done_total: IntCounterVec,
+    pub transitions_failed_total: IntCounter,
+    pub transition_bytes_moved_total: IntCounter,
+    pub commit_conflicts_total: IntCounter,
+    /// 1 for the risk source in force (`predictor` or `heuristic`), 0 for the other.
+    pub risk_source: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new_custom(Some("shardlet_controller".into()), None)?;
+        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
+            let gauge = IntGauge::new(name, help)?;
+            registry.register(Box::new(gauge.clone()))?;
+            Ok(gauge)
+        };
+        let counter = |name: &str, help: &str| -> prometheus::Result<IntCounter> {
+            let counter = IntCounter::new(name, help)?;
+            registry.register(Box::new(counter.clone()))?;
+            Ok(counter)
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let gauge = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(gauge.clone()))?;
+            Ok::<_, prometheus::Error>(gauge)
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let counter = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(counter.clone()))?;
+            Ok::<_, prometheus::Error>(counter)
+        };
+        Ok(Self {
+            lease_active: gauge("lease_active", "1 while this controller holds the lease")?,
+            lease_term: gauge("lease_term", "Term of the lease this controller last held")?,
+            lease_acquisitions_total: counter(
+                "lease_acquisitions_total",
+                "Times this controller took the lease",
+            )?,
+            nodes: gauge_vec("nodes", "Storage nodes by state", &["state"])?,
+            node_transitions_total: counter_vec(
+                "node_transitions_total",
+                "Node state changes written to metadata",
+                &["to"],
+            )?,
+            probes_failed_total: counter("probes_failed_total", "Health probes that failed")?,
+            repairs_queued: gauge("repairs_queued", "Repair plans waiting or running")?,
+            repairs_done_total: counter("repairs_done_total", "Shardlet repairs committed")?,
+            repairs_failed_total: counter(
+                "repairs_failed_total",
+                "Shardlet repairs that failed (retried at the next pass)",
+            )?,
+            shardlets_below_target: gauge(
+                "shardlets_below_target",
+                "Shardlets with a lost fragment at the last repair pass",
+            )?,
+            unrecoverable_shardlets: gauge(
+                "unrecoverable_shardlets",
+                "Shardlets with fewer usable fragments than needed to read",
+            )?,
+            repair_bytes_moved_total: counter(
+                "repair_bytes_moved_total",
+                "Bytes read plus written by repairs",
+            )?,
+            evacuations_done_total: counter(
+                "evacuations_done_total",
+                "Fragments moved off draining nodes",
+            )?,
+            scrub_passes_total: counter("scrub_passes_total", "Completed scrub passes")?,
+            scrub_fragments_verified_total: counter(
+                "scrub_fragments_verified_total",
+                "Fragments read back and checksummed by the scrub",
+            )?,
+            scrub_bytes_verified_total: counter(
+                "scrub_bytes_verified_total",
+                "Bytes read back and checksummed by the scrub",
+            )?,
+            scrub_findings_total: counter_vec(
+                "scrub_findings_total",
+                "Scrub findings by kind",
+                &["kind"],
+            )?,
+            fragments_deleted_total: counter(
+                "fragments_deleted_total",
+                "Obsolete fragments deleted (stale, orphaned, replaced)",
+            )?,
+            transitions_done_total: counter_vec(
+                "transitions_done_total",
+                "Layout transitions committed, by new scheme kind",
+                &["to"],
+            )?,
+            transitions_failed_total: counter(
+                "transitions_failed_total",
+                "Layout transitions that failed",
+            )?,
+            transition_bytes_moved_total: counter(
+                "transition_bytes_moved_total",
+                "Bytes read plus written by transitions",
+            )?,
+            commit_conflicts_total: counter(
+                "commit_conflicts_total",
+                "Layout commits refused because the record changed meanwhile",
+            )?,
+            risk_source: gauge_vec(
+                "risk_source",
+                "1 for the node risk source in force",
+                &["source"],
+            )?,
+            registry,
+        })
+    }
+
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::error!(%error, "cannot encode metrics");
+        }
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+}

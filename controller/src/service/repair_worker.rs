@@ -1,0 +1,282 @@
+//! Reactive repair and evacuation: every pass re-derives the work from meta-raft (node
+//! states, the node → fragment index, shardlet records) plus the scrub's findings, so
+//! a controller that takes over after a crash continues exactly where the previous
+//! one stopped: nothing lives only in memory, and every commit is a compare-and-set.
+//!
+//! Pass: read node states → list what Down and Draining nodes hold (`x/nf/{node}/`)
+//! → plan each shardlet with [`plan_repair`] (or [`plan_evacuation`] for draining
+//! nodes) → most endangered first ([`order_repairs`]) → run plans in parallel under
+//! per-node and total limits ([`schedule`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use shardlet_core::{NodeId, NodeState, ShardletId};
+use shardlet_meta::schema::{keys, ShardletRecord};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use super::cluster::{Cluster, ClusterView};
+use super::executor::{Executor, Outcome};
+use super::metrics::Metrics;
+use super::records::{self, state_of, Versioned};
+use super::ServiceShared;
+use crate::repair::{order_repairs, plan_evacuation, plan_repair, RepairInput, RepairPlan};
+use crate::scheduler::{finish, schedule, SchedulerConfig};
+use crate::view::{FragmentLocation, ShardletState};
+
+/// Index entries read per down/draining node per pass; the rest waits a pass.
+const INDEX_KEYS_PER_NODE_MAX: usize = 100_000;
+/// Shardlets planned per pass (bounds the memory of one pass).
+const SHARDLETS_PER_PASS_MAX: usize = 20_000;
+/// Shardlet records read from meta-raft at once while planning.
+const RECORD_READS_IN_FLIGHT: usize = 32;
+
+/// One planned repair with everything needed to run it.
+struct Job {
+    plan: RepairPlan,
+    start: Versioned<ShardletRecord>,
+    state: ShardletState,
+    evacuation: bool,
+}
+
+pub struct RepairWorker {
+    pub shared: Arc<ServiceShared>,
+    pub executor: Arc<Executor>,
+    pub scheduler: SchedulerConfig,
+    pub interval: Duration,
+    /// Woken by the scrub when it finds lost fragments.
+    pub wake: Arc<Notify>,
+}
+
+impl RepairWorker {
+    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if self.shared.lease.is_active() {
+                if let Err(error) = self.pass().await {
+                    tracing::warn!(%error, "repair pass failed");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn cluster(&self) -> &Cluster {
+        &self.shared.cluster
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// One pass; returns how many plans committed.
+    pub async fn pass(&self) -> anyhow::Result<usize> {
+        let meta = &self.shared.meta;
+        let records = self.cluster().node_records(meta).await?;
+        if records.len() < self.cluster().topology().nodes().len() {
+            self.cluster()
+                .register_nodes(meta, super::unix_ms_now())
+                .await?;
+        }
+        let view = self.cluster().view(&records);
+        let scrub_lost = self.shared.take_scrub_lost();
+        let mut shardlets: BTreeSet<ShardletId> =
+            scrub_lost.iter().map(|(shardlet, _)| *shardlet).collect();
+        let mut draining = BTreeSet::new();
+        for (node, state) in &view.states {
+            if !matches!(state, NodeState::Down | NodeState::Draining) {
+                continue;
+            }
+            if *state == NodeState::Draining {
+                draining.insert(*node);
+            }
+            let keys = records::scan_keys(
+                meta,
+                keys::fragments_of_node(*node),
+                INDEX_KEYS_PER_NODE_MAX,
+            )
+            .await?;
+            shardlets.extend(
+                keys.iter()
+                    .filter_map(|key| keys::fragment_of_index_key(key))
+                    .map(|fragment| fragment.shardlet),
+            );
+            if shardlets.len() >= SHARDLETS_PER_PASS_MAX {
+                break;
+            }
+        }
+        let risk = self.shared.node_risk();
+        let mut jobs = Vec::new();
+        let mut unrecoverable = 0;
+        // Records are read a few at a time: one round trip each would serialise the
+        // whole pass behind metadata latency before any repair starts.
+        let fetched: Vec<anyhow::Result<Option<Versioned<ShardletRecord>>>> =
+            futures::stream::iter(shardlets.into_iter().take(SHARDLETS_PER_PASS_MAX))
+                .map(|shardlet| records::get::<ShardletRecord>(meta, keys::shardlet(shardlet)))
+                .buffered(RECORD_READS_IN_FLIGHT)
+                .collect()
+                .await;
+        for fetched in fetched {
+            let Some(start) = fetched? else {
+                continue;
+            };
+            let shardlet = start.record.id;
+            match plan_one(&view, &start, &scrub_lost, &draining, &risk) {
+                Ok(Some(job)) => jobs.push(job),
+                Ok(None) => {}
+                Err(error) => {
+                    unrecoverable += 1;
+                    tracing::error!(%shardlet, %error, "cannot repair");
+                }
+            }
+        }
+        let below_target = jobs.iter().filter(|job| !job.evacuation).count();
+        self.metrics()
+            .shardlets_below_target
+            .set(below_target as i64);
+        self.metrics().unrecoverable_shardlets.set(unrecoverable);
+        if jobs.is_empty() {
+            self.metrics().repairs_queued.set(0);
+            return Ok(0);
+        }
+        let lost_nodes: BTreeSet<NodeId> = view
+            .states
+            .keys()
+            .copied()
+            .filter(|node| view.is_lost(*node))
+            .collect();
+        let committed = self.run_jobs(jobs, lost_nodes).await;
+        // Scrub findings that did not get repaired are found again by the next scrub.
+        Ok(committed)
+    }
+
+    /// Runs jobs in priority order, as many at once as the per-node limits allow.
+    async fn run_jobs(&self, jobs: Vec<Job>, lost: BTreeSet<NodeId>) -> usize {
+        let mut plans: Vec<RepairPlan> = jobs.iter().map(|job| job.plan.clone()).collect();
+        order_repairs(&mut plans);
+        let mut by_shardlet: BTreeMap<ShardletId, Job> = jobs
+            .into_iter()
+            .map(|job| (job.plan.shardlet, job))
+            .collect();
+        let mut queue: Vec<RepairPlan> = plans;
+        self.metrics().repairs_queued.set(queue.len() as i64);
+        let lost = Arc::new(lost);
+        let mut in_flight: BTreeMap<NodeId, usize> = BTreeMap::new();
+        let mut running: JoinSet<(RepairPlan, bool, anyhow::Result<Outcome>)> = JoinSet::new();
+        let mut committed = 0;
+        loop {
+            if self.shared.lease.is_active() {
+                let started = schedule(&queue, &mut in_flight, running.len(), self.scheduler);
+                // Remove from the back so earlier positions stay valid.
+                for position in started.into_iter().rev() {
+                    let plan = queue.remove(position);
+                    let Some(job) = by_shardlet.remove(&plan.shardlet) else {
+                        finish(&plan, &mut in_flight);
+                        continue;
+                    };
+                    let executor = self.executor.clone();
+                    let lost = lost.clone();
+                    running.spawn(async move {
+                        let result = executor
+                            .execute(&job.start, &job.state, &job.plan.actions, &lost)
+                            .await;
+                        (plan, job.evacuation, result)
+                    });
+                }
+            } else {
+                queue.clear();
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let Ok((plan, evacuation, result)) = joined else {
+                continue;
+            };
+            finish(&plan, &mut in_flight);
+            match result {
+                Ok(Outcome::Committed { bytes_moved }) => {
+                    committed += 1;
+                    self.metrics().repair_bytes_moved_total.inc_by(bytes_moved);
+                    if evacuation {
+                        self.metrics().evacuations_done_total.inc();
+                    } else {
+                        self.metrics().repairs_done_total.inc();
+                    }
+                }
+                Ok(Outcome::Conflict) => {
+                    tracing::debug!(shardlet = %plan.shardlet, "record changed; re-planned next pass");
+                }
+                Err(error) => {
+                    self.metrics().repairs_failed_total.inc();
+                    tracing::warn!(shardlet = %plan.shardlet, %error, "repair failed; retried next pass");
+                }
+            }
+            self.metrics()
+                .repairs_queued
+                .set((queue.len() + running.len()) as i64);
+        }
+        self.metrics().repairs_queued.set(0);
+        committed
+    }
+}
+
+/// The repair (or, failing that, the evacuation) of one shardlet.
+fn plan_one(
+    view: &ClusterView,
+    start: &Versioned<ShardletRecord>,
+    scrub_lost: &BTreeSet<(ShardletId, FragmentLocation)>,
+    draining: &BTreeSet<NodeId>,
+    risk: &BTreeMap<NodeId, f64>,
+) -> anyhow::Result<Option<Job>> {
+    let state = state_of(&start.record);
+    let spread = shardlet_core::Spread::for_level(state.level);
+    let lost = |location: &FragmentLocation| {
+        view.is_lost(location.node) || scrub_lost.contains(&(state.id, *location))
+    };
+    let node_risk = |node: NodeId| risk.get(&node).copied().unwrap_or(0.0);
+    let input = RepairInput {
+        map: &view.map,
+        domains: &view.domains,
+        spread,
+        lost: &lost,
+        stored: &|_| false,
+        node_risk: &node_risk,
+    };
+    if let Some(plan) = plan_repair(&state, &input)? {
+        return Ok(Some(Job {
+            plan,
+            start: start.clone(),
+            state,
+            evacuation: false,
+        }));
+    }
+    let Some(node) = state
+        .fragments
+        .iter()
+        .map(|location| location.node)
+        .find(|node| draining.contains(node))
+    else {
+        return Ok(None);
+    };
+    let Some(actions) = plan_evacuation(&state, node, &view.map, &view.domains, spread)? else {
+        return Ok(None);
+    };
+    Ok(Some(Job {
+        plan: RepairPlan {
+            shardlet: state.id,
+            spare_fragments: state.scheme.tolerated_losses(),
+            holder_risk_max: node_risk(node),
+            actions,
+        },
+        start: start.clone(),
+        state,
+        evacuation: true,
+    }))
+}

@@ -1,0 +1,228 @@
+//! Heat-driven transitions: access counters from the shardlet records (the gateways
+//! add their GET counts every few seconds) → decayed heat and a class per shardlet
+//! ([`HeatTracker`]) → the policy's target ([`decide`]) → a write-verify-commit-delete
+//! plan ([`plan_transition`]) run under the background I/O budget ([`IoBudget`]).
+//!
+//! Heat lives in memory. A controller that starts (or takes over) sees each record's
+//! counters for the first time; it counts them decayed by the time since the record's
+//! last access, so data read long ago does not look hot after a restart.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shardlet_core::{NodeId, NodeState, Scheme, ShardletId};
+use shardlet_meta::schema::ShardletRecord;
+use tokio::sync::Mutex;
+
+use super::executor::{Executor, Outcome};
+use super::records::{self, state_of};
+use super::{unix_ms_now, ServiceShared};
+use crate::budget::{Grant, IoBudget, Urgency};
+use crate::heat::{HeatConfig, HeatReport, HeatTracker};
+use crate::policy::{decide, PolicyConfig, PolicyInput, Reason, SchemeTable};
+use crate::transition::plan_transition;
+
+/// Records read per pass.
+const RECORDS_PER_PASS_MAX: usize = 1_000_000;
+/// Transitions started per pass; the rest wait for the next pass.
+const TRANSITIONS_PER_PASS_MAX: usize = 1_000;
+
+pub struct TransitionWorker {
+    pub shared: Arc<ServiceShared>,
+    pub executor: Arc<Executor>,
+    pub interval: Duration,
+    pub policy: PolicyConfig,
+    pub heat_config: HeatConfig,
+    state: Mutex<TransitionState>,
+}
+
+struct TransitionState {
+    heat: HeatTracker,
+    /// Access totals last seen per shardlet (bounded like the tracker).
+    seen_totals: BTreeMap<ShardletId, u64>,
+    budget: IoBudget,
+}
+
+impl TransitionWorker {
+    pub fn new(
+        shared: Arc<ServiceShared>,
+        executor: Arc<Executor>,
+        interval: Duration,
+        policy: PolicyConfig,
+        heat_config: HeatConfig,
+        budget_bytes_per_second: f64,
+    ) -> Self {
+        Self {
+            shared,
+            executor,
+            interval,
+            policy,
+            state: Mutex::new(TransitionState {
+                heat: HeatTracker::new(heat_config),
+                seen_totals: BTreeMap::new(),
+                budget: IoBudget::new(budget_bytes_per_second, unix_ms_now()),
+            }),
+            heat_config,
+        }
+    }
+
+    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if self.shared.lease.is_active() {
+                if let Err(error) = self.pass().await {
+                    tracing::warn!(%error, "transition pass failed");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    pub async fn pass(&self) -> anyhow::Result<usize> {
+        let meta = &self.shared.meta;
+        let cluster = &self.shared.cluster;
+        let view = cluster.view(&cluster.node_records(meta).await?);
+        let table = match SchemeTable::new(&self.policy, &view.map) {
+            Ok(table) => table,
+            Err(error) => {
+                tracing::warn!(%error, "no policy table for this topology; transitions paused");
+                return Ok(0);
+            }
+        };
+        let entries =
+            records::scan::<ShardletRecord>(meta, records::shardlet_prefix(), RECORDS_PER_PASS_MAX)
+                .await?;
+        let now = unix_ms_now();
+        let mut state = self.state.lock().await;
+        self.observe_heat(&mut state, &entries, now);
+        let risk = self.shared.node_risk();
+        let node_risk = |node: NodeId| risk.get(&node).copied().unwrap_or(0.0);
+        let mut started = 0;
+        let mut committed = 0;
+        for (_, versioned) in &entries {
+            if started >= TRANSITIONS_PER_PASS_MAX || !self.shared.lease.is_active() {
+                break;
+            }
+            let shardlet = state_of(&versioned.record);
+            // Repair first: never re-encode a shardlet with a fragment on a node that
+            // is not plainly up.
+            if shardlet
+                .fragments
+                .iter()
+                .any(|location| view.state(location.node) != NodeState::Up)
+            {
+                continue;
+            }
+            let class = state.heat.class(shardlet.id);
+            let decided = {
+                let input = PolicyInput {
+                    state: &shardlet,
+                    class,
+                    node_risk: &node_risk,
+                    now_ms: now,
+                };
+                decide(&self.policy, &table, &view.map, &view.domains, &input)
+            };
+            let target = match decided {
+                Ok(target) => target,
+                Err(error) => {
+                    tracing::debug!(shardlet = %shardlet.id, %error, "no target");
+                    continue;
+                }
+            };
+            if matches!(target.reason, Reason::Unchanged | Reason::Dwelling) {
+                continue;
+            }
+            let actions = match plan_transition(&shardlet, &target) {
+                Ok(actions) if actions.is_empty() => continue,
+                Ok(actions) => actions,
+                Err(error) => {
+                    tracing::warn!(shardlet = %shardlet.id, %error, "transition not planned");
+                    continue;
+                }
+            };
+            let bytes: u64 = actions
+                .iter()
+                .map(|action| action.bytes_moved(shardlet.size_bytes))
+                .sum();
+            let urgency = if target.reason == Reason::BelowTarget {
+                Urgency::Endangered
+            } else {
+                Urgency::Background
+            };
+            if let Grant::WaitUntil { .. } = state.budget.request(bytes, urgency, now) {
+                tracing::debug!("I/O budget spent; transitions continue next pass");
+                break;
+            }
+            started += 1;
+            tracing::info!(shardlet = %shardlet.id, from = %shardlet.scheme, to = %target.scheme, reason = ?target.reason, "transition");
+            match self
+                .executor
+                .execute(versioned, &shardlet, &actions, &Default::default())
+                .await
+            {
+                Ok(Outcome::Committed { bytes_moved }) => {
+                    committed += 1;
+                    let kind = match target.scheme {
+                        Scheme::Replicated { .. } => "replicated",
+                        Scheme::ErasureCoded { .. } => "erasure_coded",
+                    };
+                    self.shared
+                        .metrics
+                        .transitions_done_total
+                        .with_label_values(&[kind])
+                        .inc();
+                    self.shared
+                        .metrics
+                        .transition_bytes_moved_total
+                        .inc_by(bytes_moved);
+                }
+                Ok(Outcome::Conflict) => {}
+                Err(error) => {
+                    self.shared.metrics.transitions_failed_total.inc();
+                    tracing::warn!(shardlet = %shardlet.id, %error, "transition failed");
+                }
+            }
+        }
+        Ok(committed)
+    }
+
+    /// Folds the growth of each record's access counters into the heat tracker.
+    fn observe_heat(
+        &self,
+        state: &mut TransitionState,
+        entries: &[(Vec<u8>, records::Versioned<ShardletRecord>)],
+        now: u64,
+    ) {
+        let half_life_ms = self.heat_config.half_life_ms.max(1) as f64;
+        let mut reports = Vec::new();
+        for (_, versioned) in entries {
+            let record = &versioned.record;
+            let total = record.access.reads_total + record.access.writes_total;
+            let delta = match state.seen_totals.get(&record.id) {
+                Some(seen) => total.saturating_sub(*seen),
+                None => {
+                    let age_ms = now.saturating_sub(record.access.last_access_unix_ms) as f64;
+                    (total as f64 * 0.5f64.powf(age_ms / half_life_ms)).round() as u64
+                }
+            };
+            if state.seen_totals.len() < self.heat_config.tracked_max
+                || state.seen_totals.contains_key(&record.id)
+            {
+                state.seen_totals.insert(record.id, total);
+            }
+            if delta > 0 {
+                reports.push(HeatReport {
+                    shardlet: record.id,
+                    reads: delta,
+                    writes: 0,
+                });
+            }
+        }
+        state.heat.observe(&reports, now);
+        state.heat.decay_all(now);
+    }
+}
