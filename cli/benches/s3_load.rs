@@ -19,6 +19,8 @@
 //! - `--large-objects N` (`SHARDLET_LOAD_LARGE_OBJECTS`, default 16): 64 MiB objects PUT.
 //! - `--small-objects N` (`SHARDLET_LOAD_SMALL_OBJECTS`, default 20000): 4 KiB PUTs at most.
 //! - `--ttfb-gets N` (`SHARDLET_LOAD_TTFB_GETS`, default 200): 1 MiB GETs timed.
+//! - `SHARDLET_LOAD_CLUSTER_DATA=DIR`: with `--endpoint`, the `--data` of that `shardlet
+//!   dev`, so its processes' CPU time per operation is reported too (as for a started one).
 //!
 //! The started cluster keeps its data in a temporary directory under `TMPDIR` (it must be
 //! a real disk, or fsync is free and the numbers are meaningless) and is stopped, by PID,
@@ -113,6 +115,9 @@ struct Phase {
     bytes: u64,
     elapsed: Duration,
     latencies_ms: Vec<f64>,
+    /// CPU time all cluster processes spent during the phase (when their pids are known):
+    /// less sensitive to other work on the shared cores than throughput is.
+    cluster_cpu_seconds: Option<f64>,
 }
 
 impl Phase {
@@ -127,6 +132,54 @@ impl Phase {
     fn latency_ms(&self, quantile: f64) -> f64 {
         quantile_of(&self.latencies_ms, quantile)
     }
+
+    fn cluster_cpu_ms_per_operation(&self) -> f64 {
+        self.cluster_cpu_seconds.map_or(f64::NAN, |seconds| {
+            seconds * 1e3 / self.operations.max(1) as f64
+        })
+    }
+}
+
+/// `DIR/logs` of the cluster under test, where `shardlet dev` records its children's pids.
+static CLUSTER_LOGS: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+/// Linux reports process CPU time in USER_HZ ticks, 100 per second on every mainstream
+/// architecture.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// User + system CPU seconds of every process `shardlet dev` recorded a pid for.
+fn cluster_cpu_seconds() -> Option<f64> {
+    let logs = CLUSTER_LOGS.get()?;
+    let mut ticks = 0u64;
+    let mut found = false;
+    for entry in std::fs::read_dir(logs).ok()?.flatten() {
+        if entry
+            .path()
+            .extension()
+            .is_none_or(|extension| extension != "pid")
+        {
+            continue;
+        }
+        let Some(pid) = std::fs::read_to_string(entry.path())
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command name; utime and stime are the 14th and
+        // 15th fields of the whole line.
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if let (Some(user), Some(system)) = (fields.get(11), fields.get(12)) {
+            ticks += user.parse::<u64>().unwrap_or(0) + system.parse::<u64>().unwrap_or(0);
+            found = true;
+        }
+    }
+    found.then(|| ticks as f64 / CLOCK_TICKS_PER_SECOND)
 }
 
 fn quantile_of(values: &[f64], quantile: f64) -> f64 {
@@ -154,6 +207,7 @@ where
 {
     let operation = Arc::new(operation);
     let started = Arc::new(AtomicU64::new(0));
+    let cpu_before = cluster_cpu_seconds();
     let begin = Instant::now();
     let mut tasks = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
@@ -189,6 +243,9 @@ where
         bytes,
         elapsed: begin.elapsed(),
         latencies_ms,
+        cluster_cpu_seconds: cpu_before
+            .zip(cluster_cpu_seconds())
+            .map(|(before, after)| after - before),
     }
 }
 
@@ -443,15 +500,18 @@ fn print_report(results: &Results, load_before: &str) {
         "load average before: {load_before}; after: {}",
         load_average()
     );
-    println!("| workload | concurrency | operations | seconds | result | p50 ms | p99 ms |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| workload | concurrency | operations | seconds | result | p50 ms | p99 ms | cluster CPU ms/op |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let row = |name: &str, concurrency: usize, phase: &Phase, result: String| {
         println!(
-            "| {name} | {concurrency} | {} | {:.1} | {result} | {:.2} | {:.2} |",
+            "| {name} | {concurrency} | {} | {:.1} | {result} | {:.2} | {:.2} | {:.2} |",
             phase.operations,
             phase.elapsed.as_secs_f64(),
             phase.latency_ms(0.5),
-            phase.latency_ms(0.99)
+            phase.latency_ms(0.99),
+            phase.cluster_cpu_ms_per_operation()
         );
     };
     row(
@@ -479,7 +539,7 @@ fn print_report(results: &Results, load_before: &str) {
         format!("{:.0} ops/s", r.small_get.per_second()),
     );
     println!(
-        "| 1 MiB GET time to first byte | 1 | {} | - | - | {ttfb_p50:.2} | {ttfb_p99:.2} |",
+        "| 1 MiB GET time to first byte | 1 | {} | - | - | {ttfb_p50:.2} | {ttfb_p99:.2} | - |",
         r.ttfb_ms.len()
     );
     println!();
@@ -511,7 +571,7 @@ fn print_report(results: &Results, load_before: &str) {
         println!("  {name:<16} {ratio:>6.2}  (target {target})");
     }
     println!(
-        "RESULT bench=s3_load loopback_mb_per_second={:.0} put_64mib_mb_per_second={:.1} get_64mib_mb_per_second={:.1} put_4kib_operations_per_second={:.0} put_4kib_latency_ms_p50={:.2} put_4kib_latency_ms_p99={:.2} get_4kib_operations_per_second={:.0} get_4kib_latency_ms_p50={:.2} get_4kib_latency_ms_p99={:.2} ttfb_1mib_ms_p50={ttfb_p50:.2} ttfb_1mib_ms_p99={ttfb_p99:.2} load_average_1m_before={}",
+        "RESULT bench=s3_load loopback_mb_per_second={:.0} put_64mib_mb_per_second={:.1} get_64mib_mb_per_second={:.1} put_4kib_operations_per_second={:.0} put_4kib_latency_ms_p50={:.2} put_4kib_latency_ms_p99={:.2} get_4kib_operations_per_second={:.0} get_4kib_latency_ms_p50={:.2} get_4kib_latency_ms_p99={:.2} ttfb_1mib_ms_p50={ttfb_p50:.2} ttfb_1mib_ms_p99={ttfb_p99:.2} put_64mib_cluster_cpu_ms={:.1} get_64mib_cluster_cpu_ms={:.1} put_4kib_cluster_cpu_ms={:.3} get_4kib_cluster_cpu_ms={:.3} load_average_1m_before={}",
         r.loopback_mb_per_second,
         r.large_put.megabytes_per_second(),
         r.large_get.megabytes_per_second(),
@@ -521,6 +581,10 @@ fn print_report(results: &Results, load_before: &str) {
         r.small_get.per_second(),
         r.small_get.latency_ms(0.5),
         r.small_get.latency_ms(0.99),
+        r.large_put.cluster_cpu_ms_per_operation(),
+        r.large_get.cluster_cpu_ms_per_operation(),
+        r.small_put.cluster_cpu_ms_per_operation(),
+        r.small_get.cluster_cpu_ms_per_operation(),
         load_before.split_whitespace().next().unwrap_or("unknown"),
     );
 }
@@ -533,12 +597,16 @@ async fn main() {
     let loopback = loopback_megabytes_per_second().await;
     let (endpoint, _cluster) = match options.endpoint.clone() {
         Some(endpoint) => {
+            if let Ok(data) = std::env::var("SHARDLET_LOAD_CLUSTER_DATA") {
+                let _ = CLUSTER_LOGS.set(std::path::PathBuf::from(data).join("logs"));
+            }
             println!("== s3_load: against {}", endpoint.url);
             (endpoint, None)
         }
         None => {
             println!("== s3_load: starting shardlet dev (meta + 12 nodes + gateway, fsync on)");
             let cluster = harness::cluster::DevCluster::start().await;
+            let _ = CLUSTER_LOGS.set(cluster.data.join("logs"));
             let access = cluster.access.clone();
             let endpoint = S3Endpoint {
                 url: access.endpoint,
