@@ -222,7 +222,7 @@ impl WritePath {
                 .shardlet_size_bytes_for_unknown_length(AccessClass::Warm),
         } as usize;
         let snapshot = self.topology.snapshot();
-        let mut md5 = crate::etag::EtagHasher::default();
+        let mut md5 = crate::etag::EtagPipeline::for_length(body.declared_length);
         let mut buffer = BytesMut::with_capacity(shardlet_size);
         let mut in_flight: std::collections::VecDeque<
             JoinHandle<Result<ShardletRecord, WriteError>>,
@@ -250,7 +250,9 @@ impl WritePath {
                             .min(body.max_length),
                     });
                 }
-                md5.update(&chunk);
+                md5.update(&chunk)
+                    .await
+                    .map_err(|error| WriteError::Codec(error.to_string()))?;
                 observe(&chunk);
                 let mut rest = &chunk[..];
                 while !rest.is_empty() {
@@ -299,7 +301,11 @@ impl WritePath {
             return Err(error);
         }
         self.metrics.bytes_written_total.inc_by(received);
-        Ok((received, md5.finish(), records))
+        let md5 = md5
+            .finish()
+            .await
+            .map_err(|error| WriteError::Codec(error.to_string()))?;
+        Ok((received, md5, records))
     }
 
     fn spawn_shardlet(
