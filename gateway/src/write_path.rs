@@ -399,7 +399,14 @@ impl WritePath {
         for attempt in 1..=COMMIT_ATTEMPTS_MAX {
             let bucket = match known_bucket.take() {
                 Some(bucket) => bucket,
-                None => self.catalog.existing_bucket(&record.bucket).await?,
+                None => match self.catalog.existing_bucket(&record.bucket).await {
+                    Ok(bucket) => bucket,
+                    Err(error) => {
+                        self.abandon(written.object_id, written.intent_version)
+                            .await;
+                        return Err(error.into());
+                    }
+                },
             };
             let current = self.catalog.object(&record.bucket, &record.key).await?;
             let satisfied = match (&condition, &current) {
@@ -444,14 +451,10 @@ impl WritePath {
                     return Err(WriteError::Abandoned)
                 }
                 BatchOutcome::ConditionFailed { key } if key == keys::bucket(&record.bucket) => {
-                    if attempt == 1 {
-                        // The caller's copy of the bucket was stale: re-read it.
-                        tracing::debug!(bucket = %record.bucket, "bucket changed since it was read; retrying");
-                        continue;
-                    }
-                    self.abandon(written.object_id, written.intent_version)
-                        .await;
-                    return Err(CatalogError::NoSuchBucket(record.bucket.clone()).into());
+                    // The bucket changed since it was read (its settings, or a delete
+                    // marking it): the next attempt re-reads it and answers NoSuchBucket
+                    // if it is going away.
+                    tracing::debug!(attempt, bucket = %record.bucket, "bucket changed since it was read; retrying");
                 }
                 BatchOutcome::ConditionFailed { .. } => {
                     tracing::debug!(attempt, key = %record.key, "commit raced another writer; retrying");
