@@ -7,7 +7,9 @@
 # Environment: CARGO_TARGET_DIR (default ~/.cache/shardlet/target), SHARDLET_BENCH_SECONDS
 # (per-phase bound of the node load bench, default 10), SHARDLET_BENCH_DIR (where the
 # node keeps its data during the bench; must be a real disk, default /var/tmp),
-# SHARDLET_BENCH_REPAIR_BYTES (user data on the 12-node repair cluster, default 2 GiB).
+# SHARDLET_BENCH_REPAIR_BYTES (user data on the 12-node repair cluster, default 2 GiB),
+# SHARDLET_LOAD_SECONDS / _LARGE_OBJECTS / _SMALL_OBJECTS / _TTFB_GETS (the S3 load
+# generator's bounds, see cli/benches/s3_load.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,7 @@ echo "== building benchmarks (release profile; the first build takes several min
 "$CARGO" bench --no-run -p shardlet-predictor --bench predictor
 "$CARGO" bench --no-run -p shardlet --bench meta_load
 "$CARGO" bench --no-run -p shardlet --bench repair
+"$CARGO" bench --no-run -p shardlet --bench s3_load
 
 started=$SECONDS
 
@@ -104,6 +107,14 @@ echo "== repair: one of 12 nodes killed, time to full redundancy (SHARDLET_BENCH
 {
     echo "repair after losing one of 12 nodes:"
     grep -E '^(repair|one at a time|parallel|loopback|disk|speed-up)' "$BENCH_LOG_DIR/repair.log" | sed 's/^/  /'
+} >> "$SUMMARY"
+
+echo "== S3 load against shardlet dev (real processes, fsync on; every GET verified)"
+"$CARGO" bench -q -p shardlet --bench s3_load 2>&1 | tee "$BENCH_LOG_DIR/s3_load.log"
+{
+    echo "S3 load (shardlet dev: meta + 12 nodes + gateway):"
+    grep -E '^(\||machine|load average|  )' "$BENCH_LOG_DIR/s3_load.log" | sed 's/^/  /'
+    grep '^RESULT bench=s3_load' "$BENCH_LOG_DIR/s3_load.log"
 } >> "$SUMMARY"
 
 echo

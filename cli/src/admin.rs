@@ -29,6 +29,9 @@ enum AdminCommand {
     Nodes(crate::admin_nodes::NodesArguments),
     /// Empty a storage node: mark it draining and follow the evacuation.
     Drain(crate::admin_nodes::DrainArguments),
+    /// Bucket settings.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
     /// A storage node's health report.
     Health {
         #[command(flatten)]
@@ -40,6 +43,38 @@ enum AdminCommand {
 enum KeyCommand {
     /// Create an access key and secret (printed once; stored in meta-raft).
     Create(crate::gateway_command::KeyCreateArguments),
+}
+
+#[derive(clap::Subcommand)]
+enum BucketCommand {
+    /// The redundancy level new objects get when their PUT names no storage class
+    /// (objects already stored keep theirs; the controller re-codes by heat later).
+    SetRedundancy {
+        /// Metadata service members (host:port), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        meta: Vec<String>,
+        bucket: String,
+        level: Level,
+        #[command(flatten)]
+        secret: SecretArguments,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Level {
+    Low,
+    Medium,
+    High,
+}
+
+impl From<Level> for shardlet_core::RedundancyLevel {
+    fn from(level: Level) -> Self {
+        match level {
+            Level::Low => Self::Low,
+            Level::Medium => Self::Medium,
+            Level::High => Self::High,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -114,6 +149,27 @@ pub async fn run(arguments: AdminArguments) -> anyhow::Result<()> {
         AdminCommand::Drain(arguments) => crate::admin_nodes::drain(arguments).await?,
         AdminCommand::Key(KeyCommand::Create(arguments)) => {
             crate::gateway_command::create_key(arguments).await?
+        }
+        AdminCommand::Bucket(BucketCommand::SetRedundancy {
+            meta,
+            bucket,
+            level,
+            secret,
+        }) => {
+            let secret = crate::secret::load(&secret)?;
+            let catalog = shardlet_gateway::catalog::Catalog::new(std::sync::Arc::new(
+                shardlet_gateway::meta_store::MetaStore::new(crate::gateway_command::meta_client(
+                    &meta, &secret,
+                )?),
+            ));
+            let updated = catalog
+                .set_bucket_redundancy(&bucket, level.into())
+                .await
+                .with_context(|| format!("cannot set the redundancy of bucket {bucket}"))?;
+            println!(
+                "bucket {}: default redundancy {:?}",
+                updated.name, updated.default_redundancy
+            );
         }
     }
     Ok(())

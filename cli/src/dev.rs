@@ -61,6 +61,15 @@ pub struct DevArguments {
     /// Topology file (addresses are replaced by 127.0.0.1 and the ports above).
     #[arg(long)]
     topology: Option<PathBuf>,
+    /// Trained failure-predictor model directory (`shardlet-predictor train`) for the
+    /// scoring sidecar; default `DIR/predictor-model` when it exists. Without a model (or
+    /// without the `shardlet-predictor` binary, which needs libtorch) the cluster starts
+    /// without the sidecar and says so.
+    #[arg(long)]
+    predictor_model: Option<PathBuf>,
+    /// Port of the predictor sidecar.
+    #[arg(long, default_value_t = 9400)]
+    predictor_port: u16,
 }
 
 struct Component {
@@ -152,6 +161,7 @@ async fn start_and_wait(
             .map(|node| (format!("node-{}", node.id.0), node.address.clone())),
     );
     wait_healthy(components, &waiting).await?;
+    start_predictor(arguments, components).await;
 
     let credentials =
         s3_credentials(&data.join("s3-credentials.json"), &meta_address, secret).await?;
@@ -227,6 +237,84 @@ async fn start_and_wait(
 
 fn spawn(data: &Path, name: &str, arguments: &[&str]) -> anyhow::Result<Component> {
     let executable = std::env::current_exe().context("cannot find the shardlet binary")?;
+    spawn_program(data, name, &executable, arguments)
+}
+
+/// How long the predictor sidecar may take to load its model and answer.
+const PREDICTOR_READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Starts the failure-predictor sidecar (`shardlet-predictor serve`) when a model and the
+/// binary (built beside this one) exist. Optional by design: the controller degrades to
+/// its heuristic without it, so every way of not starting it is printed and the cluster
+/// starts anyway.
+async fn start_predictor(arguments: &DevArguments, components: &mut Vec<Component>) {
+    let data = &arguments.data;
+    let model = arguments
+        .predictor_model
+        .clone()
+        .unwrap_or_else(|| data.join("predictor-model"));
+    if !model.join("model.json").is_file() {
+        println!(
+            "# predictor sidecar: not started (no model at {}; train one with `shardlet-predictor train` and pass --predictor-model DIR); failure risk falls back to the heuristic",
+            model.display()
+        );
+        return;
+    }
+    let executable = match std::env::current_exe() {
+        Ok(path) => path.with_file_name("shardlet-predictor"),
+        Err(_) => return,
+    };
+    if !executable.is_file() {
+        println!(
+            "# predictor sidecar: not started ({} is not built: it needs libtorch, see scripts/install-libtorch.sh); failure risk falls back to the heuristic",
+            executable.display()
+        );
+        return;
+    }
+    let address = format!("127.0.0.1:{}", arguments.predictor_port);
+    let model_text = model.display().to_string();
+    let arguments = ["serve", "--model", &model_text, "--listen", &address];
+    let component = match spawn_program(data, "predictor", &executable, &arguments) {
+        Ok(component) => component,
+        Err(error) => {
+            println!("# predictor sidecar: not started ({error:#})");
+            return;
+        }
+    };
+    components.push(component);
+    let ready = tokio::time::timeout(
+        PREDICTOR_READY_DEADLINE,
+        wait_healthy(components, &[("predictor".into(), address.clone())]),
+    )
+    .await;
+    match ready {
+        Ok(Ok(())) => println!("# predictor sidecar: http://{address} (model {model_text})"),
+        Ok(Err(error)) => {
+            println!("# predictor sidecar: failed to start, continuing without it: {error:#}");
+            stop_predictor(components).await;
+        }
+        Err(_) => {
+            println!("# predictor sidecar: no answer within {PREDICTOR_READY_DEADLINE:?}, continuing without it");
+            stop_predictor(components).await;
+        }
+    }
+}
+
+/// Removes the predictor from the cluster's components (killing it if still running), so
+/// its absence never stops the cluster.
+async fn stop_predictor(components: &mut Vec<Component>) {
+    if let Some(position) = components.iter().position(|c| c.name == "predictor") {
+        let mut component = components.remove(position);
+        let _ = component.child.kill().await;
+    }
+}
+
+fn spawn_program(
+    data: &Path,
+    name: &str,
+    executable: &Path,
+    arguments: &[&str],
+) -> anyhow::Result<Component> {
     let log = data.join("logs").join(format!("{name}.log"));
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -21,6 +21,8 @@ pub struct Stored<R> {
     pub version: u64,
 }
 
+/// Compare-and-set attempts of a bucket record update before giving up with `Conflict`.
+const BUCKET_UPDATE_ATTEMPTS_MAX: usize = 8;
 /// Most buckets `ListBuckets` returns (S3's default account quota is 10 000).
 pub const BUCKETS_LIST_MAX: usize = 10_000;
 
@@ -140,6 +142,31 @@ impl Catalog {
             BatchOutcome::Applied { .. } => Ok(()),
             BatchOutcome::ConditionFailed { .. } => Err(CatalogError::BucketExists(name.into())),
         }
+    }
+
+    /// Sets the redundancy level PutObject / CreateMultipartUpload use for this bucket when
+    /// a request names no storage class. A compare-and-set on the bucket record (bounded
+    /// retries when something else changed it meanwhile); objects already stored keep
+    /// their level. Writes whose commit read the old version re-read the bucket and
+    /// commit normally.
+    pub async fn set_bucket_redundancy(
+        &self,
+        name: &str,
+        level: RedundancyLevel,
+    ) -> Result<BucketRecord, CatalogError> {
+        for _ in 0..BUCKET_UPDATE_ATTEMPTS_MAX {
+            let bucket = self.existing_bucket(name).await?;
+            let mut updated = bucket.record.clone();
+            updated.default_redundancy = level;
+            let mut batch = Batch::default();
+            batch
+                .require_version(keys::bucket(name), bucket.version)
+                .put(keys::bucket(name), encode(&updated));
+            if let BatchOutcome::Applied { .. } = self.apply(batch).await? {
+                return Ok(updated);
+            }
+        }
+        Err(CatalogError::Conflict(format!("bucket {name}")))
     }
 
     /// Deletes an empty bucket in two steps so no object commit can slip in between the
@@ -397,6 +424,29 @@ mod tests {
         catalog.delete_bucket("b").await.unwrap();
         assert!(matches!(
             catalog.existing_bucket("b").await,
+            Err(CatalogError::NoSuchBucket(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_buckets_default_redundancy_is_set_and_kept_and_a_missing_bucket_is_named() {
+        let catalog = catalog();
+        catalog
+            .create_bucket("b", "alice", RedundancyLevel::Medium)
+            .await
+            .unwrap();
+        let updated = catalog
+            .set_bucket_redundancy("b", RedundancyLevel::High)
+            .await
+            .unwrap();
+        assert_eq!(updated.default_redundancy, RedundancyLevel::High);
+        let stored = catalog.existing_bucket("b").await.unwrap().record;
+        assert_eq!(stored.default_redundancy, RedundancyLevel::High);
+        assert_eq!(stored.owner, "alice");
+        assert!(matches!(
+            catalog
+                .set_bucket_redundancy("missing", RedundancyLevel::Low)
+                .await,
             Err(CatalogError::NoSuchBucket(_))
         ));
     }

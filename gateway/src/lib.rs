@@ -12,6 +12,8 @@
 
 pub mod catalog;
 pub mod checksums;
+#[cfg(test)]
+mod commit_tests;
 pub mod conditions;
 pub mod errors;
 pub mod etag;

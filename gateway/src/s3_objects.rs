@@ -85,22 +85,29 @@ pub fn declared_length(length: Option<i64>) -> S3Result<Option<u64>> {
 }
 
 /// The object, or NoSuchBucket / NoSuchKey.
+///
+/// The object is read first and the bucket only when the object is missing (to tell
+/// NoSuchBucket from NoSuchKey): an object record implies its bucket exists, because a
+/// bucket is deleted only once empty. One metadata read per GET/HEAD instead of two.
 pub async fn existing_object(
     gateway: &Gateway,
     bucket: &str,
     key: &str,
 ) -> S3Result<Stored<ObjectRecord>> {
+    if let Some(object) = gateway
+        .catalog
+        .object(bucket, key)
+        .await
+        .map_err(from_catalog)?
+    {
+        return Ok(object);
+    }
     gateway
         .catalog
         .existing_bucket(bucket)
         .await
         .map_err(from_catalog)?;
-    gateway
-        .catalog
-        .object(bucket, key)
-        .await
-        .map_err(from_catalog)?
-        .ok_or_else(|| no_such_key(key))
+    Err(no_such_key(key))
 }
 
 /// Streams the body through the write path with checksum verification; on success the
@@ -289,7 +296,7 @@ pub async fn put_object(
     };
     let committed = gateway
         .writer
-        .commit_object(&written, record, condition)
+        .commit_object_in(&written, record, condition, Some(bucket))
         .await
         .map_err(from_write)?;
     let sums = checksum_fields(&committed.checksums, true);

@@ -235,5 +235,103 @@ async fn handle(
             _ => {}
         }
     }
-    service.call(request.map(s3s::Body::from)).await
+    let expects_continue = request
+        .headers()
+        .get(http::header::EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut response = service.call(request.map(s3s::Body::from)).await?;
+    if expects_continue && !response.status().is_success() {
+        close_after(&mut response);
+    }
+    Ok(response)
+}
+
+/// Ends the connection after an error answered to an `Expect: 100-continue` request.
+///
+/// Such an error may be sent before the body was read (a refused signature, a missing
+/// upload), and the client then does not send the body at all (botocore skips it on a
+/// final status). If the connection stayed open, hyper would take the first bytes of
+/// the client's NEXT request as the rest of this body — `POST` arrives as `OST` and
+/// fails its signature (the intermittent `SignatureDoesNotMatch` after an UploadPart to
+/// a missing upload). Closing is the HTTP/1.1 way out (RFC 9110 §10.1.1).
+fn close_after(response: &mut http::Response<s3s::Body>) {
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::fragments::InMemoryFragments;
+    use crate::metadata::InMemoryMetadata;
+    use shardlet_core::Topology;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads until the peer closes (or `limit` bytes), bounded by a deadline.
+    async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: usize) -> Vec<u8> {
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while received.len() < limit {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(read)) => received.extend_from_slice(&buffer[..read]),
+                Err(_) => panic!("the gateway neither answered nor closed within 10 s"),
+            }
+        }
+        received
+    }
+
+    #[tokio::test]
+    async fn an_error_to_an_expect_continue_request_closes_the_connection() {
+        let topology = Topology::from_toml_str(
+            include_str!("../../examples/topology.toml"),
+            "topology.toml",
+        )
+        .unwrap();
+        let config = GatewayConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            region: "us-east-1".into(),
+            sizing: SizingPolicy::default(),
+            collector: CollectorConfig::default(),
+        };
+        let gateway = BoundGateway::bind(
+            config,
+            Arc::new(InMemoryMetadata::default()),
+            Arc::new(InMemoryFragments::default()),
+            Arc::new(TopologySource::new(topology)),
+        )
+        .await
+        .unwrap();
+        let address = gateway.local_address().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(gateway.serve(async {
+            let _ = stopped.await;
+        }));
+
+        // An unsigned upload is refused before its body is read; like botocore after a
+        // final status, the client never sends the body and reuses the connection.
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let refused = "PUT /bucket/key HTTP/1.1\r\nHost: gateway\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n";
+        stream.write_all(refused.as_bytes()).await.unwrap();
+        let next = "GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n";
+        // Whatever arrives after the refusal must not be read as the refused body.
+        let _ = stream.write_all(next.as_bytes()).await;
+        let received = String::from_utf8_lossy(&read_until_closed(&mut stream, 64 * 1024).await)
+            .to_ascii_lowercase();
+
+        assert!(received.starts_with("http/1.1 403"), "{received}");
+        assert!(received.contains("connection: close"), "{received}");
+        assert_eq!(
+            received.matches("http/1.1 ").count(),
+            1,
+            "the connection carried a second answer (to a request with a byte eaten): {received}"
+        );
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
 }

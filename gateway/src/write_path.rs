@@ -33,7 +33,7 @@ use shardlet_core::{
 };
 use tokio::task::JoinHandle;
 
-use crate::catalog::{unix_ms_now, Catalog, CatalogError};
+use crate::catalog::{unix_ms_now, Catalog, CatalogError, Stored};
 use crate::fragments::{FragmentError, FragmentStore};
 use crate::gc::Collector;
 use crate::metadata::{Batch, BatchOutcome, BATCH_ITEMS_MAX};
@@ -41,8 +41,8 @@ use crate::metrics::Metrics;
 use crate::storage_class::StoragePlan;
 use crate::topology_source::{Snapshot, TopologySource};
 use shardlet_meta::schema::{
-    encode, keys, FragmentLocation, IntentRecord, IntentState, ObjectRecord, ShardletRecord,
-    ShardletReference,
+    encode, keys, BucketRecord, FragmentLocation, IntentRecord, IntentState, ObjectRecord,
+    ShardletRecord, ShardletReference,
 };
 
 /// Shardlets of one upload buffered or being written at once. With 2 MiB shardlets and
@@ -222,7 +222,7 @@ impl WritePath {
                 .shardlet_size_bytes_for_unknown_length(AccessClass::Warm),
         } as usize;
         let snapshot = self.topology.snapshot();
-        let mut md5 = crate::etag::EtagHasher::default();
+        let mut md5 = crate::etag::EtagPipeline::for_length(body.declared_length);
         let mut buffer = BytesMut::with_capacity(shardlet_size);
         let mut in_flight: std::collections::VecDeque<
             JoinHandle<Result<ShardletRecord, WriteError>>,
@@ -250,7 +250,9 @@ impl WritePath {
                             .min(body.max_length),
                     });
                 }
-                md5.update(&chunk);
+                md5.update(&chunk)
+                    .await
+                    .map_err(|error| WriteError::Codec(error.to_string()))?;
                 observe(&chunk);
                 let mut rest = &chunk[..];
                 while !rest.is_empty() {
@@ -299,7 +301,11 @@ impl WritePath {
             return Err(error);
         }
         self.metrics.bytes_written_total.inc_by(received);
-        Ok((received, md5.finish(), records))
+        let md5 = md5
+            .finish()
+            .await
+            .map_err(|error| WriteError::Codec(error.to_string()))?;
+        Ok((received, md5, records))
     }
 
     fn spawn_shardlet(
@@ -336,13 +342,7 @@ impl WritePath {
                 self.apply_record_batch(std::mem::take(&mut batch)).await?;
                 batch.require_version(keys::intent(written.object_id), written.intent_version);
             }
-            batch.put(keys::shardlet(record.id), encode(record));
-            for location in &record.fragments {
-                batch.put(
-                    keys::node_fragment(location.node, record.fragment_id(location)),
-                    Vec::new(),
-                );
-            }
+            put_shardlet_record(&mut batch, record);
         }
         if batch.operations.is_empty() {
             return Ok(());
@@ -362,13 +362,52 @@ impl WritePath {
     pub async fn commit_object(
         &self,
         written: &Written,
-        mut record: ObjectRecord,
+        record: ObjectRecord,
         condition: CommitCondition,
     ) -> Result<ObjectRecord, WriteError> {
-        self.record_shardlets(written).await?;
+        self.commit_object_in(written, record, condition, None)
+            .await
+    }
+
+    /// [`Self::commit_object`] with the bucket as the caller already read it: the first
+    /// commit attempt is conditioned on that version instead of reading it again (if the
+    /// bucket changed since, the condition fails and the next attempt re-reads it).
+    ///
+    /// When the shardlet records and node index entries fit in one batch beside the
+    /// object record (every small object), they go into the commit batch itself: one
+    /// metadata write instead of two, and still all-or-nothing — a crash before the batch
+    /// leaves only the intent (collected), after it the complete object.
+    pub async fn commit_object_in(
+        &self,
+        written: &Written,
+        mut record: ObjectRecord,
+        condition: CommitCondition,
+        known_bucket: Option<Stored<BucketRecord>>,
+    ) -> Result<ObjectRecord, WriteError> {
+        let record_items: usize = written
+            .shardlets
+            .iter()
+            .map(|shardlet| 1 + shardlet.fragments.len())
+            .sum();
+        // Room for the commit's own conditions and operations (3 + 2 + the garbage intent).
+        let records_inline = record_items + 8 <= RECORD_BATCH_ITEMS_MAX;
+        if !records_inline {
+            self.record_shardlets(written).await?;
+        }
         record.shardlets = written.references();
+        let mut known_bucket = known_bucket;
         for attempt in 1..=COMMIT_ATTEMPTS_MAX {
-            let bucket = self.catalog.existing_bucket(&record.bucket).await?;
+            let bucket = match known_bucket.take() {
+                Some(bucket) => bucket,
+                None => match self.catalog.existing_bucket(&record.bucket).await {
+                    Ok(bucket) => bucket,
+                    Err(error) => {
+                        self.abandon(written.object_id, written.intent_version)
+                            .await;
+                        return Err(error.into());
+                    }
+                },
+            };
             let current = self.catalog.object(&record.bucket, &record.key).await?;
             let satisfied = match (&condition, &current) {
                 (CommitCondition::Always, _) => true,
@@ -393,6 +432,9 @@ impl WritePath {
                 )
                 .put(keys::object(&record.bucket, &record.key), encode(&record))
                 .delete(keys::intent(written.object_id));
+            if records_inline {
+                add_shardlet_records(&mut batch, written);
+            }
             let replaced = current.map(|stored| stored.record);
             if let Some(old) = &replaced {
                 let (key, value) = garbage_intent_for(old);
@@ -409,9 +451,10 @@ impl WritePath {
                     return Err(WriteError::Abandoned)
                 }
                 BatchOutcome::ConditionFailed { key } if key == keys::bucket(&record.bucket) => {
-                    self.abandon(written.object_id, written.intent_version)
-                        .await;
-                    return Err(CatalogError::NoSuchBucket(record.bucket.clone()).into());
+                    // The bucket changed since it was read (its settings, or a delete
+                    // marking it): the next attempt re-reads it and answers NoSuchBucket
+                    // if it is going away.
+                    tracing::debug!(attempt, bucket = %record.bucket, "bucket changed since it was read; retrying");
                 }
                 BatchOutcome::ConditionFailed { .. } => {
                     tracing::debug!(attempt, key = %record.key, "commit raced another writer; retrying");
@@ -434,6 +477,23 @@ impl WritePath {
             return;
         }
         self.collector.collect_soon(object_id);
+    }
+}
+
+/// A shardlet record and the index entries of its fragments on their nodes.
+fn put_shardlet_record(batch: &mut Batch, record: &ShardletRecord) {
+    batch.put(keys::shardlet(record.id), encode(record));
+    for location in &record.fragments {
+        batch.put(
+            keys::node_fragment(location.node, record.fragment_id(location)),
+            Vec::new(),
+        );
+    }
+}
+
+fn add_shardlet_records(batch: &mut Batch, written: &Written) {
+    for record in &written.shardlets {
+        put_shardlet_record(batch, record);
     }
 }
 
