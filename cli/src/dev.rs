@@ -102,7 +102,12 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
         eprintln!("error: {error:#}");
     }
     stop_all(&mut components).await;
-    println!("stopped; data kept in {}", data.display());
+    // Whoever read our stdout may be gone by now (a closed pipe): `println!` would panic.
+    let _ = writeln!(
+        std::io::stdout(),
+        "stopped; data kept in {}",
+        data.display()
+    );
     result
 }
 
