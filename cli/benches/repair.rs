@@ -15,6 +15,8 @@
 
 #[path = "../../integration/harness/mod.rs"]
 mod harness;
+#[path = "common/loopback.rs"]
+mod loopback;
 
 #[allow(dead_code)]
 #[path = "../../integration/tests/gateway/s3_client.rs"]
@@ -31,7 +33,6 @@ use futures::StreamExt;
 use shardlet_core::{NodeId, NodeState};
 use shardlet_meta::schema::{decode, keys, NodeRecord};
 use shardlet_meta::ReadConsistency;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use harness::cluster::Cluster;
 use harness::pattern_bytes;
@@ -70,7 +71,7 @@ fn main() {
 }
 
 async fn run(data_bytes: u64) {
-    let loopback = loopback_bytes_per_second().await;
+    let loopback = loopback::loopback_bytes_per_second(LOOPBACK_BYTES, 3).await;
     let disk = disk_write_bytes_per_second();
     println!("loopback TCP, one stream: {:.0} MB/s", loopback / 1e6);
     println!("disk writes, 1 MiB + fsync: {:.0} MB/s", disk / 1e6);
@@ -217,37 +218,6 @@ async fn repair_run(data_bytes: u64, per_node: usize, in_flight: usize) -> (usiz
     let bytes =
         controller_metric(&controller, "shardlet_controller_repair_bytes_moved_total").await;
     (held, seconds, bytes)
-}
-
-/// Best of three 1 GiB transfers over one loopback TCP connection.
-async fn loopback_bytes_per_second() -> f64 {
-    let mut best: f64 = 0.0;
-    for _ in 0..3 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let reader = tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut buffer = vec![0u8; MIB as usize];
-            let mut total = 0u64;
-            while total < LOOPBACK_BYTES {
-                let read = socket.read(&mut buffer).await.unwrap();
-                if read == 0 {
-                    break;
-                }
-                total += read as u64;
-            }
-            total
-        });
-        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-        let chunk = vec![7u8; MIB as usize];
-        let started = Instant::now();
-        for _ in 0..LOOPBACK_BYTES / MIB {
-            socket.write_all(&chunk).await.unwrap();
-        }
-        let received = reader.await.unwrap();
-        best = best.max(received as f64 / started.elapsed().as_secs_f64());
-    }
-    best
 }
 
 /// Best of three: 256 MiB in 1 MiB writes then one fsync, on the disk the nodes use.

@@ -31,6 +31,8 @@
 mod client;
 #[path = "../../integration/harness/mod.rs"]
 mod harness;
+#[path = "common/loopback.rs"]
+mod loopback;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,7 +41,6 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use client::{Expected, S3Client, S3Endpoint};
 use rand::RngCore;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -274,38 +275,6 @@ impl Stored {
         all.sort_by_key(|(number, _)| *number);
         Arc::new(all)
     }
-}
-
-/// Single-stream loopback TCP throughput in MB/s, best of [`LOOPBACK_TRIALS`].
-async fn loopback_megabytes_per_second() -> f64 {
-    let mut best: f64 = 0.0;
-    for _ in 0..LOOPBACK_TRIALS {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let reader = tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let mut buffer = vec![0u8; MIB];
-            let mut received = 0u64;
-            while received < LOOPBACK_BYTES {
-                let read = stream.read(&mut buffer).await.unwrap();
-                assert!(read > 0, "loopback sender closed early");
-                received += read as u64;
-            }
-        });
-        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let buffer = vec![0x5au8; MIB];
-        let begin = Instant::now();
-        let mut sent = 0u64;
-        while sent < LOOPBACK_BYTES {
-            stream.write_all(&buffer).await.unwrap();
-            sent += buffer.len() as u64;
-        }
-        reader.await.unwrap();
-        best = best.max(LOOPBACK_BYTES as f64 / 1e6 / begin.elapsed().as_secs_f64());
-    }
-    best
 }
 
 fn load_average() -> String {
@@ -594,7 +563,7 @@ async fn main() {
     let options = options();
     let load_before = load_average();
     println!("== s3_load: loopback TCP limit");
-    let loopback = loopback_megabytes_per_second().await;
+    let loopback = loopback::loopback_bytes_per_second(LOOPBACK_BYTES, LOOPBACK_TRIALS).await / 1e6;
     let (endpoint, _cluster) = match options.endpoint.clone() {
         Some(endpoint) => {
             if let Ok(data) = std::env::var("SHARDLET_LOAD_CLUSTER_DATA") {

@@ -12,6 +12,8 @@
 
 #[path = "../../integration/harness/mod.rs"]
 mod harness;
+#[path = "common/loopback.rs"]
+mod loopback;
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +25,6 @@ use futures::StreamExt;
 use harness::{NodeOptions, NodeProcess};
 use shardlet_core::{FragmentId, FragmentIndex, Generation, ObjectId, ShardletId};
 use shardlet_node::client::{ClientOptions, NodeClient};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -182,32 +183,6 @@ async fn get_phase(
     .await
 }
 
-/// One TCP stream on 127.0.0.1, 1 MiB writes, sender and receiver in this process.
-async fn loopback_megabytes_per_second(total_bytes: u64) -> f64 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let receiver = tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let mut buffer = vec![0u8; MIB];
-        let mut received = 0u64;
-        while received < total_bytes {
-            let read = socket.read(&mut buffer).await.unwrap();
-            assert!(read > 0, "loopback sender closed early");
-            received += read as u64;
-        }
-    });
-    let mut sender = tokio::net::TcpStream::connect(address).await.unwrap();
-    let chunk = vec![0x5au8; MIB];
-    let begin = Instant::now();
-    let mut sent = 0u64;
-    while sent < total_bytes {
-        sender.write_all(&chunk).await.unwrap();
-        sent += chunk.len() as u64;
-    }
-    receiver.await.unwrap();
-    total_bytes as f64 / 1e6 / begin.elapsed().as_secs_f64()
-}
-
 fn memcpy_gigabytes_per_second() -> f64 {
     let source = vec![0xa5u8; MEMCPY_BUFFER_BYTES];
     let mut destination = vec![0u8; MEMCPY_BUFFER_BYTES];
@@ -252,10 +227,7 @@ async fn run(deadline: Duration, parent_dir: std::path::PathBuf) {
     let memcpy = (0..LIMIT_TRIALS)
         .map(|_| memcpy_gigabytes_per_second())
         .fold(0.0, f64::max);
-    let mut loopback: f64 = 0.0;
-    for _trial in 0..LIMIT_TRIALS {
-        loopback = loopback.max(loopback_megabytes_per_second(LOOPBACK_BYTES).await);
-    }
+    let loopback = loopback::loopback_bytes_per_second(LOOPBACK_BYTES, LIMIT_TRIALS).await / 1e6;
 
     let mut node = NodeProcess::start(NodeOptions {
         parent_dir: Some(parent_dir),
