@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use shardlet_core::{Crc32c, FragmentId};
 
-use crate::fragment_file::{self, FragmentReader, FragmentWriter, StagedFragment};
+use crate::fragment_file::{self, FragmentReader, FragmentWriter, StagedFragment, StagingPool};
 use crate::group_commit::{DirectorySyncer, SyncTicket};
 use crate::metrics::NodeMetrics;
 
@@ -29,6 +29,9 @@ const FAN_OUT: usize = 256;
 /// Writers and deleters of the same id serialise on one of these stripes; different ids
 /// rarely share one.
 const ID_LOCK_STRIPES: usize = 64;
+/// Large-write staging buffers (1 MiB each) kept for reuse: enough for the writes a busy
+/// node has in flight, small next to its page cache.
+const STAGING_BUFFERS_KEPT_MAX: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -93,6 +96,8 @@ pub struct FragmentStore {
     syncers: Vec<Arc<DirectorySyncer>>,
     id_locks: Vec<Mutex<()>>,
     metrics: Arc<NodeMetrics>,
+    /// Reused staging buffers of large writes.
+    staging: Arc<StagingPool>,
     /// Held for the store's lifetime: a second node on the same directory would break
     /// every durability argument (two tmp sweeps, two writers of one id).
     _lock_file: File,
@@ -147,6 +152,7 @@ impl FragmentStore {
             syncers,
             id_locks: (0..ID_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             metrics,
+            staging: StagingPool::new(STAGING_BUFFERS_KEPT_MAX),
             _lock_file: lock_file,
         };
         store.count_fragments()?;
@@ -167,7 +173,8 @@ impl FragmentStore {
         let path = self
             .tmp_dir
             .join(format!("{id}.{:016x}", rand::random::<u64>()));
-        FragmentWriter::create(path, expected_length).map_err(|error| self.count_write_error(error))
+        FragmentWriter::create(path, expected_length, &self.staging)
+            .map_err(|error| self.count_write_error(error))
     }
 
     /// Finishes a write (`fdatasync`) and renames it into place. The caller must await
