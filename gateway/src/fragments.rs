@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use shardlet_core::{FragmentId, NodeId, ObjectId};
+use shardlet_core::{Crc32c, FragmentId, NodeId, ObjectId, ShardletId};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FragmentError {
@@ -38,10 +38,33 @@ impl FragmentError {
     }
 }
 
+/// One fragment to store.
+#[derive(Debug, Clone)]
+pub struct FragmentBody {
+    pub bytes: Bytes,
+    /// CRC32C of `bytes`, computed once by the writer for every copy; the node checks it.
+    pub checksum: Crc32c,
+    /// This copy is the one reads of its shardlet start at: the node keeps it in its
+    /// page cache; the other copies of a large shardlet bypass it.
+    pub read_first: bool,
+}
+
+/// The replica reads of a replicated shardlet with `copies` copies start at: chosen by
+/// the shardlet id so that reads spread over the copies. The writer marks that copy
+/// [`FragmentBody::read_first`].
+pub fn first_replica(id: &ShardletId, copies: usize) -> usize {
+    (id.hash_key() % copies.max(1) as u64) as usize
+}
+
 #[async_trait]
 pub trait FragmentStore: Send + Sync + 'static {
     /// Stores a fragment durably (the node acknowledges after fsync).
-    async fn put(&self, node: NodeId, id: FragmentId, bytes: Bytes) -> Result<(), FragmentError>;
+    async fn put(
+        &self,
+        node: NodeId,
+        id: FragmentId,
+        body: FragmentBody,
+    ) -> Result<(), FragmentError>;
 
     /// Reads a whole fragment (verified against its CRC32C) or a byte range of it
     /// (verified block by block by the node).
@@ -80,6 +103,10 @@ mod in_memory {
     pub struct InMemoryFragments {
         pub stored: Mutex<BTreeMap<(NodeId, FragmentId), Bytes>>,
         pub down: Mutex<HashSet<NodeId>>,
+        /// Copies written with `read_first`.
+        pub read_first: Mutex<HashSet<(NodeId, FragmentId)>>,
+        /// Every successful `get`, in order.
+        pub fetched: Mutex<Vec<(NodeId, FragmentId)>>,
     }
 
     impl InMemoryFragments {
@@ -121,11 +148,19 @@ mod in_memory {
             &self,
             node: NodeId,
             id: FragmentId,
-            bytes: Bytes,
+            body: FragmentBody,
         ) -> Result<(), FragmentError> {
             self.check_up(node)?;
+            if Crc32c::of(&body.bytes) != body.checksum {
+                return Err(FragmentError::Refused("crc32c mismatch".into()));
+            }
+            if body.read_first {
+                if let Ok(mut marked) = self.read_first.lock() {
+                    marked.insert((node, id));
+                }
+            }
             if let Ok(mut map) = self.stored.lock() {
-                map.insert((node, id), bytes);
+                map.insert((node, id), body.bytes);
             }
             Ok(())
         }
@@ -143,6 +178,9 @@ mod in_memory {
                 .ok()
                 .and_then(|map| map.get(&(node, id)).cloned())
                 .ok_or(FragmentError::NotFound)?;
+            if let Ok(mut fetched) = self.fetched.lock() {
+                fetched.push((node, id));
+            }
             match range {
                 None => Ok(bytes),
                 Some(range) => Ok(bytes.slice(range.start as usize..range.end as usize)),

@@ -12,7 +12,7 @@ use shardlet_core::{FragmentId, FragmentIndex, Generation, NodeId, ObjectId, Sha
 use shardlet_node::client::{ClientError, ReadRange};
 use shardlet_node::NodeClient;
 
-use crate::fragments::{FragmentError, FragmentStore};
+use crate::fragments::{FragmentBody, FragmentError, FragmentStore};
 use crate::topology_source::TopologySource;
 
 pub struct NodeFragments {
@@ -88,9 +88,14 @@ fn before_object(object: ObjectId) -> Option<FragmentId> {
 
 #[async_trait]
 impl FragmentStore for NodeFragments {
-    async fn put(&self, node: NodeId, id: FragmentId, bytes: Bytes) -> Result<(), FragmentError> {
+    async fn put(
+        &self,
+        node: NodeId,
+        id: FragmentId,
+        body: FragmentBody,
+    ) -> Result<(), FragmentError> {
         self.client(node)?
-            .put(&id, bytes)
+            .put_checked(&id, body.bytes, body.checksum, body.read_first)
             .await
             .map(|_| ())
             .map_err(map_error)

@@ -15,7 +15,7 @@ use shardlet_core::{
 };
 
 use crate::catalog::Catalog;
-use crate::fragments::{FragmentError, FragmentStore, InMemoryFragments};
+use crate::fragments::{FragmentBody, FragmentError, FragmentStore, InMemoryFragments};
 use crate::gc::{Collector, CollectorConfig};
 use crate::heat::HeatReporter;
 use crate::metadata::InMemoryMetadata;
@@ -39,11 +39,16 @@ struct Counting {
 
 #[async_trait]
 impl FragmentStore for Counting {
-    async fn put(&self, node: NodeId, id: FragmentId, bytes: Bytes) -> Result<(), FragmentError> {
+    async fn put(
+        &self,
+        node: NodeId,
+        id: FragmentId,
+        body: FragmentBody,
+    ) -> Result<(), FragmentError> {
         let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         tokio::task::yield_now().await;
-        let result = self.inner.put(node, id, bytes).await;
+        let result = self.inner.put(node, id, body).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
         result
     }
@@ -252,6 +257,41 @@ async fn replicated_and_erasure_coded_objects_read_back_whole_and_in_ranges() {
         .record;
     assert_eq!(record.scheme, Scheme::ErasureCoded { data: 6, parity: 3 });
     assert_eq!(record.fragments.len(), 9);
+}
+
+#[tokio::test]
+async fn each_replicated_shardlet_marks_the_copy_reads_start_at_and_no_other() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    let bytes = data(300 * KIB + 17);
+    let object = put(&fixture, "hot", &bytes, medium()).await;
+    let marked = fixture.fragments.read_first.lock().unwrap().clone();
+    assert_eq!(
+        marked.len(),
+        object.shardlets.len(),
+        "one marked copy per shardlet"
+    );
+    fixture.fragments.fetched.lock().unwrap().clear();
+    assert_eq!(
+        read(&fixture, &object, 0..bytes.len() as u64)
+            .await
+            .unwrap(),
+        bytes
+    );
+    let fetched = fixture.fragments.fetched.lock().unwrap().clone();
+    assert_eq!(
+        fetched.len(),
+        object.shardlets.len(),
+        "one fetch per shardlet"
+    );
+    for copy in &fetched {
+        assert!(marked.contains(copy), "read {copy:?}, which was not marked");
+    }
+    // Erasure-coded fragments are cold by policy: none is marked.
+    put(&fixture, "cold", &bytes, cold()).await;
+    assert_eq!(
+        fixture.fragments.read_first.lock().unwrap().len(),
+        marked.len()
+    );
 }
 
 #[tokio::test]

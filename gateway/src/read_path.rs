@@ -135,7 +135,7 @@ impl ReadPath {
         let expected_len = within.end - within.start;
         // Start at a replica chosen by the shardlet id so reads spread over copies.
         let count = record.fragments.len();
-        let first = (record.id.hash_key() % count.max(1) as u64) as usize;
+        let first = crate::fragments::first_replica(&record.id, count);
         let mut last_error = String::from("no replicas recorded");
         for step in 0..count {
             let position = (first + step) % count;

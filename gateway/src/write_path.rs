@@ -34,7 +34,7 @@ use shardlet_core::{
 use tokio::task::JoinHandle;
 
 use crate::catalog::{unix_ms_now, Catalog, CatalogError, Stored};
-use crate::fragments::{FragmentError, FragmentStore};
+use crate::fragments::{first_replica, FragmentBody, FragmentError, FragmentStore};
 use crate::gc::Collector;
 use crate::metadata::{Batch, BatchOutcome, BATCH_ITEMS_MAX};
 use crate::metrics::Metrics;
@@ -561,6 +561,13 @@ async fn store_shardlet(
             (pieces, Codec::ReedSolomonGf8)
         }
     };
+    // The copy reads will start at stays in its node's page cache (read-after-write is
+    // common); the other replicas, and erasure-coded fragments (cold by policy), of a
+    // large shardlet bypass it.
+    let read_first = match scheme {
+        Scheme::Replicated { copies } => Some(first_replica(&id, usize::from(copies))),
+        Scheme::ErasureCoded { .. } => None,
+    };
     let spread = Spread::for_level(plan.level);
     let placement = snapshot
         .placement
@@ -601,7 +608,12 @@ async fn store_shardlet(
         let writes = pending.iter().map(|&index| {
             let fragment = FragmentId::new(id, INITIAL_GENERATION, FragmentIndex(index as u8));
             let node = nodes[index];
-            let body = pieces[index].0.clone();
+            let (bytes, checksum) = pieces[index].clone();
+            let body = FragmentBody {
+                bytes,
+                checksum,
+                read_first: read_first == Some(index),
+            };
             async move { (index, node, fragments.put(node, fragment, body).await) }
         });
         let results = futures::future::join_all(writes).await;

@@ -14,7 +14,7 @@ use shardlet_auth::{ClusterSecret, RequestParts};
 use shardlet_core::{Crc32c, Crc32cHasher, FragmentId};
 
 use crate::health::HealthReport;
-use crate::server::{CRC_HEADER, LENGTH_HEADER};
+use crate::server::{CACHE_HEADER, CRC_HEADER, LENGTH_HEADER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -255,7 +255,23 @@ impl NodeClient {
     pub async fn put(&self, id: &FragmentId, body: Bytes) -> Result<PutOutcome, ClientError> {
         let crc = Crc32c::of(&body);
         let length = body.len() as u64;
-        self.put_body(id, length, crc, reqwest::Body::from(body))
+        self.put_body(id, length, crc, false, reqwest::Body::from(body))
+            .await
+    }
+
+    /// Stores `body`, whose CRC32C the caller has already computed (the node checks it),
+    /// as fragment `id`. `keep_cached`: this copy will be read soon, so the node writes it
+    /// through its page cache (`x-shardlet-cache: keep`); otherwise a large fragment
+    /// bypasses the cache.
+    pub async fn put_checked(
+        &self,
+        id: &FragmentId,
+        body: Bytes,
+        crc32c: Crc32c,
+        keep_cached: bool,
+    ) -> Result<PutOutcome, ClientError> {
+        let length = body.len() as u64;
+        self.put_body(id, length, crc32c, keep_cached, reqwest::Body::from(body))
             .await
     }
 
@@ -271,7 +287,7 @@ impl NodeClient {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     {
-        self.put_body(id, length, crc32c, reqwest::Body::wrap_stream(body))
+        self.put_body(id, length, crc32c, false, reqwest::Body::wrap_stream(body))
             .await
     }
 
@@ -280,9 +296,10 @@ impl NodeClient {
         id: &FragmentId,
         length: u64,
         crc32c: Crc32c,
+        keep_cached: bool,
         body: reqwest::Body,
     ) -> Result<PutOutcome, ClientError> {
-        let response = self
+        let mut request = self
             .signed(
                 reqwest::Method::PUT,
                 &format!("/v1/fragments/{id}"),
@@ -290,10 +307,11 @@ impl NodeClient {
                 None,
             )?
             // An explicit length keeps a streamed body from going out chunked (411).
-            .header(reqwest::header::CONTENT_LENGTH, length)
-            .body(body)
-            .send()
-            .await?;
+            .header(reqwest::header::CONTENT_LENGTH, length);
+        if keep_cached {
+            request = request.header(CACHE_HEADER, "keep");
+        }
+        let response = request.body(body).send().await?;
         match response.status() {
             StatusCode::CREATED => Ok(PutOutcome::Created),
             StatusCode::OK => Ok(PutOutcome::AlreadyStored),

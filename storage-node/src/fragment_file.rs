@@ -44,12 +44,12 @@ impl Drop for TempPath {
     }
 }
 
-/// Files at least this long are written with `O_DIRECT`: the bytes go from one reused,
-/// aligned buffer straight to the device instead of being copied into freshly allocated
-/// page-cache pages (on this machine class that copy ran at ~0.4–1.6 GB/s and was the
-/// largest CPU cost of a large PUT; `O_DIRECT` writes 3 GB/s at ~0 CPU). Smaller files
-/// are cheaper buffered (one write, then the same fdatasync): measured in
-/// `docs/storage-node.md`.
+/// Files at least this long are written with `O_DIRECT` unless the writer asks to keep
+/// them cached: the bytes go from one reused, aligned buffer straight to the device
+/// instead of being copied into freshly allocated page-cache pages (on this machine class
+/// that copy ran at ~0.4–1.6 GB/s and was the largest CPU cost of a large PUT; `O_DIRECT`
+/// writes 3 GB/s at ~0 CPU). Smaller files are cheaper buffered (one write, then the same
+/// fdatasync): measured in `docs/storage-node.md`.
 pub const DIRECT_IO_MIN_FILE_BYTES: u64 = 512 * 1024;
 /// Alignment of `O_DIRECT` buffers, file offsets and lengths: the page size, a multiple
 /// of every logical block size in use.
@@ -183,11 +183,14 @@ pub struct FragmentWriter {
 
 impl FragmentWriter {
     /// Creates `path` (which must not exist) for a fragment of `expected_length` bytes.
+    /// `keep_cached`: the copy will be read soon (the replica reads start at), so it goes
+    /// through the page cache whatever its size.
     ///
     /// Crash: the file is in `tmp/`, which start-up empties; nothing was acknowledged.
     pub fn create(
         path: PathBuf,
         expected_length: u64,
+        keep_cached: bool,
         pool: &std::sync::Arc<StagingPool>,
     ) -> io::Result<Self> {
         let file_length = FragmentHeader {
@@ -195,7 +198,7 @@ impl FragmentWriter {
             payload_crc: Crc32c(0),
         }
         .file_length();
-        let want_direct = file_length >= DIRECT_IO_MIN_FILE_BYTES;
+        let want_direct = !keep_cached && file_length >= DIRECT_IO_MIN_FILE_BYTES;
         let (file, direct) = create_file(&path, want_direct)?;
         let temp = TempPath { path: Some(path) };
         let staging_bytes = (file_length as usize)
@@ -496,7 +499,8 @@ mod tests {
     /// Writes `data` in pieces of `piece` bytes and returns the finished file's path.
     fn write_in_pieces(directory: &Path, data: &[u8], piece: usize) -> (PathBuf, bool) {
         let path = directory.join(format!("f-{}-{piece}", data.len()));
-        let mut writer = FragmentWriter::create(path.clone(), data.len() as u64, &pool()).unwrap();
+        let mut writer =
+            FragmentWriter::create(path.clone(), data.len() as u64, false, &pool()).unwrap();
         let direct = writer.is_direct();
         for chunk in data.chunks(piece.max(1)) {
             writer.write(chunk).unwrap();
@@ -558,6 +562,22 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_to_keep_cached_is_written_through_the_page_cache_whatever_its_size() {
+        let directory = tempfile::tempdir().unwrap();
+        let data = payload(2 * STAGING_BYTES_MAX + 5);
+        let path = directory.path().join("cached");
+        let mut writer =
+            FragmentWriter::create(path.clone(), data.len() as u64, true, &pool()).unwrap();
+        assert!(!writer.is_direct());
+        writer.write(&data).unwrap();
+        let mut staged = writer.finish(Crc32c::of(&data), &histogram()).unwrap();
+        staged.temp.disarm();
+        let reader = FragmentReader::open(&path).unwrap();
+        reader.verify_all().unwrap();
+        assert_eq!(reader.read_range(0, data.len() as u64).unwrap(), data);
+    }
+
+    #[test]
     fn a_reused_staging_buffer_leaks_nothing_of_the_previous_write() {
         let directory = tempfile::tempdir().unwrap();
         let pool = StagingPool::new(1);
@@ -566,7 +586,7 @@ mod tests {
         for (name, data) in [("first", &first), ("second", &second)] {
             let path = directory.path().join(name);
             let mut writer =
-                FragmentWriter::create(path.clone(), data.len() as u64, &pool).unwrap();
+                FragmentWriter::create(path.clone(), data.len() as u64, false, &pool).unwrap();
             writer.write(data).unwrap();
             let mut staged = writer.finish(Crc32c::of(data), &histogram()).unwrap();
             staged.temp.disarm();
@@ -579,7 +599,7 @@ mod tests {
         // A small write takes a buffer of its own size and keeps none.
         let small = payload(1000);
         let path = directory.path().join("small");
-        let writer = FragmentWriter::create(path, small.len() as u64, &pool).unwrap();
+        let writer = FragmentWriter::create(path, small.len() as u64, false, &pool).unwrap();
         assert_eq!(pool.kept(), 1);
         drop(writer);
         assert_eq!(pool.kept(), 1);
@@ -590,14 +610,16 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let data = payload(2 << 20);
         let path = directory.path().join("bad-crc");
-        let mut writer = FragmentWriter::create(path.clone(), data.len() as u64, &pool()).unwrap();
+        let mut writer =
+            FragmentWriter::create(path.clone(), data.len() as u64, false, &pool()).unwrap();
         writer.write(&data).unwrap();
         let error = writer.finish(Crc32c(1), &histogram()).unwrap_err();
         assert!(matches!(error, StoreError::CrcMismatch { .. }), "{error}");
         assert!(!path.exists());
 
         let path = directory.path().join("short");
-        let mut writer = FragmentWriter::create(path.clone(), data.len() as u64, &pool()).unwrap();
+        let mut writer =
+            FragmentWriter::create(path.clone(), data.len() as u64, false, &pool()).unwrap();
         writer.write(&data[..data.len() - 1]).unwrap();
         let error = writer.finish(Crc32c::of(&data), &histogram()).unwrap_err();
         assert!(
@@ -607,7 +629,7 @@ mod tests {
         assert!(!path.exists());
 
         let path = directory.path().join("long");
-        let mut writer = FragmentWriter::create(path.clone(), 10, &pool()).unwrap();
+        let mut writer = FragmentWriter::create(path.clone(), 10, false, &pool()).unwrap();
         let error = writer.write(&data[..11]).unwrap_err();
         assert!(
             matches!(error, StoreError::LengthMismatch { .. }),

@@ -164,16 +164,18 @@ impl FragmentStore {
         self.fragments_dir.join(&name[..2]).join(name)
     }
 
-    /// Starts a write of `expected_length` payload bytes into a fresh temporary file.
+    /// Starts a write of `expected_length` payload bytes into a fresh temporary file;
+    /// `keep_cached` as in [`FragmentWriter::create`].
     pub fn begin_write(
         &self,
         id: &FragmentId,
         expected_length: u64,
+        keep_cached: bool,
     ) -> Result<FragmentWriter, StoreError> {
         let path = self
             .tmp_dir
             .join(format!("{id}.{:016x}", rand::random::<u64>()));
-        FragmentWriter::create(path, expected_length, &self.staging)
+        FragmentWriter::create(path, expected_length, keep_cached, &self.staging)
             .map_err(|error| self.count_write_error(error))
     }
 

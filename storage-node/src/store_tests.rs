@@ -50,7 +50,7 @@ fn put_with_ticket(
     id: &FragmentId,
     bytes: &[u8],
 ) -> Result<(CommitOutcome, SyncTicket), StoreError> {
-    let mut writer = store.begin_write(id, bytes.len() as u64)?;
+    let mut writer = store.begin_write(id, bytes.len() as u64, false)?;
     for piece in bytes.chunks(7_777) {
         writer.write(piece)?;
     }
@@ -170,7 +170,10 @@ fn a_body_that_does_not_match_its_claimed_crc_is_not_stored() {
     let fixture = open();
     let id = id(0x14, 0);
     let bytes = pattern(5000, 6);
-    let mut writer = fixture.store.begin_write(&id, bytes.len() as u64).unwrap();
+    let mut writer = fixture
+        .store
+        .begin_write(&id, bytes.len() as u64, false)
+        .unwrap();
     writer.write(&bytes).unwrap();
     let wrong = Crc32c(Crc32c::of(&bytes).0 ^ 1);
     assert!(matches!(
@@ -190,13 +193,13 @@ fn a_body_that_does_not_match_its_claimed_crc_is_not_stored() {
 fn short_and_long_bodies_are_refused() {
     let fixture = open();
     let id = id(0x15, 0);
-    let mut writer = fixture.store.begin_write(&id, 10).unwrap();
+    let mut writer = fixture.store.begin_write(&id, 10, false).unwrap();
     writer.write(&[1; 9]).unwrap();
     assert!(matches!(
         fixture.store.finish_write(&id, writer, Crc32c::of(&[1; 9])),
         Err(StoreError::LengthMismatch { .. })
     ));
-    let mut writer = fixture.store.begin_write(&id, 10).unwrap();
+    let mut writer = fixture.store.begin_write(&id, 10, false).unwrap();
     assert!(matches!(
         writer.write(&[1; 11]),
         Err(StoreError::LengthMismatch { .. })

@@ -338,6 +338,31 @@ async fn oversize_body_is_refused_with_413() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_hint_other_than_keep_is_400_and_keep_stores_the_fragment() {
+    let node = NodeProcess::start(NodeOptions::default()).await;
+    let client = node.client();
+    // Large enough to bypass the page cache without the hint.
+    let bytes = pattern_bytes(3 * 1024 * 1024 + 11, 4);
+    let id = random_fragment_id();
+    for bad in ["Keep", "yes", ""] {
+        let request = Request::new("PUT", &format!("/v1/fragments/{id}"))
+            .header("x-shardlet-crc32c", &crc32c_hex(&bytes))
+            .header("x-shardlet-cache", bad)
+            .body(Body::Full(bytes.clone()));
+        let response = client.send(request).await;
+        assert_eq!(response.status, 400, "hint {bad:?}");
+        assert_eq!(response.error_code(), "invalid_cache_hint");
+        assert_eq!(client.head(&id).await.status, 404, "nothing stored");
+    }
+    let request = Request::new("PUT", &format!("/v1/fragments/{id}"))
+        .header("x-shardlet-crc32c", &crc32c_hex(&bytes))
+        .header("x-shardlet-cache", "keep")
+        .body(Body::Full(bytes.clone()));
+    assert_eq!(client.send(request).await.status, 201);
+    assert!(client.get(&id).await.body == bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_content_length_is_411() {
     let node = NodeProcess::start(NodeOptions::default()).await;
     let client = node.client();
