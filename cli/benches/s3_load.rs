@@ -22,9 +22,10 @@
 //! - `SHARDLET_LOAD_CLUSTER_DATA=DIR`: with `--endpoint`, the `--data` of that `shardlet
 //!   dev`, so its processes' CPU time per operation is reported too (as for a started one).
 //!
-//! The started cluster keeps its data in a temporary directory under `TMPDIR` (it must be
-//! a real disk, or fsync is free and the numbers are meaningless) and is stopped, by PID,
-//! when the run ends or panics.
+//! The started cluster keeps its data in a temporary directory under
+//! `target/tmp/clusters` (a real disk, or fsync would be free and the numbers meaningless;
+//! see `harness::clusters_root` for why not `/tmp`) and is stopped, by PID, when the run
+//! ends or panics.
 #![allow(clippy::unwrap_used)]
 
 #[path = "s3_load/client.rs"]

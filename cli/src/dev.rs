@@ -326,7 +326,15 @@ fn spawn_program(
         .append(true)
         .open(&log)
         .with_context(|| format!("cannot open {}", log.display()))?;
-    let child = Command::new(executable)
+    let mut command = Command::new(executable);
+    // Twelve nodes share this machine with the gateway and the metadata member: one
+    // async worker each (blocking file I/O has its own threads) instead of one per core
+    // saves the wake-ups and context switches of idle workers stealing work, ~5 % of a
+    // small PUT's CPU (docs/gateway.md, Performance). `TOKIO_WORKER_THREADS` overrides.
+    if name.starts_with("node-") && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        command.env("TOKIO_WORKER_THREADS", "1");
+    }
+    let child = command
         .args(arguments)
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)

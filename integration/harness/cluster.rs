@@ -176,7 +176,7 @@ impl Cluster {
     pub async fn start(node_count: usize) -> Self {
         let root = tempfile::Builder::new()
             .prefix("shardlet-cluster-")
-            .tempdir()
+            .tempdir_in(super::clusters_root())
             .expect("a temporary directory");
         let logs = root.path().join("logs");
         std::fs::create_dir_all(&logs).unwrap();
@@ -328,7 +328,7 @@ impl DevCluster {
     pub async fn start() -> Self {
         let root = tempfile::Builder::new()
             .prefix("shardlet-dev-")
-            .tempdir()
+            .tempdir_in(super::clusters_root())
             .expect("a temporary directory");
         let data = root.path().join("data");
         let stdout_path = root.path().join("dev.stdout");
