@@ -371,6 +371,9 @@ fn create_file(path: &Path, direct: bool) -> io::Result<(File, bool)> {
         match direct_options.open(path) {
             Ok(file) => return Ok((file, true)),
             Err(error) if error.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                // Some file systems create the file before refusing the flag: the name is
+                // this writer's own (random), so remove it before creating it again.
+                let _ = std::fs::remove_file(path);
                 tracing::debug!(path = %path.display(), "O_DIRECT refused here; writing buffered");
             }
             Err(error) => return Err(error),
