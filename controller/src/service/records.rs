@@ -2,7 +2,8 @@
 //! [`ShardletState`]s, and bounded, paged scans.
 
 use shardlet_core::{Generation, RedundancyLevel, Scheme};
-use shardlet_meta::schema::{decode, keys, Record, ShardletRecord};
+use shardlet_meta::command::VersionedValue;
+use shardlet_meta::schema::{decode, Record, ShardletRecord};
 use shardlet_meta::{Blob, MetaClient, ReadConsistency};
 
 use crate::view::{FragmentLocation, ShardletState};
@@ -84,54 +85,12 @@ pub async fn get<R: Record>(
 }
 
 /// Every key and value under `prefix`, at most `keys_max` of them (the rest waits for
-/// the next pass). Records that do not decode are logged and skipped: one bad record
-/// must not stop repair of all the others.
-pub async fn scan<R: Record>(
+/// the next pass), page by page.
+async fn scan_entries(
     meta: &MetaClient,
-    prefix: &str,
+    prefix: Blob,
     keys_max: usize,
-) -> anyhow::Result<Vec<(Vec<u8>, Versioned<R>)>> {
-    let mut out = Vec::new();
-    let mut start_after: Option<Blob> = None;
-    loop {
-        let limit = SCAN_PAGE_KEYS
-            .min(keys_max.saturating_sub(out.len()))
-            .max(1);
-        let page = meta
-            .scan(
-                prefix,
-                start_after.clone(),
-                limit,
-                ReadConsistency::Linearizable,
-            )
-            .await?;
-        for (key, entry) in page.entries {
-            match decode::<R>(entry.value.as_slice()) {
-                Ok(record) => out.push((
-                    key.0,
-                    Versioned {
-                        record,
-                        version: entry.version,
-                    },
-                )),
-                Err(error) => {
-                    tracing::error!(key = %String::from_utf8_lossy(key.as_slice()), %error, "undecodable record skipped");
-                }
-            }
-        }
-        match page.next_start_after {
-            Some(next) if out.len() < keys_max => start_after = Some(next),
-            _ => return Ok(out),
-        }
-    }
-}
-
-/// Keys only (the node → fragment index has empty values), at most `keys_max`.
-pub async fn scan_keys(
-    meta: &MetaClient,
-    prefix: Vec<u8>,
-    keys_max: usize,
-) -> anyhow::Result<Vec<Vec<u8>>> {
+) -> anyhow::Result<Vec<(Blob, VersionedValue)>> {
     let mut out = Vec::new();
     let mut start_after: Option<Blob> = None;
     loop {
@@ -141,12 +100,12 @@ pub async fn scan_keys(
         let page = meta
             .scan(
                 prefix.clone(),
-                start_after.clone(),
+                start_after.take(),
                 limit,
                 ReadConsistency::Linearizable,
             )
             .await?;
-        out.extend(page.entries.into_iter().map(|(key, _)| key.0));
+        out.extend(page.entries);
         match page.next_start_after {
             Some(next) if out.len() < keys_max => start_after = Some(next),
             _ => return Ok(out),
@@ -154,6 +113,38 @@ pub async fn scan_keys(
     }
 }
 
-pub fn shardlet_prefix() -> &'static str {
-    keys::SHARDLET_PREFIX
+/// Every record under `prefix`, at most `keys_max` keys. Records that do not decode are
+/// logged and skipped: one bad record must not stop repair of all the others.
+pub async fn scan<R: Record>(
+    meta: &MetaClient,
+    prefix: &str,
+    keys_max: usize,
+) -> anyhow::Result<Vec<(Vec<u8>, Versioned<R>)>> {
+    let entries = scan_entries(meta, prefix.into(), keys_max).await?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|(key, entry)| match decode::<R>(entry.value.as_slice()) {
+            Ok(record) => Some((
+                key.0,
+                Versioned {
+                    record,
+                    version: entry.version,
+                },
+            )),
+            Err(error) => {
+                tracing::error!(key = %String::from_utf8_lossy(key.as_slice()), %error, "undecodable record skipped");
+                None
+            }
+        })
+        .collect())
+}
+
+/// Keys only (the node → fragment index has empty values), at most `keys_max`.
+pub async fn scan_keys(
+    meta: &MetaClient,
+    prefix: Vec<u8>,
+    keys_max: usize,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let entries = scan_entries(meta, prefix.into(), keys_max).await?;
+    Ok(entries.into_iter().map(|(key, _)| key.0).collect())
 }

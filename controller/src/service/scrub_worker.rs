@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shardlet_core::{FragmentId, NodeId, NodeState};
-use shardlet_meta::schema::ShardletRecord;
+use shardlet_meta::schema::{keys, ShardletRecord};
 use shardlet_node::ClientError as NodeError;
 use tokio::sync::{Mutex, Notify};
 
@@ -93,7 +93,7 @@ impl ScrubWorker {
             }
         }
         let entries =
-            records::scan::<ShardletRecord>(meta, records::shardlet_prefix(), RECORDS_PER_PASS_MAX)
+            records::scan::<ShardletRecord>(meta, keys::SHARDLET_PREFIX, RECORDS_PER_PASS_MAX)
                 .await?;
         let states: Vec<ShardletState> = entries
             .iter()

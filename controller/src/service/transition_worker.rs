@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shardlet_core::{NodeId, NodeState, Scheme, ShardletId};
-use shardlet_meta::schema::ShardletRecord;
+use shardlet_meta::schema::{keys, ShardletRecord};
 use tokio::sync::Mutex;
 
 use super::executor::{Executor, Outcome};
@@ -93,7 +93,7 @@ impl TransitionWorker {
             }
         };
         let entries =
-            records::scan::<ShardletRecord>(meta, records::shardlet_prefix(), RECORDS_PER_PASS_MAX)
+            records::scan::<ShardletRecord>(meta, keys::SHARDLET_PREFIX, RECORDS_PER_PASS_MAX)
                 .await?;
         let now = unix_ms_now();
         let mut state = self.state.lock().await;
