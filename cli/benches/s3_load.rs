@@ -34,13 +34,15 @@ mod client;
 mod harness;
 #[path = "common/loopback.rs"]
 mod loopback;
+#[path = "common/phase.rs"]
+mod phase;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use client::{Expected, S3Client, S3Endpoint};
+use phase::{quantile_of, run_phase, Phase};
 use rand::RngCore;
 
 const KIB: usize = 1024;
@@ -112,34 +114,11 @@ fn options() -> Options {
     }
 }
 
-struct Phase {
-    operations: u64,
-    bytes: u64,
-    elapsed: Duration,
-    latencies_ms: Vec<f64>,
-    /// CPU time all cluster processes spent during the phase (when their pids are known):
-    /// less sensitive to other work on the shared cores than throughput is.
-    cluster_cpu_seconds: Option<f64>,
-}
-
-impl Phase {
-    fn per_second(&self) -> f64 {
-        self.operations as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn megabytes_per_second(&self) -> f64 {
-        self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64()
-    }
-
-    fn latency_ms(&self, quantile: f64) -> f64 {
-        quantile_of(&self.latencies_ms, quantile)
-    }
-
-    fn cluster_cpu_ms_per_operation(&self) -> f64 {
-        self.cluster_cpu_seconds.map_or(f64::NAN, |seconds| {
-            seconds * 1e3 / self.operations.max(1) as f64
-        })
-    }
+/// The cluster's CPU milliseconds per operation of `phase`.
+fn cluster_cpu_ms_per_operation(phase: &Phase) -> f64 {
+    phase.cpu_seconds.map_or(f64::NAN, |seconds| {
+        seconds * 1e3 / phase.operations.max(1) as f64
+    })
 }
 
 /// `DIR/logs` of the cluster under test, where `shardlet dev` records its children's pids.
@@ -182,73 +161,6 @@ fn cluster_cpu_seconds() -> Option<f64> {
         }
     }
     found.then(|| ticks as f64 / CLOCK_TICKS_PER_SECOND)
-}
-
-fn quantile_of(values: &[f64], quantile: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[((sorted.len() - 1) as f64 * quantile).round() as usize]
-}
-
-/// Runs `concurrency` tasks that each repeat `operation` (which returns the bytes it
-/// moved) until `deadline` passes or `operations_max` were started. Any failed operation
-/// aborts the run with its error after the phase.
-async fn run_phase<F, Fut>(
-    name: &str,
-    concurrency: usize,
-    operations_max: u64,
-    deadline: Duration,
-    operation: F,
-) -> Phase
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<u64, String>> + Send,
-{
-    let operation = Arc::new(operation);
-    let started = Arc::new(AtomicU64::new(0));
-    let cpu_before = cluster_cpu_seconds();
-    let begin = Instant::now();
-    let mut tasks = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
-        let (operation, started) = (operation.clone(), started.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies_ms = Vec::new();
-            let mut bytes = 0;
-            loop {
-                let number = started.fetch_add(1, Ordering::Relaxed);
-                if number >= operations_max || begin.elapsed() >= deadline {
-                    return Ok((latencies_ms, bytes));
-                }
-                let one = Instant::now();
-                bytes += operation(number).await?;
-                latencies_ms.push(one.elapsed().as_secs_f64() * 1e3);
-            }
-        }));
-    }
-    let mut latencies_ms = Vec::new();
-    let mut bytes = 0;
-    for task in tasks {
-        let result: Result<(Vec<f64>, u64), String> = task.await.expect("a load task panicked");
-        match result {
-            Ok((latencies, moved)) => {
-                latencies_ms.extend(latencies);
-                bytes += moved;
-            }
-            Err(error) => panic!("{name}: a request failed, so no result is reported: {error}"),
-        }
-    }
-    Phase {
-        operations: latencies_ms.len() as u64,
-        bytes,
-        elapsed: begin.elapsed(),
-        latencies_ms,
-        cluster_cpu_seconds: cpu_before
-            .zip(cluster_cpu_seconds())
-            .map(|(before, after)| after - before),
-    }
 }
 
 /// Object `number` of a size class: the shared random bytes with the number in front, so
@@ -319,6 +231,7 @@ async fn run_load(client: S3Client, options: &Options, loopback_mb_per_second: f
             LARGE_CONCURRENCY,
             options.large_objects,
             deadline,
+            cluster_cpu_seconds,
             move |number| {
                 let (client, bucket, random, large) = (
                     client.clone(),
@@ -364,6 +277,7 @@ async fn run_load(client: S3Client, options: &Options, loopback_mb_per_second: f
             SMALL_CONCURRENCY,
             options.small_objects,
             deadline,
+            cluster_cpu_seconds,
             move |number| {
                 let (client, bucket, random, small) = (
                     client.clone(),
@@ -443,17 +357,24 @@ async fn get_phase(
 ) -> Phase {
     assert!(!stored.is_empty(), "{name}: no object was stored to read");
     let (client, bucket) = (client.clone(), bucket.to_string());
-    run_phase(name, concurrency, operations_max, deadline, move |number| {
-        let (client, bucket, stored) = (client.clone(), bucket.clone(), stored.clone());
-        async move {
-            let pick = number.wrapping_mul(0x9e37_79b9_7f4a_7c15) % stored.len() as u64;
-            let (object, expected) = stored[pick as usize];
-            let verified = client
-                .get_verified(&bucket, &format!("{prefix}-{object}"), expected)
-                .await?;
-            Ok(verified.bytes)
-        }
-    })
+    run_phase(
+        name,
+        concurrency,
+        operations_max,
+        deadline,
+        cluster_cpu_seconds,
+        move |number| {
+            let (client, bucket, stored) = (client.clone(), bucket.clone(), stored.clone());
+            async move {
+                let pick = number.wrapping_mul(0x9e37_79b9_7f4a_7c15) % stored.len() as u64;
+                let (object, expected) = stored[pick as usize];
+                let verified = client
+                    .get_verified(&bucket, &format!("{prefix}-{object}"), expected)
+                    .await?;
+                Ok(verified.bytes)
+            }
+        },
+    )
     .await
 }
 
@@ -481,7 +402,7 @@ fn print_report(results: &Results, load_before: &str) {
             phase.elapsed.as_secs_f64(),
             phase.latency_ms(0.5),
             phase.latency_ms(0.99),
-            phase.cluster_cpu_ms_per_operation()
+            cluster_cpu_ms_per_operation(phase)
         );
     };
     row(
@@ -551,10 +472,10 @@ fn print_report(results: &Results, load_before: &str) {
         r.small_get.per_second(),
         r.small_get.latency_ms(0.5),
         r.small_get.latency_ms(0.99),
-        r.large_put.cluster_cpu_ms_per_operation(),
-        r.large_get.cluster_cpu_ms_per_operation(),
-        r.small_put.cluster_cpu_ms_per_operation(),
-        r.small_get.cluster_cpu_ms_per_operation(),
+        cluster_cpu_ms_per_operation(&r.large_put),
+        cluster_cpu_ms_per_operation(&r.large_get),
+        cluster_cpu_ms_per_operation(&r.small_put),
+        cluster_cpu_ms_per_operation(&r.small_get),
         load_before.split_whitespace().next().unwrap_or("unknown"),
     );
 }

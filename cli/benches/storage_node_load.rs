@@ -14,15 +14,17 @@
 mod harness;
 #[path = "common/loopback.rs"]
 mod loopback;
+#[path = "common/phase.rs"]
+mod phase;
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use harness::{NodeOptions, NodeProcess};
+use phase::{run_phase, Phase};
 use shardlet_core::{FragmentId, FragmentIndex, Generation, ObjectId, ShardletId};
 use shardlet_node::client::{ClientOptions, NodeClient};
 
@@ -42,84 +44,12 @@ const LOOPBACK_BYTES: u64 = 1024 * 1024 * 1024;
 const MEMCPY_BUFFER_BYTES: usize = 64 * MIB;
 const MEMCPY_ROUNDS: usize = 16;
 
-struct Phase {
-    operations: u64,
-    bytes: u64,
-    elapsed: Duration,
-    latencies_ms: Vec<f64>,
-}
-
-impl Phase {
-    fn per_second(&self) -> f64 {
-        self.operations as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn megabytes_per_second(&self) -> f64 {
-        self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64()
-    }
-
-    fn latency_ms(&mut self, quantile: f64) -> f64 {
-        if self.latencies_ms.is_empty() {
-            return f64::NAN;
-        }
-        self.latencies_ms.sort_by(f64::total_cmp);
-        let index = ((self.latencies_ms.len() - 1) as f64 * quantile).round() as usize;
-        self.latencies_ms[index]
-    }
-}
-
 fn fragment_id() -> FragmentId {
     FragmentId::new(
         ShardletId::new(ObjectId::random(), 0),
         Generation(0),
         FragmentIndex(0),
     )
-}
-
-/// Runs `concurrency` tasks that each repeat `operation` until `deadline` passes or the
-/// shared count reaches `operations_max`.
-async fn run_phase<F, Fut>(
-    concurrency: usize,
-    operations_max: u64,
-    deadline: Duration,
-    bytes_per_operation: u64,
-    operation: F,
-) -> Phase
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let operation = Arc::new(operation);
-    let started = Arc::new(AtomicU64::new(0));
-    let begin = Instant::now();
-    let mut tasks = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
-        let (operation, started) = (operation.clone(), started.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies_ms = Vec::new();
-            loop {
-                let number = started.fetch_add(1, Ordering::Relaxed);
-                if number >= operations_max || begin.elapsed() >= deadline {
-                    return latencies_ms;
-                }
-                let one = Instant::now();
-                operation(number).await;
-                latencies_ms.push(one.elapsed().as_secs_f64() * 1e3);
-            }
-        }));
-    }
-    let mut latencies_ms = Vec::new();
-    for task in tasks {
-        latencies_ms.extend(task.await.expect("a benchmark task panicked"));
-    }
-    let elapsed = begin.elapsed();
-    let operations = latencies_ms.len() as u64;
-    Phase {
-        operations,
-        bytes: operations * bytes_per_operation,
-        elapsed,
-        latencies_ms,
-    }
 }
 
 async fn put_phase(
@@ -134,17 +64,19 @@ async fn put_phase(
     let client = client.clone();
     let phase_ids = ids.clone();
     let phase = run_phase(
+        "PUT",
         concurrency,
         operations_max,
         deadline,
-        size as u64,
+        || None,
         move |number| {
             let (client, payload, ids) = (client.clone(), payload.clone(), phase_ids.clone());
             async move {
                 client
                     .put(&ids[number as usize], payload)
                     .await
-                    .unwrap_or_else(|error| panic!("PUT of {size} bytes failed: {error}"));
+                    .map_err(|error| format!("PUT of {size} bytes failed: {error}"))?;
+                Ok(size as u64)
             }
         },
     )
@@ -162,10 +94,11 @@ async fn get_phase(
     let client = client.clone();
     let ids = Arc::new(ids);
     run_phase(
+        "GET",
         LARGE_CONCURRENCY,
         LARGE_GETS_MAX,
         deadline,
-        size as u64,
+        || None,
         move |number| {
             let (client, ids) = (client.clone(), ids.clone());
             async move {
@@ -177,6 +110,7 @@ async fn get_phase(
                     received += chunk.expect("GET body").len();
                 }
                 assert_eq!(received, size, "GET returned the whole fragment");
+                Ok(size as u64)
             }
         },
     )
@@ -249,13 +183,12 @@ async fn run(deadline: Duration, parent_dir: std::path::PathBuf) {
     let client = NodeClient::with_options(&format!("http://{}", node.address), secret, options)
         .expect("a node client");
 
-    let (mut small, _) = put_phase(&client, 4 * KIB, SMALL_WRITERS, SMALL_PUTS_MAX, deadline).await;
-    let (mut single, _) =
-        put_phase(&client, 4 * KIB, 1, SINGLE_WRITER_PUTS_MAX, deadline / 2).await;
-    let (mut large_put, large_ids) =
+    let (small, _) = put_phase(&client, 4 * KIB, SMALL_WRITERS, SMALL_PUTS_MAX, deadline).await;
+    let (single, _) = put_phase(&client, 4 * KIB, 1, SINGLE_WRITER_PUTS_MAX, deadline / 2).await;
+    let (large_put, large_ids) =
         put_phase(&client, MIB, LARGE_CONCURRENCY, LARGE_PUTS_MAX, deadline).await;
     assert!(!large_ids.is_empty(), "at least one 1 MiB put finished");
-    let mut large_get = get_phase(&client, large_ids, MIB, deadline).await;
+    let large_get = get_phase(&client, large_ids, MIB, deadline).await;
 
     let status = node.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "the node stopped cleanly: {status}");
@@ -269,11 +202,11 @@ async fn run(deadline: Duration, parent_dir: std::path::PathBuf) {
     println!("|---|---|---|---|---|");
     println!("| memcpy (one core, best of {LIMIT_TRIALS}) | {memcpy:.1} GB/s | | | |");
     println!("| loopback TCP, 1 stream, 1 MiB writes, best of {LIMIT_TRIALS} | {loopback:.0} MB/s | | | |");
-    let rows: [(&str, &mut Phase, bool); 4] = [
-        ("4 KiB PUT, 64 writers, fsync", &mut small, false),
-        ("4 KiB PUT, 1 writer, fsync", &mut single, false),
-        ("1 MiB PUT, 4 writers, fsync", &mut large_put, true),
-        ("1 MiB GET, 4 readers", &mut large_get, true),
+    let rows: [(&str, &Phase, bool); 4] = [
+        ("4 KiB PUT, 64 writers, fsync", &small, false),
+        ("4 KiB PUT, 1 writer, fsync", &single, false),
+        ("1 MiB PUT, 4 writers, fsync", &large_put, true),
+        ("1 MiB GET, 4 readers", &large_get, true),
     ];
     for (name, phase, throughput) in rows {
         let result = if throughput {
