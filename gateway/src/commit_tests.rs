@@ -107,15 +107,21 @@ fn body(bytes: &[u8]) -> UploadBody<futures::stream::BoxStream<'static, Result<B
     }
 }
 
-#[tokio::test]
-async fn a_small_put_commits_in_two_metadata_writes_and_its_records_are_complete() {
+/// A write path over a counting in-memory store that holds bucket `name`.
+async fn writer_with_bucket(name: &str) -> (Arc<Counting>, WritePath) {
     let store = Arc::new(Counting::default());
     let writer = writer(store.clone());
     writer
         .catalog
-        .create_bucket("b", "alice", RedundancyLevel::Medium)
+        .create_bucket(name, "alice", RedundancyLevel::Medium)
         .await
         .unwrap();
+    (store, writer)
+}
+
+#[tokio::test]
+async fn a_small_put_commits_in_two_metadata_writes_and_its_records_are_complete() {
+    let (store, writer) = writer_with_bucket("b").await;
     let bucket = writer.catalog.existing_bucket("b").await.unwrap();
     let (reads_before, batches_before) = (
         store.reads.load(Ordering::SeqCst),
@@ -163,13 +169,7 @@ async fn a_small_put_commits_in_two_metadata_writes_and_its_records_are_complete
 
 #[tokio::test]
 async fn a_stale_copy_of_the_bucket_is_re_read_not_reported_as_missing() {
-    let store = Arc::new(Counting::default());
-    let writer = writer(store.clone());
-    writer
-        .catalog
-        .create_bucket("b", "alice", RedundancyLevel::Medium)
-        .await
-        .unwrap();
+    let (_, writer) = writer_with_bucket("b").await;
     let stale = writer.catalog.existing_bucket("b").await.unwrap();
     // The bucket record changes after the PUT read it (same bucket, new version).
     let mut batch = Batch::default();
