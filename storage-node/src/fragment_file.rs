@@ -6,6 +6,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use shardlet_core::{Crc32c, Crc32cHasher};
@@ -60,7 +61,7 @@ const STAGING_BYTES_MAX: usize = 1024 * 1024;
 /// A zeroed byte buffer whose usable region starts at a `DIRECT_IO_ALIGN` boundary, built
 /// from an over-allocated `Vec` (no `unsafe`). The `Vec` never grows, so the region stays
 /// where it is.
-pub struct AlignedBuffer {
+struct AlignedBuffer {
     storage: Vec<u8>,
     start: usize,
     capacity: usize,
@@ -87,19 +88,19 @@ impl AlignedBuffer {
 /// write itself. Keeps at most `kept_max` buffers, so a burst of writes does not pin its
 /// peak memory for good.
 pub struct StagingPool {
-    free: std::sync::Mutex<Vec<AlignedBuffer>>,
+    free: Mutex<Vec<AlignedBuffer>>,
     kept_max: usize,
 }
 
 impl StagingPool {
-    pub fn new(kept_max: usize) -> std::sync::Arc<Self> {
-        std::sync::Arc::new(Self {
-            free: std::sync::Mutex::new(Vec::new()),
+    pub fn new(kept_max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            free: Mutex::new(Vec::new()),
             kept_max,
         })
     }
 
-    fn take(self: &std::sync::Arc<Self>, capacity: usize) -> PooledBuffer {
+    fn take(self: &Arc<Self>, capacity: usize) -> PooledBuffer {
         let reused = if capacity == STAGING_BYTES_MAX {
             self.lock().pop()
         } else {
@@ -107,7 +108,7 @@ impl StagingPool {
         };
         PooledBuffer {
             buffer: Some(reused.unwrap_or_else(|| AlignedBuffer::new(capacity))),
-            pool: std::sync::Arc::clone(self),
+            pool: Arc::clone(self),
         }
     }
 
@@ -116,11 +117,9 @@ impl StagingPool {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AlignedBuffer>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<AlignedBuffer>> {
         // A list of buffers is valid after any panic.
-        self.free
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.free.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -128,7 +127,7 @@ impl StagingPool {
 /// the write that used it ends, however it ends.
 struct PooledBuffer {
     buffer: Option<AlignedBuffer>,
-    pool: std::sync::Arc<StagingPool>,
+    pool: Arc<StagingPool>,
 }
 
 impl PooledBuffer {
@@ -191,7 +190,7 @@ impl FragmentWriter {
         path: PathBuf,
         expected_length: u64,
         keep_cached: bool,
-        pool: &std::sync::Arc<StagingPool>,
+        pool: &Arc<StagingPool>,
     ) -> io::Result<Self> {
         let file_length = FragmentHeader {
             payload_length: expected_length,
@@ -353,7 +352,7 @@ impl FragmentWriter {
         })
     }
 
-    /// Whether this write bypasses the page cache (for tests and metrics).
+    /// Whether this write bypasses the page cache (for tests).
     pub fn is_direct(&self) -> bool {
         self.direct
     }
@@ -489,7 +488,7 @@ mod tests {
         prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("t", "t")).unwrap()
     }
 
-    fn pool() -> std::sync::Arc<StagingPool> {
+    fn pool() -> Arc<StagingPool> {
         StagingPool::new(4)
     }
 

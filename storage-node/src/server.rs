@@ -381,14 +381,14 @@ async fn receive_body(
             let store = Arc::clone(&state.store);
             let current = writer.take();
             pending = Some(tokio::task::spawn_blocking(move || {
-                let mut writer = match current {
-                    Some(writer) => writer,
-                    None => store.begin_write(&id, length, keep_cached)?,
-                };
-                for chunk in &full {
-                    writer.write(chunk)?;
-                }
-                Ok(writer)
+                Ok(write_chunks(
+                    &store,
+                    current,
+                    &id,
+                    length,
+                    keep_cached,
+                    &full,
+                )?)
             }));
         }
     }
@@ -398,16 +398,30 @@ async fn receive_body(
     }
     let store = Arc::clone(&state.store);
     blocking(move || {
-        let mut writer = match writer {
-            Some(writer) => writer,
-            None => store.begin_write(&id, length, keep_cached)?,
-        };
-        for chunk in &batch {
-            writer.write(chunk)?;
-        }
+        let writer = write_chunks(&store, writer, &id, length, keep_cached, &batch)?;
         Ok(store.finish_write(&id, writer, claimed_crc)?)
     })
     .await
+}
+
+/// Appends `chunks` to the write in progress, starting it (a new temporary file) first if
+/// this is the first batch. Blocking.
+fn write_chunks(
+    store: &FragmentStore,
+    writer: Option<FragmentWriter>,
+    id: &FragmentId,
+    length: u64,
+    keep_cached: bool,
+    chunks: &[Bytes],
+) -> Result<FragmentWriter, StoreError> {
+    let mut writer = match writer {
+        Some(writer) => writer,
+        None => store.begin_write(id, length, keep_cached)?,
+    };
+    for chunk in chunks {
+        writer.write(chunk)?;
+    }
+    Ok(writer)
 }
 
 async fn join_write(handle: PendingWrite) -> Result<FragmentWriter, ApiError> {
