@@ -6,8 +6,10 @@
 
 use std::sync::Arc;
 
+use prometheus::IntCounterVec;
 use shardlet_core::RedundancyLevel;
 
+use crate::bucket_cache::BucketCache;
 use crate::metadata::{Batch, BatchOutcome, MetadataError, MetadataStore, SCAN_LIMIT_MAX};
 use shardlet_meta::schema::{
     decode, encode, keys, BucketRecord, CredentialRecord, MultipartUploadRecord, ObjectRecord,
@@ -43,6 +45,11 @@ pub enum CatalogError {
 #[derive(Clone)]
 pub struct Catalog {
     store: Arc<dyn MetadataStore>,
+    /// Live buckets recently read fresh, for [`Catalog::existing_bucket_recent`]; shared
+    /// by every clone of this catalog (one per gateway process).
+    buckets: Arc<BucketCache>,
+    /// `shardlet_gateway_bucket_cache_total{result}` when the catalog serves a gateway.
+    bucket_cache_total: Option<IntCounterVec>,
 }
 
 fn now_unix_ms() -> u64 {
@@ -57,7 +64,18 @@ pub fn unix_ms_now() -> u64 {
 
 impl Catalog {
     pub fn new(store: Arc<dyn MetadataStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            buckets: Arc::new(BucketCache::default()),
+            bucket_cache_total: None,
+        }
+    }
+
+    /// Counts [`Self::existing_bucket_recent`]'s hits and misses in `counter` (labels:
+    /// `result`). Clones made after this call count too.
+    pub fn counting_bucket_cache(mut self, counter: IntCounterVec) -> Self {
+        self.bucket_cache_total = Some(counter);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn MetadataStore> {
@@ -108,15 +126,45 @@ impl Catalog {
 
     // --- buckets ---------------------------------------------------------------------
 
+    /// The bucket as stored now (a linearizable read). A live bucket refreshes the
+    /// bucket cache; an absent one or one being deleted drops it from the cache.
     pub async fn bucket(&self, name: &str) -> Result<Option<Stored<BucketRecord>>, CatalogError> {
-        self.read(&keys::bucket(name)).await
+        let ticket = self.buckets.ticket();
+        let found = self.read::<BucketRecord>(&keys::bucket(name)).await?;
+        match &found {
+            Some(bucket) if !bucket.record.deleting => self.buckets.remember(name, bucket, ticket),
+            _ => self.buckets.forget(name),
+        }
+        Ok(found)
     }
 
-    /// The bucket, or `NoSuchBucket` (also while it is being deleted).
+    /// The bucket, or `NoSuchBucket` (also while it is being deleted). Read fresh.
     pub async fn existing_bucket(&self, name: &str) -> Result<Stored<BucketRecord>, CatalogError> {
         match self.bucket(name).await? {
             Some(bucket) if !bucket.record.deleting => Ok(bucket),
             _ => Err(CatalogError::NoSuchBucket(name.to_string())),
+        }
+    }
+
+    /// [`Self::existing_bucket`], served from the bucket cache when this gateway read
+    /// the bucket less than [`BUCKET_CACHE_TTL`](crate::bucket_cache::BUCKET_CACHE_TTL)
+    /// ago. The record may be stale (changed or deleted through another gateway), so use
+    /// this ONLY where a later metadata batch requires the bucket's version to be the
+    /// one returned here and, when that condition fails, re-reads the bucket with
+    /// [`Self::existing_bucket`] (which corrects the cache).
+    /// Absence and buckets being deleted are never cached: they always cost a read.
+    pub async fn existing_bucket_recent(
+        &self,
+        name: &str,
+    ) -> Result<Stored<BucketRecord>, CatalogError> {
+        let cached = self.buckets.recent(name);
+        if let Some(counter) = &self.bucket_cache_total {
+            let result = if cached.is_some() { "hit" } else { "miss" };
+            counter.with_label_values(&[result]).inc();
+        }
+        match cached {
+            Some(bucket) => Ok(bucket),
+            None => self.existing_bucket(name).await,
         }
     }
 
@@ -138,7 +186,10 @@ impl Catalog {
         batch
             .require_absent(keys::bucket(name))
             .put(keys::bucket(name), encode(&record));
-        match self.apply(batch).await? {
+        // Whatever the outcome (even an unknown one), this gateway's next read is fresh.
+        let outcome = self.apply(batch).await;
+        self.buckets.forget(name);
+        match outcome? {
             BatchOutcome::Applied { .. } => Ok(()),
             BatchOutcome::ConditionFailed { .. } => Err(CatalogError::BucketExists(name.into())),
         }
@@ -149,7 +200,20 @@ impl Catalog {
     /// retries when something else changed it meanwhile); objects already stored keep
     /// their level. Writes whose commit read the old version re-read the bucket and
     /// commit normally.
+    ///
+    /// This gateway's bucket cache forgets the bucket once the update is over, so its
+    /// next PUT uses the new level; other gateways' within the cache's TTL.
     pub async fn set_bucket_redundancy(
+        &self,
+        name: &str,
+        level: RedundancyLevel,
+    ) -> Result<BucketRecord, CatalogError> {
+        let result = self.update_bucket_redundancy(name, level).await;
+        self.buckets.forget(name);
+        result
+    }
+
+    async fn update_bucket_redundancy(
         &self,
         name: &str,
         level: RedundancyLevel,
@@ -175,7 +239,16 @@ impl Catalog {
     /// bucket), (2) check it holds no objects and no uploads, (3) delete it, conditioned
     /// on the marked version. Not empty: the mark is undone. A crash between (1) and (3)
     /// leaves the bucket marked: it answers NoSuchBucket until `DeleteBucket` is retried.
+    ///
+    /// This gateway's bucket cache forgets the bucket once the delete is over (deleted,
+    /// refused or failed); other gateways' cached copies fail their commit's condition.
     pub async fn delete_bucket(&self, name: &str) -> Result<(), CatalogError> {
+        let result = self.mark_and_delete_bucket(name).await;
+        self.buckets.forget(name);
+        result
+    }
+
+    async fn mark_and_delete_bucket(&self, name: &str) -> Result<(), CatalogError> {
         let bucket = self.existing_bucket(name).await?;
         let mut marked = bucket.record.clone();
         marked.deleting = true;

@@ -1,6 +1,7 @@
 //! How many metadata round trips the small-object paths make, and that the shortcuts
-//! taken to save them (the caller's copy of the bucket, shardlet records inside the
-//! commit batch, the object read before the bucket) keep S3's answers right.
+//! taken to save them (the caller's copy of the bucket, the bucket cache, shardlet
+//! records inside the commit batch, the object read before the bucket) keep S3's answers
+//! right.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +13,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use shardlet_core::{ObjectId, RedundancyLevel, SizingPolicy, Topology};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogError};
 use crate::fragments::InMemoryFragments;
 use crate::gc::{Collector, CollectorConfig};
 use crate::metadata::{
@@ -21,7 +22,7 @@ use crate::metadata::{
 use crate::metrics::Metrics;
 use crate::storage_class::plan_for;
 use crate::topology_source::TopologySource;
-use crate::write_path::{CommitCondition, UploadBody, WritePath};
+use crate::write_path::{CommitCondition, UploadBody, WriteError, WritePath};
 use shardlet_meta::schema::{encode, keys, ObjectRecord, StoredChecksums};
 
 /// Counts reads and write batches on the way to an in-memory store.
@@ -60,9 +61,9 @@ fn writer(store: Arc<Counting>) -> WritePath {
     )
     .unwrap();
     let topology = Arc::new(TopologySource::new(topology));
-    let catalog = Catalog::new(store);
-    let fragments = Arc::new(InMemoryFragments::default());
     let metrics = Arc::new(Metrics::new());
+    let catalog = Catalog::new(store).counting_bucket_cache(metrics.bucket_cache_total.clone());
+    let fragments = Arc::new(InMemoryFragments::default());
     let collector = Arc::new(Collector::new(
         catalog.clone(),
         fragments.clone(),
@@ -192,4 +193,199 @@ async fn a_stale_copy_of_the_bucket_is_re_read_not_reported_as_missing() {
         .await
         .unwrap();
     assert!(writer.catalog.object("b", "k").await.unwrap().is_some());
+}
+
+fn reads(store: &Counting) -> usize {
+    store.reads.load(Ordering::SeqCst)
+}
+
+fn bucket_cache(writer: &WritePath, result: &str) -> u64 {
+    writer
+        .metrics
+        .bucket_cache_total
+        .with_label_values(&[result])
+        .get()
+}
+
+/// The bucket as `existing_bucket_recent` answers it, and the metadata reads it cost.
+async fn recent_bucket(
+    store: &Counting,
+    catalog: &Catalog,
+    name: &str,
+) -> (
+    Result<crate::catalog::Stored<shardlet_meta::schema::BucketRecord>, CatalogError>,
+    usize,
+) {
+    let before = reads(store);
+    let found = catalog.existing_bucket_recent(name).await;
+    (found, reads(store) - before)
+}
+
+/// Writes `key` into bucket "b" and commits it with `bucket` as the caller's copy.
+async fn put_with(
+    writer: &WritePath,
+    key: &str,
+    bucket: crate::catalog::Stored<shardlet_meta::schema::BucketRecord>,
+) -> Result<ObjectRecord, WriteError> {
+    let plan = plan_for(None, bucket.record.default_redundancy).unwrap();
+    let id = ObjectId::random();
+    let written = writer
+        .write("b", key, id, plan, body(b"hello"), &mut |_: &[u8]| {})
+        .await
+        .unwrap();
+    writer
+        .commit_object_in(
+            &written,
+            object(key, id, 5),
+            CommitCondition::Always,
+            Some(bucket),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_bucket_looked_up_again_within_the_ttl_costs_no_metadata_read() {
+    let (store, writer) = writer_with_bucket("b").await;
+    let (first, first_reads) = recent_bucket(&store, &writer.catalog, "b").await;
+    let (second, second_reads) = recent_bucket(&store, &writer.catalog, "b").await;
+    assert_eq!(first_reads, 1);
+    assert_eq!(second_reads, 0);
+    assert_eq!(first.unwrap().version, second.unwrap().version);
+    assert_eq!(
+        (bucket_cache(&writer, "miss"), bucket_cache(&writer, "hit")),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_put_with_a_cached_bucket_another_gateway_deleted_is_no_such_bucket_and_invisible() {
+    let (store, writer) = writer_with_bucket("b").await;
+    let cached = writer.catalog.existing_bucket_recent("b").await.unwrap();
+    let other_gateway = Catalog::new(store.clone());
+    other_gateway.delete_bucket("b").await.unwrap();
+    // Within the TTL this gateway still serves its stale copy...
+    let (stale, stale_reads) = recent_bucket(&store, &writer.catalog, "b").await;
+    let stale = stale.unwrap();
+    assert_eq!((stale.version, stale_reads), (cached.version, 0));
+
+    // ...but the commit is conditioned on its version, so the PUT cannot land.
+    let refused = put_with(&writer, "k", stale).await;
+    assert!(
+        matches!(
+            refused,
+            Err(WriteError::Catalog(CatalogError::NoSuchBucket(_)))
+        ),
+        "{refused:?}"
+    );
+    assert!(store
+        .inner
+        .get(&keys::object("b", "k"))
+        .await
+        .unwrap()
+        .is_none());
+    // The commit's fresh re-read dropped the stale copy.
+    let (after, after_reads) = recent_bucket(&store, &writer.catalog, "b").await;
+    assert!(matches!(after, Err(CatalogError::NoSuchBucket(_))));
+    assert_eq!(after_reads, 1);
+}
+
+#[tokio::test]
+async fn a_put_with_a_cached_bucket_another_gateway_changed_commits_and_refreshes_the_cache() {
+    let (store, writer) = writer_with_bucket("b").await;
+    let stale = writer.catalog.existing_bucket_recent("b").await.unwrap();
+    let other_gateway = Catalog::new(store.clone());
+    other_gateway
+        .set_bucket_redundancy("b", RedundancyLevel::High)
+        .await
+        .unwrap();
+
+    put_with(&writer, "k", stale.clone()).await.unwrap();
+    assert!(writer.catalog.object("b", "k").await.unwrap().is_some());
+    // The commit re-read the bucket fresh after its condition failed: the cache now
+    // holds the new version, served without a read.
+    let (cached, cached_reads) = recent_bucket(&store, &writer.catalog, "b").await;
+    let cached = cached.unwrap();
+    assert!(cached.version > stale.version);
+    assert_eq!(cached.record.default_redundancy, RedundancyLevel::High);
+    assert_eq!(cached_reads, 0);
+}
+
+#[tokio::test]
+async fn this_gateways_set_redundancy_invalidates_its_cached_bucket() {
+    let (store, writer) = writer_with_bucket("b").await;
+    writer.catalog.existing_bucket_recent("b").await.unwrap();
+    writer
+        .catalog
+        .set_bucket_redundancy("b", RedundancyLevel::High)
+        .await
+        .unwrap();
+    let (bucket, bucket_reads) = recent_bucket(&store, &writer.catalog, "b").await;
+    assert_eq!(
+        bucket.unwrap().record.default_redundancy,
+        RedundancyLevel::High
+    );
+    assert_eq!(bucket_reads, 1);
+}
+
+#[tokio::test]
+async fn this_gateways_delete_bucket_invalidates_its_cached_bucket() {
+    let (store, writer) = writer_with_bucket("b").await;
+    writer.catalog.existing_bucket_recent("b").await.unwrap();
+    writer.catalog.delete_bucket("b").await.unwrap();
+    let (bucket, bucket_reads) = recent_bucket(&store, &writer.catalog, "b").await;
+    assert!(matches!(bucket, Err(CatalogError::NoSuchBucket(_))));
+    assert_eq!(bucket_reads, 1);
+}
+
+#[tokio::test]
+async fn this_gateways_create_bucket_invalidates_its_cached_bucket() {
+    let (store, writer) = writer_with_bucket("b").await;
+    writer.catalog.existing_bucket_recent("b").await.unwrap();
+    // Deleted elsewhere, then created again here under another owner.
+    Catalog::new(store.clone())
+        .delete_bucket("b")
+        .await
+        .unwrap();
+    writer
+        .catalog
+        .create_bucket("b", "bob", RedundancyLevel::Low)
+        .await
+        .unwrap();
+    let (bucket, bucket_reads) = recent_bucket(&store, &writer.catalog, "b").await;
+    assert_eq!(bucket.unwrap().record.owner, "bob");
+    assert_eq!(bucket_reads, 1);
+}
+
+#[tokio::test]
+async fn an_absent_bucket_or_one_being_deleted_is_never_served_from_the_cache() {
+    let (store, writer) = writer_with_bucket("b").await;
+    for _ in 0..2 {
+        let (missing, missing_reads) = recent_bucket(&store, &writer.catalog, "missing").await;
+        assert!(matches!(missing, Err(CatalogError::NoSuchBucket(_))));
+        assert_eq!(missing_reads, 1);
+    }
+
+    // Cached live, then marked deleting by another gateway (a DeleteBucket in progress
+    // or crashed after its first step).
+    writer.catalog.existing_bucket_recent("b").await.unwrap();
+    let other_gateway = Catalog::new(store.clone());
+    let live = other_gateway.existing_bucket("b").await.unwrap();
+    let mut marked = live.record.clone();
+    marked.deleting = true;
+    let mut batch = Batch::default();
+    batch
+        .require_version(keys::bucket("b"), live.version)
+        .put(keys::bucket("b"), encode(&marked));
+    other_gateway.apply(batch).await.unwrap();
+    // A fresh read here (a commit's re-read, a HEAD) sees the mark...
+    assert!(matches!(
+        writer.catalog.existing_bucket("b").await,
+        Err(CatalogError::NoSuchBucket(_))
+    ));
+    // ...and from then on every lookup reads the store.
+    for _ in 0..2 {
+        let (deleting, deleting_reads) = recent_bucket(&store, &writer.catalog, "b").await;
+        assert!(matches!(deleting, Err(CatalogError::NoSuchBucket(_))));
+        assert_eq!(deleting_reads, 1);
+    }
 }

@@ -3,13 +3,15 @@
 //! - `s3_*.rs`: the S3 operations (over `s3s`), authentication, limits;
 //! - `write_path.rs`: request → shardlets → fragments → commit;
 //! - `read_path.rs`: shardlets → response, ranges, degraded reads;
-//! - `catalog.rs` over `metadata.rs`: typed records in meta-raft;
+//! - `catalog.rs` over `metadata.rs`: typed records in meta-raft (`bucket_cache.rs`:
+//!   recently read buckets for the write path);
 //! - `gc.rs`, `heat.rs`: background work;
 //! - `server.rs`: the HTTP server (`/metrics`, `/health`, S3).
 //!
 //! The gateway is stateless: everything it knows lives in meta-raft and on storage
 //! nodes, so any number of gateways can serve the same cluster.
 
+pub mod bucket_cache;
 pub mod catalog;
 pub mod checksums;
 #[cfg(test)]

@@ -20,6 +20,9 @@ pub struct Metrics {
     pub heat_flushes_total: IntCounterVec,
     pub gc_collected_total: IntCounterVec,
     pub credential_cache_total: IntCounterVec,
+    /// Bucket reads the write path served from its short-lived cache (`hit`) or from
+    /// metadata (`miss`).
+    pub bucket_cache_total: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -127,6 +130,12 @@ impl Metrics {
                 "Credential lookups by result (hit, miss, unknown)",
                 &["result"],
             ),
+            bucket_cache_total: counter_vec(
+                &registry,
+                "shardlet_gateway_bucket_cache_total",
+                "Write-path bucket lookups by result (hit, miss)",
+                &["result"],
+            ),
             registry,
         }
     }
@@ -160,6 +169,7 @@ mod tests {
             .request_seconds
             .with_label_values(&["GetObject"])
             .observe(0.01);
+        metrics.bucket_cache_total.with_label_values(&["hit"]).inc();
         let text = String::from_utf8(metrics.render()).unwrap_or_default();
         for name in [
             "shardlet_gateway_degraded_reads_total{reason=\"timeout\"} 1",
@@ -167,6 +177,7 @@ mod tests {
             "shardlet_gateway_bytes_written_total",
             "shardlet_gateway_heat_reports_dropped_total",
             "shardlet_gateway_shardlets_in_flight",
+            "shardlet_gateway_bucket_cache_total{result=\"hit\"} 1",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

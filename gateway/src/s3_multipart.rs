@@ -479,12 +479,15 @@ pub async fn complete_multipart_upload(
         .map(|part| part.part_object_id)
         .collect();
     let upload_key = keys::upload(&input.bucket, &input.key, &input.upload_id);
-    for _ in 0..COMMIT_ATTEMPTS_MAX {
-        let bucket = gateway
-            .catalog
-            .existing_bucket(&input.bucket)
-            .await
-            .map_err(from_catalog)?;
+    for attempt in 0..COMMIT_ATTEMPTS_MAX {
+        // The batch is conditioned on the bucket's version, so the first attempt may take
+        // it from the cache (`existing_upload` just read it fresh); a retry reads it fresh.
+        let bucket = if attempt == 0 {
+            gateway.catalog.existing_bucket_recent(&input.bucket).await
+        } else {
+            gateway.catalog.existing_bucket(&input.bucket).await
+        }
+        .map_err(from_catalog)?;
         let current = gateway
             .catalog
             .object(&input.bucket, &input.key)

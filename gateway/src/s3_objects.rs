@@ -219,9 +219,11 @@ pub async fn put_object(
     let input = request.input;
     check_key(&input.key)?;
     let metadata = user_metadata(input.metadata)?;
+    // Possibly up to a second stale: safe because the commit below is conditioned on
+    // this version (a changed or deleted bucket fails it and is re-read fresh).
     let bucket = gateway
         .catalog
-        .existing_bucket(&input.bucket)
+        .existing_bucket_recent(&input.bucket)
         .await
         .map_err(from_catalog)?;
     let plan = storage_plan(

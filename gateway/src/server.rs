@@ -79,7 +79,8 @@ impl BoundGateway {
                     source,
                 })?;
         let metrics = Arc::new(Metrics::new());
-        let catalog = Catalog::new(metadata);
+        let catalog =
+            Catalog::new(metadata).counting_bucket_cache(metrics.bucket_cache_total.clone());
         let collector = Arc::new(Collector::new(
             catalog.clone(),
             fragments.clone(),

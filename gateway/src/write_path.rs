@@ -371,7 +371,8 @@ impl WritePath {
 
     /// [`Self::commit_object`] with the bucket as the caller already read it: the first
     /// commit attempt is conditioned on that version instead of reading it again (if the
-    /// bucket changed since, the condition fails and the next attempt re-reads it).
+    /// bucket changed since, the condition fails and the next attempt re-reads it). So
+    /// the caller's copy may come from [`Catalog::existing_bucket_recent`].
     ///
     /// When the shardlet records and node index entries fit in one batch beside the
     /// object record (every small object), they go into the commit batch itself: one
@@ -399,6 +400,8 @@ impl WritePath {
         for attempt in 1..=COMMIT_ATTEMPTS_MAX {
             let bucket = match known_bucket.take() {
                 Some(bucket) => bucket,
+                // Always fresh, never the bucket cache: the caller's copy may have come
+                // from it, and this read is what corrects (and refreshes) a stale one.
                 None => match self.catalog.existing_bucket(&record.bucket).await {
                     Ok(bucket) => bucket,
                     Err(error) => {
