@@ -388,9 +388,33 @@ pub struct StagedFragment {
     pub header: FragmentHeader,
 }
 
-/// An open fragment file whose header and block table have been checked.
+/// Where a fragment's bytes are: its own file, or (a small fragment) in memory, read
+/// from the small-fragment store. Both hold the same format.
+enum Source {
+    File(File),
+    Memory(Bytes),
+}
+
+impl Source {
+    fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+        match self {
+            Self::File(file) => file.read_exact_at(buffer, offset),
+            Self::Memory(bytes) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX);
+                let range = start..start.saturating_add(buffer.len());
+                let piece = bytes
+                    .get(range)
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+                buffer.copy_from_slice(piece);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An open fragment whose header and block table have been checked.
 pub struct FragmentReader {
-    file: File,
+    source: Source,
     pub header: FragmentHeader,
     block_crcs: Vec<u32>,
 }
@@ -399,11 +423,23 @@ impl FragmentReader {
     /// Opens and checks header, file length and block table. `NotFound` if absent.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let (file, header) = open_header(path)?;
+        Self::with_table(Source::File(file), header)
+    }
+
+    /// A fragment held in memory in the file format (a small fragment's stored value),
+    /// checked like a file: header, length, block table.
+    pub fn from_encoded(encoded: Bytes) -> Result<Self, StoreError> {
+        let header = decode_header(&encoded)?;
+        Self::with_table(Source::Memory(encoded), header)
+    }
+
+    fn with_table(source: Source, header: FragmentHeader) -> Result<Self, StoreError> {
         let mut table = vec![0u8; (header.block_count() * 4) as usize];
-        file.read_exact_at(&mut table, header.table_offset())
+        source
+            .read_exact_at(&mut table, header.table_offset())
             .map_err(StoreError::read)?;
         Ok(Self {
-            file,
+            source,
             header,
             block_crcs: format::decode_block_table(&table),
         })
@@ -420,7 +456,7 @@ impl FragmentReader {
         let covered_start = first_block * BLOCK_BYTES;
         let covered_end = ((last_block + 1) * BLOCK_BYTES).min(self.header.payload_length);
         let mut buffer = vec![0u8; (covered_end - covered_start) as usize];
-        self.file
+        self.source
             .read_exact_at(&mut buffer, HEADER_BYTES + covered_start)
             .map_err(StoreError::read)?;
         for (index, block) in buffer.chunks(BLOCK_BYTES as usize).enumerate() {
@@ -453,6 +489,72 @@ impl FragmentReader {
         }
         Ok(())
     }
+}
+
+/// The header of a fragment held in memory, checked, with the length it implies.
+pub fn decode_header(encoded: &[u8]) -> Result<FragmentHeader, StoreError> {
+    let bytes: &[u8; HEADER_BYTES as usize] = encoded
+        .get(..HEADER_BYTES as usize)
+        .and_then(|head| head.try_into().ok())
+        .ok_or_else(|| {
+            StoreError::ChecksumMismatch(format!(
+                "stored value is {} bytes, shorter than a header",
+                encoded.len()
+            ))
+        })?;
+    let header = FragmentHeader::decode(bytes)
+        .map_err(|error| StoreError::ChecksumMismatch(error.to_string()))?;
+    header
+        .check_file_length(encoded.len() as u64)
+        .map_err(|error| StoreError::ChecksumMismatch(error.to_string()))?;
+    Ok(header)
+}
+
+/// A whole fragment in the file format, in memory, from its payload `chunks`: checks the
+/// length against `expected_length` and the CRC against what the sender claimed, exactly
+/// as [`FragmentWriter::finish`] does for a file.
+pub fn encode_fragment(
+    chunks: &[Bytes],
+    expected_length: u64,
+    claimed_crc: Crc32c,
+) -> Result<(FragmentHeader, Vec<u8>), StoreError> {
+    let actual_length: u64 = chunks.iter().map(|chunk| chunk.len() as u64).sum();
+    if actual_length != expected_length {
+        return Err(StoreError::LengthMismatch {
+            expected: expected_length,
+            actual: actual_length,
+        });
+    }
+    let header_placeholder = FragmentHeader {
+        payload_length: actual_length,
+        payload_crc: Crc32c(0),
+    };
+    let mut encoded = Vec::with_capacity(header_placeholder.file_length() as usize);
+    encoded.extend_from_slice(&[0u8; HEADER_BYTES as usize]);
+    for chunk in chunks {
+        encoded.extend_from_slice(chunk);
+    }
+    let payload = &encoded[HEADER_BYTES as usize..];
+    let block_crcs: Vec<u32> = payload
+        .chunks(BLOCK_BYTES as usize)
+        .map(|block| Crc32c::of(block).0)
+        .collect();
+    // The whole-payload CRC from the block CRCs would need a CRC combine; one more pass
+    // over a small payload is cheaper than the code.
+    let actual = Crc32c::of(payload);
+    if actual != claimed_crc {
+        return Err(StoreError::CrcMismatch {
+            claimed: claimed_crc,
+            actual,
+        });
+    }
+    let header = FragmentHeader {
+        payload_length: actual_length,
+        payload_crc: actual,
+    };
+    encoded.extend_from_slice(&format::encode_block_table(&block_crcs));
+    encoded[..HEADER_BYTES as usize].copy_from_slice(&header.encode());
+    Ok((header, encoded))
 }
 
 /// Opens a fragment and checks its header and size, without reading the payload.

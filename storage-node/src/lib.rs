@@ -15,6 +15,7 @@ pub mod health;
 pub mod metrics;
 pub mod range;
 pub mod server;
+pub mod small_store;
 pub mod store;
 
 #[cfg(test)]

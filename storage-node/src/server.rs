@@ -24,7 +24,7 @@ use crate::group_commit::SyncTicket;
 use crate::health::HealthSampler;
 use crate::metrics::NodeMetrics;
 use crate::range::ByteRange;
-use crate::store::{CommitOutcome, FragmentStore, StoreError};
+use crate::store::{CommitOutcome, FragmentStore, StoreError, SMALL_FRAGMENT_BYTES_MAX};
 
 pub const CRC_HEADER: &str = "x-shardlet-crc32c";
 pub const LENGTH_HEADER: &str = "x-shardlet-length";
@@ -398,6 +398,10 @@ async fn receive_body(
     }
     let store = Arc::clone(&state.store);
     blocking(move || {
+        if writer.is_none() && length <= SMALL_FRAGMENT_BYTES_MAX {
+            // The whole body is in `batch`: one synced write to the small-fragment store.
+            return Ok(store.put_small(&id, length, &batch, claimed_crc)?);
+        }
         let writer = write_chunks(&store, writer, &id, length, keep_cached, &batch)?;
         Ok(store.finish_write(&id, writer, claimed_crc)?)
     })

@@ -2,9 +2,12 @@
 //!
 //! Layout: `DATA/fragments/<first two hex chars of the id>/<id>` (256 fan-out
 //! directories, so no directory grows huge), `DATA/tmp/` for writes in progress,
-//! `DATA/LOCK` held (flock) while a node uses the directory.
+//! `DATA/small/` the RocksDB of small fragments ([`crate::small_store`]), `DATA/LOCK`
+//! held (flock) while a node uses the directory.
 //!
-//! Durability of a write, step by step (see docs/storage-node.md):
+//! A fragment of at most [`SMALL_FRAGMENT_BYTES_MAX`] payload bytes is one synced write to
+//! the small-fragment store. Durability of a larger write, step by step (see
+//! docs/storage-node.md):
 //! 1. stream into `tmp/<id>.<random>`, header last, `fdatasync` — a crash leaves at most
 //!    a file in `tmp/`, removed at start-up, never acknowledged;
 //! 2. `rename` into `fragments/xx/<id>` — atomic: after a crash the name holds either the
@@ -24,6 +27,8 @@ use shardlet_core::{Crc32c, FragmentId};
 use crate::fragment_file::{self, FragmentReader, FragmentWriter, StagedFragment, StagingPool};
 use crate::group_commit::{DirectorySyncer, SyncTicket};
 use crate::metrics::NodeMetrics;
+use crate::small_store::SmallFragments;
+pub use crate::small_store::SMALL_FRAGMENT_BYTES_MAX;
 
 const FAN_OUT: usize = 256;
 /// Writers and deleters of the same id serialise on one of these stripes; different ids
@@ -98,6 +103,8 @@ pub struct FragmentStore {
     metrics: Arc<NodeMetrics>,
     /// Reused staging buffers of large writes.
     staging: Arc<StagingPool>,
+    /// Fragments of at most `SMALL_FRAGMENT_BYTES_MAX` payload bytes.
+    small: SmallFragments,
     /// Held for the store's lifetime: a second node on the same directory would break
     /// every durability argument (two tmp sweeps, two writers of one id).
     _lock_file: File,
@@ -141,6 +148,7 @@ impl FragmentStore {
         File::open(&fragments_dir)?.sync_all()?;
         let data_dir_handle = File::open(data_dir)?;
         data_dir_handle.sync_all()?;
+        let small = SmallFragments::open(&data_dir.join("small"))?;
         let removed = empty_directory(&tmp_dir)?;
         if removed > 0 {
             tracing::info!(removed, "removed unacknowledged writes from tmp/");
@@ -153,6 +161,7 @@ impl FragmentStore {
             id_locks: (0..ID_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             metrics,
             staging: StagingPool::new(STAGING_BUFFERS_KEPT_MAX),
+            small,
             _lock_file: lock_file,
         };
         store.count_fragments()?;
@@ -200,6 +209,100 @@ impl FragmentStore {
         Ok((outcome, self.syncer(id).sync_from_blocking_thread()))
     }
 
+    /// Stores a fragment of at most [`SMALL_FRAGMENT_BYTES_MAX`] bytes, received whole in
+    /// `chunks`, in the small-fragment store: checked like a file write (length, CRC),
+    /// durable when this returns (the ticket is only for a copy found as a file).
+    pub fn put_small(
+        &self,
+        id: &FragmentId,
+        expected_length: u64,
+        chunks: &[bytes::Bytes],
+        claimed_crc: Crc32c,
+    ) -> Result<(CommitOutcome, SyncTicket), StoreError> {
+        let (header, encoded) =
+            fragment_file::encode_fragment(chunks, expected_length, claimed_crc)
+                .map_err(|error| self.count_error(error))?;
+        let _guard = self.lock_id(id);
+        let mut replaced_length = None;
+        match self.small_reader(id) {
+            Ok(None) => {}
+            Ok(Some(existing)) => match existing.verify_all() {
+                Ok(()) if existing.header == header => {
+                    return Ok((CommitOutcome::AlreadyStored, SyncTicket::done()))
+                }
+                Ok(()) => return Err(StoreError::FragmentExists),
+                Err(error) => {
+                    self.report_rot(id, &error);
+                    replaced_length = Some(existing.header.payload_length);
+                }
+            },
+            Err(StoreError::ChecksumMismatch(reason)) => {
+                self.report_rot(id, &StoreError::ChecksumMismatch(reason));
+                replaced_length = Some(0);
+            }
+            Err(error) => return Err(self.count_error(error)),
+        }
+        if replaced_length.is_none() {
+            // Stored as a file (by a node that put the line between small and large
+            // elsewhere): the same immutability rules apply to that copy.
+            match FragmentReader::open(&self.fragment_path(id)) {
+                Err(StoreError::NotFound) => {}
+                Ok(existing) if existing.verify_all().is_ok() => {
+                    if existing.header != header {
+                        return Err(StoreError::FragmentExists);
+                    }
+                    return Ok((
+                        CommitOutcome::AlreadyStored,
+                        self.syncer(id).sync_from_blocking_thread(),
+                    ));
+                }
+                // A damaged file copy: replaced by the stored value below, the file goes.
+                Ok(_) | Err(StoreError::ChecksumMismatch(_)) => {
+                    self.report_rot(
+                        id,
+                        &StoreError::ChecksumMismatch("damaged file copy".into()),
+                    );
+                    fs::remove_file(self.fragment_path(id))
+                        .map_err(|error| self.count_write_error(error))?;
+                    replaced_length = Some(0);
+                }
+                Err(error) => return Err(self.count_error(error)),
+            }
+        }
+        let started = std::time::Instant::now();
+        self.small
+            .put(id, &encoded)
+            .map_err(|error| self.count_error(StoreError::Fsync(error)))?;
+        self.metrics
+            .fsync_seconds
+            .with_label_values(&["small"])
+            .observe(started.elapsed().as_secs_f64());
+        self.count_stored(id, header.payload_length, replaced_length);
+        Ok((CommitOutcome::Created, SyncTicket::done()))
+    }
+
+    /// The small fragment stored under `id`, header and table checked.
+    fn small_reader(&self, id: &FragmentId) -> Result<Option<FragmentReader>, StoreError> {
+        match self.small.get(id).map_err(StoreError::Read)? {
+            None => Ok(None),
+            Some(encoded) => FragmentReader::from_encoded(encoded).map(Some),
+        }
+    }
+
+    fn count_stored(&self, id: &FragmentId, length: u64, replaced_length: Option<u64>) {
+        let length = length as i64;
+        match replaced_length {
+            None => {
+                self.metrics.fragments_stored.inc();
+                self.metrics.fragment_bytes_stored.add(length);
+            }
+            Some(old) => {
+                tracing::warn!(%id, "replaced a stored copy that failed verification");
+                self.metrics.fragment_bytes_stored.add(length - old as i64);
+            }
+        }
+    }
+
     fn syncer(&self, id: &FragmentId) -> &std::sync::Arc<DirectorySyncer> {
         &self.syncers[usize::from(id.shardlet.object.0[0])]
     }
@@ -231,17 +334,7 @@ impl FragmentStore {
         };
         fs::rename(staged.temp.path(), &path).map_err(|error| self.count_write_error(error))?;
         staged.temp.disarm();
-        let length = staged.header.payload_length as i64;
-        match replaced_length {
-            None => {
-                self.metrics.fragments_stored.inc();
-                self.metrics.fragment_bytes_stored.add(length);
-            }
-            Some(old) => {
-                tracing::warn!(%id, "replaced a stored copy that failed verification");
-                self.metrics.fragment_bytes_stored.add(length - old as i64);
-            }
-        }
+        self.count_stored(id, staged.header.payload_length, replaced_length);
         Ok(CommitOutcome::Created)
     }
 
@@ -252,13 +345,26 @@ impl FragmentStore {
 
     /// Header of a stored fragment, without reading its payload (HEAD).
     pub fn head(&self, id: &FragmentId) -> Result<crate::format::FragmentHeader, StoreError> {
+        if let Some(encoded) = self
+            .small
+            .get(id)
+            .map_err(|error| self.count_read_error(error))?
+        {
+            return fragment_file::decode_header(&encoded).map_err(|error| self.count_error(error));
+        }
         fragment_file::open_header(&self.fragment_path(id))
             .map(|(_, header)| header)
             .map_err(|error| self.count_error(error))
     }
 
+    /// The fragment, from the small-fragment store or its file, header and table checked.
     pub fn open_reader(&self, id: &FragmentId) -> Result<FragmentReader, StoreError> {
-        FragmentReader::open(&self.fragment_path(id)).map_err(|error| self.count_error(error))
+        match self.small_reader(id) {
+            Ok(Some(reader)) => Ok(reader),
+            Ok(None) => FragmentReader::open(&self.fragment_path(id))
+                .map_err(|error| self.count_error(error)),
+            Err(error) => Err(self.count_error(error)),
+        }
     }
 
     /// Verified bytes `start..end` of an open fragment.
@@ -288,9 +394,24 @@ impl FragmentStore {
     fn remove(&self, id: &FragmentId) -> Result<bool, StoreError> {
         let path = self.fragment_path(id);
         let _guard = self.lock_id(id);
+        let mut removed_small = false;
+        if let Some(encoded) = self
+            .small
+            .get(id)
+            .map_err(|error| self.count_read_error(error))?
+        {
+            let length =
+                fragment_file::decode_header(&encoded).map_or(0, |header| header.payload_length);
+            self.small
+                .delete(id)
+                .map_err(|error| self.count_error(StoreError::Fsync(error)))?;
+            self.metrics.fragments_stored.dec();
+            self.metrics.fragment_bytes_stored.sub(length as i64);
+            removed_small = true;
+        }
         let length = match fragment_file::open_header(&path) {
             Ok((_, header)) => header.payload_length,
-            Err(StoreError::NotFound) => return Ok(false),
+            Err(StoreError::NotFound) => return Ok(removed_small),
             Err(_) => 0,
         };
         match fs::remove_file(&path) {
@@ -315,7 +436,15 @@ impl FragmentStore {
         let mut listed = Vec::with_capacity(limit.min(1024));
         for prefix in first_prefix..FAN_OUT {
             let directory = self.fragments_dir.join(format!("{prefix:02x}"));
-            let mut ids: Vec<FragmentId> = Vec::new();
+            // Small fragments of this prefix (already in id order) with their values,
+            // then the files: an id in both (never written so) is listed once.
+            let mut ids: std::collections::BTreeMap<FragmentId, Option<bytes::Bytes>> = self
+                .small
+                .with_prefix(prefix as u8, after)
+                .map_err(|error| self.count_read_error(error))?
+                .into_iter()
+                .map(|(id, encoded)| (id, Some(encoded)))
+                .collect();
             for entry in fs::read_dir(&directory).map_err(|error| self.count_read_error(error))? {
                 let entry = entry.map_err(|error| self.count_read_error(error))?;
                 if let Some(id) = entry
@@ -324,17 +453,21 @@ impl FragmentStore {
                     .and_then(|name| name.parse().ok())
                 {
                     if after.is_none_or(|after| &id > after) {
-                        ids.push(id);
+                        ids.entry(id).or_insert(None);
                     }
                 }
             }
-            ids.sort_unstable();
-            for id in ids {
+            for (id, small) in ids {
                 if listed.len() == limit {
                     return Ok((listed, true));
                 }
-                match fragment_file::open_header(&self.fragment_path(&id)) {
-                    Ok((_, header)) => listed.push(ListedFragment {
+                let header = match small {
+                    Some(encoded) => fragment_file::decode_header(&encoded),
+                    None => fragment_file::open_header(&self.fragment_path(&id))
+                        .map(|(_, header)| header),
+                };
+                match header {
+                    Ok(header) => listed.push(ListedFragment {
                         id,
                         length: header.payload_length,
                         crc32c: header.payload_crc,
@@ -381,10 +514,22 @@ impl FragmentStore {
                 count += 1;
             }
         }
-        self.metrics.fragments_stored.set(count);
-        self.metrics.fragment_bytes_stored.set(bytes);
-        tracing::info!(fragments = count, bytes, "fragment store opened");
+        let (small_count, small_bytes) = self.small.count()?;
+        self.metrics.fragments_stored.set(count + small_count);
+        self.metrics.fragment_bytes_stored.set(bytes + small_bytes);
+        tracing::info!(
+            files = count,
+            small = small_count,
+            bytes = bytes + small_bytes,
+            "fragment store opened"
+        );
         Ok(())
+    }
+
+    /// The small-fragment store itself, for tests that damage a stored value.
+    #[cfg(test)]
+    pub(crate) fn small_store(&self) -> &SmallFragments {
+        &self.small
     }
 
     fn lock_id(&self, id: &FragmentId) -> MutexGuard<'_, ()> {

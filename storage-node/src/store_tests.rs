@@ -379,3 +379,268 @@ async fn concurrent_writes_are_acknowledged_after_their_directory_fsync() {
         "every write was acknowledged by exactly one directory fsync"
     );
 }
+
+// --- small fragments (the RocksDB store) -------------------------------------------------
+
+use crate::store::SMALL_FRAGMENT_BYTES_MAX;
+
+/// Stores `bytes` as the server does for a small body: whole, in uneven chunks.
+fn put_small(
+    store: &FragmentStore,
+    id: &FragmentId,
+    bytes: &[u8],
+) -> Result<CommitOutcome, StoreError> {
+    let chunks: Vec<bytes::Bytes> = bytes
+        .chunks(1_111)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    store
+        .put_small(id, bytes.len() as u64, &chunks, Crc32c::of(bytes))
+        .map(|(outcome, _ticket)| outcome)
+}
+
+fn files_under_fragments(fixture: &Fixture) -> usize {
+    fs::read_dir(fixture.directory.path().join("fragments"))
+        .unwrap()
+        .map(|directory| fs::read_dir(directory.unwrap().path()).unwrap().count())
+        .sum()
+}
+
+#[test]
+fn small_fragments_round_trip_without_a_file_each() {
+    let fixture = open();
+    let most = SMALL_FRAGMENT_BYTES_MAX as usize;
+    for (index, length) in [0, 1, 4096, most - 1, most].into_iter().enumerate() {
+        let id = id(0x30, index as u8);
+        let bytes = pattern(length, index as u8);
+        assert_eq!(
+            put_small(&fixture.store, &id, &bytes).unwrap(),
+            CommitOutcome::Created
+        );
+        assert_eq!(
+            read_all(&fixture.store, &id).unwrap(),
+            bytes,
+            "length {length}"
+        );
+        let header = fixture.store.head(&id).unwrap();
+        assert_eq!(header.payload_length, length as u64);
+        assert_eq!(header.payload_crc, Crc32c::of(&bytes));
+        let reader = fixture.store.open_reader(&id).unwrap();
+        if length > 3 {
+            let range = fixture
+                .store
+                .read_range(&reader, 1, length as u64 - 1)
+                .unwrap();
+            assert_eq!(&range[..], &bytes[1..length - 1]);
+        }
+    }
+    assert_eq!(files_under_fragments(&fixture), 0);
+    assert_eq!(fixture.store.fragment_count(), 5);
+    assert_eq!(
+        fixture.store.fragment_bytes(),
+        (1 + 4096 + 2 * most - 1) as u64
+    );
+}
+
+#[test]
+fn a_small_body_that_does_not_match_its_length_or_crc_is_not_stored() {
+    let fixture = open();
+    let id = id(0x31, 0);
+    let bytes = pattern(3000, 1);
+    let chunks = [bytes::Bytes::copy_from_slice(&bytes)];
+    let wrong_crc = Crc32c(Crc32c::of(&bytes).0 ^ 1);
+    assert!(matches!(
+        fixture.store.put_small(&id, 3000, &chunks, wrong_crc),
+        Err(StoreError::CrcMismatch { .. })
+    ));
+    assert!(matches!(
+        fixture
+            .store
+            .put_small(&id, 3001, &chunks, Crc32c::of(&bytes)),
+        Err(StoreError::LengthMismatch {
+            expected: 3001,
+            actual: 3000
+        })
+    ));
+    assert!(matches!(
+        fixture
+            .store
+            .put_small(&id, 2999, &chunks, Crc32c::of(&bytes)),
+        Err(StoreError::LengthMismatch {
+            expected: 2999,
+            actual: 3000
+        })
+    ));
+    assert!(matches!(fixture.store.head(&id), Err(StoreError::NotFound)));
+    assert_eq!(fixture.store.fragment_count(), 0);
+}
+
+#[test]
+fn a_small_retry_is_idempotent_and_different_bytes_conflict_in_either_store() {
+    let fixture = open();
+    let small = id(0x32, 0);
+    let bytes = pattern(2048, 2);
+    put_small(&fixture.store, &small, &bytes).unwrap();
+    assert_eq!(
+        put_small(&fixture.store, &small, &bytes).unwrap(),
+        CommitOutcome::AlreadyStored
+    );
+    assert!(matches!(
+        put_small(&fixture.store, &small, &pattern(2048, 3)),
+        Err(StoreError::FragmentExists)
+    ));
+    // The same id stored as a file (written by the file path) is seen too.
+    let filed = id(0x32, 1);
+    put(&fixture.store, &filed, &bytes).unwrap();
+    assert_eq!(
+        put_small(&fixture.store, &filed, &bytes).unwrap(),
+        CommitOutcome::AlreadyStored
+    );
+    assert!(matches!(
+        put_small(&fixture.store, &filed, &pattern(2048, 4)),
+        Err(StoreError::FragmentExists)
+    ));
+    assert_eq!(fixture.store.fragment_count(), 2);
+}
+
+#[test]
+fn a_damaged_small_fragment_is_detected_counted_and_replaced_by_a_new_upload() {
+    let fixture = open();
+    let id = id(0x33, 0);
+    let bytes = pattern(5000, 5);
+    put_small(&fixture.store, &id, &bytes).unwrap();
+    let mut value = fixture
+        .store
+        .small_store()
+        .get(&id)
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    value[HEADER_BYTES as usize + 100] ^= 0x01;
+    fixture.store.small_store().put(&id, &value).unwrap();
+    let failures_before = fixture.metrics.checksum_failures_total.get();
+    let reader = fixture.store.open_reader(&id).unwrap();
+    assert!(matches!(
+        fixture.store.read_range(&reader, 0, 5000),
+        Err(StoreError::ChecksumMismatch(_))
+    ));
+    assert!(fixture.metrics.checksum_failures_total.get() > failures_before);
+    // A value cut short fails before any payload byte is read.
+    fixture
+        .store
+        .small_store()
+        .put(&id, &value[..value.len() - 1])
+        .unwrap();
+    assert!(matches!(
+        fixture.store.head(&id),
+        Err(StoreError::ChecksumMismatch(_))
+    ));
+    assert_eq!(
+        put_small(&fixture.store, &id, &bytes).unwrap(),
+        CommitOutcome::Created
+    );
+    assert_eq!(read_all(&fixture.store, &id).unwrap(), bytes);
+    assert_eq!(fixture.store.fragment_count(), 1);
+}
+
+#[test]
+fn deleting_a_small_fragment_is_idempotent_and_updates_the_counts() {
+    let fixture = open();
+    let id = id(0x34, 0);
+    put_small(&fixture.store, &id, &pattern(321, 1)).unwrap();
+    assert_eq!(fixture.store.fragment_bytes(), 321);
+    assert!(fixture.store.delete(&id).unwrap().0);
+    assert!(!fixture.store.delete(&id).unwrap().0);
+    assert!(matches!(fixture.store.head(&id), Err(StoreError::NotFound)));
+    assert_eq!(
+        (
+            fixture.store.fragment_count(),
+            fixture.store.fragment_bytes()
+        ),
+        (0, 0)
+    );
+}
+
+#[test]
+fn listing_merges_small_and_file_fragments_in_id_order() {
+    let fixture = open();
+    let mut ids: Vec<FragmentId> = Vec::new();
+    for first_byte in [0x00, 0x40, 0x41, 0xff] {
+        for index in 0..4u8 {
+            let id = id(first_byte, index);
+            let bytes = pattern(usize::from(index) * 100 + 1, index);
+            // Alternate the two stores within every prefix.
+            if index % 2 == 0 {
+                put_small(&fixture.store, &id, &bytes).unwrap();
+            } else {
+                put(&fixture.store, &id, &bytes).unwrap();
+            }
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    for page_size in [1, 3, 100] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, more) = fixture.store.list(after.as_ref(), page_size).unwrap();
+            seen.extend(page.iter().map(|fragment| fragment.id));
+            if !more {
+                break;
+            }
+            after = page.last().map(|fragment| fragment.id);
+        }
+        assert_eq!(seen, ids, "page size {page_size}");
+    }
+    let (all, _) = fixture.store.list(None, 100).unwrap();
+    for fragment in &all {
+        let index = fragment.id.index.0;
+        let bytes = pattern(usize::from(index) * 100 + 1, index);
+        assert_eq!(fragment.length, bytes.len() as u64);
+        assert_eq!(fragment.crc32c, Crc32c::of(&bytes));
+    }
+}
+
+#[test]
+fn small_fragments_and_their_counts_survive_reopening() {
+    let fixture = open();
+    let kept = id(0x35, 0);
+    let gone = id(0x35, 1);
+    put_small(&fixture.store, &kept, &pattern(700, 7)).unwrap();
+    put_small(&fixture.store, &gone, &pattern(800, 8)).unwrap();
+    assert!(fixture.store.delete(&gone).unwrap().0);
+    let Fixture {
+        directory, store, ..
+    } = fixture;
+    drop(store);
+
+    let store =
+        FragmentStore::open(directory.path(), Arc::new(NodeMetrics::new().unwrap())).unwrap();
+    assert_eq!((store.fragment_count(), store.fragment_bytes()), (1, 700));
+    assert_eq!(read_all(&store, &kept).unwrap(), pattern(700, 7));
+    assert!(matches!(store.head(&gone), Err(StoreError::NotFound)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_small_writes_are_all_stored() {
+    let fixture = open();
+    let store = Arc::new(fixture.store);
+    let writers: Vec<_> = (0..64u8)
+        .map(|index| {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || {
+                put_small(&store, &id(index % 8, index), &pattern(4096, index))
+            })
+        })
+        .collect();
+    for writer in writers {
+        assert_eq!(writer.await.unwrap().unwrap(), CommitOutcome::Created);
+    }
+    for index in 0..64u8 {
+        assert_eq!(
+            read_all(&store, &id(index % 8, index)).unwrap(),
+            pattern(4096, index)
+        );
+    }
+    assert_eq!(store.fragment_count(), 64);
+}

@@ -224,7 +224,9 @@ async fn a_node_whose_risk_crosses_the_threshold_is_drained_ahead_of_failure() {
     let client = risky.client();
     for _ in 0..20 {
         let id = crate::harness::random_fragment_id();
-        assert_eq!(client.put(&id, &vec![7u8; 4096]).await.status, 201);
+        // Larger than a block, so it is a file this test can damage (small fragments
+        // live in the node's RocksDB; their rot is covered by the node's unit tests).
+        assert_eq!(client.put(&id, &vec![7u8; 100 * 1024]).await.status, 201);
         let path = risky.fragment_path(&id);
         let mut bytes = std::fs::read(&path).unwrap();
         let middle = bytes.len() / 2;

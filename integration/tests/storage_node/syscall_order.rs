@@ -1,8 +1,11 @@
 //! What kill -9 cannot show: a process crash keeps the page cache, so only the order of
 //! the node's system calls proves that an acknowledgement waits for the disk. The node
-//! runs under `strace -f`; a PUT must be answered only after `fdatasync` of its
-//! temporary file, the `rename` into `fragments/xx/`, and an `fsync` of that directory
-//! that started after the rename; a DELETE only after the `unlink` and such an `fsync`.
+//! runs under `strace -f`. A fragment larger than a block is a file: its PUT must be
+//! answered only after `fdatasync` of its temporary file, the `rename` into
+//! `fragments/xx/`, and an `fsync` of that directory that started after the rename; a
+//! DELETE only after the `unlink` and such an `fsync`. A small fragment goes to the
+//! small-fragment store: PUT and DELETE are answered only after a sync of its write-ahead
+//! log that started after the record was written to it.
 //!
 //! Needs `strace` (installed by `scripts/install-deps.sh test`).
 
@@ -67,6 +70,22 @@ fn is_sync(call: &Call) -> bool {
     call.name == "fsync" || call.name == "fdatasync"
 }
 
+/// The value a call returned (`= N` at the end of its line).
+fn returned(call: &Call) -> Option<i64> {
+    call.text
+        .rsplit_once("= ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A call on the small-fragment store's write-ahead log (`small/NNNNNN.log`).
+fn on_small_log(call: &Call) -> bool {
+    call.text.contains("/small/") && call.text.contains(".log>")
+}
+
 fn is_socket_write(call: &Call, status_line: &str) -> bool {
     ["write", "writev", "sendto", "sendmsg"].contains(&call.name.as_str())
         && call.text.contains(status_line)
@@ -84,7 +103,10 @@ async fn acknowledgements_wait_for_fdatasync_rename_and_directory_fsync() {
     let client = node.client();
     let id = random_fragment_id();
     let directory = format!("/fragments/{}>", &id[..2]);
-    assert_eq!(client.put(&id, &pattern_bytes(9000, 1)).await.status, 201);
+    assert_eq!(
+        client.put(&id, &pattern_bytes(100 * 1024, 1)).await.status,
+        201
+    );
     assert_eq!(client.delete(&id).await.status, 204);
 
     let read_trace = || std::fs::read_to_string(&trace_path).unwrap_or_default();
@@ -144,6 +166,81 @@ async fn acknowledgements_wait_for_fdatasync_rename_and_directory_fsync() {
         created,
         unlink,
         delete_directory_sync,
+        deleted,
+    ] {
+        eprintln!("trace lines {}..={}: {}", call.start, call.end, call.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_fragment_acknowledgements_wait_for_the_log_sync() {
+    let trace_dir = tempfile::tempdir().unwrap();
+    let trace_path = trace_dir.path().join("node.strace");
+    let node = NodeProcess::start(NodeOptions {
+        trace_syscalls_to: Some(trace_path.clone()),
+        ..NodeOptions::default()
+    })
+    .await;
+    let client = node.client();
+    let id = random_fragment_id();
+    let length = 9000;
+    assert_eq!(client.put(&id, &pattern_bytes(length, 1)).await.status, 201);
+    assert_eq!(client.delete(&id).await.status, 204);
+
+    let read_trace = || std::fs::read_to_string(&trace_path).unwrap_or_default();
+    wait_until(
+        Duration::from_secs(30),
+        "strace wrote both responses",
+        || {
+            let trace = read_trace();
+            async move { trace.contains("HTTP/1.1 201") && trace.contains("HTTP/1.1 204") }
+        },
+    )
+    .await;
+    let calls = parse_trace(&read_trace());
+
+    let created = first(&calls, "the 201 response", |call| {
+        is_socket_write(call, "HTTP/1.1 201")
+    });
+    // The record carries the whole fragment: one log write at least as long as it.
+    let record = first(&calls, "the fragment's log record", |call| {
+        call.name.starts_with("write")
+            && on_small_log(call)
+            && returned(call).is_some_and(|written| written >= length as i64)
+    });
+    let record_sync = first(&calls, "a log sync after the record", |call| {
+        is_sync(call) && on_small_log(call) && call.start > record.end
+    });
+    assert!(
+        record_sync.end < created.start,
+        "the 201 is sent after the log sync returned: {record_sync:?} {created:?}"
+    );
+    assert!(
+        !calls.iter().any(|call| call.name.starts_with("rename")
+            && call.text.contains("/fragments/")
+            && call.text.contains(&id)),
+        "a small fragment is not a file"
+    );
+
+    let deleted = first(&calls, "the 204 response", |call| {
+        is_socket_write(call, "HTTP/1.1 204")
+    });
+    let tombstone = first(&calls, "the deletion's log record", |call| {
+        call.name.starts_with("write") && on_small_log(call) && call.start > created.end
+    });
+    let tombstone_sync = first(&calls, "a log sync after the deletion record", |call| {
+        is_sync(call) && on_small_log(call) && call.start > tombstone.end
+    });
+    assert!(
+        tombstone_sync.end < deleted.start,
+        "the 204 is sent after the log sync returned: {tombstone_sync:?} {deleted:?}"
+    );
+    for call in [
+        record,
+        record_sync,
+        created,
+        tombstone,
+        tombstone_sync,
         deleted,
     ] {
         eprintln!("trace lines {}..={}: {}", call.start, call.end, call.text);
