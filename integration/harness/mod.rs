@@ -182,6 +182,38 @@ impl NodeProcess {
         }
     }
 
+    /// Every fragment the node holds, as (id, payload length), through its listing API,
+    /// so both its files and its small-fragment store count. Empty while it is not running.
+    pub async fn stored_fragments(&self) -> Vec<(String, u64)> {
+        let mut stored = Vec::new();
+        if self.child.is_none() {
+            return stored;
+        }
+        let client = self.client();
+        let mut after: Option<String> = None;
+        loop {
+            let page = client.list(after.as_deref(), Some(1000)).await;
+            assert_eq!(
+                page.status,
+                200,
+                "listing fragments: {}",
+                String::from_utf8_lossy(&page.body)
+            );
+            let page = page.json();
+            for fragment in page["fragments"].as_array().into_iter().flatten() {
+                if let (Some(id), Some(length)) =
+                    (fragment["id"].as_str(), fragment["length"].as_u64())
+                {
+                    stored.push((id.to_string(), length));
+                }
+            }
+            match page["next_after"].as_str() {
+                Some(next) => after = Some(next.to_string()),
+                None => return stored,
+            }
+        }
+    }
+
     /// Crashes the node: SIGKILL, no chance to flush or clean up, then reaps it.
     pub fn kill_9(&mut self) {
         if let Some(mut child) = self.child.take() {

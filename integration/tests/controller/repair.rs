@@ -12,8 +12,8 @@ use crate::s3_client::S3Client;
 use crate::support::*;
 
 /// The node (position in `cluster.nodes`) holding the most fragments.
-fn busiest_node(cluster: &Cluster) -> usize {
-    let on_disk = fragments_on_disk(cluster);
+async fn busiest_node(cluster: &Cluster) -> usize {
+    let on_disk = fragments_stored(cluster).await;
     (0..cluster.nodes.len())
         .max_by_key(|position| {
             on_disk
@@ -40,7 +40,7 @@ async fn every_shardlet_is_back_at_full_redundancy_after_a_node_is_killed() {
     let objects = mixed_objects(&s3, 100).await;
     let meta = meta(&cluster);
 
-    let victim = busiest_node(&cluster);
+    let victim = busiest_node(&cluster).await;
     let dead = NodeId(cluster.nodes[victim].options.node_id);
     let held = shardlets(&meta)
         .await
@@ -111,7 +111,7 @@ async fn a_standby_controller_finishes_a_repair_when_the_active_one_is_killed() 
         0.0
     );
 
-    let victim = busiest_node(&cluster);
+    let victim = busiest_node(&cluster).await;
     let dead = NodeId(cluster.nodes[victim].options.node_id);
     cluster.nodes[victim].kill_9();
     wait_until(
@@ -148,7 +148,7 @@ async fn admin_drain_moves_every_fragment_off_the_node() {
     let s3 = S3Client::new(cluster.access.clone());
     let objects = mixed_objects(&s3, 30).await;
     let meta = meta(&cluster);
-    let drained = NodeId(cluster.nodes[busiest_node(&cluster)].options.node_id);
+    let drained = NodeId(cluster.nodes[busiest_node(&cluster).await].options.node_id);
 
     let admin = |arguments: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_shardlet"))
@@ -215,7 +215,7 @@ async fn a_node_whose_risk_crosses_the_threshold_is_drained_ahead_of_failure() {
     let s3 = S3Client::new(cluster.access.clone());
     let objects = mixed_objects(&s3, 20).await;
     let meta = meta(&cluster);
-    let risky = &cluster.nodes[busiest_node(&cluster)];
+    let risky = &cluster.nodes[busiest_node(&cluster).await];
     let risky_id = NodeId(risky.options.node_id);
 
     // The node's disk rots: 20 fragments that nothing references fail their checksum

@@ -221,17 +221,16 @@ pub async fn unreadable(s3: &S3Client, objects: &[Written]) -> Vec<String> {
         .collect()
 }
 
-/// Fragments on each node's disk, by node id, with their file sizes.
-pub fn fragments_on_disk(cluster: &Cluster) -> BTreeMap<NodeId, Vec<(FragmentId, u64)>> {
+/// Fragments each running node holds (files and small-fragment store alike, through its
+/// listing), by node id, with their payload lengths.
+pub async fn fragments_stored(cluster: &Cluster) -> BTreeMap<NodeId, Vec<(FragmentId, u64)>> {
     let mut out = BTreeMap::new();
     for node in &cluster.nodes {
-        let files = crate::harness::files_under(&node.data_dir.join("fragments"));
-        let fragments = files
-            .iter()
-            .filter_map(|path| {
-                let id: FragmentId = path.file_name()?.to_str()?.parse().ok()?;
-                Some((id, std::fs::metadata(path).ok()?.len()))
-            })
+        let fragments = node
+            .stored_fragments()
+            .await
+            .into_iter()
+            .filter_map(|(id, length)| Some((id.parse().ok()?, length)))
             .collect();
         out.insert(NodeId(node.options.node_id), fragments);
     }

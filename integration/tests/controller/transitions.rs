@@ -28,15 +28,16 @@ async fn hot_objects_become_replicated_and_cold_ones_erasure_coded() {
             .collect()
     };
     let (hot_ids, cold_ids) = (shardlets_of("hot/"), shardlets_of("cold/"));
-    let cold_bytes_on_disk = || {
-        fragments_on_disk(&cluster)
+    let cold_bytes_stored = || async {
+        fragments_stored(&cluster)
+            .await
             .values()
             .flatten()
             .filter(|(id, _)| cold_ids.contains(&id.shardlet))
             .map(|(_, size)| size)
             .sum::<u64>()
     };
-    let cold_bytes_before = cold_bytes_on_disk();
+    let cold_bytes_before = cold_bytes_stored().await;
 
     // Reads first, then the controller: the hot objects are hot when it first looks.
     for _ in 0..30 {
@@ -96,7 +97,7 @@ async fn hot_objects_become_replicated_and_cold_ones_erasure_coded() {
     wait_until(
         REPAIR_DEADLINE,
         "the old replicas of cold objects are deleted",
-        || async { (cold_bytes_on_disk() as f64) < 0.6 * cold_bytes_before as f64 },
+        || async { (cold_bytes_stored().await as f64) < 0.6 * cold_bytes_before as f64 },
     )
     .await;
     // Visible in /metrics, both ways (a commit whose confirmation timed out on a

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use shardlet_core::FragmentId;
 
 use crate::harness::cluster::Cluster;
-use crate::harness::{files_under, metric_total, pattern_bytes, wait_until};
+use crate::harness::{metric_total, pattern_bytes, wait_until};
 use crate::s3_client::S3Client;
 
 const MIB: usize = 1024 * 1024;
@@ -73,18 +73,19 @@ async fn read_everything(s3: &S3Client, objects: &[Stored], start: usize) -> Vec
     problems
 }
 
-/// The fragment ids each node holds now (by position), read from its data directory.
-fn fragments_by_node(cluster: &Cluster) -> Vec<BTreeSet<FragmentId>> {
-    cluster
-        .nodes
-        .iter()
-        .map(|node| {
-            files_under(&node.data_dir.join("fragments"))
+/// The fragment ids each node holds now (by position), from its listing.
+async fn fragments_by_node(cluster: &Cluster) -> Vec<BTreeSet<FragmentId>> {
+    let mut by_node = Vec::new();
+    for node in &cluster.nodes {
+        let stored = node.stored_fragments().await;
+        by_node.push(
+            stored
                 .iter()
-                .filter_map(|path| path.file_name()?.to_str()?.parse().ok())
-                .collect()
-        })
-        .collect()
+                .filter_map(|(id, _)| id.parse().ok())
+                .collect(),
+        );
+    }
+    by_node
 }
 
 async fn degraded_reads(cluster: &Cluster) -> f64 {
@@ -108,7 +109,7 @@ async fn reads_return_identical_bytes_while_a_storage_node_is_killed() {
     for (index, (key, size, class)) in READ_OBJECTS.iter().enumerate() {
         let is_erasure_coded = key.starts_with("erasure");
         if is_erasure_coded && replica_fragments.is_empty() {
-            replica_fragments = fragments_by_node(&cluster);
+            replica_fragments = fragments_by_node(&cluster).await;
         }
         let bytes = pattern_bytes(*size, 1000 + index as u64);
         s3.put_object("reads", key, bytes.clone(), *class)
@@ -121,7 +122,7 @@ async fn reads_return_identical_bytes_while_a_storage_node_is_killed() {
             replicated.push(stored);
         }
     }
-    let all_fragments = fragments_by_node(&cluster);
+    let all_fragments = fragments_by_node(&cluster).await;
 
     // The victim holds at least one replica and at least one erasure *data* fragment
     // (index below k = 4 or 6), so both fallbacks are needed once it is gone.

@@ -284,7 +284,9 @@ async fn malformed_ids_and_path_traversal_are_rejected() {
         "no file created or removed"
     );
     let stored = files_under(&node.data_dir.join("fragments"));
-    assert!(stored.is_empty(), "no fragment was stored: {stored:?}");
+    assert!(stored.is_empty(), "no fragment file was stored: {stored:?}");
+    let listed = node.stored_fragments().await;
+    assert!(listed.is_empty(), "no fragment was stored: {listed:?}");
 }
 
 /// Files of the test's temporary root, except the node's log (which grows) and tmp/
