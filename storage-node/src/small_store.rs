@@ -30,7 +30,7 @@ use shardlet_core::FragmentId;
 pub const SMALL_FRAGMENT_BYTES_MAX: u64 = crate::format::BLOCK_BYTES;
 /// Memtable size: the small fragments written since the last flush to an SST file. Two
 /// of them at most (one being flushed).
-const WRITE_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+const WRITE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 /// Block cache for SST reads (recent writes are served from the memtable).
 const BLOCK_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
