@@ -174,7 +174,7 @@ async fn repair_run(data_bytes: u64, per_node: usize, in_flight: usize) -> (usiz
     let _ = std::io::stdout().flush();
 
     let meta = meta(&cluster);
-    let on_disk = fragments_on_disk(&cluster);
+    let on_disk = fragments_stored(&cluster).await;
     let victim = (0..cluster.nodes.len())
         .max_by_key(|p| {
             on_disk

@@ -25,6 +25,9 @@ use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Direction, IteratorMo
 use rocksdb::{WriteOptions, DB};
 use shardlet_core::FragmentId;
 
+use crate::format::FragmentHeader;
+use crate::store::StoreError;
+
 /// Fragments with at most this many payload bytes (one verification block) are stored
 /// here; larger ones as files.
 pub const SMALL_FRAGMENT_BYTES_MAX: u64 = crate::format::BLOCK_BYTES;
@@ -90,14 +93,16 @@ impl SmallFragments {
             .map_err(std::io::Error::other)
     }
 
-    /// Every stored fragment whose id starts with the byte `prefix` and is greater than
-    /// `after`, ascending, with its encoded value. Keys that are not fragment ids are
+    /// Up to `limit` stored fragments whose id starts with the byte `prefix` and is
+    /// greater than `after`, ascending, each with its checked header (values are not
+    /// kept: a listing page holds headers only). Keys that are not fragment ids are
     /// skipped (logged).
     pub fn with_prefix(
         &self,
         prefix: u8,
         after: Option<&FragmentId>,
-    ) -> std::io::Result<Vec<(FragmentId, Bytes)>> {
+        limit: usize,
+    ) -> std::io::Result<Vec<(FragmentId, Result<FragmentHeader, StoreError>)>> {
         let start = match after {
             Some(after) if after.shardlet.object.0[0] == prefix => after.to_bytes().to_vec(),
             _ => vec![prefix],
@@ -108,12 +113,12 @@ impl SmallFragments {
             .iterator(IteratorMode::From(&start, Direction::Forward))
         {
             let (key, value) = entry.map_err(std::io::Error::other)?;
-            if key.first() != Some(&prefix) {
+            if key.first() != Some(&prefix) || found.len() == limit {
                 break;
             }
             match FragmentId::from_bytes(&key) {
                 Ok(id) if after.is_none_or(|after| &id > after) => {
-                    found.push((id, Bytes::from(value.into_vec())));
+                    found.push((id, crate::fragment_file::decode_header(&value)));
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "skipping a key that is not a fragment id"),

@@ -436,14 +436,18 @@ impl FragmentStore {
         let mut listed = Vec::with_capacity(limit.min(1024));
         for prefix in first_prefix..FAN_OUT {
             let directory = self.fragments_dir.join(format!("{prefix:02x}"));
-            // Small fragments of this prefix (already in id order) with their values,
-            // then the files: an id in both (never written so) is listed once.
-            let mut ids: std::collections::BTreeMap<FragmentId, Option<bytes::Bytes>> = self
+            // Small fragments of this prefix (in id order, at most what the page still
+            // needs plus one, which tells whether more follow) with their headers, then
+            // the files: an id in both is listed once.
+            let mut ids: std::collections::BTreeMap<
+                FragmentId,
+                Option<Result<crate::format::FragmentHeader, StoreError>>,
+            > = self
                 .small
-                .with_prefix(prefix as u8, after)
+                .with_prefix(prefix as u8, after, limit - listed.len() + 1)
                 .map_err(|error| self.count_read_error(error))?
                 .into_iter()
-                .map(|(id, encoded)| (id, Some(encoded)))
+                .map(|(id, header)| (id, Some(header)))
                 .collect();
             for entry in fs::read_dir(&directory).map_err(|error| self.count_read_error(error))? {
                 let entry = entry.map_err(|error| self.count_read_error(error))?;
@@ -462,7 +466,7 @@ impl FragmentStore {
                     return Ok((listed, true));
                 }
                 let header = match small {
-                    Some(encoded) => fragment_file::decode_header(&encoded),
+                    Some(header) => header,
                     None => fragment_file::open_header(&self.fragment_path(&id))
                         .map(|(_, header)| header),
                 };

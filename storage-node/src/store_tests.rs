@@ -565,12 +565,14 @@ fn deleting_a_small_fragment_is_idempotent_and_updates_the_counts() {
 fn listing_merges_small_and_file_fragments_in_id_order() {
     let fixture = open();
     let mut ids: Vec<FragmentId> = Vec::new();
-    for first_byte in [0x00, 0x40, 0x41, 0xff] {
+    for first_byte in [0x00, 0x40, 0x41, 0x80, 0xff] {
         for index in 0..4u8 {
             let id = id(first_byte, index);
             let bytes = pattern(usize::from(index) * 100 + 1, index);
-            // Alternate the two stores within every prefix.
-            if index % 2 == 0 {
+            // Alternate the two stores within most prefixes; the last one (0xff) holds
+            // small ones only, so a page can fill up with small fragments when no file
+            // follows and more must still be reported.
+            if index % 2 == 0 || first_byte == 0xff {
                 put_small(&fixture.store, &id, &bytes).unwrap();
             } else {
                 put(&fixture.store, &id, &bytes).unwrap();
@@ -579,7 +581,7 @@ fn listing_merges_small_and_file_fragments_in_id_order() {
         }
     }
     ids.sort();
-    for page_size in [1, 3, 100] {
+    for page_size in [1, 2, 3, 4, 5, 100] {
         let mut seen = Vec::new();
         let mut after = None;
         loop {
