@@ -253,22 +253,27 @@ fn a_rotten_copy_is_replaced_by_a_new_upload() {
     assert_eq!(fixture.store.fragment_count(), 1);
 }
 
+type Put = fn(&FragmentStore, &FragmentId, &[u8]) -> Result<CommitOutcome, StoreError>;
+
 #[test]
-fn delete_is_idempotent_and_updates_the_counts() {
+fn delete_is_idempotent_and_updates_the_counts_in_either_store() {
     let fixture = open();
-    let id = id(0x18, 0);
-    put(&fixture.store, &id, &pattern(123, 1)).unwrap();
-    assert_eq!(fixture.store.fragment_bytes(), 123);
-    assert!(fixture.store.delete(&id).unwrap().0);
-    assert!(!fixture.store.delete(&id).unwrap().0);
-    assert!(matches!(fixture.store.head(&id), Err(StoreError::NotFound)));
-    assert_eq!(
-        (
-            fixture.store.fragment_count(),
-            fixture.store.fragment_bytes()
-        ),
-        (0, 0)
-    );
+    // A file, then a value in the small-fragment store.
+    for (index, put) in [put as Put, put_small].into_iter().enumerate() {
+        let id = id(0x18, index as u8);
+        put(&fixture.store, &id, &pattern(123, 1)).unwrap();
+        assert_eq!(fixture.store.fragment_bytes(), 123);
+        assert!(fixture.store.delete(&id).unwrap().0);
+        assert!(!fixture.store.delete(&id).unwrap().0);
+        assert!(matches!(fixture.store.head(&id), Err(StoreError::NotFound)));
+        assert_eq!(
+            (
+                fixture.store.fragment_count(),
+                fixture.store.fragment_bytes()
+            ),
+            (0, 0)
+        );
+    }
 }
 
 #[test]
@@ -541,24 +546,6 @@ fn a_damaged_small_fragment_is_detected_counted_and_replaced_by_a_new_upload() {
     );
     assert_eq!(read_all(&fixture.store, &id).unwrap(), bytes);
     assert_eq!(fixture.store.fragment_count(), 1);
-}
-
-#[test]
-fn deleting_a_small_fragment_is_idempotent_and_updates_the_counts() {
-    let fixture = open();
-    let id = id(0x34, 0);
-    put_small(&fixture.store, &id, &pattern(321, 1)).unwrap();
-    assert_eq!(fixture.store.fragment_bytes(), 321);
-    assert!(fixture.store.delete(&id).unwrap().0);
-    assert!(!fixture.store.delete(&id).unwrap().0);
-    assert!(matches!(fixture.store.head(&id), Err(StoreError::NotFound)));
-    assert_eq!(
-        (
-            fixture.store.fragment_count(),
-            fixture.store.fragment_bytes()
-        ),
-        (0, 0)
-    );
 }
 
 #[test]

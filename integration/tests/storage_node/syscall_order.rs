@@ -91,8 +91,9 @@ fn is_socket_write(call: &Call, status_line: &str) -> bool {
         && call.text.contains(status_line)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledgements_wait_for_fdatasync_rename_and_directory_fsync() {
+/// Starts a node under `strace`, PUTs a fragment of `length` bytes and DELETEs it (201,
+/// 204), and returns the fragment's id and the node's system calls until both answers.
+async fn traced_put_and_delete(length: usize) -> (String, Vec<Call>) {
     let trace_dir = tempfile::tempdir().unwrap();
     let trace_path = trace_dir.path().join("node.strace");
     let node = NodeProcess::start(NodeOptions {
@@ -102,11 +103,7 @@ async fn acknowledgements_wait_for_fdatasync_rename_and_directory_fsync() {
     .await;
     let client = node.client();
     let id = random_fragment_id();
-    let directory = format!("/fragments/{}>", &id[..2]);
-    assert_eq!(
-        client.put(&id, &pattern_bytes(100 * 1024, 1)).await.status,
-        201
-    );
+    assert_eq!(client.put(&id, &pattern_bytes(length, 1)).await.status, 201);
     assert_eq!(client.delete(&id).await.status, 204);
 
     let read_trace = || std::fs::read_to_string(&trace_path).unwrap_or_default();
@@ -119,7 +116,13 @@ async fn acknowledgements_wait_for_fdatasync_rename_and_directory_fsync() {
         },
     )
     .await;
-    let calls = parse_trace(&read_trace());
+    (id, parse_trace(&read_trace()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_wait_for_fdatasync_rename_and_directory_fsync() {
+    let (id, calls) = traced_put_and_delete(100 * 1024).await;
+    let directory = format!("/fragments/{}>", &id[..2]);
 
     let data_sync = first(&calls, "fdatasync of the temporary file", |call| {
         is_sync(call) && call.text.contains("/tmp/") && call.text.contains(&id)
@@ -174,30 +177,8 @@ async fn acknowledgements_wait_for_fdatasync_rename_and_directory_fsync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_fragment_acknowledgements_wait_for_the_log_sync() {
-    let trace_dir = tempfile::tempdir().unwrap();
-    let trace_path = trace_dir.path().join("node.strace");
-    let node = NodeProcess::start(NodeOptions {
-        trace_syscalls_to: Some(trace_path.clone()),
-        ..NodeOptions::default()
-    })
-    .await;
-    let client = node.client();
-    let id = random_fragment_id();
     let length = 9000;
-    assert_eq!(client.put(&id, &pattern_bytes(length, 1)).await.status, 201);
-    assert_eq!(client.delete(&id).await.status, 204);
-
-    let read_trace = || std::fs::read_to_string(&trace_path).unwrap_or_default();
-    wait_until(
-        Duration::from_secs(30),
-        "strace wrote both responses",
-        || {
-            let trace = read_trace();
-            async move { trace.contains("HTTP/1.1 201") && trace.contains("HTTP/1.1 204") }
-        },
-    )
-    .await;
-    let calls = parse_trace(&read_trace());
+    let (id, calls) = traced_put_and_delete(length).await;
 
     let created = first(&calls, "the 201 response", |call| {
         is_socket_write(call, "HTTP/1.1 201")
