@@ -174,14 +174,7 @@ async fn repair_run(data_bytes: u64, per_node: usize, in_flight: usize) -> (usiz
     let _ = std::io::stdout().flush();
 
     let meta = meta(&cluster);
-    let on_disk = fragments_stored(&cluster).await;
-    let victim = (0..cluster.nodes.len())
-        .max_by_key(|p| {
-            on_disk
-                .get(&NodeId(cluster.nodes[*p].options.node_id))
-                .map_or(0, Vec::len)
-        })
-        .unwrap();
+    let victim = busiest_node(&cluster).await;
     let dead = NodeId(cluster.nodes[victim].options.node_id);
     let held = shardlets(&meta)
         .await

@@ -11,18 +11,6 @@ use crate::harness::wait_until;
 use crate::s3_client::S3Client;
 use crate::support::*;
 
-/// The node (position in `cluster.nodes`) holding the most fragments.
-async fn busiest_node(cluster: &Cluster) -> usize {
-    let on_disk = fragments_stored(cluster).await;
-    (0..cluster.nodes.len())
-        .max_by_key(|position| {
-            on_disk
-                .get(&NodeId(cluster.nodes[*position].options.node_id))
-                .map_or(0, Vec::len)
-        })
-        .unwrap()
-}
-
 async fn mixed_objects(s3: &S3Client, count_per_class: usize) -> Vec<Written> {
     s3.create_bucket(BUCKET).await.unwrap();
     let mut objects = write_objects(s3, "replicated", count_per_class, 200_000, None).await;

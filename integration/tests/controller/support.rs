@@ -237,6 +237,18 @@ pub async fn fragments_stored(cluster: &Cluster) -> BTreeMap<NodeId, Vec<(Fragme
     out
 }
 
+/// The node (position in `cluster.nodes`) holding the most fragments.
+pub async fn busiest_node(cluster: &Cluster) -> usize {
+    let stored = fragments_stored(cluster).await;
+    (0..cluster.nodes.len())
+        .max_by_key(|position| {
+            stored
+                .get(&NodeId(cluster.nodes[*position].options.node_id))
+                .map_or(0, Vec::len)
+        })
+        .unwrap()
+}
+
 pub fn is_replicated(scheme: Scheme) -> bool {
     matches!(scheme, Scheme::Replicated { .. })
 }
