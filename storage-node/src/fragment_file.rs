@@ -502,10 +502,19 @@ pub fn decode_header(encoded: &[u8]) -> Result<FragmentHeader, StoreError> {
                 encoded.len()
             ))
         })?;
+    checked_header(bytes, encoded.len() as u64)
+}
+
+/// Decodes a header and checks it against the length of the whole stored fragment: a
+/// failure means damaged data (`ChecksumMismatch`), in a file or a stored value alike.
+fn checked_header(
+    bytes: &[u8; HEADER_BYTES as usize],
+    stored_length: u64,
+) -> Result<FragmentHeader, StoreError> {
     let header = FragmentHeader::decode(bytes)
         .map_err(|error| StoreError::ChecksumMismatch(error.to_string()))?;
     header
-        .check_file_length(encoded.len() as u64)
+        .check_file_length(stored_length)
         .map_err(|error| StoreError::ChecksumMismatch(error.to_string()))?;
     Ok(header)
 }
@@ -573,11 +582,7 @@ pub fn open_header(path: &Path) -> Result<(File, FragmentHeader), StoreError> {
     }
     file.read_exact_at(&mut bytes, 0)
         .map_err(StoreError::read)?;
-    let header = FragmentHeader::decode(&bytes)
-        .map_err(|error| StoreError::ChecksumMismatch(error.to_string()))?;
-    header
-        .check_file_length(length)
-        .map_err(|error| StoreError::ChecksumMismatch(error.to_string()))?;
+    let header = checked_header(&bytes, length)?;
     Ok((file, header))
 }
 
