@@ -420,7 +420,7 @@ impl FragmentStore {
                 self.metrics.fragment_bytes_stored.sub(length as i64);
                 Ok(true)
             }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(removed_small),
             Err(error) => Err(self.count_write_error(error)),
         }
     }
