@@ -13,8 +13,9 @@
 //!   heat transitions every 10 s after a 5-minute dwell.
 //!
 //! Logs go to `DIR/logs/NAME.log`, process ids to `DIR/logs/NAME.pid`. Once the S3 endpoint answers, shell lines to `eval` are
-//! printed on stdout. SIGINT / SIGTERM stop every child (SIGTERM, then SIGKILL after a
-//! grace period). Running again on the same directory keeps the data, the cluster
+//! printed on stdout (a closed stdout is ignored). SIGINT / SIGTERM at any moment, start-up
+//! included, stop every child started so far (SIGTERM, then SIGKILL after a grace
+//! period). Running again on the same directory keeps the data, the cluster
 //! secret and the S3 credentials (`DIR/s3-credentials.json`).
 
 use std::io::Write;
@@ -32,6 +33,22 @@ use shardlet_gateway::meta_store::MetaStore;
 use shardlet_meta::schema::{CredentialRecord, SecretKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
+
+/// A line on stdout. Whoever reads it may have gone (a pipe into `head`, a script that
+/// read the credentials it wanted and closed its end); the cluster keeps running, so a
+/// failed write is ignored where `println!` would panic and take every child down.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// A line on stderr, ignoring a closed stderr for the same reason as [`say!`].
+macro_rules! complain {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 /// How long the cluster may take to answer (RocksDB open, raft election, 12 nodes).
 const READY_DEADLINE: Duration = Duration::from_secs(60);
@@ -89,25 +106,26 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
     write_synced(&topology_path, topology_toml(&topology).as_bytes())?;
 
     let mut components: Vec<Component> = Vec::new();
-    let result = start_and_wait(
-        &arguments,
-        &secret,
-        &secret_path,
-        &topology,
-        &topology_path,
-        &mut components,
-    )
-    .await;
+    // The signal handlers go in before the first child starts (`biased`: polled first),
+    // so Ctrl-C or SIGTERM at any moment, start-up included, stops every child started
+    // so far instead of killing this process and leaving them running.
+    let result = tokio::select! {
+        biased;
+        _ = shardlet_node::shutdown_signal() => Ok(()),
+        result = start_and_wait(
+            &arguments,
+            &secret,
+            &secret_path,
+            &topology,
+            &topology_path,
+            &mut components,
+        ) => result,
+    };
     if let Err(error) = &result {
-        eprintln!("error: {error:#}");
+        complain!("error: {error:#}");
     }
     stop_all(&mut components).await;
-    // Whoever read our stdout may be gone by now (a closed pipe): `println!` would panic.
-    let _ = writeln!(
-        std::io::stdout(),
-        "stopped; data kept in {}",
-        data.display()
-    );
+    say!("stopped; data kept in {}", data.display());
     result
 }
 
@@ -228,16 +246,17 @@ async fn start_and_wait(
     )
     .await?;
     print_welcome(&s3_address, data, topology, &credentials);
-    println!(
+    say!(
         "# Controller: http://{controller_address}/v1/status (node states: shardlet admin nodes --meta {meta_address} --secret-file {secret_file})"
     );
     let _ = std::io::stdout().flush();
 
-    // Run until asked to stop, or until a component dies on its own.
-    tokio::select! {
-        _ = shardlet_node::shutdown_signal() => Ok(()),
-        name = first_exit(components) => bail!("{name} exited unexpectedly; see its log in {}", data.join("logs").display()),
-    }
+    // Run until a component dies on its own (a signal ends this future from `run`).
+    let name = first_exit(components).await;
+    bail!(
+        "{name} exited unexpectedly; see its log in {}",
+        data.join("logs").display()
+    )
 }
 
 fn spawn(data: &Path, name: &str, arguments: &[&str]) -> anyhow::Result<Component> {
@@ -259,7 +278,7 @@ async fn start_predictor(arguments: &DevArguments, components: &mut Vec<Componen
         .clone()
         .unwrap_or_else(|| data.join("predictor-model"));
     if !model.join("model.json").is_file() {
-        println!(
+        say!(
             "# predictor sidecar: not started (no model at {}; train one with `shardlet-predictor train` and pass --predictor-model DIR); failure risk falls back to the heuristic",
             model.display()
         );
@@ -270,7 +289,7 @@ async fn start_predictor(arguments: &DevArguments, components: &mut Vec<Componen
         Err(_) => return,
     };
     if !executable.is_file() {
-        println!(
+        say!(
             "# predictor sidecar: not started ({} is not built: it needs libtorch, see scripts/install-libtorch.sh); failure risk falls back to the heuristic",
             executable.display()
         );
@@ -282,7 +301,7 @@ async fn start_predictor(arguments: &DevArguments, components: &mut Vec<Componen
     let component = match spawn_program(data, "predictor", &executable, &arguments) {
         Ok(component) => component,
         Err(error) => {
-            println!("# predictor sidecar: not started ({error:#})");
+            say!("# predictor sidecar: not started ({error:#})");
             return;
         }
     };
@@ -293,13 +312,13 @@ async fn start_predictor(arguments: &DevArguments, components: &mut Vec<Componen
     )
     .await;
     match ready {
-        Ok(Ok(())) => println!("# predictor sidecar: http://{address} (model {model_text})"),
+        Ok(Ok(())) => say!("# predictor sidecar: http://{address} (model {model_text})"),
         Ok(Err(error)) => {
-            println!("# predictor sidecar: failed to start, continuing without it: {error:#}");
+            say!("# predictor sidecar: failed to start, continuing without it: {error:#}");
             stop_predictor(components).await;
         }
         Err(_) => {
-            println!("# predictor sidecar: no answer within {PREDICTOR_READY_DEADLINE:?}, continuing without it");
+            say!("# predictor sidecar: no answer within {PREDICTOR_READY_DEADLINE:?}, continuing without it");
             stop_predictor(components).await;
         }
     }
@@ -420,7 +439,7 @@ async fn first_exit(components: &mut [Component]) -> String {
                     return component.name.clone();
                 }
                 if reported.insert(component.name.clone()) {
-                    eprintln!(
+                    complain!(
                         "{} exited ({status}); the cluster keeps running and the controller rebuilds its fragments elsewhere once it is declared down",
                         component.name
                     );
@@ -449,7 +468,7 @@ async fn stop_all(components: &mut [Component]) {
             .await
             .is_err()
         {
-            eprintln!("{} did not stop in time; killing it", component.name);
+            complain!("{} did not stop in time; killing it", component.name);
             let _ = component.child.kill().await;
         }
     }
@@ -595,7 +614,7 @@ fn print_welcome(
         topology.nodes().iter().map(|n| n.zone.as_str()).collect();
     let regions: std::collections::BTreeSet<&str> =
         topology.nodes().iter().map(|n| n.region.as_str()).collect();
-    println!(
+    say!(
         "\
 # Shardlet dev is running: {nodes} storage nodes in {zones} zones and {regions} regions,
 # one metadata member, the S3 gateway at {endpoint} (metrics: {endpoint}/metrics).

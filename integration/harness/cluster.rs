@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use super::raw_http::{self, Request};
@@ -319,53 +319,53 @@ fn create_key(meta: &ServiceProcess, secret: &str) -> (String, String) {
 pub struct DevCluster {
     child: Option<Child>,
     pub access: S3Access,
+    /// The gateway's port (`--s3-port`).
+    pub s3_port: u16,
     pub data: PathBuf,
     /// Last field: removed after the processes stopped.
     pub root: tempfile::TempDir,
 }
 
+/// `shardlet dev --data DATA` on free ports (stdin null; stdout and stderr are the
+/// caller's), and the S3 port it was given.
+///
+/// Ports nobody listens on right now: `shardlet dev` needs fixed ports (its topology
+/// names them), so there is a small window in which another process could take one; the
+/// start-up then fails loudly rather than silently.
+fn dev_command(data: &Path) -> (Command, u16) {
+    let s3_port = free_port_run(1);
+    let meta_port = free_port_run(1);
+    let node_base_port = free_port_run(12);
+    let controller_port = free_port_run(1);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shardlet"));
+    command
+        .arg("dev")
+        .arg("--data")
+        .arg(data)
+        .args(["--s3-port", &s3_port.to_string()])
+        .args(["--meta-port", &meta_port.to_string()])
+        .args(["--node-base-port", &node_base_port.to_string()])
+        .args(["--controller-port", &controller_port.to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    (command, s3_port)
+}
+
+/// Whether `pid` is a live (not zombie) `shardlet` process.
+fn shardlet_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| cmdline.contains("shardlet"))
+}
+
 impl DevCluster {
+    /// Starts `shardlet dev` (stdout and stderr to `ROOT/dev.stdout`) and waits until it
+    /// printed the S3 credentials.
     pub async fn start() -> Self {
-        let root = tempfile::Builder::new()
-            .prefix("shardlet-dev-")
-            .tempdir_in(super::clusters_root())
-            .expect("a temporary directory");
-        let data = root.path().join("data");
+        let root = Self::new_root();
         let stdout_path = root.path().join("dev.stdout");
         let stdout = std::fs::File::create(&stdout_path).unwrap();
         let stderr = stdout.try_clone().unwrap();
-        // Ports nobody listens on right now: `shardlet dev` needs fixed ports (its
-        // topology names them), so there is a small window in which another process
-        // could take one; the start-up then fails loudly rather than silently.
-        let s3_port = free_port_run(1);
-        let meta_port = free_port_run(1);
-        let node_base_port = free_port_run(12);
-        let controller_port = free_port_run(1);
-        let child = Command::new(env!("CARGO_BIN_EXE_shardlet"))
-            .arg("dev")
-            .arg("--data")
-            .arg(&data)
-            .args(["--s3-port", &s3_port.to_string()])
-            .args(["--meta-port", &meta_port.to_string()])
-            .args(["--node-base-port", &node_base_port.to_string()])
-            .args(["--controller-port", &controller_port.to_string()])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .expect("shardlet dev starts");
-        let mut dev = Self {
-            child: Some(child),
-            access: S3Access {
-                endpoint: String::new(),
-                access_key: String::new(),
-                secret_key: String::new(),
-                region: String::new(),
-            },
-            data,
-            root,
-        };
+        let mut dev = Self::spawn_in(root, stdout.into(), stderr.into());
         let give_up = tokio::time::Instant::now() + START_DEADLINE * 2;
         loop {
             let printed = std::fs::read_to_string(&stdout_path).unwrap_or_default();
@@ -390,19 +390,76 @@ impl DevCluster {
                 };
                 assert_eq!(
                     dev.access.endpoint,
-                    format!("http://127.0.0.1:{s3_port}"),
+                    format!("http://127.0.0.1:{}", dev.s3_port),
                     "the printed endpoint is on --s3-port"
                 );
                 return dev;
             }
-            if let Some(child) = dev.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    dev.child = None;
-                    panic!("shardlet dev exited during start-up ({status})\n{printed}");
-                }
+            if let Some(status) = dev.exit_status() {
+                panic!("shardlet dev exited during start-up ({status})\n{printed}");
             }
             if tokio::time::Instant::now() >= give_up {
                 panic!("shardlet dev printed no credentials within {START_DEADLINE:?}\n{printed}");
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// A fresh directory for one `shardlet dev` (its data goes in `ROOT/data`).
+    pub fn new_root() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("shardlet-dev-")
+            .tempdir_in(super::clusters_root())
+            .expect("a temporary directory")
+    }
+
+    /// Spawns `shardlet dev` with data in `root/data` and the given stdout and stderr,
+    /// without waiting for anything. `access` stays empty.
+    pub fn spawn_in(root: tempfile::TempDir, stdout: Stdio, stderr: Stdio) -> Self {
+        let data = root.path().join("data");
+        let (mut command, s3_port) = dev_command(&data);
+        let child = command
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("shardlet dev starts");
+        Self {
+            child: Some(child),
+            access: S3Access {
+                endpoint: String::new(),
+                access_key: String::new(),
+                secret_key: String::new(),
+                region: String::new(),
+            },
+            s3_port,
+            data,
+            root,
+        }
+    }
+
+    /// `shardlet dev`'s exit status if it has exited (then it is reaped and forgotten).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
+    /// Sends SIGTERM to `shardlet dev` and waits for it to exit; panics (with the logs)
+    /// if it does not within `deadline`.
+    pub async fn terminate(&mut self, deadline: Duration) -> ExitStatus {
+        let child = self.child.as_ref().expect("shardlet dev is running");
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a valid pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        let give_up = tokio::time::Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return status;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                panic!(
+                    "shardlet dev did not exit within {deadline:?} of SIGTERM\n{}",
+                    self.logs()
+                );
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
@@ -418,15 +475,31 @@ impl DevCluster {
             .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
     }
 
-    fn component_pids(&self) -> Vec<u32> {
+    /// Every component `shardlet dev` recorded (`logs/NAME.pid`) by name, with its pid.
+    pub fn components(&self) -> Vec<(String, u32)> {
         let Ok(entries) = std::fs::read_dir(self.data.join("logs")) else {
             return Vec::new();
         };
-        entries
+        let mut components: Vec<(String, u32)> = entries
             .flatten()
-            .filter(|entry| entry.path().extension().is_some_and(|e| e == "pid"))
-            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
-            .filter_map(|text| text.trim().parse().ok())
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|e| e == "pid"))
+            .filter_map(|path| {
+                let name = path.file_stem()?.to_string_lossy().into_owned();
+                let pid = std::fs::read_to_string(&path).ok()?.trim().parse().ok()?;
+                Some((name, pid))
+            })
+            .collect();
+        components.sort();
+        components
+    }
+
+    /// The recorded components whose process is still running.
+    pub fn running_components(&self) -> Vec<String> {
+        self.components()
+            .into_iter()
+            .filter(|(_, pid)| shardlet_running(*pid))
+            .map(|(name, _)| name)
             .collect()
     }
 
@@ -454,7 +527,7 @@ impl Drop for DevCluster {
         if panicking {
             eprintln!("{}", self.logs());
         }
-        let components = self.component_pids();
+        let components = self.components();
         if let Some(mut child) = self.child.take() {
             // SIGTERM is the documented way to stop it: it stops its children itself.
             if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
@@ -471,10 +544,11 @@ impl Drop for DevCluster {
             let _ = child.wait();
         }
         // If it did not stop them, its children (started for this test) go by pid.
-        for raw in components {
-            let still_ours = std::fs::read_to_string(format!("/proc/{raw}/cmdline"))
-                .is_ok_and(|cmdline| cmdline.contains("shardlet"));
-            if let (true, Some(pid)) = (still_ours, rustix::process::Pid::from_raw(raw as i32)) {
+        for (_, raw) in components {
+            if let (true, Some(pid)) = (
+                shardlet_running(raw),
+                rustix::process::Pid::from_raw(raw as i32),
+            ) {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             }
         }

@@ -1,0 +1,110 @@
+//! `shardlet dev` as a process, around the S3 path rather than through it: its stdout
+//! closed by whoever read it, and a signal in the middle of start-up. Real processes
+//! (metadata member, 12 storage nodes, gateway, controller), started by `shardlet dev`
+//! itself.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../harness/mod.rs"]
+mod harness;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use harness::cluster::{health_ok, DevCluster};
+
+/// Start-up of 12 nodes, the metadata member and the gateway on a loaded 2-core machine.
+const READY_DEADLINE: Duration = Duration::from_secs(120);
+/// `shardlet dev` gives its children 15 s after SIGTERM before SIGKILL.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// An output whose reader is already gone: every write to it fails with EPIPE, as after
+/// `shardlet dev | head -3` or a script that read the credentials and closed its end.
+/// (A socket pair with one end closed: `std::io::pipe` is newer than our MSRV.)
+fn closed_pipe() -> Stdio {
+    let (writer, reader) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+    drop(reader);
+    std::os::fd::OwnedFd::from(writer).into()
+}
+
+/// Polls until `ready(dev)` holds; panics with the logs if `shardlet dev` exits first or
+/// the deadline passes.
+async fn wait_while_running<F, Fut>(dev: &mut DevCluster, what: &str, mut ready: F)
+where
+    F: FnMut(&DevCluster) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let give_up = tokio::time::Instant::now() + READY_DEADLINE;
+    loop {
+        if ready(dev).await {
+            return;
+        }
+        if let Some(status) = dev.exit_status() {
+            panic!(
+                "shardlet dev exited ({status}) before {what}\n{}",
+                dev.logs()
+            );
+        }
+        if tokio::time::Instant::now() >= give_up {
+            panic!("not {what} within {READY_DEADLINE:?}\n{}", dev.logs());
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Stops `dev` with SIGTERM and checks it exited with status 0 and took every component
+/// it had started with it.
+async fn terminate_and_check_everything_stopped(dev: &mut DevCluster) {
+    let status = dev.terminate(STOP_DEADLINE).await;
+    let started = dev.components();
+    assert!(
+        !started.is_empty(),
+        "no component was recorded in {}",
+        dev.data.join("logs").display()
+    );
+    let running = dev.running_components();
+    assert!(
+        status.success() && running.is_empty(),
+        "after SIGTERM shardlet dev exited with {status}; still running: {running:?} of {started:?}\n{}",
+        dev.logs()
+    );
+}
+
+#[tokio::test]
+async fn dev_keeps_serving_with_its_stdout_closed_and_sigterm_stops_every_component() {
+    let mut dev = DevCluster::spawn_in(DevCluster::new_root(), closed_pipe(), closed_pipe());
+    let gateway = SocketAddr::from(([127, 0, 0, 1], dev.s3_port));
+    wait_while_running(&mut dev, "the gateway answered /health", |_| {
+        health_ok(gateway)
+    })
+    .await;
+    // The controller starts after the gateway; the welcome lines follow once it answers.
+    wait_while_running(&mut dev, "the controller started", |dev| {
+        let started = dev
+            .components()
+            .iter()
+            .any(|(name, _)| name == "controller");
+        async move { started }
+    })
+    .await;
+    assert!(
+        health_ok(gateway).await,
+        "the gateway stopped answering\n{}",
+        dev.logs()
+    );
+    terminate_and_check_everything_stopped(&mut dev).await;
+}
+
+#[tokio::test]
+async fn sigterm_during_start_up_stops_every_component_started_so_far() {
+    let mut dev = DevCluster::spawn_in(DevCluster::new_root(), Stdio::null(), Stdio::null());
+    // The metadata member and the storage nodes are spawned first; the gateway only once
+    // they all answer, so this is well inside start-up.
+    wait_while_running(&mut dev, "the storage nodes were started", |dev| {
+        let started = dev.components().iter().any(|(name, _)| name == "node-11");
+        async move { started }
+    })
+    .await;
+    terminate_and_check_everything_stopped(&mut dev).await;
+}
