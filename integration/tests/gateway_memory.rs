@@ -5,11 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+#[path = "../harness/mod.rs"]
+mod harness;
+
+use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
@@ -21,46 +20,6 @@ use futures::StreamExt;
 const OBJECT_BYTES: u64 = 1 << 30;
 const CHUNK_BYTES: usize = 1 << 20;
 const PEAK_GROWTH_BYTES_MAX: u64 = 64 << 20;
-const START_DEADLINE: Duration = Duration::from_secs(120);
-
-/// `shardlet dev`, stopped with SIGTERM (then SIGKILL) when dropped.
-struct Dev {
-    child: Child,
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let give_up = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < give_up {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port nobody listens on now, and for a run of `count` ports after it.
-fn free_ports(count: u16) -> u16 {
-    loop {
-        let base = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base > u16::MAX - count {
-            continue;
-        }
-        if (base..base + count).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
-            return base;
-        }
-    }
-}
 
 fn peak_rss_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -113,66 +72,20 @@ fn chunk(index: u64) -> Vec<u8> {
         .collect()
 }
 
-fn start_dev(data: &Path) -> (Dev, String, String, String) {
-    let s3_port = free_ports(1);
-    let meta_port = free_ports(1);
-    let node_base = free_ports(12);
-    let controller_port = free_ports(1);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shardlet"))
-        .args(["dev", "--data"])
-        .arg(data)
-        .args(["--s3-port", &s3_port.to_string()])
-        .args(["--meta-port", &meta_port.to_string()])
-        .args(["--node-base-port", &node_base.to_string()])
-        .args(["--controller-port", &controller_port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let dev = Dev { child };
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut endpoint = None;
-    let mut access = None;
-    let mut secret = None;
-    let give_up = Instant::now() + START_DEADLINE;
-    while endpoint.is_none() || access.is_none() || secret.is_none() {
-        let remaining = give_up.saturating_duration_since(Instant::now());
-        let line = receiver
-            .recv_timeout(remaining)
-            .expect("shardlet dev printed its credentials in time");
-        if let Some(value) = line.strip_prefix("export AWS_ENDPOINT_URL=") {
-            endpoint = Some(value.to_string());
-        } else if let Some(value) = line.strip_prefix("export AWS_ACCESS_KEY_ID=") {
-            access = Some(value.to_string());
-        } else if let Some(value) = line.strip_prefix("export AWS_SECRET_ACCESS_KEY=") {
-            secret = Some(value.to_string());
-        }
-    }
-    (dev, endpoint.unwrap(), access.unwrap(), secret.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_gib_put_raises_gateway_peak_memory_by_at_most_64_mib() {
-    let data = tempfile::tempdir().unwrap();
-    let (_dev, endpoint, access, secret) = start_dev(data.path());
-    let gateway_pid: u32 = std::fs::read_to_string(data.path().join("logs/gateway.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let dev = harness::cluster::DevCluster::start().await;
+    let gateway_pid = dev.component_pid("gateway");
+    let (endpoint, access, secret) = (
+        dev.access.endpoint.as_str(),
+        dev.access.access_key.as_str(),
+        dev.access.secret_key.as_str(),
+    );
     let http = reqwest::Client::new();
 
     let bucket_url = format!("{endpoint}/memory");
     let mut request = http.put(&bucket_url);
-    for (name, value) in signed_headers("PUT", &bucket_url, &access, &secret) {
+    for (name, value) in signed_headers("PUT", &bucket_url, access, secret) {
         request = request.header(name, value);
     }
     let response = request.send().await.unwrap();
@@ -190,7 +103,7 @@ async fn a_one_gib_put_raises_gateway_peak_memory_by_at_most_64_mib() {
         .put(&object_url)
         .header("content-length", OBJECT_BYTES)
         .body(reqwest::Body::wrap_stream(body));
-    for (name, value) in signed_headers("PUT", &object_url, &access, &secret) {
+    for (name, value) in signed_headers("PUT", &object_url, access, secret) {
         request = request.header(name, value);
     }
     let response = request.send().await.unwrap();
@@ -214,7 +127,7 @@ async fn a_one_gib_put_raises_gateway_peak_memory_by_at_most_64_mib() {
 
     // Read it back whole: same length, and the MD5 of what came back is the ETag.
     let mut request = http.get(&object_url);
-    for (name, value) in signed_headers("GET", &object_url, &access, &secret) {
+    for (name, value) in signed_headers("GET", &object_url, access, secret) {
         request = request.header(name, value);
     }
     let response = request.send().await.unwrap();
