@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::blob::Blob;
 
-/// Longest key accepted, in bytes. Keys are index entries, not payloads.
-pub const KEY_BYTES_MAX: usize = 1024;
+/// Longest key accepted, in bytes. Keys are index entries, not payloads, but they embed
+/// S3 names: the longest, an upload's `u/{bucket}/{object key}\0{upload id}`, is
+/// 2 + 63 + 1 + 1024 + 1 + 32 = 1123 bytes for a longest bucket name and object key
+/// (see `schema::keys`), so the limit leaves room above that.
+pub const KEY_BYTES_MAX: usize = 2048;
 /// Most operations plus conditions in one batch; bounds the work of one apply step.
 pub const BATCH_ITEMS_MAX: usize = 1024;
 

@@ -152,3 +152,24 @@ fn shardlet_keys_of_one_object_share_a_prefix_no_other_object_has() {
     assert!(keys::shardlet(ShardletId::new(object, 3)).starts_with(&prefix));
     assert!(!keys::shardlet(ShardletId::new(other, 3)).starts_with(&prefix));
 }
+
+#[test]
+fn keys_for_the_longest_s3_names_fit_the_key_limit() {
+    use crate::command::{validate_key, KEY_BYTES_MAX};
+    // S3's limits: bucket names up to 63 bytes, object keys up to 1024 bytes of UTF-8.
+    let bucket = "b".repeat(63);
+    let key = "é".repeat(512);
+    assert_eq!(key.len(), 1024);
+    let upload_id = "0123456789abcdef0123456789abcdef";
+    let longest = [
+        keys::bucket(&bucket),
+        keys::object(&bucket, &key),
+        keys::upload(&bucket, &key, upload_id),
+        keys::part(upload_id, 10_000),
+    ];
+    for built in &longest {
+        assert_eq!(validate_key(built), Ok(()), "{} bytes", built.len());
+    }
+    assert_eq!(keys::upload(&bucket, &key, upload_id).len(), 1123);
+    assert!(validate_key(&vec![b'k'; KEY_BYTES_MAX + 1]).is_err());
+}
