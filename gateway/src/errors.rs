@@ -139,8 +139,122 @@ pub fn no_such_upload() -> S3Error {
     )
 }
 
+/// Standard texts for S3 error codes raised without a message (the wording of AWS's
+/// error-code list, or ours where AWS's does not fit). No `<`, `>` or `&` in any: they
+/// go into XML as they are.
+const STANDARD_MESSAGES: &[(&str, &str)] = &[
+    (
+        "AccessDenied",
+        "Access Denied",
+    ),
+    (
+        "IncompleteBody",
+        "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+    ),
+    (
+        "InternalError",
+        "We encountered an internal error. Please try again.",
+    ),
+    (
+        "InvalidAccessKeyId",
+        "The AWS access key ID that you provided does not exist in our records.",
+    ),
+    (
+        "InvalidArgument",
+        "Invalid Argument",
+    ),
+    (
+        "InvalidBucketName",
+        "The specified bucket is not valid: names are 3 to 63 characters of lowercase letters, digits, dots and hyphens, start and end with a letter or digit, and are not IP addresses.",
+    ),
+    (
+        "InvalidPolicyDocument",
+        "The content of the form does not meet the conditions specified in the policy document.",
+    ),
+    (
+        "InvalidRequest",
+        "The request is not valid.",
+    ),
+    (
+        "InvalidURI",
+        "Couldn't parse the specified URI.",
+    ),
+    (
+        "KeyTooLongError",
+        "Your key is too long: the limit is 1024 bytes.",
+    ),
+    (
+        "MalformedPOSTRequest",
+        "The body of your POST request is not well-formed multipart/form-data.",
+    ),
+    (
+        "MethodNotAllowed",
+        "The specified method is not allowed against this resource.",
+    ),
+    (
+        "NotImplemented",
+        "This operation is not implemented by Shardlet.",
+    ),
+    (
+        "RequestTimeTooSkewed",
+        "The difference between the request time and the server's time is too large.",
+    ),
+    (
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. Check your secret access key and signing method.",
+    ),
+];
+
+/// The standard text for an S3 error `code`.
+pub fn standard_message(code: &str) -> &'static str {
+    STANDARD_MESSAGES
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map_or(
+            "The request was refused; see the error code.",
+            |(_, message)| message,
+        )
+}
+
+/// An S3 error document that has a `<Code>` but no `<Message>`, with the standard
+/// message for its code inserted after the code; `None` if it needs nothing (it has a
+/// message, or is not an error document).
+///
+/// s3s raises a few refusals of its own without a message (a bucket name outside the
+/// rules, a signature that does not match, a key over 1024 bytes); clients then print
+/// "Unknown" where they should print a reason.
+pub fn with_missing_message(document: &[u8]) -> Option<Vec<u8>> {
+    const CODE_END: &[u8] = b"</Code>";
+    if document.len() > 4096 || contains(document, b"<Message>") {
+        return None;
+    }
+    let code_start = find(document, b"<Error><Code>")? + b"<Error><Code>".len();
+    let code_end = code_start + find(&document[code_start..], CODE_END)?;
+    let code = std::str::from_utf8(&document[code_start..code_end]).ok()?;
+    let mut filled = Vec::with_capacity(document.len() + 256);
+    filled.extend_from_slice(&document[..code_end + CODE_END.len()]);
+    filled.extend_from_slice(b"<Message>");
+    // The messages are constants without `<`, `>` or `&`: nothing to escape.
+    filled.extend_from_slice(standard_message(code).as_bytes());
+    filled.extend_from_slice(b"</Message>");
+    filled.extend_from_slice(&document[code_end + CODE_END.len()..]);
+    Some(filled)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    find(haystack, needle).is_some()
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use http::StatusCode;
     use shardlet_core::Scheme;
@@ -239,5 +353,52 @@ mod tests {
         assert_eq!((status.as_u16(), code.as_str()), (404, "NoSuchKey"));
         let (status, code) = status_and_code(no_such_upload());
         assert_eq!((status.as_u16(), code.as_str()), (404, "NoSuchUpload"));
+    }
+
+    #[test]
+    fn a_message_is_added_where_s3s_left_none() {
+        let document = br#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidBucketName</Code></Error>"#;
+        let filled = String::from_utf8(with_missing_message(document).unwrap()).unwrap();
+        assert_eq!(
+            filled,
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidBucketName</Code><Message>{}</Message></Error>"#,
+                standard_message("InvalidBucketName")
+            )
+        );
+        // Without the XML declaration too.
+        let filled =
+            with_missing_message(b"<Error><Code>SignatureDoesNotMatch</Code></Error>").unwrap();
+        assert!(String::from_utf8(filled)
+            .unwrap()
+            .contains("<Message>The request signature we calculated"));
+    }
+
+    #[test]
+    fn documents_with_a_message_or_without_a_code_are_left_alone() {
+        let with_message =
+            b"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist: k</Message></Error>";
+        assert_eq!(with_missing_message(with_message), None);
+        assert_eq!(with_missing_message(b""), None);
+        assert_eq!(
+            with_missing_message(b"<ListBucketResult></ListBucketResult>"),
+            None
+        );
+        assert_eq!(with_missing_message(b"<Error><Code>Unterminated"), None);
+        assert_eq!(with_missing_message(&vec![b' '; 8192]), None);
+    }
+
+    #[test]
+    fn every_code_has_a_message_and_none_needs_escaping() {
+        for (code, message) in STANDARD_MESSAGES {
+            assert_eq!(standard_message(code), *message);
+            assert!(!message.is_empty(), "{code}");
+            assert!(!message.contains(['<', '>', '&']), "{code}: {message}");
+        }
+        assert!(standard_message("NotImplemented").contains("not implemented"));
+        assert_eq!(
+            standard_message("SomethingNew"),
+            "The request was refused; see the error code."
+        );
     }
 }

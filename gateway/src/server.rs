@@ -241,10 +241,25 @@ async fn handle(
         .get(http::header::EXPECT)
         .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let mut response = service.call(request.map(s3s::Body::from)).await?;
-    if expects_continue && !response.status().is_success() {
-        close_after(&mut response);
+    if !response.status().is_success() {
+        fill_missing_message(&mut response);
+        if expects_continue {
+            close_after(&mut response);
+        }
     }
     Ok(response)
+}
+
+/// Gives an error answered without a `<Message>` (a few of s3s's own refusals) the
+/// standard text for its code; see [`crate::errors::with_missing_message`].
+fn fill_missing_message(response: &mut http::Response<s3s::Body>) {
+    let filled = response
+        .body()
+        .bytes()
+        .and_then(|document| crate::errors::with_missing_message(&document));
+    if let Some(filled) = filled {
+        *response.body_mut() = s3s::Body::from(bytes::Bytes::from(filled));
+    }
 }
 
 /// Ends the connection after an error answered to an `Expect: 100-continue` request.

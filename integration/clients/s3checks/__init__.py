@@ -80,7 +80,9 @@ def expect_equal(actual, expected, what):
 
 
 def expect_error(code, status, call, *args, **kwargs):
-    """Runs call and requires a ClientError with this S3 code and HTTP status."""
+    """Runs call and requires a ClientError with this S3 code and HTTP status, and a
+    message saying why (botocore fills a HEAD's from the HTTP reason, as there is no
+    body; everything else must carry its own)."""
     try:
         call(*args, **kwargs)
     except ClientError as error:
@@ -92,5 +94,7 @@ def expect_error(code, status, call, *args, **kwargs):
                 f"expected {codes} / HTTP {status}, got {actual_code} / HTTP {actual_status}: "
                 f"{error.response.get('Error')}"
             )
+        if not error.response.get("Error", {}).get("Message") and status != 304:
+            raise AssertionError(f"{actual_code} came without a message: {error.response.get('Error')}")
         return error
     raise AssertionError(f"expected {code} / HTTP {status}, but the call succeeded")

@@ -156,8 +156,8 @@ def error_entity_too_large(suite):
         {"Content-Length": str(SINGLE_PUT_BYTES_MAX + 1)},
     )
     expect_equal(status, 400, f"status for a {SINGLE_PUT_BYTES_MAX + 1}-byte PUT ({text})")
-    if "EntityTooLarge" not in text:
-        raise AssertionError(f"expected EntityTooLarge, got {text}")
+    if "<Code>EntityTooLarge</Code>" not in text or "<Message>" not in text:
+        raise AssertionError(f"expected EntityTooLarge with a message, got {text}")
     expect_error("NoSuchKey", 404, suite.s3.get_object, Bucket=suite.bucket, Key="errors/too-large")
 
 
@@ -192,6 +192,47 @@ def error_invalid_bucket_name(suite):
     # Names botocore's own validation lets through but S3's rules refuse.
     for name in ["ab", "UpperCase", "under_score", "-leading-dash", "a" * 64, "192.168.5.4", "double..dot"]:
         expect_error("InvalidBucketName", 400, suite.s3.create_bucket, Bucket=name)
+
+
+@check
+def error_key_too_long(suite):
+    # S3 keys are at most 1024 bytes of UTF-8 (here 1025 bytes in 513 characters).
+    too_long = "é" * 512 + "x"
+    expect_error("KeyTooLongError", 400, suite.put, too_long, b"x")
+    # The longest key works everywhere, in a bucket with a longest (63-byte) name.
+    bucket = "long-names-" + "b" * 52
+    suite.s3.create_bucket(Bucket=bucket)
+    longest = "é" * 511 + "xy"
+    suite.s3.put_object(Bucket=bucket, Key=longest, Body=b"longest key")
+    got = suite.s3.get_object(Bucket=bucket, Key=longest)["Body"].read()
+    expect_equal(got, b"longest key", "body under a 1024-byte key")
+    listed = suite.s3.list_objects_v2(Bucket=bucket, Prefix="é" * 511)
+    expect_equal([item["Key"] for item in listed.get("Contents", [])], [longest], "listing")
+    multipart = "é" * 511 + "mp"
+    upload_id = suite.s3.create_multipart_upload(Bucket=bucket, Key=multipart)["UploadId"]
+    uploads = suite.s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    expect_equal([upload["Key"] for upload in uploads], [multipart], "uploads listed")
+    etag = suite.s3.upload_part(Bucket=bucket, Key=multipart, UploadId=upload_id, PartNumber=1, Body=b"part")["ETag"]
+    suite.s3.complete_multipart_upload(
+        Bucket=bucket, Key=multipart, UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    )
+    got = suite.s3.get_object(Bucket=bucket, Key=multipart)["Body"].read()
+    expect_equal(got, b"part", "multipart body under a 1024-byte key")
+    suite.s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": longest}, {"Key": multipart}]})
+    suite.s3.delete_bucket(Bucket=bucket)
+
+
+@check
+def error_not_implemented_operations_answer_501_with_a_reason(suite):
+    for call, arguments in [
+        (suite.s3.put_bucket_tagging, {"Tagging": {"TagSet": [{"Key": "k", "Value": "v"}]}}),
+        (suite.s3.get_bucket_policy, {}),
+        (suite.s3.get_bucket_lifecycle_configuration, {}),
+    ]:
+        expect_error("NotImplemented", 501, call, Bucket=suite.bucket, **arguments)
+    # The gateway is still serving.
+    suite.s3.head_bucket(Bucket=suite.bucket)
 
 
 @check
