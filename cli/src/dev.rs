@@ -138,6 +138,7 @@ async fn start_and_wait(
     components: &mut Vec<Component>,
 ) -> anyhow::Result<()> {
     let data = &arguments.data;
+    check_ports_free(arguments, topology)?;
     let secret_file = secret_path.display().to_string();
     let meta_address = format!("127.0.0.1:{}", arguments.meta_port);
     components.push(spawn(
@@ -257,6 +258,32 @@ async fn start_and_wait(
         "{name} exited unexpectedly; see its log in {}",
         data.join("logs").display()
     )
+}
+
+/// Refuses to start when an address it needs is taken, typically by another `shardlet
+/// dev` still running: that cluster's members would answer this one's health checks, and
+/// start-up would fail later with a confusing error (a signature mismatch with the other
+/// cluster's secret). The predictor's port is not checked: the sidecar is optional.
+fn check_ports_free(arguments: &DevArguments, topology: &Topology) -> anyhow::Result<()> {
+    let mut needed = vec![
+        ("--s3-port", format!("127.0.0.1:{}", arguments.s3_port)),
+        ("--meta-port", format!("127.0.0.1:{}", arguments.meta_port)),
+        (
+            "--controller-port",
+            format!("127.0.0.1:{}", arguments.controller_port),
+        ),
+    ];
+    for node in topology.nodes() {
+        needed.push(("--node-base-port", node.address.clone()));
+    }
+    for (flag, address) in needed {
+        if let Err(error) = std::net::TcpListener::bind(address.as_str()) {
+            bail!(
+                "{address} is not free ({error}); is another `shardlet dev` running? Stop it, or choose other ports with {flag}"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn spawn(data: &Path, name: &str, arguments: &[&str]) -> anyhow::Result<Component> {

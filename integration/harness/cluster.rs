@@ -319,36 +319,51 @@ fn create_key(meta: &ServiceProcess, secret: &str) -> (String, String) {
 pub struct DevCluster {
     child: Option<Child>,
     pub access: S3Access,
-    /// The gateway's port (`--s3-port`).
-    pub s3_port: u16,
+    pub ports: DevPorts,
     pub data: PathBuf,
     /// Last field: removed after the processes stopped.
     pub root: tempfile::TempDir,
 }
 
-/// `shardlet dev --data DATA` on free ports (stdin null; stdout and stderr are the
-/// caller's), and the S3 port it was given.
-///
-/// Ports nobody listens on right now: `shardlet dev` needs fixed ports (its topology
-/// names them), so there is a small window in which another process could take one; the
-/// start-up then fails loudly rather than silently.
-fn dev_command(data: &Path) -> (Command, u16) {
-    let s3_port = free_port_run(1);
-    let meta_port = free_port_run(1);
-    let node_base_port = free_port_run(12);
-    let controller_port = free_port_run(1);
+/// The ports one `shardlet dev` listens on.
+#[derive(Clone, Copy, Debug)]
+pub struct DevPorts {
+    pub s3: u16,
+    pub meta: u16,
+    /// Node N listens on `node_base + N - 1` (12 nodes).
+    pub node_base: u16,
+    pub controller: u16,
+}
+
+impl DevPorts {
+    /// Ports nobody listens on right now: `shardlet dev` needs fixed ports (its topology
+    /// names them), so there is a small window in which another process could take one;
+    /// the start-up then fails loudly rather than silently.
+    pub fn free() -> Self {
+        Self {
+            s3: free_port_run(1),
+            meta: free_port_run(1),
+            node_base: free_port_run(12),
+            controller: free_port_run(1),
+        }
+    }
+}
+
+/// `shardlet dev --data DATA` on `ports` (stdin null; stdout and stderr are the
+/// caller's).
+pub fn dev_command(data: &Path, ports: &DevPorts) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_shardlet"));
     command
         .arg("dev")
         .arg("--data")
         .arg(data)
-        .args(["--s3-port", &s3_port.to_string()])
-        .args(["--meta-port", &meta_port.to_string()])
-        .args(["--node-base-port", &node_base_port.to_string()])
-        .args(["--controller-port", &controller_port.to_string()])
+        .args(["--s3-port", &ports.s3.to_string()])
+        .args(["--meta-port", &ports.meta.to_string()])
+        .args(["--node-base-port", &ports.node_base.to_string()])
+        .args(["--controller-port", &ports.controller.to_string()])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null());
-    (command, s3_port)
+    command
 }
 
 /// Whether `pid` is a live (not zombie) `shardlet` process.
@@ -390,7 +405,7 @@ impl DevCluster {
                 };
                 assert_eq!(
                     dev.access.endpoint,
-                    format!("http://127.0.0.1:{}", dev.s3_port),
+                    format!("http://127.0.0.1:{}", dev.ports.s3),
                     "the printed endpoint is on --s3-port"
                 );
                 return dev;
@@ -417,8 +432,8 @@ impl DevCluster {
     /// without waiting for anything. `access` stays empty.
     pub fn spawn_in(root: tempfile::TempDir, stdout: Stdio, stderr: Stdio) -> Self {
         let data = root.path().join("data");
-        let (mut command, s3_port) = dev_command(&data);
-        let child = command
+        let ports = DevPorts::free();
+        let child = dev_command(&data, &ports)
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
@@ -431,7 +446,7 @@ impl DevCluster {
                 secret_key: String::new(),
                 region: String::new(),
             },
-            s3_port,
+            ports,
             data,
             root,
         }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use harness::cluster::{health_ok, DevCluster};
+use harness::cluster::{dev_command, health_ok, DevCluster};
 
 /// Start-up of 12 nodes, the metadata member and the gateway on a loaded 2-core machine.
 const READY_DEADLINE: Duration = Duration::from_secs(120);
@@ -74,7 +74,7 @@ async fn terminate_and_check_everything_stopped(dev: &mut DevCluster) {
 #[tokio::test]
 async fn dev_keeps_serving_with_its_stdout_closed_and_sigterm_stops_every_component() {
     let mut dev = DevCluster::spawn_in(DevCluster::new_root(), closed_pipe(), closed_pipe());
-    let gateway = SocketAddr::from(([127, 0, 0, 1], dev.s3_port));
+    let gateway = SocketAddr::from(([127, 0, 0, 1], dev.ports.s3));
     wait_while_running(&mut dev, "the gateway answered /health", |_| {
         health_ok(gateway)
     })
@@ -107,4 +107,40 @@ async fn sigterm_during_start_up_stops_every_component_started_so_far() {
     })
     .await;
     terminate_and_check_everything_stopped(&mut dev).await;
+}
+
+#[tokio::test]
+async fn a_second_dev_on_the_same_ports_refuses_to_start_and_leaves_the_first_alone() {
+    let first = DevCluster::start().await;
+    let second = DevCluster::new_root();
+    let second_data = second.path().join("data");
+    let mut command = dev_command(&second_data, &first.ports);
+    // Bounded by dev's own start-up deadlines even if it did not refuse at once.
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("shardlet dev runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a second dev started: {stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{} is not free", first.ports.s3))
+            && stderr.contains("another `shardlet dev`")
+            && stderr.contains("--s3-port"),
+        "the refusal names the port, the likely cause and the flag: {stderr}"
+    );
+    let recorded = std::fs::read_dir(second_data.join("logs"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(recorded, 0, "the second dev started components: {stderr}");
+    let gateway = SocketAddr::from(([127, 0, 0, 1], first.ports.s3));
+    assert!(
+        health_ok(gateway).await,
+        "the first cluster stopped answering\n{}",
+        first.logs()
+    );
 }
