@@ -136,6 +136,28 @@ impl S3 for Gateway {
         .await
     }
 
+    async fn get_bucket_versioning(
+        &self,
+        request: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.observe(
+            "get_bucket_versioning",
+            crate::s3_buckets::get_bucket_versioning(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        request: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        self.observe(
+            "get_bucket_acl",
+            crate::s3_buckets::get_bucket_acl(self, request),
+        )
+        .await
+    }
+
     async fn put_object(
         &self,
         request: S3Request<PutObjectInput>,

@@ -113,3 +113,48 @@ pub async fn get_bucket_location(
         location_constraint: constraint,
     }))
 }
+
+/// Versioning was never enabled on any Shardlet bucket (PutBucketVersioning answers
+/// NotImplemented): the empty configuration, as S3 answers for such a bucket. Tools
+/// (Terraform, backup software, rclone) ask before they work with a bucket.
+pub async fn get_bucket_versioning(
+    gateway: &Gateway,
+    request: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    gateway
+        .catalog
+        .existing_bucket(&request.input.bucket)
+        .await
+        .map_err(from_catalog)?;
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+}
+
+/// The one ACL a Shardlet bucket has: its owner, FULL_CONTROL (what S3 reports for a
+/// bucket created without an ACL). Setting ACLs answers NotImplemented.
+pub async fn get_bucket_acl(
+    gateway: &Gateway,
+    request: S3Request<GetBucketAclInput>,
+) -> S3Result<S3Response<GetBucketAclOutput>> {
+    let bucket = gateway
+        .catalog
+        .existing_bucket(&request.input.bucket)
+        .await
+        .map_err(from_catalog)?;
+    let owner = bucket.record.owner;
+    Ok(S3Response::new(GetBucketAclOutput {
+        grants: Some(vec![Grant {
+            grantee: Some(Grantee {
+                display_name: Some(owner.clone()),
+                email_address: None,
+                id: Some(owner.clone()),
+                type_: Type::from_static(Type::CANONICAL_USER),
+                uri: None,
+            }),
+            permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
+        }]),
+        owner: Some(Owner {
+            display_name: Some(owner.clone()),
+            id: Some(owner),
+        }),
+    }))
+}

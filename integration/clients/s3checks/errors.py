@@ -236,6 +236,23 @@ def error_not_implemented_operations_answer_501_with_a_reason(suite):
 
 
 @check
+def bucket_versioning_and_acl_report_what_shardlet_does(suite):
+    versioning = suite.s3.get_bucket_versioning(Bucket=suite.bucket)
+    expect_equal(versioning.get("Status"), None, "versioning status (never enabled)")
+    owner = suite.s3.list_buckets()["Owner"]["ID"]
+    acl = suite.s3.get_bucket_acl(Bucket=suite.bucket)
+    expect_equal(acl["Owner"]["ID"], owner, "ACL owner")
+    grants = [(g["Grantee"]["ID"], g["Grantee"]["Type"], g["Permission"]) for g in acl["Grants"]]
+    expect_equal(grants, [(owner, "CanonicalUser", "FULL_CONTROL")], "grants")
+    expect_error("NoSuchBucket", 404, suite.s3.get_bucket_versioning, Bucket="no-such-bucket-here")
+    expect_error("NoSuchBucket", 404, suite.s3.get_bucket_acl, Bucket="no-such-bucket-here")
+    expect_error(
+        "NotImplemented", 501, suite.s3.put_bucket_versioning,
+        Bucket=suite.bucket, VersioningConfiguration={"Status": "Enabled"},
+    )
+
+
+@check
 def storage_classes_round_trip_and_unknown_class_is_refused(suite):
     expect_error("InvalidStorageClass", 400, suite.put, "errors/class", b"x", StorageClass="OUTPOSTS")
     for storage_class in ["STANDARD_IA", "ONEZONE_IA", "REDUCED_REDUNDANCY", "GLACIER"]:
