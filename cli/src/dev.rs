@@ -97,11 +97,13 @@ struct Component {
 
 pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
     let data = arguments.data.clone();
+    // Before anything is created or started: a refusal changes nothing.
+    let topology = local_topology(&arguments)?;
+    check_ports_free(&arguments, &topology)?;
     std::fs::create_dir_all(data.join("logs"))
         .with_context(|| format!("cannot create {}", data.display()))?;
     let secret_path = data.join("cluster-secret");
     let secret = load_or_create_secret(&secret_path)?;
-    let topology = local_topology(&arguments)?;
     let topology_path = data.join("topology.toml");
     write_synced(&topology_path, topology_toml(&topology).as_bytes())?;
 
@@ -121,9 +123,7 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
             &mut components,
         ) => result,
     };
-    if let Err(error) = &result {
-        complain!("error: {error:#}");
-    }
+    // An error is printed by `main`, once, after everything stopped.
     stop_all(&mut components).await;
     say!("stopped; data kept in {}", data.display());
     result
@@ -138,7 +138,6 @@ async fn start_and_wait(
     components: &mut Vec<Component>,
 ) -> anyhow::Result<()> {
     let data = &arguments.data;
-    check_ports_free(arguments, topology)?;
     let secret_file = secret_path.display().to_string();
     let meta_address = format!("127.0.0.1:{}", arguments.meta_port);
     components.push(spawn(
