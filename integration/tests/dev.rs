@@ -114,14 +114,28 @@ async fn a_second_dev_on_the_same_ports_refuses_to_start_and_leaves_the_first_al
     let first = DevCluster::start().await;
     let second = DevCluster::new_root();
     let second_data = second.path().join("data");
-    let mut command = dev_command(&second_data, &first.ports);
-    // Bounded by dev's own start-up deadlines even if it did not refuse at once.
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("shardlet dev runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "a second dev started: {stderr}");
+    let stdout_path = second.path().join("dev.stdout");
+    let stderr_path = second.path().join("dev.stderr");
+    let mut child = dev_command(&second_data, &first.ports)
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("shardlet dev starts");
+    let give_up = tokio::time::Instant::now() + READY_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if tokio::time::Instant::now() >= give_up {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a second dev on the same ports was still running after {READY_DEADLINE:?}");
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    };
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap();
+    assert!(!status.success(), "a second dev started: {stderr}");
     assert!(
         stderr.contains(&format!("127.0.0.1:{} is not free", first.ports.s3))
             && stderr.contains("another `shardlet dev`")
@@ -133,7 +147,7 @@ async fn a_second_dev_on_the_same_ports_refuses_to_start_and_leaves_the_first_al
         "the refused dev created its data directory: {stderr}"
     );
     assert!(
-        !String::from_utf8_lossy(&output.stdout).contains("stopped"),
+        !stdout.contains("stopped"),
         "nothing was started, so nothing was stopped"
     );
     let gateway = SocketAddr::from(([127, 0, 0, 1], first.ports.s3));
