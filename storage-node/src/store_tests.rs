@@ -68,6 +68,15 @@ fn read_all(store: &FragmentStore, id: &FragmentId) -> Result<Vec<u8>, StoreErro
         .to_vec())
 }
 
+/// `id` reads back as exactly `bytes`, and its header says their length and CRC.
+fn assert_stored(store: &FragmentStore, id: &FragmentId, bytes: &[u8]) {
+    let length = bytes.len();
+    assert_eq!(read_all(store, id).unwrap(), bytes, "length {length}");
+    let header = store.head(id).unwrap();
+    assert_eq!(header.payload_length, length as u64);
+    assert_eq!(header.payload_crc, Crc32c::of(bytes));
+}
+
 #[test]
 fn fragments_of_every_size_round_trip() {
     let fixture = open();
@@ -82,14 +91,7 @@ fn fragments_of_every_size_round_trip() {
             put(&fixture.store, &id, &bytes).unwrap(),
             CommitOutcome::Created
         );
-        assert_eq!(
-            read_all(&fixture.store, &id).unwrap(),
-            bytes,
-            "length {length}"
-        );
-        let header = fixture.store.head(&id).unwrap();
-        assert_eq!(header.payload_length, length as u64);
-        assert_eq!(header.payload_crc, Crc32c::of(&bytes));
+        assert_stored(&fixture.store, &id, &bytes);
     }
     assert_eq!(fixture.store.fragment_count(), 7);
 }
@@ -422,14 +424,7 @@ fn small_fragments_round_trip_without_a_file_each() {
             put_small(&fixture.store, &id, &bytes).unwrap(),
             CommitOutcome::Created
         );
-        assert_eq!(
-            read_all(&fixture.store, &id).unwrap(),
-            bytes,
-            "length {length}"
-        );
-        let header = fixture.store.head(&id).unwrap();
-        assert_eq!(header.payload_length, length as u64);
-        assert_eq!(header.payload_crc, Crc32c::of(&bytes));
+        assert_stored(&fixture.store, &id, &bytes);
         let reader = fixture.store.open_reader(&id).unwrap();
         if length > 3 {
             let range = fixture
