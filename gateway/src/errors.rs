@@ -225,7 +225,7 @@ pub fn standard_message(code: &str) -> &'static str {
 /// "Unknown" where they should print a reason.
 pub fn with_missing_message(document: &[u8]) -> Option<Vec<u8>> {
     const CODE_END: &[u8] = b"</Code>";
-    if document.len() > 4096 || contains(document, b"<Message>") {
+    if document.len() > 4096 || find(document, b"<Message>").is_some() {
         return None;
     }
     let code_start = find(document, b"<Error><Code>")? + b"<Error><Code>".len();
@@ -245,10 +245,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
         .position(|window| window == needle)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    find(haystack, needle).is_some()
 }
 
 #[cfg(test)]
