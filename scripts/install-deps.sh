@@ -39,21 +39,41 @@ for purpose in "${@:-test}"; do
             need_deb gcc g++ make pkg-config iperf3 clang libclang-dev etcd-server
             ;;
         *)
-            echo "install-deps.sh: unknown purpose '$purpose' (expected test, bench or run)" >&2
+            echo "install-deps: unknown purpose '$purpose' (expected test, bench or run)" >&2
             exit 2
             ;;
     esac
 done
 
+# fail <step> <what went wrong> <what to do>
+fail() {
+    {
+        echo "install-deps: step '$1' failed: $2"
+        echo "install-deps: what to do: $3"
+    } >&2
+    exit 1
+}
+
 if [ ${#want_apt[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "install-deps: apt-get install ${want_apt[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${want_apt[@]}" >/dev/null
+    $sudo apt-get update -qq \
+        || fail "apt-get update" "the Debian package lists could not be refreshed" \
+            "check that the Debian mirror in /etc/apt/sources.list is reachable, then run make again"
+    for package in "${want_apt[@]}"; do
+        apt-cache show "$package" >/dev/null 2>&1 \
+            || fail "apt-get install" "Debian package '$package' is unknown to apt" \
+                "this script expects Debian 12 (bookworm); install '$package' (or its equivalent) by hand"
+    done
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${want_apt[@]}" >/dev/null \
+        || fail "apt-get install" "installing ${want_apt[*]} failed (apt's message is above)" \
+            "run 'apt-get install ${want_apt[*]}' as root to see why, fix it, then run make again"
 fi
 
 if [ ${#want_pip[@]} -gt 0 ]; then
     echo "install-deps: pip install ${want_pip[*]}"
-    python3 -m pip install -q --disable-pip-version-check "${want_pip[@]}"
+    python3 -m pip install -q --disable-pip-version-check "${want_pip[@]}" \
+        || fail "pip install" "installing the Python packages ${want_pip[*]} failed (pip's message is above)" \
+            "check that PyPI is reachable (python3 -m pip download ${want_pip[*]}), then run make again"
 fi
