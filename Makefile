@@ -14,7 +14,7 @@ CARGO ?= cargo
 # Where `make run` keeps its data; running again on the same directory keeps it.
 DATA ?= ./data
 
-.PHONY: all run test build bench sim fmt lint deps deps-run deps-bench clean
+.PHONY: all run test build bench sim fmt lint deps deps-run deps-bench check-install clean clean-cache
 
 all: build
 
@@ -38,11 +38,13 @@ build: deps-run
 run: build
 	$(CARGO_TARGET_DIR)/release/shardlet dev --data $(DATA)
 
-## test: formatting, lints, then every test (unit, property, end-to-end)
-test: deps
-	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test --workspace --no-fail-fast
+## test: install what is missing, then formatting, lints, the test build and every test (unit, property, end-to-end), each phase timed
+test:
+	@scripts/test.sh
+
+## check-install: prove the dependency installers work from an empty cache (CI runs it before `make test`)
+check-install:
+	@scripts/check-install.sh
 
 ## bench: codec, placement and storage-node benchmarks, with machine limits beside them
 bench: deps-bench
@@ -61,3 +63,7 @@ lint: deps
 
 clean:
 	$(CARGO) clean
+
+## clean-cache: delete what builds leave behind in CARGO_TARGET_DIR: superseded test and bench executables, incremental state, test clusters
+clean-cache:
+	@scripts/clean-cache.sh
