@@ -51,8 +51,8 @@ bench: deps-bench
 	scripts/bench.sh
 
 ## sim: a year of a 10,000-node cluster through the controller's real policy and repair code
-sim: deps-run
-	$(CARGO) run --release -p shardlet-controller --bin shardlet-sim -- --nodes 10000 --days 365
+sim: build
+	$(CARGO_TARGET_DIR)/release/shardlet-sim --nodes 10000 --days 365
 
 fmt:
 	$(CARGO) fmt --all

@@ -25,12 +25,9 @@ SUMMARY="$BENCH_LOG_DIR/summary.txt"
 CRITERION_ARGS=(--warm-up-time 0.5 --measurement-time 1 --sample-size 10 --noplot)
 
 echo "== building benchmarks (release profile; the first build takes several minutes)"
-"$CARGO" bench --no-run -p shardlet-core --bench codec --bench placement
-"$CARGO" bench --no-run -p shardlet --bench storage_node_load
-"$CARGO" bench --no-run -p shardlet-predictor --bench predictor
-"$CARGO" bench --no-run -p shardlet --bench meta_load
-"$CARGO" bench --no-run -p shardlet --bench repair
-"$CARGO" bench --no-run -p shardlet --bench s3_load
+# --workspace everywhere: features resolve as in `make test` and `make run`, so every
+# bench shares one set of compiled dependencies instead of one per package.
+"$CARGO" bench --workspace --no-run
 
 started=$SECONDS
 
@@ -52,7 +49,7 @@ criterion_summary() {
 
 for bench in codec placement; do
     echo "== shardlet-core: $bench"
-    "$CARGO" bench -q -p shardlet-core --bench "$bench" -- "${CRITERION_ARGS[@]}" \
+    "$CARGO" bench -q --workspace --bench "$bench" -- "${CRITERION_ARGS[@]}" \
         2>&1 | tee "$BENCH_LOG_DIR/$bench.log"
     {
         echo "shardlet-core $bench (median time, median throughput):"
@@ -81,7 +78,7 @@ else
 fi
 
 echo "== storage node load (a real node process, fsync on)"
-"$CARGO" bench -q -p shardlet --bench storage_node_load 2>&1 | tee "$BENCH_LOG_DIR/storage_node_load.log"
+"$CARGO" bench -q --workspace --bench storage_node_load 2>&1 | tee "$BENCH_LOG_DIR/storage_node_load.log"
 {
     echo "storage node load:"
     grep '^|' "$BENCH_LOG_DIR/storage_node_load.log" | sed 's/^/  /'
@@ -89,28 +86,28 @@ echo "== storage node load (a real node process, fsync on)"
 } >> "$SUMMARY"
 
 echo "== predictor: training throughput and sidecar scoring latency"
-"$CARGO" bench -q -p shardlet-predictor --bench predictor 2>&1 | tee "$BENCH_LOG_DIR/predictor.log"
+"$CARGO" bench -q --workspace --bench predictor 2>&1 | tee "$BENCH_LOG_DIR/predictor.log"
 {
     echo "predictor:"
     grep -E '^\|' "$BENCH_LOG_DIR/predictor.log" | sed 's/^/  /' || true
 } >> "$SUMMARY"
 
 echo "== metadata service load vs etcd 3.4 (real processes, fsync on)"
-"$CARGO" bench -q -p shardlet --bench meta_load 2>&1 | tee "$BENCH_LOG_DIR/meta_load.log"
+"$CARGO" bench -q --workspace --bench meta_load 2>&1 | tee "$BENCH_LOG_DIR/meta_load.log"
 {
     echo "metadata service load (shardlet meta vs etcd):"
     grep -E '^ *(members|[0-9]+ )|^machine|ratio' "$BENCH_LOG_DIR/meta_load.log" | sed 's/^/  /'
 } >> "$SUMMARY"
 
 echo "== repair: one of 12 nodes killed, time to full redundancy (SHARDLET_BENCH_REPAIR_BYTES, default 2 GiB)"
-"$CARGO" bench -q -p shardlet --bench repair 2>&1 | tee "$BENCH_LOG_DIR/repair.log"
+"$CARGO" bench -q --workspace --bench repair 2>&1 | tee "$BENCH_LOG_DIR/repair.log"
 {
     echo "repair after losing one of 12 nodes:"
     grep -E '^(repair|one at a time|parallel|loopback|disk|speed-up)' "$BENCH_LOG_DIR/repair.log" | sed 's/^/  /'
 } >> "$SUMMARY"
 
 echo "== S3 load against shardlet dev (real processes, fsync on; every GET verified)"
-"$CARGO" bench -q -p shardlet --bench s3_load 2>&1 | tee "$BENCH_LOG_DIR/s3_load.log"
+"$CARGO" bench -q --workspace --bench s3_load 2>&1 | tee "$BENCH_LOG_DIR/s3_load.log"
 {
     echo "S3 load (shardlet dev: meta + 12 nodes + gateway):"
     grep -E '^(\||machine|load average|  )' "$BENCH_LOG_DIR/s3_load.log" | sed 's/^/  /'
