@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use shardlet_core::{NodeId, NodeState};
-use shardlet_meta::schema::{decode, keys, NodeRecord};
 use shardlet_meta::ReadConsistency;
+use shardlet_model::schema::{decode, keys, NodeRecord};
 
 use harness::cluster::Cluster;
 use harness::pattern_bytes;

@@ -157,12 +157,11 @@ pub async fn run(arguments: AdminArguments) -> anyhow::Result<()> {
             secret,
         }) => {
             let secret = crate::secret::load(&secret)?;
-            let catalog = shardlet_gateway::catalog::Catalog::new(std::sync::Arc::new(
-                shardlet_gateway::meta_store::MetaStore::new(crate::gateway_command::meta_client(
-                    &meta, &secret,
-                )?),
-            ));
-            let updated = catalog
+            let client = crate::gateway_command::meta_client(&meta, &secret)?;
+            let buckets = shardlet_gateway::object::commit::Buckets::new(
+                shardlet_gateway::object::catalog::Catalog::new(std::sync::Arc::new(client)),
+            );
+            let updated = buckets
                 .set_bucket_redundancy(&bucket, level.into())
                 .await
                 .with_context(|| format!("cannot set the redundancy of bucket {bucket}"))?;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use shardlet_core::{NodeId, NodeState};
-use shardlet_meta::schema::{decode, encode, keys, NodeRecord};
 use shardlet_meta::{Batch, BatchOutcome, Blob, Condition, MetaClient, ReadConsistency};
+use shardlet_model::schema::{decode, encode, keys, NodeRecord};
 
 use crate::SecretArguments;
 
@@ -125,10 +125,11 @@ pub async fn drain(arguments: DrainArguments) -> anyhow::Result<()> {
         NodeState::Decommissioned => bail!("node {node} is decommissioned"),
         _ => {
             record.state = NodeState::Draining;
-            let batch = Batch::put(key.clone(), encode(&record)).when(Condition::VersionEquals {
-                key: key.into(),
-                version: entry.version,
-            });
+            let batch =
+                Batch::of_put(key.clone(), encode(&record)).when(Condition::VersionEquals {
+                    key: key.into(),
+                    version: entry.version,
+                });
             if let BatchOutcome::ConditionFailed { .. } = meta.batch(batch).await? {
                 bail!(
                     "node {node}'s record changed while marking it draining; run the command again"

@@ -28,9 +28,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use shardlet_auth::ClusterSecret;
 use shardlet_core::Topology;
-use shardlet_gateway::catalog::Catalog;
-use shardlet_gateway::meta_store::MetaStore;
-use shardlet_meta::schema::{CredentialRecord, SecretKey};
+use shardlet_gateway::object::catalog::Catalog;
+use shardlet_gateway::object::commit::{new_credential, Buckets};
+use shardlet_model::schema::{CredentialRecord, SecretKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
@@ -573,7 +573,7 @@ async fn s3_credentials(
             }
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let record = Catalog::new_credential("dev");
+            let record = new_credential("dev");
             let stored = Stored {
                 access_key: record.access_key.clone(),
                 secret_key: record.secret_key.0.clone(),
@@ -584,8 +584,7 @@ async fn s3_credentials(
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     };
     let client = crate::gateway_command::meta_client(&[meta_address.to_string()], secret)?;
-    let catalog = Catalog::new(Arc::new(MetaStore::new(client)));
-    catalog
+    Buckets::new(Catalog::new(Arc::new(client)))
         .ensure_credential(&record)
         .await
         .context("cannot register the dev S3 key in the metadata service")?;

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use shardlet_core::{SizingPolicy, Topology};
-use shardlet_gateway::catalog::Catalog;
-use shardlet_gateway::gc::CollectorConfig;
-use shardlet_gateway::meta_store::MetaStore;
-use shardlet_gateway::node_fragments::NodeFragments;
+use shardlet_gateway::object::catalog::Catalog;
+use shardlet_gateway::object::commit::Buckets;
+use shardlet_gateway::object::gc::CollectorConfig;
+use shardlet_gateway::object::node_fragments::NodeFragments;
+use shardlet_gateway::object::topology_source::TopologySource;
 use shardlet_gateway::server::{BoundGateway, GatewayConfig};
-use shardlet_gateway::topology_source::TopologySource;
 use shardlet_meta::client::ClientOptions;
 use shardlet_meta::MetaClient;
 
@@ -59,7 +59,7 @@ pub fn meta_client(
 pub async fn run(arguments: GatewayArguments) -> anyhow::Result<()> {
     let secret = crate::secret::load(&arguments.secret)?;
     let topology = Arc::new(TopologySource::new(load_topology(&arguments.topology)?));
-    let metadata = Arc::new(MetaStore::new(meta_client(&arguments.meta, &secret)?));
+    let metadata = Arc::new(meta_client(&arguments.meta, &secret)?);
     let fragments = Arc::new(NodeFragments::new(topology.clone(), secret));
     let config = GatewayConfig {
         listen: arguments.listen,
@@ -95,11 +95,11 @@ pub struct KeyCreateArguments {
 /// Creates an access key + secret in meta-raft and prints them.
 pub async fn create_key(arguments: KeyCreateArguments) -> anyhow::Result<()> {
     let secret = crate::secret::load(&arguments.secret)?;
-    let catalog = Catalog::new(Arc::new(MetaStore::new(meta_client(
+    let buckets = Buckets::new(Catalog::new(Arc::new(meta_client(
         &arguments.meta,
         &secret,
     )?)));
-    let record = catalog.create_credential(&arguments.owner).await?;
+    let record = buckets.create_credential(&arguments.owner).await?;
     println!("access key: {}", record.access_key);
     println!("secret key: {}", record.secret_key.0);
     Ok(())

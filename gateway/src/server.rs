@@ -17,18 +17,20 @@ use shardlet_core::SizingPolicy;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::catalog::Catalog;
-use crate::fragments::FragmentStore;
-use crate::gateway::Gateway;
-use crate::gc::{Collector, CollectorConfig};
-use crate::heat::{run_flusher, HeatReporter};
-use crate::limits::{HEADER_BYTES_MAX, XML_BODY_BYTES_MAX};
-use crate::metadata::MetadataStore;
+use shardlet_model::MetadataStore;
+
 use crate::metrics::Metrics;
-use crate::read_path::ReadPath;
-use crate::s3_auth::{Authenticator, CredentialCache};
-use crate::topology_source::TopologySource;
-use crate::write_path::WritePath;
+use crate::object::catalog::Catalog;
+use crate::object::commit::Commit;
+use crate::object::fragments::FragmentStore;
+use crate::object::gc::{Collector, CollectorConfig};
+use crate::object::heat::{run_flusher, HeatReporter};
+use crate::object::read_path::ReadPath;
+use crate::object::topology_source::TopologySource;
+use crate::object::write_path::WritePath;
+use crate::s3::auth::{Authenticator, CredentialCache};
+use crate::s3::limits::{HEADER_BYTES_MAX, XML_BODY_BYTES_MAX};
+use crate::s3::Gateway;
 
 /// Connections served at once; further clients wait in the listen backlog.
 pub const CONNECTIONS_MAX: usize = 1024;
@@ -89,13 +91,13 @@ impl BoundGateway {
             config.collector.clone(),
         ));
         let (heat, heat_receiver) = HeatReporter::new(metrics.clone());
+        let commit = Arc::new(Commit::new(catalog.clone(), collector.clone()));
         let writer = Arc::new(WritePath {
-            catalog: catalog.clone(),
+            commit: commit.clone(),
             fragments: fragments.clone(),
             topology,
             sizing: config.sizing,
             metrics: metrics.clone(),
-            collector: collector.clone(),
         });
         let reader = ReadPath {
             catalog: catalog.clone(),
@@ -106,6 +108,7 @@ impl BoundGateway {
         let credentials = Arc::new(CredentialCache::new(catalog.clone(), metrics.clone()));
         let gateway = Gateway {
             catalog: catalog.clone(),
+            commit,
             writer,
             reader,
             metrics: metrics.clone(),
@@ -251,12 +254,12 @@ async fn handle(
 }
 
 /// Gives an error answered without a `<Message>` (a few of s3s's own refusals) the
-/// standard text for its code; see [`crate::errors::with_missing_message`].
+/// standard text for its code; see [`crate::s3::errors::with_missing_message`].
 fn fill_missing_message(response: &mut http::Response<s3s::Body>) {
     let filled = response
         .body()
         .bytes()
-        .and_then(|document| crate::errors::with_missing_message(&document));
+        .and_then(|document| crate::s3::errors::with_missing_message(&document));
     if let Some(filled) = filled {
         *response.body_mut() = s3s::Body::from(bytes::Bytes::from(filled));
     }
@@ -282,9 +285,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::fragments::InMemoryFragments;
-    use crate::metadata::InMemoryMetadata;
+    use crate::object::fragments::InMemoryFragments;
     use shardlet_core::Topology;
+    use shardlet_model::memory::InMemoryMetadata;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Reads until the peer closes (or `limit` bytes), bounded by a deadline.

@@ -144,6 +144,6 @@ async fn a_one_gib_put_raises_gateway_peak_memory_by_at_most_64_mib() {
     assert_eq!(etag.unwrap().trim_matches('"'), hex::encode(md5.finish()));
 }
 
-fn md5_hasher() -> shardlet_gateway::etag::EtagHasher {
-    shardlet_gateway::etag::EtagHasher::default()
+fn md5_hasher() -> shardlet_gateway::object::etag::EtagHasher {
+    shardlet_gateway::object::etag::EtagHasher::default()
 }

@@ -21,8 +21,7 @@ use serde::Serialize;
 
 use crate::auth::{ClusterAuth, Sender};
 use crate::blob::Blob;
-use crate::command::{Batch, BatchOutcome, VersionedValue};
-use crate::state_machine::ScanPage;
+use crate::command::{Batch, BatchOutcome, ScanPage, VersionedValue};
 use crate::wire::{self, ErrorBody, ReadConsistency, HEADER_LEADER_ADDRESS};
 use crate::MemberId;
 
@@ -156,12 +155,12 @@ impl MetaClient {
         key: impl Into<Blob>,
         value: impl Into<Blob>,
     ) -> Result<u64, ClientError> {
-        applied_version(self.batch(Batch::put(key, value)).await?)
+        applied_version(self.batch(Batch::of_put(key, value)).await?)
     }
 
     /// Deletes `key` (deleting an absent key succeeds); returns the batch's version.
     pub async fn delete(&self, key: impl Into<Blob>) -> Result<u64, ClientError> {
-        applied_version(self.batch(Batch::delete(key)).await?)
+        applied_version(self.batch(Batch::of_delete(key)).await?)
     }
 
     /// Applies `batch` atomically if all its conditions hold. A failed condition is

@@ -14,7 +14,7 @@ use crate::blob::Blob;
 /// Longest key accepted, in bytes. Keys are index entries, not payloads, but they embed
 /// S3 names: the longest, an upload's `u/{bucket}/{object key}\0{upload id}`, is
 /// 2 + 63 + 1 + 1024 + 1 + 32 = 1123 bytes for a longest bucket name and object key
-/// (see `schema::keys`), so the limit leaves room above that.
+/// (see `shardlet_model::schema::keys`), so the limit leaves room above that.
 pub const KEY_BYTES_MAX: usize = 2048;
 /// Most operations plus conditions in one batch; bounds the work of one apply step.
 pub const BATCH_ITEMS_MAX: usize = 1024;
@@ -77,26 +77,59 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn put(key: impl Into<Blob>, value: impl Into<Blob>) -> Self {
-        Batch {
-            conditions: Vec::new(),
-            operations: vec![Operation::Put {
-                key: key.into(),
-                value: value.into(),
-            }],
-        }
+    /// A batch of one unconditional put.
+    pub fn of_put(key: impl Into<Blob>, value: impl Into<Blob>) -> Self {
+        let mut batch = Batch::default();
+        batch.put(key, value);
+        batch
     }
 
-    pub fn delete(key: impl Into<Blob>) -> Self {
-        Batch {
-            conditions: Vec::new(),
-            operations: vec![Operation::Delete { key: key.into() }],
-        }
+    /// A batch of one unconditional delete.
+    pub fn of_delete(key: impl Into<Blob>) -> Self {
+        let mut batch = Batch::default();
+        batch.delete(key);
+        batch
     }
 
     pub fn when(mut self, condition: Condition) -> Self {
         self.conditions.push(condition);
         self
+    }
+
+    /// Adds the condition that `key` is at `version` (`0`: absent).
+    pub fn require_version(&mut self, key: impl Into<Blob>, version: u64) -> &mut Self {
+        self.conditions.push(Condition::VersionEquals {
+            key: key.into(),
+            version,
+        });
+        self
+    }
+
+    /// Adds the condition that `key` does not exist.
+    pub fn require_absent(&mut self, key: impl Into<Blob>) -> &mut Self {
+        self.require_version(key, 0)
+    }
+
+    pub fn put(&mut self, key: impl Into<Blob>, value: impl Into<Blob>) -> &mut Self {
+        self.operations.push(Operation::Put {
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    pub fn delete(&mut self, key: impl Into<Blob>) -> &mut Self {
+        self.operations.push(Operation::Delete { key: key.into() });
+        self
+    }
+
+    /// Conditions plus operations: what [`BATCH_ITEMS_MAX`] bounds.
+    pub fn len(&self) -> usize {
+        self.conditions.len() + self.operations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Checks the limits a batch must respect before it may enter the log. A batch that
@@ -202,6 +235,14 @@ impl VersionedValue {
     }
 }
 
+/// One page of a range scan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanPage {
+    pub entries: Vec<(Blob, VersionedValue)>,
+    /// The key to pass as `start_after` for the next page; `None` at the end.
+    pub next_start_after: Option<Blob>,
+}
+
 /// The result of one batch, in the order the batches were proposed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -278,7 +319,7 @@ mod tests {
 
     #[test]
     fn failed_condition_names_its_index_and_the_actual_version() {
-        let batch = Batch::put("a", "1")
+        let batch = Batch::of_put("a", "1")
             .when(Condition::ValueEquals {
                 key: "a".into(),
                 value: None,
@@ -306,19 +347,19 @@ mod tests {
             Err(BatchInvalid::NoOperations)
         );
         assert!(matches!(
-            Batch::put("k", "01234567890").validate(10),
+            Batch::of_put("k", "01234567890").validate(10),
             Err(BatchInvalid::ValueTooLarge {
                 bytes: 11,
                 limit: 10
             })
         ));
         assert_eq!(
-            Batch::put("", "v").validate(10),
+            Batch::of_put("", "v").validate(10),
             Err(BatchInvalid::EmptyKey)
         );
         let long_key = vec![b'k'; KEY_BYTES_MAX + 1];
         assert!(matches!(
-            Batch::put(long_key, "v").validate(10),
+            Batch::of_put(long_key, "v").validate(10),
             Err(BatchInvalid::KeyTooLong { .. })
         ));
     }

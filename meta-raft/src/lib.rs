@@ -12,7 +12,11 @@
 //! | [`batcher`] | group commit: folds concurrent client writes into one raft entry |
 //! | [`server`] | the HTTP API: raft RPC, key-value, cluster management, metrics |
 //! | [`client`] | [`MetaClient`], the only way the rest of Shardlet reaches metadata |
-//! | [`schema`] | typed, versioned metadata records and their key layout |
+//! | [`command`] | the key-value API's batches, conditions, outcomes and scan pages |
+//!
+//! It is a plain replicated key-value store: keys and values are bytes. It must never
+//! import what they mean (buckets, objects, shardlets, nodes: `shardlet-model`), nor the
+//! gateway, controller or storage node.
 
 pub mod auth;
 pub mod batcher;
@@ -24,7 +28,6 @@ pub mod log_store;
 pub mod metrics;
 pub mod network;
 pub mod node;
-pub mod schema;
 pub mod server;
 pub mod state_machine;
 pub mod storage;
@@ -32,7 +35,7 @@ pub mod wire;
 
 pub use blob::Blob;
 pub use client::{ClientError, MetaClient};
-pub use command::{Batch, BatchOutcome, Condition, Operation};
+pub use command::{Batch, BatchOutcome, Condition, Operation, ScanPage, VersionedValue};
 pub use config::MetaConfig;
 pub use node::{MetaNode, RunningMetaNode};
 pub use wire::ReadConsistency;

@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::blob::Blob;
 use crate::command::{
-    check_conditions, BatchOutcome, Operation, ProposalOutcome, VersionedValue, KEY_BYTES_MAX,
+    check_conditions, BatchOutcome, Operation, ProposalOutcome, ScanPage, VersionedValue,
+    KEY_BYTES_MAX,
 };
 use crate::metrics::MetaMetrics;
 use crate::storage::{io_error, CF_KV, CF_MACHINE_STATE};
@@ -79,14 +80,6 @@ pub struct StateMachine {
 #[derive(Clone)]
 pub struct KvReader {
     db: Arc<DB>,
-}
-
-/// One page of a range scan.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ScanPage {
-    pub entries: Vec<(Blob, VersionedValue)>,
-    /// The key to pass as `start_after` for the next page; `None` at the end.
-    pub next_start_after: Option<Blob>,
 }
 
 impl KvReader {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use shardlet_auth::ClusterSecret;
 use shardlet_core::{NodeId, NodeState, PlacementMap, Topology};
-use shardlet_meta::schema::{encode, keys, NodeRecord};
 use shardlet_meta::{Batch, BatchOutcome, Condition, MetaClient};
+use shardlet_model::schema::{encode, keys, NodeRecord};
 use shardlet_node::client::ClientOptions;
 use shardlet_node::NodeClient;
 
@@ -107,10 +107,11 @@ impl Cluster {
                 last_heartbeat_unix_ms: now_ms,
             };
             let key = keys::node(node.id);
-            let batch = Batch::put(key.clone(), encode(&record)).when(Condition::VersionEquals {
-                key: key.into(),
-                version: 0,
-            });
+            let batch =
+                Batch::of_put(key.clone(), encode(&record)).when(Condition::VersionEquals {
+                    key: key.into(),
+                    version: 0,
+                });
             if let BatchOutcome::ConditionFailed { .. } = meta.batch(batch).await? {
                 tracing::debug!(node = %node.id, "node record created concurrently");
             }

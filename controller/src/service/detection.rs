@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shardlet_core::{NodeId, NodeState};
-use shardlet_meta::schema::{encode, keys};
 use shardlet_meta::{Batch, Condition, MetaClient};
+use shardlet_model::schema::{encode, keys};
 use shardlet_node::health::HealthReport;
 use tokio::sync::Mutex;
 
@@ -257,10 +257,11 @@ impl Detection {
             let key = keys::node(*node);
             // Conditioned on the version read: an operator's concurrent `drain` wins
             // and is seen next round.
-            let batch = Batch::put(key.clone(), encode(&record)).when(Condition::VersionEquals {
-                key: key.into(),
-                version: versioned.version,
-            });
+            let batch =
+                Batch::of_put(key.clone(), encode(&record)).when(Condition::VersionEquals {
+                    key: key.into(),
+                    version: versioned.version,
+                });
             let batch = match self.lease.fence_condition() {
                 Some(fence) => batch.when(fence),
                 None => continue,

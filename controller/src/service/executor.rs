@@ -20,8 +20,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use shardlet_core::{codec, Codec, Crc32c, FragmentId, NodeId, Scheme};
-use shardlet_meta::schema::{index, keys, FragmentLocation as RecordLocation, ShardletRecord};
 use shardlet_meta::{BatchOutcome, ClientError, MetaClient};
+use shardlet_model::schema::{index, keys, FragmentLocation as RecordLocation, ShardletRecord};
 use shardlet_node::ClientError as NodeError;
 
 use super::cluster::Cluster;

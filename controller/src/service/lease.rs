@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use shardlet_meta::schema::{decode, encode, keys, LeaseFence, LeaseRecord};
 use shardlet_meta::{Batch, BatchOutcome, Condition, MetaClient, Operation, ReadConsistency};
+use shardlet_model::schema::{decode, encode, keys, LeaseFence, LeaseRecord};
 
 use super::metrics::Metrics;
 use super::unix_ms_now;
@@ -150,7 +150,7 @@ impl Lease {
             term,
         };
         let mut batch =
-            Batch::put(keys::CONTROLLER_LEASE, encode(&next)).when(Condition::VersionEquals {
+            Batch::of_put(keys::CONTROLLER_LEASE, encode(&next)).when(Condition::VersionEquals {
                 key: keys::CONTROLLER_LEASE.into(),
                 version,
             });

@@ -3,8 +3,8 @@
 
 use shardlet_core::{Generation, RedundancyLevel, Scheme};
 use shardlet_meta::command::VersionedValue;
-use shardlet_meta::schema::{decode, Record, ShardletRecord};
 use shardlet_meta::{Blob, MetaClient, ReadConsistency};
+use shardlet_model::schema::{decode, Record, ShardletRecord};
 
 use crate::view::{FragmentLocation, ShardletState};
 

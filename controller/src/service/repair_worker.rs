@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use shardlet_core::{NodeId, NodeState, ShardletId};
-use shardlet_meta::schema::{keys, ShardletRecord};
+use shardlet_model::schema::{keys, ShardletRecord};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 

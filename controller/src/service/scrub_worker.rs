@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shardlet_core::{FragmentId, NodeId, NodeState};
-use shardlet_meta::schema::{keys, ShardletRecord};
+use shardlet_model::schema::{keys, ShardletRecord};
 use shardlet_node::ClientError as NodeError;
 use tokio::sync::{Mutex, Notify};
 

@@ -4,7 +4,7 @@
 use shardlet_core::{
     Codec, Crc32c, FragmentIndex, Generation, NodeId, ObjectId, RedundancyLevel, Scheme, ShardletId,
 };
-use shardlet_meta::schema::{AccessCounters, FragmentLocation, ShardletRecord};
+use shardlet_model::schema::{AccessCounters, FragmentLocation, ShardletRecord};
 use shardlet_node::health::HealthReport;
 
 use super::predictor::row_of;

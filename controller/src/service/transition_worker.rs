@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shardlet_core::{NodeId, NodeState, Scheme, ShardletId};
-use shardlet_meta::schema::{keys, ShardletRecord};
+use shardlet_model::schema::{keys, ShardletRecord};
 use tokio::sync::Mutex;
 
 use super::executor::{Executor, Outcome};

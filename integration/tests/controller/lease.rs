@@ -68,12 +68,12 @@ async fn a_controller_that_lost_its_lease_can_no_longer_commit() {
     );
 
     // A commit of the old holder, fenced by its token, is refused as a whole.
-    let stale = Batch::put("s/fenced-write-test", "x").when(stale_fence);
+    let stale = Batch::of_put("s/fenced-write-test", "x").when(stale_fence);
     assert!(matches!(
         meta.batch(stale).await.unwrap(),
         BatchOutcome::ConditionFailed { .. }
     ));
-    let current = Batch::put("s/fenced-write-test", "y").when(second.fence_condition().unwrap());
+    let current = Batch::of_put("s/fenced-write-test", "y").when(second.fence_condition().unwrap());
     assert!(matches!(
         meta.batch(current).await.unwrap(),
         BatchOutcome::Applied { .. }

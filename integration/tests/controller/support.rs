@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use shardlet_core::{FragmentId, NodeId, Scheme, ShardletId};
-use shardlet_meta::schema::{decode, ObjectRecord, ShardletRecord};
 use shardlet_meta::{Blob, MetaClient, ReadConsistency};
+use shardlet_model::schema::{decode, ObjectRecord, ShardletRecord};
 
 use crate::harness::cluster::{Cluster, ServiceProcess};
 use crate::harness::raw_http::{self, Request};
@@ -108,7 +108,7 @@ pub async fn controller_metric(controller: &ServiceProcess, name: &str) -> f64 {
 }
 
 /// Every record under `prefix`, decoded.
-async fn scan<R: shardlet_meta::schema::Record>(meta: &MetaClient, prefix: &str) -> Vec<R> {
+async fn scan<R: shardlet_model::schema::Record>(meta: &MetaClient, prefix: &str) -> Vec<R> {
     let mut out = Vec::new();
     let mut after: Option<Blob> = None;
     loop {

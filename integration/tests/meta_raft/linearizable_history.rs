@@ -74,7 +74,7 @@ async fn one_operation(
         }
         _ => {
             let expected = last_seen[key];
-            let batch = Batch::put(name.as_str(), value.to_be_bytes().to_vec()).when(
+            let batch = Batch::of_put(name.as_str(), value.to_be_bytes().to_vec()).when(
                 Condition::ValueEquals {
                     key: name.as_str().into(),
                     value: expected.map(|expected| expected.to_be_bytes().to_vec().into()),

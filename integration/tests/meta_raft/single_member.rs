@@ -82,7 +82,7 @@ async fn compare_and_set_conflicts_are_reported_and_never_applied() {
     let client = client(std::slice::from_ref(&member.address));
     let version = client.put("cas", "one").await.unwrap();
 
-    let stale = Batch::put("cas", "two").when(Condition::VersionEquals {
+    let stale = Batch::of_put("cas", "two").when(Condition::VersionEquals {
         key: "cas".into(),
         version: version + 100,
     });
@@ -99,7 +99,7 @@ async fn compare_and_set_conflicts_are_reported_and_never_applied() {
             actual_version: version
         }
     );
-    let third_fails = Batch::put("cas", "three")
+    let third_fails = Batch::of_put("cas", "three")
         .when(Condition::VersionEquals {
             key: "cas".into(),
             version,
@@ -136,7 +136,7 @@ async fn compare_and_set_conflicts_are_reported_and_never_applied() {
         None
     );
 
-    let guarded = Batch::put("cas", "two").when(Condition::VersionEquals {
+    let guarded = Batch::of_put("cas", "two").when(Condition::VersionEquals {
         key: "cas".into(),
         version,
     });
@@ -155,7 +155,7 @@ async fn compare_and_set_conflicts_are_reported_and_never_applied() {
         }
     );
     // "Create only if absent" with version 0.
-    let create = Batch::put("fresh", "1").when(Condition::VersionEquals {
+    let create = Batch::of_put("fresh", "1").when(Condition::VersionEquals {
         key: "fresh".into(),
         version: 0,
     });

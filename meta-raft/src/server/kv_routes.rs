@@ -116,14 +116,14 @@ pub async fn put(state: Shared, incoming: Incoming) -> Result<Response, ApiError
     let node = state.0;
     incoming.authenticate(&node)?;
     let request: PutRequest = incoming.json()?;
-    write(&node, &incoming, Batch::put(request.key, request.value)).await
+    write(&node, &incoming, Batch::of_put(request.key, request.value)).await
 }
 
 pub async fn delete(state: Shared, incoming: Incoming) -> Result<Response, ApiError> {
     let node = state.0;
     incoming.authenticate(&node)?;
     let request: DeleteRequest = incoming.json()?;
-    write(&node, &incoming, Batch::delete(request.key)).await
+    write(&node, &incoming, Batch::of_delete(request.key)).await
 }
 
 pub async fn batch(state: Shared, incoming: Incoming) -> Result<Response, ApiError> {

@@ -1,0 +1,642 @@
+//! Unit tests of the write path, read path and GC against in-memory metadata and
+//! fragment stores (no servers: the end-to-end tests drive real processes).
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use shardlet_core::{
+    FragmentId, NodeId, ObjectId, RedundancyLevel, Scheme, SizingPolicy, Topology,
+};
+
+use shardlet_model::memory::InMemoryMetadata;
+use shardlet_model::schema::{keys, ObjectRecord, ShardletRecord, StoredChecksums};
+
+use crate::metrics::Metrics;
+use crate::object::catalog::Catalog;
+use crate::object::commit::{Commit, CommitCondition, CommitError};
+use crate::object::fragments::{FragmentBody, FragmentError, FragmentStore, InMemoryFragments};
+use crate::object::gc::{Collector, CollectorConfig};
+use crate::object::heat::HeatReporter;
+use crate::object::read_path::ReadPath;
+use crate::object::storage_class::{plan_for, StoragePlan};
+use crate::object::topology_source::TopologySource;
+use crate::object::write_path::{UploadBody, WriteError, WritePath, SHARDLETS_IN_FLIGHT_MAX};
+
+const KIB: usize = 1024;
+
+/// Counts concurrent puts, to check the in-flight bound.
+struct Counting {
+    inner: Arc<InMemoryFragments>,
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+#[async_trait]
+impl FragmentStore for Counting {
+    async fn put(
+        &self,
+        node: NodeId,
+        id: FragmentId,
+        body: FragmentBody,
+    ) -> Result<(), FragmentError> {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        let result = self.inner.put(node, id, body).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+    async fn get(
+        &self,
+        node: NodeId,
+        id: FragmentId,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<Bytes, FragmentError> {
+        self.inner.get(node, id, range).await
+    }
+    async fn delete(&self, node: NodeId, id: FragmentId) -> Result<(), FragmentError> {
+        self.inner.delete(node, id).await
+    }
+    async fn list_of_object(
+        &self,
+        node: NodeId,
+        object: ObjectId,
+        limit: usize,
+    ) -> Result<Vec<FragmentId>, FragmentError> {
+        self.inner.list_of_object(node, object, limit).await
+    }
+}
+
+struct Fixture {
+    catalog: Catalog,
+    commit: Arc<Commit>,
+    fragments: Arc<InMemoryFragments>,
+    counting: Arc<Counting>,
+    writer: WritePath,
+    reader: ReadPath,
+    collector: Arc<Collector>,
+    metrics: Arc<Metrics>,
+}
+
+fn fixture(upload_timeout: Duration) -> Fixture {
+    let topology = Topology::from_toml_str(
+        include_str!("../../../examples/topology.toml"),
+        "topology.toml",
+    )
+    .unwrap();
+    let topology = Arc::new(TopologySource::new(topology));
+    let catalog = Catalog::new(Arc::new(InMemoryMetadata::default()));
+    let fragments = Arc::new(InMemoryFragments::default());
+    let counting = Arc::new(Counting {
+        inner: fragments.clone(),
+        now: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+    });
+    let metrics = Arc::new(Metrics::new());
+    let collector = Arc::new(Collector::new(
+        catalog.clone(),
+        counting.clone(),
+        topology.clone(),
+        metrics.clone(),
+        CollectorConfig {
+            upload_timeout,
+            sweep_interval: Duration::from_secs(3600),
+        },
+    ));
+    let (heat, _receiver) = HeatReporter::new(metrics.clone());
+    // Small shardlets (64 KiB) so tests exercise many of them with little data.
+    let sizing = SizingPolicy::new(64 * 1024, 64 * 1024, 8).unwrap();
+    let commit = Arc::new(Commit::new(catalog.clone(), collector.clone()));
+    let writer = WritePath {
+        commit: commit.clone(),
+        fragments: counting.clone(),
+        topology,
+        sizing,
+        metrics: metrics.clone(),
+    };
+    let reader = ReadPath {
+        catalog: catalog.clone(),
+        fragments: counting.clone(),
+        metrics: metrics.clone(),
+        heat,
+    };
+    Fixture {
+        catalog,
+        commit,
+        fragments,
+        counting,
+        writer,
+        reader,
+        collector,
+        metrics,
+    }
+}
+
+fn data(length: usize) -> Vec<u8> {
+    (0..length).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+fn body(
+    bytes: &[u8],
+    chunk: usize,
+) -> UploadBody<futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>> {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = bytes
+        .chunks(chunk.max(1))
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    UploadBody {
+        stream: futures::stream::iter(chunks).boxed(),
+        declared_length: Some(bytes.len() as u64),
+        max_length: 1 << 30,
+    }
+}
+
+fn record(bucket: &str, key: &str, id: ObjectId, plan: StoragePlan) -> ObjectRecord {
+    ObjectRecord {
+        bucket: bucket.into(),
+        key: key.into(),
+        id,
+        size_bytes: 0,
+        etag: String::new(),
+        content_type: "application/octet-stream".into(),
+        user_metadata: Default::default(),
+        storage_class: None,
+        redundancy: plan.level,
+        created_unix_ms: 0,
+        shardlets: Vec::new(),
+        checksums: StoredChecksums::default(),
+        parts_count: None,
+    }
+}
+
+async fn put(fixture: &Fixture, key: &str, bytes: &[u8], plan: StoragePlan) -> ObjectRecord {
+    let id = ObjectId::random();
+    let write = fixture
+        .writer
+        .write("b", key, id, plan, body(bytes, 10_000), &mut |_: &[u8]| {})
+        .await
+        .unwrap();
+    let mut object = record("b", key, id, plan);
+    object.size_bytes = write.written().size_bytes;
+    fixture
+        .commit
+        .put_object(write, object, CommitCondition::Always, None)
+        .await
+        .unwrap()
+}
+
+async fn read(
+    fixture: &Fixture,
+    object: &ObjectRecord,
+    range: std::ops::Range<u64>,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut stream = std::pin::pin!(fixture.reader.stream(&object.shardlets, range));
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.map_err(|error| error.to_string())?);
+    }
+    Ok(out)
+}
+
+fn medium() -> StoragePlan {
+    plan_for(None, RedundancyLevel::Medium).unwrap()
+}
+
+fn cold() -> StoragePlan {
+    plan_for(Some("STANDARD_IA"), RedundancyLevel::Medium).unwrap()
+}
+
+async fn with_bucket(upload_timeout: Duration) -> Fixture {
+    let fixture = fixture(upload_timeout);
+    fixture
+        .commit
+        .buckets()
+        .create_bucket("b", "alice", RedundancyLevel::Medium)
+        .await
+        .unwrap();
+    fixture
+}
+
+#[tokio::test]
+async fn replicated_and_erasure_coded_objects_read_back_whole_and_in_ranges() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    let bytes = data(300 * KIB + 17);
+    for (key, plan) in [("hot", medium()), ("cold", cold())] {
+        let object = put(&fixture, key, &bytes, plan).await;
+        assert_eq!(object.shardlets.len(), 5, "300 KiB in 64 KiB shardlets");
+        assert_eq!(
+            read(&fixture, &object, 0..bytes.len() as u64)
+                .await
+                .unwrap(),
+            bytes
+        );
+        for (start, end) in [
+            (0, 1),
+            (65_535, 65_537),
+            (100_000, 250_000),
+            (bytes.len() - 5, bytes.len()),
+        ] {
+            let got = read(&fixture, &object, start as u64..end as u64)
+                .await
+                .unwrap();
+            assert_eq!(got, &bytes[start..end], "{key} {start}..{end}");
+        }
+    }
+    let record: ShardletRecord = fixture
+        .catalog
+        .read(&keys::shardlet(shardlet_core::ShardletId::new(
+            put(&fixture, "cold2", &bytes, cold()).await.id,
+            0,
+        )))
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    assert_eq!(record.scheme, Scheme::ErasureCoded { data: 6, parity: 3 });
+    assert_eq!(record.fragments.len(), 9);
+}
+
+#[tokio::test]
+async fn each_replicated_shardlet_marks_the_copy_reads_start_at_and_no_other() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    let bytes = data(300 * KIB + 17);
+    let object = put(&fixture, "hot", &bytes, medium()).await;
+    let marked = fixture.fragments.read_first.lock().unwrap().clone();
+    assert_eq!(
+        marked.len(),
+        object.shardlets.len(),
+        "one marked copy per shardlet"
+    );
+    fixture.fragments.fetched.lock().unwrap().clear();
+    assert_eq!(
+        read(&fixture, &object, 0..bytes.len() as u64)
+            .await
+            .unwrap(),
+        bytes
+    );
+    let fetched = fixture.fragments.fetched.lock().unwrap().clone();
+    assert_eq!(
+        fetched.len(),
+        object.shardlets.len(),
+        "one fetch per shardlet"
+    );
+    for copy in &fetched {
+        assert!(marked.contains(copy), "read {copy:?}, which was not marked");
+    }
+    // Erasure-coded fragments are cold by policy: none is marked.
+    put(&fixture, "cold", &bytes, cold()).await;
+    assert_eq!(
+        fixture.fragments.read_first.lock().unwrap().len(),
+        marked.len()
+    );
+}
+
+#[tokio::test]
+async fn an_object_is_invisible_until_its_commit() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    let id = ObjectId::random();
+    let write = fixture
+        .writer
+        .write(
+            "b",
+            "k",
+            id,
+            medium(),
+            body(&data(100 * KIB), 4096),
+            &mut |_: &[u8]| {},
+        )
+        .await
+        .unwrap();
+    assert!(
+        fixture.fragments.count() > 0,
+        "fragments are durable before the commit"
+    );
+    assert!(fixture.catalog.object("b", "k").await.unwrap().is_none());
+    let mut object = record("b", "k", id, medium());
+    object.size_bytes = write.written().size_bytes;
+    fixture
+        .commit
+        .put_object(write, object, CommitCondition::Always, None)
+        .await
+        .unwrap();
+    let visible = fixture
+        .catalog
+        .object("b", "k")
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    assert_eq!(visible.size_bytes, 100 * KIB as u64);
+    assert!(fixture
+        .catalog
+        .read::<shardlet_model::schema::IntentRecord>(&keys::intent(id))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn uploads_never_have_more_than_the_in_flight_limit_of_shardlets_being_written() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    put(&fixture, "big", &data(2 * 1024 * KIB), medium()).await;
+    let copies = 3;
+    let peak = fixture.counting.peak.load(Ordering::SeqCst);
+    assert!(
+        peak <= SHARDLETS_IN_FLIGHT_MAX * copies,
+        "peak {peak} concurrent fragment writes"
+    );
+    assert_eq!(fixture.metrics.shardlets_in_flight.get(), 0);
+}
+
+#[tokio::test]
+async fn a_down_node_and_a_corrupt_replica_are_read_around_and_counted() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    let bytes = data(200 * KIB);
+    let object = put(&fixture, "k", &bytes, medium()).await;
+    let first: ShardletRecord = fixture
+        .catalog
+        .read(&keys::shardlet(object.shardlets[0].id))
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    // The replica the reader tries first is corrupt and the next one's node is down: the
+    // read must fall back twice and still return the right bytes.
+    let start = (first.id.hash_key() % first.fragments.len() as u64) as usize;
+    let corrupt = &first.fragments[start];
+    let down = &first.fragments[(start + 1) % first.fragments.len()];
+    fixture
+        .fragments
+        .corrupt(corrupt.node, first.fragment_id(corrupt));
+    fixture.fragments.set_down(down.node);
+    assert_eq!(
+        read(&fixture, &object, 0..bytes.len() as u64)
+            .await
+            .unwrap(),
+        bytes
+    );
+    let metrics = &fixture.metrics.degraded_reads_total;
+    assert!(
+        metrics.with_label_values(&["checksum"]).get() >= 1,
+        "the corrupt replica was counted"
+    );
+    assert!(
+        metrics.with_label_values(&["unavailable"]).get() >= 1,
+        "the down node was counted"
+    );
+}
+
+#[tokio::test]
+async fn erasure_coded_shardlets_are_rebuilt_from_any_k_fragments() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    let bytes = data(64 * KIB);
+    let object = put(&fixture, "k", &bytes, cold()).await;
+    let record: ShardletRecord = fixture
+        .catalog
+        .read(&keys::shardlet(object.shardlets[0].id))
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    // Lose three data fragments (RS(6,3) tolerates three losses).
+    for location in &record.fragments[..3] {
+        fixture
+            .fragments
+            .corrupt(location.node, record.fragment_id(location));
+    }
+    assert_eq!(
+        read(&fixture, &object, 0..bytes.len() as u64)
+            .await
+            .unwrap(),
+        bytes
+    );
+    assert!(
+        fixture
+            .metrics
+            .degraded_reads_total
+            .with_label_values(&["checksum"])
+            .get()
+            >= 3
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_shardlet_ends_the_stream_with_an_error_not_a_short_body() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    let bytes = data(200 * KIB);
+    let object = put(&fixture, "k", &bytes, medium()).await;
+    let second: ShardletRecord = fixture
+        .catalog
+        .read(&keys::shardlet(object.shardlets[1].id))
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    for location in &second.fragments {
+        fixture
+            .fragments
+            .corrupt(location.node, second.fragment_id(location));
+    }
+    let mut stream = std::pin::pin!(fixture
+        .reader
+        .stream(&object.shardlets, 0..bytes.len() as u64));
+    assert!(
+        stream.next().await.unwrap().is_ok(),
+        "the first shardlet is fine"
+    );
+    assert!(
+        stream.next().await.unwrap().is_err(),
+        "the second one fails loudly"
+    );
+}
+
+#[tokio::test]
+async fn overwriting_collects_the_old_versions_fragments() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    let first = put(&fixture, "k", &data(150 * KIB), medium()).await;
+    let count_one = fixture.fragments.count();
+    let second = put(&fixture, "k", &data(150 * KIB), medium()).await;
+    assert_ne!(first.id, second.id);
+    // Collection is queued; run it directly (the worker does the same).
+    assert!(fixture.collector.collect(first.id).await.unwrap());
+    assert_eq!(
+        fixture.fragments.count(),
+        count_one,
+        "only the new version's fragments remain"
+    );
+    assert!(fixture
+        .catalog
+        .metadata()
+        .store()
+        .scan(&keys::shardlets_of_object(first.id), None, 10)
+        .await
+        .unwrap()
+        .entries
+        .is_empty());
+    let visible = fixture
+        .catalog
+        .object("b", "k")
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    assert_eq!(visible.id, second.id);
+}
+
+#[tokio::test]
+async fn a_failed_upload_leaves_no_fragments_behind() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    let mut upload = body(&data(300 * KIB), 8192);
+    upload.declared_length = Some(400 * KIB as u64);
+    let id = ObjectId::random();
+    let error = fixture
+        .writer
+        .write("b", "k", id, medium(), upload, &mut |_: &[u8]| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, WriteError::IncompleteBody { .. }),
+        "{error}"
+    );
+    // The abandoned intent was queued; collect it as the worker would.
+    fixture.collector.collect(id).await.unwrap();
+    assert_eq!(fixture.fragments.count(), 0);
+    assert!(fixture
+        .catalog
+        .read::<shardlet_model::schema::IntentRecord>(&keys::intent(id))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn too_large_bodies_are_refused_while_streaming() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    let mut upload = body(&data(200 * KIB), 8192);
+    upload.declared_length = None;
+    upload.max_length = 100 * KIB as u64;
+    let error = fixture
+        .writer
+        .write(
+            "b",
+            "k",
+            ObjectId::random(),
+            medium(),
+            upload,
+            &mut |_: &[u8]| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, WriteError::TooLarge { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn the_sweep_collects_abandoned_uploads_but_not_young_ones() {
+    // Timeout zero: every Uploading intent counts as abandoned.
+    let fixture = with_bucket(Duration::ZERO).await;
+    let id = ObjectId::random();
+    let write = fixture
+        .writer
+        .write(
+            "b",
+            "k",
+            id,
+            medium(),
+            body(&data(100 * KIB), 4096),
+            &mut |_: &[u8]| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(fixture.collector.sweep().await.unwrap(), 1);
+    assert_eq!(fixture.fragments.count(), 0);
+    // The upload, still alive, now fails its commit instead of publishing deleted data.
+    let mut object = record("b", "k", id, medium());
+    object.size_bytes = write.written().size_bytes;
+    let error = fixture
+        .commit
+        .put_object(write, object, CommitCondition::Always, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CommitError::Abandoned), "{error}");
+
+    let patient = with_bucket(Duration::from_secs(3600)).await;
+    // Held, not dropped: a dropped uncommitted write gives itself up.
+    let _in_progress = patient
+        .writer
+        .write(
+            "b",
+            "k",
+            ObjectId::random(),
+            medium(),
+            body(&data(10 * KIB), 4096),
+            &mut |_: &[u8]| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(patient.collector.sweep().await.unwrap(), 0);
+    assert!(patient.fragments.count() > 0);
+}
+
+#[tokio::test]
+async fn conditional_commits_hold_at_commit_time() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    put(&fixture, "k", &data(KIB), medium()).await;
+    let id = ObjectId::random();
+    let write = fixture
+        .writer
+        .write(
+            "b",
+            "k",
+            id,
+            medium(),
+            body(&data(KIB), 512),
+            &mut |_: &[u8]| {},
+        )
+        .await
+        .unwrap();
+    let error = fixture
+        .commit
+        .put_object(
+            write,
+            record("b", "k", id, medium()),
+            CommitCondition::Absent,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CommitError::PreconditionFailed));
+}
+
+#[tokio::test]
+async fn a_node_that_refuses_writes_is_replaced() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    fixture.fragments.set_down(NodeId(1));
+    fixture.fragments.set_down(NodeId(5));
+    let bytes = data(600 * KIB);
+    let object = put(&fixture, "k", &bytes, medium()).await;
+    for reference in &object.shardlets {
+        let record: ShardletRecord = fixture
+            .catalog
+            .read(&keys::shardlet(reference.id))
+            .await
+            .unwrap()
+            .unwrap()
+            .record;
+        assert!(record
+            .fragments
+            .iter()
+            .all(|f| f.node != NodeId(1) && f.node != NodeId(5)));
+    }
+    assert_eq!(
+        read(&fixture, &object, 0..bytes.len() as u64)
+            .await
+            .unwrap(),
+        bytes
+    );
+}
