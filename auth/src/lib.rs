@@ -1,5 +1,8 @@
 //! `shardlet-auth`: the cluster-secret request signature every internal Shardlet RPC
-//! carries (storage nodes now; meta-raft and the gateway later).
+//! carries (to storage nodes and between metadata members and their clients).
+//!
+//! It must never import another Shardlet crate but `shardlet-core`: every service
+//! depends on it.
 //!
 //! It is plain AWS SigV4 (HMAC-SHA256) computed with the stock `aws-sigv4` crate: service
 //! and region `shardlet`, access key id `shardlet-cluster`, secret = the cluster secret,

@@ -5,7 +5,8 @@
 //! own outcome. At most [`PROPOSALS_IN_FLIGHT_MAX`] entries are in flight; while that window
 //! is full, new writers accumulate in the queue and the next entry carries all of them,
 //! so batches grow exactly when the log's fsync is the bottleneck. The log store adds the
-//! second level: every append call is one RocksDB write batch and one sync.
+//! second level: every append is one RocksDB write batch, and one WAL fsync (by its
+//! syncer thread) covers every append that arrived while the previous one ran.
 
 use std::sync::Arc;
 
