@@ -19,7 +19,7 @@ use shardlet_core::Crc32c;
 
 pub const HEADER_MEMBER: &str = "x-shardlet-member";
 pub const HEADER_CRC32C: &str = "x-shardlet-crc32c";
-/// The member header value used by [`crate::MetaClient`].
+/// The member header value used by [`crate::client::MetaClient`].
 pub const CLIENT_SENDER: &str = "client";
 
 /// The cluster secret. Its `Debug` never shows it.
@@ -43,7 +43,7 @@ pub enum AuthError {
 /// Who sent a verified request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sender {
-    Member(crate::MemberId),
+    Member(crate::types::MemberId),
     Client,
 }
 

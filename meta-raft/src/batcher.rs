@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::command::{Batch, BatchOutcome, Proposal};
 use crate::metrics::MetaMetrics;
-use crate::{MemberId, Raft};
+use crate::types::{MemberId, Raft};
 
 /// Entries proposed but not yet committed by this batcher at any time.
 ///
@@ -139,7 +139,7 @@ async fn batching_loop(
 
 type WriteResult = Result<
     Result<
-        openraft::raft::ClientWriteResponse<crate::TypeConfig>,
+        openraft::raft::ClientWriteResponse<crate::types::TypeConfig>,
         ClientWriteError<MemberId, openraft::BasicNode>,
     >,
     oneshot::error::RecvError,

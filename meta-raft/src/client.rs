@@ -22,8 +22,8 @@ use serde::Serialize;
 use crate::auth::{ClusterAuth, Sender};
 use crate::blob::Blob;
 use crate::command::{Batch, BatchOutcome, ScanPage, VersionedValue};
+use crate::types::MemberId;
 use crate::wire::{self, ErrorBody, ReadConsistency, HEADER_LEADER_ADDRESS};
-use crate::MemberId;
 
 #[derive(Clone, Debug)]
 pub struct ClientOptions {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::MemberId;
+use crate::types::MemberId;
 
 /// Default largest value accepted by a put: metadata records are small; object data never
 /// goes through raft.

@@ -25,33 +25,21 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod log_store;
+pub mod member;
 pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod server;
 pub mod state_machine;
 pub mod storage;
+pub mod types;
 pub mod wire;
 
 pub use blob::Blob;
 pub use client::{ClientError, MetaClient};
 pub use command::{Batch, BatchOutcome, Condition, Operation, ScanPage, VersionedValue};
 pub use config::MetaConfig;
-pub use node::{MetaNode, RunningMetaNode};
+pub use member::RunningMetaNode;
+pub use node::MetaNode;
+pub use types::{MemberId, Raft, TypeConfig};
 pub use wire::ReadConsistency;
-
-/// The raft id of a metadata-service member. Distinct from `shardlet_core::NodeId`, which
-/// names storage nodes: a machine may run both, under unrelated ids.
-pub type MemberId = u64;
-
-openraft::declare_raft_types!(
-    /// openraft's type configuration for the metadata service.
-    pub TypeConfig:
-        D = command::Proposal,
-        R = command::ProposalOutcome,
-        NodeId = MemberId,
-        Node = openraft::BasicNode,
-        SnapshotData = std::io::Cursor<Vec<u8>>,
-);
-
-pub type Raft = openraft::Raft<TypeConfig>;

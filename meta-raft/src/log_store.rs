@@ -26,7 +26,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 
 use crate::metrics::MetaMetrics;
 use crate::storage::{io_error, CF_RAFT_LOG, CF_RAFT_STATE};
-use crate::{MemberId, TypeConfig};
+use crate::types::{MemberId, TypeConfig};
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";

@@ -21,7 +21,7 @@ pub struct MetaMetrics {
 }
 
 impl MetaMetrics {
-    pub fn new(member_id: crate::MemberId) -> anyhow::Result<Self> {
+    pub fn new(member_id: crate::types::MemberId) -> anyhow::Result<Self> {
         let labels = std::iter::once(("member".to_string(), member_id.to_string())).collect();
         let registry = Registry::new_custom(Some("shardlet_meta".to_string()), Some(labels))?;
         let metrics = MetaMetrics {

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::auth::{ClusterAuth, Sender};
-use crate::{MemberId, TypeConfig};
+use crate::types::{MemberId, TypeConfig};
 
 pub const PATH_APPEND: &str = "/raft/append";
 pub const PATH_VOTE: &str = "/raft/vote";

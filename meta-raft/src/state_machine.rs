@@ -32,7 +32,7 @@ use crate::command::{
 };
 use crate::metrics::MetaMetrics;
 use crate::storage::{io_error, CF_KV, CF_MACHINE_STATE};
-use crate::{MemberId, TypeConfig};
+use crate::types::{MemberId, TypeConfig};
 
 const KEY_APPLIED: &[u8] = b"applied";
 const KEY_SNAPSHOT: &[u8] = b"snapshot";

@@ -36,10 +36,10 @@ pub fn open(directory: &Path) -> anyhow::Result<Arc<DB>> {
 /// Converts RocksDB and decoding failures into openraft's storage error, naming what was
 /// being read or written so a corrupt store points at itself.
 pub fn io_error(
-    subject: openraft::ErrorSubject<crate::MemberId>,
+    subject: openraft::ErrorSubject<crate::types::MemberId>,
     verb: openraft::ErrorVerb,
     error: impl std::fmt::Display,
-) -> openraft::StorageError<crate::MemberId> {
+) -> openraft::StorageError<crate::types::MemberId> {
     openraft::StorageIOError::new(subject, verb, openraft::AnyError::error(error.to_string()))
         .into()
 }

@@ -1,4 +1,4 @@
-//! JSON bodies of the HTTP API, shared by the server and [`crate::MetaClient`].
+//! JSON bodies of the HTTP API, shared by the server and [`crate::client::MetaClient`].
 
 use std::collections::BTreeSet;
 
@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blob::Blob;
 use crate::command::VersionedValue;
-use crate::MemberId;
+use crate::types::MemberId;
 
 pub const PATH_GET: &str = "/kv/get";
 pub const PATH_SCAN: &str = "/kv/scan";

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use s3s::dto::StreamingBlob;
 use shardlet_model::schema::{ObjectRecord, ShardletReference};
 
-use crate::s3::Gateway;
+use crate::s3::gateway::Gateway;
 
 /// Chunks buffered between the read task and the response (plus the read-ahead).
 const RESPONSE_CHANNEL_CHUNKS: usize = 2;

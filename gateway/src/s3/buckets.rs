@@ -7,7 +7,7 @@ use shardlet_core::RedundancyLevel;
 
 use crate::object::catalog::CatalogError;
 use crate::s3::errors::{error, from_catalog};
-use crate::s3::{timestamp_of_unix_ms, Gateway};
+use crate::s3::gateway::{timestamp_of_unix_ms, Gateway};
 
 pub async fn list_buckets(
     gateway: &Gateway,

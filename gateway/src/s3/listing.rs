@@ -12,8 +12,8 @@ use crate::object::listing::{
 };
 use crate::object::storage_class::reported;
 use crate::s3::errors::{error, from_catalog};
+use crate::s3::gateway::{timestamp_of_unix_ms, Gateway};
 use crate::s3::limits::LIST_PAGE_MAX;
-use crate::s3::{timestamp_of_unix_ms, Gateway};
 
 fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {

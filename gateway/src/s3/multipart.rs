@@ -17,6 +17,7 @@ use crate::object::unix_ms_now;
 use crate::s3::body::{body_stream, copy_stream};
 use crate::s3::checksums::Expected;
 use crate::s3::errors::{error, from_catalog, from_checksum, from_commit, no_such_upload};
+use crate::s3::gateway::{timestamp_of_unix_ms, Gateway};
 use crate::s3::limits::{
     LIST_PAGE_MAX, OBJECT_SHARDLETS_MAX, PART_BYTES_MAX, PART_BYTES_MIN, PART_NUMBER_MAX,
 };
@@ -24,7 +25,6 @@ use crate::s3::objects::{
     check_key, copy_source, declared_length, storage_plan, upload, user_metadata,
     DEFAULT_CONTENT_TYPE,
 };
-use crate::s3::{timestamp_of_unix_ms, Gateway};
 
 async fn existing_upload(
     gateway: &Gateway,

@@ -18,10 +18,10 @@ use crate::s3::body::{body_stream, copy_stream, response_body, BodyStream};
 use crate::s3::checksums::Expected;
 use crate::s3::conditions::{evaluate, unix_seconds, Preconditions, Verdict};
 use crate::s3::errors::{error, from_catalog, from_checksum, from_commit, from_write, no_such_key};
+use crate::s3::gateway::{timestamp_of_unix_ms, Gateway};
 use crate::s3::limits::{
     DELETE_OBJECTS_KEYS_MAX, KEY_BYTES_MAX, OBJECT_BYTES_MAX, USER_METADATA_BYTES_MAX,
 };
-use crate::s3::{timestamp_of_unix_ms, Gateway};
 
 /// S3's default when a PUT names no Content-Type.
 pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";

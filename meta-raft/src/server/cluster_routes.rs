@@ -4,7 +4,8 @@
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::{forward_to_leader, ApiError, Incoming, Shared};
+use super::error::ApiError;
+use super::incoming::{forward_to_leader, Incoming, Shared};
 use crate::batcher::WriteError;
 use crate::wire::{AddLearnerRequest, ChangeMembershipRequest, ClusterStatus};
 

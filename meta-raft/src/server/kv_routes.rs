@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::StatusCode;
 
-use super::{forward_to_leader, ApiError, Incoming, Shared};
+use super::error::ApiError;
+use super::incoming::{forward_to_leader, Incoming, Shared};
 use crate::batcher::WriteError;
 use crate::command::{validate_key, Batch, BatchOutcome};
 use crate::node::MetaNode;

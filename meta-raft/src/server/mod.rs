@@ -8,28 +8,24 @@
 
 mod cluster_routes;
 mod error;
+mod incoming;
 mod kv_routes;
 mod raft_routes;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use http::{HeaderMap, Method, StatusCode, Uri};
-use serde::de::DeserializeOwned;
 
 pub use error::ApiError;
+use incoming::Shared;
 
-use crate::auth::{Sender, HEADER_MEMBER};
 use crate::network::{PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE};
 use crate::node::MetaNode;
-use crate::wire::{self, HEADER_FORWARDED, HEADER_LEADER_ADDRESS};
-
-pub type Shared = State<Arc<MetaNode>>;
+use crate::wire;
 
 pub fn router(node: Arc<MetaNode>) -> Router {
     let body_limit = node.config.request_body_bytes_max;
@@ -74,129 +70,4 @@ async fn count_requests(State(node): Shared, request: Request, next: Next) -> Re
         .with_label_values(&[route.as_str(), response.status().as_str()])
         .inc();
     response
-}
-
-/// The parts of a request every authenticated handler needs.
-pub struct Incoming {
-    pub method: Method,
-    pub uri: Uri,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Incoming {
-    fn path_and_query(&self) -> &str {
-        self.uri
-            .path_and_query()
-            .map(|path| path.as_str())
-            .unwrap_or("/")
-    }
-
-    /// Verifies the cluster-secret signature; 401 with the reason otherwise.
-    pub fn authenticate(&self, node: &MetaNode) -> Result<Sender, ApiError> {
-        node.auth
-            .verify(self.method.as_str(), self.path_and_query(), &self.headers, &self.body)
-            .map_err(|error| {
-                tracing::warn!(sender = ?self.headers.get(HEADER_MEMBER), %error, "unauthenticated request");
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", error.to_string())
-            })
-    }
-
-    /// Parses the JSON body; 400 naming the problem (and where in the body) otherwise.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.body).map_err(|error| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_body",
-                format!("invalid JSON body: {error}"),
-            )
-        })
-    }
-
-    fn was_forwarded(&self) -> bool {
-        self.headers.contains_key(HEADER_FORWARDED)
-    }
-}
-
-impl<S: Send + Sync> FromRequest<S> for Incoming {
-    type Rejection = Response;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (parts, body) = request.into_parts();
-        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        Ok(Incoming {
-            method: parts.method,
-            uri: parts.uri,
-            headers: parts.headers,
-            body,
-        })
-    }
-}
-
-/// Sends `incoming` on to the leader at `leader_address` and relays its answer, unless it
-/// was already forwarded once (then the caller gets 503 with the leader hint and retries).
-pub async fn forward_to_leader(
-    node: &MetaNode,
-    incoming: &Incoming,
-    leader_address: Option<String>,
-) -> Result<Response, ApiError> {
-    let Some(leader_address) = leader_address else {
-        return Err(ApiError::no_leader(None));
-    };
-    if incoming.was_forwarded() || leader_address == node.advertise_address {
-        return Err(ApiError::no_leader(Some(leader_address)));
-    }
-    let path = incoming.path_and_query();
-    let url = format!("http://{leader_address}{path}");
-    let mut request = node
-        .forward_http
-        .post(url)
-        .header(HEADER_FORWARDED, "1")
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(incoming.body.clone());
-    let sender = Sender::Member(node.config.member_id);
-    let signature = node
-        .auth
-        .sign("POST", &leader_address, path, &sender, &incoming.body)
-        .map_err(ApiError::internal)?;
-    for (name, value) in signature {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.map_err(|error| {
-        if error.is_connect() {
-            // Never reached the leader: nothing was proposed, the client may retry.
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "leader_unreachable",
-                format!("forwarding to leader {leader_address} failed: {error}"),
-            )
-            .with_leader(Some(leader_address.clone()))
-        } else {
-            // Sent, answer lost: the leader may have applied it.
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "outcome_unknown",
-                format!("leader {leader_address} did not answer a forwarded request: {error}"),
-            )
-        }
-    })?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|error| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "outcome_unknown",
-            format!("reading the leader's answer failed: {error}"),
-        )
-    })?;
-    let mut relayed = (status, body).into_response();
-    relayed.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    if let Ok(value) = http::HeaderValue::from_str(&leader_address) {
-        relayed.headers_mut().insert(HEADER_LEADER_ADDRESS, value);
-    }
-    Ok(relayed)
 }

@@ -7,10 +7,11 @@ use axum::Json;
 use http::StatusCode;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 
-use super::{ApiError, Incoming, Shared};
+use super::error::ApiError;
+use super::incoming::{Incoming, Shared};
 use crate::auth::Sender;
 use crate::node::MetaNode;
-use crate::{MemberId, TypeConfig};
+use crate::types::{MemberId, TypeConfig};
 
 fn authorize_member(node: &MetaNode, incoming: &Incoming) -> Result<MemberId, ApiError> {
     let sender = match incoming.authenticate(node)? {

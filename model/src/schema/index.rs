@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 
 use shardlet_meta::command::{Batch, Condition, Operation};
 
-use super::{encode, keys, ShardletRecord};
+use super::encoding::encode;
+use super::keys;
+use super::records::ShardletRecord;
 
 fn index_keys(record: &ShardletRecord) -> BTreeSet<Vec<u8>> {
     record

@@ -10,7 +10,7 @@ use shardlet_core::{
     Scheme, ShardletId,
 };
 
-use super::Record;
+use super::encoding::Record;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketRecord {

@@ -5,9 +5,11 @@ use shardlet_core::RedundancyLevel;
 use shardlet_model::schema::{encode, keys, BucketRecord, CredentialRecord, SecretKey};
 use shardlet_model::store::{Batch, BatchOutcome};
 
-use super::COMMIT_ATTEMPTS_MAX;
 use crate::object::catalog::{Catalog, CatalogError};
 use crate::object::unix_ms_now;
+
+/// Compare-and-set attempts of a bucket record update before giving up with `Conflict`.
+const BUCKET_UPDATE_ATTEMPTS_MAX: usize = 8;
 
 /// The commits of buckets and credentials. They need no garbage collection (no data
 /// hangs off them), so tools (`shardlet admin`, `shardlet dev`) use them without a
@@ -73,7 +75,7 @@ impl Buckets {
         name: &str,
         level: RedundancyLevel,
     ) -> Result<BucketRecord, CatalogError> {
-        for _ in 0..COMMIT_ATTEMPTS_MAX {
+        for _ in 0..BUCKET_UPDATE_ATTEMPTS_MAX {
             let bucket = self.catalog.existing_bucket(name).await?;
             let mut updated = bucket.record.clone();
             updated.default_redundancy = level;

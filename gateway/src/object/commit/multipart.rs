@@ -28,9 +28,10 @@ use shardlet_model::schema::{
 use shardlet_model::store::{Batch, BatchOutcome, SCAN_LIMIT_MAX};
 use shardlet_model::Stored;
 
-use super::{
-    garbage_intent, garbage_intent_for, Commit, CommitError, Uncommitted, Written,
-    COMMIT_ATTEMPTS_MAX, RECORD_BATCH_ITEMS_MAX,
+use super::guard::{Uncommitted, Written};
+use super::shared::{
+    garbage_intent, garbage_intent_for, Commit, CommitError, COMMIT_ATTEMPTS_MAX,
+    RECORD_BATCH_ITEMS_MAX,
 };
 use crate::object::{etag, unix_ms_now};
 

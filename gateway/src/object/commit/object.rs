@@ -4,9 +4,9 @@ use shardlet_model::schema::{encode, keys, BucketRecord, ObjectRecord};
 use shardlet_model::store::{Batch, BatchOutcome};
 use shardlet_model::Stored;
 
-use super::{
-    add_shardlet_records, garbage_intent_for, Commit, CommitError, Uncommitted, Written,
-    COMMIT_ATTEMPTS_MAX,
+use super::guard::{Uncommitted, Written};
+use super::shared::{
+    add_shardlet_records, garbage_intent_for, Commit, CommitError, COMMIT_ATTEMPTS_MAX,
 };
 use crate::object::etag;
 

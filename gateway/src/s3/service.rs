@@ -1,0 +1,209 @@
+//! The `s3s::S3` implementation: every operation S3 clients call, dispatched to its
+//! module (`buckets`, `objects`, `listing`, `multipart`) and counted and timed.
+//! Operations not listed here answer 501 NotImplemented (s3s's default).
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, S3};
+
+use crate::s3::gateway::Gateway;
+use crate::s3::{buckets, listing, multipart, objects};
+
+#[async_trait::async_trait]
+impl S3 for Gateway {
+    async fn list_buckets(
+        &self,
+        request: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        self.observe("list_buckets", buckets::list_buckets(self, request))
+            .await
+    }
+
+    async fn create_bucket(
+        &self,
+        request: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.observe("create_bucket", buckets::create_bucket(self, request))
+            .await
+    }
+
+    async fn delete_bucket(
+        &self,
+        request: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.observe("delete_bucket", buckets::delete_bucket(self, request))
+            .await
+    }
+
+    async fn head_bucket(
+        &self,
+        request: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.observe("head_bucket", buckets::head_bucket(self, request))
+            .await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        request: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.observe(
+            "get_bucket_location",
+            buckets::get_bucket_location(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        request: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.observe(
+            "get_bucket_versioning",
+            buckets::get_bucket_versioning(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        request: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        self.observe("get_bucket_acl", buckets::get_bucket_acl(self, request))
+            .await
+    }
+
+    async fn put_object(
+        &self,
+        request: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.observe("put_object", objects::put_object(self, request))
+            .await
+    }
+
+    async fn get_object(
+        &self,
+        request: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.observe("get_object", objects::get_object(self, request))
+            .await
+    }
+
+    async fn head_object(
+        &self,
+        request: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.observe("head_object", objects::head_object(self, request))
+            .await
+    }
+
+    async fn delete_object(
+        &self,
+        request: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.observe("delete_object", objects::delete_object(self, request))
+            .await
+    }
+
+    async fn delete_objects(
+        &self,
+        request: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        self.observe("delete_objects", objects::delete_objects(self, request))
+            .await
+    }
+
+    async fn copy_object(
+        &self,
+        request: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.observe("copy_object", objects::copy_object(self, request))
+            .await
+    }
+
+    async fn list_objects(
+        &self,
+        request: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        self.observe("list_objects", listing::list_objects(self, request))
+            .await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        request: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        self.observe("list_objects_v2", listing::list_objects_v2(self, request))
+            .await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        request: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        self.observe(
+            "list_multipart_uploads",
+            listing::list_multipart_uploads(self, request),
+        )
+        .await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        request: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.observe(
+            "create_multipart_upload",
+            multipart::create_multipart_upload(self, request),
+        )
+        .await
+    }
+
+    async fn upload_part(
+        &self,
+        request: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.observe("upload_part", multipart::upload_part(self, request))
+            .await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        request: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.observe(
+            "upload_part_copy",
+            multipart::upload_part_copy(self, request),
+        )
+        .await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        request: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.observe(
+            "complete_multipart_upload",
+            multipart::complete_multipart_upload(self, request),
+        )
+        .await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        request: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        self.observe(
+            "abort_multipart_upload",
+            multipart::abort_multipart_upload(self, request),
+        )
+        .await
+    }
+
+    async fn list_parts(
+        &self,
+        request: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        self.observe("list_parts", multipart::list_parts(self, request))
+            .await
+    }
+}

@@ -1,0 +1,119 @@
+//! A member as a running process: opens its storage, starts raft, the batcher and the
+//! HTTP server (`crate::server`) around one [`MetaNode`], and stops them again.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::ClusterAuth;
+use crate::batcher::Batcher;
+use crate::config::MetaConfig;
+use crate::log_store::LogStore;
+use crate::metrics::MetaMetrics;
+use crate::network::HttpNetwork;
+use crate::node::MetaNode;
+use crate::state_machine::StateMachine;
+use crate::storage;
+use crate::types::Raft;
+
+/// A started member. Dropping it does not stop it; call [`RunningMetaNode::shutdown`].
+pub struct RunningMetaNode {
+    pub node: Arc<MetaNode>,
+    pub address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningMetaNode {
+    /// Stops serving, then stops raft. Everything acknowledged is already durable (see
+    /// `log_store`), so shutdown has nothing to flush.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.server.await??;
+        self.node
+            .raft
+            .shutdown()
+            .await
+            .map_err(|error| anyhow::anyhow!("raft shutdown: {error}"))?;
+        Ok(())
+    }
+
+    /// Runs until the server stops (for the `shardlet meta` process).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.server.await??;
+        Ok(())
+    }
+}
+
+impl MetaNode {
+    pub async fn start(config: MetaConfig) -> anyhow::Result<RunningMetaNode> {
+        let listener = TcpListener::bind(config.listen_address).await?;
+        let address = listener.local_addr()?;
+        let advertise_address = config
+            .advertise_address
+            .clone()
+            .unwrap_or_else(|| address.to_string());
+        let member_id = config.member_id;
+        let db = storage::open(&config.data_dir.join("rocksdb"))?;
+        let metrics = Arc::new(MetaMetrics::new(member_id)?);
+        let auth = ClusterAuth::new(&config.cluster_secret)?;
+        let log_store = LogStore::new(db.clone(), metrics.clone());
+        let state_machine = StateMachine::open(db, metrics.clone())?;
+        let reader = state_machine.reader();
+        let network = HttpNetwork::new(member_id, auth.clone(), config.rpc_timeout)?;
+        let raft = Raft::new(
+            member_id,
+            Arc::new(config.raft_config()?),
+            network,
+            log_store,
+            state_machine,
+        )
+        .await?;
+        let batcher = Batcher::start(
+            raft.clone(),
+            metrics.clone(),
+            config.group_commit_batches_max,
+            config.group_commit_queue_max,
+        );
+        let forward_http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .timeout(config.rpc_timeout)
+            .build()?;
+        let node = Arc::new(MetaNode {
+            config,
+            advertise_address,
+            raft,
+            reader,
+            batcher,
+            auth,
+            metrics,
+            forward_http,
+        });
+        let router = crate::server::router(node.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        // Small JSON responses must not wait for delayed ACKs (~40 ms): no Nagle.
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(member = member_id, %address, "meta member started");
+        Ok(RunningMetaNode {
+            node,
+            address,
+            stop: Some(stop),
+            server,
+        })
+    }
+}
