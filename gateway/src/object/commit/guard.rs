@@ -6,6 +6,7 @@ use std::sync::Arc;
 use shardlet_core::ObjectId;
 use shardlet_model::schema::{ShardletRecord, ShardletReference};
 
+use super::error::CommitError;
 use crate::object::gc::Collector;
 
 /// What a finished stream produced: durable fragments, not yet visible anywhere.
@@ -83,6 +84,19 @@ impl Uncommitted {
         if let Some(written) = self.written.take() {
             abandon(&self.collector, written.object_id, written.intent_version).await;
         }
+    }
+
+    /// Settles the write with the outcome of its commit: committed, or found already
+    /// collected (nothing of ours is left to give up), it is done; any other failure
+    /// gives it up before the caller answers, so a client's retry finds it marked.
+    pub(super) async fn settle<T>(self, outcome: Result<T, CommitError>) -> Result<T, CommitError> {
+        match outcome {
+            Ok(_) | Err(CommitError::Abandoned) => {
+                self.into_written();
+            }
+            Err(_) => self.abandon().await,
+        }
+        outcome
     }
 
     /// The write, for a commit that has just made it visible (or found its intent

@@ -32,6 +32,7 @@
 //! references) and the heat flusher (`heat.rs`: access counters).
 
 mod bucket;
+mod error;
 mod guard;
 mod multipart;
 mod object;
@@ -40,7 +41,8 @@ mod shared;
 mod tests;
 
 pub use self::bucket::{new_credential, Buckets};
+pub use self::error::CommitError;
 pub use self::guard::{Uncommitted, Written};
 pub use self::multipart::{CompleteError, Completion};
 pub use self::object::CommitCondition;
-pub use self::shared::{Commit, CommitError, COMMIT_ATTEMPTS_MAX, RECORD_BATCH_ITEMS_MAX};
+pub use self::shared::{Commit, COMMIT_ATTEMPTS_MAX, RECORD_BATCH_ITEMS_MAX};

@@ -28,10 +28,10 @@ use shardlet_model::schema::{
 use shardlet_model::store::{Batch, BatchOutcome, SCAN_LIMIT_MAX};
 use shardlet_model::Stored;
 
+use super::error::CommitError;
 use super::guard::{Uncommitted, Written};
 use super::shared::{
-    garbage_intent, garbage_intent_for, Commit, CommitError, COMMIT_ATTEMPTS_MAX,
-    RECORD_BATCH_ITEMS_MAX,
+    garbage_intent, garbage_intent_for, Commit, COMMIT_ATTEMPTS_MAX, RECORD_BATCH_ITEMS_MAX,
 };
 use crate::object::{etag, unix_ms_now};
 
@@ -85,23 +85,10 @@ impl Commit {
         number: u16,
         checksums: StoredChecksums,
     ) -> Result<PartRecord, CommitError> {
-        match self
+        let outcome = self
             .try_put_part(write.written(), upload, number, checksums)
-            .await
-        {
-            Ok(part) => {
-                write.into_written();
-                Ok(part)
-            }
-            Err(CommitError::Abandoned) => {
-                write.into_written();
-                Err(CommitError::Abandoned)
-            }
-            Err(error) => {
-                write.abandon().await;
-                Err(error)
-            }
-        }
+            .await;
+        write.settle(outcome).await
     }
 
     async fn try_put_part(
@@ -306,28 +293,18 @@ impl Commit {
             if upload.record.closing {
                 return Ok(upload);
             }
-            let mut marked = upload.record.clone();
-            marked.closing = true;
-            let key = keys::upload(&marked.bucket, &marked.key, &marked.upload_id);
-            let mut batch = Batch::default();
-            batch
-                .require_version(key.clone(), upload.version)
-                .put(key, encode(&marked));
-            match self.catalog.apply(batch).await? {
-                BatchOutcome::Applied { version } => {
-                    return Ok(Stored {
-                        record: marked,
-                        version,
-                    })
-                }
-                BatchOutcome::ConditionFailed { .. } => {
-                    upload = self
-                        .catalog
-                        .upload(&marked.bucket, &marked.key, &marked.upload_id)
-                        .await?
-                        .ok_or(CommitError::NoSuchUpload)?;
-                }
+            if let Some(marked) = self.set_closing(&upload, true).await? {
+                return Ok(marked);
             }
+            upload = self
+                .catalog
+                .upload(
+                    &upload.record.bucket,
+                    &upload.record.key,
+                    &upload.record.upload_id,
+                )
+                .await?
+                .ok_or(CommitError::NoSuchUpload)?;
         }
         Err(CommitError::Contended {
             attempts: COMMIT_ATTEMPTS_MAX,
@@ -337,16 +314,29 @@ impl Commit {
     /// Takes a refused completion's mark back, if nothing changed the upload since.
     /// Best effort: left marked, the upload still completes or aborts.
     async fn unmark_closing(&self, marked: &Stored<MultipartUploadRecord>) {
-        let mut record = marked.record.clone();
-        record.closing = false;
+        if let Err(error) = self.set_closing(marked, false).await {
+            tracing::warn!(upload_id = %marked.record.upload_id, %error, "could not take back a completion mark");
+        }
+    }
+
+    /// Writes `upload` with `closing` set to `closing`, if it is still at the version it
+    /// was read at; `None` when it changed since.
+    async fn set_closing(
+        &self,
+        upload: &Stored<MultipartUploadRecord>,
+        closing: bool,
+    ) -> Result<Option<Stored<MultipartUploadRecord>>, CommitError> {
+        let mut record = upload.record.clone();
+        record.closing = closing;
         let key = keys::upload(&record.bucket, &record.key, &record.upload_id);
         let mut batch = Batch::default();
         batch
-            .require_version(key.clone(), marked.version)
+            .require_version(key.clone(), upload.version)
             .put(key, encode(&record));
-        if let Err(error) = self.catalog.apply(batch).await {
-            tracing::warn!(upload_id = %record.upload_id, %error, "could not take back a completion mark");
-        }
+        Ok(match self.catalog.apply(batch).await? {
+            BatchOutcome::Applied { version } => Some(Stored { record, version }),
+            BatchOutcome::ConditionFailed { .. } => None,
+        })
     }
 
     /// AbortMultipartUpload: marks the upload `closing`, then deletes it; every stored

@@ -4,10 +4,9 @@ use shardlet_model::schema::{encode, keys, BucketRecord, ObjectRecord};
 use shardlet_model::store::{Batch, BatchOutcome};
 use shardlet_model::Stored;
 
+use super::error::CommitError;
 use super::guard::{Uncommitted, Written};
-use super::shared::{
-    add_shardlet_records, garbage_intent_for, Commit, CommitError, COMMIT_ATTEMPTS_MAX,
-};
+use super::shared::{add_shardlet_records, garbage_intent_for, Commit, COMMIT_ATTEMPTS_MAX};
 use crate::object::etag;
 
 /// A conditional write (`If-None-Match: *` / `If-Match: etag` on PUT), checked in the
@@ -55,25 +54,10 @@ impl Commit {
         condition: CommitCondition,
         known_bucket: Option<Stored<BucketRecord>>,
     ) -> Result<ObjectRecord, CommitError> {
-        match self
+        let outcome = self
             .try_put_object(write.written(), record, condition, known_bucket)
-            .await
-        {
-            Ok(committed) => {
-                write.into_written();
-                Ok(committed)
-            }
-            // Collected (it took too long): nothing of ours is left to give up.
-            Err(CommitError::Abandoned) => {
-                write.into_written();
-                Err(CommitError::Abandoned)
-            }
-            // Given up before answering, so a retry by the client finds it marked.
-            Err(error) => {
-                write.abandon().await;
-                Err(error)
-            }
-        }
+            .await;
+        write.settle(outcome).await
     }
 
     async fn try_put_object(

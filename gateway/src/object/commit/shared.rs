@@ -10,8 +10,9 @@ use shardlet_model::schema::{
 use shardlet_model::store::{Batch, BatchOutcome, BATCH_ITEMS_MAX};
 
 use super::bucket::Buckets;
+use super::error::CommitError;
 use super::guard::Written;
-use crate::object::catalog::{Catalog, CatalogError};
+use crate::object::catalog::Catalog;
 use crate::object::gc::Collector;
 use crate::object::unix_ms_now;
 
@@ -19,22 +20,6 @@ use crate::object::unix_ms_now;
 pub const COMMIT_ATTEMPTS_MAX: usize = 8;
 /// Shardlet records + index entries per metadata batch, leaving room for conditions.
 pub const RECORD_BATCH_ITEMS_MAX: usize = BATCH_ITEMS_MAX - 8;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CommitError {
-    #[error(transparent)]
-    Catalog(#[from] CatalogError),
-    #[error("the upload was abandoned (its intent was collected) before it could commit")]
-    Abandoned,
-    #[error("the write lost {attempts} commit races in a row")]
-    Contended { attempts: usize },
-    #[error("the key's current state does not satisfy the request's condition")]
-    PreconditionFailed,
-    #[error("the multipart upload does not exist")]
-    NoSuchUpload,
-    #[error("the multipart upload is being completed or aborted")]
-    UploadClosing,
-}
 
 /// The gateway's metadata commits (see the module documentation).
 pub struct Commit {
