@@ -9,7 +9,7 @@
 # node keeps its data during the bench; must be a real disk, default /var/tmp),
 # SHARDLET_BENCH_REPAIR_BYTES (user data on the 12-node repair cluster, default 2 GiB),
 # SHARDLET_LOAD_SECONDS / _LARGE_OBJECTS / _SMALL_OBJECTS / _TTFB_GETS (the S3 load
-# generator's bounds, see cli/benches/s3_load.rs).
+# generator's bounds, see cli/benches/s3_load/main.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -8,31 +8,24 @@
 //! `META_LOAD_SECONDS` sets the measuring time per cell (default 4).
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use shardlet_meta::auth::{ClusterAuth, Sender};
+use shardlet_testkit::meta_member::{MemberOptions, MetaMember};
+use shardlet_testkit::ports::free_port;
+use shardlet_testkit::process::ChildProcess;
+use shardlet_testkit::{shardlet_binary, wait_until};
 
 const SECRET: &str = "meta-load-bench-secret";
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
 const VALUE_BYTES: usize = 100;
 const ETCD: &str = "/usr/bin/etcd";
 const START_DEADLINE: Duration = Duration::from_secs(30);
-
-/// A child process killed on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[derive(Clone)]
 struct Target {
@@ -50,58 +43,27 @@ struct Cell {
     errors: usize,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_shardlet(member_id: u64, root: &Path, bootstrap: bool) -> (Process, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_shardlet"));
-    command
-        .args([
-            "meta",
-            "--member-id",
-            &member_id.to_string(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data")
-        .arg(root.join(format!("shardlet-{member_id}")))
-        .env("SHARDLET_CLUSTER_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    if bootstrap {
-        command.arg("--bootstrap");
-    }
-    let mut child = command.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    let line = receiver.recv_timeout(START_DEADLINE).unwrap();
-    let address = line
-        .split("listening on ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
-    (Process(child), address)
-}
-
-async fn shardlet_cluster(root: &Path, members: u64) -> (Vec<Process>, Target) {
+async fn shardlet_cluster(root: &Path, members: u64) -> (Vec<MetaMember>, Target) {
+    // Default raft timings (unlike the tests'): the benchmark measures what a deployment
+    // gets.
+    let options = MemberOptions {
+        secret: SECRET.to_string(),
+        log_filter: "warn".to_string(),
+        arguments: Vec::new(),
+    };
     let mut processes = Vec::new();
     let mut addresses = Vec::new();
     for member_id in 1..=members {
-        let (process, address) = start_shardlet(member_id, root, member_id == 1);
-        processes.push(process);
-        addresses.push(address);
+        let member = MetaMember::start(
+            &shardlet_binary!(),
+            member_id,
+            root,
+            member_id == 1,
+            &options,
+        )
+        .await;
+        addresses.push(member.address.clone());
+        processes.push(member);
     }
     let client = shardlet_meta::MetaClient::new(
         vec![addresses[0].clone()],
@@ -109,7 +71,7 @@ async fn shardlet_cluster(root: &Path, members: u64) -> (Vec<Process>, Target) {
         shardlet_meta::client::ClientOptions::default(),
     )
     .unwrap();
-    poll("shardlet leader", || async {
+    wait_until(START_DEADLINE, "a shardlet leader", || async {
         client.status_of(&addresses[0]).await.ok()?.leader_id
     })
     .await;
@@ -130,7 +92,7 @@ async fn shardlet_cluster(root: &Path, members: u64) -> (Vec<Process>, Target) {
     (processes, target)
 }
 
-async fn etcd_cluster(root: &Path, members: usize) -> (Vec<Process>, Target) {
+async fn etcd_cluster(root: &Path, members: usize) -> (Vec<ChildProcess>, Target) {
     let peers: Vec<(String, u16, u16)> = (0..members)
         .map(|index| (format!("etcd{index}"), free_port(), free_port()))
         .collect();
@@ -139,9 +101,11 @@ async fn etcd_cluster(root: &Path, members: usize) -> (Vec<Process>, Target) {
         .map(|(name, _, peer)| format!("{name}=http://127.0.0.1:{peer}"))
         .collect::<Vec<_>>()
         .join(",");
+    std::fs::create_dir_all(root).unwrap();
     let mut processes = Vec::new();
     for (name, client_port, peer_port) in &peers {
-        let child = Command::new(ETCD)
+        let mut command = Command::new(ETCD);
+        command
             .args(["--name", name])
             .arg("--data-dir")
             .arg(root.join(name))
@@ -162,16 +126,13 @@ async fn etcd_cluster(root: &Path, members: usize) -> (Vec<Process>, Target) {
                 &format!("http://127.0.0.1:{peer_port}"),
             ])
             .args(["--initial-cluster", &initial_cluster])
-            .args(["--initial-cluster-state", "new"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        processes.push(Process(child));
+            .args(["--initial-cluster-state", "new"]);
+        let log = root.join(format!("{name}.log"));
+        processes.push(ChildProcess::spawn(name, command, &log).unwrap());
     }
     let http = reqwest::Client::new();
     // Writes go to the leader, as they do for Shardlet.
-    let leader_port = poll("etcd leader", || async {
+    let leader_port = wait_until(START_DEADLINE, "an etcd leader", || async {
         for (_, client_port, _) in &peers {
             let status: serde_json::Value = http
                 .post(format!(
@@ -197,21 +158,6 @@ async fn etcd_cluster(root: &Path, members: usize) -> (Vec<Process>, Target) {
         auth: None,
     };
     (processes, target)
-}
-
-async fn poll<T, F, Fut>(what: &str, mut condition: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + START_DEADLINE;
-    loop {
-        if let Some(value) = condition().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The one client loop both systems are driven by: JSON `{key, value}` with base64 bytes.

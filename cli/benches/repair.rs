@@ -13,19 +13,6 @@
 //! cluster is dropped, also on panic. The last line is machine-readable.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../integration/harness/mod.rs"]
-mod harness;
-#[path = "common/loopback.rs"]
-mod loopback;
-
-#[allow(dead_code)]
-#[path = "../../integration/tests/gateway/s3_client.rs"]
-mod s3_client;
-
-#[allow(dead_code)]
-#[path = "../../integration/tests/controller/support.rs"]
-mod support;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -34,18 +21,21 @@ use shardlet_core::{NodeId, NodeState};
 use shardlet_meta::ReadConsistency;
 use shardlet_model::schema::{decode, keys, NodeRecord};
 
-use harness::cluster::Cluster;
-use harness::pattern_bytes;
-use s3_client::S3Client;
-use support::*;
+use shardlet_testkit::bench::loopback;
+use shardlet_testkit::controller::controller_metric;
+use shardlet_testkit::poll::poll_until;
+use shardlet_testkit::records::{redundancy_problems, shardlets};
+use shardlet_testkit::{pattern_bytes, shardlet_binary, Cluster, S3Client};
 
 const MIB: u64 = 1024 * 1024;
+const BUCKET: &str = "repair-bench";
 const OBJECT_BYTES: u64 = 32 * MIB;
 const UPLOAD_CONCURRENCY: usize = 4;
 const LOOPBACK_BYTES: u64 = 1024 * MIB;
 const DISK_BYTES: u64 = 256 * MIB;
 /// A repair slower than this is reported as a failure, not waited for forever.
 const REPAIR_DEADLINE: Duration = Duration::from_secs(3600);
+/// How often the end of a repair is checked: the resolution of the measured time.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 struct Run {
@@ -131,7 +121,7 @@ async fn run(data_bytes: u64) {
 
 /// (shardlets repaired, seconds from "down" to full redundancy, bytes moved).
 async fn repair_run(data_bytes: u64, per_node: usize, in_flight: usize) -> (usize, f64, f64) {
-    let mut cluster = Cluster::start(12).await;
+    let mut cluster = Cluster::start(&shardlet_binary!(), 12).await;
     let flags = [
         "--repair-per-node-max".to_string(),
         per_node.to_string(),
@@ -140,7 +130,7 @@ async fn repair_run(data_bytes: u64, per_node: usize, in_flight: usize) -> (usiz
         "--repair-interval-seconds".to_string(),
         "0.2".to_string(),
     ];
-    let controller = start_controller(&cluster, "controller", &flags).await;
+    let controller = cluster.start_controller("controller", &flags).await;
     let s3 = S3Client::new(cluster.access.clone());
     s3.create_bucket(BUCKET).await.unwrap();
     let objects = data_bytes.div_ceil(OBJECT_BYTES).max(1);
@@ -173,8 +163,8 @@ async fn repair_run(data_bytes: u64, per_node: usize, in_flight: usize) -> (usiz
     );
     let _ = std::io::stdout().flush();
 
-    let meta = meta(&cluster);
-    let victim = busiest_node(&cluster).await;
+    let meta = cluster.meta_client();
+    let victim = cluster.busiest_node().await;
     let dead = NodeId(cluster.nodes[victim].options.node_id);
     let held = shardlets(&meta)
         .await
@@ -182,31 +172,24 @@ async fn repair_run(data_bytes: u64, per_node: usize, in_flight: usize) -> (usiz
         .filter(|record| record.fragments.iter().any(|f| f.node == dead))
         .count();
     cluster.nodes[victim].kill_9();
-    let give_up = Instant::now() + REPAIR_DEADLINE;
+    let give_up = tokio::time::Instant::now() + REPAIR_DEADLINE;
     // Down: the controller wrote the state (the grace period has passed).
-    loop {
+    poll_until(give_up, POLL_INTERVAL, || async {
         let record = meta
             .get(keys::node(dead), ReadConsistency::Linearizable)
             .await
             .unwrap();
         let state = record.map(|entry| decode::<NodeRecord>(entry.value.as_slice()).unwrap().state);
-        if state == Some(NodeState::Down) {
-            break;
-        }
-        assert!(Instant::now() < give_up, "node {dead} never declared down");
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
+        state == Some(NodeState::Down)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("node {dead} never declared down"));
     let down_at = Instant::now();
-    loop {
-        if redundancy_problems(&shardlets(&meta).await, &[dead]).is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < give_up,
-            "repair did not finish within {REPAIR_DEADLINE:?}"
-        );
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
+    poll_until(give_up, POLL_INTERVAL, || async {
+        redundancy_problems(&shardlets(&meta).await, &[dead]).is_empty()
+    })
+    .await
+    .unwrap_or_else(|_| panic!("repair did not finish within {REPAIR_DEADLINE:?}"));
     let seconds = down_at.elapsed().as_secs_f64();
     let bytes =
         controller_metric(&controller, "shardlet_controller_repair_bytes_moved_total").await;

@@ -7,15 +7,8 @@
 //! operation cap, whichever comes first. The node's data dir lives under
 //! `SHARDLET_BENCH_DIR` (default `/var/tmp`, which is on disk: a tmpfs would make fsync
 //! free and the numbers meaningless). The node is killed by PID when the bench ends,
-//! also on panic (the harness's Drop guard).
+//! also on panic (the test kit's Drop guard).
 #![allow(clippy::unwrap_used)]
-
-#[path = "../../integration/harness/mod.rs"]
-mod harness;
-#[path = "common/loopback.rs"]
-mod loopback;
-#[path = "common/phase.rs"]
-mod phase;
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -23,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use harness::{NodeOptions, NodeProcess};
-use phase::{run_phase, Phase};
 use shardlet_core::{FragmentId, FragmentIndex, Generation, ObjectId, ShardletId};
 use shardlet_node::client::{ClientOptions, NodeClient};
+use shardlet_testkit::bench::loopback;
+use shardlet_testkit::bench::phase::{run_phase, Phase};
+use shardlet_testkit::{pattern_bytes, shardlet_binary, NodeOptions, NodeProcess};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -59,7 +53,7 @@ async fn put_phase(
     operations_max: u64,
     deadline: Duration,
 ) -> (Phase, Vec<FragmentId>) {
-    let payload = Bytes::from(harness::pattern_bytes(size, size as u64));
+    let payload = Bytes::from(pattern_bytes(size, size as u64));
     let ids: Arc<Vec<FragmentId>> = Arc::new((0..operations_max).map(|_| fragment_id()).collect());
     let client = client.clone();
     let phase_ids = ids.clone();
@@ -163,11 +157,14 @@ async fn run(deadline: Duration, parent_dir: std::path::PathBuf) {
         .fold(0.0, f64::max);
     let loopback = loopback::loopback_bytes_per_second(LOOPBACK_BYTES, LIMIT_TRIALS).await / 1e6;
 
-    let mut node = NodeProcess::start(NodeOptions {
-        parent_dir: Some(parent_dir),
-        log_filter: "warn".to_string(),
-        ..NodeOptions::default()
-    })
+    let mut node = NodeProcess::start(
+        &shardlet_binary!(),
+        NodeOptions {
+            parent_dir: Some(parent_dir),
+            log_filter: "warn".to_string(),
+            ..NodeOptions::default()
+        },
+    )
     .await;
     println!(
         "node pid {:?} on {}, data in {}",

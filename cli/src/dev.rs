@@ -17,11 +17,15 @@
 //! included, stop every child started so far (SIGTERM, then SIGKILL after a grace
 //! period). Running again on the same directory keeps the data, the cluster
 //! secret and the S3 credentials (`DIR/s3-credentials.json`).
+//!
+//! Spawning a component with its log and pid file, probing `/health` and stopping
+//! everything are `shardlet_testkit::local_cluster` and `::process`: the same code the
+//! end-to-end tests build their clusters with.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +35,10 @@ use shardlet_core::Topology;
 use shardlet_gateway::object::catalog::Catalog;
 use shardlet_gateway::object::commit::{new_credential, Buckets};
 use shardlet_model::schema::{CredentialRecord, SecretKey};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
+use shardlet_testkit::local_cluster::{
+    spawn_component, stop_all, topology_toml, wait_until_healthy, NotHealthy,
+};
+use shardlet_testkit::process::ChildProcess;
 
 /// A line on stdout. Whoever reads it may have gone (a pipe into `head`, a script that
 /// read the credentials it wanted and closed its end); the cluster keeps running, so a
@@ -89,12 +95,6 @@ pub struct DevArguments {
     predictor_port: u16,
 }
 
-struct Component {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
 pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
     let data = arguments.data.clone();
     // Before anything is created or started: a refusal changes nothing.
@@ -105,9 +105,13 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
     let secret_path = data.join("cluster-secret");
     let secret = load_or_create_secret(&secret_path)?;
     let topology_path = data.join("topology.toml");
-    write_synced(&topology_path, topology_toml(&topology).as_bytes())?;
+    let topology_text = topology_toml(
+        &topology,
+        "Written by `shardlet dev` from the source topology, with local addresses.",
+    );
+    write_synced(&topology_path, topology_text.as_bytes())?;
 
-    let mut components: Vec<Component> = Vec::new();
+    let mut components: Vec<ChildProcess> = Vec::new();
     // The signal handlers go in before the first child starts (`biased`: polled first),
     // so Ctrl-C or SIGTERM at any moment, start-up included, stops every child started
     // so far instead of killing this process and leaving them running.
@@ -124,7 +128,7 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
         ) => result,
     };
     // An error is printed by `main`, once, after everything stopped.
-    stop_all(&mut components).await;
+    stop_all_components(&mut components).await;
     say!("stopped; data kept in {}", data.display());
     result
 }
@@ -135,7 +139,7 @@ async fn start_and_wait(
     secret_path: &Path,
     topology: &Topology,
     topology_path: &Path,
-    components: &mut Vec<Component>,
+    components: &mut Vec<ChildProcess>,
 ) -> anyhow::Result<()> {
     let data = &arguments.data;
     let secret_file = secret_path.display().to_string();
@@ -285,7 +289,7 @@ fn check_ports_free(arguments: &DevArguments, topology: &Topology) -> anyhow::Re
     Ok(())
 }
 
-fn spawn(data: &Path, name: &str, arguments: &[&str]) -> anyhow::Result<Component> {
+fn spawn(data: &Path, name: &str, arguments: &[&str]) -> anyhow::Result<ChildProcess> {
     let executable = std::env::current_exe().context("cannot find the shardlet binary")?;
     spawn_program(data, name, &executable, arguments)
 }
@@ -297,7 +301,7 @@ const PREDICTOR_READY_DEADLINE: Duration = Duration::from_secs(30);
 /// binary (built beside this one) exist. Optional by design: the controller degrades to
 /// its heuristic without it, so every way of not starting it is printed and the cluster
 /// starts anyway.
-async fn start_predictor(arguments: &DevArguments, components: &mut Vec<Component>) {
+async fn start_predictor(arguments: &DevArguments, components: &mut Vec<ChildProcess>) {
     let data = &arguments.data;
     let model = arguments
         .predictor_model
@@ -352,10 +356,9 @@ async fn start_predictor(arguments: &DevArguments, components: &mut Vec<Componen
 
 /// Removes the predictor from the cluster's components (killing it if still running), so
 /// its absence never stops the cluster.
-async fn stop_predictor(components: &mut Vec<Component>) {
-    if let Some(position) = components.iter().position(|c| c.name == "predictor") {
-        let mut component = components.remove(position);
-        let _ = component.child.kill().await;
+async fn stop_predictor(components: &mut Vec<ChildProcess>) {
+    if let Some(position) = components.iter().position(|c| c.name() == "predictor") {
+        components.remove(position).kill();
     }
 }
 
@@ -364,13 +367,7 @@ fn spawn_program(
     name: &str,
     executable: &Path,
     arguments: &[&str],
-) -> anyhow::Result<Component> {
-    let log = data.join("logs").join(format!("{name}.log"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .with_context(|| format!("cannot open {}", log.display()))?;
+) -> anyhow::Result<ChildProcess> {
     let mut command = Command::new(executable);
     // Twelve nodes share this machine with the gateway and the metadata member: one
     // async worker each (blocking file I/O has its own threads) instead of one per core
@@ -379,95 +376,56 @@ fn spawn_program(
     if name.starts_with("node-") && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
         command.env("TOKIO_WORKER_THREADS", "1");
     }
-    let child = command
-        .args(arguments)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        // Safety net: if this process dies without stopping them, children die too.
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start {name}"))?;
-    // Tests and operators find components by these (e.g. to kill -9 a node).
-    if let Some(pid) = child.id() {
-        let _ = std::fs::write(
-            data.join("logs").join(format!("{name}.pid")),
-            format!("{pid}\n"),
-        );
-    }
-    Ok(Component {
-        name: name.to_string(),
-        child,
-        log,
-    })
+    command.args(arguments);
+    // Output to `DIR/logs/NAME.log`, the pid to `DIR/logs/NAME.pid` (tests and
+    // operators find components by it, e.g. to kill -9 a node). Safety net: the child
+    // is killed, with anything it started, if this process unwinds without stopping it.
+    Ok(spawn_component(&data.join("logs"), name, command)?)
 }
 
 /// Polls `GET /health` of each component until it answers 200 (bounded), failing early
 /// with the component's log if it exits.
 async fn wait_healthy(
-    components: &mut [Component],
+    components: &mut [ChildProcess],
     targets: &[(String, String)],
 ) -> anyhow::Result<()> {
     let give_up = tokio::time::Instant::now() + READY_DEADLINE;
     for (name, address) in targets {
-        loop {
-            if health_ok(address).await {
-                break;
+        let Some(component) = components.iter_mut().find(|c| c.name() == name) else {
+            bail!("{name} was never started");
+        };
+        match wait_until_healthy(component, address, give_up, READY_POLL_INTERVAL).await {
+            Ok(()) => {}
+            Err(NotHealthy::Exited(status)) => bail!(
+                "{name} exited ({status}) while starting; see {}",
+                component
+                    .log_path()
+                    .unwrap_or(Path::new("its log"))
+                    .display()
+            ),
+            Err(NotHealthy::TimedOut) => {
+                bail!("{name} at {address} did not answer /health within {READY_DEADLINE:?}")
             }
-            if let Some(component) = components.iter_mut().find(|c| &c.name == name) {
-                if let Ok(Some(status)) = component.child.try_wait() {
-                    bail!(
-                        "{name} exited ({status}) while starting; see {}",
-                        component.log.display()
-                    );
-                }
-            }
-            if tokio::time::Instant::now() >= give_up {
-                bail!("{name} at {address} did not answer /health within {READY_DEADLINE:?}");
-            }
-            tokio::time::sleep(READY_POLL_INTERVAL).await;
         }
     }
     Ok(())
 }
 
-/// One plain HTTP/1.1 `GET /health`; true on a 200.
-async fn health_ok(address: &str) -> bool {
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-        stream
-            .write_all(
-                format!("GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .await
-            .ok()?;
-        let mut head = [0u8; 16];
-        let read = stream.read(&mut head).await.ok()?;
-        Some(head[..read].starts_with(b"HTTP/1.1 200"))
-    };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
-}
-
 /// The first component whose exit stops the cluster. A storage node that dies does
 /// not: the cluster is built to survive that, and the controller rebuilds its data
 /// elsewhere after the grace period, which is what a developer killing one wants to see.
-async fn first_exit(components: &mut [Component]) -> String {
+async fn first_exit(components: &mut [ChildProcess]) -> String {
     let mut reported = std::collections::BTreeSet::new();
     loop {
         for component in components.iter_mut() {
-            if let Ok(Some(status)) = component.child.try_wait() {
-                if !component.name.starts_with("node-") {
-                    return component.name.clone();
+            if let Some(status) = component.exit_status() {
+                if !component.name().starts_with("node-") {
+                    return component.name().to_string();
                 }
-                if reported.insert(component.name.clone()) {
+                if reported.insert(component.name().to_string()) {
                     complain!(
                         "{} exited ({status}); the cluster keeps running and the controller rebuilds its fragments elsewhere once it is declared down",
-                        component.name
+                        component.name()
                     );
                 }
             }
@@ -477,27 +435,11 @@ async fn first_exit(components: &mut [Component]) -> String {
 }
 
 /// SIGTERM to everyone (gateway first, metadata last), then wait; SIGKILL stragglers.
-async fn stop_all(components: &mut [Component]) {
-    for component in components.iter_mut().rev() {
-        if let Some(pid) = component
-            .child
-            .id()
-            .and_then(|id| rustix::process::Pid::from_raw(id as i32))
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-    }
-    let give_up = tokio::time::Instant::now() + STOP_GRACE;
-    for component in components.iter_mut().rev() {
-        let remaining = give_up.saturating_duration_since(tokio::time::Instant::now());
-        if tokio::time::timeout(remaining, component.child.wait())
-            .await
-            .is_err()
-        {
-            complain!("{} did not stop in time; killing it", component.name);
-            let _ = component.child.kill().await;
-        }
-    }
+async fn stop_all_components(components: &mut [ChildProcess]) {
+    stop_all(components, STOP_GRACE, |name| {
+        complain!("{name} did not stop in time; killing it")
+    })
+    .await;
 }
 
 /// The topology with every node on 127.0.0.1 at `node_base_port + position`.
@@ -528,20 +470,6 @@ fn local_topology(arguments: &DevArguments) -> anyhow::Result<Topology> {
         node.address = format!("127.0.0.1:{port}");
     }
     Topology::new(topology.epoch(), nodes).map_err(|error| anyhow::anyhow!("{error:?}"))
-}
-
-fn topology_toml(topology: &Topology) -> String {
-    let mut out = format!(
-        "# Written by `shardlet dev` from the source topology, with local addresses.\nepoch = {}\n",
-        topology.epoch()
-    );
-    for node in topology.nodes() {
-        out.push_str(&format!(
-            "\n[[node]]\nid = {}\nname = {:?}\naddress = {:?}\nregion = {:?}\nzone = {:?}\ncapacity_bytes = {}\nfree_bytes = {}\nweight = {:?}\n",
-            node.id.0, node.name, node.address, node.region, node.zone, node.capacity_bytes, node.free_bytes, node.weight
-        ));
-    }
-    out
 }
 
 /// The dev S3 key: kept in DIR/s3-credentials.json (written and fsynced before it is

@@ -568,5 +568,4 @@ fn reed_solomon(scheme: Scheme) -> Result<Arc<ReedSolomon>, CodecError> {
 }
 
 #[cfg(test)]
-#[path = "codec_tests.rs"]
 mod tests;

@@ -308,5 +308,4 @@ impl Iterator for ShardletSpans {
 impl ExactSizeIterator for ShardletSpans {}
 
 #[cfg(test)]
-#[path = "sizing_tests.rs"]
 mod tests;

@@ -415,5 +415,4 @@ impl fmt::Display for NodeState {
 }
 
 #[cfg(test)]
-#[path = "topology_tests.rs"]
 mod tests;

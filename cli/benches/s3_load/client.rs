@@ -1,6 +1,7 @@
 //! A light S3 client for the load generator: reqwest (keep-alive pool, TCP_NODELAY, HTTP/1.1)
 //! with SigV4 from the stock `aws-sigv4` crate, `UNSIGNED-PAYLOAD` so signing never hashes a
-//! body. Every GET is checked against what was stored (length and CRC32C) so that a fast
+//! body. (The kit's `S3Client` serves the tests: one connection per request, errors as
+//! values to count; this one is tuned to measure, and never panics mid-phase.) Every GET is checked against what was stored (length and CRC32C) so that a fast
 //! wrong answer counts as an error, not as throughput.
 
 use std::time::{Duration, Instant, SystemTime};
@@ -12,20 +13,12 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
+use shardlet_testkit::S3Access;
 
 /// One request, connect to last byte; a stuck server fails the phase instead of hanging it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Idle connections kept per host: more than the largest concurrency of any phase.
 const IDLE_CONNECTIONS_MAX: usize = 64;
-
-#[derive(Clone, Debug)]
-pub struct S3Endpoint {
-    /// `http://127.0.0.1:PORT`, no trailing slash.
-    pub url: String,
-    pub access_key: String,
-    pub secret_key: String,
-    pub region: String,
-}
 
 /// What a stored object must read back as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,11 +45,12 @@ pub struct VerifiedGet {
 #[derive(Clone)]
 pub struct S3Client {
     http: reqwest::Client,
-    endpoint: S3Endpoint,
+    /// Its `endpoint` is `http://HOST:PORT`, no trailing slash.
+    access: S3Access,
 }
 
 impl S3Client {
-    pub fn new(endpoint: S3Endpoint) -> Result<Self, String> {
+    pub fn new(access: S3Access) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .http1_only()
@@ -65,7 +59,7 @@ impl S3Client {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
-        Ok(Self { http, endpoint })
+        Ok(Self { http, access })
     }
 
     /// A request for `path` (already URL-safe: the bench's keys are plain ASCII) carrying
@@ -75,10 +69,10 @@ impl S3Client {
         method: reqwest::Method,
         path: &str,
     ) -> Result<reqwest::RequestBuilder, String> {
-        let url = format!("{}{path}", self.endpoint.url);
+        let url = format!("{}{path}", self.access.endpoint);
         let identity = Credentials::new(
-            &self.endpoint.access_key,
-            &self.endpoint.secret_key,
+            &self.access.access_key,
+            &self.access.secret_key,
             None,
             None,
             "s3-load",
@@ -91,7 +85,7 @@ impl S3Client {
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
         let params = v4::SigningParams::builder()
             .identity(&identity)
-            .region(&self.endpoint.region)
+            .region(&self.access.region)
             .name("s3")
             .time(SystemTime::now())
             .settings(settings)

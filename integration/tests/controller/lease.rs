@@ -9,14 +9,14 @@ use shardlet_controller::service::lease::Lease;
 use shardlet_controller::service::metrics::Metrics;
 use shardlet_meta::{Batch, BatchOutcome, MetaClient};
 
-use crate::harness::cluster::ServiceProcess;
-use crate::harness::wait_until;
+use shardlet_testkit::{shardlet_binary, wait_until, ServiceProcess};
 
 async fn meta_member() -> (ServiceProcess, tempfile::TempDir, String) {
     let root = tempfile::tempdir().unwrap();
     let secret = hex::encode(rand::random::<[u8; 32]>());
     let data = root.path().join("meta").display().to_string();
     let meta = ServiceProcess::start(
+        &shardlet_binary!(),
         "meta",
         ["meta", "--member-id", "1", "--bootstrap", "--data", &data]
             .map(String::from)

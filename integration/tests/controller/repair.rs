@@ -6,9 +6,10 @@ use std::process::Command;
 
 use shardlet_core::NodeId;
 
-use crate::harness::cluster::Cluster;
-use crate::harness::wait_until;
-use crate::s3_client::S3Client;
+use shardlet_testkit::controller::{controller_get, controller_metric};
+use shardlet_testkit::records::{redundancy_problems, shardlets};
+use shardlet_testkit::{shardlet_binary, wait_until, Cluster, S3Client};
+
 use crate::support::*;
 
 async fn mixed_objects(s3: &S3Client, count_per_class: usize) -> Vec<Written> {
@@ -22,13 +23,13 @@ async fn mixed_objects(s3: &S3Client, count_per_class: usize) -> Vec<Written> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shardlet_is_back_at_full_redundancy_after_a_node_is_killed() {
-    let mut cluster = Cluster::start(12).await;
-    let controller = start_controller(&cluster, "controller", &[]).await;
+    let mut cluster = Cluster::start(&shardlet_binary!(), 12).await;
+    let controller = cluster.start_controller("controller", &[]).await;
     let s3 = S3Client::new(cluster.access.clone());
     let objects = mixed_objects(&s3, 100).await;
-    let meta = meta(&cluster);
+    let meta = cluster.meta_client();
 
-    let victim = busiest_node(&cluster).await;
+    let victim = cluster.busiest_node().await;
     let dead = NodeId(cluster.nodes[victim].options.node_id);
     let held = shardlets(&meta)
         .await
@@ -80,18 +81,18 @@ async fn every_shardlet_is_back_at_full_redundancy_after_a_node_is_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_controller_finishes_a_repair_when_the_active_one_is_killed() {
-    let mut cluster = Cluster::start(12).await;
+    let mut cluster = Cluster::start(&shardlet_binary!(), 12).await;
     // One repair at a time, so the repair is still running when the first controller dies.
     let slow = ["--repair-in-flight-max", "1"].map(String::from);
-    let mut first = start_controller(&cluster, "controller-first", &slow).await;
-    let meta = meta(&cluster);
+    let mut first = cluster.start_controller("controller-first", &slow).await;
+    let meta = cluster.meta_client();
     wait_until(
         REPAIR_DEADLINE,
         "the first controller holds the lease",
         || async { controller_metric(&first, "shardlet_controller_lease_active").await == 1.0 },
     )
     .await;
-    let second = start_controller(&cluster, "controller-second", &slow).await;
+    let second = cluster.start_controller("controller-second", &slow).await;
     let s3 = S3Client::new(cluster.access.clone());
     let objects = mixed_objects(&s3, 100).await;
     assert_eq!(
@@ -99,7 +100,7 @@ async fn a_standby_controller_finishes_a_repair_when_the_active_one_is_killed() 
         0.0
     );
 
-    let victim = busiest_node(&cluster).await;
+    let victim = cluster.busiest_node().await;
     let dead = NodeId(cluster.nodes[victim].options.node_id);
     cluster.nodes[victim].kill_9();
     wait_until(
@@ -131,12 +132,12 @@ async fn a_standby_controller_finishes_a_repair_when_the_active_one_is_killed() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_drain_moves_every_fragment_off_the_node() {
-    let cluster = Cluster::start(12).await;
-    let controller = start_controller(&cluster, "controller", &[]).await;
+    let cluster = Cluster::start(&shardlet_binary!(), 12).await;
+    let controller = cluster.start_controller("controller", &[]).await;
     let s3 = S3Client::new(cluster.access.clone());
     let objects = mixed_objects(&s3, 30).await;
-    let meta = meta(&cluster);
-    let drained = NodeId(cluster.nodes[busiest_node(&cluster).await].options.node_id);
+    let meta = cluster.meta_client();
+    let drained = NodeId(cluster.nodes[cluster.busiest_node().await].options.node_id);
 
     let admin = |arguments: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_shardlet"))
@@ -198,12 +199,12 @@ async fn admin_drain_moves_every_fragment_off_the_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_risk_crosses_the_threshold_is_drained_ahead_of_failure() {
-    let cluster = Cluster::start(12).await;
-    let controller = start_controller(&cluster, "controller", &[]).await;
+    let cluster = Cluster::start(&shardlet_binary!(), 12).await;
+    let controller = cluster.start_controller("controller", &[]).await;
     let s3 = S3Client::new(cluster.access.clone());
     let objects = mixed_objects(&s3, 20).await;
-    let meta = meta(&cluster);
-    let risky = &cluster.nodes[busiest_node(&cluster).await];
+    let meta = cluster.meta_client();
+    let risky = &cluster.nodes[cluster.busiest_node().await];
     let risky_id = NodeId(risky.options.node_id);
 
     // The node's disk rots: 20 fragments that nothing references fail their checksum
@@ -211,7 +212,7 @@ async fn a_node_whose_risk_crosses_the_threshold_is_drained_ahead_of_failure() {
     // checksum failures into a risk of 1 − e^(−2) ≈ 0.86, above the 0.8 threshold.
     let client = risky.client();
     for _ in 0..20 {
-        let id = crate::harness::random_fragment_id();
+        let id = shardlet_testkit::random_fragment_id();
         // Larger than a block, so it is a file this test can damage (small fragments
         // live in the node's RocksDB; their rot is covered by the node's unit tests).
         assert_eq!(client.put(&id, &vec![7u8; 100 * 1024]).await.status, 201);

@@ -6,14 +6,15 @@ use std::io::{Read, Seek, SeekFrom, Write};
 
 use shardlet_core::NodeId;
 
-use crate::harness::cluster::Cluster;
-use crate::harness::wait_until;
-use crate::s3_client::S3Client;
+use shardlet_testkit::controller::controller_get;
+use shardlet_testkit::records::{redundancy_problems, shardlets};
+use shardlet_testkit::{shardlet_binary, wait_until, Cluster, S3Client};
+
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrub_finds_flipped_bytes_and_repairs_them() {
-    let cluster = Cluster::start(12).await;
+    let cluster = Cluster::start(&shardlet_binary!(), 12).await;
     let flags = [
         "--scrub-interval-seconds",
         "0.5",
@@ -21,12 +22,12 @@ async fn scrub_finds_flipped_bytes_and_repairs_them() {
         "1000000000",
     ]
     .map(String::from);
-    let controller = start_controller(&cluster, "controller", &flags).await;
+    let controller = cluster.start_controller("controller", &flags).await;
     let s3 = S3Client::new(cluster.access.clone());
     s3.create_bucket(BUCKET).await.unwrap();
     let mut objects = write_objects(&s3, "replicated", 10, 300_000, None).await;
     objects.extend(write_objects(&s3, "coded", 10, 600_000, Some("STANDARD_IA")).await);
-    let meta = meta(&cluster);
+    let meta = cluster.meta_client();
 
     // Rot one fragment of each of six shardlets: flip a byte in the middle of its file.
     // (Fragments of at most 64 KiB live in the node's RocksDB, not in files; their rot
@@ -83,7 +84,7 @@ async fn scrub_finds_flipped_bytes_and_repairs_them() {
     )
     .await;
     assert!(
-        crate::harness::metric_total(
+        shardlet_testkit::metric_total(
             &controller_get(&controller, "/metrics").await,
             "shardlet_controller_scrub_findings_total"
         )
@@ -94,7 +95,7 @@ async fn scrub_finds_flipped_bytes_and_repairs_them() {
         REPAIR_DEADLINE,
         "the rotten copies are deleted from disk",
         || async {
-            let on_disk = fragments_stored(&cluster).await;
+            let on_disk = cluster.fragments_stored().await;
             !rotten.iter().any(|(node, id)| {
                 on_disk
                     .get(node)

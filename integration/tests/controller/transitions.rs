@@ -5,20 +5,21 @@ use std::collections::BTreeSet;
 
 use shardlet_core::ShardletId;
 
-use crate::harness::cluster::Cluster;
-use crate::harness::wait_until;
-use crate::s3_client::S3Client;
+use shardlet_testkit::controller::controller_get;
+use shardlet_testkit::records::{redundancy_problems, shardlets};
+use shardlet_testkit::{shardlet_binary, wait_until, Cluster, S3Client};
+
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_objects_become_replicated_and_cold_ones_erasure_coded() {
-    let cluster = Cluster::start(12).await;
+    let cluster = Cluster::start(&shardlet_binary!(), 12).await;
     let s3 = S3Client::new(cluster.access.clone());
     s3.create_bucket(BUCKET).await.unwrap();
     // Hot ones start erasure coded, cold ones replicated: each must change.
     let hot = write_objects(&s3, "hot", 4, 200_000, Some("STANDARD_IA")).await;
     let cold = write_objects(&s3, "cold", 12, 500_000, None).await;
-    let meta = meta(&cluster);
+    let meta = cluster.meta_client();
     let by_key = shardlets_by_key(&meta).await;
     let shardlets_of = |prefix: &str| -> BTreeSet<ShardletId> {
         by_key
@@ -29,7 +30,8 @@ async fn hot_objects_become_replicated_and_cold_ones_erasure_coded() {
     };
     let (hot_ids, cold_ids) = (shardlets_of("hot/"), shardlets_of("cold/"));
     let cold_bytes_stored = || async {
-        fragments_stored(&cluster)
+        cluster
+            .fragments_stored()
             .await
             .values()
             .flatten()
@@ -69,7 +71,7 @@ async fn hot_objects_become_replicated_and_cold_ones_erasure_coded() {
         "3600",
     ]
     .map(String::from);
-    let controller = start_controller(&cluster, "controller", &flags).await;
+    let controller = cluster.start_controller("controller", &flags).await;
 
     wait_until(
         REPAIR_DEADLINE,

@@ -6,8 +6,10 @@ use serde_json::{json, Value};
 use shardlet_meta::auth::{ClusterAuth, Sender};
 use shardlet_meta::ReadConsistency;
 
-use super::harness::{client, eventually, status, Member, SECRET};
+use shardlet_testkit::wait_until;
+
 use super::load::replica_contents;
+use super::members::{client, start_member, status, SECRET};
 
 struct Raw {
     http: reqwest::Client,
@@ -64,8 +66,8 @@ fn error_code(body: &Value) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_4xx_errors_and_change_nothing() {
     let root = tempfile::tempdir().unwrap();
-    let member = Member::start(1, root.path(), true, &["--value-bytes-max", "1024"]);
-    eventually("the member leads", Duration::from_secs(30), || async {
+    let member = start_member(1, root.path(), true, &["--value-bytes-max", "1024"]).await;
+    wait_until(Duration::from_secs(30), "the member leads", || async {
         status(&member.address).await?.leader_id
     })
     .await;

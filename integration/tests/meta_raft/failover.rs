@@ -4,11 +4,13 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::harness::{
-    addresses, client, eventually, status, three_member_cluster, wait_for_leader,
-    wait_for_leader_other_than, Member,
-};
+use shardlet_testkit::wait_until;
+
 use super::load::{assert_all_present, replica_contents, Writers};
+use super::members::{
+    addresses, client, status, three_member_cluster, wait_for_leader, wait_for_leader_other_than,
+    Member,
+};
 
 fn index_of(members: &[Member], member_id: u64) -> usize {
     members
@@ -46,7 +48,7 @@ async fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
         assert_all_present(&member.address, &acknowledged).await;
     }
     // The old leader comes back as a follower and converges too.
-    members[old].restart();
+    members[old].restart().await;
     assert_all_present(&members[old].address, &acknowledged).await;
 }
 
@@ -78,9 +80,9 @@ async fn a_member_that_missed_many_entries_catches_up_by_snapshot() {
         acknowledged.insert(key, value);
     }
     let leader_address = members[index_of(&members, leader)].address.clone();
-    eventually(
-        "the leader purges its log behind a snapshot",
+    wait_until(
         Duration::from_secs(30),
+        "the leader purges its log behind a snapshot",
         || async {
             let status = status(&leader_address).await?;
             (status.purged_index? > 300).then_some(())
@@ -88,7 +90,7 @@ async fn a_member_that_missed_many_entries_catches_up_by_snapshot() {
     )
     .await;
 
-    members[lagging].restart();
+    members[lagging].restart().await;
     assert_all_present(&members[lagging].address, &acknowledged).await;
     let lagging_address = members[lagging].address.clone();
     let lagging_status = status(&lagging_address).await.unwrap();

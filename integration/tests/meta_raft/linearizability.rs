@@ -10,6 +10,7 @@
 //! (linearizability is compositional).
 
 use std::collections::HashSet;
+use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -35,8 +36,7 @@ pub enum Outcome {
 
 #[derive(Clone, Copy, Debug)]
 pub struct Operation {
-    /// Who ran it: only read when a failing history is printed (`Debug`).
-    #[allow(dead_code)]
+    /// Who ran it: named when a failing history is printed.
     pub client: usize,
     /// Nanoseconds since the start of the history, on one monotonic clock.
     pub invoked_at: u64,
@@ -45,6 +45,40 @@ pub struct Operation {
     pub kind: Kind,
     pub outcome: Outcome,
 }
+
+impl fmt::Display for Operation {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "client {}: {:?} -> {:?}, invoked at {} ns, ",
+            self.client, self.kind, self.outcome, self.invoked_at
+        )?;
+        match self.returned_at {
+            Some(returned_at) => write!(formatter, "returned at {returned_at} ns"),
+            None => write!(formatter, "never returned"),
+        }
+    }
+}
+
+/// The first `OPERATIONS_PRINTED_MAX` operations of `history`, one a line, for the
+/// message of a failed check.
+pub fn describe(history: &[Operation]) -> String {
+    let mut lines: Vec<String> = history
+        .iter()
+        .take(OPERATIONS_PRINTED_MAX)
+        .map(Operation::to_string)
+        .collect();
+    if history.len() > OPERATIONS_PRINTED_MAX {
+        lines.push(format!(
+            "... and {} more",
+            history.len() - OPERATIONS_PRINTED_MAX
+        ));
+    }
+    lines.join("\n")
+}
+
+/// Bounds what a failure message prints of one history.
+const OPERATIONS_PRINTED_MAX: usize = 500;
 
 /// Applies `operation` to `value` if its outcome is consistent with it; returns the new
 /// value, or `None` if the operation cannot take effect on this value.
@@ -239,5 +273,22 @@ mod tests {
             operation(7, 8, Kind::Read, Outcome::Read(None)),
         ];
         assert_eq!(check_register(&flip_back), Verdict::NotLinearizable);
+    }
+
+    #[test]
+    fn a_described_history_names_each_operations_client_and_times() {
+        let unknown = Operation {
+            client: 3,
+            invoked_at: 10,
+            returned_at: None,
+            kind: Kind::Write(7),
+            outcome: Outcome::Unknown,
+        };
+        let history = [operation(0, 1, Kind::Read, Outcome::Read(None)), unknown];
+        assert_eq!(
+            describe(&history),
+            "client 0: Read -> Read(None), invoked at 0 ns, returned at 1 ns\n\
+             client 3: Write(7) -> Unknown, invoked at 10 ns, never returned"
+        );
     }
 }

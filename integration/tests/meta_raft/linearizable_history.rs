@@ -10,8 +10,8 @@ use rand::{Rng, SeedableRng};
 use shardlet_meta::command::Condition;
 use shardlet_meta::{Batch, BatchOutcome, ClientError, MetaClient, ReadConsistency};
 
-use super::harness::{addresses, client, three_member_cluster, wait_for_leader};
-use super::linearizability::{check_register, Kind, Operation, Outcome, Verdict};
+use super::linearizability::{check_register, describe, Kind, Operation, Outcome, Verdict};
+use super::members::{addresses, client, three_member_cluster, wait_for_leader};
 
 const KEYS: usize = 3;
 const CLIENTS: usize = 6;
@@ -157,9 +157,9 @@ async fn concurrent_reads_writes_and_compare_and_sets_are_linearizable_across_a_
         .collect();
     let wait_for_operations = |count: usize| {
         let recorder = recorder.clone();
-        super::harness::eventually(
-            "operations recorded",
+        shardlet_testkit::wait_until(
             std::time::Duration::from_secs(60),
+            "operations recorded",
             move || {
                 let recorder = recorder.clone();
                 async move { (recorder.count.load(Ordering::Relaxed) >= count).then_some(()) }
@@ -175,7 +175,7 @@ async fn concurrent_reads_writes_and_compare_and_sets_are_linearizable_across_a_
         .unwrap();
     members[killed].kill();
     wait_for_operations(recorder.count.load(Ordering::Relaxed) + 300).await;
-    members[killed].restart();
+    members[killed].restart().await;
     wait_for_operations(recorder.count.load(Ordering::Relaxed) + 300).await;
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
@@ -187,9 +187,10 @@ async fn concurrent_reads_writes_and_compare_and_sets_are_linearizable_across_a_
         assert_eq!(
             check_register(history),
             Verdict::Linearizable,
-            "history of {} (seed {seed}, {} operations) is not linearizable",
+            "history of {} (seed {seed}, {} operations) is not linearizable:\n{}",
             key_name(key),
-            history.len()
+            history.len(),
+            describe(history)
         );
     }
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use shardlet_meta::{ClientError, MetaClient, ReadConsistency};
 use tokio::task::JoinHandle;
 
-use super::harness::{client_of, eventually};
+use shardlet_testkit::wait_until;
+
+use super::members::client_of;
 
 pub const LOAD_PREFIX: &str = "load/";
 
@@ -72,9 +74,9 @@ impl Writers {
 
     /// Waits until at least `count` writes were acknowledged in total.
     pub async fn wait_for_acknowledged(&self, count: usize) {
-        eventually(
-            &format!("{count} acknowledged writes"),
+        wait_until(
             Duration::from_secs(60),
+            &format!("{count} acknowledged writes"),
             || async { (self.acknowledged_count() >= count).then_some(()) },
         )
         .await;
@@ -116,12 +118,12 @@ pub async fn replica_contents(address: &str, prefix: &str) -> Option<BTreeMap<St
 
 /// Waits until the member at `address` holds every acknowledged write with its value.
 pub async fn assert_all_present(address: &str, acknowledged: &BTreeMap<String, String>) {
-    eventually(
+    wait_until(
+        Duration::from_secs(60),
         &format!(
             "all {} acknowledged writes on {address}",
             acknowledged.len()
         ),
-        Duration::from_secs(60),
         || async {
             let contents = replica_contents(address, LOAD_PREFIX).await?;
             acknowledged

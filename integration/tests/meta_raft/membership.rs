@@ -3,15 +3,15 @@
 
 use std::collections::BTreeSet;
 
-use super::harness::{addresses, client, three_member_cluster, wait_for_leader, Member};
 use super::load::{assert_all_present, Writers};
+use super::members::{addresses, client, start_member, three_member_cluster, wait_for_leader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn growing_to_five_and_shrinking_to_three_under_load_loses_nothing() {
     let root = tempfile::tempdir().unwrap();
     let mut members = three_member_cluster(root.path(), &[]).await;
-    members.push(Member::start(4, root.path(), false, &[]));
-    members.push(Member::start(5, root.path(), false, &[]));
+    members.push(start_member(4, root.path(), false, &[]).await);
+    members.push(start_member(5, root.path(), false, &[]).await);
     let all_addresses = addresses(&members);
     let admin = client(&all_addresses);
     let writers = Writers::start(client(&all_addresses), 8);

@@ -7,13 +7,15 @@ use std::time::Duration;
 use shardlet_meta::command::Condition;
 use shardlet_meta::{Batch, BatchOutcome, ReadConsistency};
 
-use super::harness::{client, eventually, status, Member};
+use shardlet_testkit::wait_until;
+
 use super::load::replica_contents;
+use super::members::{client, start_member, status, Member};
 
 async fn leading(member: &Member) {
-    eventually(
-        "the single member leads",
+    wait_until(
         Duration::from_secs(30),
+        "the single member leads",
         || async {
             status(&member.address)
                 .await?
@@ -27,7 +29,7 @@ async fn leading(member: &Member) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9_and_restart() {
     let root = tempfile::tempdir().unwrap();
-    let mut member = Member::start(1, root.path(), true, &[]);
+    let mut member = start_member(1, root.path(), true, &[]).await;
     leading(&member).await;
     let client = client(std::slice::from_ref(&member.address));
     let mut expected = BTreeMap::new();
@@ -48,10 +50,10 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
         .unwrap();
 
     member.kill();
-    member.restart();
+    member.restart().await;
     leading(&member).await;
 
-    let client = super::harness::client(std::slice::from_ref(&member.address));
+    let client = super::members::client(std::slice::from_ref(&member.address));
     assert_eq!(
         replica_contents(&member.address, "load/").await.unwrap(),
         expected
@@ -77,7 +79,7 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compare_and_set_conflicts_are_reported_and_never_applied() {
     let root = tempfile::tempdir().unwrap();
-    let member = Member::start(1, root.path(), true, &[]);
+    let member = start_member(1, root.path(), true, &[]).await;
     leading(&member).await;
     let client = client(std::slice::from_ref(&member.address));
     let version = client.put("cas", "one").await.unwrap();

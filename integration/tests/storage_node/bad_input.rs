@@ -4,10 +4,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::harness::raw_http::{Body, Request};
-use crate::harness::{
-    crc32c_hex, files_under, pattern_bytes, put_request, random_fragment_id, Auth, NodeOptions,
-    NodeProcess,
+use shardlet_testkit::raw_http::{Body, Request};
+use shardlet_testkit::{
+    crc32c_hex, files_under, pattern_bytes, put_request, random_fragment_id, shardlet_binary, Auth,
+    NodeOptions, NodeProcess,
 };
 
 /// Alters a request after it was signed.
@@ -15,7 +15,7 @@ type Tamper = Box<dyn Fn(&mut Request)>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_or_badly_signed_requests_get_401_and_change_nothing() {
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     let kept = random_fragment_id();
     let kept_bytes = pattern_bytes(5000, 1);
@@ -125,7 +125,7 @@ async fn unsigned_or_badly_signed_requests_get_401_and_change_nothing() {
     ];
     for (why, tamper) in tampered_cases {
         let mut request = put_request(&new_id, &new_bytes);
-        let signature = crate::harness::signing::signature_headers(
+        let signature = shardlet_testkit::signing::signature_headers(
             &node.secret,
             SystemTime::now(),
             &request.method,
@@ -151,7 +151,7 @@ async fn unsigned_or_badly_signed_requests_get_401_and_change_nothing() {
         Request::new("GET", &format!("/v1/fragments/{kept}")).header("range", "bytes=0-9");
     ranged
         .headers
-        .extend(crate::harness::signing::signature_headers(
+        .extend(shardlet_testkit::signing::signature_headers(
             &node.secret,
             SystemTime::now(),
             "GET",
@@ -200,7 +200,7 @@ async fn unsigned_or_badly_signed_requests_get_401_and_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_ids_and_path_traversal_are_rejected() {
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     // Bait next to the data directory and inside it, one level above `fragments/xx/`.
     let secret_text = b"outside the data dir: must never be served or changed".to_vec();
@@ -301,10 +301,13 @@ fn files_outside_fragments(node: &NodeProcess) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_body_is_refused_with_413() {
     let limit = 1024 * 1024;
-    let node = NodeProcess::start(NodeOptions {
-        max_fragment_bytes: Some(limit),
-        ..NodeOptions::default()
-    })
+    let node = NodeProcess::start(
+        &shardlet_binary!(),
+        NodeOptions {
+            max_fragment_bytes: Some(limit),
+            ..NodeOptions::default()
+        },
+    )
     .await;
     let client = node.client();
 
@@ -332,7 +335,7 @@ async fn oversize_body_is_refused_with_413() {
     assert!(client.get(&id).await.body == exactly);
 
     // The default limit is 16 MiB.
-    let default_node = NodeProcess::start(NodeOptions::default()).await;
+    let default_node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let declared = Request::new("PUT", &format!("/v1/fragments/{}", random_fragment_id()))
         .header("x-shardlet-crc32c", "00000000")
         .body(Body::DeclaredOnly(16 * 1024 * 1024 + 1));
@@ -341,7 +344,7 @@ async fn oversize_body_is_refused_with_413() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_hint_other_than_keep_is_400_and_keep_stores_the_fragment() {
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     // Large enough to bypass the page cache without the hint.
     let bytes = pattern_bytes(3 * 1024 * 1024 + 11, 4);
@@ -366,7 +369,7 @@ async fn a_cache_hint_other_than_keep_is_400_and_keep_stores_the_fragment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_content_length_is_411() {
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     let id = random_fragment_id();
     let bytes = pattern_bytes(10_000, 9);
@@ -388,7 +391,7 @@ async fn missing_content_length_is_411() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_methods_get_405() {
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     let id = random_fragment_id();
     for method in ["POST", "PATCH"] {

@@ -3,10 +3,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::harness::raw_http::{Body, Request};
-use crate::harness::{
-    crc32c_hex, metric_total, pattern_bytes, random_fragment_id, wait_until, NodeOptions,
-    NodeProcess,
+use shardlet_testkit::raw_http::{Body, Request};
+use shardlet_testkit::{
+    crc32c_hex, metric_total, pattern_bytes, random_fragment_id, shardlet_binary, wait_until,
+    NodeOptions, NodeProcess,
 };
 
 /// Total and free bytes of the filesystem holding `path`, as statvfs reports them.
@@ -20,7 +20,7 @@ fn filesystem_bytes(path: &std::path::Path) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_refuses_writes_when_disk_is_nearly_full() {
-    let mut node = NodeProcess::start(NodeOptions::default()).await;
+    let mut node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let readable = random_fragment_id();
     let readable_bytes = pattern_bytes(70_000, 4);
     assert_eq!(
@@ -96,11 +96,14 @@ fn mem_total_bytes_from_proc() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_real_values() {
     let reserve = 12_345_678;
-    let node = NodeProcess::start(NodeOptions {
-        node_id: 7,
-        reserve_bytes: Some(reserve),
-        ..NodeOptions::default()
-    })
+    let node = NodeProcess::start(
+        &shardlet_binary!(),
+        NodeOptions {
+            node_id: 7,
+            reserve_bytes: Some(reserve),
+            ..NodeOptions::default()
+        },
+    )
     .await;
     let client = node.client();
     let sizes = [1000usize, 70_000];

@@ -8,7 +8,9 @@ use shardlet_auth::ClusterSecret;
 use shardlet_core::{Crc32c, FragmentId};
 use shardlet_node::client::{ClientError, NodeClient, PutOutcome, ReadRange};
 
-use crate::harness::{pattern_bytes, random_fragment_id, NodeOptions, NodeProcess};
+use shardlet_testkit::{
+    pattern_bytes, random_fragment_id, shardlet_binary, NodeOptions, NodeProcess,
+};
 
 const BLOCK: usize = 64 * 1024;
 
@@ -39,7 +41,7 @@ async fn drain(client: &NodeClient, id: &FragmentId) -> (Vec<u8>, Option<ClientE
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_client_round_trip_and_typed_errors_against_a_real_node() {
-    let mut node = NodeProcess::start(NodeOptions::default()).await;
+    let mut node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = client_for(&node, &node.secret);
     let id = new_id();
     let bytes = Bytes::from(pattern_bytes(2 * BLOCK + 3, 1));
@@ -185,7 +187,7 @@ async fn node_client_round_trip_and_typed_errors_against_a_real_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_client_never_accepts_rotten_bytes() {
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = client_for(&node, &node.secret);
     // Small (rot found before the headers go out) and large (rot found mid-stream).
     for (length, rotten_offset) in [(2 * BLOCK, 10), (8 * 1024 * 1024, 7 * 1024 * 1024 + 5)] {

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::harness::raw_http::{self, Request};
-use crate::harness::{
-    files_under, metric_total, pattern_bytes, put_request, random_fragment_id, wait_until,
-    NodeOptions, NodeProcess,
+use shardlet_testkit::raw_http::{self, Request};
+use shardlet_testkit::{
+    files_under, metric_total, pattern_bytes, put_request, random_fragment_id, shardlet_binary,
+    wait_until, NodeOptions, NodeProcess,
 };
 
 const BLOCK: usize = 64 * 1024;
@@ -28,7 +28,7 @@ struct Attempt {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_puts_survive_kill_9() {
-    let mut node = NodeProcess::start(NodeOptions::default()).await;
+    let mut node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     let attempted: Arc<Mutex<HashMap<String, Attempt>>> = Arc::default();
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -63,7 +63,7 @@ async fn acknowledged_puts_survive_kill_9() {
                 let mut request = put_request(&id, &bytes);
                 request
                     .headers
-                    .extend(crate::harness::signing::signature_headers(
+                    .extend(shardlet_testkit::signing::signature_headers(
                         &client.secret,
                         std::time::SystemTime::now(),
                         "PUT",
@@ -168,7 +168,7 @@ fn header_length(file_length: u64, payload_length: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipped_byte_on_disk_is_detected_and_never_served() {
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     let id = random_fragment_id();
     let length = 4 * BLOCK + 10;
@@ -293,7 +293,7 @@ async fn flipped_byte_on_disk_is_detected_and_never_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_node_cleanly() {
-    let mut node = NodeProcess::start(NodeOptions::default()).await;
+    let mut node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let id = random_fragment_id();
     let bytes = pattern_bytes(10_000, 1);
     assert_eq!(node.client().put(&id, &bytes).await.status, 201);

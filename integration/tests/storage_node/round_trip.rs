@@ -2,14 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use crate::harness::raw_http::{Body, Request};
-use crate::harness::{crc32c_hex, pattern_bytes, random_fragment_id, NodeOptions, NodeProcess};
+use shardlet_testkit::raw_http::{Body, Request};
+use shardlet_testkit::{
+    crc32c_hex, pattern_bytes, random_fragment_id, shardlet_binary, NodeOptions, NodeProcess,
+};
 
 const BLOCK: usize = 64 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_get_head_delete_list_round_trip() {
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     let sizes = [0, 1, 4096, BLOCK - 1, BLOCK, BLOCK + 1, 1024 * 1024 + 3];
     let mut stored = BTreeMap::new();
@@ -131,7 +133,7 @@ async fn put_get_head_delete_list_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn range_reads_return_exactly_the_requested_bytes() {
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     let length = 3 * BLOCK + 100;
     let bytes = pattern_bytes(length, 7);
@@ -213,7 +215,7 @@ async fn range_reads_return_exactly_the_requested_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_retry_is_idempotent() {
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     let id = random_fragment_id();
     let bytes = pattern_bytes(BLOCK + 17, 3);
@@ -236,7 +238,7 @@ async fn identical_retry_is_idempotent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewriting_an_id_with_other_bytes_is_409() {
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     let id = random_fragment_id();
     let original = pattern_bytes(4096, 1);
@@ -252,7 +254,7 @@ async fn rewriting_an_id_with_other_bytes_is_409() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crc_mismatch_is_refused_and_nothing_is_stored() {
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     let bytes = pattern_bytes(3 * BLOCK, 11);
     let other = pattern_bytes(3 * BLOCK, 12);
@@ -291,10 +293,10 @@ async fn crc_mismatch_is_refused_and_nothing_is_stored() {
     let listed = client.list(None, None).await.json();
     assert_eq!(listed["fragments"].as_array().map(Vec::len), Some(0));
     let tmp = node.data_dir.join("tmp");
-    crate::harness::wait_until(
+    shardlet_testkit::wait_until(
         std::time::Duration::from_secs(10),
         "refused uploads leave nothing in tmp/",
-        || async { crate::harness::files_under(&tmp).is_empty() },
+        || async { shardlet_testkit::files_under(&tmp).is_empty() },
     )
     .await;
 
@@ -308,7 +310,7 @@ async fn crc_mismatch_is_refused_and_nothing_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_puts_of_one_id_store_exactly_one_version() {
     const RACERS: u64 = 16;
-    let node = NodeProcess::start(NodeOptions::default()).await;
+    let node = NodeProcess::start(&shardlet_binary!(), NodeOptions::default()).await;
     let client = node.client();
     for round in 0..5u64 {
         let id = random_fragment_id();

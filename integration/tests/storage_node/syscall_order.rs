@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::harness::{pattern_bytes, random_fragment_id, wait_until, NodeOptions, NodeProcess};
+use shardlet_testkit::{
+    pattern_bytes, random_fragment_id, shardlet_binary, wait_until, NodeOptions, NodeProcess,
+};
 
 /// One system call: its name, its text (both halves if it was interrupted by another
 /// thread's line), and the trace lines where it started and returned.
@@ -96,10 +98,13 @@ fn is_socket_write(call: &Call, status_line: &str) -> bool {
 async fn traced_put_and_delete(length: usize) -> (String, Vec<Call>) {
     let trace_dir = tempfile::tempdir().unwrap();
     let trace_path = trace_dir.path().join("node.strace");
-    let node = NodeProcess::start(NodeOptions {
-        trace_syscalls_to: Some(trace_path.clone()),
-        ..NodeOptions::default()
-    })
+    let node = NodeProcess::start(
+        &shardlet_binary!(),
+        NodeOptions {
+            trace_syscalls_to: Some(trace_path.clone()),
+            ..NodeOptions::default()
+        },
+    )
     .await;
     let client = node.client();
     let id = random_fragment_id();

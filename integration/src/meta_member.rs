@@ -1,0 +1,133 @@
+//! One `shardlet meta` member as a child process, for the metadata service's own tests
+//! and benchmarks (the other suites start their member as a
+//! [`crate::service::ServiceProcess`]).
+//!
+//! A member listens on port 0 (the OS picks a free port) and announces its bound
+//! address; a restarted member listens again on the same address, because the
+//! cluster's membership records it. Members are killed with SIGKILL on `kill()` and on
+//! drop, so a failing test never leaves processes behind.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::binary::ShardletBinary;
+use crate::process::ChildProcess;
+use crate::service::{describe, log_length, wait_announced_and_healthy};
+
+/// How much of a member's log a failure message shows.
+const LOG_TAIL_LINES: usize = 30;
+
+/// What every member of one test cluster shares.
+#[derive(Clone, Debug)]
+pub struct MemberOptions {
+    /// The cluster secret (`SHARDLET_CLUSTER_SECRET`).
+    pub secret: String,
+    /// `RUST_LOG` of the member.
+    pub log_filter: String,
+    /// Arguments after the ones every member gets (`meta --member-id --listen --data`).
+    pub arguments: Vec<String>,
+}
+
+pub struct MetaMember {
+    pub member_id: u64,
+    /// `127.0.0.1:PORT` once started.
+    pub address: String,
+    listen: SocketAddr,
+    binary: ShardletBinary,
+    options: MemberOptions,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    process: Option<ChildProcess>,
+}
+
+impl MetaMember {
+    /// Starts member `member_id` on a free port with its data in `ROOT/member-ID` and its
+    /// log in `ROOT/member-ID.log` (`ROOT` is created if missing), and waits until it
+    /// answers `/health`. `bootstrap`: form a one-member cluster.
+    pub async fn start(
+        binary: &ShardletBinary,
+        member_id: u64,
+        root: &Path,
+        bootstrap: bool,
+        options: &MemberOptions,
+    ) -> Self {
+        std::fs::create_dir_all(root).unwrap_or_else(|error| panic!("{}: {error}", root.display()));
+        let mut member = Self {
+            member_id,
+            address: String::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            binary: binary.clone(),
+            options: options.clone(),
+            data_dir: root.join(format!("member-{member_id}")),
+            log_path: root.join(format!("member-{member_id}.log")),
+            process: None,
+        };
+        member.spawn(bootstrap).await;
+        member
+    }
+
+    async fn spawn(&mut self, bootstrap: bool) {
+        assert!(
+            self.process.is_none(),
+            "member {} is already running",
+            self.member_id
+        );
+        let log_offset = log_length(&self.log_path);
+        let mut command = self.binary.command();
+        command
+            .arg("meta")
+            .args(["--member-id", &self.member_id.to_string()])
+            .args(["--listen", &self.listen.to_string()])
+            .arg("--data")
+            .arg(&self.data_dir)
+            .args(&self.options.arguments)
+            .env("SHARDLET_CLUSTER_SECRET", &self.options.secret)
+            .env("RUST_LOG", &self.options.log_filter);
+        if bootstrap {
+            command.arg("--bootstrap");
+        }
+        let name = format!("member-{}", self.member_id);
+        let started = match ChildProcess::spawn(&name, command, &self.log_path) {
+            Ok(mut process) => {
+                wait_announced_and_healthy(&mut process, log_offset, &mut self.listen)
+                    .await
+                    .map(|()| process)
+            }
+            Err(error) => Err(describe(&error)),
+        };
+        match started {
+            Ok(process) => {
+                self.address = self.listen.to_string();
+                self.process = Some(process);
+            }
+            Err(reason) => panic!(
+                "member {} did not start: {reason}; log: {}",
+                self.member_id,
+                self.log_tail()
+            ),
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs, like a power cut for the process.
+    pub fn kill(&mut self) {
+        self.process = None;
+    }
+
+    /// Kills it if it runs, then starts it again on the same address and data.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn(false).await;
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.process.is_some()
+    }
+
+    pub fn log_tail(&self) -> String {
+        crate::process::log_tail(
+            &format!("member {}", self.member_id),
+            &self.log_path,
+            LOG_TAIL_LINES,
+        )
+    }
+}

@@ -1,0 +1,162 @@
+//! `shardlet dev` as a process, around the S3 path rather than through it: its stdout
+//! closed by whoever read it, and a signal in the middle of start-up. Real processes
+//! (metadata member, 12 storage nodes, gateway, controller), started by `shardlet dev`
+//! itself.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use shardlet_testkit::dev_cluster::dev_command;
+use shardlet_testkit::local_cluster::health_ok;
+use shardlet_testkit::process::ChildProcess;
+use shardlet_testkit::{shardlet_binary, wait_until, DevCluster};
+
+/// Start-up of 12 nodes, the metadata member and the gateway on a loaded 2-core machine.
+const READY_DEADLINE: Duration = Duration::from_secs(120);
+/// `shardlet dev` gives its children 15 s after SIGTERM before SIGKILL.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// An output whose reader is already gone: every write to it fails with EPIPE, as after
+/// `shardlet dev | head -3` or a script that read the credentials and closed its end.
+/// (A socket pair with one end closed: `std::io::pipe` is newer than our MSRV.)
+fn closed_pipe() -> Stdio {
+    let (writer, reader) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+    drop(reader);
+    std::os::fd::OwnedFd::from(writer).into()
+}
+
+/// Polls until `ready(dev)` holds; panics with the logs if `shardlet dev` exits first or
+/// the deadline passes.
+async fn wait_while_running<F, Fut>(dev: &mut DevCluster, what: &str, mut ready: F)
+where
+    F: FnMut(&DevCluster) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    // On a timeout the panic drops `dev`, which prints every log.
+    wait_until(READY_DEADLINE, what, || {
+        if let Some(status) = dev.exit_status() {
+            panic!(
+                "shardlet dev exited ({status}) before {what}\n{}",
+                dev.logs()
+            );
+        }
+        ready(dev)
+    })
+    .await;
+}
+
+/// Stops `dev` with SIGTERM and checks it exited with status 0 and took every component
+/// it had started with it.
+async fn terminate_and_check_everything_stopped(dev: &mut DevCluster) {
+    let status = dev.terminate(STOP_DEADLINE).await;
+    let started = dev.components();
+    assert!(
+        !started.is_empty(),
+        "no component was recorded in {}",
+        dev.data.join("logs").display()
+    );
+    let running = dev.running_components();
+    assert!(
+        status.success() && running.is_empty(),
+        "after SIGTERM shardlet dev exited with {status}; still running: {running:?} of {started:?}\n{}",
+        dev.logs()
+    );
+}
+
+#[tokio::test]
+async fn dev_keeps_serving_with_its_stdout_closed_and_sigterm_stops_every_component() {
+    let binary = shardlet_binary!();
+    let mut dev = DevCluster::spawn_in(
+        &binary,
+        DevCluster::new_root(&binary),
+        closed_pipe(),
+        closed_pipe(),
+    );
+    let gateway = format!("127.0.0.1:{}", dev.ports.s3);
+    wait_while_running(&mut dev, "the gateway answered /health", |_| {
+        health_ok(&gateway)
+    })
+    .await;
+    // The controller starts after the gateway; the welcome lines follow once it answers.
+    wait_while_running(&mut dev, "the controller started", |dev| {
+        let started = dev
+            .components()
+            .iter()
+            .any(|(name, _)| name == "controller");
+        async move { started }
+    })
+    .await;
+    assert!(
+        health_ok(&gateway).await,
+        "the gateway stopped answering\n{}",
+        dev.logs()
+    );
+    terminate_and_check_everything_stopped(&mut dev).await;
+}
+
+#[tokio::test]
+async fn sigterm_during_start_up_stops_every_component_started_so_far() {
+    let binary = shardlet_binary!();
+    let mut dev = DevCluster::spawn_in(
+        &binary,
+        DevCluster::new_root(&binary),
+        Stdio::null(),
+        Stdio::null(),
+    );
+    // The metadata member and the storage nodes are spawned first; the gateway only once
+    // they all answer, so this is well inside start-up.
+    wait_while_running(&mut dev, "the storage nodes were started", |dev| {
+        let started = dev.components().iter().any(|(name, _)| name == "node-11");
+        async move { started }
+    })
+    .await;
+    terminate_and_check_everything_stopped(&mut dev).await;
+}
+
+#[tokio::test]
+async fn a_second_dev_on_the_same_ports_refuses_to_start_and_leaves_the_first_alone() {
+    let binary = shardlet_binary!();
+    let first = DevCluster::start(&binary).await;
+    let second = DevCluster::new_root(&binary);
+    let second_data = second.path().join("data");
+    let stdout_path = second.path().join("dev.stdout");
+    let stderr_path = second.path().join("dev.stderr");
+    // Killed, with anything it started, if it is still running when dropped.
+    let mut child = ChildProcess::spawn_with_output(
+        "second dev",
+        dev_command(&binary, &second_data, &first.ports),
+        std::fs::File::create(&stdout_path).unwrap().into(),
+        std::fs::File::create(&stderr_path).unwrap().into(),
+    )
+    .expect("shardlet dev starts");
+    let status = child
+        .wait_for_exit(READY_DEADLINE)
+        .await
+        .unwrap_or_else(|| {
+            panic!("a second dev on the same ports was still running after {READY_DEADLINE:?}")
+        });
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap();
+    assert!(!status.success(), "a second dev started: {stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{} is not free", first.ports.s3))
+            && stderr.contains("another `shardlet dev`")
+            && stderr.contains("--s3-port"),
+        "the refusal names the port, the likely cause and the flag: {stderr}"
+    );
+    assert!(
+        !second_data.exists(),
+        "the refused dev created its data directory: {stderr}"
+    );
+    assert!(
+        !stdout.contains("stopped"),
+        "nothing was started, so nothing was stopped"
+    );
+    let gateway = format!("127.0.0.1:{}", first.ports.s3);
+    assert!(
+        health_ok(&gateway).await,
+        "the first cluster stopped answering\n{}",
+        first.logs()
+    );
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests of the metadata service: `shardlet meta` members run as child
+//! processes on loopback and are driven through `MetaClient` and raw HTTP.
+#![allow(clippy::unwrap_used)]
+
+mod linearizability;
+mod load;
+mod members;
+
+mod bad_input;
+mod failover;
+mod linearizable_history;
+mod membership;
+mod single_member;
