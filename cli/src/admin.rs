@@ -6,10 +6,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use futures::StreamExt;
 use shardlet_core::FragmentId;
+use shardlet_gateway::object::catalog::Catalog;
+use shardlet_gateway::object::commit::Buckets;
+use shardlet_model::schema::{BucketRecord, GrantPermission};
 use shardlet_node::client::{PutOutcome, ReadRange};
 use shardlet_node::NodeClient;
 
-use crate::SecretArguments;
+use crate::connect::SecretArguments;
 
 #[derive(clap::Args)]
 pub struct AdminArguments {
@@ -58,6 +61,45 @@ enum BucketCommand {
         #[command(flatten)]
         secret: SecretArguments,
     },
+    /// Give an access key of another owner read or read-write access to a bucket
+    /// (replaces the key's previous grant). The owner keeps full control.
+    Grant {
+        /// Metadata service members (host:port), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        meta: Vec<String>,
+        bucket: String,
+        access_key: String,
+        permission: GrantLevel,
+        #[command(flatten)]
+        secret: SecretArguments,
+    },
+    /// Take a key's grant on a bucket away.
+    Revoke {
+        /// Metadata service members (host:port), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        meta: Vec<String>,
+        bucket: String,
+        access_key: String,
+        #[command(flatten)]
+        secret: SecretArguments,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GrantLevel {
+    /// GetObject, HeadObject, listings.
+    Read,
+    /// Read, plus PutObject, CopyObject, DeleteObject(s), multipart uploads.
+    ReadWrite,
+}
+
+impl From<GrantLevel> for GrantPermission {
+    fn from(level: GrantLevel) -> Self {
+        match level {
+            GrantLevel::Read => Self::Read,
+            GrantLevel::ReadWrite => Self::ReadWrite,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -134,7 +176,7 @@ enum FragmentCommand {
 }
 
 fn client(target: &NodeTarget) -> anyhow::Result<NodeClient> {
-    let secret = crate::secret::load(&target.secret)?;
+    let secret = crate::connect::load_secret(&target.secret)?;
     Ok(NodeClient::new(&target.node, secret)?)
 }
 
@@ -150,18 +192,25 @@ pub async fn run(arguments: AdminArguments) -> anyhow::Result<()> {
         AdminCommand::Key(KeyCommand::Create(arguments)) => {
             crate::gateway_command::create_key(arguments).await?
         }
-        AdminCommand::Bucket(BucketCommand::SetRedundancy {
+        AdminCommand::Bucket(command) => bucket(command).await?,
+    }
+    Ok(())
+}
+
+async fn bucket(command: BucketCommand) -> anyhow::Result<()> {
+    let buckets = |meta: &[String], secret: &SecretArguments| -> anyhow::Result<Buckets> {
+        let secret = crate::connect::load_secret(secret)?;
+        let client = crate::connect::meta_client(meta, &secret)?;
+        Ok(Buckets::new(Catalog::new(std::sync::Arc::new(client))))
+    };
+    match command {
+        BucketCommand::SetRedundancy {
             meta,
             bucket,
             level,
             secret,
-        }) => {
-            let secret = crate::secret::load(&secret)?;
-            let client = crate::gateway_command::meta_client(&meta, &secret)?;
-            let buckets = shardlet_gateway::object::commit::Buckets::new(
-                shardlet_gateway::object::catalog::Catalog::new(std::sync::Arc::new(client)),
-            );
-            let updated = buckets
+        } => {
+            let updated = buckets(&meta, &secret)?
                 .set_bucket_redundancy(&bucket, level.into())
                 .await
                 .with_context(|| format!("cannot set the redundancy of bucket {bucket}"))?;
@@ -170,8 +219,45 @@ pub async fn run(arguments: AdminArguments) -> anyhow::Result<()> {
                 updated.name, updated.default_redundancy
             );
         }
+        BucketCommand::Grant {
+            meta,
+            bucket,
+            access_key,
+            permission,
+            secret,
+        } => {
+            let updated = buckets(&meta, &secret)?
+                .set_grant(&bucket, &access_key, Some(permission.into()))
+                .await
+                .with_context(|| format!("cannot grant {access_key} access to bucket {bucket}"))?;
+            print_grants(&updated);
+        }
+        BucketCommand::Revoke {
+            meta,
+            bucket,
+            access_key,
+            secret,
+        } => {
+            let updated = buckets(&meta, &secret)?
+                .set_grant(&bucket, &access_key, None)
+                .await
+                .with_context(|| {
+                    format!("cannot revoke {access_key}'s access to bucket {bucket}")
+                })?;
+            print_grants(&updated);
+        }
     }
     Ok(())
+}
+
+fn print_grants(bucket: &BucketRecord) {
+    println!("bucket {}: owner {}", bucket.name, bucket.owner);
+    for grant in &bucket.grants {
+        println!("  {} {}", grant.access_key, grant.permission.as_str());
+    }
+    if bucket.grants.is_empty() {
+        println!("  (no grants)");
+    }
 }
 
 fn serde_json_pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {

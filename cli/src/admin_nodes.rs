@@ -9,7 +9,7 @@ use shardlet_core::{NodeId, NodeState};
 use shardlet_meta::{Batch, BatchOutcome, Blob, Condition, MetaClient, ReadConsistency};
 use shardlet_model::schema::{decode, encode, keys, NodeRecord};
 
-use crate::SecretArguments;
+use crate::connect::SecretArguments;
 
 /// Index entries counted per node at most (the table says "≥" beyond).
 const COUNT_MAX: usize = 10_000_000;
@@ -42,8 +42,8 @@ pub struct DrainArguments {
 }
 
 fn client(meta: &[String], secret: &SecretArguments) -> anyhow::Result<MetaClient> {
-    let secret = crate::secret::load(secret)?;
-    crate::gateway_command::meta_client(meta, &secret)
+    let secret = crate::connect::load_secret(secret)?;
+    crate::connect::meta_client(meta, &secret)
 }
 
 /// How many fragments the node → fragment index puts on `node`.

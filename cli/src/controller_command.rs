@@ -12,7 +12,7 @@ use shardlet_controller::policy::PolicyConfig;
 use shardlet_controller::scheduler::SchedulerConfig;
 use shardlet_controller::service::{RunningController, ServiceConfig};
 
-use crate::SecretArguments;
+use crate::connect::SecretArguments;
 
 #[derive(clap::Args)]
 pub struct ControllerArguments {
@@ -94,8 +94,8 @@ fn optional_interval(value: f64, name: &str) -> anyhow::Result<Option<Duration>>
 }
 
 pub async fn run(arguments: ControllerArguments) -> anyhow::Result<()> {
-    let secret = crate::secret::load(&arguments.secret)?;
-    let topology = crate::gateway_command::load_topology(&arguments.topology)?;
+    let secret = crate::connect::load_secret(&arguments.secret)?;
+    let topology = crate::connect::load_topology(&arguments.topology)?;
     let down_after = seconds(arguments.down_grace_seconds, "down-grace-seconds")?;
     let suspect_after = seconds(arguments.suspect_after_seconds, "suspect-after-seconds")?;
     anyhow::ensure!(

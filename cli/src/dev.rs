@@ -511,7 +511,7 @@ async fn s3_credentials(
         }
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     };
-    let client = crate::gateway_command::meta_client(&[meta_address.to_string()], secret)?;
+    let client = crate::connect::meta_client(&[meta_address.to_string()], secret)?;
     Buckets::new(Catalog::new(Arc::new(client)))
         .ensure_credential(&record)
         .await

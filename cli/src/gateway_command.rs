@@ -4,18 +4,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
-use shardlet_core::{SizingPolicy, Topology};
+use shardlet_core::SizingPolicy;
 use shardlet_gateway::object::catalog::Catalog;
 use shardlet_gateway::object::commit::Buckets;
 use shardlet_gateway::object::gc::CollectorConfig;
 use shardlet_gateway::object::node_fragments::NodeFragments;
 use shardlet_gateway::object::topology_source::TopologySource;
 use shardlet_gateway::server::{BoundGateway, GatewayConfig};
-use shardlet_meta::client::ClientOptions;
-use shardlet_meta::MetaClient;
 
-use crate::SecretArguments;
+use crate::connect::{load_secret, load_topology, meta_client, SecretArguments};
 
 #[derive(clap::Args)]
 pub struct GatewayArguments {
@@ -38,26 +35,8 @@ pub struct GatewayArguments {
     pub secret: SecretArguments,
 }
 
-pub fn load_topology(path: &PathBuf) -> anyhow::Result<Topology> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the topology file {}", path.display()))?;
-    Topology::from_toml_str(&text, &path.display().to_string())
-        .map_err(|error| anyhow::anyhow!("{error}"))
-}
-
-pub fn meta_client(
-    addresses: &[String],
-    secret: &shardlet_auth::ClusterSecret,
-) -> anyhow::Result<MetaClient> {
-    MetaClient::new(
-        addresses.to_vec(),
-        secret.expose(),
-        ClientOptions::default(),
-    )
-}
-
 pub async fn run(arguments: GatewayArguments) -> anyhow::Result<()> {
-    let secret = crate::secret::load(&arguments.secret)?;
+    let secret = load_secret(&arguments.secret)?;
     let topology = Arc::new(TopologySource::new(load_topology(&arguments.topology)?));
     let metadata = Arc::new(meta_client(&arguments.meta, &secret)?);
     let fragments = Arc::new(NodeFragments::new(topology.clone(), secret));
@@ -94,7 +73,7 @@ pub struct KeyCreateArguments {
 
 /// Creates an access key + secret in meta-raft and prints them.
 pub async fn create_key(arguments: KeyCreateArguments) -> anyhow::Result<()> {
-    let secret = crate::secret::load(&arguments.secret)?;
+    let secret = load_secret(&arguments.secret)?;
     let buckets = Buckets::new(Catalog::new(Arc::new(meta_client(
         &arguments.meta,
         &secret,

@@ -7,14 +7,23 @@
 //! - `shardlet gateway …`: the S3 gateway; `shardlet admin key create`: S3 credentials;
 //! - `shardlet controller …`: failure detection, repair, scrub, transitions;
 //!   `shardlet admin nodes` / `shardlet admin drain NODE`: node states, evacuation.
+//!
+//! Module order, lowest first: `connect` (secret, metadata client, topology file; imports
+//! no command), then one module per command (`*_command`, `admin`, `admin_nodes`, `dev`),
+//! then this file, which parses the command line and dispatches. Commands never import
+//! this file or each other's internals beyond what `admin` reuses of `gateway_command`.
+//!
+//! Must never hold logic of its own beyond argument parsing and printing: every process
+//! is a library's `run` (storage-node, meta-raft, gateway, controller), so the tests and
+//! `shardlet dev` drive the same code. Never imports the test kit's test layer.
 
 mod admin;
 mod admin_nodes;
+mod connect;
 mod controller_command;
 mod dev;
 mod gateway_command;
 mod meta_command;
-mod secret;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,22 +69,6 @@ enum Command {
     Controller(controller_command::ControllerArguments),
 }
 
-/// Where the cluster secret comes from: a file, or the environment.
-#[derive(clap::Args, Clone)]
-pub struct SecretArguments {
-    /// File holding the cluster secret (surrounding whitespace ignored).
-    #[arg(long)]
-    secret_file: Option<PathBuf>,
-    /// The cluster secret itself; prefer the environment over the command line.
-    #[arg(
-        long = "secret-env",
-        env = "SHARDLET_CLUSTER_SECRET",
-        hide_env_values = true,
-        hide = true
-    )]
-    secret_from_environment: Option<String>,
-}
-
 #[derive(clap::Args)]
 struct NodeArguments {
     /// Address to listen on; port 0 picks a free port (printed on stdout).
@@ -87,7 +80,7 @@ struct NodeArguments {
     #[arg(long)]
     node_id: u32,
     #[command(flatten)]
-    secret: SecretArguments,
+    secret: connect::SecretArguments,
     /// Refuse PUTs that would leave less free space than this.
     #[arg(long)]
     reserve_bytes: Option<u64>,
@@ -142,7 +135,7 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn run_node(arguments: NodeArguments) -> anyhow::Result<()> {
-    let secret = secret::load(&arguments.secret)?;
+    let secret = connect::load_secret(&arguments.secret)?;
     let mut config = NodeConfig::new(
         arguments.listen,
         arguments.data,

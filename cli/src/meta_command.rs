@@ -23,7 +23,7 @@ pub struct MetaArgs {
     pub data: PathBuf,
     /// The cluster secret shared by every member and client.
     #[command(flatten)]
-    pub secret: crate::SecretArguments,
+    pub secret: crate::connect::SecretArguments,
     /// Form a single-member cluster if this member is not in one yet.
     #[arg(long)]
     pub bootstrap: bool,
@@ -47,7 +47,9 @@ pub struct MetaArgs {
 pub async fn run(args: MetaArgs) -> anyhow::Result<()> {
     let mut config = MetaConfig::new(args.member_id, args.listen, args.data);
     config.advertise_address = args.advertise;
-    config.cluster_secret = crate::secret::load(&args.secret)?.expose().to_string();
+    config.cluster_secret = crate::connect::load_secret(&args.secret)?
+        .expose()
+        .to_string();
     config.snapshot_after_entries = args.snapshot_after_entries;
     config.entries_kept_after_snapshot = args.entries_kept_after_snapshot;
     config.value_bytes_max = args.value_bytes_max;

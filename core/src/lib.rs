@@ -2,6 +2,19 @@
 //!
 //! Pure logic only: nothing in this crate touches a disk, a socket or a clock, so every
 //! decision it makes can be replayed in tests and in the simulator.
+//!
+//! | module | its one job |
+//! |---|---|
+//! | [`ids`] | node, object, shardlet and fragment ids and their text forms |
+//! | [`checksum`] | CRC32C, the checksum every fragment carries |
+//! | [`scheme`] | redundancy schemes (replicas, Reed-Solomon k+m) and access classes |
+//! | [`codec`] | erasure coding of one shardlet into fragments and back |
+//! | [`sizing`] | how an upload is cut into variable-size shardlets |
+//! | [`topology`] | regions → zones → nodes, parsed from the topology file |
+//! | [`placement`] | jump consistent hash over the topology: where each fragment goes |
+//!
+//! It must never import another Shardlet crate (every one of them imports it), nor
+//! anything that does I/O: no tokio, no HTTP, no filesystem.
 
 pub mod checksum;
 pub mod codec;

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub heat_flushes_total: IntCounterVec,
     pub gc_collected_total: IntCounterVec,
     pub credential_cache_total: IntCounterVec,
+    /// Requests refused by authorization, by S3 operation.
+    pub access_denied_total: IntCounterVec,
     /// Bucket reads the write path served from its short-lived cache (`hit`) or from
     /// metadata (`miss`).
     pub bucket_cache_total: IntCounterVec,
@@ -129,6 +131,12 @@ impl Metrics {
                 "shardlet_gateway_credential_cache_total",
                 "Credential lookups by result (hit, miss, unknown)",
                 &["result"],
+            ),
+            access_denied_total: counter_vec(
+                &registry,
+                "shardlet_gateway_access_denied_total",
+                "S3 requests refused with AccessDenied, by operation",
+                &["operation"],
             ),
             bucket_cache_total: counter_vec(
                 &registry,

@@ -28,6 +28,7 @@ use crate::object::heat::{run_flusher, HeatReporter};
 use crate::object::read_path::ReadPath;
 use crate::object::topology_source::TopologySource;
 use crate::object::write_path::WritePath;
+use crate::s3::access::BucketAccess;
 use crate::s3::auth::{Authenticator, CredentialCache};
 use crate::s3::limits::{HEADER_BYTES_MAX, XML_BODY_BYTES_MAX};
 use crate::s3::Gateway;
@@ -116,7 +117,12 @@ impl BoundGateway {
             region: config.region.clone(),
         };
         let mut builder = S3ServiceBuilder::new(gateway);
-        builder.set_auth(Authenticator(credentials));
+        builder.set_auth(Authenticator(credentials.clone()));
+        builder.set_access(BucketAccess {
+            catalog: catalog.clone(),
+            credentials,
+            metrics: metrics.clone(),
+        });
         let mut s3_config = s3s::config::S3Config::default();
         s3_config.xml_max_body_size = XML_BODY_BYTES_MAX;
         builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(

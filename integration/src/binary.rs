@@ -19,7 +19,10 @@ pub struct ShardletBinary {
 #[macro_export]
 macro_rules! shardlet_binary {
     () => {
-        $crate::ShardletBinary::new(env!("CARGO_BIN_EXE_shardlet"), env!("CARGO_TARGET_TMPDIR"))
+        $crate::binary::ShardletBinary::new(
+            env!("CARGO_BIN_EXE_shardlet"),
+            env!("CARGO_TARGET_TMPDIR"),
+        )
     };
 }
 

@@ -93,7 +93,7 @@ impl Cluster {
         );
         std::fs::write(&topology_path, topology).expect("the topology file is written");
 
-        let (access_key, secret_key) = create_key(binary, &meta, &secret);
+        let (access_key, secret_key) = create_key(binary, &meta, &secret, "tests");
         let gateway = ServiceProcess::start(
             binary,
             "gateway",
@@ -125,6 +125,17 @@ impl Cluster {
             topology_path,
             access,
             root,
+        }
+    }
+
+    /// A new S3 key of `owner` (`shardlet admin key create`), for this cluster's gateway.
+    /// The cluster's own key ([`Self::access`]) belongs to the owner `tests`.
+    pub fn create_key(&self, owner: &str) -> S3Access {
+        let (access_key, secret_key) = create_key(&self.binary, &self.meta, &self.secret, owner);
+        S3Access {
+            access_key,
+            secret_key,
+            ..self.access.clone()
         }
     }
 
@@ -252,9 +263,15 @@ fn topology_of(nodes: &[NodeProcess]) -> Topology {
     Topology::new(1, nodes).expect("the started nodes form a valid topology")
 }
 
-/// `shardlet admin key create` against the metadata member: (access key, secret key).
-fn create_key(binary: &ShardletBinary, meta: &ServiceProcess, secret: &str) -> (String, String) {
-    let arguments = ["admin", "key", "create", "--owner", "tests", "--meta"]
+/// `shardlet admin key create --owner OWNER` against the metadata member: (access key,
+/// secret key).
+fn create_key(
+    binary: &ShardletBinary,
+    meta: &ServiceProcess,
+    secret: &str,
+    owner: &str,
+) -> (String, String) {
+    let arguments = ["admin", "key", "create", "--owner", owner, "--meta"]
         .map(String::from)
         .into_iter()
         .chain([meta.address.to_string()])

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use shardlet_core::NodeId;
-use shardlet_model::schema::{decode, Record, ShardletRecord};
 use shardlet_meta::{Blob, MetaClient, ReadConsistency};
+use shardlet_model::schema::{decode, Record, ShardletRecord};
 
 /// Records read per scan request.
 const SCAN_PAGE_RECORDS: usize = 1_000;

@@ -9,6 +9,7 @@
 //! | [`schema`] | the records (buckets, objects, uploads, parts, shardlets, nodes, credentials, intents, leases), their versioned encoding and the key layout |
 //! | [`store`] | [`MetadataStore`]: the key-value API the layers above use (get, scan, compare-and-set batch), implemented by `shardlet_meta::MetaClient` |
 //! | [`access`] | [`Metadata`]: typed versioned reads, paged and bounded scans that say when they are incomplete, compare-and-set updates with bounded retries |
+//! | [`permission`] | who may do what to a bucket: owner, grants ([`permission::authorize`]), pure |
 //! | `memory` | `InMemoryMetadata` (feature `test-support`): a fake store for unit tests of one module |
 //!
 //! Used by the gateway and the controller alike. It must never import the gateway, the
@@ -18,6 +19,7 @@
 pub mod access;
 #[cfg(any(test, feature = "test-support"))]
 pub mod memory;
+pub mod permission;
 pub mod schema;
 pub mod store;
 

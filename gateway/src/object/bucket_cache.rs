@@ -150,6 +150,7 @@ mod tests {
                 default_redundancy: RedundancyLevel::Medium,
                 created_unix_ms: 0,
                 deleting: false,
+                grants: Vec::new(),
             },
             version,
         }

@@ -30,6 +30,8 @@ pub enum CatalogError {
     NoSuchBucket(String),
     #[error("bucket {0} is not empty")]
     BucketNotEmpty(String),
+    #[error("access key {0} does not exist")]
+    NoSuchCredential(String),
     #[error("a concurrent change to {0} won; retry")]
     Conflict(String),
 }
@@ -113,6 +115,23 @@ impl Catalog {
         match self.bucket(name).await? {
             Some(bucket) if !bucket.record.deleting => Ok(bucket),
             _ => Err(CatalogError::NoSuchBucket(name.to_string())),
+        }
+    }
+
+    /// The live bucket `name` as authorization sees it: from the bucket cache when this
+    /// gateway read it less than [`BUCKET_CACHE_TTL`](crate::object::bucket_cache::BUCKET_CACHE_TTL)
+    /// ago, else read fresh; `None` when there is no such bucket (or it is being
+    /// deleted). A grant revoked through another gateway may still be honoured here for
+    /// up to that TTL, as IAM changes take a moment in any S3; through this gateway the
+    /// revocation forgets the cached bucket, so it holds at once.
+    pub async fn bucket_to_authorize(
+        &self,
+        name: &str,
+    ) -> Result<Option<Stored<BucketRecord>>, CatalogError> {
+        match self.existing_bucket_recent(name).await {
+            Ok(bucket) => Ok(Some(bucket)),
+            Err(CatalogError::NoSuchBucket(_)) => Ok(None),
+            Err(error) => Err(error),
         }
     }
 
@@ -251,6 +270,7 @@ mod tests {
             default_redundancy: RedundancyLevel::Medium,
             created_unix_ms: 0,
             deleting,
+            grants: Vec::new(),
         }
     }
 

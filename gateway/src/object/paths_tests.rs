@@ -19,7 +19,7 @@ use shardlet_model::schema::{keys, ObjectRecord, ShardletRecord, StoredChecksums
 
 use crate::metrics::Metrics;
 use crate::object::catalog::Catalog;
-use crate::object::commit::{Commit, CommitCondition, CommitError};
+use crate::object::commit::{Commit, CommitCondition, CommitError, Uncommitted};
 use crate::object::fragments::{FragmentBody, FragmentError, FragmentStore, InMemoryFragments};
 use crate::object::gc::{Collector, CollectorConfig};
 use crate::object::heat::HeatReporter;
@@ -204,6 +204,23 @@ async fn read(
     Ok(out)
 }
 
+/// Writes `length` bytes (in chunks of `chunk`) as object `id` under `b/k`, medium
+/// redundancy, without committing.
+async fn write_medium(fixture: &Fixture, id: ObjectId, length: usize, chunk: usize) -> Uncommitted {
+    fixture
+        .writer
+        .write(
+            "b",
+            "k",
+            id,
+            medium(),
+            body(&data(length), chunk),
+            &mut |_: &[u8]| {},
+        )
+        .await
+        .unwrap()
+}
+
 fn medium() -> StoragePlan {
     plan_for(None, RedundancyLevel::Medium).unwrap()
 }
@@ -301,18 +318,7 @@ async fn each_replicated_shardlet_marks_the_copy_reads_start_at_and_no_other() {
 async fn an_object_is_invisible_until_its_commit() {
     let fixture = with_bucket(Duration::from_secs(3600)).await;
     let id = ObjectId::random();
-    let write = fixture
-        .writer
-        .write(
-            "b",
-            "k",
-            id,
-            medium(),
-            body(&data(100 * KIB), 4096),
-            &mut |_: &[u8]| {},
-        )
-        .await
-        .unwrap();
+    let write = write_medium(&fixture, id, 100 * KIB, 4096).await;
     assert!(
         fixture.fragments.count() > 0,
         "fragments are durable before the commit"
@@ -541,18 +547,7 @@ async fn the_sweep_collects_abandoned_uploads_but_not_young_ones() {
     // Timeout zero: every Uploading intent counts as abandoned.
     let fixture = with_bucket(Duration::ZERO).await;
     let id = ObjectId::random();
-    let write = fixture
-        .writer
-        .write(
-            "b",
-            "k",
-            id,
-            medium(),
-            body(&data(100 * KIB), 4096),
-            &mut |_: &[u8]| {},
-        )
-        .await
-        .unwrap();
+    let write = write_medium(&fixture, id, 100 * KIB, 4096).await;
     assert_eq!(fixture.collector.sweep().await.unwrap(), 1);
     assert_eq!(fixture.fragments.count(), 0);
     // The upload, still alive, now fails its commit instead of publishing deleted data.
@@ -567,18 +562,7 @@ async fn the_sweep_collects_abandoned_uploads_but_not_young_ones() {
 
     let patient = with_bucket(Duration::from_secs(3600)).await;
     // Held, not dropped: a dropped uncommitted write gives itself up.
-    let _in_progress = patient
-        .writer
-        .write(
-            "b",
-            "k",
-            ObjectId::random(),
-            medium(),
-            body(&data(10 * KIB), 4096),
-            &mut |_: &[u8]| {},
-        )
-        .await
-        .unwrap();
+    let _in_progress = write_medium(&patient, ObjectId::random(), 10 * KIB, 4096).await;
     assert_eq!(patient.collector.sweep().await.unwrap(), 0);
     assert!(patient.fragments.count() > 0);
 }
@@ -588,18 +572,7 @@ async fn conditional_commits_hold_at_commit_time() {
     let fixture = with_bucket(Duration::from_secs(3600)).await;
     put(&fixture, "k", &data(KIB), medium()).await;
     let id = ObjectId::random();
-    let write = fixture
-        .writer
-        .write(
-            "b",
-            "k",
-            id,
-            medium(),
-            body(&data(KIB), 512),
-            &mut |_: &[u8]| {},
-        )
-        .await
-        .unwrap();
+    let write = write_medium(&fixture, id, KIB, 512).await;
     let error = fixture
         .commit
         .put_object(

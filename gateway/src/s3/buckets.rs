@@ -4,6 +4,7 @@
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 use shardlet_core::RedundancyLevel;
+use shardlet_model::schema::GrantPermission;
 
 use crate::object::catalog::CatalogError;
 use crate::s3::errors::{error, from_catalog};
@@ -88,11 +89,7 @@ pub async fn head_bucket(
     gateway: &Gateway,
     request: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
-    gateway
-        .catalog
-        .existing_bucket(&request.input.bucket)
-        .await
-        .map_err(from_catalog)?;
+    gateway.bucket(&request.input.bucket).await?;
     Ok(S3Response::new(HeadBucketOutput {
         bucket_region: Some(gateway.region.clone()),
         ..Default::default()
@@ -103,11 +100,7 @@ pub async fn get_bucket_location(
     gateway: &Gateway,
     request: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-    gateway
-        .catalog
-        .existing_bucket(&request.input.bucket)
-        .await
-        .map_err(from_catalog)?;
+    gateway.bucket(&request.input.bucket).await?;
     // us-east-1 is reported as an empty constraint, as S3 does.
     let constraint = (gateway.region != "us-east-1")
         .then(|| BucketLocationConstraint::from(gateway.region.clone()));
@@ -123,37 +116,40 @@ pub async fn get_bucket_versioning(
     gateway: &Gateway,
     request: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    gateway
-        .catalog
-        .existing_bucket(&request.input.bucket)
-        .await
-        .map_err(from_catalog)?;
+    gateway.bucket(&request.input.bucket).await?;
     Ok(S3Response::new(GetBucketVersioningOutput::default()))
 }
 
-/// The one ACL a Shardlet bucket has: its owner, FULL_CONTROL (what S3 reports for a
-/// bucket created without an ACL). Setting ACLs answers NotImplemented.
+/// A Shardlet bucket's ACL: its owner with FULL_CONTROL (what S3 reports for a bucket
+/// created without an ACL), then one entry per grant (`shardlet admin bucket grant`):
+/// READ, and WRITE too for read-write, the grantee named by its access key. Only the
+/// owner may read it (authorization, `s3/access.rs`). Setting ACLs answers
+/// NotImplemented: grants are an operator's act.
 pub async fn get_bucket_acl(
     gateway: &Gateway,
     request: S3Request<GetBucketAclInput>,
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
-    let bucket = gateway
-        .catalog
-        .existing_bucket(&request.input.bucket)
-        .await
-        .map_err(from_catalog)?;
+    let bucket = gateway.bucket(&request.input.bucket).await?;
     let owner = bucket.record.owner;
+    let grant = |id: &str, permission: &'static str| Grant {
+        grantee: Some(Grantee {
+            display_name: Some(id.to_string()),
+            email_address: None,
+            id: Some(id.to_string()),
+            type_: Type::from_static(Type::CANONICAL_USER),
+            uri: None,
+        }),
+        permission: Some(Permission::from_static(permission)),
+    };
+    let mut grants = vec![grant(&owner, Permission::FULL_CONTROL)];
+    for granted in &bucket.record.grants {
+        grants.push(grant(&granted.access_key, Permission::READ));
+        if granted.permission == GrantPermission::ReadWrite {
+            grants.push(grant(&granted.access_key, Permission::WRITE));
+        }
+    }
     Ok(S3Response::new(GetBucketAclOutput {
-        grants: Some(vec![Grant {
-            grantee: Some(Grantee {
-                display_name: Some(owner.clone()),
-                email_address: None,
-                id: Some(owner.clone()),
-                type_: Type::from_static(Type::CANONICAL_USER),
-                uri: None,
-            }),
-            permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
-        }]),
+        grants: Some(grants),
         owner: Some(Owner {
             display_name: Some(owner.clone()),
             id: Some(owner),

@@ -85,6 +85,30 @@ fn check_shape(algorithm: &'static str, value: &str) -> Result<(), ChecksumError
     Ok(())
 }
 
+/// The [`Expected`] checksums of a PutObject or UploadPart request (`$input`, moved
+/// from): both inputs have these fields, of the same types, so one macro reads either.
+macro_rules! expected_of {
+    ($headers:expr, $input:expr) => {
+        $crate::s3::checksums::Expected::from_request(
+            $headers,
+            $input.content_md5.as_deref(),
+            s3s::dto::Checksum {
+                checksum_crc32: $input.checksum_crc32,
+                checksum_crc32c: $input.checksum_crc32c,
+                checksum_crc64nvme: $input.checksum_crc64nvme,
+                checksum_sha1: $input.checksum_sha1,
+                checksum_sha256: $input.checksum_sha256,
+                ..Default::default()
+            },
+            $input
+                .checksum_algorithm
+                .as_ref()
+                .map(s3s::dto::ChecksumAlgorithm::as_str),
+        )
+    };
+}
+pub(crate) use expected_of;
+
 impl Expected {
     /// Reads the promises from the request (`content_md5` and the header values come
     /// from the parsed S3 input; the trailer announcement from the raw headers).

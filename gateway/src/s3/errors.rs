@@ -29,6 +29,10 @@ pub fn from_catalog(source: CatalogError) -> S3Error {
             S3ErrorCode::BucketAlreadyExists,
             format!("The requested bucket name is not available: {bucket}"),
         ),
+        CatalogError::NoSuchCredential(access_key) => error(
+            S3ErrorCode::InvalidArgument,
+            format!("The access key to grant does not exist: {access_key}"),
+        ),
         CatalogError::Conflict(what) => error(
             S3ErrorCode::OperationAborted,
             format!("A conflicting conditional operation is in progress on {what}; retry"),

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Result};
+use shardlet_model::schema::BucketRecord;
+use shardlet_model::Stored;
 
 use crate::metrics::Metrics;
 use crate::object::catalog::Catalog;
@@ -12,7 +14,7 @@ use crate::object::commit::Commit;
 use crate::object::read_path::ReadPath;
 use crate::object::write_path::WritePath;
 use crate::s3::auth::CredentialCache;
-use crate::s3::errors::error;
+use crate::s3::errors::{error, from_catalog};
 
 pub struct Gateway {
     /// Reads of buckets, objects, uploads.
@@ -35,6 +37,14 @@ impl Gateway {
             Some(credentials) => self.credentials.owner_of(&credentials.access_key).await,
             None => Err(error(S3ErrorCode::AccessDenied, "Authentication required")),
         }
+    }
+
+    /// The live bucket `name`, read fresh; `NoSuchBucket` when there is none.
+    pub async fn bucket(&self, name: &str) -> S3Result<Stored<BucketRecord>> {
+        self.catalog
+            .existing_bucket(name)
+            .await
+            .map_err(from_catalog)
     }
 }
 

@@ -78,11 +78,7 @@ pub async fn list_objects_v2(
     request: S3Request<ListObjectsV2Input>,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let input = request.input;
-    gateway
-        .catalog
-        .existing_bucket(&input.bucket)
-        .await
-        .map_err(from_catalog)?;
+    gateway.bucket(&input.bucket).await?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let limit = max_keys(input.max_keys)?;
     let mut builder = ListingBuilder::new(&prefix, input.delimiter.as_deref(), limit);
@@ -126,11 +122,7 @@ pub async fn list_objects(
     request: S3Request<ListObjectsInput>,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let input = request.input;
-    gateway
-        .catalog
-        .existing_bucket(&input.bucket)
-        .await
-        .map_err(from_catalog)?;
+    gateway.bucket(&input.bucket).await?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let limit = max_keys(input.max_keys)?;
     let mut builder = ListingBuilder::new(&prefix, input.delimiter.as_deref(), limit);
@@ -170,11 +162,7 @@ pub async fn list_multipart_uploads(
     request: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let input = request.input;
-    gateway
-        .catalog
-        .existing_bucket(&input.bucket)
-        .await
-        .map_err(from_catalog)?;
+    gateway.bucket(&input.bucket).await?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let limit = match input.max_uploads {
         Some(value) if value < 0 => {

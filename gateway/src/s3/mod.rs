@@ -4,11 +4,13 @@
 //! batch and never touches the key layout (`crate::object::commit` and the catalog do;
 //! a unit test below holds this line).
 //!
-//! `gateway.rs` holds the shared state ([`Gateway`]), `service.rs` the `s3s::S3`
+//! `access.rs` is authorization: the one check every request passes (s3s's access
+//! hook) before any handler runs. `gateway.rs` holds the shared state ([`Gateway`]), `service.rs` the `s3s::S3`
 //! implementation, which only dispatches to the operation modules (`buckets`,
 //! `objects`, `listing`, `multipart`). Operations not listed there answer 501
 //! NotImplemented (s3s's default).
 
+pub mod access;
 pub mod auth;
 pub mod body;
 pub mod buckets;
@@ -27,7 +29,8 @@ pub use gateway::Gateway;
 #[cfg(test)]
 mod layering_tests {
     /// The S3 layer's files, as compiled into this crate.
-    const S3_LAYER: [(&str, &str); 12] = [
+    const S3_LAYER: [(&str, &str); 13] = [
+        ("access.rs", include_str!("access.rs")),
         ("auth.rs", include_str!("auth.rs")),
         ("gateway.rs", include_str!("gateway.rs")),
         ("service.rs", include_str!("service.rs")),

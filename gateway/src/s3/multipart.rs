@@ -15,7 +15,7 @@ use crate::object::etag;
 use crate::object::storage_class::plan_for;
 use crate::object::unix_ms_now;
 use crate::s3::body::{body_stream, copy_stream};
-use crate::s3::checksums::Expected;
+use crate::s3::checksums::{expected_of, Expected};
 use crate::s3::errors::{error, from_catalog, from_checksum, from_commit, no_such_upload};
 use crate::s3::gateway::{timestamp_of_unix_ms, Gateway};
 use crate::s3::limits::{
@@ -38,11 +38,7 @@ async fn existing_upload(
     {
         return Err(no_such_upload());
     }
-    gateway
-        .catalog
-        .existing_bucket(bucket)
-        .await
-        .map_err(from_catalog)?;
+    gateway.bucket(bucket).await?;
     gateway
         .catalog
         .upload(bucket, key, upload_id)
@@ -89,11 +85,7 @@ pub async fn create_multipart_upload(
     let input = request.input;
     check_key(&input.key)?;
     let metadata = user_metadata(input.metadata)?;
-    let bucket = gateway
-        .catalog
-        .existing_bucket(&input.bucket)
-        .await
-        .map_err(from_catalog)?;
+    let bucket = gateway.bucket(&input.bucket).await?;
     let plan = storage_plan(
         input.storage_class.as_ref(),
         bucket.record.default_redundancy,
@@ -138,23 +130,7 @@ pub async fn upload_part(
         upload_record.record.redundancy,
     )
     .map_err(|invalid| error(S3ErrorCode::InvalidStorageClass, invalid.to_string()))?;
-    let expected = Expected::from_request(
-        &request.headers,
-        input.content_md5.as_deref(),
-        Checksum {
-            checksum_crc32: input.checksum_crc32,
-            checksum_crc32c: input.checksum_crc32c,
-            checksum_crc64nvme: input.checksum_crc64nvme,
-            checksum_sha1: input.checksum_sha1,
-            checksum_sha256: input.checksum_sha256,
-            ..Default::default()
-        },
-        input
-            .checksum_algorithm
-            .as_ref()
-            .map(ChecksumAlgorithm::as_str),
-    )
-    .map_err(from_checksum)?;
+    let expected = expected_of!(&request.headers, input).map_err(from_checksum)?;
     let (write, checksums) = upload(
         gateway,
         &input.bucket,

@@ -15,7 +15,7 @@ use crate::object::storage_class::{plan_for, reported, StoragePlan};
 use crate::object::unix_ms_now;
 use crate::object::write_path::UploadBody;
 use crate::s3::body::{body_stream, copy_stream, response_body, BodyStream};
-use crate::s3::checksums::Expected;
+use crate::s3::checksums::{expected_of, Expected};
 use crate::s3::conditions::{evaluate, unix_seconds, Preconditions, Verdict};
 use crate::s3::errors::{error, from_catalog, from_checksum, from_commit, from_write, no_such_key};
 use crate::s3::gateway::{timestamp_of_unix_ms, Gateway};
@@ -96,11 +96,7 @@ pub async fn existing_object(
     {
         return Ok(object);
     }
-    gateway
-        .catalog
-        .existing_bucket(bucket)
-        .await
-        .map_err(from_catalog)?;
+    gateway.bucket(bucket).await?;
     Err(no_such_key(key))
 }
 
@@ -158,23 +154,6 @@ fn checksum_fields(checksums: &StoredChecksums, wanted: bool) -> Checksum {
     }
 }
 
-fn input_checksums(
-    crc32: Option<String>,
-    crc32c: Option<String>,
-    crc64nvme: Option<String>,
-    sha1: Option<String>,
-    sha256: Option<String>,
-) -> Checksum {
-    Checksum {
-        checksum_crc32: crc32,
-        checksum_crc32c: crc32c,
-        checksum_crc64nvme: crc64nvme,
-        checksum_sha1: sha1,
-        checksum_sha256: sha256,
-        ..Default::default()
-    }
-}
-
 pub async fn put_object(
     gateway: &Gateway,
     request: S3Request<PutObjectInput>,
@@ -212,22 +191,7 @@ pub async fn put_object(
         }
         (None, None) => CommitCondition::Always,
     };
-    let expected = Expected::from_request(
-        &request.headers,
-        input.content_md5.as_deref(),
-        input_checksums(
-            input.checksum_crc32,
-            input.checksum_crc32c,
-            input.checksum_crc64nvme,
-            input.checksum_sha1,
-            input.checksum_sha256,
-        ),
-        input
-            .checksum_algorithm
-            .as_ref()
-            .map(ChecksumAlgorithm::as_str),
-    )
-    .map_err(from_checksum)?;
+    let expected = expected_of!(&request.headers, input).map_err(from_checksum)?;
     let declared = declared_length(input.content_length)?;
     let (write, checksums) = upload(
         gateway,
@@ -330,49 +294,59 @@ fn wants_checksums(mode: Option<&ChecksumMode>, range: &Option<Range<u64>>) -> b
     mode.is_some_and(|mode| mode.as_str() == ChecksumMode::ENABLED) && range.is_none()
 }
 
+/// What GetObject and HeadObject both ask: their inputs have these fields, of the same
+/// types, so one macro reads either.
+struct ObjectQuery<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    preconditions: Preconditions<'a>,
+    range: Option<&'a s3s::dto::Range>,
+    checksum_mode: Option<&'a ChecksumMode>,
+}
+
+macro_rules! object_query {
+    ($input:expr) => {
+        ObjectQuery {
+            bucket: &$input.bucket,
+            key: &$input.key,
+            preconditions: Preconditions {
+                if_match: $input.if_match.as_ref(),
+                if_none_match: $input.if_none_match.as_ref(),
+                if_modified_since_unix_seconds: $input.if_modified_since.as_ref().map(unix_seconds),
+                if_unmodified_since_unix_seconds: $input
+                    .if_unmodified_since
+                    .as_ref()
+                    .map(unix_seconds),
+            },
+            range: $input.range.as_ref(),
+            checksum_mode: $input.checksum_mode.as_ref(),
+        }
+    };
+}
+
+/// GetObject: HeadObject's answer and the body.
 pub async fn get_object(
     gateway: &Gateway,
     request: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
-    let input = &request.input;
-    let preconditions = Preconditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since_unix_seconds: input.if_modified_since.as_ref().map(unix_seconds),
-        if_unmodified_since_unix_seconds: input.if_unmodified_since.as_ref().map(unix_seconds),
-    };
-    let Resolved { object, range } = resolve(
-        gateway,
-        &input.bucket,
-        &input.key,
-        preconditions,
-        input.range.as_ref(),
-    )
-    .await?;
-    let read = range.clone().unwrap_or(0..object.size_bytes);
-    let sums = checksum_fields(
-        &object.checksums,
-        wants_checksums(input.checksum_mode.as_ref(), &range),
-    );
-    let body = response_body(gateway, &object.shardlets, read.clone());
+    let (object, read, head) = described(gateway, object_query!(request.input)).await?;
+    let body = response_body(gateway, &object.shardlets, read);
     Ok(S3Response::new(GetObjectOutput {
         body: Some(body),
-        accept_ranges: Some("bytes".into()),
-        content_length: Some((read.end - read.start) as i64),
-        content_range: content_range(&range, object.size_bytes),
-        content_type: Some(object.content_type.clone()),
-        e_tag: Some(ETag::Strong(etag::bare(&object.etag).to_string())),
-        last_modified: Some(timestamp_of_unix_ms(object.created_unix_ms)),
-        metadata: Some(object.user_metadata.clone().into_iter().collect()),
-        storage_class: Some(StorageClass::from(
-            reported(object.storage_class.as_deref()).to_string(),
-        )),
-        parts_count: object.parts_count.map(|count| count as i32),
-        checksum_crc32: sums.checksum_crc32,
-        checksum_crc32c: sums.checksum_crc32c,
-        checksum_crc64nvme: sums.checksum_crc64nvme,
-        checksum_sha1: sums.checksum_sha1,
-        checksum_sha256: sums.checksum_sha256,
+        accept_ranges: head.accept_ranges,
+        content_length: head.content_length,
+        content_range: head.content_range,
+        content_type: head.content_type,
+        e_tag: head.e_tag,
+        last_modified: head.last_modified,
+        metadata: head.metadata,
+        storage_class: head.storage_class,
+        parts_count: head.parts_count,
+        checksum_crc32: head.checksum_crc32,
+        checksum_crc32c: head.checksum_crc32c,
+        checksum_crc64nvme: head.checksum_crc64nvme,
+        checksum_sha1: head.checksum_sha1,
+        checksum_sha256: head.checksum_sha256,
         ..Default::default()
     }))
 }
@@ -381,27 +355,30 @@ pub async fn head_object(
     gateway: &Gateway,
     request: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
-    let input = &request.input;
-    let preconditions = Preconditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since_unix_seconds: input.if_modified_since.as_ref().map(unix_seconds),
-        if_unmodified_since_unix_seconds: input.if_unmodified_since.as_ref().map(unix_seconds),
-    };
+    let (_, _, head) = described(gateway, object_query!(request.input)).await?;
+    Ok(S3Response::new(head))
+}
+
+/// The object GET and HEAD answer for (after preconditions and the range), the bytes
+/// to read, and what HEAD says about them (GET says the same).
+async fn described(
+    gateway: &Gateway,
+    query: ObjectQuery<'_>,
+) -> S3Result<(ObjectRecord, Range<u64>, HeadObjectOutput)> {
     let Resolved { object, range } = resolve(
         gateway,
-        &input.bucket,
-        &input.key,
-        preconditions,
-        input.range.as_ref(),
+        query.bucket,
+        query.key,
+        query.preconditions,
+        query.range,
     )
     .await?;
     let read = range.clone().unwrap_or(0..object.size_bytes);
     let sums = checksum_fields(
         &object.checksums,
-        wants_checksums(input.checksum_mode.as_ref(), &range),
+        wants_checksums(query.checksum_mode, &range),
     );
-    Ok(S3Response::new(HeadObjectOutput {
+    let head = HeadObjectOutput {
         accept_ranges: Some("bytes".into()),
         content_length: Some((read.end - read.start) as i64),
         content_range: content_range(&range, object.size_bytes),
@@ -419,7 +396,8 @@ pub async fn head_object(
         checksum_sha1: sums.checksum_sha1,
         checksum_sha256: sums.checksum_sha256,
         ..Default::default()
-    }))
+    };
+    Ok((object, read, head))
 }
 
 /// Removes a key (absent is success, as in S3).
@@ -437,11 +415,7 @@ pub async fn delete_object(
     request: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let input = request.input;
-    gateway
-        .catalog
-        .existing_bucket(&input.bucket)
-        .await
-        .map_err(from_catalog)?;
+    gateway.bucket(&input.bucket).await?;
     remove(gateway, &input.bucket, &input.key).await?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
@@ -457,11 +431,7 @@ pub async fn delete_objects(
             format!("At most {DELETE_OBJECTS_KEYS_MAX} keys may be deleted in one request"),
         ));
     }
-    gateway
-        .catalog
-        .existing_bucket(&input.bucket)
-        .await
-        .map_err(from_catalog)?;
+    gateway.bucket(&input.bucket).await?;
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
@@ -577,11 +547,7 @@ pub async fn copy_object(
     } else {
         (source.content_type.clone(), source.user_metadata.clone())
     };
-    let bucket = gateway
-        .catalog
-        .existing_bucket(&input.bucket)
-        .await
-        .map_err(from_catalog)?;
+    let bucket = gateway.bucket(&input.bucket).await?;
     let storage_class = input
         .storage_class
         .map(|class| class.as_str().to_string())

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use shardlet_core::{Scheme, ShardletId};
-use shardlet_model::schema::ObjectRecord;
 use shardlet_meta::MetaClient;
+use shardlet_model::schema::ObjectRecord;
 use shardlet_testkit::records::scan;
 use shardlet_testkit::{pattern_bytes, S3Client};
 

@@ -1,70 +1,16 @@
 //! The aws CLI (Debian's v2) against `shardlet dev`, started and configured exactly as
 //! its printed `export` lines say: the first thing a developer tries.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::path::Path;
 
-use shardlet_testkit::{pattern_bytes, shardlet_binary, DevCluster, S3Access};
+use shardlet_testkit::{pattern_bytes, shardlet_binary, DevCluster};
 
-use crate::tools::{self, expected_etag, Finished};
+use crate::tools::{self, expected_etag, Aws, AWS_DEADLINE};
 
-/// Bounds each aws invocation; the 100 MiB copies are the slow ones.
-const AWS_DEADLINE: Duration = Duration::from_secs(240);
 /// The aws CLI's default multipart threshold and part size (8 MiB).
 const AWS_PART_BYTES: u64 = 8 * 1024 * 1024;
 /// Past 100 MiB, and not a multiple of the part size: 13 parts, the last one short.
 const LARGE_FILE_BYTES: usize = 100 * 1024 * 1024 + 12_345;
-
-struct Aws {
-    access: S3Access,
-    scratch: PathBuf,
-}
-
-impl Aws {
-    /// An aws CLI that reads no file of the user's (~/.aws) and talks path-style.
-    fn new(access: &S3Access, scratch: &Path) -> Self {
-        std::fs::write(
-            scratch.join("aws-config"),
-            "[default]\ns3 =\n  addressing_style = path\n",
-        )
-        .unwrap();
-        std::fs::write(scratch.join("aws-credentials"), "").unwrap();
-        Self {
-            access: access.clone(),
-            scratch: scratch.to_path_buf(),
-        }
-    }
-
-    fn command(&self, arguments: &[&str]) -> Command {
-        let mut command = tools::client_command(&tools::aws());
-        command
-            .arg("--endpoint-url")
-            .arg(&self.access.endpoint)
-            .args(["--no-cli-pager", "--output", "json"])
-            .args(arguments)
-            .env("AWS_CONFIG_FILE", self.scratch.join("aws-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.scratch.join("aws-credentials"),
-            )
-            .env("AWS_ACCESS_KEY_ID", &self.access.access_key)
-            .env("AWS_SECRET_ACCESS_KEY", &self.access.secret_key)
-            .env("AWS_DEFAULT_REGION", &self.access.region)
-            .env("AWS_EC2_METADATA_DISABLED", "true");
-        command
-    }
-
-    fn run(&self, arguments: &[&str]) -> Finished {
-        tools::run(self.command(arguments), AWS_DEADLINE)
-    }
-
-    fn ok(&self, arguments: &[&str]) -> Finished {
-        let finished = self.run(arguments);
-        finished.assert_success();
-        finished
-    }
-}
 
 fn path_text(path: &Path) -> &str {
     path.to_str().expect("UTF-8 temporary paths")

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use shardlet_testkit::clients_dir;
 use shardlet_testkit::poll::{poll_until_blocking, POLL_INTERVAL};
 use shardlet_testkit::process::ChildProcess;
+use shardlet_testkit::{clients_dir, S3Access};
 
 /// A client program: `$variable` if set, else the first of `candidates` that exists
 /// (absolute paths) or is found on PATH (bare names).
@@ -202,5 +202,60 @@ pub fn assert_same_tree(expected: &Path, actual: &Path, what: &str) {
             want.len(),
             got.len()
         );
+    }
+}
+
+/// Bounds each aws invocation; the 100 MiB copies are the slow ones.
+pub const AWS_DEADLINE: Duration = Duration::from_secs(240);
+
+/// The aws CLI (Debian's v2) as one key: it reads no file of the user's (~/.aws) and
+/// talks path-style.
+pub struct Aws {
+    access: S3Access,
+    scratch: PathBuf,
+}
+
+impl Aws {
+    /// An aws CLI that reads no file of the user's (~/.aws) and talks path-style.
+    pub fn new(access: &S3Access, scratch: &Path) -> Self {
+        std::fs::write(
+            scratch.join("aws-config"),
+            "[default]\ns3 =\n  addressing_style = path\n",
+        )
+        .unwrap();
+        std::fs::write(scratch.join("aws-credentials"), "").unwrap();
+        Self {
+            access: access.clone(),
+            scratch: scratch.to_path_buf(),
+        }
+    }
+
+    pub fn command(&self, arguments: &[&str]) -> Command {
+        let mut command = client_command(&aws());
+        command
+            .arg("--endpoint-url")
+            .arg(&self.access.endpoint)
+            .args(["--no-cli-pager", "--output", "json"])
+            .args(arguments)
+            .env("AWS_CONFIG_FILE", self.scratch.join("aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.scratch.join("aws-credentials"),
+            )
+            .env("AWS_ACCESS_KEY_ID", &self.access.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.access.secret_key)
+            .env("AWS_DEFAULT_REGION", &self.access.region)
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        command
+    }
+
+    pub fn run(&self, arguments: &[&str]) -> Finished {
+        run(self.command(arguments), AWS_DEADLINE)
+    }
+
+    pub fn ok(&self, arguments: &[&str]) -> Finished {
+        let finished = self.run(arguments);
+        finished.assert_success();
+        finished
     }
 }

@@ -21,6 +21,39 @@ pub struct BucketRecord {
     /// Set while `DeleteBucket` checks emptiness, so no object is created meanwhile.
     #[serde(default)]
     pub deleting: bool,
+    /// Access given to keys of other owners (`shardlet admin bucket grant`), one entry
+    /// per access key. Empty (and not written) for a bucket only its owner uses. A build
+    /// that predates grants ignores them: it denies the grantees, never more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<BucketGrant>,
+}
+
+/// One key's access to a bucket it does not own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketGrant {
+    pub access_key: String,
+    pub permission: GrantPermission,
+}
+
+/// What a grant allows. Owner-only operations (DeleteBucket, its ACL and settings) are
+/// never granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrantPermission {
+    /// Reads and listings of objects and uploads.
+    Read,
+    /// Read, plus writes, deletes and multipart uploads.
+    ReadWrite,
+}
+
+impl GrantPermission {
+    /// The name operators type (`read`, `read-write`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantPermission::Read => "read",
+            GrantPermission::ReadWrite => "read-write",
+        }
+    }
 }
 
 impl Record for BucketRecord {

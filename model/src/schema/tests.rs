@@ -42,6 +42,7 @@ fn records_round_trip_with_their_format_version_first() {
         default_redundancy: RedundancyLevel::High,
         created_unix_ms: 5,
         deleting: false,
+        grants: Vec::new(),
     };
     let bytes = encode(&bucket);
     assert_eq!(bytes[0], BucketRecord::FORMAT_VERSION);
@@ -172,4 +173,25 @@ fn keys_for_the_longest_s3_names_fit_the_key_limit() {
     }
     assert_eq!(keys::upload(&bucket, &key, upload_id).len(), 1123);
     assert!(validate_key(&vec![b'k'; KEY_BYTES_MAX + 1]).is_err());
+}
+
+#[test]
+fn bucket_grants_round_trip_and_a_bucket_without_grants_encodes_as_before() {
+    let mut bucket = BucketRecord {
+        name: "shared".into(),
+        owner: "alice".into(),
+        default_redundancy: RedundancyLevel::Medium,
+        created_unix_ms: 5,
+        deleting: false,
+        grants: Vec::new(),
+    };
+    let plain = encode(&bucket);
+    assert!(!String::from_utf8_lossy(&plain).contains("grants"));
+    bucket.grants.push(BucketGrant {
+        access_key: "KBOB".into(),
+        permission: GrantPermission::ReadWrite,
+    });
+    let bytes = encode(&bucket);
+    assert!(String::from_utf8_lossy(&bytes).contains(r#""permission":"read-write""#));
+    assert_eq!(decode::<BucketRecord>(&bytes).unwrap(), bucket);
 }

@@ -2,7 +2,10 @@
 //! S3 keys.
 
 use shardlet_core::RedundancyLevel;
-use shardlet_model::schema::{encode, keys, BucketRecord, CredentialRecord, SecretKey};
+use shardlet_model::permission;
+use shardlet_model::schema::{
+    encode, keys, BucketRecord, CredentialRecord, GrantPermission, SecretKey,
+};
 use shardlet_model::store::{Batch, BatchOutcome};
 
 use crate::object::catalog::{Catalog, CatalogError};
@@ -38,6 +41,7 @@ impl Buckets {
             default_redundancy,
             created_unix_ms: unix_ms_now(),
             deleting: false,
+            grants: Vec::new(),
         };
         let mut batch = Batch::default();
         batch
@@ -65,29 +69,63 @@ impl Buckets {
         name: &str,
         level: RedundancyLevel,
     ) -> Result<BucketRecord, CatalogError> {
-        let result = self.update_bucket_redundancy(name, level).await;
-        self.catalog.forget_bucket(name);
-        result
+        self.update_bucket(name, |bucket| {
+            let changed = bucket.default_redundancy != level;
+            bucket.default_redundancy = level;
+            changed
+        })
+        .await
     }
 
-    async fn update_bucket_redundancy(
+    /// Gives `access_key` (a key of any owner) `permission` on the bucket, replacing
+    /// the grant it had; `None` revokes. The key must exist to be granted (a typo must
+    /// not leave a grant waiting for whoever creates that key); revoking works for a
+    /// deleted key too. Effective on this gateway at once, on others within the bucket
+    /// cache's TTL.
+    pub async fn set_grant(
         &self,
         name: &str,
-        level: RedundancyLevel,
+        access_key: &str,
+        permission: Option<GrantPermission>,
     ) -> Result<BucketRecord, CatalogError> {
-        for _ in 0..BUCKET_UPDATE_ATTEMPTS_MAX {
-            let bucket = self.catalog.existing_bucket(name).await?;
-            let mut updated = bucket.record.clone();
-            updated.default_redundancy = level;
-            let mut batch = Batch::default();
-            batch
-                .require_version(keys::bucket(name), bucket.version)
-                .put(keys::bucket(name), encode(&updated));
-            if let BatchOutcome::Applied { .. } = self.catalog.apply(batch).await? {
-                return Ok(updated);
-            }
+        if permission.is_some() && self.catalog.credential(access_key).await?.is_none() {
+            return Err(CatalogError::NoSuchCredential(access_key.to_string()));
         }
-        Err(CatalogError::Conflict(format!("bucket {name}")))
+        self.update_bucket(name, |bucket| {
+            permission::set_grant(bucket, access_key, permission)
+        })
+        .await
+    }
+
+    /// A compare-and-set of the bucket record with `change` (which says whether it
+    /// changed anything; nothing changed writes nothing), retried a bounded number of
+    /// times when something else changed the bucket meanwhile. A bucket marked
+    /// `deleting` is not there. This gateway's bucket cache forgets the bucket after.
+    async fn update_bucket(
+        &self,
+        name: &str,
+        mut change: impl FnMut(&mut BucketRecord) -> bool,
+    ) -> Result<BucketRecord, CatalogError> {
+        let result = async {
+            for _ in 0..BUCKET_UPDATE_ATTEMPTS_MAX {
+                let bucket = self.catalog.existing_bucket(name).await?;
+                let mut updated = bucket.record.clone();
+                if !change(&mut updated) {
+                    return Ok(updated);
+                }
+                let mut batch = Batch::default();
+                batch
+                    .require_version(keys::bucket(name), bucket.version)
+                    .put(keys::bucket(name), encode(&updated));
+                if let BatchOutcome::Applied { .. } = self.catalog.apply(batch).await? {
+                    return Ok(updated);
+                }
+            }
+            Err(CatalogError::Conflict(format!("bucket {name}")))
+        }
+        .await;
+        self.catalog.forget_bucket(name);
+        result
     }
 
     /// Deletes an empty bucket in steps so no object commit can slip in between the

@@ -177,6 +177,19 @@ impl Commit {
         &self,
         upload_id: &str,
     ) -> Result<BTreeMap<u16, PartRecord>, CommitError> {
+        Ok(self
+            .all_parts_versioned(upload_id)
+            .await?
+            .into_iter()
+            .map(|(number, part)| (number, part.record))
+            .collect())
+    }
+
+    /// Every part record of an upload with its version, by part number.
+    async fn all_parts_versioned(
+        &self,
+        upload_id: &str,
+    ) -> Result<BTreeMap<u16, Stored<PartRecord>>, CommitError> {
         let mut parts = BTreeMap::new();
         let mut after = 0u16;
         for _ in 0..PART_PAGES_MAX {
@@ -185,7 +198,7 @@ impl Commit {
                 break;
             };
             for part in page {
-                parts.insert(part.record.part_number, part.record);
+                parts.insert(part.record.part_number, part);
             }
             if !more {
                 break;
@@ -207,7 +220,11 @@ impl Commit {
         choose: impl FnOnce(&BTreeMap<u16, PartRecord>) -> Result<Completion, E>,
     ) -> Result<ObjectRecord, CompleteError<E>> {
         let marked = self.mark_closing(upload).await?;
-        let stored = self.all_parts(&marked.record.upload_id).await?;
+        let versioned = self.all_parts_versioned(&marked.record.upload_id).await?;
+        let stored: BTreeMap<u16, PartRecord> = versioned
+            .iter()
+            .map(|(number, part)| (*number, part.record.clone()))
+            .collect();
         let completion = match choose(&stored) {
             Ok(completion) => completion,
             Err(refusal) => {
@@ -248,6 +265,14 @@ impl Commit {
                 )
                 .put(object_key.clone(), encode(&record))
                 .delete(upload_key.clone());
+            // The closing mark already stops UploadPart from committing (it conditions
+            // on the upload's version); conditioning on each chosen part's version too
+            // means the object can only ever name the parts that were validated.
+            for number in &completion.chosen {
+                if let Some(part) = versioned.get(number) {
+                    batch.require_version(keys::part(&upload.upload_id, *number), part.version);
+                }
+            }
             if let Some(old) = &current {
                 let (key, value) = garbage_intent_for(&old.record);
                 batch.put(key, value);

@@ -5,22 +5,27 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use shardlet_core::RedundancyLevel;
 use shardlet_model::memory::InMemoryMetadata;
-use shardlet_model::schema::{encode, keys, BucketRecord};
+use shardlet_model::schema::{encode, keys, BucketRecord, GrantPermission};
 use shardlet_model::store::{Batch, BatchOutcome, ScanPage, VersionedValue};
 use shardlet_model::{MetadataError, MetadataStore};
 
-use super::fixture;
+use super::{fixture, Fixture};
 use crate::object::catalog::CatalogError;
+
+/// Creates bucket `name` of `owner` (must succeed).
+async fn create(gateway: &Fixture, name: &str, owner: &str, level: RedundancyLevel) {
+    gateway
+        .commit
+        .buckets()
+        .create_bucket(name, owner, level)
+        .await
+        .unwrap();
+}
 
 #[tokio::test]
 async fn a_bucket_is_created_once() {
     let gateway = fixture(Arc::new(InMemoryMetadata::default()));
-    gateway
-        .commit
-        .buckets()
-        .create_bucket("photos", "alice", RedundancyLevel::Medium)
-        .await
-        .unwrap();
+    create(&gateway, "photos", "alice", RedundancyLevel::Medium).await;
     assert!(matches!(
         gateway
             .commit
@@ -43,12 +48,7 @@ async fn a_bucket_is_created_once() {
 #[tokio::test]
 async fn only_an_empty_bucket_is_deleted_and_a_refused_delete_leaves_it_usable() {
     let gateway = fixture(Arc::new(InMemoryMetadata::default()));
-    gateway
-        .commit
-        .buckets()
-        .create_bucket("b", "alice", RedundancyLevel::Medium)
-        .await
-        .unwrap();
+    create(&gateway, "b", "alice", RedundancyLevel::Medium).await;
     let mut batch = Batch::default();
     batch.put(keys::object("b", "k"), vec![1, b'{', b'}']);
     gateway.catalog.apply(batch).await.unwrap();
@@ -98,12 +98,7 @@ impl MetadataStore for ScansFail {
 async fn a_delete_bucket_whose_emptiness_check_fails_leaves_the_bucket_usable() {
     let store = Arc::new(ScansFail::default());
     let gateway = fixture(store.clone());
-    gateway
-        .commit
-        .buckets()
-        .create_bucket("b", "alice", RedundancyLevel::Medium)
-        .await
-        .unwrap();
+    create(&gateway, "b", "alice", RedundancyLevel::Medium).await;
     assert!(matches!(
         gateway.commit.buckets().delete_bucket("b").await,
         Err(CatalogError::Metadata(MetadataError::Unavailable(_)))
@@ -117,12 +112,7 @@ async fn a_delete_bucket_whose_emptiness_check_fails_leaves_the_bucket_usable() 
 #[tokio::test]
 async fn a_buckets_default_redundancy_is_set_and_kept_and_a_missing_bucket_is_named() {
     let gateway = fixture(Arc::new(InMemoryMetadata::default()));
-    gateway
-        .commit
-        .buckets()
-        .create_bucket("b", "alice", RedundancyLevel::Medium)
-        .await
-        .unwrap();
+    create(&gateway, "b", "alice", RedundancyLevel::Medium).await;
     let updated = gateway
         .commit
         .buckets()
@@ -197,6 +187,7 @@ async fn a_bucket_record_keeps_its_owner_through_a_refused_delete() {
         default_redundancy: RedundancyLevel::Low,
         created_unix_ms: 7,
         deleting: false,
+        grants: Vec::new(),
     };
     let mut batch = Batch::default();
     batch
@@ -211,4 +202,70 @@ async fn a_bucket_record_keeps_its_owner_through_a_refused_delete() {
         gateway.catalog.existing_bucket("b").await.unwrap().record,
         record
     );
+}
+
+#[tokio::test]
+async fn a_grant_needs_an_existing_key_and_bucket_and_revoking_takes_it_away() {
+    let gateway = fixture(Arc::new(InMemoryMetadata::default()));
+    create(&gateway, "shared", "alice", RedundancyLevel::Medium).await;
+    let buckets = gateway.commit.buckets();
+    assert!(matches!(
+        buckets
+            .set_grant("shared", "NOSUCHKEY", Some(GrantPermission::Read))
+            .await,
+        Err(CatalogError::NoSuchCredential(key)) if key == "NOSUCHKEY"
+    ));
+    let bob = buckets.create_credential("bob").await.unwrap();
+    assert!(matches!(
+        buckets
+            .set_grant("nobucket", &bob.access_key, Some(GrantPermission::Read))
+            .await,
+        Err(CatalogError::NoSuchBucket(_))
+    ));
+    let granted = buckets
+        .set_grant("shared", &bob.access_key, Some(GrantPermission::ReadWrite))
+        .await
+        .unwrap();
+    assert_eq!(granted.grants.len(), 1);
+    let stored = gateway.catalog.existing_bucket("shared").await.unwrap();
+    assert_eq!(stored.record.grants, granted.grants);
+    assert_eq!(stored.record.owner, "alice");
+    // Granting the same again writes nothing (the version stays).
+    buckets
+        .set_grant("shared", &bob.access_key, Some(GrantPermission::ReadWrite))
+        .await
+        .unwrap();
+    let again = gateway.catalog.existing_bucket("shared").await.unwrap();
+    assert_eq!(again.version, stored.version);
+    let revoked = buckets
+        .set_grant("shared", &bob.access_key, None)
+        .await
+        .unwrap();
+    assert!(revoked.grants.is_empty());
+    // Revoking a key that no longer exists is allowed (cleaning up after a deleted key).
+    buckets.set_grant("shared", "GONEKEY", None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_grant_survives_a_redundancy_change_and_a_refused_delete() {
+    let gateway = fixture(Arc::new(InMemoryMetadata::default()));
+    create(&gateway, "shared", "alice", RedundancyLevel::Medium).await;
+    let buckets = gateway.commit.buckets();
+    let bob = buckets.create_credential("bob").await.unwrap();
+    buckets
+        .set_grant("shared", &bob.access_key, Some(GrantPermission::Read))
+        .await
+        .unwrap();
+    buckets
+        .set_bucket_redundancy("shared", RedundancyLevel::High)
+        .await
+        .unwrap();
+    let mut batch = Batch::default();
+    batch.put(keys::object("shared", "k"), vec![1, b'{', b'}']);
+    gateway.catalog.apply(batch).await.unwrap();
+    assert!(buckets.delete_bucket("shared").await.is_err());
+    let bucket = gateway.catalog.existing_bucket("shared").await.unwrap();
+    assert_eq!(bucket.record.default_redundancy, RedundancyLevel::High);
+    assert_eq!(bucket.record.grants.len(), 1);
+    assert_eq!(bucket.record.grants[0].access_key, bob.access_key);
 }
