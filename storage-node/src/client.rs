@@ -15,9 +15,10 @@ use shardlet_core::{Crc32c, Crc32cHasher, FragmentId};
 
 use crate::health::HealthReport;
 use crate::wire::{
-    fragment_path, CACHE_HEADER, CACHE_KEEP, CRC_HEADER, ERROR_HEADER, FRAGMENTS_PATH, HEALTH_PATH,
-    LENGTH_HEADER,
+    fragment_path, ErrorBody, CACHE_HEADER, CACHE_KEEP, CRC_HEADER, ERROR_HEADER, FRAGMENTS_PATH,
+    HEALTH_PATH, LENGTH_HEADER,
 };
+pub use crate::wire::{FragmentPage, ListedFragment};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -121,25 +122,6 @@ impl ReadRange {
             Self::Suffix { length } => format!("bytes=-{length}"),
         }
     }
-}
-
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
-pub struct ListedFragment {
-    pub id: FragmentId,
-    pub length: u64,
-    pub crc32c: Crc32c,
-}
-
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
-pub struct FragmentPage {
-    pub fragments: Vec<ListedFragment>,
-    pub next_after: Option<FragmentId>,
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorBody {
-    error: String,
-    message: String,
 }
 
 /// A fragment body being received. `info` describes the whole fragment; the stream

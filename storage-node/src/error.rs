@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::store_error::StoreError;
-use crate::wire::ERROR_HEADER;
+use crate::wire::{ErrorBody, ERROR_HEADER};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -65,7 +65,10 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        let body = ErrorBody {
+            error: self.code.to_string(),
+            message: self.message,
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         response
             .headers_mut()

@@ -13,7 +13,7 @@
 //! |---|---|
 //! | [`config`] | [`NodeConfig`]: every limit and timeout of a node |
 //! | [`metrics`] | the Prometheus metrics of a node (names are part of the contract) |
-//! | [`wire`] | header names and paths of the HTTP API, shared by server and client |
+//! | [`wire`] | the HTTP API's header names, paths and JSON bodies (server and client) |
 //! | [`range`] | `Range: bytes=…` parsing |
 //! | [`store_error`] | [`store_error::StoreError`]: what can fail storing or reading a fragment |
 //! | [`fragment_file`] | one fragment in the file format: format, staging buffers, writer, reader |

@@ -27,8 +27,8 @@ use crate::range::ByteRange;
 use crate::store::{CommitOutcome, FragmentStore, SMALL_FRAGMENT_BYTES_MAX};
 use crate::store_error::StoreError;
 use crate::wire::{
-    CACHE_HEADER, CACHE_KEEP, CRC_HEADER, FRAGMENTS_PATH, FRAGMENT_ROUTE, HEALTH_PATH,
-    LENGTH_HEADER, METRICS_PATH,
+    FragmentPage, CACHE_HEADER, CACHE_KEEP, CRC_HEADER, FRAGMENTS_PATH, FRAGMENT_ROUTE,
+    HEALTH_PATH, LENGTH_HEADER, METRICS_PATH,
 };
 
 pub struct AppState {
@@ -585,12 +585,6 @@ async fn delete_fragment(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(serde::Serialize)]
-struct ListResponse {
-    fragments: Vec<crate::store::ListedFragment>,
-    next_after: Option<FragmentId>,
-}
-
 async fn list_fragments(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -632,7 +626,7 @@ async fn list_fragments(
     } else {
         None
     };
-    Ok(axum::Json(ListResponse {
+    Ok(axum::Json(FragmentPage {
         fragments,
         next_after,
     })

@@ -1,8 +1,8 @@
-//! The names both ends of the node's HTTP API agree on: headers and paths. The server
-//! routes and answers with them, the client sends and reads them; neither imports the
-//! other. The contract itself is docs/storage-node.md.
+//! What both ends of the node's HTTP API agree on: header names, paths and the JSON
+//! bodies. The server routes and answers with them, the client sends and reads them;
+//! neither imports the other. The contract itself is docs/storage-node.md.
 
-use shardlet_core::FragmentId;
+use shardlet_core::{Crc32c, FragmentId};
 
 /// The whole-fragment CRC32C, 8 lowercase hex digits: sent with a PUT (the server checks
 /// the body against it), returned by PUT, HEAD and GET.
@@ -34,6 +34,29 @@ pub fn fragment_path(id: &FragmentId) -> String {
     format!("{FRAGMENTS_PATH}/{id}")
 }
 
+/// One entry of a listing. A damaged file is listed with length 0 and CRC `00000000`, so
+/// a scrub finds it.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+pub struct ListedFragment {
+    pub id: FragmentId,
+    pub length: u64,
+    pub crc32c: Crc32c,
+}
+
+/// The body of a listing: ids ascending; `next_after` is set exactly when more follow.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+pub struct FragmentPage {
+    pub fragments: Vec<ListedFragment>,
+    pub next_after: Option<FragmentId>,
+}
+
+/// The body of every error response: `{"error":"<snake_case_code>","message":"<reason>"}`.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
 #[cfg(test)]
 mod tests {
     use shardlet_core::{FragmentIndex, Generation, ObjectId, ShardletId};
@@ -52,5 +75,37 @@ mod tests {
             FRAGMENT_ROUTE.replace("{id}", &id.to_string())
         );
         assert!(FRAGMENT_ROUTE.starts_with(FRAGMENTS_PATH));
+    }
+
+    #[test]
+    fn the_json_bodies_keep_their_field_names_and_order() {
+        let id = FragmentId::new(
+            ShardletId::new(ObjectId([0x01; 16]), 0),
+            Generation(0),
+            FragmentIndex(0),
+        );
+        let page = FragmentPage {
+            fragments: vec![ListedFragment {
+                id,
+                length: 5,
+                crc32c: Crc32c(0xdead_beef),
+            }],
+            next_after: None,
+        };
+        let text = serde_json::to_string(&page).unwrap_or_default();
+        assert_eq!(
+            text,
+            format!(
+                r#"{{"fragments":[{{"id":"{id}","length":5,"crc32c":"deadbeef"}}],"next_after":null}}"#
+            )
+        );
+        let error = ErrorBody {
+            error: "not_found".into(),
+            message: "fragment not found".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&error).unwrap_or_default(),
+            r#"{"error":"not_found","message":"fragment not found"}"#
+        );
     }
 }

@@ -31,6 +31,7 @@ use crate::metrics::NodeMetrics;
 use crate::small_store::SmallFragments;
 pub use crate::small_store::SMALL_FRAGMENT_BYTES_MAX;
 use crate::store_error::StoreError;
+use crate::wire::ListedFragment;
 
 #[cfg(test)]
 mod tests;
@@ -50,14 +51,6 @@ pub enum CommitOutcome {
     Created,
     /// The identical fragment was already stored: an idempotent retry.
     AlreadyStored,
-}
-
-/// One entry of a listing.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ListedFragment {
-    pub id: FragmentId,
-    pub length: u64,
-    pub crc32c: Crc32c,
 }
 
 /// Filesystem capacity of the data directory.
