@@ -14,7 +14,11 @@ use shardlet_auth::{ClusterSecret, RequestParts};
 use shardlet_core::{Crc32c, Crc32cHasher, FragmentId};
 
 use crate::health::HealthReport;
-use crate::server::{CACHE_HEADER, CRC_HEADER, LENGTH_HEADER};
+use crate::wire::{
+    fragment_path, ErrorBody, CACHE_HEADER, CACHE_KEEP, CRC_HEADER, ERROR_HEADER, FRAGMENTS_PATH,
+    HEALTH_PATH, LENGTH_HEADER,
+};
+pub use crate::wire::{FragmentPage, ListedFragment};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -118,25 +122,6 @@ impl ReadRange {
             Self::Suffix { length } => format!("bytes=-{length}"),
         }
     }
-}
-
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
-pub struct ListedFragment {
-    pub id: FragmentId,
-    pub length: u64,
-    pub crc32c: Crc32c,
-}
-
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
-pub struct FragmentPage {
-    pub fragments: Vec<ListedFragment>,
-    pub next_after: Option<FragmentId>,
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorBody {
-    error: String,
-    message: String,
 }
 
 /// A fragment body being received. `info` describes the whole fragment; the stream
@@ -300,16 +285,11 @@ impl NodeClient {
         body: reqwest::Body,
     ) -> Result<PutOutcome, ClientError> {
         let mut request = self
-            .signed(
-                reqwest::Method::PUT,
-                &format!("/v1/fragments/{id}"),
-                Some(crc32c),
-                None,
-            )?
+            .signed(reqwest::Method::PUT, &fragment_path(id), Some(crc32c), None)?
             // An explicit length keeps a streamed body from going out chunked (411).
             .header(reqwest::header::CONTENT_LENGTH, length);
         if keep_cached {
-            request = request.header(CACHE_HEADER, "keep");
+            request = request.header(CACHE_HEADER, CACHE_KEEP);
         }
         let response = request.body(body).send().await?;
         match response.status() {
@@ -342,7 +322,7 @@ impl NodeClient {
         let response = self
             .signed(
                 reqwest::Method::GET,
-                &format!("/v1/fragments/{id}"),
+                &fragment_path(id),
                 None,
                 range_text.as_deref(),
             )?
@@ -376,12 +356,7 @@ impl NodeClient {
 
     pub async fn head(&self, id: &FragmentId) -> Result<FragmentInfo, ClientError> {
         let response = self
-            .signed(
-                reqwest::Method::HEAD,
-                &format!("/v1/fragments/{id}"),
-                None,
-                None,
-            )?
+            .signed(reqwest::Method::HEAD, &fragment_path(id), None, None)?
             .send()
             .await?;
         match response.status() {
@@ -394,12 +369,7 @@ impl NodeClient {
     /// Deletes a fragment; succeeds also when it did not exist.
     pub async fn delete(&self, id: &FragmentId) -> Result<(), ClientError> {
         let response = self
-            .signed(
-                reqwest::Method::DELETE,
-                &format!("/v1/fragments/{id}"),
-                None,
-                None,
-            )?
+            .signed(reqwest::Method::DELETE, &fragment_path(id), None, None)?
             .send()
             .await?;
         match response.status() {
@@ -422,9 +392,9 @@ impl NodeClient {
             query.push(format!("limit={limit}"));
         }
         let target = if query.is_empty() {
-            "/v1/fragments".to_string()
+            FRAGMENTS_PATH.to_string()
         } else {
-            format!("/v1/fragments?{}", query.join("&"))
+            format!("{FRAGMENTS_PATH}?{}", query.join("&"))
         };
         let response = self
             .signed(reqwest::Method::GET, &target, None, None)?
@@ -440,7 +410,7 @@ impl NodeClient {
     pub async fn health(&self) -> Result<HealthReport, ClientError> {
         let response = self
             .http
-            .get(format!("{}/health", self.base_url))
+            .get(format!("{}{HEALTH_PATH}", self.base_url))
             .send()
             .await?;
         if response.status() != StatusCode::OK {
@@ -552,7 +522,7 @@ async fn error_from(response: reqwest::Response) -> ClientError {
     let status = response.status();
     let header_code = response
         .headers()
-        .get("x-shardlet-error")
+        .get(ERROR_HEADER)
         .and_then(|value| value.to_str().ok())
         .map(str::to_string);
     let body = read_bounded(response, ERROR_BODY_BYTES_MAX).await;

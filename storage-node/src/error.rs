@@ -4,7 +4,8 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::store::StoreError;
+use crate::store_error::StoreError;
+use crate::wire::{ErrorBody, ERROR_HEADER};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -64,11 +65,14 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        let body = ErrorBody {
+            error: self.code.to_string(),
+            message: self.message,
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         response
             .headers_mut()
-            .insert("x-shardlet-error", HeaderValue::from_static(self.code));
+            .insert(ERROR_HEADER, HeaderValue::from_static(self.code));
         if let Some(length) = self.unsatisfiable_length {
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{length}")) {
                 response

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::NodeConfig;
 use crate::metrics::NodeMetrics;
-use crate::server::AppState;
+use crate::store::FragmentStore;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HealthReport {
@@ -221,15 +222,16 @@ impl HealthSampler {
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = sampled;
     }
 
-    /// The report for `/health`: sampled values plus live capacity and counters.
-    pub fn report(&self, state: &AppState) -> HealthReport {
+    /// The report for `/health`: sampled values plus live capacity and counters of
+    /// `store`, the node's identity and reserve from `config`.
+    pub fn report(&self, store: &FragmentStore, config: &NodeConfig) -> HealthReport {
         let sampled = self
             .latest
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let mut disk = sampled.disk;
-        if let Ok(capacity) = state.store.capacity() {
+        if let Ok(capacity) = store.capacity() {
             disk.capacity_bytes = capacity.capacity_bytes;
             disk.free_bytes = capacity.free_bytes;
             self.metrics
@@ -237,9 +239,9 @@ impl HealthSampler {
                 .set(capacity.capacity_bytes as i64);
             self.metrics.disk_free_bytes.set(capacity.free_bytes as i64);
         }
-        disk.reserve_bytes = state.config.reserve_bytes;
+        disk.reserve_bytes = config.reserve_bytes;
         HealthReport {
-            node_id: state.config.node_id.0,
+            node_id: config.node_id.0,
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_seconds: self.started.elapsed().as_secs(),
             cpu_utilization: sampled.cpu_utilization,
@@ -254,8 +256,8 @@ impl HealthSampler {
             },
             smart: None,
             fragments: FragmentReport {
-                count: state.store.fragment_count(),
-                bytes: state.store.fragment_bytes(),
+                count: store.fragment_count(),
+                bytes: store.fragment_bytes(),
             },
         }
     }

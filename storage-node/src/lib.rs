@@ -1,14 +1,39 @@
 //! `shardlet-node`: a storage node. It stores fragments on local disk, crash-safe and
-//! checksummed, serves them over a signed HTTP API, and reports its health.
-//! The API, file format and durability argument are in docs/storage-node.md.
+//! checksummed, serves them over a signed HTTP API, and reports its health. A fragment is
+//! an immutable, named byte string: this crate knows nothing about objects, buckets,
+//! shardlets' placement or redundancy. The API, file format and durability argument are
+//! in docs/storage-node.md.
 //!
 //! Start one with [`run`] (or [`BoundNode`] to learn the port first); talk to one with
 //! [`client::NodeClient`].
+//!
+//! Modules, lowest layer first; each imports only modules above it in this list:
+//!
+//! | module | its one job |
+//! |---|---|
+//! | [`config`] | [`NodeConfig`]: every limit and timeout of a node |
+//! | [`metrics`] | the Prometheus metrics of a node (names are part of the contract) |
+//! | [`wire`] | the HTTP API's header names, paths and JSON bodies (server and client) |
+//! | [`range`] | `Range: bytes=…` parsing |
+//! | [`store_error`] | [`store_error::StoreError`]: what can fail storing or reading a fragment |
+//! | [`fragment_file`] | one fragment in the file format: format, staging buffers, writer, reader |
+//! | [`group_commit`] | one directory fsync shared by the writes waiting for it |
+//! | [`small_store`] | small fragments as values in one RocksDB |
+//! | [`store`] | [`store::FragmentStore`]: files and small store behind one API, crash-safe |
+//! | [`health`] | the `/health` report, sampled from `/proc` and the store |
+//! | [`error`] | [`error::ApiError`]: a store or request failure as an HTTP status and JSON body |
+//! | [`server`] | the HTTP API: router, authentication, the fragment handlers |
+//! | [`client`] | [`NodeClient`]: the signed client every other component uses |
+//!
+//! `client` never imports `server` (they share [`wire`]), and `health` never imports
+//! `server`. This crate depends on `shardlet-core` (ids, checksums) and `shardlet-auth`
+//! (request signing) only; it must never import the metadata service (`shardlet-meta`,
+//! `shardlet-model`), the gateway, the controller or the predictor: they call it, over
+//! HTTP, through [`NodeClient`].
 
 pub mod client;
 pub mod config;
 pub mod error;
-pub mod format;
 pub mod fragment_file;
 pub mod group_commit;
 pub mod health;
@@ -17,9 +42,8 @@ pub mod range;
 pub mod server;
 pub mod small_store;
 pub mod store;
-
-#[cfg(test)]
-mod store_tests;
+pub mod store_error;
+pub mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;

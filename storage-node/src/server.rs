@@ -24,14 +24,12 @@ use crate::group_commit::SyncTicket;
 use crate::health::HealthSampler;
 use crate::metrics::NodeMetrics;
 use crate::range::ByteRange;
-use crate::store::{CommitOutcome, FragmentStore, StoreError, SMALL_FRAGMENT_BYTES_MAX};
-
-pub const CRC_HEADER: &str = "x-shardlet-crc32c";
-pub const LENGTH_HEADER: &str = "x-shardlet-length";
-/// On a PUT, `keep`: this copy will be read soon (it is the replica reads of its shardlet
-/// start at), so write it through the page cache; without it, large fragments bypass the
-/// cache (`O_DIRECT`). Only a performance hint: any value but `keep` is a 400.
-pub const CACHE_HEADER: &str = "x-shardlet-cache";
+use crate::store::{CommitOutcome, FragmentStore, SMALL_FRAGMENT_BYTES_MAX};
+use crate::store_error::StoreError;
+use crate::wire::{
+    FragmentPage, CACHE_HEADER, CACHE_KEEP, CRC_HEADER, FRAGMENTS_PATH, FRAGMENT_ROUTE,
+    HEALTH_PATH, LENGTH_HEADER, METRICS_PATH,
+};
 
 pub struct AppState {
     pub config: NodeConfig,
@@ -61,9 +59,9 @@ impl AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let fragments = Router::new()
-        .route("/v1/fragments", get(list_fragments))
+        .route(FRAGMENTS_PATH, get(list_fragments))
         .route(
-            "/v1/fragments/{id}",
+            FRAGMENT_ROUTE,
             get(get_fragment)
                 .head(head_fragment)
                 .put(put_fragment)
@@ -75,8 +73,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         ));
     Router::new()
         .merge(fragments)
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
+        .route(HEALTH_PATH, get(health))
+        .route(METRICS_PATH, get(metrics))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -112,10 +110,13 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
 }
 
 fn operation_name(method: &Method, path: &str) -> &'static str {
-    if path == "/v1/fragments" {
+    if path == FRAGMENTS_PATH {
         return "list";
     }
-    if path.starts_with("/v1/fragments/") {
+    if path
+        .strip_prefix(FRAGMENTS_PATH)
+        .is_some_and(|rest| rest.starts_with('/'))
+    {
         return match *method {
             Method::PUT => "put",
             Method::GET => "get",
@@ -125,8 +126,8 @@ fn operation_name(method: &Method, path: &str) -> &'static str {
         };
     }
     match path {
-        "/health" => "health",
-        "/metrics" => "metrics",
+        HEALTH_PATH => "health",
+        METRICS_PATH => "metrics",
         _ => "other",
     }
 }
@@ -218,7 +219,7 @@ async fn put_fragment(
         })?;
     let keep_cached = match headers.get(CACHE_HEADER) {
         None => false,
-        Some(value) if value == "keep" => true,
+        Some(value) if value == CACHE_KEEP => true,
         Some(_) => {
             return Err(ApiError::bad_request(
                 "invalid_cache_hint",
@@ -305,7 +306,8 @@ fn check_reserve(state: &AppState, length: u64) -> Result<(), ApiError> {
         .store
         .capacity()
         .map_err(|error| ApiError::internal(format!("statvfs failed: {error}")))?;
-    let needed = length.saturating_add(crate::format::HEADER_BYTES + length / 1024 + 4096);
+    let needed =
+        length.saturating_add(crate::fragment_file::format::HEADER_BYTES + length / 1024 + 4096);
     if capacity.free_bytes < needed.saturating_add(state.config.reserve_bytes) {
         state.metrics.insufficient_storage_total.inc();
         return Err(ApiError::new(
@@ -583,12 +585,6 @@ async fn delete_fragment(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(serde::Serialize)]
-struct ListResponse {
-    fragments: Vec<crate::store::ListedFragment>,
-    next_after: Option<FragmentId>,
-}
-
 async fn list_fragments(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -630,7 +626,7 @@ async fn list_fragments(
     } else {
         None
     };
-    Ok(axum::Json(ListResponse {
+    Ok(axum::Json(FragmentPage {
         fragments,
         next_after,
     })
@@ -638,7 +634,7 @@ async fn list_fragments(
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
-    axum::Json(state.health.report(&state)).into_response()
+    axum::Json(state.health.report(&state.store, &state.config)).into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

@@ -9,10 +9,10 @@
 //! writers join one write group and share one `fdatasync` (the same group commit the
 //! metadata log uses). BlueStore makes the same trade for small writes.
 //!
-//! The value is the complete fragment in the file format of [`crate::format`] (header,
-//! payload, block CRC table), so a read verifies it exactly like a file; the key is the
-//! fragment id's 25-byte binary form, whose byte order is the id order (listing merges
-//! both stores in id order).
+//! The value is the complete fragment in the file format of
+//! [`crate::fragment_file::format`] (header, payload, block CRC table), so a read
+//! verifies it exactly like a file; the key is the fragment id's 25-byte binary form,
+//! whose byte order is the id order (listing merges both stores in id order).
 //!
 //! Durability: `put` and `delete` return only after the log write is synced; RocksDB
 //! replays its log after a crash. A write that was not acknowledged may or may not be
@@ -25,12 +25,12 @@ use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Direction, IteratorMo
 use rocksdb::{WriteOptions, DB};
 use shardlet_core::FragmentId;
 
-use crate::format::FragmentHeader;
-use crate::store::StoreError;
+use crate::fragment_file::format::FragmentHeader;
+use crate::store_error::StoreError;
 
 /// Fragments with at most this many payload bytes (one verification block) are stored
 /// here; larger ones as files.
-pub const SMALL_FRAGMENT_BYTES_MAX: u64 = crate::format::BLOCK_BYTES;
+pub const SMALL_FRAGMENT_BYTES_MAX: u64 = crate::fragment_file::format::BLOCK_BYTES;
 /// Memtable size: the small fragments written since the last flush to an SST file. Two
 /// of them at most (one being flushed).
 const WRITE_BUFFER_BYTES: usize = 8 * 1024 * 1024;

@@ -24,11 +24,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use shardlet_core::{Crc32c, FragmentId};
 
+use crate::fragment_file::format::FragmentHeader;
 use crate::fragment_file::{self, FragmentReader, FragmentWriter, StagedFragment, StagingPool};
 use crate::group_commit::{DirectorySyncer, SyncTicket};
 use crate::metrics::NodeMetrics;
 use crate::small_store::SmallFragments;
 pub use crate::small_store::SMALL_FRAGMENT_BYTES_MAX;
+use crate::store_error::StoreError;
+use crate::wire::ListedFragment;
+
+#[cfg(test)]
+mod tests;
 
 const FAN_OUT: usize = 256;
 /// Writers and deleters of the same id serialise on one of these stripes; different ids
@@ -38,38 +44,6 @@ const ID_LOCK_STRIPES: usize = 64;
 /// node has in flight, small next to its page cache.
 const STAGING_BUFFERS_KEPT_MAX: usize = 16;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("fragment not found")]
-    NotFound,
-    #[error("stored fragment failed verification: {0}")]
-    ChecksumMismatch(String),
-    #[error("body CRC32C is {actual}, the x-shardlet-crc32c header says {claimed}")]
-    CrcMismatch { claimed: Crc32c, actual: Crc32c },
-    #[error("body is {actual} bytes, Content-Length said {expected}")]
-    LengthMismatch { expected: u64, actual: u64 },
-    #[error("a different fragment with this id is already stored (fragments are immutable)")]
-    FragmentExists,
-    #[error("read error: {0}")]
-    Read(io::Error),
-    #[error("write error: {0}")]
-    Write(io::Error),
-    #[error("fsync failed: {0}")]
-    Fsync(io::Error),
-}
-
-impl StoreError {
-    pub fn read(error: io::Error) -> Self {
-        Self::Read(error)
-    }
-    pub fn write(error: io::Error) -> Self {
-        Self::Write(error)
-    }
-    pub fn fsync(error: io::Error) -> Self {
-        Self::Fsync(error)
-    }
-}
-
 /// What a successful PUT did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitOutcome {
@@ -77,14 +51,6 @@ pub enum CommitOutcome {
     Created,
     /// The identical fragment was already stored: an idempotent retry.
     AlreadyStored,
-}
-
-/// One entry of a listing.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ListedFragment {
-    pub id: FragmentId,
-    pub length: u64,
-    pub crc32c: Crc32c,
 }
 
 /// Filesystem capacity of the data directory.
@@ -344,7 +310,7 @@ impl FragmentStore {
     }
 
     /// Header of a stored fragment, without reading its payload (HEAD).
-    pub fn head(&self, id: &FragmentId) -> Result<crate::format::FragmentHeader, StoreError> {
+    pub fn head(&self, id: &FragmentId) -> Result<FragmentHeader, StoreError> {
         if let Some(encoded) = self
             .small
             .get(id)
@@ -441,7 +407,7 @@ impl FragmentStore {
             // the files: an id in both is listed once.
             let mut ids: std::collections::BTreeMap<
                 FragmentId,
-                Option<Result<crate::format::FragmentHeader, StoreError>>,
+                Option<Result<FragmentHeader, StoreError>>,
             > = self
                 .small
                 .with_prefix(prefix as u8, after, limit - listed.len() + 1)

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use shardlet_core::{Crc32c, FragmentId, FragmentIndex, Generation, ObjectId, ShardletId};
 
-use crate::format::{BLOCK_BYTES, HEADER_BYTES};
+use super::{CommitOutcome, FragmentStore};
+use crate::fragment_file::format::{BLOCK_BYTES, HEADER_BYTES};
 use crate::group_commit::SyncTicket;
 use crate::metrics::NodeMetrics;
-use crate::store::{CommitOutcome, FragmentStore, StoreError};
+use crate::store_error::StoreError;
 
 fn id(first_byte: u8, index: u8) -> FragmentId {
     let mut object = [0x5a; 16];
@@ -389,7 +390,7 @@ async fn concurrent_writes_are_acknowledged_after_their_directory_fsync() {
 
 // --- small fragments (the RocksDB store) -------------------------------------------------
 
-use crate::store::SMALL_FRAGMENT_BYTES_MAX;
+use super::SMALL_FRAGMENT_BYTES_MAX;
 
 /// Stores `bytes` as the server does for a small body: whole, in uneven chunks.
 fn put_small(
