@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use shardlet_auth::ClusterSecret;
 use shardlet_core::{NodeId, NodeState, PlacementMap, Topology};
-use shardlet_meta::{Batch, BatchOutcome, Condition, MetaClient};
+use shardlet_meta::{Batch, BatchOutcome, Condition};
 use shardlet_model::schema::{encode, keys, NodeRecord};
+use shardlet_model::{Metadata, Stored};
 use shardlet_node::client::ClientOptions;
 use shardlet_node::NodeClient;
 
-use super::records::{self, Versioned};
+use super::records;
 use crate::domains::Domains;
 
 /// Node records read per pass; a cluster with more nodes than this is not supported
@@ -79,10 +80,11 @@ impl Cluster {
     /// Every node record in meta-raft.
     pub async fn node_records(
         &self,
-        meta: &MetaClient,
-    ) -> anyhow::Result<BTreeMap<NodeId, Versioned<NodeRecord>>> {
-        let entries = records::scan::<NodeRecord>(meta, keys::NODE_PREFIX, NODES_MAX).await?;
-        Ok(entries
+        metadata: &Metadata,
+    ) -> anyhow::Result<BTreeMap<NodeId, Stored<NodeRecord>>> {
+        let scan = records::nodes(metadata, NODES_MAX).await?;
+        Ok(scan
+            .records
             .into_iter()
             .map(|(_, versioned)| (versioned.record.id, versioned))
             .collect())
@@ -90,8 +92,8 @@ impl Cluster {
 
     /// Creates the record of every topology node that has none (state Up). Idempotent:
     /// each create is conditioned on the key being absent.
-    pub async fn register_nodes(&self, meta: &MetaClient, now_ms: u64) -> anyhow::Result<()> {
-        let existing = self.node_records(meta).await?;
+    pub async fn register_nodes(&self, metadata: &Metadata, now_ms: u64) -> anyhow::Result<()> {
+        let existing = self.node_records(metadata).await?;
         for node in self.topology.nodes() {
             if existing.contains_key(&node.id) {
                 continue;
@@ -112,7 +114,7 @@ impl Cluster {
                     key: key.into(),
                     version: 0,
                 });
-            if let BatchOutcome::ConditionFailed { .. } = meta.batch(batch).await? {
+            if let BatchOutcome::ConditionFailed { .. } = metadata.apply(batch).await? {
                 tracing::debug!(node = %node.id, "node record created concurrently");
             }
         }
@@ -120,7 +122,7 @@ impl Cluster {
     }
 
     /// The placement view for the given states (nodes without a record count as Up).
-    pub fn view(&self, records: &BTreeMap<NodeId, Versioned<NodeRecord>>) -> ClusterView {
+    pub fn view(&self, records: &BTreeMap<NodeId, Stored<NodeRecord>>) -> ClusterView {
         let states: BTreeMap<NodeId, NodeState> = self
             .topology
             .nodes()

@@ -13,20 +13,25 @@
 //! node goes down.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use shardlet_core::{NodeId, NodeState};
 use shardlet_meta::{Batch, Condition, MetaClient};
 use shardlet_model::schema::{encode, keys};
+use shardlet_model::Metadata;
 use shardlet_node::health::HealthReport;
 use tokio::sync::Mutex;
 
+use super::clock::unix_ms_now;
 use super::cluster::Cluster;
 use super::lease::Lease;
 use super::metrics::Metrics;
 use super::predictor::{row_of, Predictor, Row};
-use super::unix_ms_now;
+use super::shared::NodeHealthView;
+use super::worker::{Pace, Pass, Stop, Worker};
 use crate::detector::{Detector, Heartbeat, Liveness};
 use crate::risk::{DefaultHeuristic, HealthSample, PredictorScore, RiskAssessor, RiskSource};
 
@@ -40,14 +45,6 @@ const PREDICTOR_INTERVAL: Duration = Duration::from_secs(10);
 /// A node's last `/health` sample and the predictor rows built so far.
 type History = (Option<HealthReport>, VecDeque<Row>);
 
-/// What the rest of the controller reads from detection.
-#[derive(Default)]
-pub struct NodeHealthView {
-    pub risk: BTreeMap<NodeId, f64>,
-    pub source: Option<RiskSource>,
-    pub last_heartbeat_unix_ms: BTreeMap<NodeId, u64>,
-}
-
 /// How detection runs (from the daemon's flags).
 pub struct DetectionSettings {
     pub detector: Detector,
@@ -59,6 +56,7 @@ pub struct DetectionSettings {
 pub struct Detection {
     pub cluster: Arc<Cluster>,
     pub meta: Arc<MetaClient>,
+    pub metadata: Metadata,
     pub lease: Arc<Lease>,
     pub metrics: Arc<Metrics>,
     pub probe_interval: Duration,
@@ -69,6 +67,9 @@ pub struct Detection {
     detector: Mutex<Detector>,
     history: Mutex<BTreeMap<NodeId, History>>,
     risk: Mutex<RiskAssessor<DefaultHeuristic>>,
+    /// When node records were last rewritten in full, and the predictor last asked.
+    last_refresh_ms: AtomicU64,
+    last_prediction_ms: AtomicU64,
 }
 
 impl Detection {
@@ -91,6 +92,7 @@ impl Detection {
         };
         Ok(Self {
             cluster,
+            metadata: Metadata::new(meta.clone()),
             meta,
             lease,
             metrics,
@@ -105,53 +107,9 @@ impl Detection {
                 DefaultHeuristic,
                 3 * PREDICTOR_INTERVAL.as_millis() as u64,
             )),
+            last_refresh_ms: AtomicU64::new(0),
+            last_prediction_ms: AtomicU64::new(0),
         })
-    }
-
-    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        // Nodes already recorded Down stay Down until they answer; every other node is
-        // presumed alive now, so one that never answers goes down after the grace.
-        let now = unix_ms_now();
-        match self.cluster.node_records(&self.meta).await {
-            Ok(records) => {
-                let mut detector = self.detector.lock().await;
-                for node in self.cluster.topology().nodes() {
-                    let down = records
-                        .get(&node.id)
-                        .is_some_and(|r| r.record.state == NodeState::Down);
-                    if !down {
-                        detector.observe(
-                            Heartbeat {
-                                node: node.id,
-                                health: HealthSample::default(),
-                            },
-                            now,
-                        );
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot read node records at start"),
-        }
-        let mut last_refresh_ms = 0;
-        let mut last_prediction_ms = 0;
-        loop {
-            self.probe_all().await;
-            let now = unix_ms_now();
-            let refresh = now.saturating_sub(last_refresh_ms) >= RECORD_REFRESH.as_millis() as u64;
-            if let Err(error) = self.write_states(now, refresh).await {
-                tracing::warn!(%error, "cannot write node states");
-            } else if refresh {
-                last_refresh_ms = now;
-            }
-            if now.saturating_sub(last_prediction_ms) >= PREDICTOR_INTERVAL.as_millis() as u64 {
-                self.update_risk(now).await;
-                last_prediction_ms = now;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.probe_interval) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
     }
 
     async fn probe_all(&self) {
@@ -205,7 +163,7 @@ impl Detection {
         for transition in &transitions {
             tracing::info!(node = %transition.node, from = ?transition.from, to = ?transition.to, "node liveness changed");
         }
-        let records = self.cluster.node_records(&self.meta).await?;
+        let records = self.cluster.node_records(&self.metadata).await?;
         let risk = self
             .view
             .lock()
@@ -359,5 +317,63 @@ pub fn state_label(state: NodeState) -> &'static str {
         NodeState::Down => "down",
         NodeState::Draining => "draining",
         NodeState::Decommissioned => "decommissioned",
+    }
+}
+
+/// One pass: probe every node, write changed states (every `RECORD_REFRESH` also the
+/// heartbeats), and every `PREDICTOR_INTERVAL` update node risk.
+#[async_trait]
+impl Worker for Detection {
+    fn name(&self) -> &'static str {
+        "detection"
+    }
+
+    fn pace(&self) -> Pace {
+        Pace::Every(self.probe_interval)
+    }
+
+    /// Nodes already recorded Down stay Down until they answer; every other node is
+    /// presumed alive now, so one that never answers goes down after the grace.
+    async fn start(&self) {
+        let now = unix_ms_now();
+        match self.cluster.node_records(&self.metadata).await {
+            Ok(records) => {
+                let mut detector = self.detector.lock().await;
+                for node in self.cluster.topology().nodes() {
+                    let down = records
+                        .get(&node.id)
+                        .is_some_and(|r| r.record.state == NodeState::Down);
+                    if !down {
+                        detector.observe(
+                            Heartbeat {
+                                node: node.id,
+                                health: HealthSample::default(),
+                            },
+                            now,
+                        );
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read node records at start"),
+        }
+    }
+
+    async fn step(&self, _: &Stop) -> anyhow::Result<Pass> {
+        self.probe_all().await;
+        let now = unix_ms_now();
+        let last_refresh_ms = self.last_refresh_ms.load(Ordering::Relaxed);
+        let refresh = now.saturating_sub(last_refresh_ms) >= RECORD_REFRESH.as_millis() as u64;
+        let written = self.write_states(now, refresh).await;
+        if written.is_ok() && refresh {
+            self.last_refresh_ms.store(now, Ordering::Relaxed);
+        }
+        let last_prediction_ms = self.last_prediction_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last_prediction_ms) >= PREDICTOR_INTERVAL.as_millis() as u64 {
+            self.update_risk(now).await;
+            self.last_prediction_ms.store(now, Ordering::Relaxed);
+        }
+        // Probing and risk went on regardless: only the state write failed.
+        written.map_err(|error| error.context("cannot write node states"))?;
+        Ok(Pass::Worked)
     }
 }

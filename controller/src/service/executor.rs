@@ -21,14 +21,15 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use shardlet_core::{codec, Codec, Crc32c, FragmentId, NodeId, Scheme};
 use shardlet_meta::{BatchOutcome, ClientError, MetaClient};
-use shardlet_model::schema::{index, keys, FragmentLocation as RecordLocation, ShardletRecord};
+use shardlet_model::schema::{index, FragmentLocation as RecordLocation, ShardletRecord};
+use shardlet_model::{Metadata, Stored};
 use shardlet_node::ClientError as NodeError;
 
+use super::clock::unix_ms_now;
 use super::cluster::Cluster;
 use super::lease::Lease;
 use super::metrics::Metrics;
-use super::records::{self, generation_of, same_layout, Versioned};
-use super::unix_ms_now;
+use super::records::{self, generation_of, same_layout};
 use crate::view::{Action, FragmentLocation, ShardletState, StoredFragment};
 
 /// Commit attempts when only the record's version moved (e.g. the gateways' access
@@ -47,6 +48,7 @@ pub enum Outcome {
 pub struct Executor {
     pub cluster: Arc<Cluster>,
     pub meta: Arc<MetaClient>,
+    pub metadata: Metadata,
     pub lease: Arc<Lease>,
     pub metrics: Arc<Metrics>,
 }
@@ -59,7 +61,7 @@ impl Executor {
     /// never read from.
     pub async fn execute(
         &self,
-        start: &Versioned<ShardletRecord>,
+        start: &Stored<ShardletRecord>,
         state: &ShardletState,
         actions: &[Action],
         lost: &BTreeSet<NodeId>,
@@ -350,7 +352,7 @@ impl Executor {
     /// The compare-and-set commit. `Ok(false)`: the layout changed meanwhile.
     async fn commit(
         &self,
-        start: &Versioned<ShardletRecord>,
+        start: &Stored<ShardletRecord>,
         state: &ShardletState,
         scheme: Scheme,
         new_locations: &[FragmentLocation],
@@ -378,7 +380,7 @@ impl Executor {
                 }
                 Err(error) => return Err(error.into()),
             }
-            match records::get::<ShardletRecord>(&self.meta, keys::shardlet(state.id)).await? {
+            match records::shardlet(&self.metadata, state.id).await? {
                 Some(latest) if latest.record.fragments == next.fragments => return Ok(true),
                 Some(latest) => current = latest,
                 None => return Ok(false),

@@ -1,17 +1,64 @@
 //! The controller's HTTP endpoint: `/health`, `/metrics`, and `/v1/status` (lease,
-//! node states and risk, for operators and tests).
+//! node states and risk, every background worker's progress; for operators and tests).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use tokio::net::TcpListener;
 
+use super::clock::unix_ms_now;
 use super::detection::state_label;
-use super::ServiceShared;
+use super::shared::ServiceShared;
+use super::worker::{Pace, Pass, Stop, Worker, WorkerReport};
+
+/// Serves [`router`] on a bound listener until the daemon stops (in-flight requests
+/// finish first).
+pub struct HttpWorker {
+    shared: Arc<ServiceShared>,
+    listener: Mutex<Option<TcpListener>>,
+}
+
+impl HttpWorker {
+    pub fn new(shared: Arc<ServiceShared>, listener: TcpListener) -> Self {
+        Self {
+            shared,
+            listener: Mutex::new(Some(listener)),
+        }
+    }
+}
+
+#[async_trait]
+impl Worker for HttpWorker {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn pace(&self) -> Pace {
+        Pace::UntilStopped
+    }
+
+    async fn step(&self, stop: &Stop) -> anyhow::Result<Pass> {
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the HTTP listener was already served"))?;
+        let mut stop = stop.clone();
+        axum::serve(listener, router(self.shared.clone()))
+            .with_graceful_shutdown(async move { stop.wait().await })
+            .await
+            .map_err(|error| anyhow::anyhow!("controller HTTP server failed: {error}"))?;
+        Ok(Pass::Worked)
+    }
+}
 
 #[derive(Serialize)]
 struct Status {
@@ -20,6 +67,14 @@ struct Status {
     term: Option<u64>,
     risk_source: Option<&'static str>,
     nodes: Vec<NodeStatus>,
+    workers: BTreeMap<&'static str, WorkerStatus>,
+}
+
+#[derive(Serialize)]
+struct WorkerStatus {
+    #[serde(flatten)]
+    report: WorkerReport,
+    seconds_since_success: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -47,7 +102,7 @@ async fn metrics(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse 
 }
 
 async fn status(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse {
-    let records = match shared.cluster.node_records(&shared.meta).await {
+    let records = match shared.cluster.node_records(&shared.metadata).await {
         Ok(records) => records,
         Err(error) => {
             return (
@@ -80,6 +135,24 @@ async fn status(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse {
             risk: risk.get(&node.id).copied(),
         })
         .collect();
+    let now_ms = unix_ms_now();
+    let workers = shared
+        .workers
+        .reports()
+        .into_iter()
+        .map(|(name, report)| {
+            let since = report
+                .last_success_unix_ms
+                .map(|at| now_ms.saturating_sub(at) as f64 / 1000.0);
+            (
+                name,
+                WorkerStatus {
+                    report,
+                    seconds_since_success: since,
+                },
+            )
+        })
+        .collect();
     let fence = shared.lease.fence();
     Json(Status {
         holder: shared.lease.holder().to_string(),
@@ -87,6 +160,7 @@ async fn status(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse {
         term: fence.map(|fence| fence.term),
         risk_source: source,
         nodes,
+        workers,
     })
     .into_response()
 }

@@ -14,15 +14,16 @@
 //! clocks are only compared between controllers (`expires_unix_ms`), which assumes
 //! their skew is well below the lease duration.
 
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use shardlet_meta::{Batch, BatchOutcome, Condition, MetaClient, Operation, ReadConsistency};
 use shardlet_model::schema::{decode, encode, keys, LeaseFence, LeaseRecord};
 
+use super::clock::unix_ms_now;
 use super::metrics::Metrics;
-use super::unix_ms_now;
+use super::worker::{Pace, Pass, Stop, Worker};
 
 #[derive(Clone, Debug)]
 struct Held {
@@ -168,24 +169,36 @@ impl Lease {
     }
 }
 
-/// Takes and renews the lease until `shutdown`; on shutdown gives it up by letting it
-/// expire (a successor waits at most one lease duration).
-pub async fn run(
-    lease: Arc<Lease>,
-    meta: Arc<MetaClient>,
-    metrics: Arc<Metrics>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let period = lease.duration / 3;
-    loop {
-        lease.try_acquire(&meta, &metrics).await;
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = shutdown.changed() => {
-                lease.drop_lease();
-                metrics.lease_active.set(0);
-                return;
-            }
-        }
+/// Takes and renews the lease every third of its duration; on shutdown gives it up by
+/// letting it expire (a successor waits at most one lease duration).
+pub struct LeaseWorker {
+    pub lease: Arc<Lease>,
+    pub meta: Arc<MetaClient>,
+    pub metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl Worker for LeaseWorker {
+    fn name(&self) -> &'static str {
+        "lease"
+    }
+
+    fn pace(&self) -> Pace {
+        Pace::Every(self.lease.duration / 3)
+    }
+
+    async fn step(&self, _: &Stop) -> anyhow::Result<Pass> {
+        // Failures are the lease's own business (it keeps acting only while the last
+        // renewal is valid): never a failed pass.
+        Ok(if self.lease.try_acquire(&self.meta, &self.metrics).await {
+            Pass::Worked
+        } else {
+            Pass::Standby
+        })
+    }
+
+    async fn stopped(&self) {
+        self.lease.drop_lease();
+        self.metrics.lease_active.set(0);
     }
 }

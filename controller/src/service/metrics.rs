@@ -2,7 +2,8 @@
 //! process, served on `/metrics`.
 
 use prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -35,6 +36,18 @@ pub struct Metrics {
     pub commit_conflicts_total: IntCounter,
     /// 1 for the risk source in force (`predictor` or `heuristic`), 0 for the other.
     pub risk_source: IntGaugeVec,
+    /// Completed passes of each background worker (`worker` label: its name).
+    pub worker_passes_total: IntCounterVec,
+    /// Passes that ended in an error (the worker runs again at its next pass).
+    pub worker_errors_total: IntCounterVec,
+    pub worker_last_pass_seconds: GaugeVec,
+    /// When the worker's last pass succeeded; `time() - x` is the time since.
+    pub worker_last_success_unix_seconds: IntGaugeVec,
+    /// Shardlet records a pass could not decode (`worker` label), counted per pass.
+    pub undecodable_records_total: IntCounterVec,
+    /// Scrub passes whose deletions were withheld because the record scan was
+    /// incomplete (truncated, or with undecodable records).
+    pub scrub_deletions_withheld_total: IntCounter,
 }
 
 impl Metrics {
@@ -135,6 +148,41 @@ impl Metrics {
                 "risk_source",
                 "1 for the node risk source in force",
                 &["source"],
+            )?,
+            worker_passes_total: counter_vec(
+                "worker_passes_total",
+                "Completed passes of each background worker",
+                &["worker"],
+            )?,
+            worker_errors_total: counter_vec(
+                "worker_errors_total",
+                "Background worker passes that failed",
+                &["worker"],
+            )?,
+            worker_last_pass_seconds: {
+                let gauge = GaugeVec::new(
+                    Opts::new(
+                        "worker_last_pass_seconds",
+                        "Duration of each worker's last pass",
+                    ),
+                    &["worker"],
+                )?;
+                registry.register(Box::new(gauge.clone()))?;
+                gauge
+            },
+            worker_last_success_unix_seconds: gauge_vec(
+                "worker_last_success_unix_seconds",
+                "Unix time of each worker's last successful pass",
+                &["worker"],
+            )?,
+            undecodable_records_total: counter_vec(
+                "undecodable_records_total",
+                "Metadata records a worker's pass could not decode",
+                &["worker"],
+            )?,
+            scrub_deletions_withheld_total: counter(
+                "scrub_deletions_withheld_total",
+                "Scrub passes that deleted nothing because their record scan was incomplete",
             )?,
             registry,
         })

@@ -10,12 +10,19 @@
 //! | [`executor`] | runs [`crate::Action`]s against nodes and meta-raft |
 //! | [`cluster`], [`records`] | node states and clients; records ↔ [`crate::ShardletState`] |
 //! | [`http`], [`metrics`] | `/health`, `/metrics`, `/v1/status` |
+//! | [`worker`] | the [`worker::Worker`] trait every loop above implements, and the one [`worker::Runner`] that starts, names, measures and stops them |
+//! | [`shared`], [`config`], [`clock`] | what the workers share; the daemon's settings; wall-clock time |
+//!
+//! Workers import [`shared`] and each other's types, never this file: it only declares
+//! the modules, wires the workers and starts them.
 //!
 //! Every worker acts only while the lease is held, re-derives its work from meta-raft
 //! each pass, and commits with compare-and-set: a controller killed at any point is
 //! replaced by one that neither loses nor duplicates work.
 
+pub mod clock;
 pub mod cluster;
+pub mod config;
 pub mod detection;
 pub mod executor;
 pub mod http;
@@ -25,104 +32,32 @@ pub mod predictor;
 pub mod records;
 pub mod repair_worker;
 pub mod scrub_worker;
+pub mod shared;
 pub mod transition_worker;
+pub mod worker;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use shardlet_auth::ClusterSecret;
-use shardlet_core::{NodeId, ShardletId, Topology};
 use shardlet_meta::client::ClientOptions;
 use shardlet_meta::MetaClient;
 use tokio::sync::Notify;
 
-use crate::detector::{Detector, DetectorConfig};
-use crate::heat::HeatConfig;
-use crate::policy::PolicyConfig;
-use crate::scheduler::SchedulerConfig;
-use crate::view::FragmentLocation;
+pub use clock::unix_ms_now;
+pub use config::ServiceConfig;
+pub use shared::ServiceShared;
+
+use crate::detector::Detector;
 
 /// How long busy workers get to finish after a stop signal before they are aborted.
 const STOP_GRACE: Duration = Duration::from_secs(1);
-
-/// Scrub findings waiting for the repair worker, at most this many.
-const SCRUB_LOST_MAX: usize = 1_000_000;
-
-pub fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
-
-#[derive(Clone)]
-pub struct ServiceConfig {
-    pub meta_addresses: Vec<String>,
-    pub secret: ClusterSecret,
-    pub topology: Topology,
-    pub listen: SocketAddr,
-    /// This controller's name in the lease (unique per process).
-    pub holder: String,
-    pub lease_duration: Duration,
-    pub detector: DetectorConfig,
-    pub probe_interval: Duration,
-    pub repair_interval: Duration,
-    pub scheduler: SchedulerConfig,
-    /// Pause between scrub passes; `None` disables the scrub.
-    pub scrub_interval: Option<Duration>,
-    pub scrub_bytes_per_second: u64,
-    pub orphan_grace: Duration,
-    /// Pause between transition passes; `None` disables transitions.
-    pub transition_interval: Option<Duration>,
-    pub policy: PolicyConfig,
-    pub heat: HeatConfig,
-    /// Background I/O budget in bytes per second (a share of cluster bandwidth).
-    pub budget_bytes_per_second: f64,
-    pub predictor_url: Option<String>,
-    /// Drain a node whose risk reaches this (predictive evacuation); `None`: never.
-    pub evacuate_risk: Option<f64>,
-}
-
-/// What every worker shares.
-pub struct ServiceShared {
-    pub cluster: Arc<cluster::Cluster>,
-    pub meta: Arc<MetaClient>,
-    pub lease: Arc<lease::Lease>,
-    pub metrics: Arc<metrics::Metrics>,
-    pub health_view: Arc<Mutex<detection::NodeHealthView>>,
-    scrub_lost: Mutex<BTreeSet<(ShardletId, FragmentLocation)>>,
-}
-
-impl ServiceShared {
-    pub fn node_risk(&self) -> BTreeMap<NodeId, f64> {
-        self.health_view
-            .lock()
-            .map(|view| view.risk.clone())
-            .unwrap_or_default()
-    }
-
-    pub fn add_scrub_lost(&self, lost: BTreeSet<(ShardletId, FragmentLocation)>) {
-        let mut pending = self.scrub_lost.lock().unwrap_or_else(|p| p.into_inner());
-        for entry in lost {
-            if pending.len() >= SCRUB_LOST_MAX {
-                break;
-            }
-            pending.insert(entry);
-        }
-    }
-
-    pub fn take_scrub_lost(&self) -> BTreeSet<(ShardletId, FragmentLocation)> {
-        std::mem::take(&mut *self.scrub_lost.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
 
 /// A started controller: its bound address and a way to stop it.
 pub struct RunningController {
     pub address: SocketAddr,
     pub shared: Arc<ServiceShared>,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    tasks: tokio::task::JoinSet<()>,
+    runner: worker::Runner,
 }
 
 impl RunningController {
@@ -160,72 +95,64 @@ impl RunningController {
                 evacuate_risk: config.evacuate_risk,
             },
         )?);
-        let shared = Arc::new(ServiceShared {
-            cluster: cluster.clone(),
-            meta: meta.clone(),
-            lease: lease.clone(),
-            metrics: metrics.clone(),
-            health_view: detection.view.clone(),
-            scrub_lost: Mutex::new(BTreeSet::new()),
-        });
+        let board = Arc::new(worker::WorkerBoard::default());
+        let shared = Arc::new(ServiceShared::new(
+            cluster.clone(),
+            meta.clone(),
+            lease.clone(),
+            metrics.clone(),
+            detection.view.clone(),
+            board.clone(),
+        ));
         let executor = Arc::new(executor::Executor {
             cluster,
             meta: meta.clone(),
+            metadata: shared.metadata.clone(),
             lease: lease.clone(),
             metrics: metrics.clone(),
         });
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
-        let (shutdown, receiver) = tokio::sync::watch::channel(false);
-        let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(lease::run(lease, meta, metrics, receiver.clone()));
-        tasks.spawn(detection.run(receiver.clone()));
+        let mut runner = worker::Runner::new(metrics.clone(), board);
+        runner.spawn(Arc::new(lease::LeaseWorker {
+            lease,
+            meta,
+            metrics,
+        }));
+        runner.spawn(detection);
         let repair_wake = Arc::new(Notify::new());
-        let repair = Arc::new(repair_worker::RepairWorker {
+        runner.spawn(Arc::new(repair_worker::RepairWorker {
             shared: shared.clone(),
             executor: executor.clone(),
             scheduler: config.scheduler,
             interval: config.repair_interval,
             wake: repair_wake.clone(),
-        });
-        tasks.spawn(repair.run(receiver.clone()));
+        }));
         if let Some(interval) = config.scrub_interval {
-            let scrub = Arc::new(scrub_worker::ScrubWorker::new(
+            runner.spawn(Arc::new(scrub_worker::ScrubWorker::new(
                 shared.clone(),
                 executor.clone(),
                 interval,
                 config.scrub_bytes_per_second,
                 config.orphan_grace,
                 repair_wake,
-            ));
-            tasks.spawn(scrub.run(receiver.clone()));
+            )));
         }
         if let Some(interval) = config.transition_interval {
-            let transitions = Arc::new(transition_worker::TransitionWorker::new(
+            runner.spawn(Arc::new(transition_worker::TransitionWorker::new(
                 shared.clone(),
                 executor,
                 interval,
                 config.policy.clone(),
                 config.heat,
                 config.budget_bytes_per_second,
-            ));
-            tasks.spawn(transitions.run(receiver.clone()));
+            )));
         }
-        let router = http::router(shared.clone());
-        let mut http_shutdown = receiver;
-        tasks.spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = http_shutdown.changed().await;
-            });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "controller HTTP server failed");
-            }
-        });
+        runner.spawn(Arc::new(http::HttpWorker::new(shared.clone(), listener)));
         Ok(Self {
             address,
             shared,
-            shutdown,
-            tasks,
+            runner,
         })
     }
 
@@ -234,13 +161,9 @@ impl RunningController {
     /// of a plan survives a crash), and a controller that lingers would only delay
     /// whoever is stopping the cluster around it (the metadata service may already be
     /// gone, so a pass in progress would just wait out its retries).
-    pub async fn serve_until(mut self, signal: impl std::future::Future<Output = ()>) {
+    pub async fn serve_until(self, signal: impl std::future::Future<Output = ()>) {
         signal.await;
-        let _ = self.shutdown.send(true);
-        let stop = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(STOP_GRACE, stop).await.is_err() {
-            self.tasks.abort_all();
-        }
+        self.runner.stop(STOP_GRACE).await;
     }
 }
 

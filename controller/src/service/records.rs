@@ -1,22 +1,19 @@
 //! Between meta-raft's records and the pure core's view: shardlet records to
-//! [`ShardletState`]s, and bounded, paged scans.
+//! [`ShardletState`]s, and the workers' reads, all through the model crate's one typed
+//! access layer ([`Metadata`]).
+//!
+//! A scan here never drops what it cannot decode without a trace: [`shardlets`] logs
+//! every undecodable key and counts it for the worker that scanned, and hands the
+//! caller the whole [`Scan`], so a caller that decides from absence (the scrub's
+//! orphan deletions) can refuse an incomplete one ([`Scan::is_complete`]).
 
-use shardlet_core::{Generation, RedundancyLevel, Scheme};
-use shardlet_meta::command::VersionedValue;
-use shardlet_meta::{Blob, MetaClient, ReadConsistency};
-use shardlet_model::schema::{decode, Record, ShardletRecord};
+use shardlet_core::{Generation, RedundancyLevel, Scheme, ShardletId};
+use shardlet_model::access::key_text;
+use shardlet_model::schema::{keys, NodeRecord, ShardletRecord};
+use shardlet_model::{Metadata, MetadataError, Scan, Stored};
 
+use super::metrics::Metrics;
 use crate::view::{FragmentLocation, ShardletState};
-
-/// Keys per scan request (meta-raft's maximum is 10,000).
-pub const SCAN_PAGE_KEYS: usize = 1_000;
-
-/// A record and the version it was read at (the compare-and-set key of its commit).
-#[derive(Clone, Debug)]
-pub struct Versioned<R> {
-    pub record: R,
-    pub version: u64,
-}
 
 /// The level of a shardlet: recorded by the gateway; for records older than that
 /// field, inferred from the scheme the gateway starts each level with.
@@ -71,80 +68,62 @@ pub fn same_layout(record: &ShardletRecord, state: &ShardletState) -> bool {
             .all(|(a, b)| a.index == b.index && a.node == b.node && a.generation == b.generation)
 }
 
-pub async fn get<R: Record>(
-    meta: &MetaClient,
-    key: Vec<u8>,
-) -> anyhow::Result<Option<Versioned<R>>> {
-    match meta.get(key, ReadConsistency::Linearizable).await? {
-        Some(entry) => Ok(Some(Versioned {
-            record: decode::<R>(entry.value.as_slice())?,
-            version: entry.version,
-        })),
-        None => Ok(None),
-    }
+/// The shardlet's record now, or `None` when it does not exist. A record that does not
+/// decode is an error naming its key ([`MetadataError::Corrupt`]).
+pub async fn shardlet(
+    metadata: &Metadata,
+    id: ShardletId,
+) -> Result<Option<Stored<ShardletRecord>>, MetadataError> {
+    metadata.read(&keys::shardlet(id)).await
 }
 
-/// Every key and value under `prefix`, at most `keys_max` of them (the rest waits for
-/// the next pass), page by page.
-async fn scan_entries(
-    meta: &MetaClient,
-    prefix: Blob,
+/// Every shardlet record, at most `keys_max` keys (the rest waits for the next pass).
+/// Undecodable keys are logged and counted under `worker` in
+/// `undecodable_records_total`, and stay in the result.
+pub async fn shardlets(
+    metadata: &Metadata,
     keys_max: usize,
-) -> anyhow::Result<Vec<(Blob, VersionedValue)>> {
-    let mut out = Vec::new();
-    let mut start_after: Option<Blob> = None;
-    loop {
-        let limit = SCAN_PAGE_KEYS
-            .min(keys_max.saturating_sub(out.len()))
-            .max(1);
-        let page = meta
-            .scan(
-                prefix.clone(),
-                start_after.take(),
-                limit,
-                ReadConsistency::Linearizable,
-            )
-            .await?;
-        out.extend(page.entries);
-        match page.next_start_after {
-            Some(next) if out.len() < keys_max => start_after = Some(next),
-            _ => return Ok(out),
-        }
-    }
+    worker: &str,
+    metrics: &Metrics,
+) -> Result<Scan<ShardletRecord>, MetadataError> {
+    let scan = metadata
+        .scan::<ShardletRecord>(keys::SHARDLET_PREFIX.as_bytes(), keys_max)
+        .await?;
+    report_undecodable(&scan, worker, metrics);
+    Ok(scan)
 }
 
-/// Every record under `prefix`, at most `keys_max` keys. Records that do not decode are
-/// logged and skipped: one bad record must not stop repair of all the others.
-pub async fn scan<R: Record>(
-    meta: &MetaClient,
-    prefix: &str,
+/// Every node record (at most `keys_max`). An undecodable one is logged and counted
+/// under `nodes`; its node counts as having no record (Up) until it is rewritten.
+pub async fn nodes(
+    metadata: &Metadata,
     keys_max: usize,
-) -> anyhow::Result<Vec<(Vec<u8>, Versioned<R>)>> {
-    let entries = scan_entries(meta, prefix.into(), keys_max).await?;
-    Ok(entries
-        .into_iter()
-        .filter_map(|(key, entry)| match decode::<R>(entry.value.as_slice()) {
-            Ok(record) => Some((
-                key.0,
-                Versioned {
-                    record,
-                    version: entry.version,
-                },
-            )),
-            Err(error) => {
-                tracing::error!(key = %String::from_utf8_lossy(key.as_slice()), %error, "undecodable record skipped");
-                None
-            }
-        })
-        .collect())
+) -> Result<Scan<NodeRecord>, MetadataError> {
+    let scan = metadata
+        .scan::<NodeRecord>(keys::NODE_PREFIX.as_bytes(), keys_max)
+        .await?;
+    for (key, error) in &scan.undecodable {
+        tracing::error!(key = %key_text(key), %error, "undecodable node record");
+    }
+    Ok(scan)
+}
+
+/// Logs and counts a scan's undecodable records.
+pub fn report_undecodable<R>(scan: &Scan<R>, worker: &str, metrics: &Metrics) {
+    for (key, error) in &scan.undecodable {
+        tracing::error!(key = %key_text(key), %error, worker, "undecodable shardlet record");
+    }
+    metrics
+        .undecodable_records_total
+        .with_label_values(&[worker])
+        .inc_by(scan.undecodable.len() as u64);
 }
 
 /// Keys only (the node → fragment index has empty values), at most `keys_max`.
-pub async fn scan_keys(
-    meta: &MetaClient,
-    prefix: Vec<u8>,
+pub async fn index_keys(
+    metadata: &Metadata,
+    prefix: &[u8],
     keys_max: usize,
-) -> anyhow::Result<Vec<Vec<u8>>> {
-    let entries = scan_entries(meta, prefix.into(), keys_max).await?;
-    Ok(entries.into_iter().map(|(key, _)| key.0).collect())
+) -> Result<Vec<Vec<u8>>, MetadataError> {
+    Ok(metadata.scan_keys(prefix, keys_max).await?.0)
 }

@@ -12,18 +12,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use futures::StreamExt;
-
 use shardlet_core::{NodeId, NodeState, ShardletId};
 use shardlet_model::schema::{keys, ShardletRecord};
+use shardlet_model::{MetadataError, Stored};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use super::clock::unix_ms_now;
 use super::cluster::{Cluster, ClusterView};
 use super::executor::{Executor, Outcome};
 use super::metrics::Metrics;
-use super::records::{self, state_of, Versioned};
-use super::ServiceShared;
+use super::records::{self, state_of};
+use super::shared::ServiceShared;
+use super::worker::{Pace, Pass, Stop, Worker};
 use crate::repair::{order_repairs, plan_evacuation, plan_repair, RepairInput, RepairPlan};
 use crate::scheduler::{finish, schedule, SchedulerConfig};
 use crate::view::{FragmentLocation, ShardletState};
@@ -38,7 +41,7 @@ const RECORD_READS_IN_FLIGHT: usize = 32;
 /// One planned repair with everything needed to run it.
 struct Job {
     plan: RepairPlan,
-    start: Versioned<ShardletRecord>,
+    start: Stored<ShardletRecord>,
     state: ShardletState,
     evacuation: bool,
 }
@@ -52,22 +55,31 @@ pub struct RepairWorker {
     pub wake: Arc<Notify>,
 }
 
-impl RepairWorker {
-    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        loop {
-            if self.shared.lease.is_active() {
-                if let Err(error) = self.pass().await {
-                    tracing::warn!(%error, "repair pass failed");
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.interval) => {}
-                _ = self.wake.notified() => {}
-                _ = shutdown.changed() => return,
-            }
-        }
+#[async_trait]
+impl Worker for RepairWorker {
+    fn name(&self) -> &'static str {
+        "repair"
     }
 
+    fn pace(&self) -> Pace {
+        Pace::Every(self.interval)
+    }
+
+    async fn step(&self, _: &Stop) -> anyhow::Result<Pass> {
+        if !self.shared.lease.is_active() {
+            return Ok(Pass::Standby);
+        }
+        self.pass().await?;
+        Ok(Pass::Worked)
+    }
+
+    /// The scrub found lost fragments: repair them now, not at the next interval.
+    async fn wait_for_work(&self) {
+        self.wake.notified().await
+    }
+}
+
+impl RepairWorker {
     fn cluster(&self) -> &Cluster {
         &self.shared.cluster
     }
@@ -78,11 +90,11 @@ impl RepairWorker {
 
     /// One pass; returns how many plans committed.
     pub async fn pass(&self) -> anyhow::Result<usize> {
-        let meta = &self.shared.meta;
-        let records = self.cluster().node_records(meta).await?;
+        let metadata = &self.shared.metadata;
+        let records = self.cluster().node_records(metadata).await?;
         if records.len() < self.cluster().topology().nodes().len() {
             self.cluster()
-                .register_nodes(meta, super::unix_ms_now())
+                .register_nodes(metadata, unix_ms_now())
                 .await?;
         }
         let view = self.cluster().view(&records);
@@ -97,9 +109,9 @@ impl RepairWorker {
             if *state == NodeState::Draining {
                 draining.insert(*node);
             }
-            let keys = records::scan_keys(
-                meta,
-                keys::fragments_of_node(*node),
+            let keys = records::index_keys(
+                metadata,
+                &keys::fragments_of_node(*node),
                 INDEX_KEYS_PER_NODE_MAX,
             )
             .await?;
@@ -117,16 +129,20 @@ impl RepairWorker {
         let mut unrecoverable = 0;
         // Records are read a few at a time: one round trip each would serialise the
         // whole pass behind metadata latency before any repair starts.
-        let fetched: Vec<anyhow::Result<Option<Versioned<ShardletRecord>>>> =
+        let fetched: Vec<Result<Option<Stored<ShardletRecord>>, MetadataError>> =
             futures::stream::iter(shardlets.into_iter().take(SHARDLETS_PER_PASS_MAX))
-                .map(|shardlet| records::get::<ShardletRecord>(meta, keys::shardlet(shardlet)))
+                .map(|shardlet| records::shardlet(metadata, shardlet))
                 .buffered(RECORD_READS_IN_FLIGHT)
                 .collect()
                 .await;
-        for fetched in fetched {
-            let Some(start) = fetched? else {
-                continue;
-            };
+        let (fetched, undecodable) = usable_records(fetched)?;
+        if undecodable > 0 {
+            self.metrics()
+                .undecodable_records_total
+                .with_label_values(&["repair"])
+                .inc_by(undecodable);
+        }
+        for start in fetched {
             let shardlet = start.record.id;
             match plan_one(&view, &start, &scrub_lost, &draining, &risk) {
                 Ok(Some(job)) => jobs.push(job),
@@ -230,7 +246,7 @@ impl RepairWorker {
 /// The repair (or, failing that, the evacuation) of one shardlet.
 fn plan_one(
     view: &ClusterView,
-    start: &Versioned<ShardletRecord>,
+    start: &Stored<ShardletRecord>,
     scrub_lost: &BTreeSet<(ShardletId, FragmentLocation)>,
     draining: &BTreeSet<NodeId>,
     risk: &BTreeMap<NodeId, f64>,
@@ -279,4 +295,25 @@ fn plan_one(
         state,
         evacuation: true,
     }))
+}
+
+/// The records read for a pass: the ones that decoded, and how many did not (logged;
+/// the pass repairs the others). Any other error fails the pass.
+fn usable_records(
+    fetched: Vec<Result<Option<Stored<ShardletRecord>>, MetadataError>>,
+) -> Result<(Vec<Stored<ShardletRecord>>, u64), MetadataError> {
+    let mut usable = Vec::with_capacity(fetched.len());
+    let mut undecodable = 0;
+    for result in fetched {
+        match result {
+            Ok(Some(record)) => usable.push(record),
+            Ok(None) => {}
+            Err(MetadataError::Corrupt(what)) => {
+                undecodable += 1;
+                tracing::error!(%what, "undecodable shardlet record; not repaired");
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok((usable, undecodable))
 }

@@ -12,14 +12,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use shardlet_core::{FragmentId, NodeId, NodeState};
-use shardlet_model::schema::{keys, ShardletRecord};
+use shardlet_model::schema::ShardletRecord;
+use shardlet_model::{Scan, Stored};
 use shardlet_node::ClientError as NodeError;
 use tokio::sync::{Mutex, Notify};
 
+use super::clock::unix_ms_now;
 use super::executor::{is_not_found, Executor};
 use super::records::{self, state_of};
-use super::ServiceShared;
+use super::shared::ServiceShared;
+use super::worker::{Pace, Pass, Stop, Worker};
 use crate::scrub::{classify, lost_locations, Finding, OrphanLedger};
 use crate::view::{Action, ShardletState, StoredFragment};
 
@@ -42,6 +46,25 @@ pub struct ScrubWorker {
     ledger: Mutex<OrphanLedger>,
 }
 
+#[async_trait]
+impl Worker for ScrubWorker {
+    fn name(&self) -> &'static str {
+        "scrub"
+    }
+
+    fn pace(&self) -> Pace {
+        Pace::Every(self.interval)
+    }
+
+    async fn step(&self, _: &Stop) -> anyhow::Result<Pass> {
+        if !self.shared.lease.is_active() {
+            return Ok(Pass::Standby);
+        }
+        self.pass().await?;
+        Ok(Pass::Worked)
+    }
+}
+
 impl ScrubWorker {
     pub fn new(
         shared: Arc<ServiceShared>,
@@ -62,24 +85,10 @@ impl ScrubWorker {
         }
     }
 
-    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        loop {
-            if self.shared.lease.is_active() {
-                if let Err(error) = self.pass().await {
-                    tracing::warn!(%error, "scrub pass failed");
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.interval) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
-
     pub async fn pass(&self) -> anyhow::Result<()> {
-        let meta = &self.shared.meta;
+        let metadata = &self.shared.metadata;
         let cluster = &self.shared.cluster;
-        let view = cluster.view(&cluster.node_records(meta).await?);
+        let view = cluster.view(&cluster.node_records(metadata).await?);
         let mut listings: BTreeMap<NodeId, BTreeSet<FragmentId>> = BTreeMap::new();
         for (node, state) in &view.states {
             if matches!(state, NodeState::Down | NodeState::Decommissioned) {
@@ -92,15 +101,20 @@ impl ScrubWorker {
                 Err(error) => tracing::warn!(%node, %error, "cannot list; not judged this pass"),
             }
         }
-        let entries =
-            records::scan::<ShardletRecord>(meta, keys::SHARDLET_PREFIX, RECORDS_PER_PASS_MAX)
-                .await?;
+        let scan = records::shardlets(
+            metadata,
+            RECORDS_PER_PASS_MAX,
+            "scrub",
+            &self.shared.metrics,
+        )
+        .await?;
+        let entries = &scan.records;
         let states: Vec<ShardletState> = entries
             .iter()
             .map(|(_, versioned)| state_of(&versioned.record))
             .collect();
         let corrupt = self
-            .verify_checksums(&entries, &listings, &view.states)
+            .verify_checksums(entries, &listings, &view.states)
             .await;
         let findings = classify(&states, &listings, &corrupt);
         // A "missing" fragment may have been written after its node was listed:
@@ -136,12 +150,15 @@ impl ScrubWorker {
             self.shared.add_scrub_lost(lost);
             self.repair_wake.notify_one();
         }
-        let deletions = self.ledger.lock().await.deletions(
-            &confirmed,
-            super::unix_ms_now(),
-            self.orphan_grace.as_millis() as u64,
-        );
-        for action in deletions {
+        let deletions = {
+            let mut ledger = self.ledger.lock().await;
+            let grace_ms = self.orphan_grace.as_millis() as u64;
+            deletions(&mut ledger, &scan, &confirmed, unix_ms_now(), grace_ms)
+        };
+        if deletions.is_none() {
+            self.shared.metrics.scrub_deletions_withheld_total.inc();
+        }
+        for action in deletions.unwrap_or_default() {
             if !self.shared.lease.is_active() {
                 break;
             }
@@ -173,7 +190,7 @@ impl ScrubWorker {
     /// that do not match the record, make the fragment corrupt.
     async fn verify_checksums(
         &self,
-        entries: &[(Vec<u8>, records::Versioned<ShardletRecord>)],
+        entries: &[(Vec<u8>, Stored<ShardletRecord>)],
         listings: &BTreeMap<NodeId, BTreeSet<FragmentId>>,
         states: &BTreeMap<NodeId, NodeState>,
     ) -> BTreeSet<StoredFragment> {
@@ -233,6 +250,29 @@ impl ScrubWorker {
     }
 }
 
+/// The deletions a pass may make, or `None` when its record scan was incomplete: a
+/// fragment whose record was beyond the scan's limit, or whose record did not decode,
+/// looks exactly like an orphan, and deleting it would lose data. Such a pass deletes
+/// nothing (stale fragments included: they wait one complete pass) and leaves the
+/// ledger as it was, so no orphan ages on the strength of a partial view.
+fn deletions(
+    ledger: &mut OrphanLedger,
+    scan: &Scan<ShardletRecord>,
+    findings: &[Finding],
+    now_ms: u64,
+    orphan_grace_ms: u64,
+) -> Option<Vec<Action>> {
+    if !scan.is_complete() {
+        tracing::warn!(
+            undecodable = scan.undecodable.len(),
+            truncated = scan.truncated,
+            "scrub: incomplete record scan; no deletions this pass"
+        );
+        return None;
+    }
+    Some(ledger.deletions(findings, now_ms, orphan_grace_ms))
+}
+
 /// A checksum failure reported by the node (an error status, or a response the node
 /// aborted mid-stream, which the client sees as a broken body), or our own comparison
 /// with the record. A node that is unreachable or refuses us judges nothing.
@@ -253,5 +293,153 @@ fn finding_label(finding: &Finding) -> &'static str {
         Finding::Corrupt(..) => "corrupt",
         Finding::Stale(_) => "stale",
         Finding::Orphan(_) => "orphan",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use shardlet_core::{
+        Codec, Crc32c, FragmentIndex, Generation, ObjectId, RedundancyLevel, Scheme, ShardletId,
+    };
+    use shardlet_model::memory::InMemoryMetadata;
+    use shardlet_model::schema::{encode, keys, AccessCounters, FragmentLocation};
+    use shardlet_model::store::Batch;
+    use shardlet_model::Metadata;
+
+    use super::super::metrics::Metrics;
+    use super::*;
+    use crate::scrub::classify;
+    use crate::view::StoredFragment;
+
+    fn record(object: u8) -> ShardletRecord {
+        ShardletRecord {
+            id: ShardletId::new(ObjectId([object; 16]), 0),
+            size_bytes: 100,
+            checksum: Crc32c(1),
+            scheme: Scheme::Replicated { copies: 1 },
+            codec: Codec::None,
+            fragments: vec![FragmentLocation {
+                index: FragmentIndex(0),
+                node: NodeId(1),
+                generation: Generation(1),
+                checksum: Crc32c(1),
+                size_bytes: 100,
+            }],
+            access: AccessCounters::default(),
+            level: Some(RedundancyLevel::Low),
+            layout_changed_unix_ms: 0,
+        }
+    }
+
+    /// Three shardlets on node 1; the record of the third is written by "a newer build"
+    /// (format version 9) when `corrupt_third`.
+    async fn metadata_with_three(corrupt_third: bool) -> Metadata {
+        let metadata = Metadata::new(Arc::new(InMemoryMetadata::default()));
+        for object in 1..=3u8 {
+            let record = record(object);
+            let value = if corrupt_third && object == 3 {
+                vec![9, b'{', b'}']
+            } else {
+                encode(&record)
+            };
+            let mut batch = Batch::default();
+            batch.put(keys::shardlet(record.id), value);
+            metadata.apply(batch).await.unwrap();
+        }
+        metadata
+    }
+
+    /// What node 1 stores: the three recorded fragments.
+    fn listing() -> BTreeMap<NodeId, BTreeSet<FragmentId>> {
+        let stored = (1..=3u8)
+            .map(|object| {
+                let record = record(object);
+                record.fragment_id(&record.fragments[0])
+            })
+            .collect();
+        BTreeMap::from([(NodeId(1), stored)])
+    }
+
+    /// One scrub pass's decision from a scan: what it finds, and what it deletes with
+    /// an orphan grace of 0 (every orphan is due at once).
+    async fn decide(
+        metadata: &Metadata,
+        keys_max: usize,
+        metrics: &Metrics,
+    ) -> (Vec<Finding>, Option<Vec<Action>>) {
+        let scan = records::shardlets(metadata, keys_max, "scrub", metrics)
+            .await
+            .unwrap();
+        let states: Vec<ShardletState> = scan
+            .records
+            .iter()
+            .map(|(_, stored)| state_of(&stored.record))
+            .collect();
+        let findings = classify(&states, &listing(), &BTreeSet::new());
+        let mut ledger = OrphanLedger::default();
+        let deletions = deletions(&mut ledger, &scan, &findings, 1, 0);
+        (findings, deletions)
+    }
+
+    fn orphans(findings: &[Finding]) -> Vec<StoredFragment> {
+        findings
+            .iter()
+            .filter_map(|finding| match finding {
+                Finding::Orphan(target) => Some(*target),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_record_that_does_not_decode_never_makes_its_fragment_an_orphan_to_delete() {
+        let metadata = metadata_with_three(true).await;
+        let metrics = Metrics::new().unwrap();
+        let (findings, deletions) = decide(&metadata, 100, &metrics).await;
+        assert_eq!(
+            orphans(&findings).len(),
+            1,
+            "without its record the fragment looks orphaned"
+        );
+        assert_eq!(deletions, None, "so the pass must not delete anything");
+        assert_eq!(
+            metrics
+                .undecodable_records_total
+                .with_label_values(&["scrub"])
+                .get(),
+            1,
+            "and the undecodable record is counted"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_scan_cut_at_its_limit_deletes_nothing() {
+        let metadata = metadata_with_three(false).await;
+        let metrics = Metrics::new().unwrap();
+        let (findings, deletions) = decide(&metadata, 2, &metrics).await;
+        assert_eq!(orphans(&findings).len(), 1, "the third record was not read");
+        assert_eq!(deletions, None);
+    }
+
+    #[tokio::test]
+    async fn a_complete_scan_deletes_real_orphans_after_their_grace() {
+        let metadata = metadata_with_three(false).await;
+        let mut batch = Batch::default();
+        batch.delete(keys::shardlet(record(2).id));
+        metadata.apply(batch).await.unwrap();
+        let metrics = Metrics::new().unwrap();
+        let (findings, deletions) = decide(&metadata, 100, &metrics).await;
+        let orphaned = orphans(&findings);
+        assert_eq!(orphaned.len(), 1);
+        assert_eq!(
+            deletions,
+            Some(vec![Action::DeleteFragment {
+                target: orphaned[0]
+            }])
+        );
     }
 }

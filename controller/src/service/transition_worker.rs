@@ -11,13 +11,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use shardlet_core::{NodeId, NodeState, Scheme, ShardletId};
-use shardlet_model::schema::{keys, ShardletRecord};
+use shardlet_model::schema::ShardletRecord;
+use shardlet_model::Stored;
 use tokio::sync::Mutex;
 
+use super::clock::unix_ms_now;
 use super::executor::{Executor, Outcome};
 use super::records::{self, state_of};
-use super::{unix_ms_now, ServiceShared};
+use super::shared::ServiceShared;
+use super::worker::{Pace, Pass, Stop, Worker};
 use crate::budget::{Grant, IoBudget, Urgency};
 use crate::heat::{HeatConfig, HeatReport, HeatTracker};
 use crate::policy::{decide, PolicyConfig, PolicyInput, Reason, SchemeTable};
@@ -44,6 +48,25 @@ struct TransitionState {
     budget: IoBudget,
 }
 
+#[async_trait]
+impl Worker for TransitionWorker {
+    fn name(&self) -> &'static str {
+        "transitions"
+    }
+
+    fn pace(&self) -> Pace {
+        Pace::Every(self.interval)
+    }
+
+    async fn step(&self, _: &Stop) -> anyhow::Result<Pass> {
+        if !self.shared.lease.is_active() {
+            return Ok(Pass::Standby);
+        }
+        self.pass().await?;
+        Ok(Pass::Worked)
+    }
+}
+
 impl TransitionWorker {
     pub fn new(
         shared: Arc<ServiceShared>,
@@ -67,24 +90,10 @@ impl TransitionWorker {
         }
     }
 
-    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        loop {
-            if self.shared.lease.is_active() {
-                if let Err(error) = self.pass().await {
-                    tracing::warn!(%error, "transition pass failed");
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.interval) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
-
     pub async fn pass(&self) -> anyhow::Result<usize> {
-        let meta = &self.shared.meta;
+        let metadata = &self.shared.metadata;
         let cluster = &self.shared.cluster;
-        let view = cluster.view(&cluster.node_records(meta).await?);
+        let view = cluster.view(&cluster.node_records(metadata).await?);
         let table = match SchemeTable::new(&self.policy, &view.map) {
             Ok(table) => table,
             Err(error) => {
@@ -92,9 +101,15 @@ impl TransitionWorker {
                 return Ok(0);
             }
         };
-        let entries =
-            records::scan::<ShardletRecord>(meta, keys::SHARDLET_PREFIX, RECORDS_PER_PASS_MAX)
-                .await?;
+        // Undecodable records are counted and left alone; the others proceed.
+        let scan = records::shardlets(
+            metadata,
+            RECORDS_PER_PASS_MAX,
+            "transitions",
+            &self.shared.metrics,
+        )
+        .await?;
+        let entries = scan.records;
         let now = unix_ms_now();
         let mut state = self.state.lock().await;
         self.observe_heat(&mut state, &entries, now);
@@ -194,7 +209,7 @@ impl TransitionWorker {
     fn observe_heat(
         &self,
         state: &mut TransitionState,
-        entries: &[(Vec<u8>, records::Versioned<ShardletRecord>)],
+        entries: &[(Vec<u8>, Stored<ShardletRecord>)],
         now: u64,
     ) {
         let half_life_ms = self.heat_config.half_life_ms.max(1) as f64;

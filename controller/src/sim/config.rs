@@ -2,6 +2,7 @@
 
 use crate::detector::DetectorConfig;
 use crate::policy::PolicyConfig;
+use crate::scheduler::SchedulerConfig;
 
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -50,6 +51,9 @@ pub struct SimConfig {
     pub budget_share: f64,
     /// Per-node repair throughput (the scheduler's per-node limit times a stream).
     pub repair_bytes_per_second_per_node: f64,
+    /// Concurrent repairs per node and in total among the sampled plans: the daemon's
+    /// scheduler decides which queued plans start.
+    pub scheduler: SchedulerConfig,
     pub detector: DetectorConfig,
     pub policy: PolicyConfig,
 }
@@ -85,6 +89,7 @@ impl Default for SimConfig {
             high_share: 0.2,
             budget_share: 0.05,
             repair_bytes_per_second_per_node: 25e6,
+            scheduler: SchedulerConfig::default(),
             detector: DetectorConfig::production(),
             policy: PolicyConfig::default(),
         }

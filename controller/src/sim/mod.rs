@@ -1,8 +1,19 @@
-//! The discrete-event simulator: the same policy, repair and transition functions the
-//! daemon calls, driven over virtual time by a seeded event queue. Model and honest
-//! limits are in `docs/controller.md` ("Simulator").
+//! The discrete-event simulator: the same policy, repair, scheduling and transition
+//! functions the daemon calls, driven over virtual time by a seeded event queue. Model
+//! and honest limits are in `docs/controller.md` ("Simulator").
+//!
+//! | file | its one job |
+//! |---|---|
+//! | `events` | the event queue: time-ordered events, ties in push order |
+//! | `faults` | the fault model: which node fails when, zone outages, predictor alarms |
+//! | `controller` | the controller under test: detector, policy, repair planning and scheduling, transitions, evacuation |
+//! | `world` | the simulated cluster (what is physically true), the main loop, the measurements |
+//! | `config`, `report`, `rng` | parameters, what a run measured, the seeded generator |
 
 mod config;
+mod controller;
+mod events;
+mod faults;
 mod report;
 mod rng;
 mod world;

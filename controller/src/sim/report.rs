@@ -23,6 +23,8 @@ pub struct Report {
     pub transitions: u64,
     pub evacuations: u64,
     pub repairs_cancelled: u64,
+    /// Most planned repairs ever waiting for the scheduler's per-node or total slots.
+    pub repairs_waiting_max: u64,
     /// Plans whose replay found a moment below the committed layout (must be 0).
     pub durability_violations: u64,
     pub placement_failures: u64,

@@ -1,0 +1,87 @@
+//! What every worker of the daemon shares: clients, the lease, metrics, detection's
+//! view of node health, and the scrub's findings waiting for repair. Workers import
+//! this file, never `service/mod.rs` (which only wires them).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use shardlet_core::{NodeId, ShardletId};
+use shardlet_meta::MetaClient;
+use shardlet_model::Metadata;
+
+use super::cluster::Cluster;
+use super::lease::Lease;
+use super::metrics::Metrics;
+use super::worker::WorkerBoard;
+use crate::risk::RiskSource;
+use crate::view::FragmentLocation;
+
+/// Scrub findings waiting for the repair worker, at most this many.
+const SCRUB_LOST_MAX: usize = 1_000_000;
+
+/// What the rest of the controller reads from detection.
+#[derive(Default)]
+pub struct NodeHealthView {
+    pub risk: BTreeMap<NodeId, f64>,
+    pub source: Option<RiskSource>,
+    pub last_heartbeat_unix_ms: BTreeMap<NodeId, u64>,
+}
+
+/// What every worker shares.
+pub struct ServiceShared {
+    pub cluster: Arc<Cluster>,
+    /// The raw client, for compare-and-set batches whose ambiguous outcome the caller
+    /// handles itself.
+    pub meta: Arc<MetaClient>,
+    /// Typed reads and honest scans over the same client.
+    pub metadata: Metadata,
+    pub lease: Arc<Lease>,
+    pub metrics: Arc<Metrics>,
+    pub health_view: Arc<Mutex<NodeHealthView>>,
+    /// Every background worker's progress, for `/v1/status`.
+    pub workers: Arc<WorkerBoard>,
+    scrub_lost: Mutex<BTreeSet<(ShardletId, FragmentLocation)>>,
+}
+
+impl ServiceShared {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        meta: Arc<MetaClient>,
+        lease: Arc<Lease>,
+        metrics: Arc<Metrics>,
+        health_view: Arc<Mutex<NodeHealthView>>,
+        workers: Arc<WorkerBoard>,
+    ) -> Self {
+        Self {
+            cluster,
+            metadata: Metadata::new(meta.clone()),
+            meta,
+            lease,
+            metrics,
+            health_view,
+            workers,
+            scrub_lost: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    pub fn node_risk(&self) -> BTreeMap<NodeId, f64> {
+        self.health_view
+            .lock()
+            .map(|view| view.risk.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn add_scrub_lost(&self, lost: BTreeSet<(ShardletId, FragmentLocation)>) {
+        let mut pending = self.scrub_lost.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in lost {
+            if pending.len() >= SCRUB_LOST_MAX {
+                break;
+            }
+            pending.insert(entry);
+        }
+    }
+
+    pub fn take_scrub_lost(&self) -> BTreeSet<(ShardletId, FragmentLocation)> {
+        std::mem::take(&mut *self.scrub_lost.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
