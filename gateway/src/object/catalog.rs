@@ -251,6 +251,17 @@ impl Catalog {
 }
 
 #[cfg(test)]
+impl Catalog {
+    /// The names [`Catalog::list_buckets`] returns (for tests).
+    pub(crate) async fn bucket_names(&self) -> Vec<String> {
+        match self.list_buckets().await {
+            Ok(buckets) => buckets.into_iter().map(|bucket| bucket.name).collect(),
+            Err(error) => panic!("list_buckets: {error}"),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use shardlet_core::RedundancyLevel;
@@ -299,13 +310,6 @@ mod tests {
             catalog.existing_bucket("going").await,
             Err(CatalogError::NoSuchBucket(_))
         ));
-        let names: Vec<_> = catalog
-            .list_buckets()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|bucket| bucket.name)
-            .collect();
-        assert_eq!(names, ["live"]);
+        assert_eq!(catalog.bucket_names().await, ["live"]);
     }
 }

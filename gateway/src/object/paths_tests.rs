@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use shardlet_core::{
-    FragmentId, NodeId, ObjectId, RedundancyLevel, Scheme, SizingPolicy, Topology,
+    FragmentId, NodeId, ObjectId, RedundancyLevel, Scheme, ShardletId, SizingPolicy, Topology,
 };
 
 use shardlet_model::memory::InMemoryMetadata;
@@ -221,6 +221,17 @@ async fn write_medium(fixture: &Fixture, id: ObjectId, length: usize, chunk: usi
         .unwrap()
 }
 
+/// The shardlet record of `id` (must exist).
+async fn shardlet(fixture: &Fixture, id: ShardletId) -> ShardletRecord {
+    fixture
+        .catalog
+        .read(&keys::shardlet(id))
+        .await
+        .unwrap()
+        .unwrap()
+        .record
+}
+
 fn medium() -> StoragePlan {
     plan_for(None, RedundancyLevel::Medium).unwrap()
 }
@@ -365,13 +376,7 @@ async fn a_down_node_and_a_corrupt_replica_are_read_around_and_counted() {
     let fixture = with_bucket(Duration::from_secs(3600)).await;
     let bytes = data(200 * KIB);
     let object = put(&fixture, "k", &bytes, medium()).await;
-    let first: ShardletRecord = fixture
-        .catalog
-        .read(&keys::shardlet(object.shardlets[0].id))
-        .await
-        .unwrap()
-        .unwrap()
-        .record;
+    let first: ShardletRecord = shardlet(&fixture, object.shardlets[0].id).await;
     // The replica the reader tries first is corrupt and the next one's node is down: the
     // read must fall back twice and still return the right bytes.
     let start = (first.id.hash_key() % first.fragments.len() as u64) as usize;
@@ -403,13 +408,7 @@ async fn erasure_coded_shardlets_are_rebuilt_from_any_k_fragments() {
     let fixture = with_bucket(Duration::from_secs(3600)).await;
     let bytes = data(64 * KIB);
     let object = put(&fixture, "k", &bytes, cold()).await;
-    let record: ShardletRecord = fixture
-        .catalog
-        .read(&keys::shardlet(object.shardlets[0].id))
-        .await
-        .unwrap()
-        .unwrap()
-        .record;
+    let record: ShardletRecord = shardlet(&fixture, object.shardlets[0].id).await;
     // Lose three data fragments (RS(6,3) tolerates three losses).
     for location in &record.fragments[..3] {
         fixture
@@ -437,13 +436,7 @@ async fn an_unreadable_shardlet_ends_the_stream_with_an_error_not_a_short_body()
     let fixture = with_bucket(Duration::from_secs(3600)).await;
     let bytes = data(200 * KIB);
     let object = put(&fixture, "k", &bytes, medium()).await;
-    let second: ShardletRecord = fixture
-        .catalog
-        .read(&keys::shardlet(object.shardlets[1].id))
-        .await
-        .unwrap()
-        .unwrap()
-        .record;
+    let second: ShardletRecord = shardlet(&fixture, object.shardlets[1].id).await;
     for location in &second.fragments {
         fixture
             .fragments

@@ -78,9 +78,7 @@ async fn aws_cli_copies_lists_ranges_presigns_and_removes_on_shardlet_dev() {
         ("dir/sub/empty", &empty, 0),
         ("large/large.bin", &large, AWS_PART_BYTES),
     ] {
-        let head = aws
-            .ok(&["s3api", "head-object", "--bucket", "aws-cli", "--key", key])
-            .json();
+        let head = aws.head_object("aws-cli", key);
         assert_eq!(
             head["ContentLength"].as_u64(),
             Some(std::fs::metadata(file).unwrap().len()),
@@ -152,16 +150,7 @@ async fn aws_cli_copies_lists_ranges_presigns_and_removes_on_shardlet_dev() {
         "--metadata",
         "colour=blue,team=storage",
     ]);
-    let head = aws
-        .ok(&[
-            "s3api",
-            "head-object",
-            "--bucket",
-            "aws-cli",
-            "--key",
-            "meta/object",
-        ])
-        .json();
+    let head = aws.head_object("aws-cli", "meta/object");
     assert_eq!(
         head["Metadata"],
         serde_json::json!({"colour": "blue", "team": "storage"}),
@@ -176,16 +165,7 @@ async fn aws_cli_copies_lists_ranges_presigns_and_removes_on_shardlet_dev() {
         "--metadata",
         "origin=multipart",
     ]);
-    let head = aws
-        .ok(&[
-            "s3api",
-            "head-object",
-            "--bucket",
-            "aws-cli",
-            "--key",
-            "meta/large",
-        ])
-        .json();
+    let head = aws.head_object("aws-cli", "meta/large");
     assert_eq!(
         head["Metadata"],
         serde_json::json!({"origin": "multipart"}),

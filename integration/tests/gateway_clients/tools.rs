@@ -258,4 +258,10 @@ impl Aws {
         finished.assert_success();
         finished
     }
+
+    /// `s3api head-object`'s JSON answer (must succeed).
+    pub fn head_object(&self, bucket: &str, key: &str) -> serde_json::Value {
+        self.ok(&["s3api", "head-object", "--bucket", bucket, "--key", key])
+            .json()
+    }
 }

@@ -18,7 +18,7 @@ use shardlet_model::schema::{encode, keys, BucketRecord, ObjectRecord, StoredChe
 use shardlet_model::store::{Batch, BatchOutcome, ScanPage, VersionedValue};
 use shardlet_model::{MetadataError, MetadataStore, Stored};
 
-use super::{Commit, CommitCondition, CommitError};
+use super::{Commit, CommitCondition, CommitError, Uncommitted};
 use crate::metrics::Metrics;
 use crate::object::catalog::{Catalog, CatalogError};
 use crate::object::fragments::InMemoryFragments;
@@ -131,6 +131,23 @@ pub(super) fn body(
 }
 
 /// A gateway over a counting in-memory store that holds bucket `name`.
+/// Writes `bytes` under `b/key` (medium redundancy) without committing.
+pub(super) async fn write(gateway: &Fixture, key: &str, bytes: &[u8]) -> Uncommitted {
+    let plan = plan_for(None, RedundancyLevel::Medium).unwrap();
+    gateway
+        .write_path
+        .write(
+            "b",
+            key,
+            ObjectId::random(),
+            plan,
+            body(bytes),
+            &mut |_: &[u8]| {},
+        )
+        .await
+        .unwrap()
+}
+
 pub(super) async fn writer_with_bucket(name: &str) -> (Arc<Counting>, Fixture) {
     let store = Arc::new(Counting::default());
     let writer = fixture(store.clone());

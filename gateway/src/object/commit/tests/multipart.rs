@@ -10,7 +10,7 @@ use shardlet_model::schema::{
 };
 use shardlet_model::Stored;
 
-use super::{body, object, writer_with_bucket, Fixture};
+use super::{body, object, write, writer_with_bucket, Fixture};
 use crate::object::commit::{CommitError, CompleteError, Completion, Uncommitted};
 use crate::object::storage_class::plan_for;
 
@@ -41,19 +41,7 @@ async fn upload(gateway: &Fixture) -> Option<Stored<MultipartUploadRecord>> {
 }
 
 async fn part_data(gateway: &Fixture, bytes: &[u8]) -> Uncommitted {
-    let plan = plan_for(None, RedundancyLevel::Medium).unwrap();
-    gateway
-        .write_path
-        .write(
-            "b",
-            "k",
-            ObjectId::random(),
-            plan,
-            body(bytes),
-            &mut |_: &[u8]| {},
-        )
-        .await
-        .unwrap()
+    write(gateway, "k", bytes).await
 }
 
 async fn put_part(

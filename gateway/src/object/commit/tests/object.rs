@@ -5,25 +5,9 @@ use std::time::Duration;
 use shardlet_core::{ObjectId, RedundancyLevel};
 use shardlet_model::schema::{keys, IntentRecord, IntentState};
 
-use super::{body, object, writer_with_bucket, Fixture};
+use super::{object, write, writer_with_bucket, Fixture};
 use crate::object::commit::{CommitCondition, CommitError, Uncommitted};
 use crate::object::storage_class::plan_for;
-
-async fn write(gateway: &Fixture, key: &str, bytes: &[u8]) -> Uncommitted {
-    let plan = plan_for(None, RedundancyLevel::Medium).unwrap();
-    gateway
-        .write_path
-        .write(
-            "b",
-            key,
-            ObjectId::random(),
-            plan,
-            body(bytes),
-            &mut |_: &[u8]| {},
-        )
-        .await
-        .unwrap()
-}
 
 async fn intent(gateway: &Fixture, id: ObjectId) -> Option<IntentRecord> {
     gateway
