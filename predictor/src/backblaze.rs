@@ -10,10 +10,10 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use shardlet_predictor_api::schema::{check_value, HealthRow, ALL_MISSING, FEATURES, FEATURE_COUNT};
 
 use crate::dataset::{Fleet, FleetBuilder};
 use crate::dates::parse_day;
-use crate::schema::{check_value, HealthRow, ALL_MISSING, FEATURES, FEATURE_COUNT};
 
 /// Why an import failed; always names the file, and the line when one is at fault.
 #[derive(Debug, thiserror::Error)]

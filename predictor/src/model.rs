@@ -18,9 +18,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, RNN};
 use tch::{Device, Kind, Tensor};
+use shardlet_predictor_api::schema::{feature_names, FEATURE_COUNT, SCHEMA_VERSION};
 
 use crate::features::{Normalizer, INPUT_WIDTH};
-use crate::schema::{feature_names, FEATURE_COUNT, SCHEMA_VERSION};
 use crate::split::SplitConfig;
 
 pub const WEIGHTS_FILE: &str = "weights.safetensors";

@@ -10,12 +10,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::nn::OptimizerConfig;
 use tch::{nn, Reduction, Tensor};
+use shardlet_predictor_api::schema::{feature_names, SCHEMA_VERSION};
 
 use crate::dataset::Fleet;
 use crate::features::{balanced_sample, Normalizer, Window, INPUT_WIDTH};
 use crate::metrics::{best_f1_threshold, pr_auc};
 use crate::model::{LstmModel, ModelMetadata, TrainingSummary};
-use crate::schema::{feature_names, SCHEMA_VERSION};
 use crate::split::{Split, SplitConfig};
 
 #[derive(Clone, Debug)]

@@ -11,9 +11,9 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use shardlet_auth::{ClusterSecret, RequestParts};
+use shardlet_core::health_report::HealthReport;
 use shardlet_core::{Crc32c, Crc32cHasher, FragmentId};
 
-use crate::health::HealthReport;
 use crate::server::{CACHE_HEADER, CRC_HEADER, LENGTH_HEADER};
 
 #[derive(Debug, thiserror::Error)]

@@ -12,33 +12,28 @@
 //! lease); `Draining` and `Decommissioned` are set by operators and kept unless the
 //! node goes down.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use shardlet_core::{NodeId, NodeState};
 use shardlet_meta::{Batch, Condition, MetaClient};
 use shardlet_model::schema::{encode, keys};
-use shardlet_node::health::HealthReport;
 use tokio::sync::Mutex;
 
 use super::cluster::Cluster;
 use super::lease::Lease;
 use super::metrics::Metrics;
-use super::predictor::{row_of, Predictor, Row};
+use super::predictor::{NodeWindows, Predictor};
 use super::unix_ms_now;
 use crate::detector::{Detector, Heartbeat, Liveness};
-use crate::risk::{DefaultHeuristic, HealthSample, PredictorScore, RiskAssessor, RiskSource};
+use crate::risk::{PredictorScore, RiskAssessor, RiskSource};
 
-/// Rows of health history kept per node for the predictor (one per probe interval).
-const HISTORY_ROWS_MAX: usize = 30;
 /// Node records are rewritten at least this often (last heartbeat, used bytes).
 const RECORD_REFRESH: Duration = Duration::from_secs(5);
-/// The predictor is asked at most this often.
+/// The predictor is asked at most this often; also the interval of one row of a node's
+/// health window.
 const PREDICTOR_INTERVAL: Duration = Duration::from_secs(10);
-
-/// A node's last `/health` sample and the predictor rows built so far.
-type History = (Option<HealthReport>, VecDeque<Row>);
 
 /// What the rest of the controller reads from detection.
 #[derive(Default)]
@@ -67,8 +62,9 @@ pub struct Detection {
     predictor: Mutex<Option<Predictor>>,
     pub view: Arc<std::sync::Mutex<NodeHealthView>>,
     detector: Mutex<Detector>,
-    history: Mutex<BTreeMap<NodeId, History>>,
-    risk: Mutex<RiskAssessor<DefaultHeuristic>>,
+    /// Every node's health as schema rows, for the predictor and the heuristic.
+    windows: Mutex<NodeWindows>,
+    risk: Mutex<RiskAssessor>,
 }
 
 impl Detection {
@@ -99,10 +95,9 @@ impl Detection {
             predictor: Mutex::new(predictor),
             view: Arc::new(std::sync::Mutex::new(NodeHealthView::default())),
             detector: Mutex::new(detector),
-            history: Mutex::new(BTreeMap::new()),
+            windows: Mutex::new(NodeWindows::default()),
             // Scores older than three predictor rounds are stale: the heuristic rules.
             risk: Mutex::new(RiskAssessor::new(
-                DefaultHeuristic,
                 3 * PREDICTOR_INTERVAL.as_millis() as u64,
             )),
         })
@@ -120,13 +115,7 @@ impl Detection {
                         .get(&node.id)
                         .is_some_and(|r| r.record.state == NodeState::Down);
                     if !down {
-                        detector.observe(
-                            Heartbeat {
-                                node: node.id,
-                                health: HealthSample::default(),
-                            },
-                            now,
-                        );
+                        detector.observe(Heartbeat { node: node.id }, now);
                     }
                 }
             }
@@ -171,30 +160,17 @@ impl Detection {
         let results = futures::future::join_all(probes).await;
         let now = unix_ms_now();
         let mut detector = self.detector.lock().await;
-        let mut history = self.history.lock().await;
+        let mut windows = self.windows.lock().await;
         for (node, report) in results {
             let Some(report) = report else {
                 self.metrics.probes_failed_total.inc();
                 continue;
             };
-            detector.observe(
-                Heartbeat {
-                    node,
-                    health: sample_of(&report),
-                },
-                now,
-            );
+            detector.observe(Heartbeat { node }, now);
             if let Ok(view) = self.view.lock().as_mut() {
                 view.last_heartbeat_unix_ms.insert(node, now);
             }
-            // The predictor's row, from this sample and the previous one.
-            let entry = history.entry(node).or_default();
-            let row = row_of(entry.0.as_ref(), &report);
-            if entry.1.len() == HISTORY_ROWS_MAX {
-                entry.1.pop_front();
-            }
-            entry.1.push_back(row);
-            entry.0 = Some(report);
+            windows.observe(node, report);
         }
     }
 
@@ -292,13 +268,8 @@ impl Detection {
 
     /// Node risk: the predictor's probability when it answers, else the heuristic.
     async fn update_risk(&self, now: u64) {
-        let windows: BTreeMap<NodeId, VecDeque<Row>> = self
-            .history
-            .lock()
-            .await
-            .iter()
-            .map(|(node, (_, rows))| (*node, rows.clone()))
-            .collect();
+        let mut windows = self.windows.lock().await;
+        windows.close_interval();
         let mut assessor = self.risk.lock().await;
         if let Some(predictor) = self.predictor.lock().await.as_mut() {
             match predictor.score(&windows).await {
@@ -318,12 +289,10 @@ impl Detection {
                 }
             }
         }
-        let detector = self.detector.lock().await;
         let mut risks = BTreeMap::new();
         let mut source = RiskSource::Heuristic;
         for node in self.cluster.topology().nodes() {
-            let health = detector.health(node.id).cloned().unwrap_or_default();
-            let (risk, node_source) = assessor.node_risk(node.id, &health, now);
+            let (risk, node_source) = assessor.node_risk(node.id, &windows.window(node.id), now);
             if node_source != RiskSource::Heuristic {
                 source = node_source;
             }
@@ -339,16 +308,6 @@ impl Detection {
             view.risk = risks;
             view.source = Some(source);
         }
-    }
-}
-
-fn sample_of(report: &HealthReport) -> HealthSample {
-    HealthSample {
-        io_errors_total: report.errors.read_errors
-            + report.errors.write_errors
-            + report.errors.fsync_failures,
-        checksum_failures_total: report.errors.checksum_failures,
-        ..HealthSample::default()
     }
 }
 

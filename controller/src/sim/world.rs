@@ -25,7 +25,6 @@ use crate::policy::{self, PolicyInput, Reason, SchemeTable};
 use crate::repair::{
     order_repairs, plan_evacuation, plan_repair, RepairError, RepairInput, RepairPlan,
 };
-use crate::risk::HealthSample;
 use crate::transition::{check_plan, plan_transition};
 use crate::view::{Action, FragmentLocation, ShardletState, StoredFragment};
 
@@ -536,10 +535,7 @@ impl World {
     }
 
     fn heartbeat(&self, node: u32) -> Heartbeat {
-        Heartbeat {
-            node: NodeId(node),
-            health: HealthSample::default(),
-        }
+        Heartbeat { node: NodeId(node) }
     }
 
     fn set_node_state(&mut self, node: u32, state: NodeState) {

@@ -4,9 +4,9 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use shardlet_predictor_api::schema::{index, FeatureValues, FEATURES, FEATURE_COUNT};
 
 use super::node::{is_smart_feature, SimulatedNode};
-use crate::schema::{index, FeatureValues, FEATURES, FEATURE_COUNT};
 
 /// SMART attribute numbers written to the CSV, in column order.
 const SMART_ATTRIBUTES: [(u32, usize); 8] = [
