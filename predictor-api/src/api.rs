@@ -239,7 +239,10 @@ mod tests {
         assert_eq!(window.intervals[0][0], Some(0.5));
         assert_eq!(window.intervals[0][1], None);
         let text = serde_json::to_string(&window).unwrap();
-        assert!(text.starts_with(r#"{"node_id":2,"intervals":[[0.5,null,"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"node_id":2,"intervals":[[0.5,null,"#),
+            "{text}"
+        );
         let back = window.rows_unchecked();
         assert_eq!(back[0][0], 0.5);
         assert!(back[0][1].is_nan());

@@ -13,8 +13,7 @@ use std::time::Duration;
 use shardlet_core::NodeId;
 
 use crate::api::{
-    ErrorResponse, HealthResponse, NodeWindow, ScoreRequest, ScoreResponse,
-    RESPONSE_BODY_BYTES_MAX,
+    ErrorResponse, HealthResponse, NodeWindow, ScoreRequest, ScoreResponse, RESPONSE_BODY_BYTES_MAX,
 };
 use crate::heuristic::heuristic_score;
 use crate::schema::{FeatureValues, SCHEMA_VERSION};
@@ -99,7 +98,9 @@ impl PredictorClient {
             .map_err(|error| ClientError::Unavailable(error.to_string()))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(ClientError::Unavailable(format!("GET /health: HTTP {status}")));
+            return Err(ClientError::Unavailable(format!(
+                "GET /health: HTTP {status}"
+            )));
         }
         let body = read_bounded(response).await?;
         let health: HealthResponse = serde_json::from_slice(&body).map_err(|error| {

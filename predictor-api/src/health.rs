@@ -191,7 +191,10 @@ mod tests {
         let mut bad = parse_report(sample(0, 1).as_bytes()).unwrap();
         bad.disk.read_latency_ms = 1e300;
         let error = to_schema_row(None, &bad, None).unwrap_err();
-        assert!(error.to_string().contains("disk_read_latency_ms"), "{error}");
+        assert!(
+            error.to_string().contains("disk_read_latency_ms"),
+            "{error}"
+        );
     }
 
     #[test]

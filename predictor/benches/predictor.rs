@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use shardlet_core::NodeId;
-use shardlet_predictor_api::api::NodeWindow;
 use shardlet_predictor::backblaze::import_fleet;
-use shardlet_predictor_api::client::{ClientConfig, PredictorClient};
 use shardlet_predictor::features::INPUT_WIDTH;
 use shardlet_predictor::simulator::{simulate, SimulationConfig};
 use shardlet_predictor::train::{train, TrainConfig};
+use shardlet_predictor_api::api::NodeWindow;
+use shardlet_predictor_api::client::{ClientConfig, PredictorClient};
 
 fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     let position = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;

@@ -160,7 +160,6 @@ impl LogisticRegression {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shardlet_predictor_api::schema::{index, ALL_MISSING};
 
     #[test]
     fn logistic_regression_learns_a_separable_problem() {

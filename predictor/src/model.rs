@@ -16,9 +16,9 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use shardlet_predictor_api::schema::{feature_names, FEATURE_COUNT, SCHEMA_VERSION};
 use tch::nn::{self, Module, RNN};
 use tch::{Device, Kind, Tensor};
-use shardlet_predictor_api::schema::{feature_names, FEATURE_COUNT, SCHEMA_VERSION};
 
 use crate::features::{Normalizer, INPUT_WIDTH};
 use crate::split::SplitConfig;

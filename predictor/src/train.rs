@@ -8,9 +8,9 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use shardlet_predictor_api::schema::{feature_names, SCHEMA_VERSION};
 use tch::nn::OptimizerConfig;
 use tch::{nn, Reduction, Tensor};
-use shardlet_predictor_api::schema::{feature_names, SCHEMA_VERSION};
 
 use crate::dataset::Fleet;
 use crate::features::{balanced_sample, Normalizer, Window, INPUT_WIDTH};

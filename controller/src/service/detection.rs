@@ -97,9 +97,7 @@ impl Detection {
             detector: Mutex::new(detector),
             windows: Mutex::new(NodeWindows::default()),
             // Scores older than three predictor rounds are stale: the heuristic rules.
-            risk: Mutex::new(RiskAssessor::new(
-                3 * PREDICTOR_INTERVAL.as_millis() as u64,
-            )),
+            risk: Mutex::new(RiskAssessor::new(3 * PREDICTOR_INTERVAL.as_millis() as u64)),
         })
     }
 

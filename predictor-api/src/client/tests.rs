@@ -72,7 +72,11 @@ async fn a_good_answer_is_read_with_one_score_per_window() {
 
 #[tokio::test]
 async fn a_4xx_is_rejected_with_the_sidecars_reason() {
-    let url = canned("400 Bad Request", r#"{"error":"windows[0]: too short"}"#.into()).await;
+    let url = canned(
+        "400 Bad Request",
+        r#"{"error":"windows[0]: too short"}"#.into(),
+    )
+    .await;
     match client(&url).score(one_window()).await.unwrap_err() {
         ClientError::Rejected { status, reason } => {
             assert_eq!(status, 400);

@@ -1,10 +1,10 @@
 //! The simulator's output in the Backblaze CSV format (with the schema's non-SMART
 //! features as extra columns), written crash-safely one file per day.
 
+use shardlet_predictor_api::schema::{index, FeatureValues, FEATURES, FEATURE_COUNT};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use shardlet_predictor_api::schema::{index, FeatureValues, FEATURES, FEATURE_COUNT};
 
 use super::node::{is_smart_feature, SimulatedNode};
 
