@@ -18,8 +18,6 @@ use std::collections::{BTreeMap, VecDeque};
 
 use shardlet_core::NodeId;
 
-use crate::risk::HealthSample;
-
 /// Flap timestamps kept per node; more than this many flaps already hit the cap.
 const FLAPS_REMEMBERED_MAX: usize = 16;
 
@@ -74,11 +72,11 @@ pub struct NodeTransition {
     pub at_ms: u64,
 }
 
-/// A heartbeat: the node is alive at `sent_at_ms` and reports its health.
+/// A heartbeat: the node is alive. Its health report goes to risk assessment (the
+/// shell's `NodeWindows`), not here: liveness is decided from silence alone.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Heartbeat {
     pub node: NodeId,
-    pub health: HealthSample,
 }
 
 #[derive(Clone, Debug)]
@@ -86,7 +84,6 @@ struct Tracked {
     last_seen_ms: u64,
     liveness: Liveness,
     flaps_ms: VecDeque<u64>,
-    health: HealthSample,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -117,11 +114,9 @@ impl Detector {
             last_seen_ms: now_ms,
             liveness: Liveness::Up,
             flaps_ms: VecDeque::new(),
-            health: heartbeat.health.clone(),
         });
         // Heartbeats can arrive out of order; an older one says nothing new.
         tracked.last_seen_ms = tracked.last_seen_ms.max(now_ms);
-        tracked.health = heartbeat.health;
         if tracked.liveness != Liveness::Up {
             while tracked
                 .flaps_ms
@@ -182,10 +177,6 @@ impl Detector {
 
     pub fn liveness(&self, node: NodeId) -> Option<Liveness> {
         self.nodes.get(&node).map(|tracked| tracked.liveness)
-    }
-
-    pub fn health(&self, node: NodeId) -> Option<&HealthSample> {
-        self.nodes.get(&node).map(|tracked| &tracked.health)
     }
 
     /// The grace period a node gets right now (longer for a flapping node).

@@ -2,17 +2,10 @@
 #![allow(clippy::unwrap_used)]
 
 use shardlet_controller::detector::{Detector, DetectorConfig, Heartbeat, Liveness};
-use shardlet_controller::risk::HealthSample;
 use shardlet_core::NodeId;
 
 fn beat(detector: &mut Detector, node: u32, at_ms: u64) {
-    detector.observe(
-        Heartbeat {
-            node: NodeId(node),
-            health: HealthSample::default(),
-        },
-        at_ms,
-    );
+    detector.observe(Heartbeat { node: NodeId(node) }, at_ms);
 }
 
 fn config() -> DetectorConfig {

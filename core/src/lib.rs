@@ -18,6 +18,7 @@
 
 pub mod checksum;
 pub mod codec;
+pub mod health_report;
 pub mod ids;
 pub mod placement;
 pub mod scheme;

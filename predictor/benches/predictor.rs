@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use shardlet_core::NodeId;
-use shardlet_predictor::api::NodeWindow;
 use shardlet_predictor::backblaze::import_fleet;
-use shardlet_predictor::client::{ClientConfig, PredictorClient};
 use shardlet_predictor::features::INPUT_WIDTH;
 use shardlet_predictor::simulator::{simulate, SimulationConfig};
 use shardlet_predictor::train::{train, TrainConfig};
+use shardlet_predictor_api::api::NodeWindow;
+use shardlet_predictor_api::client::{ClientConfig, PredictorClient};
 
 fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     let position = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
@@ -107,8 +107,8 @@ fn main() {
     let client = PredictorClient::new(&ClientConfig::new(format!("http://{address}"))).unwrap();
     let mut over_http = Vec::new();
     for batch in [1u32, 100] {
-        let mut row = shardlet_predictor::schema::ALL_MISSING;
-        row[shardlet_predictor::schema::index::CPU_UTILIZATION] = 0.4;
+        let mut row = shardlet_predictor_api::schema::ALL_MISSING;
+        row[shardlet_predictor_api::schema::index::CPU_UTILIZATION] = 0.4;
         let windows: Vec<NodeWindow> = (0..batch)
             .map(|node| NodeWindow::from_rows(NodeId(node), &vec![row; intervals]))
             .collect();

@@ -7,13 +7,15 @@
 //! malformed (bad date, non-numeric or out-of-range value, wrong field count) stops the
 //! import with an error naming the file and the line.
 
+use shardlet_predictor_api::schema::{
+    check_value, HealthRow, ALL_MISSING, FEATURES, FEATURE_COUNT,
+};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::dataset::{Fleet, FleetBuilder};
 use crate::dates::parse_day;
-use crate::schema::{check_value, HealthRow, ALL_MISSING, FEATURES, FEATURE_COUNT};
 
 /// Why an import failed; always names the file, and the line when one is at fault.
 #[derive(Debug, thiserror::Error)]

@@ -7,18 +7,10 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use shardlet_predictor_api::heuristic::smart_rule;
 
 use crate::dataset::Fleet;
 use crate::features::{Normalizer, Window, INPUT_WIDTH};
-use crate::schema::{FeatureValues, SMART_RULE_FEATURES};
-
-/// 1 when the SMART rule alarms, else 0. Missing attributes never alarm.
-pub fn smart_rule(values: &FeatureValues) -> f32 {
-    let alarm = SMART_RULE_FEATURES
-        .iter()
-        .any(|feature| values[*feature] > 0.0);
-    f32::from(u8::from(alarm))
-}
 
 pub fn smart_rule_scores(fleet: &Fleet, windows: &[Window]) -> Vec<f32> {
     windows
@@ -168,17 +160,6 @@ impl LogisticRegression {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{index, ALL_MISSING};
-
-    #[test]
-    fn smart_rule_alarms_on_listed_attributes_only() {
-        let mut values = ALL_MISSING;
-        assert_eq!(smart_rule(&values), 0.0);
-        values[index::SMART_199] = 50.0;
-        assert_eq!(smart_rule(&values), 0.0);
-        values[index::SMART_197] = 1.0;
-        assert_eq!(smart_rule(&values), 1.0);
-    }
 
     #[test]
     fn logistic_regression_learns_a_separable_problem() {

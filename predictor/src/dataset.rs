@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::schema::{FeatureValues, HealthRow, ALL_MISSING};
+use shardlet_predictor_api::schema::{FeatureValues, HealthRow, ALL_MISSING};
 
 /// One node's history.
 #[derive(Clone, Debug)]

@@ -11,9 +11,9 @@
 //! Days before a node's first report are all-missing, so young nodes still score.
 
 use serde::{Deserialize, Serialize};
+use shardlet_predictor_api::schema::{FeatureValues, Scale, FEATURES, FEATURE_COUNT};
 
 use crate::dataset::{Fleet, NodeSeries};
-use crate::schema::{FeatureValues, Scale, FEATURES, FEATURE_COUNT};
 
 /// Numbers per encoded interval: values, masks, changes since the window's start.
 pub const INPUT_WIDTH: usize = 3 * FEATURE_COUNT;
@@ -235,7 +235,7 @@ pub fn balanced_sample(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{index, ALL_MISSING};
+    use shardlet_predictor_api::schema::{index, ALL_MISSING};
 
     fn node(days: usize, failure_offset: Option<i32>) -> NodeSeries {
         let mut values = vec![ALL_MISSING; days];

@@ -1,24 +1,32 @@
 //! `shardlet-predictor`: node failure prediction for Shardlet.
 //!
-//! Without the `lstm` feature (how the controller depends on it) this crate is the
-//! health schema, the Backblaze importer, the fleet simulator, features and metrics,
-//! the baselines, the sidecar's wire types, its client and the fallback heuristic.
-//! With `lstm` (default) it adds the tch model, training, and the sidecar server.
-//! docs/predictor.md explains the whole pipeline and its results.
+//! What it is for: the data path into the model (the Backblaze importer, the fleet
+//! simulator, datasets, splits, features), the honest evaluation (metrics, the
+//! baselines), and, with the `lstm` feature (default), the tch model, its training and
+//! the scoring sidecar server. docs/predictor.md explains the whole pipeline and its
+//! results.
+//!
+//! The contract with its callers (the feature schema, the sidecar's wire types, the
+//! `/health` mapping, the fallback heuristic, the client) lives in
+//! `shardlet-predictor-api`, which this crate builds on; nothing else in the workspace
+//! depends on this crate.
+//!
+//! Module order, lowest first (each imports only modules before it): `dates`,
+//! `dataset`, `metrics` → `simulator` → `backblaze` → `features` → `split` →
+//! `baselines` → `evaluate` → `plot`; with `lstm`: `model` → `train` → `serve`.
+//!
+//! It must never import the controller, the storage node, the gateway or the metadata
+//! crates: the predictor learns from health series and answers over HTTP, it takes no
+//! part in the cluster.
 
-pub mod api;
 pub mod backblaze;
 pub mod baselines;
-pub mod client;
 pub mod dataset;
 pub mod dates;
 pub mod evaluate;
 pub mod features;
-pub mod health;
-pub mod heuristic;
 pub mod metrics;
 pub mod plot;
-pub mod schema;
 pub mod simulator;
 pub mod split;
 
@@ -28,7 +36,3 @@ pub mod model;
 pub mod serve;
 #[cfg(feature = "lstm")]
 pub mod train;
-
-pub use client::{ClientConfig, ClientError, PredictorClient, RiskScore, ScoreSource};
-pub use heuristic::heuristic_score;
-pub use schema::{FeatureValues, HealthRow, FEATURE_COUNT, SCHEMA_VERSION};

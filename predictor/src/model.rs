@@ -16,11 +16,11 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use shardlet_predictor_api::schema::{feature_names, FEATURE_COUNT, SCHEMA_VERSION};
 use tch::nn::{self, Module, RNN};
 use tch::{Device, Kind, Tensor};
 
 use crate::features::{Normalizer, INPUT_WIDTH};
-use crate::schema::{feature_names, FEATURE_COUNT, SCHEMA_VERSION};
 use crate::split::SplitConfig;
 
 pub const WEIGHTS_FILE: &str = "weights.safetensors";

@@ -19,13 +19,13 @@ use axum::{Json, Router};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
-
-use crate::api::{
+use shardlet_predictor_api::api::{
     validate, ErrorResponse, HealthResponse, NodeScore, ScoreRequest, ScoreResponse,
     REQUEST_BODY_BYTES_MAX,
 };
+use shardlet_predictor_api::schema::{feature_names, SCHEMA_VERSION};
+
 use crate::model::LstmModel;
-use crate::schema::{feature_names, SCHEMA_VERSION};
 
 struct Metrics {
     registry: Registry,

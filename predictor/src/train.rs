@@ -8,6 +8,7 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use shardlet_predictor_api::schema::{feature_names, SCHEMA_VERSION};
 use tch::nn::OptimizerConfig;
 use tch::{nn, Reduction, Tensor};
 
@@ -15,7 +16,6 @@ use crate::dataset::Fleet;
 use crate::features::{balanced_sample, Normalizer, Window, INPUT_WIDTH};
 use crate::metrics::{best_f1_threshold, pr_auc};
 use crate::model::{LstmModel, ModelMetadata, TrainingSummary};
-use crate::schema::{feature_names, SCHEMA_VERSION};
 use crate::split::{Split, SplitConfig};
 
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use shardlet_predictor::backblaze::{import_fleet, ImportError};
 use shardlet_predictor::dates::parse_day;
-use shardlet_predictor::schema::index;
+use shardlet_predictor_api::schema::index;
 
 const HEADER: &str = "date,serial_number,model,capacity_bytes,failure,smart_5_normalized,smart_5_raw,smart_187_raw,smart_194_raw";
 

@@ -12,9 +12,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use shardlet_core::NodeId;
-use shardlet_predictor::api::{HealthResponse, NodeWindow, ScoreRequest, BATCH_NODES_MAX};
-use shardlet_predictor::client::{ClientConfig, ClientError, PredictorClient, ScoreSource};
-use shardlet_predictor::schema::{index, ALL_MISSING, FEATURE_COUNT, SCHEMA_VERSION};
+use shardlet_predictor_api::api::{HealthResponse, NodeWindow, ScoreRequest, BATCH_NODES_MAX};
+use shardlet_predictor_api::client::{ClientConfig, ClientError, PredictorClient, ScoreSource};
+use shardlet_predictor_api::schema::{index, ALL_MISSING, FEATURE_COUNT, SCHEMA_VERSION};
 
 const WINDOW: usize = 6;
 

@@ -11,9 +11,9 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use shardlet_auth::{ClusterSecret, RequestParts};
+use shardlet_core::health_report::HealthReport;
 use shardlet_core::{Crc32c, Crc32cHasher, FragmentId};
 
-use crate::health::HealthReport;
 use crate::wire::{
     fragment_path, ErrorBody, CACHE_HEADER, CACHE_KEEP, CRC_HEADER, ERROR_HEADER, FRAGMENTS_PATH,
     HEALTH_PATH, LENGTH_HEADER,

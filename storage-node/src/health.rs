@@ -12,51 +12,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use shardlet_core::health_report::{DiskReport, ErrorReport, FragmentReport, HealthReport};
 
 use crate::config::NodeConfig;
 use crate::metrics::NodeMetrics;
 use crate::store::FragmentStore;
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct HealthReport {
-    pub node_id: u32,
-    pub version: String,
-    pub uptime_seconds: u64,
-    pub cpu_utilization: f64,
-    pub memory_used_bytes: u64,
-    pub memory_total_bytes: u64,
-    pub disk: DiskReport,
-    pub errors: ErrorReport,
-    pub smart: Option<serde_json::Value>,
-    pub fragments: FragmentReport,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct DiskReport {
-    pub capacity_bytes: u64,
-    pub free_bytes: u64,
-    pub reserve_bytes: u64,
-    pub read_bytes_per_second: f64,
-    pub write_bytes_per_second: f64,
-    pub io_utilization: f64,
-    pub read_latency_ms: f64,
-    pub write_latency_ms: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct ErrorReport {
-    pub read_errors: u64,
-    pub write_errors: u64,
-    pub checksum_failures: u64,
-    pub fsync_failures: u64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct FragmentReport {
-    pub count: u64,
-    pub bytes: u64,
-}
 
 /// Cumulative counters read at one instant; rates come from two of these.
 #[derive(Debug, Clone, Copy, Default)]

@@ -12,38 +12,33 @@
 //! lease); `Draining` and `Decommissioned` are set by operators and kept unless the
 //! node goes down.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use shardlet_core::{NodeId, NodeState};
+use shardlet_core::NodeState;
 use shardlet_meta::{Batch, Condition, MetaClient};
 use shardlet_model::schema::{encode, keys};
 use shardlet_model::Metadata;
-use shardlet_node::health::HealthReport;
 use tokio::sync::Mutex;
 
 use super::clock::unix_ms_now;
 use super::cluster::Cluster;
 use super::lease::Lease;
 use super::metrics::Metrics;
-use super::predictor::{row_of, Predictor, Row};
+use super::predictor::{NodeWindows, Predictor};
 use super::shared::NodeHealthView;
 use super::worker::{Pace, Pass, Stop, Worker};
 use crate::detector::{Detector, Heartbeat, Liveness};
-use crate::risk::{DefaultHeuristic, HealthSample, PredictorScore, RiskAssessor, RiskSource};
+use crate::risk::{PredictorScore, RiskAssessor, RiskSource};
 
-/// Rows of health history kept per node for the predictor (one per probe interval).
-const HISTORY_ROWS_MAX: usize = 30;
 /// Node records are rewritten at least this often (last heartbeat, used bytes).
 const RECORD_REFRESH: Duration = Duration::from_secs(5);
-/// The predictor is asked at most this often.
+/// The predictor is asked at most this often; also the interval of one row of a node's
+/// health window.
 const PREDICTOR_INTERVAL: Duration = Duration::from_secs(10);
-
-/// A node's last `/health` sample and the predictor rows built so far.
-type History = (Option<HealthReport>, VecDeque<Row>);
 
 /// How detection runs (from the daemon's flags).
 pub struct DetectionSettings {
@@ -65,8 +60,9 @@ pub struct Detection {
     predictor: Mutex<Option<Predictor>>,
     pub view: Arc<std::sync::Mutex<NodeHealthView>>,
     detector: Mutex<Detector>,
-    history: Mutex<BTreeMap<NodeId, History>>,
-    risk: Mutex<RiskAssessor<DefaultHeuristic>>,
+    /// Every node's health as schema rows, for the predictor and the heuristic.
+    windows: Mutex<NodeWindows>,
+    risk: Mutex<RiskAssessor>,
     /// When node records were last rewritten in full, and the predictor last asked.
     last_refresh_ms: AtomicU64,
     last_prediction_ms: AtomicU64,
@@ -101,12 +97,9 @@ impl Detection {
             predictor: Mutex::new(predictor),
             view: Arc::new(std::sync::Mutex::new(NodeHealthView::default())),
             detector: Mutex::new(detector),
-            history: Mutex::new(BTreeMap::new()),
+            windows: Mutex::new(NodeWindows::default()),
             // Scores older than three predictor rounds are stale: the heuristic rules.
-            risk: Mutex::new(RiskAssessor::new(
-                DefaultHeuristic,
-                3 * PREDICTOR_INTERVAL.as_millis() as u64,
-            )),
+            risk: Mutex::new(RiskAssessor::new(3 * PREDICTOR_INTERVAL.as_millis() as u64)),
             last_refresh_ms: AtomicU64::new(0),
             last_prediction_ms: AtomicU64::new(0),
         })
@@ -129,30 +122,17 @@ impl Detection {
         let results = futures::future::join_all(probes).await;
         let now = unix_ms_now();
         let mut detector = self.detector.lock().await;
-        let mut history = self.history.lock().await;
+        let mut windows = self.windows.lock().await;
         for (node, report) in results {
             let Some(report) = report else {
                 self.metrics.probes_failed_total.inc();
                 continue;
             };
-            detector.observe(
-                Heartbeat {
-                    node,
-                    health: sample_of(&report),
-                },
-                now,
-            );
+            detector.observe(Heartbeat { node }, now);
             if let Ok(view) = self.view.lock().as_mut() {
                 view.last_heartbeat_unix_ms.insert(node, now);
             }
-            // The predictor's row, from this sample and the previous one.
-            let entry = history.entry(node).or_default();
-            let row = row_of(entry.0.as_ref(), &report);
-            if entry.1.len() == HISTORY_ROWS_MAX {
-                entry.1.pop_front();
-            }
-            entry.1.push_back(row);
-            entry.0 = Some(report);
+            windows.observe(node, report);
         }
     }
 
@@ -250,13 +230,8 @@ impl Detection {
 
     /// Node risk: the predictor's probability when it answers, else the heuristic.
     async fn update_risk(&self, now: u64) {
-        let windows: BTreeMap<NodeId, VecDeque<Row>> = self
-            .history
-            .lock()
-            .await
-            .iter()
-            .map(|(node, (_, rows))| (*node, rows.clone()))
-            .collect();
+        let mut windows = self.windows.lock().await;
+        windows.close_interval();
         let mut assessor = self.risk.lock().await;
         if let Some(predictor) = self.predictor.lock().await.as_mut() {
             match predictor.score(&windows).await {
@@ -276,12 +251,10 @@ impl Detection {
                 }
             }
         }
-        let detector = self.detector.lock().await;
         let mut risks = BTreeMap::new();
         let mut source = RiskSource::Heuristic;
         for node in self.cluster.topology().nodes() {
-            let health = detector.health(node.id).cloned().unwrap_or_default();
-            let (risk, node_source) = assessor.node_risk(node.id, &health, now);
+            let (risk, node_source) = assessor.node_risk(node.id, &windows.window(node.id), now);
             if node_source != RiskSource::Heuristic {
                 source = node_source;
             }
@@ -297,16 +270,6 @@ impl Detection {
             view.risk = risks;
             view.source = Some(source);
         }
-    }
-}
-
-fn sample_of(report: &HealthReport) -> HealthSample {
-    HealthSample {
-        io_errors_total: report.errors.read_errors
-            + report.errors.write_errors
-            + report.errors.fsync_failures,
-        checksum_failures_total: report.errors.checksum_failures,
-        ..HealthSample::default()
     }
 }
 
@@ -344,13 +307,7 @@ impl Worker for Detection {
                         .get(&node.id)
                         .is_some_and(|r| r.record.state == NodeState::Down);
                     if !down {
-                        detector.observe(
-                            Heartbeat {
-                                node: node.id,
-                                health: HealthSample::default(),
-                            },
-                            now,
-                        );
+                        detector.observe(Heartbeat { node: node.id }, now);
                     }
                 }
             }

@@ -1,213 +1,238 @@
-//! The failure predictor sidecar's client, as the controller uses it.
+//! The controller's glue to the failure predictor: per-node windows of schema rows
+//! built from the `/health` probes, and one scoring round against the sidecar.
 //!
-//! Why not `shardlet-predictor`'s own client: a workspace build unifies that crate's
-//! features, so depending on it would link libtorch into the `shardlet` binary that
-//! every node and gateway runs. The wire format is small and versioned
-//! (`schema_version`), so it is spoken here directly: `GET /health` tells the window
-//! length, `POST /v1/score` takes one window of 18-feature rows per node (`null` where
-//! a feature is unknown; see docs/predictor.md for the schema).
+//! Everything the predictor defines (the schema, the `/health` → row mapping, the wire
+//! types, the client and its limits) comes from `shardlet-predictor-api`, which never
+//! links libtorch; what is here is only what the controller adds: which samples become
+//! rows, how much history is kept, and padding windows to the model's length.
+//!
+//! One row per predictor round, not per probe: a row's interval is then the round's
+//! (`PREDICTOR_INTERVAL` in detection), whatever the probe rate, and the window always
+//! covers the time since the previous risk assessment, so no error counted by a node
+//! between two assessments goes unseen by the heuristic.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use shardlet_core::health_report::HealthReport;
 use shardlet_core::NodeId;
-use shardlet_node::health::HealthReport;
+use shardlet_predictor_api::api::NodeWindow;
+use shardlet_predictor_api::client::{ClientConfig, ClientError, PredictorClient};
+use shardlet_predictor_api::health::to_schema_row;
+use shardlet_predictor_api::schema::{FeatureValues, ALL_MISSING};
 
-/// The schema version this client speaks.
-const SCHEMA_VERSION: u32 = 1;
-const FEATURE_COUNT: usize = 18;
-/// Longest window accepted from the sidecar's `/health` (bounds our memory).
-const WINDOW_INTERVALS_MAX: usize = 1_000;
-/// Largest response read.
-const RESPONSE_BYTES_MAX: usize = 1 << 20;
+/// Rows of history kept per node (one per predictor round): bounds memory per node.
+pub const HISTORY_ROWS_MAX: usize = 30;
 
-/// Feature positions (the predictor's `schema::index`).
-mod index {
-    pub const CPU_UTILIZATION: usize = 0;
-    pub const MEMORY_UTILIZATION: usize = 1;
-    pub const DISK_IO_UTILIZATION: usize = 2;
-    pub const DISK_READ_LATENCY_MS: usize = 3;
-    pub const DISK_WRITE_LATENCY_MS: usize = 4;
-    pub const READ_ERRORS: usize = 5;
-    pub const WRITE_ERRORS: usize = 6;
-    pub const CHECKSUM_FAILURES: usize = 7;
-    pub const FSYNC_FAILURES: usize = 8;
+#[derive(Debug, Default)]
+struct NodeHistory {
+    /// The node's latest `/health` answer since the last row, if it answered.
+    latest: Option<HealthReport>,
+    /// The answer the last row was built from: the start of the next row's interval,
+    /// for error counts per interval.
+    interval_start: Option<HealthReport>,
+    rows: VecDeque<FeatureValues>,
 }
 
-pub type Row = [Option<f64>; FEATURE_COUNT];
-
-#[derive(Serialize)]
-struct ScoreRequest<'a> {
-    schema_version: u32,
-    windows: Vec<Window<'a>>,
+/// Every node's recent health as schema rows, oldest first.
+#[derive(Debug, Default)]
+pub struct NodeWindows {
+    nodes: BTreeMap<NodeId, NodeHistory>,
 }
 
-#[derive(Serialize)]
-struct Window<'a> {
-    node_id: NodeId,
-    intervals: &'a [Row],
+impl NodeWindows {
+    /// Records a node's `/health` answer (at every probe; only the latest counts).
+    pub fn observe(&mut self, node: NodeId, report: HealthReport) {
+        let history = self.nodes.entry(node).or_default();
+        history.latest = Some(report);
+    }
+
+    /// Ends an interval: every node that answered since the last one gets one row.
+    /// A sample the mapping refuses (a node reporting nonsense, such as a CPU
+    /// utilisation above 1) becomes an all-unknown row, never a wrong one.
+    pub fn close_interval(&mut self) {
+        for (node, history) in &mut self.nodes {
+            let Some(current) = history.latest.take() else {
+                continue;
+            };
+            let row = match to_schema_row(history.interval_start.as_ref(), &current, None) {
+                Ok(row) => row,
+                Err(error) => {
+                    tracing::warn!(%node, %error, "health sample not usable for risk; interval unknown");
+                    ALL_MISSING
+                }
+            };
+            if history.rows.len() == HISTORY_ROWS_MAX {
+                history.rows.pop_front();
+            }
+            history.rows.push_back(row);
+            history.interval_start = Some(current);
+        }
+    }
+
+    /// The node's rows, oldest first (empty when it never answered).
+    pub fn window(&self, node: NodeId) -> Vec<FeatureValues> {
+        self.nodes
+            .get(&node)
+            .map(|history| history.rows.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// One request window per node with rows, of exactly `intervals` rows: the latest
+    /// ones, padded at the old end with unknown rows when the node is younger.
+    pub fn request_windows(&self, intervals: usize) -> Vec<NodeWindow> {
+        self.nodes
+            .iter()
+            .filter(|(_, history)| !history.rows.is_empty())
+            .map(|(node, history)| {
+                let rows = &history.rows;
+                let mut window = vec![ALL_MISSING; intervals.saturating_sub(rows.len())];
+                window.extend(rows.iter().skip(rows.len().saturating_sub(intervals)));
+                NodeWindow::from_rows(*node, &window)
+            })
+            .collect()
+    }
 }
 
-#[derive(Deserialize)]
-struct ScoreResponse {
-    scores: Vec<Score>,
-}
-
-#[derive(Deserialize)]
-struct Score {
-    node_id: NodeId,
-    failure_probability: f64,
-}
-
-#[derive(Deserialize)]
-struct SidecarHealth {
-    schema_version: u32,
-    window_intervals: usize,
-}
-
+/// The sidecar, with the window length of its model (asked once, again after a failed
+/// round: the sidecar may have been restarted with another model).
 pub struct Predictor {
-    http: reqwest::Client,
-    base_url: String,
+    client: PredictorClient,
     window_intervals: Option<usize>,
 }
 
 impl Predictor {
-    pub fn new(base_url: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(200))
-            .timeout(Duration::from_secs(2))
-            .build()?;
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
         Ok(Self {
-            http,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            client: PredictorClient::new(&ClientConfig::new(base_url))?,
             window_intervals: None,
         })
     }
 
     /// Probabilities of failure per node, or an error when the sidecar cannot answer
-    /// (the caller then uses the heuristic). Windows shorter than the model's are
-    /// padded at the old end with unknown rows.
+    /// (the caller then uses the heuristic). Non-finite probabilities are dropped and
+    /// the rest clamped to [0, 1].
     pub async fn score(
         &mut self,
-        history: &BTreeMap<NodeId, VecDeque<Row>>,
-    ) -> anyhow::Result<BTreeMap<NodeId, f64>> {
+        windows: &NodeWindows,
+    ) -> Result<BTreeMap<NodeId, f64>, ClientError> {
         let intervals = match self.window_intervals {
             Some(intervals) => intervals,
             None => {
-                let health: SidecarHealth = self.get_json("/health").await?;
-                anyhow::ensure!(
-                    health.schema_version == SCHEMA_VERSION,
-                    "predictor speaks schema {}, we speak {SCHEMA_VERSION}",
-                    health.schema_version
-                );
-                anyhow::ensure!(
-                    (1..=WINDOW_INTERVALS_MAX).contains(&health.window_intervals),
-                    "predictor window of {} intervals is out of range",
-                    health.window_intervals
-                );
-                self.window_intervals = Some(health.window_intervals);
-                health.window_intervals
+                let intervals = self.client.health().await?.window_intervals;
+                self.window_intervals = Some(intervals);
+                intervals
             }
         };
-        let windows: Vec<(NodeId, Vec<Row>)> = history
-            .iter()
-            .filter(|(_, rows)| !rows.is_empty())
-            .map(|(node, rows)| {
-                let mut window: Vec<Row> =
-                    vec![[None; FEATURE_COUNT]; intervals.saturating_sub(rows.len())];
-                window.extend(rows.iter().skip(rows.len().saturating_sub(intervals)));
-                (*node, window)
-            })
-            .collect();
-        if windows.is_empty() {
+        let request = windows.request_windows(intervals);
+        if request.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let request = ScoreRequest {
-            schema_version: SCHEMA_VERSION,
-            windows: windows
-                .iter()
-                .map(|(node, rows)| Window {
-                    node_id: *node,
-                    intervals: rows,
-                })
-                .collect(),
-        };
-        let response = self
-            .http
-            .post(format!("{}/v1/score", self.base_url))
-            .json(&request)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            // A rejected window shape means the model changed: ask again next time.
+        let response = self.client.score(request).await.inspect_err(|_| {
             self.window_intervals = None;
-            anyhow::bail!("predictor answered {}", response.status());
-        }
-        let bytes = read_limited(response).await?;
-        let scores: ScoreResponse = serde_json::from_slice(&bytes)?;
-        Ok(scores
+        })?;
+        Ok(response
             .scores
             .into_iter()
             .filter(|score| score.failure_probability.is_finite())
             .map(|score| (score.node_id, score.failure_probability.clamp(0.0, 1.0)))
             .collect())
     }
+}
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base_url))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "predictor answered {}",
-            response.status()
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use shardlet_core::health_report::{DiskReport, ErrorReport, FragmentReport};
+    use shardlet_predictor_api::schema::index;
+
+    use super::*;
+
+    fn health(read_errors: u64, uptime_seconds: u64, cpu: f64) -> HealthReport {
+        HealthReport {
+            node_id: 1,
+            version: "test".into(),
+            uptime_seconds,
+            cpu_utilization: cpu,
+            memory_used_bytes: 4,
+            memory_total_bytes: 16,
+            disk: DiskReport {
+                capacity_bytes: 100,
+                free_bytes: 40,
+                io_utilization: 0.5,
+                read_latency_ms: 3.5,
+                write_latency_ms: 4.5,
+                ..DiskReport::default()
+            },
+            errors: ErrorReport {
+                read_errors,
+                ..ErrorReport::default()
+            },
+            smart: None,
+            fragments: FragmentReport::default(),
+        }
+    }
+
+    #[test]
+    fn one_row_per_interval_counts_errors_per_interval_and_survives_restarts() {
+        let node = NodeId(1);
+        let mut windows = NodeWindows::default();
+        windows.observe(node, health(5, 100, 0.25));
+        windows.close_interval();
+        // Two probes in one interval: only the latest makes the row.
+        windows.observe(node, health(6, 100, 0.25));
+        windows.observe(node, health(8, 101, 0.25));
+        windows.close_interval();
+        // A node that did not answer gets no row.
+        windows.close_interval();
+        windows.observe(node, health(2, 5, 0.25));
+        windows.close_interval();
+        let rows = windows.window(node);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0][index::CPU_UTILIZATION], 0.25);
+        assert_eq!(rows[0][index::MEMORY_UTILIZATION], 0.25, "memory 4 of 16");
+        assert!(
+            rows[0][index::READ_ERRORS].is_nan(),
+            "no interval yet: errors unknown"
         );
-        Ok(serde_json::from_slice(&read_limited(response).await?)?)
+        assert_eq!(rows[1][index::READ_ERRORS], 3.0);
+        assert_eq!(
+            rows[2][index::READ_ERRORS],
+            2.0,
+            "after a restart the totals are the interval"
+        );
     }
-}
 
-async fn read_limited(response: reqwest::Response) -> anyhow::Result<Vec<u8>> {
-    anyhow::ensure!(
-        response.content_length().unwrap_or(0) <= RESPONSE_BYTES_MAX as u64,
-        "predictor response too large"
-    );
-    let bytes = response.bytes().await?;
-    anyhow::ensure!(
-        bytes.len() <= RESPONSE_BYTES_MAX,
-        "predictor response too large"
-    );
-    Ok(bytes.to_vec())
-}
+    #[test]
+    fn a_nonsense_sample_is_an_unknown_interval_and_history_is_bounded() {
+        let node = NodeId(2);
+        let mut windows = NodeWindows::default();
+        // CPU above 100 %: never a wrong value, an unknown interval.
+        windows.observe(node, health(0, 1, 7.0));
+        windows.close_interval();
+        assert!(windows.window(node)[0].iter().all(|value| value.is_nan()));
+        for uptime in 2..(HISTORY_ROWS_MAX as u64 + 10) {
+            windows.observe(node, health(0, uptime, 0.5));
+            windows.close_interval();
+        }
+        assert_eq!(windows.window(node).len(), HISTORY_ROWS_MAX);
+        assert!(windows.window(NodeId(9)).is_empty());
+    }
 
-/// One row of the window from a node's `/health` sample (and the previous one, for
-/// error counts per interval; a restart makes the totals the interval's count).
-pub fn row_of(previous: Option<&HealthReport>, current: &HealthReport) -> Row {
-    let mut row: Row = [None; FEATURE_COUNT];
-    let unit = |value: f64| (value.is_finite() && (0.0..=1.0).contains(&value)).then_some(value);
-    let non_negative = |value: f64| (value.is_finite() && value >= 0.0).then_some(value);
-    row[index::CPU_UTILIZATION] = unit(current.cpu_utilization);
-    if current.memory_total_bytes > 0 {
-        row[index::MEMORY_UTILIZATION] =
-            unit(current.memory_used_bytes as f64 / current.memory_total_bytes as f64);
+    #[test]
+    fn request_windows_have_the_models_length_padded_at_the_old_end() {
+        let mut windows = NodeWindows::default();
+        for uptime in 1..=3 {
+            windows.observe(NodeId(1), health(0, uptime, 0.5));
+            windows.close_interval();
+        }
+        windows.observe(NodeId(3), health(0, 1, 0.5));
+        let request = windows.request_windows(5);
+        assert_eq!(request.len(), 1, "a node without rows is not sent");
+        assert_eq!(request[0].node_id, NodeId(1));
+        assert_eq!(request[0].intervals.len(), 5);
+        assert!(request[0].intervals[1].iter().all(Option::is_none));
+        assert_eq!(request[0].intervals[4][index::CPU_UTILIZATION], Some(0.5));
+        let shorter = windows.request_windows(2);
+        assert_eq!(shorter[0].intervals.len(), 2, "the latest rows only");
     }
-    row[index::DISK_IO_UTILIZATION] = unit(current.disk.io_utilization);
-    row[index::DISK_READ_LATENCY_MS] = non_negative(current.disk.read_latency_ms);
-    row[index::DISK_WRITE_LATENCY_MS] = non_negative(current.disk.write_latency_ms);
-    if let Some(previous) = previous {
-        let (now, before) = (&current.errors, &previous.errors);
-        let restarted = current.uptime_seconds < previous.uptime_seconds
-            || now.read_errors < before.read_errors
-            || now.write_errors < before.write_errors
-            || now.checksum_failures < before.checksum_failures
-            || now.fsync_failures < before.fsync_failures;
-        let delta = |now: u64, before: u64| Some(if restarted { now } else { now - before } as f64);
-        row[index::READ_ERRORS] = delta(now.read_errors, before.read_errors);
-        row[index::WRITE_ERRORS] = delta(now.write_errors, before.write_errors);
-        row[index::CHECKSUM_FAILURES] = delta(now.checksum_failures, before.checksum_failures);
-        row[index::FSYNC_FAILURES] = delta(now.fsync_failures, before.fsync_failures);
-    }
-    row
 }

@@ -17,7 +17,6 @@ use crate::policy::{self, PolicyInput, Reason};
 use crate::repair::{
     order_repairs, plan_evacuation, plan_repair, RepairError, RepairInput, RepairPlan,
 };
-use crate::risk::HealthSample;
 use crate::scheduler;
 use crate::transition::{check_plan, plan_transition};
 use crate::view::{Action, FragmentLocation, StoredFragment};
@@ -81,10 +80,7 @@ impl World {
     }
 
     pub(super) fn heartbeat(&self, node: u32) -> Heartbeat {
-        Heartbeat {
-            node: NodeId(node),
-            health: HealthSample::default(),
-        }
+        Heartbeat { node: NodeId(node) }
     }
 
     pub(super) fn set_node_state(&mut self, node: u32, state: NodeState) {

@@ -207,11 +207,12 @@ async fn a_node_whose_risk_crosses_the_threshold_is_drained_ahead_of_failure() {
     let risky = &cluster.nodes[cluster.busiest_node().await];
     let risky_id = NodeId(risky.options.node_id);
 
-    // The node's disk rots: 20 fragments that nothing references fail their checksum
-    // on read, and the node reports the failures in /health. The heuristic turns 20
-    // checksum failures into a risk of 1 − e^(−2) ≈ 0.86, above the 0.8 threshold.
+    // The node's disk rots: 100 fragments that nothing references fail their checksum
+    // on read, and the node reports the failures in /health. The predictor's heuristic
+    // turns 100 checksum failures within the node's window into a risk of
+    // 1 − 0.99 × e^(−0.4 × ln 101) ≈ 0.84, above the 0.8 threshold.
     let client = risky.client();
-    for _ in 0..20 {
+    for _ in 0..100 {
         let id = shardlet_testkit::random_fragment_id();
         // Larger than a block, so it is a file this test can damage (small fragments
         // live in the node's RocksDB; their rot is covered by the node's unit tests).
@@ -227,7 +228,7 @@ async fn a_node_whose_risk_crosses_the_threshold_is_drained_ahead_of_failure() {
         risky.client().health().await["errors"]["checksum_failures"]
             .as_u64()
             .unwrap()
-            >= 20
+            >= 100
     );
 
     wait_until(

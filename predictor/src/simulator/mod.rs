@@ -5,7 +5,11 @@
 //! output depends only on the configuration, not on iteration order or thread timing.
 //! Every disk model, failure mode and noise source is documented, with its parameters,
 //! in docs/predictor.md ("The fleet simulator"); keep the two in step.
+//!
+//! Files, lowest first: `config` (what to simulate and what a failure is) → `node` (one
+//! node's day-by-day health) → `output` (the CSV files); this file drives them.
 
+mod config;
 mod node;
 mod output;
 
@@ -14,92 +18,12 @@ use std::path::Path;
 
 use crate::dates::format_day;
 
+pub use config::{FailureMode, FailureRecord, SimulationConfig, DAYS_MAX, FIRST_DAY, NODES_MAX};
 use node::SimulatedNode;
 use output::{header, write_atomically, write_row};
 
 /// Side file naming each failed node's failure mode (not read by the importer).
 pub const FAILURE_MODES_FILE: &str = "failure_modes.csv";
-
-/// Day number of the first simulated day (2025-01-01).
-pub const FIRST_DAY: i32 = 20_089;
-
-/// Upper bounds so a typo on the command line cannot fill the disk.
-pub const NODES_MAX: u32 = 1_000_000;
-pub const DAYS_MAX: u32 = 3_650;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FailureMode {
-    MediaDecay,
-    SuddenDeath,
-    Thermal,
-    LatencyCreep,
-    ControllerErrors,
-}
-
-impl FailureMode {
-    pub const ALL: [FailureMode; 5] = [
-        FailureMode::MediaDecay,
-        FailureMode::SuddenDeath,
-        FailureMode::Thermal,
-        FailureMode::LatencyCreep,
-        FailureMode::ControllerErrors,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FailureMode::MediaDecay => "media_decay",
-            FailureMode::SuddenDeath => "sudden_death",
-            FailureMode::Thermal => "thermal",
-            FailureMode::LatencyCreep => "latency_creep",
-            FailureMode::ControllerErrors => "controller_errors",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|mode| mode.name() == name)
-    }
-
-    /// Share of failures with this mode.
-    fn share(self) -> f64 {
-        match self {
-            FailureMode::MediaDecay => 0.35,
-            FailureMode::SuddenDeath => 0.25,
-            FailureMode::Thermal => 0.12,
-            FailureMode::LatencyCreep => 0.15,
-            FailureMode::ControllerErrors => 0.13,
-        }
-    }
-
-    /// Inclusive range of days of warning before the failure (0 for none).
-    fn warning_days(self) -> (u32, u32) {
-        match self {
-            FailureMode::MediaDecay => (10, 40),
-            FailureMode::SuddenDeath => (0, 0),
-            FailureMode::Thermal => (5, 20),
-            FailureMode::LatencyCreep => (15, 45),
-            FailureMode::ControllerErrors => (3, 15),
-        }
-    }
-}
-
-/// What to simulate.
-#[derive(Clone, Debug)]
-pub struct SimulationConfig {
-    pub nodes: u32,
-    pub days: u32,
-    pub seed: u64,
-    /// Multiplies every model's failure rate (tests use more failures on tiny fleets).
-    pub failure_rate_scale: f64,
-}
-
-/// One failed node, as recorded in the side file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FailureRecord {
-    pub serial: String,
-    pub model: String,
-    pub mode: FailureMode,
-    pub failure_day: i32,
-}
 
 /// Simulates the fleet into `out` (created if needed): one `YYYY-MM-DD.csv` per day and
 /// the `failure_modes.csv` side file. `on_day_done` is called after each day.

@@ -3,9 +3,9 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use shardlet_predictor_api::schema::{index, FeatureValues, ALL_MISSING};
 
-use super::{FailureMode, FailureRecord, SimulationConfig, FIRST_DAY};
-use crate::schema::{index, FeatureValues, ALL_MISSING};
+use super::config::{FailureMode, FailureRecord, SimulationConfig, FIRST_DAY};
 
 /// A simulated disk model.
 pub(super) struct DiskModel {

@@ -1,12 +1,12 @@
 //! The simulator's output in the Backblaze CSV format (with the schema's non-SMART
 //! features as extra columns), written crash-safely one file per day.
 
+use shardlet_predictor_api::schema::{index, FeatureValues, FEATURES, FEATURE_COUNT};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use super::node::{is_smart_feature, SimulatedNode};
-use crate::schema::{index, FeatureValues, FEATURES, FEATURE_COUNT};
 
 /// SMART attribute numbers written to the CSV, in column order.
 const SMART_ATTRIBUTES: [(u32, usize); 8] = [

@@ -7,9 +7,9 @@ use shardlet_predictor::backblaze::import_fleet;
 use shardlet_predictor::dataset::Fleet;
 use shardlet_predictor::features::Normalizer;
 use shardlet_predictor::model::{LstmModel, ModelMetadata, TrainingSummary};
-use shardlet_predictor::schema::{feature_names, SCHEMA_VERSION};
 use shardlet_predictor::simulator::{simulate, SimulationConfig};
 use shardlet_predictor::split::SplitConfig;
+use shardlet_predictor_api::schema::{feature_names, SCHEMA_VERSION};
 
 /// A small fleet with a raised failure rate, written as CSV and imported back: the
 /// same data path as real data.

@@ -10,9 +10,8 @@ use shardlet_model::schema::{
 };
 use shardlet_model::Stored;
 
-use super::{body, object, write, writer_with_bucket, Fixture};
+use super::{object, write, writer_with_bucket, Fixture};
 use crate::object::commit::{CommitError, CompleteError, Completion, Uncommitted};
-use crate::object::storage_class::plan_for;
 
 async fn open_upload(gateway: &Fixture) -> Stored<MultipartUploadRecord> {
     let bucket = gateway.catalog.existing_bucket("b").await.unwrap();

@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
-use shardlet_core::{ObjectId, RedundancyLevel};
+use shardlet_core::ObjectId;
 use shardlet_model::schema::{keys, IntentRecord, IntentState};
 
 use super::{object, write, writer_with_bucket, Fixture};
-use crate::object::commit::{CommitCondition, CommitError, Uncommitted};
-use crate::object::storage_class::plan_for;
+use crate::object::commit::{CommitCondition, CommitError};
 
 async fn intent(gateway: &Fixture, id: ObjectId) -> Option<IntentRecord> {
     gateway

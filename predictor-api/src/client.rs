@@ -1,15 +1,20 @@
-//! The controller's client for the sidecar. Compiled without libtorch.
+//! The sidecar's HTTP client, as the controller (and the predictor's own tests and
+//! benchmark) use it. Compiled without libtorch.
 //!
-//! Every call has a connect timeout and a total timeout. When the sidecar cannot be
-//! reached (refused, timed out, 5xx, unreadable answer) the error is `Unavailable`, and
+//! Every call has a connect timeout and a total timeout, and reads at most
+//! `RESPONSE_BODY_BYTES_MAX` of an answer. When the sidecar cannot be reached (refused,
+//! timed out, 5xx, unreadable or oversized answer) the error is `Unavailable`, and
 //! `score_or_fallback` scores with the documented heuristic instead, saying so in each
-//! score's `source` so the controller can show it is running degraded.
+//! score's `source` so the controller can show it is running degraded. `health` asks
+//! the sidecar for its model's shape and refuses one this client cannot feed.
 
 use std::time::Duration;
 
 use shardlet_core::NodeId;
 
-use crate::api::{ErrorResponse, NodeWindow, ScoreRequest, ScoreResponse};
+use crate::api::{
+    ErrorResponse, HealthResponse, NodeWindow, ScoreRequest, ScoreResponse, RESPONSE_BODY_BYTES_MAX,
+};
 use crate::heuristic::heuristic_score;
 use crate::schema::{FeatureValues, SCHEMA_VERSION};
 
@@ -18,6 +23,10 @@ pub enum ClientError {
     /// The sidecar is down, slow or broken: fall back.
     #[error("predictor sidecar unavailable: {0}")]
     Unavailable(String),
+    /// The sidecar answers but serves a model this client cannot feed (another schema
+    /// version, an out-of-range window): fall back until it is replaced.
+    #[error("predictor sidecar is incompatible: {0}")]
+    Incompatible(String),
     /// The sidecar refused the request (a 4xx): a bug on our side, worth logging loudly.
     #[error("predictor sidecar rejected the request ({status}): {reason}")]
     Rejected { status: u16, reason: String },
@@ -58,6 +67,7 @@ impl ClientConfig {
 pub struct PredictorClient {
     http: reqwest::Client,
     score_url: String,
+    health_url: String,
 }
 
 impl PredictorClient {
@@ -73,7 +83,31 @@ impl PredictorClient {
         Ok(Self {
             http,
             score_url: format!("{base}/v1/score"),
+            health_url: format!("{base}/health"),
         })
+    }
+
+    /// The sidecar's model: version, schema and window length, checked to be one this
+    /// client can feed (`Incompatible` otherwise).
+    pub async fn health(&self) -> Result<HealthResponse, ClientError> {
+        let response = self
+            .http
+            .get(&self.health_url)
+            .send()
+            .await
+            .map_err(|error| ClientError::Unavailable(error.to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ClientError::Unavailable(format!(
+                "GET /health: HTTP {status}"
+            )));
+        }
+        let body = read_bounded(response).await?;
+        let health: HealthResponse = serde_json::from_slice(&body).map_err(|error| {
+            ClientError::Unavailable(format!("unreadable /health response: {error}"))
+        })?;
+        health.check().map_err(ClientError::Incompatible)?;
+        Ok(health)
     }
 
     /// Scores a batch with the model.
@@ -91,10 +125,13 @@ impl PredictorClient {
             .map_err(|error| ClientError::Unavailable(error.to_string()))?;
         let status = response.status();
         if status.is_client_error() {
-            let reason = response
-                .json::<ErrorResponse>()
-                .await
-                .map_or_else(|error| error.to_string(), |body| body.error);
+            let reason = match read_bounded(response).await {
+                Ok(body) => serde_json::from_slice::<ErrorResponse>(&body).map_or_else(
+                    |error| format!("no error reason in the answer ({error})"),
+                    |body| body.error,
+                ),
+                Err(error) => error.to_string(),
+            };
             return Err(ClientError::Rejected {
                 status: status.as_u16(),
                 reason,
@@ -103,9 +140,8 @@ impl PredictorClient {
         if !status.is_success() {
             return Err(ClientError::Unavailable(format!("HTTP {status}")));
         }
-        let scores: ScoreResponse = response
-            .json()
-            .await
+        let body = read_bounded(response).await?;
+        let scores: ScoreResponse = serde_json::from_slice(&body)
             .map_err(|error| ClientError::Unavailable(format!("unreadable response: {error}")))?;
         if scores.scores.len() != request.windows.len() {
             return Err(ClientError::Unavailable(format!(
@@ -150,6 +186,34 @@ impl PredictorClient {
     }
 }
 
+/// The body of an answer, refused beyond `RESPONSE_BODY_BYTES_MAX` (checked against the
+/// declared length first, then while reading, since a length need not be declared).
+async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
+    let too_large = || {
+        ClientError::Unavailable(format!(
+            "response larger than {RESPONSE_BODY_BYTES_MAX} bytes"
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > RESPONSE_BODY_BYTES_MAX as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| ClientError::Unavailable(format!("reading the response: {error}")))?
+    {
+        if body.len() + chunk.len() > RESPONSE_BODY_BYTES_MAX {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Heuristic scores for every window, each marked with why the model was not used.
 pub fn fallback_scores(windows: &[(NodeId, Vec<FeatureValues>)], reason: &str) -> Vec<RiskScore> {
     windows
@@ -163,3 +227,6 @@ pub fn fallback_scores(windows: &[(NodeId, Vec<FeatureValues>)], reason: &str) -
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,6 +16,12 @@ use crate::schema::{
 pub const BATCH_NODES_MAX: usize = 1_000;
 /// Largest request body the server reads (a full batch of 1,000 × 30 × 18 values fits).
 pub const REQUEST_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Largest response body the client reads (a full batch of 1,000 scores is ~100 KiB):
+/// a broken sidecar cannot make its callers buffer without bound.
+pub const RESPONSE_BODY_BYTES_MAX: usize = 1024 * 1024;
+/// Longest window a client accepts from the sidecar's `GET /health`: callers keep that
+/// many intervals per node, so this bounds their memory.
+pub const WINDOW_INTERVALS_MAX: usize = 1_000;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct NodeWindow {
@@ -86,6 +92,26 @@ pub struct HealthResponse {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ErrorResponse {
     pub error: String,
+}
+
+impl HealthResponse {
+    /// Checks that a sidecar's `/health` describes a model this client can feed: the
+    /// same schema, a window of 1 to `WINDOW_INTERVALS_MAX` intervals.
+    pub fn check(&self) -> Result<(), String> {
+        if self.schema_version != SCHEMA_VERSION {
+            return Err(format!(
+                "the sidecar speaks schema {}, this client speaks {SCHEMA_VERSION}",
+                self.schema_version
+            ));
+        }
+        if !(1..=WINDOW_INTERVALS_MAX).contains(&self.window_intervals) {
+            return Err(format!(
+                "the sidecar's window of {} intervals is outside 1 to {WINDOW_INTERVALS_MAX}",
+                self.window_intervals
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Checks a request against the model's shape and the schema's ranges and returns the
@@ -179,5 +205,48 @@ mod tests {
             windows: vec![],
         };
         assert!(validate(&empty, 3).is_err());
+    }
+
+    fn health(schema_version: u32, window_intervals: usize) -> HealthResponse {
+        HealthResponse {
+            status: "ok".into(),
+            model_version: "m1".into(),
+            schema_version,
+            window_intervals,
+            horizon_days: 30,
+            feature_names: vec![],
+        }
+    }
+
+    #[test]
+    fn a_sidecar_health_with_another_schema_or_an_unbounded_window_is_refused() {
+        assert!(health(SCHEMA_VERSION, 30).check().is_ok());
+        assert!(health(SCHEMA_VERSION + 1, 30)
+            .check()
+            .unwrap_err()
+            .contains("schema"));
+        assert!(health(SCHEMA_VERSION, 0).check().is_err());
+        assert!(health(SCHEMA_VERSION, WINDOW_INTERVALS_MAX + 1)
+            .check()
+            .is_err());
+    }
+
+    #[test]
+    fn rows_and_wire_intervals_round_trip_with_missing_as_null() {
+        let mut row = ALL_MISSING;
+        row[0] = 0.5;
+        let window = NodeWindow::from_rows(NodeId(2), &[row]);
+        assert_eq!(window.intervals[0][0], Some(0.5));
+        assert_eq!(window.intervals[0][1], None);
+        let wire = serde_json::to_value(&window).unwrap();
+        assert_eq!(wire["node_id"], 2);
+        assert_eq!(wire["intervals"][0][0], 0.5);
+        assert!(
+            wire["intervals"][0][1].is_null(),
+            "missing is null on the wire"
+        );
+        let back = window.rows_unchecked();
+        assert_eq!(back[0][0], 0.5);
+        assert!(back[0][1].is_nan());
     }
 }

@@ -8,10 +8,18 @@
 //!      + 0.1 × max(0, age in years − 3)          (age from SMART 9, power-on hours)
 //! score = 1 − 0.99 × e^(−risk)   (0.01 for a young, clean node; → 1 as risk grows)
 
-use crate::baselines::smart_rule;
-use crate::schema::{index, FeatureValues};
+use crate::schema::{index, FeatureValues, SMART_RULE_FEATURES};
 
 const HOURS_PER_YEAR: f32 = 8766.0;
+
+/// The SMART rule operators use (also one of the predictor's baselines): 1 when any of
+/// raw 5, 187, 188, 197, 198 is above zero, else 0. Missing attributes never alarm.
+pub fn smart_rule(values: &FeatureValues) -> f32 {
+    let alarm = SMART_RULE_FEATURES
+        .iter()
+        .any(|feature| values[*feature] > 0.0);
+    f32::from(u8::from(alarm))
+}
 
 /// Heuristic failure probability-like score in [0.01, 1) for a window, oldest first.
 pub fn heuristic_score(intervals: &[FeatureValues]) -> f32 {
@@ -71,5 +79,15 @@ mod tests {
         old[6][index::SMART_9] = 6.0 * HOURS_PER_YEAR;
         assert!(heuristic_score(&old) > base);
         assert!(heuristic_score(&[]) < 0.02);
+    }
+
+    #[test]
+    fn smart_rule_alarms_on_listed_attributes_only() {
+        let mut values = ALL_MISSING;
+        assert_eq!(smart_rule(&values), 0.0);
+        values[index::SMART_199] = 50.0;
+        assert_eq!(smart_rule(&values), 0.0);
+        values[index::SMART_197] = 1.0;
+        assert_eq!(smart_rule(&values), 1.0);
     }
 }

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use shardlet_core::NodeId;
-use shardlet_predictor::api::NodeWindow;
-use shardlet_predictor::client::{ClientConfig, ClientError, PredictorClient, ScoreSource};
-use shardlet_predictor::heuristic_score;
-use shardlet_predictor::schema::{index, ALL_MISSING};
+use shardlet_predictor_api::api::NodeWindow;
+use shardlet_predictor_api::client::{ClientConfig, ClientError, PredictorClient, ScoreSource};
+use shardlet_predictor_api::heuristic_score;
+use shardlet_predictor_api::schema::{index, ALL_MISSING};
 
-fn rows(reallocated: f32) -> Vec<shardlet_predictor::FeatureValues> {
+fn rows(reallocated: f32) -> Vec<shardlet_predictor_api::FeatureValues> {
     let mut rows = vec![ALL_MISSING; 4];
     rows[3][index::SMART_5] = reallocated;
     rows

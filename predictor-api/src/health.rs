@@ -1,46 +1,11 @@
-//! The storage node's `/health` JSON mapped onto the schema (the mapping table is in
-//! docs/predictor.md). The JSON comes from another process, so every field is checked
-//! and a bad sample is an error, never a panic or a silently wrong row.
+//! The storage node's `/health` report (`shardlet_core::health_report::HealthReport`)
+//! mapped onto the schema (the mapping table is in docs/predictor.md). The report comes
+//! from another process, so every field is checked and a bad sample is an error, never
+//! a panic or a silently wrong row.
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
+use shardlet_core::health_report::HealthReport;
 
 use crate::schema::{check_value, index, FeatureValues, ALL_MISSING, FEATURES};
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct DiskHealth {
-    pub capacity_bytes: u64,
-    pub free_bytes: u64,
-    pub read_bytes_per_second: f64,
-    pub write_bytes_per_second: f64,
-    pub io_utilization: f64,
-    pub read_latency_ms: f64,
-    pub write_latency_ms: f64,
-}
-
-/// Totals since the node process started.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct ErrorTotals {
-    pub read_errors: u64,
-    pub write_errors: u64,
-    pub checksum_failures: u64,
-    pub fsync_failures: u64,
-}
-
-/// One `/health` sample as the storage node serves it.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct NodeHealth {
-    pub cpu_utilization: f64,
-    pub memory_used_bytes: u64,
-    pub memory_total_bytes: u64,
-    pub disk: DiskHealth,
-    pub errors: ErrorTotals,
-    /// SMART raw counters by attribute: keys `"5"`, `"smart_5_raw"` or the schema name
-    /// (`"smart_5_reallocated_sectors"`) are all understood; others are ignored.
-    pub smart: Option<BTreeMap<String, f64>>,
-    pub uptime_seconds: u64,
-}
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum HealthError {
@@ -50,10 +15,9 @@ pub enum HealthError {
     Invalid(String),
 }
 
-impl NodeHealth {
-    pub fn from_json(text: &[u8]) -> Result<Self, HealthError> {
-        serde_json::from_slice(text).map_err(|error| HealthError::Json(error.to_string()))
-    }
+/// Parses one `/health` answer (bytes from another process: errors, never panics).
+pub fn parse_report(text: &[u8]) -> Result<HealthReport, HealthError> {
+    serde_json::from_slice(text).map_err(|error| HealthError::Json(error.to_string()))
 }
 
 /// SMART attribute number of each SMART feature.
@@ -86,8 +50,8 @@ fn smart_feature(key: &str) -> Option<usize> {
 /// sample the counters are missing. Peer network latency is not in `/health`: the
 /// caller (the controller, which measures it) passes it in, or `None`.
 pub fn to_schema_row(
-    previous: Option<&NodeHealth>,
-    current: &NodeHealth,
+    previous: Option<&HealthReport>,
+    current: &HealthReport,
     network_latency_ms: Option<f64>,
 ) -> Result<FeatureValues, HealthError> {
     let invalid = |reason: String| HealthError::Invalid(reason);
@@ -163,22 +127,24 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// A full `/health` answer as a storage node serves it, with SMART counters.
     fn sample(read_errors: u64, uptime_seconds: u64) -> String {
         format!(
-            r#"{{"cpu_utilization":0.25,"memory_used_bytes":4,"memory_total_bytes":16,
-            "disk":{{"capacity_bytes":100,"free_bytes":40,"read_bytes_per_second":1e6,
-            "write_bytes_per_second":2e6,"io_utilization":0.5,"read_latency_ms":3.5,
-            "write_latency_ms":4.5}},
+            r#"{{"node_id":1,"version":"0.1.0","uptime_seconds":{uptime_seconds},
+            "cpu_utilization":0.25,"memory_used_bytes":4,"memory_total_bytes":16,
+            "disk":{{"capacity_bytes":100,"free_bytes":40,"reserve_bytes":0,
+            "read_bytes_per_second":1e6,"write_bytes_per_second":2e6,"io_utilization":0.5,
+            "read_latency_ms":3.5,"write_latency_ms":4.5}},
             "errors":{{"read_errors":{read_errors},"write_errors":0,"checksum_failures":0,"fsync_failures":0}},
             "smart":{{"5":3,"smart_194_raw":41,"smart_197_pending_sectors":2,"unknown":9}},
-            "uptime_seconds":{uptime_seconds}}}"#
+            "fragments":{{"count":0,"bytes":0}}}}"#
         )
     }
 
     #[test]
     fn maps_fields_and_differences_error_totals() {
-        let before = NodeHealth::from_json(sample(10, 100).as_bytes()).unwrap();
-        let after = NodeHealth::from_json(sample(13, 200).as_bytes()).unwrap();
+        let before = parse_report(sample(10, 100).as_bytes()).unwrap();
+        let after = parse_report(sample(13, 200).as_bytes()).unwrap();
         let values = to_schema_row(Some(&before), &after, Some(1.5)).unwrap();
         assert_eq!(values[index::CPU_UTILIZATION], 0.25);
         assert_eq!(values[index::MEMORY_UTILIZATION], 0.25);
@@ -194,8 +160,8 @@ mod tests {
 
     #[test]
     fn a_restart_counts_errors_since_the_restart() {
-        let before = NodeHealth::from_json(sample(10, 1000).as_bytes()).unwrap();
-        let after = NodeHealth::from_json(sample(2, 50).as_bytes()).unwrap();
+        let before = parse_report(sample(10, 1000).as_bytes()).unwrap();
+        let after = parse_report(sample(2, 50).as_bytes()).unwrap();
         assert_eq!(
             to_schema_row(Some(&before), &after, None).unwrap()[index::READ_ERRORS],
             2.0
@@ -204,16 +170,46 @@ mod tests {
 
     #[test]
     fn bad_samples_are_errors() {
-        assert!(NodeHealth::from_json(b"{").is_err());
-        assert!(NodeHealth::from_json(br#"{"cpu_utilization":0.1}"#).is_err());
-        let mut bad = NodeHealth::from_json(sample(0, 1).as_bytes()).unwrap();
+        assert!(parse_report(b"{").is_err());
+        assert!(parse_report(br#"{"cpu_utilization":0.1}"#).is_err());
+        let mut bad = parse_report(sample(0, 1).as_bytes()).unwrap();
         bad.cpu_utilization = 1.7;
         assert!(to_schema_row(None, &bad, None).is_err());
-        let mut bad = NodeHealth::from_json(sample(0, 1).as_bytes()).unwrap();
+        let mut bad = parse_report(sample(0, 1).as_bytes()).unwrap();
         bad.memory_used_bytes = 99;
         assert!(to_schema_row(None, &bad, None).is_err());
-        let mut bad = NodeHealth::from_json(sample(0, 1).as_bytes()).unwrap();
+        let mut bad = parse_report(sample(0, 1).as_bytes()).unwrap();
         bad.disk.read_latency_ms = -1.0;
         assert!(to_schema_row(None, &bad, None).is_err());
+        let mut bad = parse_report(sample(0, 1).as_bytes()).unwrap();
+        bad.disk.free_bytes = 101;
+        assert!(to_schema_row(None, &bad, None).is_err());
+        let mut bad = parse_report(sample(0, 1).as_bytes()).unwrap();
+        bad.disk.write_bytes_per_second = f64::INFINITY;
+        assert!(to_schema_row(None, &bad, None).is_err());
+        // Too large for f32: infinity, rejected rather than clamped.
+        let mut bad = parse_report(sample(0, 1).as_bytes()).unwrap();
+        bad.disk.read_latency_ms = 1e300;
+        let error = to_schema_row(None, &bad, None).unwrap_err();
+        assert!(
+            error.to_string().contains("disk_read_latency_ms"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn what_a_node_serves_today_maps_with_smart_and_memory_unknown_when_not_reported() {
+        // `smart: null` is what every node serves on VMs and containers.
+        let mut report = parse_report(sample(0, 1).as_bytes()).unwrap();
+        report.smart = None;
+        report.memory_total_bytes = 0;
+        report.memory_used_bytes = 0;
+        let served = serde_json::to_vec(&report).unwrap();
+        let values = to_schema_row(None, &parse_report(&served).unwrap(), None).unwrap();
+        assert!(values[index::MEMORY_UTILIZATION].is_nan());
+        assert!(values[index::NETWORK_LATENCY_MS].is_nan());
+        assert!(values[index::SMART_5].is_nan());
+        assert_eq!(values[index::DISK_IO_UTILIZATION], 0.5);
+        assert_eq!(values[index::DISK_WRITE_LATENCY_MS], 4.5);
     }
 }
