@@ -15,7 +15,7 @@ use shardlet_core::{
 };
 
 use shardlet_model::memory::InMemoryMetadata;
-use shardlet_model::schema::{keys, ObjectRecord, ShardletRecord, StoredChecksums};
+use shardlet_model::schema::{encode, keys, ObjectRecord, ShardletRecord, StoredChecksums};
 
 use crate::metrics::Metrics;
 use crate::object::catalog::Catalog;
@@ -30,11 +30,13 @@ use crate::object::write_path::{UploadBody, WriteError, WritePath, SHARDLETS_IN_
 
 const KIB: usize = 1024;
 
-/// Counts concurrent puts, to check the in-flight bound.
+/// Counts concurrent puts, to check the in-flight bound; runs `before_first_get` (a
+/// concurrent change a test stages) before the first fragment read it serves.
 struct Counting {
     inner: Arc<InMemoryFragments>,
     now: AtomicUsize,
     peak: AtomicUsize,
+    before_first_get: tokio::sync::Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
 }
 
 #[async_trait]
@@ -58,6 +60,10 @@ impl FragmentStore for Counting {
         id: FragmentId,
         range: Option<std::ops::Range<u64>>,
     ) -> Result<Bytes, FragmentError> {
+        let staged = self.before_first_get.lock().await.take();
+        if let Some(change) = staged {
+            change.await;
+        }
         self.inner.get(node, id, range).await
     }
     async fn delete(&self, node: NodeId, id: FragmentId) -> Result<(), FragmentError> {
@@ -97,6 +103,7 @@ fn fixture(upload_timeout: Duration) -> Fixture {
         inner: fragments.clone(),
         now: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),
+        before_first_get: tokio::sync::Mutex::new(None),
     });
     let metrics = Arc::new(Metrics::new());
     let collector = Arc::new(Collector::new(
@@ -604,5 +611,82 @@ async fn a_node_that_refuses_writes_is_replaced() {
             .await
             .unwrap(),
         bytes
+    );
+}
+
+/// What a transition or repair does to a shardlet: every fragment rewritten under the
+/// next generation, the record pointing at the new ones, the old ones deleted.
+async fn move_to_next_generation(
+    catalog: Catalog,
+    fragments: Arc<InMemoryFragments>,
+    mut record: ShardletRecord,
+) {
+    for location in &mut record.fragments {
+        let old = record_fragment_id(&record.id, location);
+        location.generation = shardlet_core::Generation(location.generation.0 + 1);
+        let new = record_fragment_id(&record.id, location);
+        let mut stored = fragments.stored.lock().unwrap();
+        let bytes = stored.remove(&(location.node, old)).unwrap();
+        stored.insert((location.node, new), bytes);
+    }
+    let mut batch = shardlet_model::store::Batch::default();
+    batch.put(keys::shardlet(record.id), encode(&record));
+    catalog.apply(batch).await.unwrap();
+}
+
+fn record_fragment_id(
+    shardlet: &ShardletId,
+    location: &shardlet_model::schema::FragmentLocation,
+) -> FragmentId {
+    FragmentId::new(*shardlet, location.generation, location.index)
+}
+
+#[tokio::test]
+async fn a_read_whose_fragments_moved_under_it_re_reads_the_record_and_succeeds() {
+    for plan in [medium(), cold()] {
+        let fixture = with_bucket(Duration::from_secs(3600)).await;
+        let bytes = data(100 * KIB);
+        let object = put(&fixture, "k", &bytes, plan).await;
+        let moved = shardlet(&fixture, object.shardlets[0].id).await;
+        // The reader has the old record when the move happens: before its first
+        // fragment read, after its record read.
+        *fixture.counting.before_first_get.lock().await = Some(Box::pin(move_to_next_generation(
+            fixture.catalog.clone(),
+            fixture.fragments.clone(),
+            moved,
+        )));
+        assert_eq!(
+            read(&fixture, &object, 0..bytes.len() as u64)
+                .await
+                .unwrap(),
+            bytes
+        );
+        assert_eq!(
+            fixture
+                .metrics
+                .degraded_reads_total
+                .with_label_values(&["layout_changed"])
+                .get(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn fragments_gone_without_a_new_layout_are_still_an_error() {
+    let fixture = with_bucket(Duration::from_secs(3600)).await;
+    let bytes = data(10 * KIB);
+    let object = put(&fixture, "k", &bytes, medium()).await;
+    fixture.fragments.stored.lock().unwrap().clear();
+    assert!(read(&fixture, &object, 0..bytes.len() as u64)
+        .await
+        .is_err());
+    assert_eq!(
+        fixture
+            .metrics
+            .degraded_reads_total
+            .with_label_values(&["layout_changed"])
+            .get(),
+        0
     );
 }

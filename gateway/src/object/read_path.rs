@@ -8,6 +8,12 @@
 //!   fragments, and is counted in `shardlet_gateway_degraded_reads_total{reason}`.
 //! - An error no fallback can absorb ends the stream with an error, which makes the
 //!   HTTP layer abort the response: a client never gets a silently short body.
+//! - A layout that moved under the read (a transition re-coded the shardlet, or a
+//!   repair rewrote its fragments, and the old fragments are gone): when no fallback
+//!   can read the record the read started from, the record is read again and, if it
+//!   changed, the read starts over from the new one (at most
+//!   [`LAYOUT_RE_READS_MAX`] times, counted as `reason="layout_changed"`). Only an
+//!   unchanged record that cannot be read is an error.
 //! - Every shardlet read is reported to the heat tracker (never blocking).
 
 use std::ops::Range;
@@ -24,10 +30,14 @@ use crate::object::fragments::{FragmentError, FragmentStore};
 use crate::object::heat::HeatReporter;
 use crate::object::object_range::{pieces, Piece};
 use shardlet_model::schema::{keys, ShardletRecord};
+use shardlet_model::Stored;
 
 /// Shardlets fetched ahead of the one being sent. Memory per GET is at most this many
 /// shardlets (2 MiB each by default).
 pub const READ_AHEAD_SHARDLETS: usize = 4;
+/// How often one shardlet's read starts over from a re-read record whose layout moved
+/// under it; a layout that keeps moving faster than reads is an error, not a loop.
+pub const LAYOUT_RE_READS_MAX: usize = 2;
 /// One fragment read, connect to last byte; then the next replica is tried.
 pub const FRAGMENT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -72,25 +82,56 @@ impl ReadPath {
 
     async fn read_piece(&self, piece: Piece) -> Result<Bytes, ReadError> {
         let id = piece.reference.id;
-        let record = self
-            .catalog
-            .read::<ShardletRecord>(&keys::shardlet(id))
-            .await
-            .map_err(|error| ReadError::Metadata(error.to_string()))?
-            .ok_or_else(|| ReadError::MissingRecord(id.to_string()))?
-            .record;
+        let mut stored = self.shardlet_record(id).await?;
         self.heat.report(id);
-        let bytes = match record.scheme {
-            Scheme::Replicated { .. } => {
-                self.read_replicated(&record, piece.within.clone()).await?
-            }
-            Scheme::ErasureCoded { .. } => {
-                let whole = self.read_erasure_coded(&record).await?;
-                whole.slice(piece.within.start as usize..piece.within.end as usize)
+        let mut re_reads = 0;
+        let bytes = loop {
+            match self.read_record(&stored.record, &piece).await {
+                Ok(bytes) => break bytes,
+                Err(error @ ReadError::Unreadable { .. }) if re_reads < LAYOUT_RE_READS_MAX => {
+                    let fresh = self.shardlet_record(id).await?;
+                    if fresh.version == stored.version {
+                        return Err(error);
+                    }
+                    tracing::info!(shardlet = %id, %error, "the shardlet's layout changed during the read; reading the new one");
+                    self.metrics
+                        .degraded_reads_total
+                        .with_label_values(&["layout_changed"])
+                        .inc();
+                    stored = fresh;
+                    re_reads += 1;
+                }
+                Err(error) => return Err(error),
             }
         };
         self.metrics.bytes_read_total.inc_by(bytes.len() as u64);
         Ok(bytes)
+    }
+
+    async fn shardlet_record(
+        &self,
+        id: shardlet_core::ShardletId,
+    ) -> Result<Stored<ShardletRecord>, ReadError> {
+        self.catalog
+            .read::<ShardletRecord>(&keys::shardlet(id))
+            .await
+            .map_err(|error| ReadError::Metadata(error.to_string()))?
+            .ok_or_else(|| ReadError::MissingRecord(id.to_string()))
+    }
+
+    /// The piece's bytes as laid out in `record`.
+    async fn read_record(
+        &self,
+        record: &ShardletRecord,
+        piece: &Piece,
+    ) -> Result<Bytes, ReadError> {
+        match record.scheme {
+            Scheme::Replicated { .. } => self.read_replicated(record, piece.within.clone()).await,
+            Scheme::ErasureCoded { .. } => {
+                let whole = self.read_erasure_coded(record).await?;
+                Ok(whole.slice(piece.within.start as usize..piece.within.end as usize))
+            }
+        }
     }
 
     fn degraded(
