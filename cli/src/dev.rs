@@ -23,7 +23,7 @@
 //! end-to-end tests build their clusters with.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -100,7 +100,12 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
     // Before anything is created or started: a refusal changes nothing.
     let topology = local_topology(&arguments)?;
     check_ports_free(&arguments, &topology)?;
-    std::fs::create_dir_all(data.join("logs"))
+    // The cluster secret, the S3 key and every component's data live here: owner only.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data.join("logs"))
+        .and_then(|()| std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)))
         .with_context(|| format!("cannot create {}", data.display()))?;
     let secret_path = data.join("cluster-secret");
     let secret = load_or_create_secret(&secret_path)?;

@@ -20,7 +20,13 @@ pub const CF_MACHINE_STATE: &str = "machine_state";
 const COLUMN_FAMILIES: [&str; 4] = [CF_RAFT_LOG, CF_RAFT_STATE, CF_KV, CF_MACHINE_STATE];
 
 pub fn open(directory: &Path) -> anyhow::Result<Arc<DB>> {
-    std::fs::create_dir_all(directory)?;
+    // Only this member reads it: it holds every S3 secret key and the whole catalog.
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(directory)?;
+    std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o700))?;
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
@@ -42,4 +48,21 @@ pub fn io_error(
 ) -> openraft::StorageError<crate::types::MemberId> {
     openraft::StorageIOError::new(subject, verb, openraft::AnyError::error(error.to_string()))
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_database_directory_is_the_members_alone() {
+        let parent = tempfile::tempdir().unwrap();
+        let directory = parent.path().join("meta");
+        std::fs::create_dir(&directory).unwrap();
+        std::fs::set_permissions(&directory, std::fs::Permissions::from_mode(0o755)).unwrap();
+        drop(super::open(&directory).unwrap());
+        let mode = std::fs::metadata(&directory).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
 }

@@ -92,6 +92,19 @@ async fn dev_keeps_serving_with_its_stdout_closed_and_sigterm_stops_every_compon
         "the gateway stopped answering\n{}",
         dev.logs()
     );
+    // Secrets and data are the owner's only.
+    let mode = |path: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&dev.data), 0o700, "the data directory");
+    for file in ["cluster-secret", "s3-credentials.json"] {
+        assert_eq!(mode(&dev.data.join(file)), 0o600, "{file}");
+    }
     terminate_and_check_everything_stopped(&mut dev).await;
 }
 

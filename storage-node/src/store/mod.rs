@@ -19,6 +19,7 @@
 
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -80,7 +81,12 @@ impl FragmentStore {
     /// Opens (creating if needed) the store in `data_dir`: takes the directory lock,
     /// empties `tmp/` (nothing there was acknowledged), counts fragments and bytes.
     pub fn open(data_dir: &Path, metrics: Arc<NodeMetrics>) -> io::Result<Self> {
-        fs::create_dir_all(data_dir)?;
+        // The node's own, nobody else's: fragments are other tenants' data.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)?;
+        fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))?;
         let lock_file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
+use std::path::Path;
 use std::sync::Arc;
 
 use shardlet_core::{Crc32c, FragmentId, FragmentIndex, Generation, ObjectId, ShardletId};
@@ -628,4 +629,20 @@ async fn concurrent_small_writes_are_all_stored() {
         );
     }
     assert_eq!(store.fragment_count(), 64);
+}
+
+#[test]
+fn the_data_directory_is_the_nodes_alone_even_if_it_was_created_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let fresh = parent.path().join("fresh");
+    drop(FragmentStore::open(&fresh, Arc::new(NodeMetrics::new().unwrap())).unwrap());
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&fresh), 0o700);
+    // A directory an older build (or an operator) left world-readable is tightened.
+    let open_dir = parent.path().join("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop(FragmentStore::open(&open_dir, Arc::new(NodeMetrics::new().unwrap())).unwrap());
+    assert_eq!(mode(&open_dir), 0o700);
 }
