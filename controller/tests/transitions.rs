@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{placed, topology, Cluster};
+use common::{decide_by_default, placed, topology, Cluster};
 use proptest::prelude::*;
 use shardlet_controller::policy::{decide, PolicyConfig, PolicyInput, SchemeTable};
 use shardlet_controller::transition::{check_plan, plan_transition};
@@ -63,22 +63,13 @@ proptest! {
 #[test]
 fn the_checker_rejects_a_plan_that_deletes_before_committing() {
     let cluster = Cluster::new(topology(3, 3, 4));
-    let config = PolicyConfig::default();
-    let table = SchemeTable::new(&config, &cluster.map).unwrap();
     let state = placed(
         &cluster,
         3,
         RedundancyLevel::Medium,
         shardlet_core::Scheme::Replicated { copies: 3 },
     );
-    let risk = |_: NodeId| 0.001;
-    let input = PolicyInput {
-        state: &state,
-        class: AccessClass::Cold,
-        node_risk: &risk,
-        now_ms: 1 << 40,
-    };
-    let target = decide(&config, &table, &cluster.map, &cluster.domains, &input).unwrap();
+    let target = decide_by_default(&cluster, &state, AccessClass::Cold, &|_| 0.001, 1 << 40);
     let mut plan = plan_transition(&state, &target).unwrap();
     assert!(check_plan(&state, &plan).is_ok());
     // Move the first deletion to the front: the old layout breaks while committed.
@@ -102,22 +93,13 @@ fn the_checker_rejects_a_plan_that_deletes_before_committing() {
 #[test]
 fn adding_a_replica_copies_one_fragment_and_keeps_the_others() {
     let cluster = Cluster::new(topology(3, 3, 4));
-    let config = PolicyConfig::default();
-    let table = SchemeTable::new(&config, &cluster.map).unwrap();
     let state = placed(
         &cluster,
         11,
         RedundancyLevel::Medium,
         shardlet_core::Scheme::Replicated { copies: 3 },
     );
-    let risk = |_: NodeId| 0.001;
-    let input = PolicyInput {
-        state: &state,
-        class: AccessClass::Hot,
-        node_risk: &risk,
-        now_ms: 1 << 40,
-    };
-    let target = decide(&config, &table, &cluster.map, &cluster.domains, &input).unwrap();
+    let target = decide_by_default(&cluster, &state, AccessClass::Hot, &|_| 0.001, 1 << 40);
     assert_eq!(
         target.scheme,
         shardlet_core::Scheme::Replicated { copies: 4 }
