@@ -208,15 +208,12 @@ async fn put_fragment(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let length = content_length(&headers, state.config.max_fragment_bytes)?;
-    let claimed_crc: Crc32c = headers
-        .get(CRC_HEADER)
-        .ok_or_else(|| ApiError::bad_request("invalid_crc32c", "missing x-shardlet-crc32c header"))?
-        .to_str()
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_crc32c", "x-shardlet-crc32c must be 8 hex digits")
-        })?;
+    let claimed_crc: Crc32c = parsed_header(
+        &headers,
+        CRC_HEADER,
+        || ApiError::bad_request("invalid_crc32c", "missing x-shardlet-crc32c header"),
+        || ApiError::bad_request("invalid_crc32c", "x-shardlet-crc32c must be 8 hex digits"),
+    )?;
     let keep_cached = match headers.get(CACHE_HEADER) {
         None => false,
         Some(value) if value == CACHE_KEEP => true,
@@ -271,6 +268,23 @@ async fn put_fragment(
 }
 
 /// `Content-Length`, required (411) and bounded (413) before any body byte is read.
+/// Header `name` parsed as a `T`: `missing()` when it is absent, `invalid()` when it is
+/// not text or not a `T`.
+fn parsed_header<T: std::str::FromStr>(
+    headers: &HeaderMap,
+    name: impl header::AsHeaderName,
+    missing: impl FnOnce() -> ApiError,
+    invalid: impl FnOnce() -> ApiError,
+) -> Result<T, ApiError> {
+    headers
+        .get(name)
+        .ok_or_else(missing)?
+        .to_str()
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(invalid)
+}
+
 fn content_length(headers: &HeaderMap, max_fragment_bytes: u64) -> Result<u64, ApiError> {
     let length_required = || {
         ApiError::new(
@@ -282,15 +296,9 @@ fn content_length(headers: &HeaderMap, max_fragment_bytes: u64) -> Result<u64, A
     if headers.contains_key(header::TRANSFER_ENCODING) {
         return Err(length_required());
     }
-    let length: u64 = headers
-        .get(header::CONTENT_LENGTH)
-        .ok_or_else(length_required)?
-        .to_str()
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_content_length", "Content-Length is not a number")
-        })?;
+    let length: u64 = parsed_header(headers, header::CONTENT_LENGTH, length_required, || {
+        ApiError::bad_request("invalid_content_length", "Content-Length is not a number")
+    })?;
     if length > max_fragment_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
