@@ -125,40 +125,39 @@ impl RunningController {
         }));
         runner.spawn(detection);
         let repair_wake = Arc::new(Notify::new());
+        let repair = repair_worker::RepairWorker {
+            shared: shared.clone(),
+            executor: executor.clone(),
+            scheduler: config.scheduler,
+            wake: repair_wake.clone(),
+        };
         runner.spawn(Arc::new(LeaderWorker::new(
             lease.clone(),
             config.repair_interval,
-            repair_worker::RepairWorker {
-                shared: shared.clone(),
-                executor: executor.clone(),
-                scheduler: config.scheduler,
-                wake: repair_wake.clone(),
-            },
+            repair,
         )));
         if let Some(interval) = config.scrub_interval {
-            runner.spawn(Arc::new(LeaderWorker::new(
-                lease.clone(),
-                interval,
-                scrub_worker::ScrubWorker::new(
-                    shared.clone(),
-                    executor.clone(),
-                    config.scrub_bytes_per_second,
-                    config.orphan_grace,
-                    repair_wake,
-                ),
-            )));
+            let scrub = scrub_worker::ScrubWorker::new(
+                shared.clone(),
+                executor.clone(),
+                config.scrub_bytes_per_second,
+                config.orphan_grace,
+                repair_wake,
+            );
+            runner.spawn(Arc::new(LeaderWorker::new(lease.clone(), interval, scrub)));
         }
         if let Some(interval) = config.transition_interval {
+            let transitions = transition_worker::TransitionWorker::new(
+                shared.clone(),
+                executor,
+                config.policy.clone(),
+                config.heat,
+                config.budget_bytes_per_second,
+            );
             runner.spawn(Arc::new(LeaderWorker::new(
                 lease.clone(),
                 interval,
-                transition_worker::TransitionWorker::new(
-                    shared.clone(),
-                    executor,
-                    config.policy.clone(),
-                    config.heat,
-                    config.budget_bytes_per_second,
-                ),
+                transitions,
             )));
         }
         runner.spawn(Arc::new(http::HttpWorker::new(shared.clone(), listener)));

@@ -32,11 +32,12 @@ const RECORDS_PER_PASS_MAX: usize = 1_000_000;
 const TRANSITIONS_PER_PASS_MAX: usize = 1_000;
 
 pub struct TransitionWorker {
+    /// What the passes learn (heat, totals seen) and spend (the I/O budget).
+    state: Mutex<TransitionState>,
     pub shared: Arc<ServiceShared>,
     pub executor: Arc<Executor>,
     pub policy: PolicyConfig,
     pub heat_config: HeatConfig,
-    state: Mutex<TransitionState>,
 }
 
 struct TransitionState {

@@ -8,6 +8,16 @@ use shardlet_core::{
     RedundancyLevel, Scheme, ShardletId, Topology,
 };
 
+/// Reed-Solomon with `data` data and `parity` parity fragments.
+pub fn rs(data: u8, parity: u8) -> Scheme {
+    Scheme::ErasureCoded { data, parity }
+}
+
+/// `copies` replicas.
+pub fn copies(copies: u8) -> Scheme {
+    Scheme::Replicated { copies }
+}
+
 /// `regions × zones_per_region × nodes_per_zone` nodes, ids in zone-major order.
 pub fn topology(regions: u32, zones_per_region: u32, nodes_per_zone: u32) -> Topology {
     let mut nodes = Vec::new();
