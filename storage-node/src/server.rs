@@ -192,6 +192,20 @@ async fn blocking<T: Send + 'static>(
         .map_err(|error| ApiError::internal(format!("storage task failed: {error}")))?
 }
 
+impl AppState {
+    /// Runs `work` on the store off the async runtime.
+    async fn on_store<T: Send + 'static, E>(
+        &self,
+        work: impl FnOnce(&FragmentStore) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, ApiError>
+    where
+        ApiError: From<E>,
+    {
+        let store = Arc::clone(&self.store);
+        blocking(move || Ok(work(&store)?)).await
+    }
+}
+
 fn crc_value(crc: Crc32c) -> HeaderValue {
     HeaderValue::from_str(&crc.to_string()).unwrap_or_else(|_| HeaderValue::from_static("00000000"))
 }
@@ -449,8 +463,7 @@ async fn head_fragment(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let store = Arc::clone(&state.store);
-    let header = blocking(move || Ok(store.head(&id)?)).await?;
+    let header = state.on_store(move |store| store.head(&id)).await?;
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, number_value(header.payload_length));
@@ -584,8 +597,7 @@ async fn delete_fragment(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let store = Arc::clone(&state.store);
-    let (_removed, ticket) = blocking(move || Ok(store.delete(&id)?)).await?;
+    let (_removed, ticket) = state.on_store(move |store| store.delete(&id)).await?;
     ticket
         .wait()
         .await
@@ -627,8 +639,9 @@ async fn list_fragments(
             _ => {}
         }
     }
-    let store = Arc::clone(&state.store);
-    let (fragments, more) = blocking(move || Ok(store.list(after.as_ref(), limit)?)).await?;
+    let (fragments, more) = state
+        .on_store(move |store| store.list(after.as_ref(), limit))
+        .await?;
     let next_after = if more {
         fragments.last().map(|fragment| fragment.id)
     } else {

@@ -22,7 +22,7 @@ use tokio::sync::{Mutex, Notify};
 use super::clock::unix_ms_now;
 use super::executor::{is_not_found, Executor};
 use super::leader::LeaderPass;
-use super::records::{self, state_of};
+use super::records::state_of;
 use super::shared::ServiceShared;
 use crate::scrub::{classify, lost_locations, Finding, OrphanLedger};
 use crate::view::{Action, ShardletState, StoredFragment};
@@ -72,9 +72,7 @@ impl ScrubWorker {
     }
 
     pub async fn pass(&self) -> anyhow::Result<()> {
-        let metadata = &self.shared.metadata;
-        let cluster = &self.shared.cluster;
-        let view = cluster.view(&cluster.node_records(metadata).await?);
+        let view = self.shared.cluster_view().await?;
         let mut listings: BTreeMap<NodeId, BTreeSet<FragmentId>> = BTreeMap::new();
         for (node, state) in &view.states {
             if matches!(state, NodeState::Down | NodeState::Decommissioned) {
@@ -87,13 +85,10 @@ impl ScrubWorker {
                 Err(error) => tracing::warn!(%node, %error, "cannot list; not judged this pass"),
             }
         }
-        let scan = records::shardlets(
-            metadata,
-            RECORDS_PER_PASS_MAX,
-            "scrub",
-            &self.shared.metrics,
-        )
-        .await?;
+        let scan = self
+            .shared
+            .shardlet_records(RECORDS_PER_PASS_MAX, "scrub")
+            .await?;
         let entries = &scan.records;
         let states: Vec<ShardletState> = entries
             .iter()
@@ -112,7 +107,7 @@ impl ScrubWorker {
                     node: location.node,
                     fragment: FragmentId::new(*shardlet, location.generation, location.index),
                 };
-                if let Ok(client) = cluster.client(stored.node) {
+                if let Ok(client) = self.shared.cluster.client(stored.node) {
                     if client.head(&stored.fragment).await.is_ok() {
                         continue;
                     }
@@ -297,6 +292,7 @@ mod tests {
     use shardlet_model::Metadata;
 
     use super::super::metrics::Metrics;
+    use super::super::records;
     use super::*;
     use crate::scrub::classify;
     use crate::view::StoredFragment;

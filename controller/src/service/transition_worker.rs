@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 use super::clock::unix_ms_now;
 use super::executor::{Executor, Outcome};
 use super::leader::LeaderPass;
-use super::records::{self, state_of};
+use super::records::state_of;
 use super::shared::ServiceShared;
 use crate::budget::{Grant, IoBudget, Urgency};
 use crate::heat::{HeatConfig, HeatReport, HeatTracker};
@@ -78,9 +78,7 @@ impl TransitionWorker {
     }
 
     pub async fn pass(&self) -> anyhow::Result<usize> {
-        let metadata = &self.shared.metadata;
-        let cluster = &self.shared.cluster;
-        let view = cluster.view(&cluster.node_records(metadata).await?);
+        let view = self.shared.cluster_view().await?;
         let table = match SchemeTable::new(&self.policy, &view.map) {
             Ok(table) => table,
             Err(error) => {
@@ -89,13 +87,10 @@ impl TransitionWorker {
             }
         };
         // Undecodable records are counted and left alone; the others proceed.
-        let scan = records::shardlets(
-            metadata,
-            RECORDS_PER_PASS_MAX,
-            "transitions",
-            &self.shared.metrics,
-        )
-        .await?;
+        let scan = self
+            .shared
+            .shardlet_records(RECORDS_PER_PASS_MAX, "transitions")
+            .await?;
         let entries = scan.records;
         let now = unix_ms_now();
         let mut state = self.state.lock().await;

@@ -23,38 +23,21 @@ async fn mixed_objects(s3: &S3Client, count_per_class: usize) -> Vec<Written> {
 }
 
 /// Where most tests here start: 12 nodes, one controller, mixed objects written.
-struct Started {
-    cluster: Cluster,
-    controller: ServiceProcess,
-    s3: S3Client,
-    objects: Vec<Written>,
-    meta: MetaClient,
-}
-
-async fn start_with_objects(count_per_class: usize) -> Started {
+/// Returns the cluster, the controller, the S3 client, the objects and a meta client.
+async fn start_with_objects(
+    count_per_class: usize,
+) -> (Cluster, ServiceProcess, S3Client, Vec<Written>, MetaClient) {
     let cluster = Cluster::start(&shardlet_binary!(), 12).await;
     let controller = cluster.start_controller("controller", &[]).await;
     let s3 = S3Client::new(cluster.access.clone());
     let objects = mixed_objects(&s3, count_per_class).await;
     let meta = cluster.meta_client();
-    Started {
-        cluster,
-        controller,
-        s3,
-        objects,
-        meta,
-    }
+    (cluster, controller, s3, objects, meta)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shardlet_is_back_at_full_redundancy_after_a_node_is_killed() {
-    let Started {
-        mut cluster,
-        controller,
-        s3,
-        objects,
-        meta,
-    } = start_with_objects(100).await;
+    let (mut cluster, controller, s3, objects, meta) = start_with_objects(100).await;
 
     let victim = cluster.busiest_node().await;
     let dead = NodeId(cluster.nodes[victim].options.node_id);
@@ -155,13 +138,7 @@ async fn a_standby_controller_finishes_a_repair_when_the_active_one_is_killed() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_drain_moves_every_fragment_off_the_node() {
-    let Started {
-        cluster,
-        controller,
-        s3,
-        objects,
-        meta,
-    } = start_with_objects(30).await;
+    let (cluster, controller, s3, objects, meta) = start_with_objects(30).await;
     let drained = NodeId(cluster.nodes[cluster.busiest_node().await].options.node_id);
 
     let admin = |arguments: &[&str]| {
@@ -224,13 +201,7 @@ async fn admin_drain_moves_every_fragment_off_the_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_risk_crosses_the_threshold_is_drained_ahead_of_failure() {
-    let Started {
-        cluster,
-        controller,
-        s3,
-        objects,
-        meta,
-    } = start_with_objects(20).await;
+    let (cluster, controller, s3, objects, meta) = start_with_objects(20).await;
     let risky = &cluster.nodes[cluster.busiest_node().await];
     let risky_id = NodeId(risky.options.node_id);
 
