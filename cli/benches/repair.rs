@@ -24,7 +24,7 @@ use shardlet_model::schema::{decode, keys, NodeRecord};
 use shardlet_testkit::bench::loopback;
 use shardlet_testkit::controller::controller_metric;
 use shardlet_testkit::poll::poll_until;
-use shardlet_testkit::records::{redundancy_problems, shardlets};
+use shardlet_testkit::records::{redundancy_problems, shardlets, shardlets_on};
 use shardlet_testkit::{pattern_bytes, shardlet_binary, Cluster, S3Client};
 
 const MIB: u64 = 1024 * 1024;
@@ -166,11 +166,7 @@ async fn repair_run(data_bytes: u64, per_node: usize, in_flight: usize) -> (usiz
     let meta = cluster.meta_client();
     let victim = cluster.busiest_node().await;
     let dead = NodeId(cluster.nodes[victim].options.node_id);
-    let held = shardlets(&meta)
-        .await
-        .iter()
-        .filter(|record| record.fragments.iter().any(|f| f.node == dead))
-        .count();
+    let held = shardlets_on(&meta, dead).await;
     cluster.nodes[victim].kill_9();
     let give_up = tokio::time::Instant::now() + REPAIR_DEADLINE;
     // Down: the controller wrote the state (the grace period has passed).

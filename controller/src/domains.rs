@@ -87,16 +87,7 @@ impl Domains {
     ) -> Option<NodeId> {
         let mut excluded = exclude.to_vec();
         for _ in 0..SPREAD_TRIES_MAX {
-            let node = map
-                .place_replacement(
-                    shape.key,
-                    shape.scheme,
-                    shape.spread,
-                    current,
-                    fragment,
-                    &excluded,
-                )
-                .ok()?;
+            let node = replacement(map, shape, current, fragment, &excluded).ok()?;
             match self.zone_of(node) {
                 Some(zone) if crowded.contains(&zone) => excluded.push(node),
                 _ => return Some(node),
@@ -129,14 +120,7 @@ impl Domains {
                 return Ok(node);
             }
         }
-        map.place_replacement(
-            shape.key,
-            shape.scheme,
-            shape.spread,
-            current,
-            fragment,
-            exclude,
-        )
+        replacement(map, shape, current, fragment, exclude)
     }
 
     /// Moves fragments of `nodes` out of zones above the soft cap where another zone
@@ -173,4 +157,22 @@ impl Domains {
             }
         }
     }
+}
+
+/// Core placement's replacement for `fragment` of `shape`, never on `exclude`.
+fn replacement(
+    map: &PlacementMap,
+    shape: Shape,
+    current: &[Option<NodeId>],
+    fragment: usize,
+    exclude: &[NodeId],
+) -> Result<NodeId, PlacementError> {
+    map.place_replacement(
+        shape.key,
+        shape.scheme,
+        shape.spread,
+        current,
+        fragment,
+        exclude,
+    )
 }

@@ -258,6 +258,24 @@ pub struct Target {
     pub reason: Reason,
 }
 
+impl Target {
+    /// `scheme` on the `nodes` actually chosen. Fewer hot extras than asked for when
+    /// too few nodes qualify: a replicated scheme counts the copies placed.
+    fn placed(scheme: Scheme, nodes: Vec<NodeId>, reason: Reason) -> Self {
+        let scheme = match scheme {
+            Scheme::Replicated { .. } => Scheme::Replicated {
+                copies: nodes.len() as u8,
+            },
+            coded => coded,
+        };
+        Self {
+            scheme,
+            nodes,
+            reason,
+        }
+    }
+}
+
 /// Decides the target of one shardlet. Pure: same inputs, same target.
 pub fn decide(
     config: &PolicyConfig,
@@ -310,19 +328,7 @@ pub fn decide(
         Reason::Heat
     };
     let nodes = choose_nodes(config, map, domains, input, entry)?;
-    // Fewer hot extras than asked for when too few nodes qualify: the scheme says
-    // what was actually placed.
-    let scheme = match entry.scheme {
-        Scheme::Replicated { .. } => Scheme::Replicated {
-            copies: nodes.len() as u8,
-        },
-        coded => coded,
-    };
-    Ok(Target {
-        scheme,
-        nodes,
-        reason,
-    })
+    Ok(Target::placed(entry.scheme, nodes, reason))
 }
 
 /// Nodes for a new layout: replicas already in place stay (no copy needed), risky
@@ -466,15 +472,5 @@ pub fn place_new(
         let extras = map.rank_extra_targets(key, base, spread, &nodes, &[], extra)?;
         nodes.extend(extras);
     }
-    let scheme = match entry.scheme {
-        Scheme::Replicated { .. } => Scheme::Replicated {
-            copies: nodes.len() as u8,
-        },
-        coded => coded,
-    };
-    Ok(Target {
-        scheme,
-        nodes,
-        reason: Reason::Unchanged,
-    })
+    Ok(Target::placed(entry.scheme, nodes, Reason::Unchanged))
 }

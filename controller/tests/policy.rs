@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{placed, topology, Cluster};
+use common::{copies, decide_by_default, placed, rs, topology, Cluster};
 use proptest::prelude::*;
 use shardlet_controller::durability::DurabilityModel;
 use shardlet_controller::heat::{classify, HeatConfig};
@@ -26,8 +26,6 @@ fn default_table_matches_the_documented_rows() {
     let config = PolicyConfig::default();
     let table = SchemeTable::new(&config, &cluster.map).unwrap();
     let scheme = |level, class| table.entry(level, class, false).scheme;
-    let rs = |data, parity| Scheme::ErasureCoded { data, parity };
-    let copies = |copies| Scheme::Replicated { copies };
     assert_eq!(scheme(RedundancyLevel::Low, AccessClass::Cold), rs(4, 2));
     assert_eq!(scheme(RedundancyLevel::Medium, AccessClass::Cold), rs(6, 3));
     assert_eq!(scheme(RedundancyLevel::High, AccessClass::Cold), rs(8, 4));
@@ -94,26 +92,13 @@ fn a_topology_that_cannot_meet_a_target_is_refused_not_silently_accepted() {
 #[test]
 fn risky_holder_gets_an_extra_tolerated_loss_before_it_fails_and_is_avoided() {
     let cluster = Cluster::new(topology(3, 3, 4));
-    let config = PolicyConfig::default();
-    let table = SchemeTable::new(&config, &cluster.map).unwrap();
-    let state = placed(
-        &cluster,
-        9,
-        RedundancyLevel::Medium,
-        Scheme::ErasureCoded { data: 6, parity: 3 },
-    );
+    let state = placed(&cluster, 9, RedundancyLevel::Medium, rs(6, 3));
     let risky = state.fragments[0].node;
     let risk = move |node: NodeId| if node == risky { 0.9 } else { 0.001 };
     // Even right after a change (dwell), risk acts at once.
-    let input = PolicyInput {
-        state: &state,
-        class: AccessClass::Cold,
-        node_risk: &risk,
-        now_ms: 1,
-    };
-    let target = decide(&config, &table, &cluster.map, &cluster.domains, &input).unwrap();
+    let target = decide_by_default(&cluster, &state, AccessClass::Cold, &risk, 1);
     assert_eq!(target.reason, Reason::RiskEntered);
-    assert_eq!(target.scheme, Scheme::ErasureCoded { data: 6, parity: 4 });
+    assert_eq!(target.scheme, rs(6, 4));
     assert!(!target.nodes.contains(&risky));
 }
 

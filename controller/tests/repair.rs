@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{placed, topology, Cluster};
+use common::{copies, placed, rs, topology, Cluster};
 use proptest::prelude::*;
 use shardlet_controller::repair::{
     order_repairs, plan_evacuation, plan_repair, RepairError, RepairInput,
@@ -14,10 +14,6 @@ use shardlet_controller::scheduler::{schedule, SchedulerConfig};
 use shardlet_controller::scrub::{classify, lost_locations, Finding, OrphanLedger};
 use shardlet_controller::view::{Action, FragmentLocation, ShardletState, StoredFragment};
 use shardlet_core::{FragmentId, Generation, NodeId, NodeState, RedundancyLevel, Scheme, Spread};
-
-fn rs(data: u8, parity: u8) -> Scheme {
-    Scheme::ErasureCoded { data, parity }
-}
 
 fn repair(
     cluster: &Cluster,
@@ -102,12 +98,7 @@ proptest! {
 #[test]
 fn replicated_shardlet_is_copied_from_a_survivor_and_coded_one_reconstructed_from_k() {
     let cluster = Cluster::new(topology(3, 3, 4));
-    let replicated = placed(
-        &cluster,
-        1,
-        RedundancyLevel::Medium,
-        Scheme::Replicated { copies: 3 },
-    );
+    let replicated = placed(&cluster, 1, RedundancyLevel::Medium, copies(3));
     let down = [replicated.fragments[1].node];
     let plan = repair(
         &cluster.with_down(&down),

@@ -67,25 +67,21 @@ fn a_cluster_too_small_for_its_zones_is_an_error_not_a_panic() {
 #[test]
 fn repairs_wait_for_the_schedulers_slots_and_still_lose_nothing() {
     use shardlet_controller::scheduler::SchedulerConfig;
-    let free = run(&SimConfig {
-        scheduler: SchedulerConfig {
-            per_node_max: 1_000,
-            in_flight_max: 1_000_000,
-        },
-        ..SimConfig::small(7)
-    })
-    .unwrap();
+    let with_scheduler = |per_node_max, in_flight_max| {
+        run(&SimConfig {
+            scheduler: SchedulerConfig {
+                per_node_max,
+                in_flight_max,
+            },
+            ..SimConfig::small(7)
+        })
+        .unwrap()
+    };
+    let free = with_scheduler(1_000, 1_000_000);
     assert_eq!(free.repairs_waiting_max, 0, "no limit: nothing waits");
     // One repair at a time in the whole cluster: the daemon's scheduler queues the
     // rest; none is dropped and nothing is lost.
-    let serial = run(&SimConfig {
-        scheduler: SchedulerConfig {
-            per_node_max: 1,
-            in_flight_max: 1,
-        },
-        ..SimConfig::small(7)
-    })
-    .unwrap();
+    let serial = with_scheduler(1, 1);
     assert!(serial.repairs_waiting_max > 0, "{}", serial.summary());
     assert_eq!(serial.data_loss_events, 0, "{}", serial.summary());
     assert_eq!(serial.durability_violations, 0);

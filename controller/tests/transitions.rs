@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{placed, topology, Cluster};
+use common::{copies, decide_by_default, placed, rs, topology, Cluster};
 use proptest::prelude::*;
 use shardlet_controller::policy::{decide, PolicyConfig, PolicyInput, SchemeTable};
 use shardlet_controller::transition::{check_plan, plan_transition};
@@ -63,22 +63,8 @@ proptest! {
 #[test]
 fn the_checker_rejects_a_plan_that_deletes_before_committing() {
     let cluster = Cluster::new(topology(3, 3, 4));
-    let config = PolicyConfig::default();
-    let table = SchemeTable::new(&config, &cluster.map).unwrap();
-    let state = placed(
-        &cluster,
-        3,
-        RedundancyLevel::Medium,
-        shardlet_core::Scheme::Replicated { copies: 3 },
-    );
-    let risk = |_: NodeId| 0.001;
-    let input = PolicyInput {
-        state: &state,
-        class: AccessClass::Cold,
-        node_risk: &risk,
-        now_ms: 1 << 40,
-    };
-    let target = decide(&config, &table, &cluster.map, &cluster.domains, &input).unwrap();
+    let state = placed(&cluster, 3, RedundancyLevel::Medium, copies(3));
+    let target = decide_by_default(&cluster, &state, AccessClass::Cold, &|_| 0.001, 1 << 40);
     let mut plan = plan_transition(&state, &target).unwrap();
     assert!(check_plan(&state, &plan).is_ok());
     // Move the first deletion to the front: the old layout breaks while committed.
@@ -102,26 +88,9 @@ fn the_checker_rejects_a_plan_that_deletes_before_committing() {
 #[test]
 fn adding_a_replica_copies_one_fragment_and_keeps_the_others() {
     let cluster = Cluster::new(topology(3, 3, 4));
-    let config = PolicyConfig::default();
-    let table = SchemeTable::new(&config, &cluster.map).unwrap();
-    let state = placed(
-        &cluster,
-        11,
-        RedundancyLevel::Medium,
-        shardlet_core::Scheme::Replicated { copies: 3 },
-    );
-    let risk = |_: NodeId| 0.001;
-    let input = PolicyInput {
-        state: &state,
-        class: AccessClass::Hot,
-        node_risk: &risk,
-        now_ms: 1 << 40,
-    };
-    let target = decide(&config, &table, &cluster.map, &cluster.domains, &input).unwrap();
-    assert_eq!(
-        target.scheme,
-        shardlet_core::Scheme::Replicated { copies: 4 }
-    );
+    let state = placed(&cluster, 11, RedundancyLevel::Medium, copies(3));
+    let target = decide_by_default(&cluster, &state, AccessClass::Hot, &|_| 0.001, 1 << 40);
+    assert_eq!(target.scheme, copies(4));
     let plan = plan_transition(&state, &target).unwrap();
     let copies = plan
         .iter()
@@ -138,12 +107,7 @@ fn adding_a_replica_copies_one_fragment_and_keeps_the_others() {
 #[test]
 fn a_target_equal_to_the_state_plans_nothing() {
     let cluster = Cluster::new(topology(3, 3, 4));
-    let state = placed(
-        &cluster,
-        1,
-        RedundancyLevel::Low,
-        shardlet_core::Scheme::ErasureCoded { data: 4, parity: 2 },
-    );
+    let state = placed(&cluster, 1, RedundancyLevel::Low, rs(4, 2));
     let target = shardlet_controller::policy::Target {
         scheme: state.scheme,
         nodes: state.nodes(),

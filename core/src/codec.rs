@@ -487,14 +487,7 @@ fn reconstruct_striped(
 /// Whether a full set of fragments is consistent: identical replicas, or parity that
 /// matches the data shards.
 pub fn verify(scheme: Scheme, fragments: &[Vec<u8>]) -> Result<bool, CodecError> {
-    scheme.validate()?;
-    if fragments.len() != scheme.width() {
-        return Err(CodecError::WrongFragmentCount {
-            scheme,
-            expected: scheme.width(),
-            given: fragments.len(),
-        });
-    }
+    check_width(scheme, fragments.len())?;
     let first_len = fragments.first().map_or(0, Vec::len);
     if fragments.iter().any(|f| f.len() != first_len) {
         return Ok(false);
@@ -508,6 +501,19 @@ pub fn verify(scheme: Scheme, fragments: &[Vec<u8>]) -> Result<bool, CodecError>
     }
 }
 
+/// Validates the scheme and that `given` fragments (or slots) are one per position.
+fn check_width(scheme: Scheme, given: usize) -> Result<(), CodecError> {
+    scheme.validate()?;
+    if given != scheme.width() {
+        return Err(CodecError::WrongFragmentCount {
+            scheme,
+            expected: scheme.width(),
+            given,
+        });
+    }
+    Ok(())
+}
+
 /// Validates the scheme, the slot count and every present fragment's length, so the
 /// library never sees inconsistent input (it would return an error, but ours names
 /// the fragment).
@@ -516,14 +522,7 @@ fn check_slots(
     fragments: &[Option<Vec<u8>>],
     original_len: usize,
 ) -> Result<(), CodecError> {
-    scheme.validate()?;
-    if fragments.len() != scheme.width() {
-        return Err(CodecError::WrongFragmentCount {
-            scheme,
-            expected: scheme.width(),
-            given: fragments.len(),
-        });
-    }
+    check_width(scheme, fragments.len())?;
     let expected = fragment_len(scheme, original_len);
     for (index, fragment) in fragments.iter().enumerate() {
         if let Some(bytes) = fragment {

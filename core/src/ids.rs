@@ -28,6 +28,20 @@ impl IdError {
     }
 }
 
+/// An error naming `kind` and `reason` unless `bytes` is exactly `length` long.
+fn check_length(
+    kind: &'static str,
+    bytes: &[u8],
+    length: usize,
+    reason: &'static str,
+) -> Result<(), IdError> {
+    if bytes.len() == length {
+        Ok(())
+    } else {
+        Err(IdError::new(kind, &hex::encode(bytes), reason))
+    }
+}
+
 /// Parses exactly `digits` lowercase hex digits.
 fn parse_hex_u64(kind: &'static str, text: &str, digits: usize) -> Result<u64, IdError> {
     if text.len() != digits {
@@ -152,13 +166,7 @@ impl ShardletId {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IdError> {
-        if bytes.len() != Self::BINARY_LEN {
-            return Err(IdError::new(
-                "shardlet id",
-                &hex::encode(bytes),
-                "expected 20 bytes",
-            ));
-        }
+        check_length("shardlet id", bytes, Self::BINARY_LEN, "expected 20 bytes")?;
         let object = ObjectId::from_bytes(&bytes[..16])?;
         let index = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
         Ok(Self { object, index })
@@ -287,13 +295,7 @@ impl FragmentId {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IdError> {
-        if bytes.len() != Self::BINARY_LEN {
-            return Err(IdError::new(
-                "fragment id",
-                &hex::encode(bytes),
-                "expected 25 bytes",
-            ));
-        }
+        check_length("fragment id", bytes, Self::BINARY_LEN, "expected 25 bytes")?;
         let shardlet = ShardletId::from_bytes(&bytes[..20])?;
         let generation = Generation(u32::from_be_bytes([
             bytes[20], bytes[21], bytes[22], bytes[23],

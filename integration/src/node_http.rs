@@ -2,11 +2,12 @@
 //! API contract (`docs/storage-node.md`), over [`crate::raw_http`].
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::fixtures::crc32c_hex;
 use crate::raw_http::{self, Body, Request, Response};
 use crate::signing;
+use crate::wait::wait_until;
 
 /// Signed (or deliberately unsigned) requests to one node, following the contract.
 #[derive(Clone, Debug)]
@@ -99,6 +100,22 @@ impl NodeHttp {
             .await;
         assert_eq!(response.status, 200, "/health answers 200");
         response.json()
+    }
+
+    /// Polls `/health` until `check` holds; panics naming `what` after `deadline`.
+    pub async fn wait_for_health(
+        &self,
+        deadline: Duration,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) {
+        let check = &check;
+        wait_until(
+            deadline,
+            what,
+            || async move { check(&self.health().await) },
+        )
+        .await
     }
 
     pub async fn metrics(&self) -> String {

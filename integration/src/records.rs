@@ -40,6 +40,15 @@ pub async fn shardlets(meta: &MetaClient) -> Vec<ShardletRecord> {
     scan(meta, "s/").await
 }
 
+/// How many shardlets have a fragment on `node`.
+pub async fn shardlets_on(meta: &MetaClient, node: NodeId) -> usize {
+    shardlets(meta)
+        .await
+        .iter()
+        .filter(|record| record.fragments.iter().any(|f| f.node == node))
+        .count()
+}
+
 /// Full redundancy without `dead`: every fragment index present once, on distinct
 /// nodes, none of them dead. Returns what is wrong, if anything.
 pub fn redundancy_problems(records: &[ShardletRecord], dead: &[NodeId]) -> Vec<String> {

@@ -192,6 +192,20 @@ async fn blocking<T: Send + 'static>(
         .map_err(|error| ApiError::internal(format!("storage task failed: {error}")))?
 }
 
+impl AppState {
+    /// Runs `work` on the store off the async runtime.
+    async fn on_store<T: Send + 'static, E>(
+        &self,
+        work: impl FnOnce(&FragmentStore) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, ApiError>
+    where
+        ApiError: From<E>,
+    {
+        let store = Arc::clone(&self.store);
+        blocking(move || Ok(work(&store)?)).await
+    }
+}
+
 fn crc_value(crc: Crc32c) -> HeaderValue {
     HeaderValue::from_str(&crc.to_string()).unwrap_or_else(|_| HeaderValue::from_static("00000000"))
 }
@@ -208,15 +222,12 @@ async fn put_fragment(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let length = content_length(&headers, state.config.max_fragment_bytes)?;
-    let claimed_crc: Crc32c = headers
-        .get(CRC_HEADER)
-        .ok_or_else(|| ApiError::bad_request("invalid_crc32c", "missing x-shardlet-crc32c header"))?
-        .to_str()
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_crc32c", "x-shardlet-crc32c must be 8 hex digits")
-        })?;
+    let claimed_crc: Crc32c = parsed_header(
+        &headers,
+        CRC_HEADER,
+        || ApiError::bad_request("invalid_crc32c", "missing x-shardlet-crc32c header"),
+        || ApiError::bad_request("invalid_crc32c", "x-shardlet-crc32c must be 8 hex digits"),
+    )?;
     let keep_cached = match headers.get(CACHE_HEADER) {
         None => false,
         Some(value) if value == CACHE_KEEP => true,
@@ -271,6 +282,23 @@ async fn put_fragment(
 }
 
 /// `Content-Length`, required (411) and bounded (413) before any body byte is read.
+/// Header `name` parsed as a `T`: `missing()` when it is absent, `invalid()` when it is
+/// not text or not a `T`.
+fn parsed_header<T: std::str::FromStr>(
+    headers: &HeaderMap,
+    name: impl header::AsHeaderName,
+    missing: impl FnOnce() -> ApiError,
+    invalid: impl FnOnce() -> ApiError,
+) -> Result<T, ApiError> {
+    headers
+        .get(name)
+        .ok_or_else(missing)?
+        .to_str()
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(invalid)
+}
+
 fn content_length(headers: &HeaderMap, max_fragment_bytes: u64) -> Result<u64, ApiError> {
     let length_required = || {
         ApiError::new(
@@ -282,15 +310,9 @@ fn content_length(headers: &HeaderMap, max_fragment_bytes: u64) -> Result<u64, A
     if headers.contains_key(header::TRANSFER_ENCODING) {
         return Err(length_required());
     }
-    let length: u64 = headers
-        .get(header::CONTENT_LENGTH)
-        .ok_or_else(length_required)?
-        .to_str()
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_content_length", "Content-Length is not a number")
-        })?;
+    let length: u64 = parsed_header(headers, header::CONTENT_LENGTH, length_required, || {
+        ApiError::bad_request("invalid_content_length", "Content-Length is not a number")
+    })?;
     if length > max_fragment_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -441,8 +463,7 @@ async fn head_fragment(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let store = Arc::clone(&state.store);
-    let header = blocking(move || Ok(store.head(&id)?)).await?;
+    let header = state.on_store(move |store| store.head(&id)).await?;
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, number_value(header.payload_length));
@@ -576,8 +597,7 @@ async fn delete_fragment(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let store = Arc::clone(&state.store);
-    let (_removed, ticket) = blocking(move || Ok(store.delete(&id)?)).await?;
+    let (_removed, ticket) = state.on_store(move |store| store.delete(&id)).await?;
     ticket
         .wait()
         .await
@@ -619,8 +639,9 @@ async fn list_fragments(
             _ => {}
         }
     }
-    let store = Arc::clone(&state.store);
-    let (fragments, more) = blocking(move || Ok(store.list(after.as_ref(), limit)?)).await?;
+    let (fragments, more) = state
+        .on_store(move |store| store.list(after.as_ref(), limit))
+        .await?;
     let next_after = if more {
         fragments.last().map(|fragment| fragment.id)
     } else {

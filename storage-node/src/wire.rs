@@ -63,13 +63,19 @@ mod tests {
 
     use super::*;
 
+    /// Fragment `index` of generation `generation` of shardlet `shardlet` of the
+    /// object whose id bytes are all `object_byte`.
+    fn fragment_id(object_byte: u8, shardlet: u32, generation: u32, index: u8) -> FragmentId {
+        FragmentId::new(
+            ShardletId::new(ObjectId([object_byte; 16]), shardlet),
+            Generation(generation),
+            FragmentIndex(index),
+        )
+    }
+
     #[test]
     fn a_fragment_path_is_the_route_the_server_serves() {
-        let id = FragmentId::new(
-            ShardletId::new(ObjectId([0xab; 16]), 3),
-            Generation(1),
-            FragmentIndex(2),
-        );
+        let id = fragment_id(0xab, 3, 1, 2);
         assert_eq!(
             fragment_path(&id),
             FRAGMENT_ROUTE.replace("{id}", &id.to_string())
@@ -79,11 +85,7 @@ mod tests {
 
     #[test]
     fn the_json_bodies_keep_their_field_names_and_order() {
-        let id = FragmentId::new(
-            ShardletId::new(ObjectId([0x01; 16]), 0),
-            Generation(0),
-            FragmentIndex(0),
-        );
+        let id = fragment_id(0x01, 0, 0, 0);
         let page = FragmentPage {
             fragments: vec![ListedFragment {
                 id,

@@ -52,6 +52,14 @@ impl RunningNode {
         }
     }
 
+    /// Stores `bytes` as `id`, which must succeed.
+    async fn put(&self, id: &FragmentId, bytes: &[u8]) -> PutOutcome {
+        self.client
+            .put(id, Bytes::copy_from_slice(bytes))
+            .await
+            .unwrap()
+    }
+
     fn fragment_path(&self, id: &FragmentId) -> std::path::PathBuf {
         let name = id.to_string();
         self.data_dir
@@ -104,11 +112,7 @@ async fn a_long_fragment_streams_back_intact_whole_and_in_ranges() {
     let node = RunningNode::start(|_| {}).await;
     let id = random_id();
     let bytes = pattern(9 * MIB + 12_345);
-    let outcome = node
-        .client
-        .put(&id, Bytes::from(bytes.clone()))
-        .await
-        .unwrap();
+    let outcome = node.put(&id, &bytes).await;
     assert_eq!(outcome, PutOutcome::Created);
 
     let stream = node.client.get(&id).await.unwrap();
@@ -164,11 +168,7 @@ async fn a_put_streamed_with_a_known_length_is_stored_and_retries_are_idempotent
         .await
         .unwrap();
     assert_eq!(outcome, PutOutcome::Created);
-    let again = node
-        .client
-        .put(&id, Bytes::from(bytes.clone()))
-        .await
-        .unwrap();
+    let again = node.put(&id, &bytes).await;
     assert_eq!(again, PutOutcome::AlreadyStored);
     let other = node.client.put(&id, Bytes::from(pattern(10))).await;
     assert!(
@@ -188,10 +188,7 @@ async fn a_put_streamed_with_a_known_length_is_stored_and_retries_are_idempotent
 async fn corruption_found_before_the_response_is_a_checksum_mismatch_error() {
     let node = RunningNode::start(|_| {}).await;
     let id = random_id();
-    node.client
-        .put(&id, Bytes::from(pattern(MIB)))
-        .await
-        .unwrap();
+    node.put(&id, &pattern(MIB)).await;
     flip_payload_byte(&node.fragment_path(&id), MIB - 1);
     let result = node.client.get(&id).await;
     assert!(
@@ -224,10 +221,7 @@ async fn corruption_found_mid_stream_aborts_the_body_and_the_client_never_accept
     .await;
     let id = random_id();
     let bytes = pattern(6 * MIB);
-    node.client
-        .put(&id, Bytes::from(bytes.clone()))
-        .await
-        .unwrap();
+    node.put(&id, &bytes).await;
     flip_payload_byte(&node.fragment_path(&id), 4 * MIB + 3);
 
     let mut stream = node.client.get(&id).await.unwrap();
@@ -277,10 +271,7 @@ async fn the_client_maps_node_errors_onto_typed_errors() {
         matches!(too_large, Err(ClientError::TooLarge(_))),
         "{too_large:?}"
     );
-    node.client
-        .put(&id, Bytes::from(pattern(10)))
-        .await
-        .unwrap();
+    node.put(&id, &pattern(10)).await;
     let unsatisfiable = node
         .client
         .get_range(&id, ReadRange::From { first: 10 })

@@ -7,6 +7,7 @@
 //! | [`repair_worker`] | down and draining nodes → plans → parallel execution |
 //! | [`scrub_worker`] | listings and checksums against metadata → repair and deletions |
 //! | [`transition_worker`] | access heat → policy → replication ↔ erasure coding |
+//! | [`leader`] | the one shape of repair, scrub and transitions: a pass every interval, only while the lease is held |
 //! | [`executor`] | runs [`crate::Action`]s against nodes and meta-raft |
 //! | [`cluster`], [`records`] | node states and clients; records ↔ [`crate::ShardletState`] |
 //! | [`http`], [`metrics`] | `/health`, `/metrics`, `/v1/status` |
@@ -26,6 +27,7 @@ pub mod config;
 pub mod detection;
 pub mod executor;
 pub mod http;
+pub mod leader;
 pub mod lease;
 pub mod metrics;
 pub mod predictor;
@@ -47,6 +49,8 @@ use tokio::sync::Notify;
 pub use clock::unix_ms_now;
 pub use config::ServiceConfig;
 pub use shared::ServiceShared;
+
+use leader::LeaderWorker;
 
 use crate::detector::Detector;
 
@@ -115,37 +119,45 @@ impl RunningController {
         let address = listener.local_addr()?;
         let mut runner = worker::Runner::new(metrics.clone(), board);
         runner.spawn(Arc::new(lease::LeaseWorker {
-            lease,
+            lease: lease.clone(),
             meta,
             metrics,
         }));
         runner.spawn(detection);
         let repair_wake = Arc::new(Notify::new());
-        runner.spawn(Arc::new(repair_worker::RepairWorker {
+        let repair = repair_worker::RepairWorker {
             shared: shared.clone(),
             executor: executor.clone(),
             scheduler: config.scheduler,
-            interval: config.repair_interval,
             wake: repair_wake.clone(),
-        }));
+        };
+        runner.spawn(Arc::new(LeaderWorker::new(
+            lease.clone(),
+            config.repair_interval,
+            repair,
+        )));
         if let Some(interval) = config.scrub_interval {
-            runner.spawn(Arc::new(scrub_worker::ScrubWorker::new(
+            let scrub = scrub_worker::ScrubWorker::new(
                 shared.clone(),
                 executor.clone(),
-                interval,
                 config.scrub_bytes_per_second,
                 config.orphan_grace,
                 repair_wake,
-            )));
+            );
+            runner.spawn(Arc::new(LeaderWorker::new(lease.clone(), interval, scrub)));
         }
         if let Some(interval) = config.transition_interval {
-            runner.spawn(Arc::new(transition_worker::TransitionWorker::new(
+            let transitions = transition_worker::TransitionWorker::new(
                 shared.clone(),
                 executor,
-                interval,
                 config.policy.clone(),
                 config.heat,
                 config.budget_bytes_per_second,
+            );
+            runner.spawn(Arc::new(LeaderWorker::new(
+                lease.clone(),
+                interval,
+                transitions,
             )));
         }
         runner.spawn(Arc::new(http::HttpWorker::new(shared.clone(), listener)));

@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -23,10 +22,10 @@ use tokio::task::JoinSet;
 use super::clock::unix_ms_now;
 use super::cluster::{Cluster, ClusterView};
 use super::executor::{Executor, Outcome};
+use super::leader::LeaderPass;
 use super::metrics::Metrics;
 use super::records::{self, state_of};
 use super::shared::ServiceShared;
-use super::worker::{Pace, Pass, Stop, Worker};
 use crate::repair::{order_repairs, plan_evacuation, plan_repair, RepairInput, RepairPlan};
 use crate::scheduler::{finish, schedule, SchedulerConfig};
 use crate::view::{FragmentLocation, ShardletState};
@@ -50,27 +49,16 @@ pub struct RepairWorker {
     pub shared: Arc<ServiceShared>,
     pub executor: Arc<Executor>,
     pub scheduler: SchedulerConfig,
-    pub interval: Duration,
     /// Woken by the scrub when it finds lost fragments.
     pub wake: Arc<Notify>,
 }
 
 #[async_trait]
-impl Worker for RepairWorker {
-    fn name(&self) -> &'static str {
-        "repair"
-    }
+impl LeaderPass for RepairWorker {
+    const NAME: &'static str = "repair";
 
-    fn pace(&self) -> Pace {
-        Pace::Every(self.interval)
-    }
-
-    async fn step(&self, _: &Stop) -> anyhow::Result<Pass> {
-        if !self.shared.lease.is_active() {
-            return Ok(Pass::Standby);
-        }
-        self.pass().await?;
-        Ok(Pass::Worked)
+    async fn leader_pass(&self) -> anyhow::Result<()> {
+        self.pass().await.map(drop)
     }
 
     /// The scrub found lost fragments: repair them now, not at the next interval.

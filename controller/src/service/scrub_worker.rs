@@ -21,9 +21,9 @@ use tokio::sync::{Mutex, Notify};
 
 use super::clock::unix_ms_now;
 use super::executor::{is_not_found, Executor};
-use super::records::{self, state_of};
+use super::leader::LeaderPass;
+use super::records::state_of;
 use super::shared::ServiceShared;
-use super::worker::{Pace, Pass, Stop, Worker};
 use crate::scrub::{classify, lost_locations, Finding, OrphanLedger};
 use crate::view::{Action, ShardletState, StoredFragment};
 
@@ -37,8 +37,6 @@ const LIST_PAGE: usize = 5_000;
 pub struct ScrubWorker {
     pub shared: Arc<ServiceShared>,
     pub executor: Arc<Executor>,
-    /// Pause between passes.
-    pub interval: Duration,
     /// Read-back rate; 0 disables checksum verification (listings are still compared).
     pub bytes_per_second: u64,
     pub orphan_grace: Duration,
@@ -47,21 +45,11 @@ pub struct ScrubWorker {
 }
 
 #[async_trait]
-impl Worker for ScrubWorker {
-    fn name(&self) -> &'static str {
-        "scrub"
-    }
+impl LeaderPass for ScrubWorker {
+    const NAME: &'static str = "scrub";
 
-    fn pace(&self) -> Pace {
-        Pace::Every(self.interval)
-    }
-
-    async fn step(&self, _: &Stop) -> anyhow::Result<Pass> {
-        if !self.shared.lease.is_active() {
-            return Ok(Pass::Standby);
-        }
-        self.pass().await?;
-        Ok(Pass::Worked)
+    async fn leader_pass(&self) -> anyhow::Result<()> {
+        self.pass().await
     }
 }
 
@@ -69,7 +57,6 @@ impl ScrubWorker {
     pub fn new(
         shared: Arc<ServiceShared>,
         executor: Arc<Executor>,
-        interval: Duration,
         bytes_per_second: u64,
         orphan_grace: Duration,
         repair_wake: Arc<Notify>,
@@ -77,7 +64,6 @@ impl ScrubWorker {
         Self {
             shared,
             executor,
-            interval,
             bytes_per_second,
             orphan_grace,
             repair_wake,
@@ -86,9 +72,7 @@ impl ScrubWorker {
     }
 
     pub async fn pass(&self) -> anyhow::Result<()> {
-        let metadata = &self.shared.metadata;
-        let cluster = &self.shared.cluster;
-        let view = cluster.view(&cluster.node_records(metadata).await?);
+        let view = self.shared.cluster_view().await?;
         let mut listings: BTreeMap<NodeId, BTreeSet<FragmentId>> = BTreeMap::new();
         for (node, state) in &view.states {
             if matches!(state, NodeState::Down | NodeState::Decommissioned) {
@@ -101,13 +85,10 @@ impl ScrubWorker {
                 Err(error) => tracing::warn!(%node, %error, "cannot list; not judged this pass"),
             }
         }
-        let scan = records::shardlets(
-            metadata,
-            RECORDS_PER_PASS_MAX,
-            "scrub",
-            &self.shared.metrics,
-        )
-        .await?;
+        let scan = self
+            .shared
+            .shardlet_records(RECORDS_PER_PASS_MAX, "scrub")
+            .await?;
         let entries = &scan.records;
         let states: Vec<ShardletState> = entries
             .iter()
@@ -126,7 +107,7 @@ impl ScrubWorker {
                     node: location.node,
                     fragment: FragmentId::new(*shardlet, location.generation, location.index),
                 };
-                if let Ok(client) = cluster.client(stored.node) {
+                if let Ok(client) = self.shared.cluster.client(stored.node) {
                     if client.head(&stored.fragment).await.is_ok() {
                         continue;
                     }
@@ -311,6 +292,7 @@ mod tests {
     use shardlet_model::Metadata;
 
     use super::super::metrics::Metrics;
+    use super::super::records;
     use super::*;
     use crate::scrub::classify;
     use crate::view::StoredFragment;

@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use shardlet_core::{NodeId, ShardletId};
 use shardlet_meta::MetaClient;
-use shardlet_model::Metadata;
+use shardlet_model::schema::ShardletRecord;
+use shardlet_model::{Metadata, MetadataError, Scan};
 
-use super::cluster::Cluster;
+use super::cluster::{Cluster, ClusterView};
 use super::lease::Lease;
 use super::metrics::Metrics;
+use super::records;
 use super::worker::WorkerBoard;
 use crate::risk::RiskSource;
 use crate::view::FragmentLocation;
@@ -62,6 +64,22 @@ impl ServiceShared {
             workers,
             scrub_lost: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// The cluster as meta-raft's node records describe it now.
+    pub async fn cluster_view(&self) -> anyhow::Result<ClusterView> {
+        let records = self.cluster.node_records(&self.metadata).await?;
+        Ok(self.cluster.view(&records))
+    }
+
+    /// Every shardlet record, at most `keys_max` keys; undecodable ones are counted
+    /// under `worker` (see [`records::shardlets`]).
+    pub async fn shardlet_records(
+        &self,
+        keys_max: usize,
+        worker: &str,
+    ) -> Result<Scan<ShardletRecord>, MetadataError> {
+        records::shardlets(&self.metadata, keys_max, worker, &self.metrics).await
     }
 
     pub fn node_risk(&self) -> BTreeMap<NodeId, f64> {

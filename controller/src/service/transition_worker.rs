@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use shardlet_core::{NodeId, NodeState, Scheme, ShardletId};
@@ -19,9 +18,9 @@ use tokio::sync::Mutex;
 
 use super::clock::unix_ms_now;
 use super::executor::{Executor, Outcome};
-use super::records::{self, state_of};
+use super::leader::LeaderPass;
+use super::records::state_of;
 use super::shared::ServiceShared;
-use super::worker::{Pace, Pass, Stop, Worker};
 use crate::budget::{Grant, IoBudget, Urgency};
 use crate::heat::{HeatConfig, HeatReport, HeatTracker};
 use crate::policy::{decide, PolicyConfig, PolicyInput, Reason, SchemeTable};
@@ -33,12 +32,12 @@ const RECORDS_PER_PASS_MAX: usize = 1_000_000;
 const TRANSITIONS_PER_PASS_MAX: usize = 1_000;
 
 pub struct TransitionWorker {
+    /// What the passes learn (heat, totals seen) and spend (the I/O budget).
+    state: Mutex<TransitionState>,
     pub shared: Arc<ServiceShared>,
     pub executor: Arc<Executor>,
-    pub interval: Duration,
     pub policy: PolicyConfig,
     pub heat_config: HeatConfig,
-    state: Mutex<TransitionState>,
 }
 
 struct TransitionState {
@@ -49,21 +48,11 @@ struct TransitionState {
 }
 
 #[async_trait]
-impl Worker for TransitionWorker {
-    fn name(&self) -> &'static str {
-        "transitions"
-    }
+impl LeaderPass for TransitionWorker {
+    const NAME: &'static str = "transitions";
 
-    fn pace(&self) -> Pace {
-        Pace::Every(self.interval)
-    }
-
-    async fn step(&self, _: &Stop) -> anyhow::Result<Pass> {
-        if !self.shared.lease.is_active() {
-            return Ok(Pass::Standby);
-        }
-        self.pass().await?;
-        Ok(Pass::Worked)
+    async fn leader_pass(&self) -> anyhow::Result<()> {
+        self.pass().await.map(drop)
     }
 }
 
@@ -71,7 +60,6 @@ impl TransitionWorker {
     pub fn new(
         shared: Arc<ServiceShared>,
         executor: Arc<Executor>,
-        interval: Duration,
         policy: PolicyConfig,
         heat_config: HeatConfig,
         budget_bytes_per_second: f64,
@@ -79,7 +67,6 @@ impl TransitionWorker {
         Self {
             shared,
             executor,
-            interval,
             policy,
             state: Mutex::new(TransitionState {
                 heat: HeatTracker::new(heat_config),
@@ -91,9 +78,7 @@ impl TransitionWorker {
     }
 
     pub async fn pass(&self) -> anyhow::Result<usize> {
-        let metadata = &self.shared.metadata;
-        let cluster = &self.shared.cluster;
-        let view = cluster.view(&cluster.node_records(metadata).await?);
+        let view = self.shared.cluster_view().await?;
         let table = match SchemeTable::new(&self.policy, &view.map) {
             Ok(table) => table,
             Err(error) => {
@@ -102,13 +87,10 @@ impl TransitionWorker {
             }
         };
         // Undecodable records are counted and left alone; the others proceed.
-        let scan = records::shardlets(
-            metadata,
-            RECORDS_PER_PASS_MAX,
-            "transitions",
-            &self.shared.metrics,
-        )
-        .await?;
+        let scan = self
+            .shared
+            .shardlet_records(RECORDS_PER_PASS_MAX, "transitions")
+            .await?;
         let entries = scan.records;
         let now = unix_ms_now();
         let mut state = self.state.lock().await;

@@ -70,6 +70,12 @@ pub trait Worker: Send + Sync + 'static {
 pub struct Stop(watch::Receiver<bool>);
 
 impl Stop {
+    /// A signal no runner sends: `is_stopped` stays false (for a step run by hand).
+    #[cfg(test)]
+    pub(crate) fn detached() -> Self {
+        Stop(watch::channel(false).1)
+    }
+
     pub fn is_stopped(&self) -> bool {
         *self.0.borrow()
     }

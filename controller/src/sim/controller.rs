@@ -377,24 +377,8 @@ impl World {
         plan: Vec<Action>,
         bytes: u64,
     ) -> bool {
-        let real_bytes = bytes as f64 * self.scale;
-        match self
-            .budget
-            .request(real_bytes as u64, Urgency::Background, self.now_ms)
-        {
-            Grant::Granted => {
-                *self
-                    .background_bytes_per_hour
-                    .entry(self.now_ms / MS_PER_HOUR)
-                    .or_default() += real_bytes;
-                self.shardlets[shardlet as usize].busy = true;
-                self.background.insert(shardlet, (plan, false));
-                self.push(
-                    self.now_ms + BACKGROUND_COMMIT_DELAY_MS,
-                    Event::BackgroundDone { shardlet },
-                );
-                true
-            }
+        match self.charge_background(shardlet, plan, bytes, false) {
+            Grant::Granted => true,
             Grant::WaitUntil { at_ms } => {
                 if !self.shardlets[shardlet as usize].evaluate_scheduled {
                     self.shardlets[shardlet as usize].evaluate_scheduled = true;
@@ -403,6 +387,35 @@ impl World {
                 false
             }
         }
+    }
+
+    /// Charges `bytes` of background work to the budget; on a grant the shardlet is
+    /// busy and its plan (a transition, or an evacuation) commits shortly. Either way
+    /// the grant is returned, so the caller can retry when the tokens will be there.
+    fn charge_background(
+        &mut self,
+        shardlet: u32,
+        plan: Vec<Action>,
+        bytes: u64,
+        evacuation: bool,
+    ) -> Grant {
+        let real_bytes = bytes as f64 * self.scale;
+        let grant = self
+            .budget
+            .request(real_bytes as u64, Urgency::Background, self.now_ms);
+        if grant == Grant::Granted {
+            *self
+                .background_bytes_per_hour
+                .entry(self.now_ms / MS_PER_HOUR)
+                .or_default() += real_bytes;
+            self.shardlets[shardlet as usize].busy = true;
+            self.background.insert(shardlet, (plan, evacuation));
+            self.push(
+                self.now_ms + BACKGROUND_COMMIT_DELAY_MS,
+                Event::BackgroundDone { shardlet },
+            );
+        }
+        grant
     }
 
     pub(super) fn background_done(&mut self, shardlet: u32) {
@@ -453,24 +466,8 @@ impl World {
                 .iter()
                 .map(|a| a.bytes_moved(entry.state.size_bytes))
                 .sum();
-            let real_bytes = bytes as f64 * self.scale;
-            match self
-                .budget
-                .request(real_bytes as u64, Urgency::Background, self.now_ms)
-            {
-                Grant::Granted => {
-                    *self
-                        .background_bytes_per_hour
-                        .entry(self.now_ms / MS_PER_HOUR)
-                        .or_default() += real_bytes;
-                    self.shardlets[shardlet as usize].busy = true;
-                    self.background.insert(shardlet, (plan, true));
-                    self.push(
-                        self.now_ms + BACKGROUND_COMMIT_DELAY_MS,
-                        Event::BackgroundDone { shardlet },
-                    );
-                    started += 1;
-                }
+            match self.charge_background(shardlet, plan, bytes, true) {
+                Grant::Granted => started += 1,
                 Grant::WaitUntil { at_ms } => {
                     self.push(at_ms, Event::Evacuate { node });
                     return;

@@ -1,11 +1,22 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use shardlet_controller::domains::{Domains, Shape};
+use shardlet_controller::policy::{decide, PolicyConfig, PolicyInput, SchemeTable, Target};
 use shardlet_controller::view::{FragmentLocation, ShardletState};
 use shardlet_core::{
-    FragmentIndex, Generation, Node, NodeId, NodeState, ObjectId, PlacementMap, RedundancyLevel,
-    Scheme, ShardletId, Topology,
+    AccessClass, FragmentIndex, Generation, Node, NodeId, NodeState, ObjectId, PlacementMap,
+    RedundancyLevel, Scheme, ShardletId, Topology,
 };
+
+/// Reed-Solomon with `data` data and `parity` parity fragments.
+pub fn rs(data: u8, parity: u8) -> Scheme {
+    Scheme::ErasureCoded { data, parity }
+}
+
+/// `copies` replicas.
+pub fn copies(copies: u8) -> Scheme {
+    Scheme::Replicated { copies }
+}
 
 /// `regions × zones_per_region × nodes_per_zone` nodes, ids in zone-major order.
 pub fn topology(regions: u32, zones_per_region: u32, nodes_per_zone: u32) -> Topology {
@@ -129,4 +140,24 @@ pub fn state_on(
             .collect(),
         layout_changed_at_ms: 0,
     }
+}
+
+/// What the default policy decides over `cluster` for `state`, read as `class` at
+/// `now_ms` while each node fails with `node_risk`.
+pub fn decide_by_default(
+    cluster: &Cluster,
+    state: &ShardletState,
+    class: AccessClass,
+    node_risk: &dyn Fn(NodeId) -> f64,
+    now_ms: u64,
+) -> Target {
+    let config = PolicyConfig::default();
+    let table = SchemeTable::new(&config, &cluster.map).unwrap();
+    let input = PolicyInput {
+        state,
+        class,
+        node_risk,
+        now_ms,
+    };
+    decide(&config, &table, &cluster.map, &cluster.domains, &input).unwrap()
 }

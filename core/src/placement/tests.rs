@@ -162,15 +162,12 @@ fn adding_a_node_moves_about_one_in_n_plus_one() {
     let mut nodes = before.nodes().to_vec();
     nodes.push(node(21, 0, 0, 1.0));
     let after = Topology::new(2, nodes).unwrap();
-    let (old_map, new_map) = (PlacementMap::new(&before), PlacementMap::new(&after));
     for scheme in [
         Scheme::Replicated { copies: 3 },
         Scheme::ErasureCoded { data: 4, parity: 2 },
     ] {
         let (mut fragments, mut to_new_node, mut elsewhere) = (0usize, 0usize, 0usize);
-        for key in keys(10_000) {
-            let old = old_map.place(key, scheme, ZONE).unwrap();
-            let new = new_map.place(key, scheme, ZONE).unwrap();
+        for (old, new) in placed_before_and_after(&before, &after, scheme, 10_000) {
             fragments += scheme.width();
             for (was, is) in moved_fragments(scheme, &old, &new) {
                 let _ = was;
@@ -307,6 +304,25 @@ fn extra_targets_prefer_free_low_latency_nodes_and_keep_the_spread() {
 
 /// (old node, new node) for every fragment whose bytes must move. Replicas are
 /// interchangeable, so for a replicated scheme only the set difference moves.
+/// Where each of `count` keys is placed with `scheme` (zone spread) on `before` and
+/// on `after`.
+fn placed_before_and_after(
+    before: &Topology,
+    after: &Topology,
+    scheme: Scheme,
+    count: u64,
+) -> Vec<(Placement, Placement)> {
+    let (old_map, new_map) = (PlacementMap::new(before), PlacementMap::new(after));
+    keys(count)
+        .map(|key| {
+            (
+                old_map.place(key, scheme, ZONE).unwrap(),
+                new_map.place(key, scheme, ZONE).unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn moved_fragments(scheme: Scheme, old: &Placement, new: &Placement) -> Vec<(NodeId, NodeId)> {
     match scheme {
         Scheme::Replicated { .. } => {
@@ -441,15 +457,12 @@ fn removal_second_order_moves_are_rare() {
     let after = topology
         .with_node_state(2, NodeId(8), NodeState::Down)
         .unwrap();
-    let (old_map, new_map) = (PlacementMap::new(&topology), PlacementMap::new(&after));
     for scheme in [
         Scheme::Replicated { copies: 3 },
         Scheme::ErasureCoded { data: 8, parity: 4 },
     ] {
         let (mut affected, mut moved, mut unaffected_changed) = (0usize, 0usize, 0usize);
-        for key in keys(20_000) {
-            let old = old_map.place(key, scheme, ZONE).unwrap();
-            let new = new_map.place(key, scheme, ZONE).unwrap();
+        for (old, new) in placed_before_and_after(&topology, &after, scheme, 20_000) {
             let changed = moved_fragments(scheme, &old, &new).len();
             if old.nodes.contains(&NodeId(8)) {
                 affected += 1;

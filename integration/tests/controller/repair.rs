@@ -6,9 +6,10 @@ use std::process::Command;
 
 use shardlet_core::NodeId;
 
+use shardlet_meta::MetaClient;
 use shardlet_testkit::controller::{controller_get, controller_metric};
-use shardlet_testkit::records::{redundancy_problems, shardlets};
-use shardlet_testkit::{shardlet_binary, wait_until, Cluster, S3Client};
+use shardlet_testkit::records::{redundancy_problems, shardlets, shardlets_on};
+use shardlet_testkit::{shardlet_binary, wait_until, Cluster, S3Client, ServiceProcess};
 
 use crate::support::*;
 
@@ -21,21 +22,26 @@ async fn mixed_objects(s3: &S3Client, count_per_class: usize) -> Vec<Written> {
     objects
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_shardlet_is_back_at_full_redundancy_after_a_node_is_killed() {
-    let mut cluster = Cluster::start(&shardlet_binary!(), 12).await;
+/// Where most tests here start: 12 nodes, one controller, mixed objects written.
+/// Returns the cluster, the controller, the S3 client, the objects and a meta client.
+async fn start_with_objects(
+    count_per_class: usize,
+) -> (Cluster, ServiceProcess, S3Client, Vec<Written>, MetaClient) {
+    let cluster = Cluster::start(&shardlet_binary!(), 12).await;
     let controller = cluster.start_controller("controller", &[]).await;
     let s3 = S3Client::new(cluster.access.clone());
-    let objects = mixed_objects(&s3, 100).await;
+    let objects = mixed_objects(&s3, count_per_class).await;
     let meta = cluster.meta_client();
+    (cluster, controller, s3, objects, meta)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shardlet_is_back_at_full_redundancy_after_a_node_is_killed() {
+    let (mut cluster, controller, s3, objects, meta) = start_with_objects(100).await;
 
     let victim = cluster.busiest_node().await;
     let dead = NodeId(cluster.nodes[victim].options.node_id);
-    let held = shardlets(&meta)
-        .await
-        .iter()
-        .filter(|record| record.fragments.iter().any(|f| f.node == dead))
-        .count();
+    let held = shardlets_on(&meta, dead).await;
     assert!(
         held > 50,
         "node {dead} should hold many shardlets, holds {held}"
@@ -132,11 +138,7 @@ async fn a_standby_controller_finishes_a_repair_when_the_active_one_is_killed() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_drain_moves_every_fragment_off_the_node() {
-    let cluster = Cluster::start(&shardlet_binary!(), 12).await;
-    let controller = cluster.start_controller("controller", &[]).await;
-    let s3 = S3Client::new(cluster.access.clone());
-    let objects = mixed_objects(&s3, 30).await;
-    let meta = cluster.meta_client();
+    let (cluster, controller, s3, objects, meta) = start_with_objects(30).await;
     let drained = NodeId(cluster.nodes[cluster.busiest_node().await].options.node_id);
 
     let admin = |arguments: &[&str]| {
@@ -199,11 +201,7 @@ async fn admin_drain_moves_every_fragment_off_the_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_risk_crosses_the_threshold_is_drained_ahead_of_failure() {
-    let cluster = Cluster::start(&shardlet_binary!(), 12).await;
-    let controller = cluster.start_controller("controller", &[]).await;
-    let s3 = S3Client::new(cluster.access.clone());
-    let objects = mixed_objects(&s3, 20).await;
-    let meta = cluster.meta_client();
+    let (cluster, controller, s3, objects, meta) = start_with_objects(20).await;
     let risky = &cluster.nodes[cluster.busiest_node().await];
     let risky_id = NodeId(risky.options.node_id);
 

@@ -15,13 +15,10 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrub_finds_flipped_bytes_and_repairs_them() {
     let cluster = Cluster::start(&shardlet_binary!(), 12).await;
-    let flags = [
-        "--scrub-interval-seconds",
-        "0.5",
-        "--scrub-bytes-per-second",
-        "1000000000",
-    ]
-    .map(String::from);
+    let flags = flags(&[
+        ("--scrub-interval-seconds", "0.5"),
+        ("--scrub-bytes-per-second", "1000000000"),
+    ]);
     let controller = cluster.start_controller("controller", &flags).await;
     let s3 = S3Client::new(cluster.access.clone());
     s3.create_bucket(BUCKET).await.unwrap();

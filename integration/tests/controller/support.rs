@@ -15,6 +15,14 @@ use shardlet_testkit::{pattern_bytes, S3Client};
 pub const REPAIR_DEADLINE: Duration = Duration::from_secs(240);
 pub const BUCKET: &str = "controlled";
 
+/// Controller flags from `(flag, value)` pairs, as `start_controller` takes them.
+pub fn flags(pairs: &[(&str, &str)]) -> Vec<String> {
+    pairs
+        .iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+        .collect()
+}
+
 /// Shardlet ids of each object, by key.
 pub async fn shardlets_by_key(meta: &MetaClient) -> BTreeMap<String, Vec<ShardletId>> {
     scan::<ObjectRecord>(meta, &format!("o/{BUCKET}/"))

@@ -62,15 +62,11 @@ async fn hot_objects_become_replicated_and_cold_ones_erasure_coded() {
         },
     )
     .await;
-    let flags = [
-        "--transition-interval-seconds",
-        "0.5",
-        "--change-dwell-seconds",
-        "0",
-        "--heat-half-life-seconds",
-        "3600",
-    ]
-    .map(String::from);
+    let flags = flags(&[
+        ("--transition-interval-seconds", "0.5"),
+        ("--change-dwell-seconds", "0"),
+        ("--heat-half-life-seconds", "3600"),
+    ]);
     let controller = cluster.start_controller("controller", &flags).await;
 
     wait_until(

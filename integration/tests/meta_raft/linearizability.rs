@@ -167,20 +167,28 @@ mod tests {
         }
     }
 
+    /// A compare-and-set of `expected` → `new` that returned, `succeeded` or not.
+    fn compare_and_set(
+        invoked_at: u64,
+        returned_at: u64,
+        expected: Option<u64>,
+        new: u64,
+        succeeded: bool,
+    ) -> Operation {
+        operation(
+            invoked_at,
+            returned_at,
+            Kind::CompareAndSet { expected, new },
+            Outcome::CompareAndSet { succeeded },
+        )
+    }
+
     #[test]
     fn a_sequential_history_is_linearizable() {
         let history = [
             operation(0, 1, Kind::Write(1), Outcome::Written),
             operation(2, 3, Kind::Read, Outcome::Read(Some(1))),
-            operation(
-                4,
-                5,
-                Kind::CompareAndSet {
-                    expected: Some(1),
-                    new: 2,
-                },
-                Outcome::CompareAndSet { succeeded: true },
-            ),
+            compare_and_set(4, 5, Some(1), 2, true),
             operation(6, 7, Kind::Read, Outcome::Read(Some(2))),
         ];
         assert_eq!(check_register(&history), Verdict::Linearizable);
@@ -211,24 +219,8 @@ mod tests {
     fn two_compare_and_sets_from_the_same_value_cannot_both_succeed() {
         let history = [
             operation(0, 1, Kind::Write(1), Outcome::Written),
-            operation(
-                2,
-                10,
-                Kind::CompareAndSet {
-                    expected: Some(1),
-                    new: 2,
-                },
-                Outcome::CompareAndSet { succeeded: true },
-            ),
-            operation(
-                3,
-                11,
-                Kind::CompareAndSet {
-                    expected: Some(1),
-                    new: 3,
-                },
-                Outcome::CompareAndSet { succeeded: true },
-            ),
+            compare_and_set(2, 10, Some(1), 2, true),
+            compare_and_set(3, 11, Some(1), 3, true),
         ];
         assert_eq!(check_register(&history), Verdict::NotLinearizable);
     }
@@ -237,15 +229,7 @@ mod tests {
     fn a_failed_compare_and_set_must_have_seen_another_value() {
         let history = [
             operation(0, 1, Kind::Write(1), Outcome::Written),
-            operation(
-                2,
-                3,
-                Kind::CompareAndSet {
-                    expected: Some(1),
-                    new: 2,
-                },
-                Outcome::CompareAndSet { succeeded: false },
-            ),
+            compare_and_set(2, 3, Some(1), 2, false),
         ];
         assert_eq!(check_register(&history), Verdict::NotLinearizable);
     }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use shardlet_testkit::raw_http::{Body, Request};
 use shardlet_testkit::{
-    crc32c_hex, metric_total, pattern_bytes, random_fragment_id, shardlet_binary, wait_until,
-    NodeOptions, NodeProcess,
+    crc32c_hex, metric_total, pattern_bytes, random_fragment_id, shardlet_binary, NodeOptions,
+    NodeProcess,
 };
 
 /// Total and free bytes of the filesystem holding `path`, as statvfs reports them.
@@ -113,19 +113,16 @@ async fn health_reports_real_values() {
         assert_eq!(client.put(&id, &bytes).await.status, 201);
     }
     let expected_bytes: u64 = sizes.iter().map(|size| *size as u64).sum();
-    wait_until(
-        Duration::from_secs(30),
-        "health counts the two fragments",
-        || {
-            let client = client.clone();
-            async move {
-                let health = client.health().await;
+    client
+        .wait_for_health(
+            Duration::from_secs(30),
+            "health counts the two fragments",
+            |health| {
                 health["fragments"]["count"].as_u64() == Some(2)
                     && health["fragments"]["bytes"].as_u64() == Some(expected_bytes)
-            }
-        },
-    )
-    .await;
+            },
+        )
+        .await;
 
     let health = client.health().await;
     assert_eq!(
@@ -211,12 +208,12 @@ async fn health_reports_real_values() {
     assert!(health["smart"].is_null(), "no SMART in a VM");
 
     // Uptime is real time, not a constant.
-    wait_until(Duration::from_secs(30), "uptime_seconds advances", || {
-        let client = client.clone();
-        let before = health["uptime_seconds"].as_u64().unwrap();
-        async move { client.health().await["uptime_seconds"].as_u64().unwrap() > before }
-    })
-    .await;
+    let before = health["uptime_seconds"].as_u64().unwrap();
+    client
+        .wait_for_health(Duration::from_secs(30), "uptime_seconds advances", |now| {
+            now["uptime_seconds"].as_u64().unwrap() > before
+        })
+        .await;
 
     let metrics = client.metrics().await;
     assert!(

@@ -262,20 +262,13 @@ async fn flipped_byte_on_disk_is_detected_and_never_served() {
         },
     )
     .await;
-    wait_until(
-        Duration::from_secs(10),
-        "/health counts the failures",
-        || {
-            let client = client.clone();
-            async move {
-                client.health().await["errors"]["checksum_failures"]
-                    .as_u64()
-                    .unwrap()
-                    > health_before
-            }
-        },
-    )
-    .await;
+    client
+        .wait_for_health(
+            Duration::from_secs(10),
+            "/health counts the failures",
+            |health| health["errors"]["checksum_failures"].as_u64().unwrap() > health_before,
+        )
+        .await;
 
     // Repair path: uploading the good bytes again replaces the rotten copy.
     let repaired = client.put(&id, &bytes).await.status;

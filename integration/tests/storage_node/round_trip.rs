@@ -2,12 +2,31 @@
 
 use std::collections::BTreeMap;
 
-use shardlet_testkit::raw_http::{Body, Request};
+use shardlet_testkit::raw_http::{Body, Request, Response};
 use shardlet_testkit::{
     crc32c_hex, pattern_bytes, random_fragment_id, shardlet_binary, NodeOptions, NodeProcess,
 };
 
 const BLOCK: usize = 64 * 1024;
+
+/// The headers of every read of `fragment`: the body's length, and the whole
+/// fragment's length and CRC32C.
+fn assert_read_headers(response: &Response, body_length: usize, fragment: &[u8]) {
+    let body_length = body_length.to_string();
+    let fragment_length = fragment.len().to_string();
+    assert_eq!(
+        response.header("content-length"),
+        Some(body_length.as_str())
+    );
+    assert_eq!(
+        response.header("x-shardlet-length"),
+        Some(fragment_length.as_str())
+    );
+    assert_eq!(
+        response.header("x-shardlet-crc32c"),
+        Some(crc32c_hex(fragment).as_str())
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_get_head_delete_list_round_trip() {
@@ -39,34 +58,12 @@ async fn put_get_head_delete_list_round_trip() {
             get.body == bytes,
             "GET returns exactly the {size} stored bytes"
         );
-        assert_eq!(
-            get.header("content-length"),
-            Some(size.to_string().as_str())
-        );
-        assert_eq!(
-            get.header("x-shardlet-length"),
-            Some(size.to_string().as_str())
-        );
-        assert_eq!(
-            get.header("x-shardlet-crc32c"),
-            Some(crc32c_hex(&bytes).as_str())
-        );
+        assert_read_headers(&get, size, &bytes);
 
         let head = client.head(&id).await;
         assert_eq!(head.status, 200, "HEAD of {size} bytes");
         assert!(head.body.is_empty());
-        assert_eq!(
-            head.header("content-length"),
-            Some(size.to_string().as_str())
-        );
-        assert_eq!(
-            head.header("x-shardlet-length"),
-            Some(size.to_string().as_str())
-        );
-        assert_eq!(
-            head.header("x-shardlet-crc32c"),
-            Some(crc32c_hex(&bytes).as_str())
-        );
+        assert_read_headers(&head, size, &bytes);
         stored.insert(id, bytes);
     }
     for seed in 0..23u64 {
@@ -172,19 +169,7 @@ async fn range_reads_return_exactly_the_requested_bytes() {
             response.header("content-range"),
             Some(expected_range.as_str())
         );
-        let expected_count = (end - first + 1).to_string();
-        assert_eq!(
-            response.header("content-length"),
-            Some(expected_count.as_str())
-        );
-        assert_eq!(
-            response.header("x-shardlet-length"),
-            Some(length.to_string().as_str())
-        );
-        assert_eq!(
-            response.header("x-shardlet-crc32c"),
-            Some(crc32c_hex(&bytes).as_str())
-        );
+        assert_read_headers(&response, end - first + 1, &bytes);
     }
 
     for range in [

@@ -124,49 +124,51 @@ async fn traced_put_and_delete(length: usize) -> (String, Vec<Call>) {
     (id, parse_trace(&read_trace()))
 }
 
+/// The first `syscall` (`rename`, `unlink`) on fragment `id` under fragments/, the
+/// fsync of the fragment's directory after it, and the `status` response; asserts that
+/// the response is sent only after that fsync returned.
+fn acknowledged_after_directory_sync<'a>(
+    calls: &'a [Call],
+    id: &str,
+    syscall: &str,
+    status: u16,
+) -> [&'a Call; 3] {
+    let directory = format!("/fragments/{}>", &id[..2]);
+    let change = first(calls, &format!("{syscall} of the fragment"), |call| {
+        call.name.starts_with(syscall)
+            && call.text.contains("/fragments/")
+            && call.text.contains(id)
+    });
+    let directory_sync = first(
+        calls,
+        &format!("directory fsync after the {syscall}"),
+        |call| is_sync(call) && call.text.contains(&directory) && call.start > change.end,
+    );
+    let response = first(calls, &format!("the {status} response"), |call| {
+        is_socket_write(call, &format!("HTTP/1.1 {status}"))
+    });
+    assert!(
+        directory_sync.end < response.start,
+        "the {status} is sent after the directory fsync returned: {directory_sync:?} {response:?}"
+    );
+    [change, directory_sync, response]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledgements_wait_for_fdatasync_rename_and_directory_fsync() {
     let (id, calls) = traced_put_and_delete(100 * 1024).await;
-    let directory = format!("/fragments/{}>", &id[..2]);
 
     let data_sync = first(&calls, "fdatasync of the temporary file", |call| {
         is_sync(call) && call.text.contains("/tmp/") && call.text.contains(&id)
     });
-    let rename = first(&calls, "rename into fragments/", |call| {
-        call.name.starts_with("rename")
-            && call.text.contains("/fragments/")
-            && call.text.contains(&id)
-    });
-    let put_directory_sync = first(&calls, "directory fsync after the rename", |call| {
-        is_sync(call) && call.text.contains(&directory) && call.start > rename.end
-    });
-    let created = first(&calls, "the 201 response", |call| {
-        is_socket_write(call, "HTTP/1.1 201")
-    });
+    let [rename, put_directory_sync, created] =
+        acknowledged_after_directory_sync(&calls, &id, "rename", 201);
     assert!(
         data_sync.end < rename.start,
         "fdatasync returns before the rename: {data_sync:?} {rename:?}"
     );
-    assert!(
-        put_directory_sync.end < created.start,
-        "the 201 is sent after the directory fsync returned: {put_directory_sync:?} {created:?}"
-    );
-
-    let unlink = first(&calls, "unlink of the fragment", |call| {
-        call.name.starts_with("unlink")
-            && call.text.contains("/fragments/")
-            && call.text.contains(&id)
-    });
-    let delete_directory_sync = first(&calls, "directory fsync after the unlink", |call| {
-        is_sync(call) && call.text.contains(&directory) && call.start > unlink.end
-    });
-    let deleted = first(&calls, "the 204 response", |call| {
-        is_socket_write(call, "HTTP/1.1 204")
-    });
-    assert!(
-        delete_directory_sync.end < deleted.start,
-        "the 204 is sent after the directory fsync returned: {delete_directory_sync:?} {deleted:?}"
-    );
+    let [unlink, delete_directory_sync, deleted] =
+        acknowledged_after_directory_sync(&calls, &id, "unlink", 204);
     for call in [
         data_sync,
         rename,

@@ -46,6 +46,29 @@ fn open() -> Fixture {
     }
 }
 
+impl Fixture {
+    /// Rewrites `id`'s file on disk as `damage` leaves it (bit rot, truncation).
+    fn damage_file(&self, id: &FragmentId, damage: impl FnOnce(&mut Vec<u8>)) {
+        let path = self.store.fragment_path(id);
+        let mut file = fs::read(&path).unwrap();
+        damage(&mut file);
+        fs::write(&path, file).unwrap();
+    }
+
+    /// Nothing of `id` is stored, not even a temporary file.
+    fn assert_nothing_stored(&self, id: &FragmentId) {
+        assert!(matches!(self.store.head(id), Err(StoreError::NotFound)));
+        let temporary = fs::read_dir(self.directory.path().join("tmp")).unwrap();
+        assert_eq!(temporary.count(), 0);
+    }
+
+    /// `id` reads back as exactly `bytes`, and it is the only fragment stored.
+    fn assert_only(&self, id: &FragmentId, bytes: &[u8]) {
+        assert_eq!(read_all(&self.store, id).unwrap(), bytes);
+        assert_eq!(self.store.fragment_count(), 1);
+    }
+}
+
 /// Writes `bytes` in uneven pieces, as a network would deliver them.
 fn put_with_ticket(
     store: &FragmentStore,
@@ -129,11 +152,10 @@ fn a_flipped_byte_is_detected_counted_and_never_returned() {
     let id = id(0x12, 0);
     let bytes = pattern(2 * BLOCK_BYTES as usize + 10, 4);
     put(&fixture.store, &id, &bytes).unwrap();
-    let path = fixture.store.fragment_path(&id);
-    let mut file = fs::read(&path).unwrap();
     // Flip one byte in the second block.
-    file[(HEADER_BYTES + BLOCK_BYTES + 5) as usize] ^= 0x01;
-    fs::write(&path, file).unwrap();
+    fixture.damage_file(&id, |file| {
+        file[(HEADER_BYTES + BLOCK_BYTES + 5) as usize] ^= 0x01
+    });
 
     assert!(matches!(
         read_all(&fixture.store, &id),
@@ -160,9 +182,9 @@ fn a_truncated_file_is_detected() {
     let fixture = open();
     let id = id(0x13, 0);
     put(&fixture.store, &id, &pattern(1000, 5)).unwrap();
-    let path = fixture.store.fragment_path(&id);
-    let file = fs::read(&path).unwrap();
-    fs::write(&path, &file[..file.len() - 1]).unwrap();
+    fixture.damage_file(&id, |file| {
+        file.pop();
+    });
     assert!(matches!(
         fixture.store.head(&id),
         Err(StoreError::ChecksumMismatch(_))
@@ -184,13 +206,7 @@ fn a_body_that_does_not_match_its_claimed_crc_is_not_stored() {
         fixture.store.finish_write(&id, writer, wrong),
         Err(StoreError::CrcMismatch { .. })
     ));
-    assert!(matches!(fixture.store.head(&id), Err(StoreError::NotFound)));
-    assert_eq!(
-        fs::read_dir(fixture.directory.path().join("tmp"))
-            .unwrap()
-            .count(),
-        0
-    );
+    fixture.assert_nothing_stored(&id);
 }
 
 #[test]
@@ -209,13 +225,7 @@ fn short_and_long_bodies_are_refused() {
         Err(StoreError::LengthMismatch { .. })
     ));
     drop(writer);
-    assert!(matches!(fixture.store.head(&id), Err(StoreError::NotFound)));
-    assert_eq!(
-        fs::read_dir(fixture.directory.path().join("tmp"))
-            .unwrap()
-            .count(),
-        0
-    );
+    fixture.assert_nothing_stored(&id);
 }
 
 #[test]
@@ -235,8 +245,7 @@ fn an_identical_retry_is_idempotent_and_different_bytes_conflict() {
         put(&fixture.store, &id, &pattern(70_000, 8)),
         Err(StoreError::FragmentExists)
     ));
-    assert_eq!(read_all(&fixture.store, &id).unwrap(), bytes);
-    assert_eq!(fixture.store.fragment_count(), 1);
+    fixture.assert_only(&id, &bytes);
 }
 
 #[test]
@@ -245,16 +254,12 @@ fn a_rotten_copy_is_replaced_by_a_new_upload() {
     let id = id(0x17, 0);
     let bytes = pattern(10_000, 9);
     put(&fixture.store, &id, &bytes).unwrap();
-    let path = fixture.store.fragment_path(&id);
-    let mut file = fs::read(&path).unwrap();
-    file[HEADER_BYTES as usize] ^= 0xff;
-    fs::write(&path, file).unwrap();
+    fixture.damage_file(&id, |file| file[HEADER_BYTES as usize] ^= 0xff);
     assert_eq!(
         put(&fixture.store, &id, &bytes).unwrap(),
         CommitOutcome::Created
     );
-    assert_eq!(read_all(&fixture.store, &id).unwrap(), bytes);
-    assert_eq!(fixture.store.fragment_count(), 1);
+    fixture.assert_only(&id, &bytes);
 }
 
 type Put = fn(&FragmentStore, &FragmentId, &[u8]) -> Result<CommitOutcome, StoreError>;
@@ -541,8 +546,7 @@ fn a_damaged_small_fragment_is_detected_counted_and_replaced_by_a_new_upload() {
         put_small(&fixture.store, &id, &bytes).unwrap(),
         CommitOutcome::Created
     );
-    assert_eq!(read_all(&fixture.store, &id).unwrap(), bytes);
-    assert_eq!(fixture.store.fragment_count(), 1);
+    fixture.assert_only(&id, &bytes);
 }
 
 #[test]
