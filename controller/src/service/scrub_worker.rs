@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use shardlet_core::{FragmentId, NodeId, NodeState};
-use shardlet_model::schema::ShardletRecord;
-use shardlet_model::{Scan, Stored};
+use shardlet_model::schema::{keys, IntentRecord, ShardletRecord};
+use shardlet_model::{Metadata, MetadataError, Scan, Stored};
 use shardlet_node::ClientError as NodeError;
 use tokio::sync::{Mutex, Notify};
 
@@ -144,8 +144,25 @@ impl ScrubWorker {
                 break;
             }
             if let Action::DeleteFragment { target } = action {
-                tracing::info!(fragment = %target.fragment, node = %target.node, "scrub deletes an obsolete fragment");
-                self.executor.delete(&target).await;
+                // The scan may be minutes old: what it judged obsolete is checked again,
+                // against the metadata as it is now, right before the delete.
+                match still_obsolete(&self.shared.metadata, &target).await {
+                    Ok(true) => {
+                        tracing::info!(fragment = %target.fragment, node = %target.node, "scrub deletes an obsolete fragment");
+                        self.executor.delete(&target).await;
+                    }
+                    Ok(false) => {
+                        tracing::info!(fragment = %target.fragment, node = %target.node, "scrub keeps a fragment metadata now references");
+                        self.shared.metrics.scrub_deletions_withheld_total.inc();
+                    }
+                    Err(error) => {
+                        self.shared.metrics.scrub_deletions_withheld_total.inc();
+                        return Err(anyhow::Error::new(error).context(format!(
+                            "scrub stops deleting: cannot confirm {} on node {} is obsolete",
+                            target.fragment, target.node
+                        )));
+                    }
+                }
             }
         }
         self.shared.metrics.scrub_passes_total.inc();
@@ -257,6 +274,35 @@ fn deletions(
 /// A checksum failure reported by the node (an error status, or a response the node
 /// aborted mid-stream, which the client sees as a broken body), or our own comparison
 /// with the record. A node that is unreachable or refuses us judges nothing.
+/// Whether `target` is still unreferenced, by point reads of the metadata as it is now:
+/// neither its shardlet's record places it (on that node, at that generation), nor does
+/// an intent of its object exist (an upload still writing, or garbage the collector
+/// owns). A record or intent this build cannot decode (a newer format) is an error: the
+/// caller stops deleting rather than guess.
+async fn still_obsolete(
+    metadata: &Metadata,
+    target: &StoredFragment,
+) -> Result<bool, MetadataError> {
+    let shardlet = target.fragment.shardlet;
+    if metadata
+        .read::<IntentRecord>(&keys::intent(shardlet.object))
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let Some(stored) = metadata
+        .read::<ShardletRecord>(&keys::shardlet(shardlet))
+        .await?
+    else {
+        return Ok(true);
+    };
+    let record = &stored.record;
+    Ok(!record.fragments.iter().any(|location| {
+        location.node == target.node && record.fragment_id(location) == target.fragment
+    }))
+}
+
 fn is_corruption(error: &anyhow::Error) -> bool {
     let node_error = error
         .chain()
@@ -423,5 +469,73 @@ mod tests {
                 target: orphaned[0]
             }])
         );
+    }
+
+    fn fragment_of(record: &ShardletRecord) -> StoredFragment {
+        StoredFragment {
+            node: record.fragments[0].node,
+            fragment: record.fragment_id(&record.fragments[0]),
+        }
+    }
+
+    async fn put(metadata: &Metadata, key: Vec<u8>, value: Vec<u8>) {
+        let mut batch = Batch::default();
+        batch.put(key, value);
+        metadata.apply(batch).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_deletion_is_confirmed_against_the_metadata_as_it_is_now() {
+        let metadata = Metadata::new(Arc::new(InMemoryMetadata::default()));
+        let recorded = record(1);
+        let target = fragment_of(&recorded);
+        // No record, no intent: obsolete.
+        assert!(still_obsolete(&metadata, &target).await.unwrap());
+
+        // The record committed after the scan places it: kept.
+        put(&metadata, keys::shardlet(recorded.id), encode(&recorded)).await;
+        assert!(!still_obsolete(&metadata, &target).await.unwrap());
+
+        // The same fragment id on another node than the record says: that copy is not
+        // referenced.
+        let elsewhere = StoredFragment {
+            node: NodeId(2),
+            ..target
+        };
+        assert!(still_obsolete(&metadata, &elsewhere).await.unwrap());
+
+        // A newer generation recorded: the old one is obsolete.
+        let mut moved = recorded.clone();
+        moved.fragments[0].generation = Generation(2);
+        put(&metadata, keys::shardlet(recorded.id), encode(&moved)).await;
+        assert!(still_obsolete(&metadata, &target).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_upload_in_flight_keeps_its_unrecorded_fragments() {
+        let metadata = Metadata::new(Arc::new(InMemoryMetadata::default()));
+        let target = fragment_of(&record(4));
+        let intent = IntentRecord {
+            object_id: target.fragment.shardlet.object,
+            state: shardlet_model::schema::IntentState::Uploading,
+            bucket: "b".into(),
+            key: "k".into(),
+            created_unix_ms: 1,
+            object_ids: Vec::new(),
+            records_complete: false,
+        };
+        put(&metadata, keys::intent(intent.object_id), encode(&intent)).await;
+        assert!(!still_obsolete(&metadata, &target).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_record_of_a_newer_format_stops_the_deletion_with_an_error() {
+        let metadata = Metadata::new(Arc::new(InMemoryMetadata::default()));
+        let recorded = record(5);
+        put(&metadata, keys::shardlet(recorded.id), vec![9, b'{', b'}']).await;
+        let error = still_obsolete(&metadata, &fragment_of(&recorded))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, MetadataError::Corrupt(_)), "{error}");
     }
 }
