@@ -91,6 +91,21 @@ impl ClusterAuth {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Sender, AuthError> {
+        let verified = self.verify_headers(method, target, headers)?;
+        verified.verify_body(body)?;
+        Ok(verified.sender)
+    }
+
+    /// Checks the signature over the method, target and headers, before any byte of
+    /// the body is read: a stranger's request is refused without the server ever
+    /// reading (or buffering) what it sends. The body is checked after with
+    /// [`VerifiedHeaders::verify_body`].
+    pub fn verify_headers(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &HeaderMap,
+    ) -> Result<VerifiedHeaders, AuthError> {
         let host = header(headers, "host")?;
         let crc32c = header(headers, HEADER_CRC32C)?;
         let member = header(headers, HEADER_MEMBER)?;
@@ -107,13 +122,30 @@ impl ClusterAuth {
             content_sha256: optional_header(headers, "x-amz-content-sha256")?,
         };
         shardlet_auth::verify_request(&self.secret, &parts, &received, SystemTime::now())?;
-        let claimed: Crc32c = crc32c
+        let body_crc32c: Crc32c = crc32c
             .parse()
             .map_err(|_| AuthError::InvalidHeader(HEADER_CRC32C))?;
-        if claimed != Crc32c::of(body) {
+        Ok(VerifiedHeaders {
+            sender: parse_sender(member)?,
+            body_crc32c,
+        })
+    }
+}
+
+/// A request whose signed headers checked out; its body is still to be checked.
+#[derive(Debug, Clone)]
+pub struct VerifiedHeaders {
+    pub sender: Sender,
+    body_crc32c: Crc32c,
+}
+
+impl VerifiedHeaders {
+    /// The body must be the one the signed `x-shardlet-crc32c` names.
+    pub fn verify_body(&self, body: &[u8]) -> Result<(), AuthError> {
+        if self.body_crc32c != Crc32c::of(body) {
             return Err(AuthError::BodyChecksumMismatch);
         }
-        parse_sender(member)
+        Ok(())
     }
 }
 

@@ -174,3 +174,66 @@ fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// Sends only the head of a POST that announces `announced_bytes` of body, none of
+/// which ever follows, and returns the status line the member answers with (or panics
+/// after `deadline`: a member that waits for the body never answers).
+async fn answer_to_a_body_that_never_comes(
+    address: &str,
+    head: &str,
+    announced_bytes: usize,
+    deadline: Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "{head}\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {announced_bytes}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(deadline, stream.read(&mut answer))
+        .await
+        .unwrap_or_else(|_| panic!("no answer within {deadline:?}: the member waited for the body"))
+        .unwrap();
+    String::from_utf8_lossy(&answer[..read])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_is_refused_before_its_body_is_read_and_key_routes_take_small_bodies() {
+    let root = tempfile::tempdir().unwrap();
+    let member = start_member(1, root.path(), true, &[]).await;
+    wait_until(Duration::from_secs(30), "the member leads", || async {
+        status(&member.address).await?.leader_id
+    })
+    .await;
+    // An unsigned 12 MiB PUT (under the 16 MiB request limit): refused on its headers.
+    let line = answer_to_a_body_that_never_comes(
+        &member.address,
+        "POST /kv/put HTTP/1.1",
+        12 * 1024 * 1024,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(line.contains(" 401 "), "{line}");
+
+    // Well signed, but a key lookup the size of a batch: refused by its route's limit.
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        address: member.address.clone(),
+    };
+    let huge = json!({"key": base64_of(&vec![b'k'; 200 * 1024])}).to_string();
+    let (code, body) = raw
+        .post("/kv/get", huge.as_bytes(), Sender::Client, Some(SECRET))
+        .await;
+    assert_eq!((code, error_code(&body)), (413, "body_too_large"), "{body}");
+    // The same size is fine where values travel.
+    let value = json!({"key": "a2V5", "value": base64_of(&vec![b'v'; 200 * 1024])}).to_string();
+    let (code, body) = raw
+        .post("/kv/put", value.as_bytes(), Sender::Client, Some(SECRET))
+        .await;
+    assert_eq!(code, 200, "{body}");
+}

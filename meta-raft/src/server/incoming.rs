@@ -1,12 +1,16 @@
 //! What every authenticated route shares: the request as received ([`Incoming`]), its
 //! signature check and JSON body, and forwarding to the leader.
+//!
+//! The signature is checked on the headers before the body is read, and the body is
+//! then read up to its route's limit ([`body_limit`]): a stranger, or a client sending
+//! a key lookup the size of a snapshot, costs the member no memory and no wait.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, Method, StatusCode, Uri};
+use http::{HeaderMap, StatusCode, Uri};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -16,12 +20,32 @@ use crate::wire::{HEADER_FORWARDED, HEADER_LEADER_ADDRESS};
 
 pub type Shared = State<Arc<MetaNode>>;
 
-/// The parts of a request every authenticated handler needs.
+/// Largest body of a route that carries keys, not values (get, scan, delete, votes,
+/// membership changes, status).
+pub const SMALL_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// The largest body `path` accepts: raft entries, snapshots and writes get the
+/// configured limit, everything else [`SMALL_BODY_BYTES_MAX`].
+pub fn body_limit(path: &str, config: &crate::config::MetaConfig) -> usize {
+    let large = [
+        crate::network::PATH_APPEND,
+        crate::network::PATH_SNAPSHOT,
+        crate::wire::PATH_PUT,
+        crate::wire::PATH_BATCH,
+    ];
+    if large.contains(&path) {
+        config.request_body_bytes_max
+    } else {
+        SMALL_BODY_BYTES_MAX.min(config.request_body_bytes_max)
+    }
+}
+
+/// An authenticated request: signature and body checksum verified.
 pub struct Incoming {
-    pub method: Method,
     pub uri: Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub sender: Sender,
 }
 
 impl Incoming {
@@ -30,16 +54,6 @@ impl Incoming {
             .path_and_query()
             .map(|path| path.as_str())
             .unwrap_or("/")
-    }
-
-    /// Verifies the cluster-secret signature; 401 with the reason otherwise.
-    pub fn authenticate(&self, node: &MetaNode) -> Result<Sender, ApiError> {
-        node.auth
-            .verify(self.method.as_str(), self.path_and_query(), &self.headers, &self.body)
-            .map_err(|error| {
-                tracing::warn!(sender = ?self.headers.get(HEADER_MEMBER), %error, "unauthenticated request");
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", error.to_string())
-            })
     }
 
     /// Parses the JSON body; 400 naming the problem (and where in the body) otherwise.
@@ -58,19 +72,50 @@ impl Incoming {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for Incoming {
+fn unauthenticated(headers: &HeaderMap, error: impl std::fmt::Display) -> Response {
+    tracing::warn!(sender = ?headers.get(HEADER_MEMBER), %error, "unauthenticated request");
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        error.to_string(),
+    )
+    .into_response()
+}
+
+impl FromRequest<Arc<MetaNode>> for Incoming {
     type Rejection = Response;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, node: &Arc<MetaNode>) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
-        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let target = parts
+            .uri
+            .path_and_query()
+            .map(|path| path.as_str())
+            .unwrap_or("/");
+        let verified = node
+            .auth
+            .verify_headers(parts.method.as_str(), target, &parts.headers)
+            .map_err(|error| unauthenticated(&parts.headers, error))?;
+        let limit = body_limit(parts.uri.path(), &node.config);
+        let body = axum::body::to_bytes(body, limit).await.map_err(|error| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the body of {} could not be read within its limit of {limit} bytes: {error}",
+                    parts.uri.path()
+                ),
+            )
+            .into_response()
+        })?;
+        verified
+            .verify_body(&body)
+            .map_err(|error| unauthenticated(&parts.headers, error))?;
         Ok(Incoming {
-            method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
             body,
+            sender: verified.sender,
         })
     }
 }

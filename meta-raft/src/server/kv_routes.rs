@@ -43,7 +43,6 @@ async fn prepare_read(
 
 pub async fn get(state: Shared, incoming: Incoming) -> Result<Response, ApiError> {
     let node = state.0;
-    incoming.authenticate(&node)?;
     let request: GetRequest = incoming.json()?;
     validate_key(request.key.as_slice())
         .map_err(|error| bad_request("invalid_key", error.to_string()))?;
@@ -66,7 +65,6 @@ pub async fn get(state: Shared, incoming: Incoming) -> Result<Response, ApiError
 
 pub async fn scan(state: Shared, incoming: Incoming) -> Result<Response, ApiError> {
     let node = state.0;
-    incoming.authenticate(&node)?;
     let request: ScanRequest = incoming.json()?;
     let limit = request.limit.unwrap_or(SCAN_LIMIT_DEFAULT);
     if limit == 0 || limit > SCAN_LIMIT_MAX {
@@ -115,21 +113,18 @@ async fn write(node: &MetaNode, incoming: &Incoming, batch: Batch) -> Result<Res
 
 pub async fn put(state: Shared, incoming: Incoming) -> Result<Response, ApiError> {
     let node = state.0;
-    incoming.authenticate(&node)?;
     let request: PutRequest = incoming.json()?;
     write(&node, &incoming, Batch::of_put(request.key, request.value)).await
 }
 
 pub async fn delete(state: Shared, incoming: Incoming) -> Result<Response, ApiError> {
     let node = state.0;
-    incoming.authenticate(&node)?;
     let request: DeleteRequest = incoming.json()?;
     write(&node, &incoming, Batch::of_delete(request.key)).await
 }
 
 pub async fn batch(state: Shared, incoming: Incoming) -> Result<Response, ApiError> {
     let node = state.0;
-    incoming.authenticate(&node)?;
     let batch: Batch = incoming.json()?;
     write(&node, &incoming, batch).await
 }
