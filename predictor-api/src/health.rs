@@ -5,7 +5,7 @@
 
 use shardlet_core::health_report::HealthReport;
 
-use crate::schema::{check_value, index, FeatureValues, ALL_MISSING, FEATURES};
+use crate::schema::{check_value, index, FeatureValues, ALL_MISSING, FEATURES, SMART_ATTRIBUTES};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum HealthError {
@@ -19,18 +19,6 @@ pub enum HealthError {
 pub fn parse_report(text: &[u8]) -> Result<HealthReport, HealthError> {
     serde_json::from_slice(text).map_err(|error| HealthError::Json(error.to_string()))
 }
-
-/// SMART attribute number of each SMART feature.
-const SMART_ATTRIBUTES: [(u32, usize); 8] = [
-    (5, index::SMART_5),
-    (9, index::SMART_9),
-    (187, index::SMART_187),
-    (188, index::SMART_188),
-    (194, index::SMART_194),
-    (197, index::SMART_197),
-    (198, index::SMART_198),
-    (199, index::SMART_199),
-];
 
 fn smart_feature(key: &str) -> Option<usize> {
     SMART_ATTRIBUTES.iter().find_map(|(attribute, feature)| {

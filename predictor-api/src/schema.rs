@@ -212,6 +212,19 @@ pub mod index {
     pub const SMART_194: usize = 17;
 }
 
+/// SMART attribute number of each SMART feature, in the Backblaze CSV's column order
+/// (what `/health` reports as `smart_<n>_raw` or `<n>`).
+pub const SMART_ATTRIBUTES: [(u32, usize); 8] = [
+    (5, index::SMART_5),
+    (9, index::SMART_9),
+    (187, index::SMART_187),
+    (188, index::SMART_188),
+    (194, index::SMART_194),
+    (197, index::SMART_197),
+    (198, index::SMART_198),
+    (199, index::SMART_199),
+];
+
 /// The SMART attributes of the rule operators use: any raw value above zero alarms.
 pub const SMART_RULE_FEATURES: [usize; 5] = [
     index::SMART_5,

@@ -228,6 +228,15 @@ async fn write_medium(fixture: &Fixture, id: ObjectId, length: usize, chunk: usi
         .unwrap()
 }
 
+/// Degraded reads counted for `reason`.
+fn degraded(fixture: &Fixture, reason: &str) -> u64 {
+    fixture
+        .metrics
+        .degraded_reads_total
+        .with_label_values(&[reason])
+        .get()
+}
+
 /// The shardlet record of `id` (must exist).
 async fn shardlet(fixture: &Fixture, id: ShardletId) -> ShardletRecord {
     fixture
@@ -237,6 +246,11 @@ async fn shardlet(fixture: &Fixture, id: ShardletId) -> ShardletRecord {
         .unwrap()
         .unwrap()
         .record
+}
+
+/// The whole object, read back (must succeed).
+async fn read_all(fixture: &Fixture, object: &ObjectRecord) -> Vec<u8> {
+    read(fixture, object, 0..object.size_bytes).await.unwrap()
 }
 
 fn medium() -> StoragePlan {
@@ -309,12 +323,7 @@ async fn each_replicated_shardlet_marks_the_copy_reads_start_at_and_no_other() {
         "one marked copy per shardlet"
     );
     fixture.fragments.fetched.lock().unwrap().clear();
-    assert_eq!(
-        read(&fixture, &object, 0..bytes.len() as u64)
-            .await
-            .unwrap(),
-        bytes
-    );
+    assert_eq!(read_all(&fixture, &object).await, bytes);
     let fetched = fixture.fragments.fetched.lock().unwrap().clone();
     assert_eq!(
         fetched.len(),
@@ -393,12 +402,7 @@ async fn a_down_node_and_a_corrupt_replica_are_read_around_and_counted() {
         .fragments
         .corrupt(corrupt.node, first.fragment_id(corrupt));
     fixture.fragments.set_down(down.node);
-    assert_eq!(
-        read(&fixture, &object, 0..bytes.len() as u64)
-            .await
-            .unwrap(),
-        bytes
-    );
+    assert_eq!(read_all(&fixture, &object).await, bytes);
     let metrics = &fixture.metrics.degraded_reads_total;
     assert!(
         metrics.with_label_values(&["checksum"]).get() >= 1,
@@ -422,20 +426,8 @@ async fn erasure_coded_shardlets_are_rebuilt_from_any_k_fragments() {
             .fragments
             .corrupt(location.node, record.fragment_id(location));
     }
-    assert_eq!(
-        read(&fixture, &object, 0..bytes.len() as u64)
-            .await
-            .unwrap(),
-        bytes
-    );
-    assert!(
-        fixture
-            .metrics
-            .degraded_reads_total
-            .with_label_values(&["checksum"])
-            .get()
-            >= 3
-    );
+    assert_eq!(read_all(&fixture, &object).await, bytes);
+    assert!(degraded(&fixture, "checksum") >= 3);
 }
 
 #[tokio::test]
@@ -606,12 +598,7 @@ async fn a_node_that_refuses_writes_is_replaced() {
             .iter()
             .all(|f| f.node != NodeId(1) && f.node != NodeId(5)));
     }
-    assert_eq!(
-        read(&fixture, &object, 0..bytes.len() as u64)
-            .await
-            .unwrap(),
-        bytes
-    );
+    assert_eq!(read_all(&fixture, &object).await, bytes);
 }
 
 /// What a transition or repair does to a shardlet: every fragment rewritten under the
@@ -661,14 +648,7 @@ async fn a_read_whose_fragments_moved_under_it_re_reads_the_record_and_succeeds(
                 .unwrap(),
             bytes
         );
-        assert_eq!(
-            fixture
-                .metrics
-                .degraded_reads_total
-                .with_label_values(&["layout_changed"])
-                .get(),
-            1
-        );
+        assert_eq!(degraded(&fixture, "layout_changed"), 1);
     }
 }
 
@@ -681,12 +661,5 @@ async fn fragments_gone_without_a_new_layout_are_still_an_error() {
     assert!(read(&fixture, &object, 0..bytes.len() as u64)
         .await
         .is_err());
-    assert_eq!(
-        fixture
-            .metrics
-            .degraded_reads_total
-            .with_label_values(&["layout_changed"])
-            .get(),
-        0
-    );
+    assert_eq!(degraded(&fixture, "layout_changed"), 0);
 }

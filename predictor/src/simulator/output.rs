@@ -1,24 +1,14 @@
 //! The simulator's output in the Backblaze CSV format (with the schema's non-SMART
 //! features as extra columns), written crash-safely one file per day.
 
-use shardlet_predictor_api::schema::{index, FeatureValues, FEATURES, FEATURE_COUNT};
+use shardlet_predictor_api::schema::{
+    index, FeatureValues, FEATURES, FEATURE_COUNT, SMART_ATTRIBUTES,
+};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use super::node::{is_smart_feature, SimulatedNode};
-
-/// SMART attribute numbers written to the CSV, in column order.
-const SMART_ATTRIBUTES: [(u32, usize); 8] = [
-    (5, index::SMART_5),
-    (9, index::SMART_9),
-    (187, index::SMART_187),
-    (188, index::SMART_188),
-    (194, index::SMART_194),
-    (197, index::SMART_197),
-    (198, index::SMART_198),
-    (199, index::SMART_199),
-];
 
 /// The non-SMART schema features, written as extra columns after the SMART ones.
 fn extra_features() -> impl Iterator<Item = usize> {
