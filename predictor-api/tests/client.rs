@@ -60,3 +60,21 @@ async fn a_sidecar_that_never_answers_times_out_as_unavailable() {
     // timeout instead of hanging on a sidecar that never answers.
     drop(listener);
 }
+
+#[test]
+fn floats_written_as_json_read_back_bit_for_bit() {
+    // Model metadata and scores travel as JSON; serde_json's default float parser can
+    // be off by one ulp (found as a flaky model save/load test: 1.555308032 came back
+    // as 1.5553080320000001). The workspace enables `float_roundtrip`.
+    for value in [
+        1.555_308_032_f64,
+        1.555_308_032_000_000_1,
+        0.1 + 0.2,
+        f64::MIN_POSITIVE,
+        123_456.789_012_345_67,
+    ] {
+        let text = serde_json::to_string(&value).unwrap();
+        let back: f64 = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.to_bits(), value.to_bits(), "{text}");
+    }
+}
