@@ -81,6 +81,8 @@ pub struct ControllerArguments {
     pub evacuate_risk_above: f64,
     #[command(flatten)]
     pub secret: SecretArguments,
+    #[command(flatten)]
+    pub server: shardlet_net::arguments::ServerArguments,
 }
 
 fn seconds(value: f64, name: &str) -> anyhow::Result<Duration> {
@@ -150,6 +152,9 @@ pub async fn run(arguments: ControllerArguments) -> anyhow::Result<()> {
         secret,
         topology,
         listen: arguments.listen,
+        limits: arguments
+            .server
+            .limits(shardlet_net::ServerLimits::default())?,
         holder: holder.clone(),
         lease_duration,
         detector,

@@ -10,7 +10,7 @@ use shardlet_gateway::object::commit::Buckets;
 use shardlet_gateway::object::gc::CollectorConfig;
 use shardlet_gateway::object::node_fragments::NodeFragments;
 use shardlet_gateway::object::topology_source::TopologySource;
-use shardlet_gateway::server::{BoundGateway, GatewayConfig};
+use shardlet_gateway::server::{s3_port_limits, BoundGateway, GatewayConfig};
 
 use crate::connect::{load_secret, load_topology, meta_client, SecretArguments};
 
@@ -33,6 +33,8 @@ pub struct GatewayArguments {
     pub upload_timeout_seconds: u64,
     #[command(flatten)]
     pub secret: SecretArguments,
+    #[command(flatten)]
+    pub server: shardlet_net::arguments::ServerArguments,
 }
 
 pub async fn run(arguments: GatewayArguments) -> anyhow::Result<()> {
@@ -48,6 +50,7 @@ pub async fn run(arguments: GatewayArguments) -> anyhow::Result<()> {
             upload_timeout: std::time::Duration::from_secs(arguments.upload_timeout_seconds),
             ..CollectorConfig::default()
         },
+        limits: arguments.server.limits(s3_port_limits())?,
     };
     let gateway = BoundGateway::bind(config, metadata, fragments, topology).await?;
     let address = gateway.local_address()?;

@@ -87,6 +87,8 @@ struct NodeArguments {
     /// Largest fragment accepted.
     #[arg(long)]
     max_fragment_bytes: Option<u64>,
+    #[command(flatten)]
+    server: shardlet_net::arguments::ServerArguments,
 }
 
 fn main() -> ExitCode {
@@ -148,6 +150,7 @@ async fn run_node(arguments: NodeArguments) -> anyhow::Result<()> {
     if let Some(max) = arguments.max_fragment_bytes {
         config.max_fragment_bytes = max;
     }
+    config.limits = arguments.server.limits(config.limits)?;
     shardlet_node::run(config, shardlet_node::shutdown_signal()).await?;
     tracing::info!("storage node stopped");
     Ok(())

@@ -42,6 +42,8 @@ pub struct MetaArgs {
     pub election_timeout_min_ms: u64,
     #[arg(long, default_value_t = 1000)]
     pub election_timeout_max_ms: u64,
+    #[command(flatten)]
+    pub server: shardlet_net::arguments::ServerArguments,
 }
 
 pub async fn run(args: MetaArgs) -> anyhow::Result<()> {
@@ -56,6 +58,7 @@ pub async fn run(args: MetaArgs) -> anyhow::Result<()> {
     config.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms);
     config.election_timeout_min = Duration::from_millis(args.election_timeout_min_ms);
     config.election_timeout_max = Duration::from_millis(args.election_timeout_max_ms);
+    config.limits = args.server.limits(config.limits)?;
     let running = MetaNode::start(config).await?;
     if args.bootstrap {
         running.node.bootstrap().await?;

@@ -7,13 +7,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use shardlet_core::SizingPolicy;
+use shardlet_net::{ServerLimits, ServerMetrics, ServerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -33,10 +31,13 @@ use crate::s3::auth::{Authenticator, CredentialCache};
 use crate::s3::limits::{HEADER_BYTES_MAX, XML_BODY_BYTES_MAX};
 use crate::s3::Gateway;
 
-/// Connections served at once; further clients wait in the listen backlog.
-pub const CONNECTIONS_MAX: usize = 1024;
-/// How long in-flight requests may finish after shutdown is asked for.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The S3 port's bounds: the shared defaults, with S3's own head limit.
+pub fn s3_port_limits() -> ServerLimits {
+    ServerLimits {
+        header_bytes_max: HEADER_BYTES_MAX,
+        ..ServerLimits::default()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -45,12 +46,16 @@ pub struct GatewayConfig {
     pub region: String,
     pub sizing: SizingPolicy,
     pub collector: CollectorConfig,
+    /// Connection limit, header-read timeout and the other bounds of the S3 port.
+    pub limits: ServerLimits,
 }
 
 pub struct BoundGateway {
     listener: TcpListener,
     service: S3Service,
     metrics: Arc<Metrics>,
+    server_metrics: ServerMetrics,
+    limits: ServerLimits,
     collector: Arc<Collector>,
     catalog: Catalog,
     heat_receiver: tokio::sync::mpsc::Receiver<shardlet_core::ShardletId>,
@@ -63,8 +68,10 @@ pub enum ServerError {
         address: SocketAddr,
         source: std::io::Error,
     },
-    #[error("accept failed: {0}")]
-    Accept(std::io::Error),
+    #[error("invalid server limits: {0}")]
+    Limits(#[from] shardlet_net::limits::LimitError),
+    #[error("cannot register the connection metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 impl BoundGateway {
@@ -74,6 +81,7 @@ impl BoundGateway {
         fragments: Arc<dyn FragmentStore>,
         topology: Arc<TopologySource>,
     ) -> Result<Self, ServerError> {
+        config.limits.validate()?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -82,6 +90,7 @@ impl BoundGateway {
                     source,
                 })?;
         let metrics = Arc::new(Metrics::new());
+        let server_metrics = ServerMetrics::register(&metrics.registry, "shardlet_gateway")?;
         let catalog =
             Catalog::new(metadata).counting_bucket_cache(metrics.bucket_cache_total.clone());
         let collector = Arc::new(Collector::new(
@@ -132,6 +141,8 @@ impl BoundGateway {
             listener,
             service: builder.build(),
             metrics,
+            server_metrics,
+            limits: config.limits,
             collector,
             catalog,
             heat_receiver,
@@ -143,7 +154,7 @@ impl BoundGateway {
     }
 
     /// Serves until `shutdown` completes, then lets requests in flight finish (up to
-    /// [`SHUTDOWN_GRACE`]) and flushes pending heat.
+    /// `limits.shutdown_grace`) and flushes pending heat.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let (stop_sender, stop) = watch::channel(false);
         let collector_task = tokio::spawn(self.collector.clone().run(stop.clone()));
@@ -153,61 +164,18 @@ impl BoundGateway {
             self.heat_receiver,
             stop.clone(),
         ));
-        let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
-        let mut connections = tokio::task::JoinSet::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                permit = slots.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
-            let (stream, peer) = tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: log, keep serving.
-                        tracing::warn!(%error, "accept failed");
-                        continue;
-                    }
-                },
-            };
-            // Small responses must not wait ~40 ms for delayed ACKs.
-            let _ = stream.set_nodelay(true);
-            let service = self.service.clone();
-            let metrics = self.metrics.clone();
-            let mut stop = stop.clone();
-            connections.spawn(async move {
-                let _permit = permit;
-                let handler =
-                    service_fn(move |request| handle(service.clone(), metrics.clone(), request));
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder.max_buf_size(HEADER_BYTES_MAX).keep_alive(true);
-                let connection = builder.serve_connection(TokioIo::new(stream), handler);
-                let mut connection = std::pin::pin!(connection);
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(error) = result {
-                            tracing::debug!(%peer, %error, "connection ended with an error");
-                        }
-                    }
-                    _ = stop.changed() => {
-                        connection.as_mut().graceful_shutdown();
-                        let _ = connection.await;
-                    }
-                }
-            });
-            while connections.try_join_next().is_some() {}
-        }
-        tracing::info!("gateway stopping: finishing requests in flight");
+        let service = self.service;
+        let metrics = self.metrics;
+        let handler =
+            tower::service_fn(move |request| handle(service.clone(), metrics.clone(), request));
+        let options = ServerOptions {
+            name: "gateway",
+            limits: self.limits,
+            metrics: self.server_metrics,
+        };
+        shardlet_net::serve(self.listener, handler, options, shutdown).await;
+        // Requests are finished: the collector and the heat flusher get the last word.
         let _ = stop_sender.send(true);
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
         let _ = collector_task.await;
         let _ = heat_task.await;
         Ok(())
@@ -294,6 +262,7 @@ mod tests {
     use crate::object::fragments::InMemoryFragments;
     use shardlet_core::Topology;
     use shardlet_model::memory::InMemoryMetadata;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Reads until the peer closes (or `limit` bytes), bounded by a deadline.
@@ -323,6 +292,7 @@ mod tests {
             region: "us-east-1".into(),
             sizing: SizingPolicy::default(),
             collector: CollectorConfig::default(),
+            limits: s3_port_limits(),
         };
         let gateway = BoundGateway::bind(
             config,

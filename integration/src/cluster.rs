@@ -35,6 +35,15 @@ const ZONES: [(&str, &str); 4] = [
     ("region-two", "region-two-b"),
 ];
 
+/// How [`Cluster::start_with`] starts the processes.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    pub node_count: usize,
+    /// Flags given to every server (metadata member, nodes, gateway, and controllers
+    /// started with [`Cluster::start_controller`]), e.g. the ports' `--connections-max`.
+    pub server_arguments: Vec<String>,
+}
+
 /// The cluster a fault test controls process by process.
 pub struct Cluster {
     pub gateway: ServiceProcess,
@@ -44,6 +53,8 @@ pub struct Cluster {
     pub secret: String,
     pub topology_path: PathBuf,
     pub access: S3Access,
+    /// Flags every server of this cluster was started with.
+    pub server_arguments: Vec<String>,
     /// Last field: dropped after the processes, so their files outlive them.
     pub root: tempfile::TempDir,
 }
@@ -51,6 +62,19 @@ pub struct Cluster {
 impl Cluster {
     /// Metadata member, `node_count` storage nodes, an S3 key, then the gateway.
     pub async fn start(binary: &ShardletBinary, node_count: usize) -> Self {
+        let options = ClusterOptions {
+            node_count,
+            ..ClusterOptions::default()
+        };
+        Self::start_with(binary, options).await
+    }
+
+    /// [`Self::start`] with options.
+    pub async fn start_with(binary: &ShardletBinary, options: ClusterOptions) -> Self {
+        let ClusterOptions {
+            node_count,
+            server_arguments,
+        } = options;
         let root = tempfile::Builder::new()
             .prefix("shardlet-cluster-")
             .tempdir_in(binary.clusters_root())
@@ -63,14 +87,17 @@ impl Cluster {
         let meta = ServiceProcess::start(
             binary,
             "meta",
-            vec![
+            [
                 "meta".into(),
                 "--member-id".into(),
                 "1".into(),
                 "--bootstrap".into(),
                 "--data".into(),
                 meta_data.display().to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(server_arguments.iter().cloned())
+            .collect(),
             &secret,
             &logs,
         )
@@ -82,6 +109,7 @@ impl Cluster {
                 node_id: u32::try_from(position + 1).expect("a node id"),
                 parent_dir: Some(root.path().join("nodes")),
                 secret: Some(secret.clone()),
+                extra_arguments: server_arguments.clone(),
                 ..NodeOptions::default()
             };
             nodes.push(NodeProcess::start(binary, options).await);
@@ -97,7 +125,7 @@ impl Cluster {
         let gateway = ServiceProcess::start(
             binary,
             "gateway",
-            vec![
+            [
                 "gateway".into(),
                 "--meta".into(),
                 meta.address.to_string(),
@@ -105,7 +133,10 @@ impl Cluster {
                 topology_path.display().to_string(),
                 "--region".into(),
                 REGION.into(),
-            ],
+            ]
+            .into_iter()
+            .chain(server_arguments.iter().cloned())
+            .collect(),
             &secret,
             &logs,
         )
@@ -124,6 +155,7 @@ impl Cluster {
             secret,
             topology_path,
             access,
+            server_arguments,
             root,
         }
     }
@@ -159,6 +191,7 @@ impl Cluster {
             self.topology_path.display().to_string(),
         ];
         arguments.extend(flags.into_iter().flat_map(|(flag, value)| [flag, value]));
+        arguments.extend(self.server_arguments.iter().cloned());
         ServiceProcess::start(
             &self.binary,
             name,

@@ -39,6 +39,7 @@ pub mod records;
 pub mod s3_client;
 pub mod service;
 pub mod signing;
+pub mod slowloris;
 pub mod wait;
 
 pub use binary::{clients_dir, ShardletBinary};

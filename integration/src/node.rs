@@ -34,6 +34,8 @@ pub struct NodeOptions {
     pub trace_syscalls_to: Option<PathBuf>,
     /// The cluster secret; `None` makes a fresh random one for this node alone.
     pub secret: Option<String>,
+    /// More `shardlet node` flags (e.g. the port's `--connections-max`).
+    pub extra_arguments: Vec<String>,
 }
 
 impl Default for NodeOptions {
@@ -46,6 +48,7 @@ impl Default for NodeOptions {
             log_filter: "info".to_string(),
             trace_syscalls_to: None,
             secret: None,
+            extra_arguments: Vec::new(),
         }
     }
 }
@@ -226,6 +229,7 @@ impl NodeProcess {
         if let Some(max) = self.options.max_fragment_bytes {
             command.arg("--max-fragment-bytes").arg(max.to_string());
         }
+        command.args(&self.options.extra_arguments);
         command
             .env("SHARDLET_CLUSTER_SECRET", &self.secret)
             .env("RUST_LOG", &self.options.log_filter);

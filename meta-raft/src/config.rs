@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use shardlet_net::ServerLimits;
+
 use crate::types::MemberId;
 
 /// Default largest value accepted by a put: metadata records are small; object data never
@@ -39,6 +41,8 @@ pub struct MetaConfig {
     pub group_commit_queue_max: usize,
     /// Bound on raft RPC to another member.
     pub rpc_timeout: Duration,
+    /// The port's connection limit, header-read timeout and shutdown grace.
+    pub limits: ServerLimits,
 }
 
 impl MetaConfig {
@@ -59,6 +63,7 @@ impl MetaConfig {
             group_commit_batches_max: 256,
             group_commit_queue_max: 4096,
             rpc_timeout: Duration::from_secs(5),
+            limits: ServerLimits::default(),
         }
     }
 

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
+use shardlet_net::{ServerMetrics, ServerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -25,7 +25,7 @@ pub struct RunningMetaNode {
     pub node: Arc<MetaNode>,
     pub address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
 }
 
 impl RunningMetaNode {
@@ -35,7 +35,7 @@ impl RunningMetaNode {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.server.await??;
+        self.server.await?;
         self.node
             .raft
             .shutdown()
@@ -46,13 +46,14 @@ impl RunningMetaNode {
 
     /// Runs until the server stops (for the `shardlet meta` process).
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.server.await??;
+        self.server.await?;
         Ok(())
     }
 }
 
 impl MetaNode {
     pub async fn start(config: MetaConfig) -> anyhow::Result<RunningMetaNode> {
+        config.limits.validate()?;
         let listener = TcpListener::bind(config.listen_address).await?;
         let address = listener.local_addr()?;
         let advertise_address = config
@@ -97,17 +98,15 @@ impl MetaNode {
         });
         let router = crate::server::router(node.clone());
         let (stop, stopped) = oneshot::channel::<()>();
-        // Small JSON responses must not wait for delayed ACKs (~40 ms): no Nagle.
-        let listener = listener.tap_io(|stream| {
-            let _ = stream.set_nodelay(true);
-        });
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let options = ServerOptions {
+            name: "meta",
+            limits: node.config.limits.clone(),
+            // The registry adds the `shardlet_meta_` prefix and the member label.
+            metrics: ServerMetrics::register(&node.metrics.registry, "")?,
+        };
+        let server = tokio::spawn(shardlet_net::serve(listener, router, options, async move {
+            let _ = stopped.await;
+        }));
         tracing::info!(member = member_id, %address, "meta member started");
         Ok(RunningMetaNode {
             node,

@@ -80,6 +80,8 @@ enum Command {
         model: PathBuf,
         #[arg(long, default_value = "127.0.0.1:9400")]
         listen: SocketAddr,
+        #[command(flatten)]
+        server: shardlet_net::arguments::ServerArguments,
     },
 }
 
@@ -236,7 +238,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report.join("pr_curve.png").display()
             );
         }
-        Command::Serve { model, listen } => {
+        Command::Serve {
+            model,
+            listen,
+            server,
+        } => {
+            let limits = server.limits(shardlet_net::ServerLimits::default())?;
             let model = LstmModel::load(&model)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -245,6 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(shardlet_predictor::serve::serve(
                 model,
                 listen,
+                limits,
                 |address| {
                     // Tests and scripts read this line to learn the OS-chosen port.
                     println!("listening on {address}");

@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
+use shardlet_net::{ServerLimits, ServerMetrics, ServerOptions};
 use shardlet_predictor_api::api::{
     validate, ErrorResponse, HealthResponse, NodeScore, ScoreRequest, ScoreResponse,
     REQUEST_BODY_BYTES_MAX,
@@ -195,6 +196,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// The sidecar's routes around a loaded model.
 pub fn router(model: LstmModel) -> anyhow::Result<Router> {
+    Ok(app(model)?.0)
+}
+
+/// The routes, and the connection metrics they expose at `/metrics` (for the server).
+fn app(model: LstmModel) -> anyhow::Result<(Router, ServerMetrics)> {
     tch::set_num_threads(1);
     let health_response = HealthResponse {
         status: "ok".into(),
@@ -204,34 +210,43 @@ pub fn router(model: LstmModel) -> anyhow::Result<Router> {
         horizon_days: model.metadata.horizon_days,
         feature_names: feature_names(),
     };
+    let state_metrics = Metrics::new()?;
+    let server_metrics = ServerMetrics::register(&state_metrics.registry, "shardlet_predictor")?;
     let state = Arc::new(AppState {
         model: Mutex::new(model),
         health: health_response,
-        metrics: Metrics::new()?,
+        metrics: state_metrics,
     });
-    Ok(Router::new()
+    let router = Router::new()
         .route("/v1/score", post(score))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
-        .with_state(state))
+        .with_state(state);
+    Ok((router, server_metrics))
 }
 
-/// Serves until `shutdown` completes. `on_listening` receives the bound address (the
-/// port may have been chosen by the OS).
+/// Serves until `shutdown` completes, within `limits` (connections, header-read
+/// timeout). `on_listening` receives the bound address (the port may have been chosen
+/// by the OS).
 pub async fn serve(
     model: LstmModel,
     listen: SocketAddr,
+    limits: ServerLimits,
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = router(model)?;
+    limits.validate()?;
+    let (app, metrics) = app(model)?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "predictor sidecar listening");
     on_listening(address);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let options = ServerOptions {
+        name: "predictor",
+        limits,
+        metrics,
+    };
+    shardlet_net::serve(listener, app, options, shutdown).await;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use shardlet_auth::ClusterSecret;
 use shardlet_core::NodeId;
+use shardlet_net::ServerLimits;
 
 pub const MEBIBYTE: u64 = 1024 * 1024;
 
@@ -39,8 +40,9 @@ pub struct NodeConfig {
     pub read_chunk_bytes: u64,
     /// How often the health sampler reads /proc and statvfs.
     pub health_interval: Duration,
-    /// How long graceful shutdown waits for in-flight requests.
-    pub shutdown_timeout: Duration,
+    /// The port's connection limit, header-read timeout and shutdown grace (how long
+    /// graceful shutdown waits for requests in flight).
+    pub limits: ServerLimits,
 }
 
 impl NodeConfig {
@@ -67,7 +69,7 @@ impl NodeConfig {
             verify_before_response_bytes: 4 * MEBIBYTE,
             read_chunk_bytes: MEBIBYTE,
             health_interval: Duration::from_secs(5),
-            shutdown_timeout: Duration::from_secs(10),
+            limits: ServerLimits::default(),
         }
     }
 }

@@ -49,7 +49,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
+use shardlet_net::ServerOptions;
 
 pub use client::{ClientError, NodeClient};
 pub use config::NodeConfig;
@@ -63,6 +63,8 @@ pub enum NodeError {
         path: String,
         source: std::io::Error,
     },
+    #[error("invalid server limits: {0}")]
+    Limits(#[from] shardlet_net::limits::LimitError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -82,6 +84,7 @@ pub struct BoundNode {
 impl BoundNode {
     /// Opens the store (recovering from any crash) and binds the listening socket.
     pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
+        config.limits.validate()?;
         let metrics = Arc::new(metrics::NodeMetrics::new()?);
         let data_dir = config.data_dir.clone();
         let store_metrics = Arc::clone(&metrics);
@@ -118,42 +121,22 @@ impl BoundNode {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish (bounded by `shutdown_timeout`) and returns.
+    /// finish (bounded by `limits.shutdown_grace`) and returns.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), NodeError> {
         let state = self.state;
         let sampler = state.health.spawn(state.config.health_interval);
-        let shutdown_timeout = state.config.shutdown_timeout;
-        let (stopping_sender, stopping) = tokio::sync::oneshot::channel::<()>();
-        // Small responses must not wait for delayed ACKs (~40 ms): no Nagle.
-        let listener = self.listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::warn!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let app = server::router(Arc::clone(&state));
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: no new connections, finishing requests in flight");
-            let _ = stopping_sender.send(());
-        });
-        let result = tokio::select! {
-            result = server => result.map_err(NodeError::Serve),
-            () = async {
-                if stopping.await.is_ok() {
-                    tokio::time::sleep(shutdown_timeout).await;
-                } else {
-                    std::future::pending::<()>().await;
-                }
-            } => {
-                tracing::warn!(?shutdown_timeout, "requests still in flight at the shutdown deadline; stopping anyway");
-                Ok(())
-            }
+        let options = ServerOptions {
+            name: "node",
+            limits: state.config.limits.clone(),
+            metrics: state.metrics.server.clone(),
         };
+        let app = server::router(Arc::clone(&state));
+        shardlet_net::serve(self.listener, app, options, shutdown).await;
         sampler.abort();
-        result
+        Ok(())
     }
 }
 

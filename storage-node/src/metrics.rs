@@ -27,6 +27,8 @@ pub struct NodeMetrics {
     pub disk_capacity_bytes: IntGauge,
     pub disk_free_bytes: IntGauge,
     pub insufficient_storage_total: IntCounter,
+    /// The port's connections (`shardlet_node_connections_…`, see `shardlet-net`).
+    pub server: shardlet_net::ServerMetrics,
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -122,7 +124,9 @@ impl NodeMetrics {
         registry.register(Box::new(disk_capacity_bytes.clone()))?;
         registry.register(Box::new(disk_free_bytes.clone()))?;
         registry.register(Box::new(insufficient_storage_total.clone()))?;
+        let server = shardlet_net::ServerMetrics::register(&registry, "shardlet_node")?;
         Ok(Self {
+            server,
             registry,
             requests_total,
             request_seconds,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use shardlet_auth::ClusterSecret;
 use shardlet_core::Topology;
+use shardlet_net::ServerLimits;
 
 use crate::detector::DetectorConfig;
 use crate::heat::HeatConfig;
@@ -17,6 +18,8 @@ pub struct ServiceConfig {
     pub secret: ClusterSecret,
     pub topology: Topology,
     pub listen: SocketAddr,
+    /// The HTTP port's connection limit, header-read timeout and shutdown grace.
+    pub limits: ServerLimits,
     /// This controller's name in the lease (unique per process).
     pub holder: String,
     pub lease_duration: Duration,

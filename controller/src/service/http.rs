@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use shardlet_net::ServerOptions;
 use tokio::net::TcpListener;
 
 use super::clock::unix_ms_now;
@@ -19,17 +20,19 @@ use super::shared::ServiceShared;
 use super::worker::{Pace, Pass, Stop, Worker, WorkerReport};
 
 /// Serves [`router`] on a bound listener until the daemon stops (in-flight requests
-/// finish first).
+/// finish first), on the hardened server every port shares (`shardlet-net`).
 pub struct HttpWorker {
     shared: Arc<ServiceShared>,
     listener: Mutex<Option<TcpListener>>,
+    server: ServerOptions,
 }
 
 impl HttpWorker {
-    pub fn new(shared: Arc<ServiceShared>, listener: TcpListener) -> Self {
+    pub fn new(shared: Arc<ServiceShared>, listener: TcpListener, server: ServerOptions) -> Self {
         Self {
             shared,
             listener: Mutex::new(Some(listener)),
+            server,
         }
     }
 }
@@ -52,10 +55,13 @@ impl Worker for HttpWorker {
             .take()
             .ok_or_else(|| anyhow::anyhow!("the HTTP listener was already served"))?;
         let mut stop = stop.clone();
-        axum::serve(listener, router(self.shared.clone()))
-            .with_graceful_shutdown(async move { stop.wait().await })
-            .await
-            .map_err(|error| anyhow::anyhow!("controller HTTP server failed: {error}"))?;
+        shardlet_net::serve(
+            listener,
+            router(self.shared.clone()),
+            self.server.clone(),
+            async move { stop.wait().await },
+        )
+        .await;
         Ok(Pass::Worked)
     }
 }

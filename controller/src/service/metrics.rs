@@ -188,6 +188,11 @@ impl Metrics {
         })
     }
 
+    /// Where other parts of the daemon register their metrics (the HTTP port's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {

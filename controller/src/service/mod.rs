@@ -67,6 +67,7 @@ pub struct RunningController {
 impl RunningController {
     /// Starts every worker and the HTTP endpoint.
     pub async fn start(config: ServiceConfig) -> anyhow::Result<Self> {
+        config.limits.validate()?;
         let metrics = Arc::new(metrics::Metrics::new()?);
         let meta = Arc::new(MetaClient::new(
             config.meta_addresses.clone(),
@@ -160,7 +161,17 @@ impl RunningController {
                 transitions,
             )));
         }
-        runner.spawn(Arc::new(http::HttpWorker::new(shared.clone(), listener)));
+        let server = shardlet_net::ServerOptions {
+            name: "controller",
+            limits: config.limits.clone(),
+            // The registry adds the `shardlet_controller_` prefix.
+            metrics: shardlet_net::ServerMetrics::register(shared.metrics.registry(), "")?,
+        };
+        runner.spawn(Arc::new(http::HttpWorker::new(
+            shared.clone(),
+            listener,
+            server,
+        )));
         Ok(Self {
             address,
             shared,

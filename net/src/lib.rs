@@ -1,0 +1,31 @@
+//! `shardlet-net`: the one HTTP server every Shardlet port runs on (gateway, storage
+//! node, meta-raft, controller, predictor sidecar), so each port gets the same defences:
+//! a header-read timeout that also ends idle keep-alive connections, a connection limit
+//! that evicts idle strangers before it turns anyone away, bounded request heads,
+//! TCP_NODELAY, graceful shutdown with a deadline, and connection metrics.
+//!
+//! Modules, lowest layer first; each imports only modules above it in this list:
+//!
+//! | module | its one job |
+//! |---|---|
+//! | [`limits`] | [`ServerLimits`]: every bound of a port, named, with defaults |
+//! | [`metrics`] | [`ServerMetrics`]: connections open, accepted, closed by reason |
+//! | [`connections`] | the table of open connections and the eviction rule at the limit |
+//! | [`server`] | [`serve`]: the accept loop and one connection's life |
+//! | [`arguments`] | the command-line flags of a port, shared by every binary |
+//!
+//! A base-layer crate beside `auth` and `core`: it knows HTTP and sockets, nothing of
+//! fragments, metadata or S3, and must never import another Shardlet crate.
+
+pub mod arguments;
+mod connections;
+pub mod limits;
+pub mod metrics;
+pub mod server;
+
+pub use limits::ServerLimits;
+pub use metrics::{CloseReason, ServerMetrics};
+pub use server::{serve, ServerOptions};
+
+#[cfg(test)]
+mod tests;
