@@ -152,9 +152,9 @@ pub async fn run(arguments: ControllerArguments) -> anyhow::Result<()> {
         secret,
         topology,
         listen: arguments.listen,
-        limits: arguments
+        port: arguments
             .server
-            .limits(shardlet_net::ServerLimits::default())?,
+            .port(shardlet_net::ServerLimits::default())?,
         holder: holder.clone(),
         lease_duration,
         detector,

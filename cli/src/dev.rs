@@ -7,7 +7,8 @@
 //! - one storage node per entry of the topology (default: `examples/topology.toml`,
 //!   12 nodes in 4 zones and 2 regions), data in `DIR/node-N`, listening on
 //!   `--node-base-port` + position;
-//! - the S3 gateway (`shardlet gateway`) on `--s3-port`;
+//! - the S3 gateway (`shardlet gateway`) on `--s3-port`, its admin port (`/metrics`) on
+//!   `--gateway-admin-port`;
 //! - the controller (`shardlet controller`) on `--controller-port`, with dev-sized
 //!   timings: a node silent for 10 s is down and repaired, the scrub runs every 30 s,
 //!   heat transitions every 10 s after a 5-minute dwell.
@@ -72,6 +73,9 @@ pub struct DevArguments {
     /// Port of the S3 endpoint.
     #[arg(long, default_value_t = 9000)]
     s3_port: u16,
+    /// Port of the gateway's admin endpoint (`/metrics`, `/health`).
+    #[arg(long, default_value_t = 9090)]
+    gateway_admin_port: u16,
     /// Storage node N (1-based position in the topology) listens on this + N - 1.
     #[arg(long, default_value_t = 19101)]
     node_base_port: u16,
@@ -198,6 +202,7 @@ async fn start_and_wait(
     let credentials =
         s3_credentials(&data.join("s3-credentials.json"), &meta_address, secret).await?;
     let s3_address = format!("127.0.0.1:{}", arguments.s3_port);
+    let admin_address = format!("127.0.0.1:{}", arguments.gateway_admin_port);
     components.push(spawn(
         data,
         "gateway",
@@ -205,6 +210,8 @@ async fn start_and_wait(
             "gateway",
             "--listen",
             &s3_address,
+            "--admin-listen",
+            &admin_address,
             "--meta",
             &meta_address,
             "--topology",
@@ -254,7 +261,7 @@ async fn start_and_wait(
         &[("controller".into(), controller_address.clone())],
     )
     .await?;
-    print_welcome(&s3_address, data, topology, &credentials);
+    print_welcome(&s3_address, &admin_address, data, topology, &credentials);
     say!(
         "# Controller: http://{controller_address}/v1/status (node states: shardlet admin nodes --meta {meta_address} --secret-file {secret_file})"
     );
@@ -275,6 +282,10 @@ async fn start_and_wait(
 fn check_ports_free(arguments: &DevArguments, topology: &Topology) -> anyhow::Result<()> {
     let mut needed = vec![
         ("--s3-port", format!("127.0.0.1:{}", arguments.s3_port)),
+        (
+            "--gateway-admin-port",
+            format!("127.0.0.1:{}", arguments.gateway_admin_port),
+        ),
         ("--meta-port", format!("127.0.0.1:{}", arguments.meta_port)),
         (
             "--controller-port",
@@ -563,6 +574,7 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<ClusterSecret> {
 
 fn print_welcome(
     s3_address: &str,
+    admin_address: &str,
     data: &Path,
     topology: &Topology,
     credentials: &CredentialRecord,
@@ -575,7 +587,7 @@ fn print_welcome(
     say!(
         "\
 # Shardlet dev is running: {nodes} storage nodes in {zones} zones and {regions} regions,
-# one metadata member, the S3 gateway at {endpoint} (metrics: {endpoint}/metrics).
+# one metadata member, the S3 gateway at {endpoint} (metrics: http://{admin_address}/metrics).
 # Data and logs in {data}. Stop with Ctrl-C; running again keeps data and credentials.
 # Paste (or eval) these lines:
 export AWS_ENDPOINT_URL={endpoint}

@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use shardlet_core::SizingPolicy;
+use shardlet_gateway::admin::admin_port_limits;
 use shardlet_gateway::object::catalog::Catalog;
 use shardlet_gateway::object::commit::Buckets;
 use shardlet_gateway::object::gc::CollectorConfig;
 use shardlet_gateway::object::node_fragments::NodeFragments;
 use shardlet_gateway::object::topology_source::TopologySource;
-use shardlet_gateway::server::{s3_port_limits, BoundGateway, GatewayConfig};
+use shardlet_gateway::server::{s3_port_limits, AdminConfig, BoundGateway, GatewayConfig};
+use shardlet_net::PortConfig;
 
 use crate::connect::{load_secret, load_topology, meta_client, SecretArguments};
 
@@ -19,6 +21,10 @@ pub struct GatewayArguments {
     /// Where S3 clients connect; port 0 picks a free port (printed on stdout).
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
+    /// The admin port: `GET /metrics` (Prometheus) and `GET /health`, off the public S3
+    /// port; loopback by default. Port 0 picks a free port (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
     /// Metadata service members (host:port), comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub meta: Vec<String>,
@@ -51,11 +57,24 @@ pub async fn run(arguments: GatewayArguments) -> anyhow::Result<()> {
             ..CollectorConfig::default()
         },
         limits: arguments.server.limits(s3_port_limits())?,
+        admin: Some(AdminConfig {
+            listen: arguments.admin_listen,
+            port: PortConfig {
+                limits: admin_port_limits(),
+                metrics_token: arguments.server.metrics_token()?,
+            },
+        }),
     };
     let gateway = BoundGateway::bind(config, metadata, fragments, topology).await?;
     let address = gateway.local_address()?;
-    // Parents (`shardlet dev`, tests) read this line to learn the bound port.
+    // Parents (`shardlet dev`, tests) read these lines to learn the bound ports (the
+    // admin line must not contain "listening on": that phrase announces the S3 port).
     println!("shardlet gateway listening on http://{address}");
+    if let Some(admin) = gateway.admin_address() {
+        let admin = admin?;
+        println!("shardlet gateway admin port (metrics, health): http://{admin}");
+        tracing::info!(%admin, "admin port (metrics, health) listening");
+    }
     tracing::info!(%address, "S3 gateway listening");
     gateway.serve(shardlet_node::shutdown_signal()).await?;
     tracing::info!("gateway stopped");

@@ -150,7 +150,7 @@ async fn run_node(arguments: NodeArguments) -> anyhow::Result<()> {
     if let Some(max) = arguments.max_fragment_bytes {
         config.max_fragment_bytes = max;
     }
-    config.limits = arguments.server.limits(config.limits)?;
+    config.port = arguments.server.port(config.port.limits)?;
     shardlet_node::run(config, shardlet_node::shutdown_signal()).await?;
     tracing::info!("storage node stopped");
     Ok(())

@@ -58,7 +58,7 @@ pub async fn run(args: MetaArgs) -> anyhow::Result<()> {
     config.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms);
     config.election_timeout_min = Duration::from_millis(args.election_timeout_min_ms);
     config.election_timeout_max = Duration::from_millis(args.election_timeout_max_ms);
-    config.limits = args.server.limits(config.limits)?;
+    config.port = args.server.port(config.port.limits)?;
     let running = MetaNode::start(config).await?;
     if args.bootstrap {
         running.node.bootstrap().await?;

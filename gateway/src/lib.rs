@@ -4,7 +4,8 @@
 //! |---|---|
 //! | [`s3`] | S3 only: translates requests (over `s3s`) to the object layer and answers back in S3's terms (operations, errors, limits, checksums, preconditions, authentication) |
 //! | [`object`] | buckets, objects, uploads and their data: the write path, **[`object::commit`] (every metadata batch: where a write becomes visible)**, the read path, listings, garbage collection, access heat |
-//! | [`server`] | the HTTP server (`/metrics`, `/health`, S3) wiring both together |
+//! | [`server`] | the S3 port (S3, and `/health` for probes) wiring both together |
+//! | [`admin`] | the admin port: `/metrics` and `/health`, off the public S3 port |
 //! | [`metrics`] | the gateway's Prometheus metrics, shared by both layers |
 //!
 //! Each layer imports only the ones below it: `server` → `s3` → `object` →
@@ -15,6 +16,7 @@
 //! The gateway is stateless: everything it knows lives in meta-raft and on storage
 //! nodes, so any number of gateways can serve the same cluster.
 
+pub mod admin;
 pub mod metrics;
 pub mod object;
 pub mod s3;

@@ -1,8 +1,13 @@
-//! The HTTP server: S3 (through s3s) plus `GET /health` and `GET /metrics`.
+//! The S3 port: S3 (through s3s) plus an unsigned `GET /health`, on the shared hardened
+//! server (`shardlet-net`); and the admin port beside it ([`crate::admin`]).
 //!
-//! `/health` and `/metrics` are served only to unsigned requests: a signed `GET /health`
-//! is S3's ListObjects on a bucket named `health`, and unsigned S3 requests are refused
-//! anyway, so the two never collide.
+//! `/health` stays on the S3 port because whatever balances S3 traffic (a load
+//! balancer, a Kubernetes readiness probe on the service port) checks the port it
+//! sends traffic to; it says "ok" and nothing else. It is served only to unsigned
+//! requests: a signed `GET /health` is S3's ListObjects on a bucket named `health`,
+//! and unsigned S3 requests are refused anyway, so the two never collide. `/metrics`
+//! is not on this port: an unsigned `GET /metrics` here is an unsigned S3 request
+//! (AccessDenied), a signed one ListObjects on the bucket `metrics`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,7 +16,7 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use shardlet_core::SizingPolicy;
-use shardlet_net::{ServerLimits, ServerMetrics, ServerOptions};
+use shardlet_net::{PortConfig, ServerLimits, ServerMetrics, ServerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -39,6 +44,14 @@ pub fn s3_port_limits() -> ServerLimits {
     }
 }
 
+/// The admin port: where it listens and how it is configured.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// Limits ([`crate::admin::admin_port_limits`]) and the `/metrics` token.
+    pub port: PortConfig,
+}
+
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
@@ -48,10 +61,14 @@ pub struct GatewayConfig {
     pub collector: CollectorConfig,
     /// Connection limit, header-read timeout and the other bounds of the S3 port.
     pub limits: ServerLimits,
+    /// The admin port (`/metrics`, `/health`); `None`: no admin port (metrics are then
+    /// not served at all).
+    pub admin: Option<AdminConfig>,
 }
 
 pub struct BoundGateway {
     listener: TcpListener,
+    admin: Option<(TcpListener, PortConfig, ServerMetrics)>,
     service: S3Service,
     metrics: Arc<Metrics>,
     server_metrics: ServerMetrics,
@@ -91,6 +108,22 @@ impl BoundGateway {
                 })?;
         let metrics = Arc::new(Metrics::new());
         let server_metrics = ServerMetrics::register(&metrics.registry, "shardlet_gateway")?;
+        let admin = match &config.admin {
+            Some(admin) => {
+                admin.port.validate()?;
+                let listener =
+                    TcpListener::bind(admin.listen)
+                        .await
+                        .map_err(|source| ServerError::Bind {
+                            address: admin.listen,
+                            source,
+                        })?;
+                let admin_metrics =
+                    ServerMetrics::register(&metrics.registry, "shardlet_gateway_admin")?;
+                Some((listener, admin.port.clone(), admin_metrics))
+            }
+            None => None,
+        };
         let catalog =
             Catalog::new(metadata).counting_bucket_cache(metrics.bucket_cache_total.clone());
         let collector = Arc::new(Collector::new(
@@ -139,6 +172,7 @@ impl BoundGateway {
         ))));
         Ok(Self {
             listener,
+            admin,
             service: builder.build(),
             metrics,
             server_metrics,
@@ -153,8 +187,16 @@ impl BoundGateway {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then lets requests in flight finish (up to
-    /// `limits.shutdown_grace`) and flushes pending heat.
+    /// Where the admin port listens, if there is one.
+    pub fn admin_address(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.admin
+            .as_ref()
+            .map(|(listener, _, _)| listener.local_addr())
+    }
+
+    /// Serves the S3 port and the admin port until `shutdown` completes, then lets
+    /// requests in flight finish (up to `limits.shutdown_grace`) and flushes pending
+    /// heat.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let (stop_sender, stop) = watch::channel(false);
         let collector_task = tokio::spawn(self.collector.clone().run(stop.clone()));
@@ -164,16 +206,46 @@ impl BoundGateway {
             self.heat_receiver,
             stop.clone(),
         ));
+        // One shutdown signal for both ports.
+        let (shutdown_sender, shutdown_receiver) = watch::channel(false);
+        let stopping = |mut receiver: watch::Receiver<bool>| async move {
+            let _ = receiver.wait_for(|stopping| *stopping).await.map(|_| ());
+        };
+        let admin_task = self.admin.map(|(listener, port, server_metrics)| {
+            let metrics = self.metrics.clone();
+            let handler =
+                tower::service_fn(move |request| crate::admin::handle(metrics.clone(), request));
+            let options = ServerOptions {
+                name: "gateway-admin",
+                port,
+                metrics: server_metrics,
+            };
+            tokio::spawn(shardlet_net::serve(
+                listener,
+                handler,
+                options,
+                stopping(shutdown_receiver.clone()),
+            ))
+        });
         let service = self.service;
-        let metrics = self.metrics;
-        let handler =
-            tower::service_fn(move |request| handle(service.clone(), metrics.clone(), request));
+        let handler = tower::service_fn(move |request| handle(service.clone(), request));
         let options = ServerOptions {
             name: "gateway",
-            limits: self.limits,
+            // No metrics token here: `/metrics` is not served on the S3 port, and a
+            // signed `GET /metrics` is S3 (ListObjects on the bucket `metrics`).
+            port: PortConfig::with_limits(self.limits),
             metrics: self.server_metrics,
         };
-        shardlet_net::serve(self.listener, handler, options, shutdown).await;
+        let s3_port =
+            shardlet_net::serve(self.listener, handler, options, stopping(shutdown_receiver));
+        let signal = async move {
+            shutdown.await;
+            let _ = shutdown_sender.send(true);
+        };
+        tokio::join!(s3_port, signal);
+        if let Some(admin_task) = admin_task {
+            let _ = admin_task.await;
+        }
         // Requests are finished: the collector and the heat flusher get the last word.
         let _ = stop_sender.send(true);
         let _ = collector_task.await;
@@ -193,25 +265,16 @@ fn is_signed(request: &http::Request<Incoming>) -> bool {
 
 async fn handle(
     service: S3Service,
-    metrics: Arc<Metrics>,
     request: http::Request<Incoming>,
 ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
-    if request.method() == http::Method::GET && !is_signed(&request) {
-        match request.uri().path() {
-            "/health" => {
-                return Ok(http::Response::builder()
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(s3s::Body::from(r#"{"status":"ok"}"#.to_string()))
-                    .unwrap_or_default())
-            }
-            "/metrics" => {
-                return Ok(http::Response::builder()
-                    .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
-                    .body(s3s::Body::from(metrics.render()))
-                    .unwrap_or_default())
-            }
-            _ => {}
-        }
+    if request.method() == http::Method::GET
+        && !is_signed(&request)
+        && request.uri().path() == "/health"
+    {
+        return Ok(http::Response::builder()
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(s3s::Body::from(r#"{"status":"ok"}"#.to_string()))
+            .unwrap_or_default());
     }
     let expects_continue = request
         .headers()
@@ -293,6 +356,7 @@ mod tests {
             sizing: SizingPolicy::default(),
             collector: CollectorConfig::default(),
             limits: s3_port_limits(),
+            admin: None,
         };
         let gateway = BoundGateway::bind(
             config,
@@ -326,6 +390,90 @@ mod tests {
             1,
             "the connection carried a second answer (to a request with a byte eaten): {received}"
         );
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
+
+    /// One request on a fresh connection; the whole answer, lower-cased.
+    async fn get(address: SocketAddr, path: &str, authorization: Option<&str>) -> String {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let authorization = authorization
+            .map(|value| format!("Authorization: {value}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: gateway\r\n{authorization}Connection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&read_until_closed(&mut stream, 1 << 20).await).to_ascii_lowercase()
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_on_the_admin_port_only_and_need_the_token() {
+        const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+        let topology = Topology::from_toml_str(
+            include_str!("../../examples/topology.toml"),
+            "topology.toml",
+        )
+        .unwrap();
+        let config = GatewayConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            region: "us-east-1".into(),
+            sizing: SizingPolicy::default(),
+            collector: CollectorConfig::default(),
+            limits: s3_port_limits(),
+            admin: Some(AdminConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                port: PortConfig {
+                    limits: crate::admin::admin_port_limits(),
+                    metrics_token: shardlet_net::MetricsToken::new(TOKEN),
+                },
+            }),
+        };
+        let gateway = BoundGateway::bind(
+            config,
+            Arc::new(InMemoryMetadata::default()),
+            Arc::new(InMemoryFragments::default()),
+            Arc::new(TopologySource::new(topology)),
+        )
+        .await
+        .unwrap();
+        let s3 = gateway.local_address().unwrap();
+        let admin = gateway.admin_address().unwrap().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(gateway.serve(async {
+            let _ = stopped.await;
+        }));
+
+        // The S3 port: no metrics for anyone unsigned, but probes still get /health.
+        let answer = get(s3, "/metrics", None).await;
+        assert!(answer.starts_with("http/1.1 403"), "{answer}");
+        assert!(
+            !answer.contains("shardlet_gateway_requests_total"),
+            "{answer}"
+        );
+        assert!(get(s3, "/health", None).await.starts_with("http/1.1 200"));
+
+        // The admin port: metrics with the token only; /health without.
+        let bearer = format!("Bearer {TOKEN}");
+        let answer = get(admin, "/metrics", Some(&bearer)).await;
+        assert!(answer.starts_with("http/1.1 200"), "{answer}");
+        assert!(
+            answer.contains("shardlet_gateway_connections_open"),
+            "{answer}"
+        );
+        assert!(get(admin, "/metrics", None)
+            .await
+            .starts_with("http/1.1 401"));
+        assert!(get(admin, "/metrics", Some("Bearer wrong"))
+            .await
+            .starts_with("http/1.1 401"));
+        assert!(get(admin, "/health", None)
+            .await
+            .starts_with("http/1.1 200"));
+        assert!(get(admin, "/anything", None)
+            .await
+            .starts_with("http/1.1 404"));
+
         let _ = stop.send(());
         server.await.unwrap().unwrap();
     }

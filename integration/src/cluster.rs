@@ -133,6 +133,9 @@ impl Cluster {
                 topology_path.display().to_string(),
                 "--region".into(),
                 REGION.into(),
+                // Port 0: parallel tests never race for the default 9090.
+                "--admin-listen".into(),
+                "127.0.0.1:0".into(),
             ]
             .into_iter()
             .chain(server_arguments.iter().cloned())
@@ -248,11 +251,14 @@ impl Cluster {
         text
     }
 
-    /// The gateway's `/metrics` text.
+    /// The gateway's `/metrics` text, from its admin port.
     pub async fn gateway_metrics(&self) -> String {
-        let response = raw_http::send(self.gateway.address, &Request::new("GET", "/metrics"))
-            .await
-            .expect("gateway /metrics answers");
+        let response = raw_http::send(
+            self.gateway.admin_address(),
+            &Request::new("GET", "/metrics"),
+        )
+        .await
+        .expect("gateway /metrics answers");
         assert_eq!(response.status, 200, "gateway /metrics");
         String::from_utf8_lossy(&response.body).into_owned()
     }

@@ -38,6 +38,8 @@ pub struct DevCluster {
 #[derive(Clone, Copy, Debug)]
 pub struct DevPorts {
     pub s3: u16,
+    /// The gateway's admin port (`/metrics`).
+    pub gateway_admin: u16,
     pub meta: u16,
     /// Node N listens on `node_base + N - 1` ([`DEV_NODE_COUNT`] nodes).
     pub node_base: u16,
@@ -51,6 +53,7 @@ impl DevPorts {
     pub fn free() -> Self {
         Self {
             s3: free_port_run(1),
+            gateway_admin: free_port_run(1),
             meta: free_port_run(1),
             node_base: free_port_run(DEV_NODE_COUNT),
             controller: free_port_run(1),
@@ -67,6 +70,7 @@ pub fn dev_command(binary: &ShardletBinary, data: &Path, ports: &DevPorts) -> Co
         .arg("--data")
         .arg(data)
         .args(["--s3-port", &ports.s3.to_string()])
+        .args(["--gateway-admin-port", &ports.gateway_admin.to_string()])
         .args(["--meta-port", &ports.meta.to_string()])
         .args(["--node-base-port", &ports.node_base.to_string()])
         .args(["--controller-port", &ports.controller.to_string()])

@@ -91,6 +91,13 @@ impl ServiceProcess {
         crate::process::log_tail(&self.name, &self.log_path, LOG_TAIL_LINES)
     }
 
+    /// The gateway's admin port (`/metrics`), as it announced it; panics for a process
+    /// that announced none.
+    pub fn admin_address(&self) -> SocketAddr {
+        announced_admin_address(&self.log_path)
+            .unwrap_or_else(|| panic!("{} announced no admin port\n{}", self.name, self.log_tail()))
+    }
+
     /// `GET path`, retried (bounded) until it answers 200, so that a response slowed
     /// by a loaded machine is not mistaken for an empty one; the body as text.
     pub async fn get_text(&self, path: &str) -> String {
@@ -178,6 +185,25 @@ pub fn announced_address(log_path: &Path, offset: u64) -> Option<SocketAddr> {
     let text = String::from_utf8_lossy(log.get(usize::try_from(offset).ok()?..)?);
     text.lines().find_map(|line| {
         let (_, rest) = line.split_once(LISTENING_ANNOUNCEMENT)?;
+        rest.trim_start_matches("http://")
+            .split_whitespace()
+            .next()?
+            .trim_end_matches('/')
+            .parse()
+            .ok()
+    })
+}
+
+/// What the gateway prints before its admin port's address.
+const ADMIN_ANNOUNCEMENT: &str = "admin port (metrics, health): ";
+
+/// The address in the last `… admin port (metrics, health): http://ADDR` line of the
+/// log (the gateway's admin port; the last, so a restart's new port is found).
+pub fn announced_admin_address(log_path: &Path) -> Option<SocketAddr> {
+    let log = std::fs::read(log_path).ok()?;
+    let text = String::from_utf8_lossy(&log);
+    text.lines().rev().find_map(|line| {
+        let (_, rest) = line.split_once(ADMIN_ANNOUNCEMENT)?;
         rest.trim_start_matches("http://")
             .split_whitespace()
             .next()?

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shardlet_net::ServerLimits;
+use shardlet_net::PortConfig;
 
 use crate::types::MemberId;
 
@@ -41,8 +41,8 @@ pub struct MetaConfig {
     pub group_commit_queue_max: usize,
     /// Bound on raft RPC to another member.
     pub rpc_timeout: Duration,
-    /// The port's connection limit, header-read timeout and shutdown grace.
-    pub limits: ServerLimits,
+    /// The port's connection limit, header-read timeout, shutdown grace, metrics token.
+    pub port: PortConfig,
 }
 
 impl MetaConfig {
@@ -63,7 +63,7 @@ impl MetaConfig {
             group_commit_batches_max: 256,
             group_commit_queue_max: 4096,
             rpc_timeout: Duration::from_secs(5),
-            limits: ServerLimits::default(),
+            port: PortConfig::default(),
         }
     }
 

@@ -53,7 +53,7 @@ impl RunningMetaNode {
 
 impl MetaNode {
     pub async fn start(config: MetaConfig) -> anyhow::Result<RunningMetaNode> {
-        config.limits.validate()?;
+        config.port.validate()?;
         let listener = TcpListener::bind(config.listen_address).await?;
         let address = listener.local_addr()?;
         let advertise_address = config
@@ -100,7 +100,7 @@ impl MetaNode {
         let (stop, stopped) = oneshot::channel::<()>();
         let options = ServerOptions {
             name: "meta",
-            limits: node.config.limits.clone(),
+            port: node.config.port.clone(),
             // The registry adds the `shardlet_meta_` prefix and the member label.
             metrics: ServerMetrics::register(&node.metrics.registry, "")?,
         };

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use crate::limits::{LimitError, ServerLimits};
+use crate::metrics_token::{MetricsToken, TokenError};
+use crate::port::PortConfig;
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ServerArguments {
@@ -16,6 +18,10 @@ pub struct ServerArguments {
     /// time included) before the server closes it. Default: 30.
     #[arg(long)]
     pub header_read_timeout_seconds: Option<f64>,
+    /// File holding a bearer token that every `GET /metrics` of this process must carry
+    /// (`Authorization: Bearer TOKEN`; Prometheus: `authorization.credentials_file`).
+    #[arg(long, env = "SHARDLET_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +32,8 @@ pub enum ArgumentError {
     ConnectionsMax,
     #[error("{0}")]
     Limits(#[from] LimitError),
+    #[error("--metrics-token-file: {0}")]
+    MetricsToken(#[from] TokenError),
 }
 
 impl ServerArguments {
@@ -47,6 +55,22 @@ impl ServerArguments {
         limits.validate()?;
         Ok(limits)
     }
+
+    /// The metrics token, if a file was named.
+    pub fn metrics_token(&self) -> Result<Option<MetricsToken>, ArgumentError> {
+        match &self.metrics_token_file {
+            Some(path) => Ok(Some(MetricsToken::from_file(path)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The port these flags describe, over the service's default `limits`.
+    pub fn port(&self, limits: ServerLimits) -> Result<PortConfig, ArgumentError> {
+        Ok(PortConfig {
+            limits: self.limits(limits)?,
+            metrics_token: self.metrics_token()?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +84,7 @@ mod tests {
         let arguments = ServerArguments {
             connections_max: Some(7),
             header_read_timeout_seconds: Some(1.5),
+            metrics_token_file: None,
         };
         let limits = arguments.limits(ServerLimits::default()).unwrap();
         assert_eq!(limits.connections_max, 7);

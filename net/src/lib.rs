@@ -10,7 +10,9 @@
 //! |---|---|
 //! | [`limits`] | [`ServerLimits`]: every bound of a port, named, with defaults |
 //! | [`metrics`] | [`ServerMetrics`]: connections open, accepted, closed by reason |
+//! | [`metrics_token`] | [`MetricsToken`]: the bearer token `/metrics` may require |
 //! | [`connections`] | the table of open connections and the eviction rule at the limit |
+//! | [`port`] | [`PortConfig`]: what an operator sets on one port |
 //! | [`server`] | [`serve`]: the accept loop and one connection's life |
 //! | [`arguments`] | the command-line flags of a port, shared by every binary |
 //!
@@ -21,10 +23,14 @@ pub mod arguments;
 mod connections;
 pub mod limits;
 pub mod metrics;
+pub mod metrics_token;
+pub mod port;
 pub mod server;
 
 pub use limits::ServerLimits;
 pub use metrics::{CloseReason, ServerMetrics};
+pub use metrics_token::MetricsToken;
+pub use port::PortConfig;
 pub use server::{serve, ServerOptions};
 
 #[cfg(test)]

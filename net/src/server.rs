@@ -34,6 +34,8 @@ use tower::ServiceExt;
 use crate::connections::{Connections, Entry, Eviction, RequestGuard, Slot, Start};
 use crate::limits::ServerLimits;
 use crate::metrics::{CloseReason, ServerMetrics};
+use crate::metrics_token::MetricsToken;
+use crate::port::PortConfig;
 
 /// Pause after a failed `accept` (out of file descriptors and the like), so the loop
 /// does not spin while the condition lasts.
@@ -41,12 +43,15 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// How one port serves: its limits and its metrics.
+/// How one port serves: its configuration and its metrics.
 #[derive(Clone)]
 pub struct ServerOptions {
     /// Names the port in log lines (`gateway`, `node`, `meta`, …).
     pub name: &'static str,
-    pub limits: ServerLimits,
+    /// Limits, and the metrics token: when set, `GET /metrics` needs
+    /// `Authorization: Bearer <token>` (401 otherwise), checked here before the service
+    /// sees the request.
+    pub port: PortConfig,
     pub metrics: ServerMetrics,
 }
 
@@ -70,14 +75,24 @@ pub async fn serve<S, B>(
 {
     let ServerOptions {
         name,
-        limits,
+        port,
         metrics,
     } = options;
+    let PortConfig {
+        limits,
+        metrics_token,
+    } = port;
     let connections = Arc::new(Connections::new(
         limits.connections_max,
         limits.eviction_idle_min,
     ));
     let (stop_sender, stop) = watch::channel(false);
+    let settings = ConnectionSettings {
+        limits: limits.clone(),
+        metrics: metrics.clone(),
+        metrics_token,
+        stop,
+    };
     let mut tasks = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -103,9 +118,7 @@ pub async fn serve<S, B>(
             peer,
             slot,
             service.clone(),
-            limits.clone(),
-            metrics.clone(),
-            stop.clone(),
+            settings.clone(),
         ));
         while tasks.try_join_next().is_some() {}
     }
@@ -188,14 +201,21 @@ impl Drop for OpenConnection {
     }
 }
 
+/// What every connection of one port shares.
+#[derive(Clone)]
+struct ConnectionSettings {
+    limits: ServerLimits,
+    metrics: ServerMetrics,
+    metrics_token: Option<MetricsToken>,
+    stop: watch::Receiver<bool>,
+}
+
 async fn connection<S, B>(
     stream: TcpStream,
     peer: SocketAddr,
     slot: Slot,
     service: S,
-    limits: ServerLimits,
-    metrics: ServerMetrics,
-    stop: watch::Receiver<bool>,
+    settings: ConnectionSettings,
 ) where
     S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -203,12 +223,12 @@ async fn connection<S, B>(
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let mut open = OpenConnection::new(metrics);
+    let mut open = OpenConnection::new(settings.metrics.clone());
     let entry = slot.entry();
     let reason = tokio::select! {
         biased;
         () = entry.evicted() => CloseReason::EvictedAtLimit,
-        reason = serve_http(stream, service, entry.clone(), &limits, stop) => reason,
+        reason = serve_http(stream, service, entry.clone(), &settings) => reason,
     };
     tracing::debug!(%peer, reason = reason.label(), "connection closed");
     open.reason = Some(reason);
@@ -219,8 +239,7 @@ async fn serve_http<S, B>(
     stream: TcpStream,
     service: S,
     entry: Arc<Entry>,
-    limits: &ServerLimits,
-    mut stop: watch::Receiver<bool>,
+    settings: &ConnectionSettings,
 ) -> CloseReason
 where
     S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
@@ -235,16 +254,18 @@ where
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_header_size(limits.header_bytes_max)
-        .max_headers(limits.headers_max)
+        .header_read_timeout(settings.limits.header_read_timeout)
+        .max_header_size(settings.limits.header_bytes_max)
+        .max_headers(settings.limits.headers_max)
         .keep_alive(true);
     let tracked = Tracked {
         inner: service,
         entry,
+        metrics_token: settings.metrics_token.clone(),
     };
     let connection = builder.serve_connection(TokioIo::new(stream), tracked);
     let mut connection = std::pin::pin!(connection);
+    let mut stop = settings.stop.clone();
     let result = tokio::select! {
         result = connection.as_mut() => result,
         () = stopping(&mut stop) => {
@@ -271,10 +292,12 @@ async fn stopping(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await.map(|_| ());
 }
 
-/// The service as hyper calls it: marks the connection busy for each request.
+/// The service as hyper calls it: marks the connection busy for each request, and
+/// checks the metrics token.
 struct Tracked<S> {
     inner: S,
     entry: Arc<Entry>,
+    metrics_token: Option<MetricsToken>,
 }
 
 type ResponseFuture<B, E> =
@@ -296,8 +319,34 @@ where
             Start::Started(guard) => guard,
             // This connection is being closed to make room; the request is not
             // processed, so the client may retry it anywhere.
-            Start::Evicted => return Box::pin(async { Ok(evicted_response()) }),
+            Start::Evicted => {
+                return Box::pin(async {
+                    Ok(refusal(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the server is at its connection limit and closed this idle connection; retry\n",
+                        true,
+                    ))
+                })
+            }
         };
+        if let Some(token) = &self.metrics_token {
+            let authorization = request.headers().get(http::header::AUTHORIZATION);
+            if request.uri().path() == "/metrics"
+                && !token.admits(authorization.map(|value| value.as_bytes()))
+            {
+                drop(guard);
+                let mut response = refusal(
+                    StatusCode::UNAUTHORIZED,
+                    "/metrics needs the metrics token: Authorization: Bearer <token>\n",
+                    false,
+                );
+                response.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"metrics\""),
+                );
+                return Box::pin(async { Ok(response) });
+            }
+        }
         let inner = self.inner.clone();
         Box::pin(async move {
             let response = inner.oneshot(request).await?;
@@ -306,15 +355,20 @@ where
     }
 }
 
-fn evicted_response<B>() -> Response<TrackedBody<B>> {
-    let mut response = Response::new(TrackedBody::refusal(Bytes::from_static(
-        b"the server is at its connection limit and closed this idle connection; retry\n",
-    )));
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+/// A plain-text answer the server gives itself, without calling the service.
+fn refusal<B>(status: StatusCode, text: &'static str, close: bool) -> Response<TrackedBody<B>> {
+    let mut response = Response::new(TrackedBody::refusal(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
     response.headers_mut().insert(
-        http::header::CONNECTION,
-        http::HeaderValue::from_static("close"),
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if close {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
     response
 }
 

@@ -15,6 +15,9 @@ use tokio::sync::{oneshot, Notify};
 
 use super::*;
 
+/// The token the test servers' `/metrics` require.
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
 /// Every wait in these tests gives up after this; none measures time.
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -35,25 +38,31 @@ impl Running {
         let waiting = release.clone();
         let slow_started = Arc::new(AtomicUsize::new(0));
         let started = slow_started.clone();
-        let router = Router::new().route("/ok", get(|| async { "ok" })).route(
-            "/slow",
-            get(move || {
-                let waiting = waiting.clone();
-                let started = started.clone();
-                async move {
-                    let released = waiting.notified();
-                    started.fetch_add(1, Ordering::SeqCst);
-                    released.await;
-                    "slow"
-                }
-            }),
-        );
+        let router = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route("/metrics", get(|| async { "metrics" }))
+            .route(
+                "/slow",
+                get(move || {
+                    let waiting = waiting.clone();
+                    let started = started.clone();
+                    async move {
+                        let released = waiting.notified();
+                        started.fetch_add(1, Ordering::SeqCst);
+                        released.await;
+                        "slow"
+                    }
+                }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let metrics = ServerMetrics::unregistered("test").unwrap();
         let options = ServerOptions {
             name: "test",
-            limits,
+            port: PortConfig {
+                limits,
+                metrics_token: MetricsToken::new(TOKEN),
+            },
             metrics: metrics.clone(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
@@ -344,4 +353,39 @@ async fn requests_in_flight_past_the_shutdown_grace_are_cut_off() {
             .get(),
         1
     );
+}
+
+#[tokio::test]
+async fn metrics_need_the_bearer_token_when_one_is_set() {
+    let server = Running::start(limits(16, Duration::from_secs(600))).await;
+    let answer = request(server.address, "/metrics").await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{answer}"
+    );
+    for wrong in ["Bearer nope", "Basic abc", TOKEN] {
+        let mut stream = TcpStream::connect(server.address).await.unwrap();
+        let text = format!(
+            "GET /metrics HTTP/1.1\r\nHost: test\r\nAuthorization: {wrong}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(text.as_bytes()).await.unwrap();
+        let answer = read_until_closed(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{wrong}: {answer}");
+    }
+    let mut stream = TcpStream::connect(server.address).await.unwrap();
+    let text = format!(
+        "GET /metrics HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(text.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("metrics"), "{answer}");
+    // Other paths never need it.
+    assert!(request(server.address, "/ok")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    server.stop().await;
 }

@@ -96,7 +96,7 @@ fn main() {
     let server = runtime.spawn(shardlet_predictor::serve::serve(
         model,
         "127.0.0.1:0".parse().unwrap(),
-        shardlet_net::ServerLimits::default(),
+        shardlet_net::PortConfig::default(),
         move |address| address_sender.send(address).unwrap(),
         async {
             let _ = stopped.await;

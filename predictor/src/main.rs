@@ -243,7 +243,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             server,
         } => {
-            let limits = server.limits(shardlet_net::ServerLimits::default())?;
+            let port = server.port(shardlet_net::ServerLimits::default())?;
             let model = LstmModel::load(&model)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -252,7 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(shardlet_predictor::serve::serve(
                 model,
                 listen,
-                limits,
+                port,
                 |address| {
                     // Tests and scripts read this line to learn the OS-chosen port.
                     println!("listening on {address}");

@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
-use shardlet_net::{ServerLimits, ServerMetrics, ServerOptions};
+use shardlet_net::{PortConfig, ServerMetrics, ServerOptions};
 use shardlet_predictor_api::api::{
     validate, ErrorResponse, HealthResponse, NodeScore, ScoreRequest, ScoreResponse,
     REQUEST_BODY_BYTES_MAX,
@@ -226,17 +226,17 @@ fn app(model: LstmModel) -> anyhow::Result<(Router, ServerMetrics)> {
     Ok((router, server_metrics))
 }
 
-/// Serves until `shutdown` completes, within `limits` (connections, header-read
-/// timeout). `on_listening` receives the bound address (the port may have been chosen
+/// Serves until `shutdown` completes, configured by `port` (connections, header-read
+/// timeout, metrics token). `on_listening` receives the bound address (the port may have been chosen
 /// by the OS).
 pub async fn serve(
     model: LstmModel,
     listen: SocketAddr,
-    limits: ServerLimits,
+    port: PortConfig,
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    limits.validate()?;
+    port.validate()?;
     let (app, metrics) = app(model)?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
@@ -244,7 +244,7 @@ pub async fn serve(
     on_listening(address);
     let options = ServerOptions {
         name: "predictor",
-        limits,
+        port,
         metrics,
     };
     shardlet_net::serve(listener, app, options, shutdown).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shardlet_auth::ClusterSecret;
 use shardlet_core::NodeId;
-use shardlet_net::ServerLimits;
+use shardlet_net::PortConfig;
 
 pub const MEBIBYTE: u64 = 1024 * 1024;
 
@@ -40,9 +40,9 @@ pub struct NodeConfig {
     pub read_chunk_bytes: u64,
     /// How often the health sampler reads /proc and statvfs.
     pub health_interval: Duration,
-    /// The port's connection limit, header-read timeout and shutdown grace (how long
-    /// graceful shutdown waits for requests in flight).
-    pub limits: ServerLimits,
+    /// The port's connection limit, header-read timeout, shutdown grace (how long
+    /// graceful shutdown waits for requests in flight) and metrics token.
+    pub port: PortConfig,
 }
 
 impl NodeConfig {
@@ -69,7 +69,7 @@ impl NodeConfig {
             verify_before_response_bytes: 4 * MEBIBYTE,
             read_chunk_bytes: MEBIBYTE,
             health_interval: Duration::from_secs(5),
-            limits: ServerLimits::default(),
+            port: PortConfig::default(),
         }
     }
 }

@@ -84,7 +84,7 @@ pub struct BoundNode {
 impl BoundNode {
     /// Opens the store (recovering from any crash) and binds the listening socket.
     pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
-        config.limits.validate()?;
+        config.port.validate()?;
         let metrics = Arc::new(metrics::NodeMetrics::new()?);
         let data_dir = config.data_dir.clone();
         let store_metrics = Arc::clone(&metrics);
@@ -121,7 +121,7 @@ impl BoundNode {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish (bounded by `limits.shutdown_grace`) and returns.
+    /// finish (bounded by the port's shutdown grace) and returns.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -130,7 +130,7 @@ impl BoundNode {
         let sampler = state.health.spawn(state.config.health_interval);
         let options = ServerOptions {
             name: "node",
-            limits: state.config.limits.clone(),
+            port: state.config.port.clone(),
             metrics: state.metrics.server.clone(),
         };
         let app = server::router(Arc::clone(&state));

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shardlet_auth::ClusterSecret;
 use shardlet_core::Topology;
-use shardlet_net::ServerLimits;
+use shardlet_net::PortConfig;
 
 use crate::detector::DetectorConfig;
 use crate::heat::HeatConfig;
@@ -18,8 +18,9 @@ pub struct ServiceConfig {
     pub secret: ClusterSecret,
     pub topology: Topology,
     pub listen: SocketAddr,
-    /// The HTTP port's connection limit, header-read timeout and shutdown grace.
-    pub limits: ServerLimits,
+    /// The HTTP port's connection limit, header-read timeout, shutdown grace and
+    /// metrics token.
+    pub port: PortConfig,
     /// This controller's name in the lease (unique per process).
     pub holder: String,
     pub lease_duration: Duration,

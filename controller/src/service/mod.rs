@@ -67,7 +67,7 @@ pub struct RunningController {
 impl RunningController {
     /// Starts every worker and the HTTP endpoint.
     pub async fn start(config: ServiceConfig) -> anyhow::Result<Self> {
-        config.limits.validate()?;
+        config.port.validate()?;
         let metrics = Arc::new(metrics::Metrics::new()?);
         let meta = Arc::new(MetaClient::new(
             config.meta_addresses.clone(),
@@ -163,7 +163,7 @@ impl RunningController {
         }
         let server = shardlet_net::ServerOptions {
             name: "controller",
-            limits: config.limits.clone(),
+            port: config.port.clone(),
             // The registry adds the `shardlet_controller_` prefix.
             metrics: shardlet_net::ServerMetrics::register(shared.metrics.registry(), "")?,
         };

@@ -327,7 +327,7 @@ async fn acknowledged_uploads_survive_gateway_kill_9_and_partial_ones_stay_invis
     .unwrap_or(0.0);
     let held_new = start_held_upload(&s3, "half-sent-new", pattern_bytes(6 * MIB, 2), 3 * MIB);
     let held_overwrite = start_held_upload(&s3, "overwritten", pattern_bytes(6 * MIB, 3), 3 * MIB);
-    let gateway_address = cluster.gateway.address;
+    let gateway_address = cluster.gateway.admin_address();
     wait_until(
         PROGRESS_DEADLINE,
         "the gateway wrote the first shardlet of both held uploads",
