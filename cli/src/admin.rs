@@ -9,7 +9,9 @@ use shardlet_core::FragmentId;
 use shardlet_gateway::object::catalog::Catalog;
 use shardlet_gateway::object::commit::Buckets;
 use shardlet_model::schema::{BucketRecord, GrantPermission};
-use shardlet_node::client::{PutOutcome, ReadRange};
+use shardlet_net::arguments::TlsArguments;
+use shardlet_net::Transport;
+use shardlet_node::client::{ClientOptions, PutOutcome, ReadRange};
 use shardlet_node::NodeClient;
 
 use crate::connect::SecretArguments;
@@ -175,32 +177,37 @@ enum FragmentCommand {
     },
 }
 
-fn client(target: &NodeTarget) -> anyhow::Result<NodeClient> {
+fn client(target: &NodeTarget, transport: &Transport) -> anyhow::Result<NodeClient> {
     let secret = crate::connect::load_secret(&target.secret)?;
-    Ok(NodeClient::new(&target.node, secret)?)
+    let options = ClientOptions {
+        transport: transport.clone(),
+        ..ClientOptions::default()
+    };
+    Ok(NodeClient::with_options(&target.node, secret, options)?)
 }
 
-pub async fn run(arguments: AdminArguments) -> anyhow::Result<()> {
+pub async fn run(arguments: AdminArguments, tls: &TlsArguments) -> anyhow::Result<()> {
+    let transport = tls.transport()?;
     match arguments.command {
         AdminCommand::Health { node } => {
-            let report = client(&node)?.health().await?;
+            let report = client(&node, &transport)?.health().await?;
             println!("{}", serde_json_pretty(&report)?);
         }
-        AdminCommand::Fragment(command) => fragment(command).await?,
-        AdminCommand::Nodes(arguments) => crate::admin_nodes::nodes(arguments).await?,
-        AdminCommand::Drain(arguments) => crate::admin_nodes::drain(arguments).await?,
+        AdminCommand::Fragment(command) => fragment(command, &transport).await?,
+        AdminCommand::Nodes(arguments) => crate::admin_nodes::nodes(arguments, &transport).await?,
+        AdminCommand::Drain(arguments) => crate::admin_nodes::drain(arguments, &transport).await?,
         AdminCommand::Key(KeyCommand::Create(arguments)) => {
-            crate::gateway_command::create_key(arguments).await?
+            crate::gateway_command::create_key(arguments, &transport).await?
         }
-        AdminCommand::Bucket(command) => bucket(command).await?,
+        AdminCommand::Bucket(command) => bucket(command, &transport).await?,
     }
     Ok(())
 }
 
-async fn bucket(command: BucketCommand) -> anyhow::Result<()> {
+async fn bucket(command: BucketCommand, transport: &Transport) -> anyhow::Result<()> {
     let buckets = |meta: &[String], secret: &SecretArguments| -> anyhow::Result<Buckets> {
         let secret = crate::connect::load_secret(secret)?;
-        let client = crate::connect::meta_client(meta, &secret)?;
+        let client = crate::connect::meta_client(meta, &secret, transport)?;
         Ok(Buckets::new(Catalog::new(std::sync::Arc::new(client))))
     };
     match command {
@@ -264,7 +271,7 @@ fn serde_json_pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(value)?)
 }
 
-async fn fragment(command: FragmentCommand) -> anyhow::Result<()> {
+async fn fragment(command: FragmentCommand, transport: &Transport) -> anyhow::Result<()> {
     match command {
         FragmentCommand::Put { node, id, file } => {
             let bytes = if file.as_os_str() == "-" {
@@ -275,7 +282,7 @@ async fn fragment(command: FragmentCommand) -> anyhow::Result<()> {
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?
             };
             let length = bytes.len();
-            let outcome = client(&node)?.put(&id, bytes.into()).await?;
+            let outcome = client(&node, transport)?.put(&id, bytes.into()).await?;
             let what = match outcome {
                 PutOutcome::Created => "stored",
                 PutOutcome::AlreadyStored => "already stored (identical)",
@@ -289,7 +296,7 @@ async fn fragment(command: FragmentCommand) -> anyhow::Result<()> {
             last,
             output,
         } => {
-            let client = client(&node)?;
+            let client = client(&node, transport)?;
             let mut stream = match (first, last) {
                 (None, _) => client.get(&id).await?,
                 (Some(first), None) => client.get_range(&id, ReadRange::From { first }).await?,
@@ -312,11 +319,11 @@ async fn fragment(command: FragmentCommand) -> anyhow::Result<()> {
             sink.flush()?;
         }
         FragmentCommand::Head { node, id } => {
-            let info = client(&node)?.head(&id).await?;
+            let info = client(&node, transport)?.head(&id).await?;
             println!("{id} length={} crc32c={}", info.length, info.crc32c);
         }
         FragmentCommand::Delete { node, id } => {
-            client(&node)?.delete(&id).await?;
+            client(&node, transport)?.delete(&id).await?;
             println!("{id}: deleted");
         }
         FragmentCommand::List {
@@ -325,7 +332,7 @@ async fn fragment(command: FragmentCommand) -> anyhow::Result<()> {
             limit,
             all,
         } => {
-            let client = client(&node)?;
+            let client = client(&node, transport)?;
             let mut after = after;
             loop {
                 let page = client.list(after.as_ref(), limit).await?;

@@ -41,9 +41,13 @@ pub struct DrainArguments {
     pub secret: SecretArguments,
 }
 
-fn client(meta: &[String], secret: &SecretArguments) -> anyhow::Result<MetaClient> {
+fn client(
+    meta: &[String],
+    secret: &SecretArguments,
+    transport: &shardlet_net::Transport,
+) -> anyhow::Result<MetaClient> {
     let secret = crate::connect::load_secret(secret)?;
-    crate::connect::meta_client(meta, &secret)
+    crate::connect::meta_client(meta, &secret, transport)
 }
 
 /// How many fragments the node → fragment index puts on `node`.
@@ -68,8 +72,11 @@ async fn fragments_on(meta: &MetaClient, node: NodeId) -> anyhow::Result<usize> 
     }
 }
 
-pub async fn nodes(arguments: NodesArguments) -> anyhow::Result<()> {
-    let meta = client(&arguments.meta, &arguments.secret)?;
+pub async fn nodes(
+    arguments: NodesArguments,
+    transport: &shardlet_net::Transport,
+) -> anyhow::Result<()> {
+    let meta = client(&arguments.meta, &arguments.secret, transport)?;
     let page = meta
         .scan(
             keys::NODE_PREFIX,
@@ -111,8 +118,11 @@ pub async fn nodes(arguments: NodesArguments) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn drain(arguments: DrainArguments) -> anyhow::Result<()> {
-    let meta = client(&arguments.meta, &arguments.secret)?;
+pub async fn drain(
+    arguments: DrainArguments,
+    transport: &shardlet_net::Transport,
+) -> anyhow::Result<()> {
+    let meta = client(&arguments.meta, &arguments.secret, transport)?;
     let node = NodeId(arguments.node);
     let key = keys::node(node);
     let Some(entry) = meta.get(key.clone(), ReadConsistency::Linearizable).await? else {

@@ -48,14 +48,19 @@ pub fn load_topology(path: &PathBuf) -> anyhow::Result<Topology> {
         .map_err(|error| anyhow::anyhow!("{error}"))
 }
 
-/// A client of the metadata service members at `addresses`, signing with `secret`.
+/// A client of the metadata service members at `addresses`, signing with `secret`,
+/// over `transport` (plaintext, or TLS trusting the cluster's CA).
 pub fn meta_client(
     addresses: &[String],
     secret: &shardlet_auth::ClusterSecret,
+    transport: &shardlet_net::Transport,
 ) -> anyhow::Result<MetaClient> {
     MetaClient::new(
         addresses.to_vec(),
         secret.expose(),
-        ClientOptions::default(),
+        ClientOptions {
+            transport: transport.clone(),
+            ..ClientOptions::default()
+        },
     )
 }

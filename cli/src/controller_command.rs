@@ -95,7 +95,10 @@ fn optional_interval(value: f64, name: &str) -> anyhow::Result<Option<Duration>>
     Ok((!duration.is_zero()).then_some(duration))
 }
 
-pub async fn run(arguments: ControllerArguments) -> anyhow::Result<()> {
+pub async fn run(
+    arguments: ControllerArguments,
+    tls: &shardlet_net::arguments::TlsArguments,
+) -> anyhow::Result<()> {
     let secret = crate::connect::load_secret(&arguments.secret)?;
     let topology = crate::connect::load_topology(&arguments.topology)?;
     let down_after = seconds(arguments.down_grace_seconds, "down-grace-seconds")?;
@@ -154,7 +157,8 @@ pub async fn run(arguments: ControllerArguments) -> anyhow::Result<()> {
         listen: arguments.listen,
         port: arguments
             .server
-            .port(shardlet_net::ServerLimits::default())?,
+            .port(shardlet_net::ServerLimits::default(), tls)?,
+        transport: tls.transport()?,
         holder: holder.clone(),
         lease_duration,
         detector,
@@ -183,10 +187,12 @@ pub async fn run(arguments: ControllerArguments) -> anyhow::Result<()> {
         evacuate_risk: (arguments.evacuate_risk_above > 0.0)
             .then_some(arguments.evacuate_risk_above),
     };
+    let controller_tls = config.port.tls.is_some();
     let controller = RunningController::start(config).await?;
     // Parents (`shardlet dev`, tests) read this line to learn the bound port.
+    let scheme = if controller_tls { "https" } else { "http" };
     println!(
-        "shardlet controller listening on http://{}",
+        "shardlet controller listening on {scheme}://{}",
         controller.address
     );
     tracing::info!(address = %controller.address, %holder, "controller started");

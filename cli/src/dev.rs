@@ -36,9 +36,11 @@ use shardlet_core::Topology;
 use shardlet_gateway::object::catalog::Catalog;
 use shardlet_gateway::object::commit::{new_credential, Buckets};
 use shardlet_model::schema::{CredentialRecord, SecretKey};
+use shardlet_net::Transport;
 use shardlet_testkit::local_cluster::{
-    spawn_component, stop_all, topology_toml, wait_until_healthy, NotHealthy,
+    spawn_component, stop_all, topology_toml, wait_until_healthy_over, NotHealthy,
 };
+use shardlet_testkit::local_tls::local_tls;
 use shardlet_testkit::process::ChildProcess;
 
 /// A line on stdout. Whoever reads it may have gone (a pipe into `head`, a script that
@@ -97,6 +99,52 @@ pub struct DevArguments {
     /// Port of the predictor sidecar.
     #[arg(long, default_value_t = 9400)]
     predictor_port: u16,
+    /// Serve every port over HTTPS: a local CA and a certificate for 127.0.0.1 are made
+    /// in DIR/tls (kept across runs; keys 0600), and every component trusts that CA.
+    /// Without it, everything is plain HTTP on loopback.
+    #[arg(long)]
+    tls: bool,
+}
+
+/// How the cluster's components secure their ports: the flags each gets, and how this
+/// process reaches them.
+struct Security {
+    flags: Vec<String>,
+    transport: Transport,
+    /// The CA certificate clients must trust (with `--tls`).
+    ca: Option<PathBuf>,
+}
+
+impl Security {
+    fn new(arguments: &DevArguments) -> anyhow::Result<Self> {
+        if !arguments.tls {
+            return Ok(Self {
+                flags: vec!["--insecure-plaintext".into()],
+                transport: Transport::Plaintext,
+                ca: None,
+            });
+        }
+        let directory = arguments.data.join("tls");
+        let tls = local_tls(&directory)
+            .with_context(|| format!("cannot make the local CA in {}", directory.display()))?;
+        let path = |path: &Path| path.display().to_string();
+        Ok(Self {
+            flags: vec![
+                "--tls-cert".into(),
+                path(&tls.certificate),
+                "--tls-key".into(),
+                path(&tls.key),
+                "--tls-ca".into(),
+                path(&tls.ca),
+            ],
+            transport: Transport::from_ca_file(&tls.ca)?,
+            ca: Some(tls.ca),
+        })
+    }
+
+    fn scheme(&self) -> &'static str {
+        self.transport.scheme()
+    }
 }
 
 pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
@@ -120,6 +168,7 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
     );
     write_synced(&topology_path, topology_text.as_bytes())?;
 
+    let security = Security::new(&arguments)?;
     let mut components: Vec<ChildProcess> = Vec::new();
     // The signal handlers go in before the first child starts (`biased`: polled first),
     // so Ctrl-C or SIGTERM at any moment, start-up included, stops every child started
@@ -129,6 +178,7 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
         _ = shardlet_node::shutdown_signal() => Ok(()),
         result = start_and_wait(
             &arguments,
+            &security,
             &secret,
             &secret_path,
             &topology,
@@ -144,6 +194,7 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
 
 async fn start_and_wait(
     arguments: &DevArguments,
+    security: &Security,
     secret: &ClusterSecret,
     secret_path: &Path,
     topology: &Topology,
@@ -155,6 +206,7 @@ async fn start_and_wait(
     let meta_address = format!("127.0.0.1:{}", arguments.meta_port);
     components.push(spawn(
         data,
+        security,
         "meta",
         &[
             "meta",
@@ -172,6 +224,7 @@ async fn start_and_wait(
     for node in topology.nodes() {
         components.push(spawn(
             data,
+            security,
             &format!("node-{}", node.id.0),
             &[
                 "node",
@@ -196,15 +249,21 @@ async fn start_and_wait(
             .iter()
             .map(|node| (format!("node-{}", node.id.0), node.address.clone())),
     );
-    wait_healthy(components, &waiting).await?;
-    start_predictor(arguments, components).await;
+    wait_healthy(components, &waiting, security).await?;
+    start_predictor(arguments, security, components).await;
 
-    let credentials =
-        s3_credentials(&data.join("s3-credentials.json"), &meta_address, secret).await?;
+    let credentials = s3_credentials(
+        &data.join("s3-credentials.json"),
+        &meta_address,
+        secret,
+        &security.transport,
+    )
+    .await?;
     let s3_address = format!("127.0.0.1:{}", arguments.s3_port);
     let admin_address = format!("127.0.0.1:{}", arguments.gateway_admin_port);
     components.push(spawn(
         data,
+        security,
         "gateway",
         &[
             "gateway",
@@ -222,10 +281,16 @@ async fn start_and_wait(
             &secret_file,
         ],
     )?);
-    wait_healthy(components, &[("gateway".into(), s3_address.clone())]).await?;
+    wait_healthy(
+        components,
+        &[("gateway".into(), s3_address.clone())],
+        security,
+    )
+    .await?;
     let controller_address = format!("127.0.0.1:{}", arguments.controller_port);
     components.push(spawn(
         data,
+        security,
         "controller",
         &[
             "controller",
@@ -259,11 +324,25 @@ async fn start_and_wait(
     wait_healthy(
         components,
         &[("controller".into(), controller_address.clone())],
+        security,
     )
     .await?;
-    print_welcome(&s3_address, &admin_address, data, topology, &credentials);
+    print_welcome(
+        &s3_address,
+        &admin_address,
+        security,
+        data,
+        topology,
+        &credentials,
+    );
+    let tls_flag = security
+        .ca
+        .as_ref()
+        .map(|ca| format!(" --tls-ca {}", ca.display()))
+        .unwrap_or_else(|| " --insecure-plaintext".into());
     say!(
-        "# Controller: http://{controller_address}/v1/status (node states: shardlet admin nodes --meta {meta_address} --secret-file {secret_file})"
+        "# Controller: {scheme}://{controller_address}/v1/status (node states: shardlet admin nodes --meta {meta_address} --secret-file {secret_file}{tls_flag})",
+        scheme = security.scheme()
     );
     let _ = std::io::stdout().flush();
 
@@ -305,9 +384,14 @@ fn check_ports_free(arguments: &DevArguments, topology: &Topology) -> anyhow::Re
     Ok(())
 }
 
-fn spawn(data: &Path, name: &str, arguments: &[&str]) -> anyhow::Result<ChildProcess> {
+fn spawn(
+    data: &Path,
+    security: &Security,
+    name: &str,
+    arguments: &[&str],
+) -> anyhow::Result<ChildProcess> {
     let executable = std::env::current_exe().context("cannot find the shardlet binary")?;
-    spawn_program(data, name, &executable, arguments)
+    spawn_program(data, security, name, &executable, arguments)
 }
 
 /// How long the predictor sidecar may take to load its model and answer.
@@ -317,7 +401,11 @@ const PREDICTOR_READY_DEADLINE: Duration = Duration::from_secs(30);
 /// binary (built beside this one) exist. Optional by design: the controller degrades to
 /// its heuristic without it, so every way of not starting it is printed and the cluster
 /// starts anyway.
-async fn start_predictor(arguments: &DevArguments, components: &mut Vec<ChildProcess>) {
+async fn start_predictor(
+    arguments: &DevArguments,
+    security: &Security,
+    components: &mut Vec<ChildProcess>,
+) {
     let data = &arguments.data;
     let model = arguments
         .predictor_model
@@ -344,7 +432,7 @@ async fn start_predictor(arguments: &DevArguments, components: &mut Vec<ChildPro
     let address = format!("127.0.0.1:{}", arguments.predictor_port);
     let model_text = model.display().to_string();
     let arguments = ["serve", "--model", &model_text, "--listen", &address];
-    let component = match spawn_program(data, "predictor", &executable, &arguments) {
+    let component = match spawn_program(data, security, "predictor", &executable, &arguments) {
         Ok(component) => component,
         Err(error) => {
             say!("# predictor sidecar: not started ({error:#})");
@@ -354,7 +442,11 @@ async fn start_predictor(arguments: &DevArguments, components: &mut Vec<ChildPro
     components.push(component);
     let ready = tokio::time::timeout(
         PREDICTOR_READY_DEADLINE,
-        wait_healthy(components, &[("predictor".into(), address.clone())]),
+        wait_healthy(
+            components,
+            &[("predictor".into(), address.clone())],
+            security,
+        ),
     )
     .await;
     match ready {
@@ -380,6 +472,7 @@ async fn stop_predictor(components: &mut Vec<ChildProcess>) {
 
 fn spawn_program(
     data: &Path,
+    security: &Security,
     name: &str,
     executable: &Path,
     arguments: &[&str],
@@ -392,7 +485,17 @@ fn spawn_program(
     if name.starts_with("node-") && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
         command.env("TOKIO_WORKER_THREADS", "1");
     }
-    command.args(arguments);
+    // The children's security is this command's choice alone: none of the TLS
+    // variables this process may have been started with reaches them.
+    for variable in [
+        "SHARDLET_INSECURE_PLAINTEXT",
+        "SHARDLET_TLS_CERT",
+        "SHARDLET_TLS_KEY",
+        "SHARDLET_TLS_CA",
+    ] {
+        command.env_remove(variable);
+    }
+    command.args(arguments).args(&security.flags);
     // Output to `DIR/logs/NAME.log`, the pid to `DIR/logs/NAME.pid` (tests and
     // operators find components by it, e.g. to kill -9 a node). Safety net: the child
     // is killed, with anything it started, if this process unwinds without stopping it.
@@ -404,13 +507,22 @@ fn spawn_program(
 async fn wait_healthy(
     components: &mut [ChildProcess],
     targets: &[(String, String)],
+    security: &Security,
 ) -> anyhow::Result<()> {
     let give_up = tokio::time::Instant::now() + READY_DEADLINE;
     for (name, address) in targets {
         let Some(component) = components.iter_mut().find(|c| c.name() == name) else {
             bail!("{name} was never started");
         };
-        match wait_until_healthy(component, address, give_up, READY_POLL_INTERVAL).await {
+        let healthy = wait_until_healthy_over(
+            component,
+            address,
+            &security.transport,
+            give_up,
+            READY_POLL_INTERVAL,
+        )
+        .await;
+        match healthy {
             Ok(()) => {}
             Err(NotHealthy::Exited(status)) => bail!(
                 "{name} exited ({status}) while starting; see {}",
@@ -495,6 +607,7 @@ async fn s3_credentials(
     path: &Path,
     meta_address: &str,
     secret: &ClusterSecret,
+    transport: &Transport,
 ) -> anyhow::Result<CredentialRecord> {
     #[derive(serde::Serialize, serde::Deserialize)]
     struct Stored {
@@ -527,7 +640,7 @@ async fn s3_credentials(
         }
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     };
-    let client = crate::connect::meta_client(&[meta_address.to_string()], secret)?;
+    let client = crate::connect::meta_client(&[meta_address.to_string()], secret, transport)?;
     Buckets::new(Catalog::new(Arc::new(client)))
         .ensure_credential(&record)
         .await
@@ -575,11 +688,13 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<ClusterSecret> {
 fn print_welcome(
     s3_address: &str,
     admin_address: &str,
+    security: &Security,
     data: &Path,
     topology: &Topology,
     credentials: &CredentialRecord,
 ) {
-    let endpoint = format!("http://{s3_address}");
+    let scheme = security.scheme();
+    let endpoint = format!("{scheme}://{s3_address}");
     let zones: std::collections::BTreeSet<&str> =
         topology.nodes().iter().map(|n| n.zone.as_str()).collect();
     let regions: std::collections::BTreeSet<&str> =
@@ -587,7 +702,7 @@ fn print_welcome(
     say!(
         "\
 # Shardlet dev is running: {nodes} storage nodes in {zones} zones and {regions} regions,
-# one metadata member, the S3 gateway at {endpoint} (metrics: http://{admin_address}/metrics).
+# one metadata member, the S3 gateway at {endpoint} (metrics: {scheme}://{admin_address}/metrics).
 # Data and logs in {data}. Stop with Ctrl-C; running again keeps data and credentials.
 # Paste (or eval) these lines:
 export AWS_ENDPOINT_URL={endpoint}
@@ -605,4 +720,15 @@ export AWS_REGION={REGION}
         access = credentials.access_key,
         secret = credentials.secret_key.0,
     );
+    if let Some(ca) = &security.ca {
+        let ca = ca.display();
+        say!(
+            "\
+# Every port speaks HTTPS with a certificate from the local CA {ca}:
+export AWS_CA_BUNDLE={ca}
+#   aws CLI: AWS_CA_BUNDLE above, or --ca-bundle {ca}
+#   boto3:   boto3.client(\"s3\", endpoint_url=\"{endpoint}\", verify=\"{ca}\")
+#   curl:    curl --cacert {ca} {scheme}://{admin_address}/metrics"
+        );
+    }
 }

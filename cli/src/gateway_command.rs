@@ -12,6 +12,7 @@ use shardlet_gateway::object::gc::CollectorConfig;
 use shardlet_gateway::object::node_fragments::NodeFragments;
 use shardlet_gateway::object::topology_source::TopologySource;
 use shardlet_gateway::server::{s3_port_limits, AdminConfig, BoundGateway, GatewayConfig};
+use shardlet_net::arguments::TlsArguments;
 use shardlet_net::PortConfig;
 
 use crate::connect::{load_secret, load_topology, meta_client, SecretArguments};
@@ -43,11 +44,18 @@ pub struct GatewayArguments {
     pub server: shardlet_net::arguments::ServerArguments,
 }
 
-pub async fn run(arguments: GatewayArguments) -> anyhow::Result<()> {
+pub async fn run(arguments: GatewayArguments, tls: &TlsArguments) -> anyhow::Result<()> {
     let secret = load_secret(&arguments.secret)?;
+    let transport = tls.transport()?;
     let topology = Arc::new(TopologySource::new(load_topology(&arguments.topology)?));
-    let metadata = Arc::new(meta_client(&arguments.meta, &secret)?);
-    let fragments = Arc::new(NodeFragments::new(topology.clone(), secret));
+    let metadata = Arc::new(meta_client(&arguments.meta, &secret, &transport)?);
+    let fragments = Arc::new(NodeFragments::new(topology.clone(), secret, transport));
+    let s3_port = arguments.server.port(s3_port_limits(), tls)?;
+    let scheme = if s3_port.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let config = GatewayConfig {
         listen: arguments.listen,
         region: arguments.region,
@@ -56,23 +64,25 @@ pub async fn run(arguments: GatewayArguments) -> anyhow::Result<()> {
             upload_timeout: std::time::Duration::from_secs(arguments.upload_timeout_seconds),
             ..CollectorConfig::default()
         },
-        limits: arguments.server.limits(s3_port_limits())?,
         admin: Some(AdminConfig {
             listen: arguments.admin_listen,
+            // The same certificate as the S3 port; the metrics token guards /metrics.
             port: PortConfig {
                 limits: admin_port_limits(),
                 metrics_token: arguments.server.metrics_token()?,
+                tls: s3_port.tls.clone(),
             },
         }),
+        port: s3_port,
     };
     let gateway = BoundGateway::bind(config, metadata, fragments, topology).await?;
     let address = gateway.local_address()?;
     // Parents (`shardlet dev`, tests) read these lines to learn the bound ports (the
     // admin line must not contain "listening on": that phrase announces the S3 port).
-    println!("shardlet gateway listening on http://{address}");
+    println!("shardlet gateway listening on {scheme}://{address}");
     if let Some(admin) = gateway.admin_address() {
         let admin = admin?;
-        println!("shardlet gateway admin port (metrics, health): http://{admin}");
+        println!("shardlet gateway admin port (metrics, health): {scheme}://{admin}");
         tracing::info!(%admin, "admin port (metrics, health) listening");
     }
     tracing::info!(%address, "S3 gateway listening");
@@ -94,11 +104,15 @@ pub struct KeyCreateArguments {
 }
 
 /// Creates an access key + secret in meta-raft and prints them.
-pub async fn create_key(arguments: KeyCreateArguments) -> anyhow::Result<()> {
+pub async fn create_key(
+    arguments: KeyCreateArguments,
+    transport: &shardlet_net::Transport,
+) -> anyhow::Result<()> {
     let secret = load_secret(&arguments.secret)?;
     let buckets = Buckets::new(Catalog::new(Arc::new(meta_client(
         &arguments.meta,
         &secret,
+        transport,
     )?)));
     let record = buckets.create_credential(&arguments.owner).await?;
     println!("access key: {}", record.access_key);

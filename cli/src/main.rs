@@ -31,6 +31,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use shardlet_core::NodeId;
+use shardlet_net::arguments::TlsArguments;
 use shardlet_node::NodeConfig;
 
 #[derive(Parser)]
@@ -43,6 +44,8 @@ struct Cli {
     /// Log line format (the filter comes from RUST_LOG, default `info`).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+    #[command(flatten)]
+    tls: shardlet_net::arguments::TlsArguments,
     #[command(subcommand)]
     command: Command,
 }
@@ -104,14 +107,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let tls = cli.tls;
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Node(arguments) => run_node(arguments).await,
+            Command::Node(arguments) => run_node(arguments, &tls).await,
             Command::Dev(arguments) => dev::run(arguments).await,
-            Command::Admin(arguments) => admin::run(arguments).await,
-            Command::Meta(arguments) => meta_command::run(arguments).await,
-            Command::Gateway(arguments) => gateway_command::run(arguments).await,
-            Command::Controller(arguments) => controller_command::run(arguments).await,
+            Command::Admin(arguments) => admin::run(arguments, &tls).await,
+            Command::Meta(arguments) => meta_command::run(arguments, &tls).await,
+            Command::Gateway(arguments) => gateway_command::run(arguments, &tls).await,
+            Command::Controller(arguments) => controller_command::run(arguments, &tls).await,
         }
     });
     match result {
@@ -136,7 +140,7 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-async fn run_node(arguments: NodeArguments) -> anyhow::Result<()> {
+async fn run_node(arguments: NodeArguments, tls: &TlsArguments) -> anyhow::Result<()> {
     let secret = connect::load_secret(&arguments.secret)?;
     let mut config = NodeConfig::new(
         arguments.listen,
@@ -150,7 +154,7 @@ async fn run_node(arguments: NodeArguments) -> anyhow::Result<()> {
     if let Some(max) = arguments.max_fragment_bytes {
         config.max_fragment_bytes = max;
     }
-    config.port = arguments.server.port(config.port.limits)?;
+    config.port = arguments.server.port(config.port.limits, tls)?;
     shardlet_node::run(config, shardlet_node::shutdown_signal()).await?;
     tracing::info!("storage node stopped");
     Ok(())

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shardlet_meta::{MetaConfig, MetaNode};
+use shardlet_net::arguments::TlsArguments;
 
 // No `Debug`: the arguments hold the cluster secret.
 #[derive(clap::Args)]
@@ -46,7 +47,7 @@ pub struct MetaArgs {
     pub server: shardlet_net::arguments::ServerArguments,
 }
 
-pub async fn run(args: MetaArgs) -> anyhow::Result<()> {
+pub async fn run(args: MetaArgs, tls: &TlsArguments) -> anyhow::Result<()> {
     let mut config = MetaConfig::new(args.member_id, args.listen, args.data);
     config.advertise_address = args.advertise;
     config.cluster_secret = crate::connect::load_secret(&args.secret)?
@@ -58,7 +59,8 @@ pub async fn run(args: MetaArgs) -> anyhow::Result<()> {
     config.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms);
     config.election_timeout_min = Duration::from_millis(args.election_timeout_min_ms);
     config.election_timeout_max = Duration::from_millis(args.election_timeout_max_ms);
-    config.port = args.server.port(config.port.limits)?;
+    config.port = args.server.port(config.port.limits, tls)?;
+    config.transport = tls.transport()?;
     let running = MetaNode::start(config).await?;
     if args.bootstrap {
         running.node.bootstrap().await?;
@@ -66,7 +68,14 @@ pub async fn run(args: MetaArgs) -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the bound port.
     println!(
         "shardlet meta: member {} listening on {}",
-        args.member_id, running.address
+        args.member_id,
+        config_url(&running.node.config.port, running.address)
     );
     running.wait().await
+}
+
+/// `scheme://address` as the port serves it.
+fn config_url(port: &shardlet_net::PortConfig, address: SocketAddr) -> String {
+    let scheme = if port.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{address}")
 }

@@ -59,8 +59,9 @@ pub struct GatewayConfig {
     pub region: String,
     pub sizing: SizingPolicy,
     pub collector: CollectorConfig,
-    /// Connection limit, header-read timeout and the other bounds of the S3 port.
-    pub limits: ServerLimits,
+    /// The S3 port: connection limit, header-read timeout and the other bounds, and its
+    /// certificate (its metrics token is never used: `/metrics` is on the admin port).
+    pub port: PortConfig,
     /// The admin port (`/metrics`, `/health`); `None`: no admin port (metrics are then
     /// not served at all).
     pub admin: Option<AdminConfig>,
@@ -72,7 +73,7 @@ pub struct BoundGateway {
     service: S3Service,
     metrics: Arc<Metrics>,
     server_metrics: ServerMetrics,
-    limits: ServerLimits,
+    port: PortConfig,
     collector: Arc<Collector>,
     catalog: Catalog,
     heat_receiver: tokio::sync::mpsc::Receiver<shardlet_core::ShardletId>,
@@ -98,7 +99,7 @@ impl BoundGateway {
         fragments: Arc<dyn FragmentStore>,
         topology: Arc<TopologySource>,
     ) -> Result<Self, ServerError> {
-        config.limits.validate()?;
+        config.port.validate()?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -176,7 +177,7 @@ impl BoundGateway {
             service: builder.build(),
             metrics,
             server_metrics,
-            limits: config.limits,
+            port: config.port,
             collector,
             catalog,
             heat_receiver,
@@ -195,7 +196,7 @@ impl BoundGateway {
     }
 
     /// Serves the S3 port and the admin port until `shutdown` completes, then lets
-    /// requests in flight finish (up to `limits.shutdown_grace`) and flushes pending
+    /// requests in flight finish (up to the shutdown grace) and flushes pending
     /// heat.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let (stop_sender, stop) = watch::channel(false);
@@ -233,7 +234,10 @@ impl BoundGateway {
             name: "gateway",
             // No metrics token here: `/metrics` is not served on the S3 port, and a
             // signed `GET /metrics` is S3 (ListObjects on the bucket `metrics`).
-            port: PortConfig::with_limits(self.limits),
+            port: PortConfig {
+                metrics_token: None,
+                ..self.port
+            },
             metrics: self.server_metrics,
         };
         let s3_port =
@@ -355,7 +359,7 @@ mod tests {
             region: "us-east-1".into(),
             sizing: SizingPolicy::default(),
             collector: CollectorConfig::default(),
-            limits: s3_port_limits(),
+            port: PortConfig::with_limits(s3_port_limits()),
             admin: None,
         };
         let gateway = BoundGateway::bind(
@@ -420,12 +424,13 @@ mod tests {
             region: "us-east-1".into(),
             sizing: SizingPolicy::default(),
             collector: CollectorConfig::default(),
-            limits: s3_port_limits(),
+            port: PortConfig::with_limits(s3_port_limits()),
             admin: Some(AdminConfig {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 port: PortConfig {
                     limits: crate::admin::admin_port_limits(),
                     metrics_token: shardlet_net::MetricsToken::new(TOKEN),
+                    tls: None,
                 },
             }),
         };

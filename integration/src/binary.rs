@@ -5,6 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The environment variable that makes a Shardlet process serve and connect over plain
+/// HTTP (`--insecure-plaintext`).
+pub const PLAINTEXT_VARIABLE: &str = "SHARDLET_INSECURE_PLAINTEXT";
+
 /// The `shardlet` binary under test and the scratch directory of the test or bench
 /// target that runs it: what only that target knows (see the crate documentation).
 #[derive(Clone, Debug)]
@@ -38,9 +42,14 @@ impl ShardletBinary {
         &self.executable
     }
 
-    /// `shardlet` with no arguments yet.
+    /// `shardlet` with no arguments yet, told to run plain HTTP
+    /// (`SHARDLET_INSECURE_PLAINTEXT=true`): the kit's clusters live on loopback, and
+    /// most suites stay plaintext for speed. A TLS test removes the variable and passes
+    /// certificates ([`crate::local_tls`]).
     pub fn command(&self) -> Command {
-        Command::new(&self.executable)
+        let mut command = Command::new(&self.executable);
+        command.env(PLAINTEXT_VARIABLE, "true");
+        command
     }
 
     /// Where process tests and benchmarks put whole clusters: `target/tmp/clusters`

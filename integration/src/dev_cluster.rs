@@ -82,11 +82,29 @@ impl DevCluster {
     /// Starts `shardlet dev` (stdout and stderr to `ROOT/dev.stdout`) and waits until it
     /// printed the S3 credentials.
     pub async fn start(binary: &ShardletBinary) -> Self {
+        Self::start_with(binary, &[]).await
+    }
+
+    /// `shardlet dev --tls`: every port over HTTPS, certificates from a local CA in
+    /// `DATA/tls` ([`Self::ca_path`]).
+    pub async fn start_tls(binary: &ShardletBinary) -> Self {
+        Self::start_with(binary, &["--tls"]).await
+    }
+
+    /// The local CA `shardlet dev --tls` made.
+    pub fn ca_path(&self) -> PathBuf {
+        self.data.join("tls").join("ca.pem")
+    }
+
+    async fn start_with(binary: &ShardletBinary, extra_arguments: &[&str]) -> Self {
         let root = Self::new_root(binary);
         let stdout_path = root.path().join("dev.stdout");
         let data = root.path().join("data");
         let ports = DevPorts::free();
-        let process = ChildProcess::spawn("dev", dev_command(binary, &data, &ports), &stdout_path)
+        let mut command = dev_command(binary, &data, &ports);
+        command.args(extra_arguments);
+        let tls = extra_arguments.contains(&"--tls");
+        let process = ChildProcess::spawn("dev", command, &stdout_path)
             .unwrap_or_else(|error| panic!("shardlet dev does not start: {error}"));
         let mut dev = Self::new(process, ports, data, root);
         let deadline = START_DEADLINE * 2;
@@ -108,9 +126,10 @@ impl DevCluster {
                 std::fs::read_to_string(&stdout_path).unwrap_or_default()
             )
         });
+        let scheme = if tls { "https" } else { "http" };
         assert_eq!(
             dev.access.endpoint,
-            format!("http://127.0.0.1:{}", dev.ports.s3),
+            format!("{scheme}://127.0.0.1:{}", dev.ports.s3),
             "the printed endpoint is on --s3-port"
         );
         dev

@@ -28,6 +28,7 @@ pub mod controller;
 pub mod dev_cluster;
 pub mod fixtures;
 pub mod local_cluster;
+pub mod local_tls;
 pub mod meta_member;
 pub mod node;
 pub mod node_http;

@@ -10,6 +10,7 @@ use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use shardlet_core::{NodeState, Topology};
+use shardlet_net::Transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::poll::poll_until;
@@ -117,6 +118,28 @@ pub enum NotHealthy {
     TimedOut,
 }
 
+/// Whether `GET /health` of the TLS port at `address` answers 200, over `transport`
+/// (which trusts the cluster's CA).
+pub async fn health_ok_over(address: &str, transport: &Transport) -> bool {
+    if !transport.is_tls() {
+        return health_ok(address).await;
+    }
+    let attempt = async {
+        let client = transport.client_builder().build().ok()?;
+        let response = client
+            .get(format!("{}/health", transport.url(address)))
+            .send()
+            .await
+            .ok()?;
+        Some(response.status() == reqwest::StatusCode::OK)
+    };
+    tokio::time::timeout(HEALTH_TIMEOUT, attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
 /// Probes `GET /health` of `address` every `interval` until it answers 200; fails
 /// early when `process` exits, and at `give_up`.
 pub async fn wait_until_healthy(
@@ -125,12 +148,23 @@ pub async fn wait_until_healthy(
     give_up: tokio::time::Instant,
     interval: Duration,
 ) -> Result<(), NotHealthy> {
+    wait_until_healthy_over(process, address, &Transport::Plaintext, give_up, interval).await
+}
+
+/// [`wait_until_healthy`] over `transport` (HTTPS for a TLS cluster).
+pub async fn wait_until_healthy_over(
+    process: &mut ChildProcess,
+    address: &str,
+    transport: &Transport,
+    give_up: tokio::time::Instant,
+    interval: Duration,
+) -> Result<(), NotHealthy> {
     let outcome = poll_until(give_up, interval, || {
         let exited = process.exit_status();
         async move {
             match exited {
                 Some(status) => Some(Err(NotHealthy::Exited(status))),
-                None => health_ok(address).await.then_some(Ok(())),
+                None => health_ok_over(address, transport).await.then_some(Ok(())),
             }
         }
     })

@@ -231,6 +231,7 @@ impl NodeProcess {
         }
         command.args(&self.options.extra_arguments);
         command
+            .env(crate::binary::PLAINTEXT_VARIABLE, "true")
             .env("SHARDLET_CLUSTER_SECRET", &self.secret)
             .env("RUST_LOG", &self.options.log_filter);
         command

@@ -62,7 +62,13 @@ fn transport(error: reqwest::Error) -> S3Error {
 
 impl S3Client {
     pub fn new(access: S3Access) -> Self {
-        let http = reqwest::Client::builder()
+        Self::over(access, &shardlet_net::Transport::Plaintext)
+    }
+
+    /// A client over `transport` (HTTPS trusting a test cluster's CA).
+    pub fn over(access: S3Access, transport: &shardlet_net::Transport) -> Self {
+        let http = transport
+            .client_builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("an HTTP client");

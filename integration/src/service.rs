@@ -186,6 +186,7 @@ pub fn announced_address(log_path: &Path, offset: u64) -> Option<SocketAddr> {
     text.lines().find_map(|line| {
         let (_, rest) = line.split_once(LISTENING_ANNOUNCEMENT)?;
         rest.trim_start_matches("http://")
+            .trim_start_matches("https://")
             .split_whitespace()
             .next()?
             .trim_end_matches('/')
@@ -205,6 +206,7 @@ pub fn announced_admin_address(log_path: &Path) -> Option<SocketAddr> {
     text.lines().rev().find_map(|line| {
         let (_, rest) = line.split_once(ADMIN_ANNOUNCEMENT)?;
         rest.trim_start_matches("http://")
+            .trim_start_matches("https://")
             .split_whitespace()
             .next()?
             .trim_end_matches('/')

@@ -19,6 +19,8 @@ use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use shardlet_net::Transport;
+
 use crate::auth::{ClusterAuth, Sender};
 use crate::blob::Blob;
 use crate::command::{Batch, BatchOutcome, ScanPage, VersionedValue};
@@ -31,6 +33,8 @@ pub struct ClientOptions {
     pub attempts_max: usize,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// Plaintext, or TLS trusting the cluster's CA (member addresses stay `host:port`).
+    pub transport: Transport,
 }
 
 impl Default for ClientOptions {
@@ -40,6 +44,7 @@ impl Default for ClientOptions {
             attempts_max: 30,
             backoff_initial: Duration::from_millis(20),
             backoff_max: Duration::from_millis(500),
+            transport: Transport::Plaintext,
         }
     }
 }
@@ -97,7 +102,9 @@ impl MetaClient {
             !addresses.is_empty(),
             "MetaClient needs at least one member address"
         );
-        let http = reqwest::Client::builder()
+        let http = options
+            .transport
+            .client_builder()
             .tcp_nodelay(true)
             .timeout(options.request_timeout)
             .pool_max_idle_per_host(256)
@@ -296,7 +303,7 @@ impl MetaClient {
     ) -> Result<Response, AttemptError> {
         let mut request = self
             .http
-            .post(format!("http://{address}{path}"))
+            .post(format!("{}{path}", self.options.transport.url(address)))
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body.to_vec());
         for (name, value) in self.sign("POST", address, path, body)? {
@@ -310,7 +317,9 @@ impl MetaClient {
         address: &str,
         path: &str,
     ) -> Result<Response, AttemptError> {
-        let mut request = self.http.get(format!("http://{address}{path}"));
+        let mut request = self
+            .http
+            .get(format!("{}{path}", self.options.transport.url(address)));
         for (name, value) in self.sign("GET", address, path, b"")? {
             request = request.header(name, value);
         }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shardlet_net::PortConfig;
+use shardlet_net::{PortConfig, Transport};
 
 use crate::types::MemberId;
 
@@ -41,8 +41,11 @@ pub struct MetaConfig {
     pub group_commit_queue_max: usize,
     /// Bound on raft RPC to another member.
     pub rpc_timeout: Duration,
-    /// The port's connection limit, header-read timeout, shutdown grace, metrics token.
+    /// The port's connection limit, header-read timeout, shutdown grace, metrics token
+    /// and certificate.
     pub port: PortConfig,
+    /// How this member reaches the others (raft RPC, forwarding to the leader).
+    pub transport: Transport,
 }
 
 impl MetaConfig {
@@ -64,6 +67,7 @@ impl MetaConfig {
             group_commit_queue_max: 4096,
             rpc_timeout: Duration::from_secs(5),
             port: PortConfig::default(),
+            transport: Transport::Plaintext,
         }
     }
 

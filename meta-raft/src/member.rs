@@ -67,7 +67,12 @@ impl MetaNode {
         let log_store = LogStore::new(db.clone(), metrics.clone());
         let state_machine = StateMachine::open(db, metrics.clone())?;
         let reader = state_machine.reader();
-        let network = HttpNetwork::new(member_id, auth.clone(), config.rpc_timeout)?;
+        let network = HttpNetwork::new(
+            member_id,
+            auth.clone(),
+            config.rpc_timeout,
+            config.transport.clone(),
+        )?;
         let raft = Raft::new(
             member_id,
             Arc::new(config.raft_config()?),
@@ -82,7 +87,9 @@ impl MetaNode {
             config.group_commit_batches_max,
             config.group_commit_queue_max,
         );
-        let forward_http = reqwest::Client::builder()
+        let forward_http = config
+            .transport
+            .client_builder()
             .tcp_nodelay(true)
             .timeout(config.rpc_timeout)
             .build()?;

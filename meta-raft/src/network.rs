@@ -18,6 +18,8 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use shardlet_net::Transport;
+
 use crate::auth::{ClusterAuth, Sender};
 use crate::types::{MemberId, TypeConfig};
 
@@ -28,6 +30,7 @@ pub const PATH_SNAPSHOT: &str = "/raft/snapshot";
 #[derive(Clone)]
 pub struct HttpNetwork {
     http: reqwest::Client,
+    transport: Transport,
     auth: ClusterAuth,
     member_id: MemberId,
 }
@@ -37,14 +40,17 @@ impl HttpNetwork {
         member_id: MemberId,
         auth: ClusterAuth,
         connect_timeout: Duration,
+        transport: Transport,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let http = transport
+            .client_builder()
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true)
             .pool_max_idle_per_host(8)
             .build()?;
         Ok(HttpNetwork {
             http,
+            transport,
             auth,
             member_id,
         })
@@ -87,7 +93,10 @@ impl MemberConnection {
     {
         let body = serde_json::to_vec(request)
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
-        let url = format!("http://{}{}", self.target_node.addr, path);
+        let url = format!(
+            "{}{path}",
+            self.network.transport.url(&self.target_node.addr)
+        );
         let mut builder = self.network.http.post(url).timeout(timeout);
         let signature = self
             .network

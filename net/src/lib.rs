@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`limits`] | [`ServerLimits`]: every bound of a port, named, with defaults |
 //! | [`metrics`] | [`ServerMetrics`]: connections open, accepted, closed by reason |
+//! | [`tls`] | [`ServerTls`] (a port's certificate) and [`Transport`] (how internal clients reach ports: plaintext, or TLS trusting the cluster CA) |
 //! | [`metrics_token`] | [`MetricsToken`]: the bearer token `/metrics` may require |
 //! | [`connections`] | the table of open connections and the eviction rule at the limit |
 //! | [`port`] | [`PortConfig`]: what an operator sets on one port |
@@ -26,12 +27,14 @@ pub mod metrics;
 pub mod metrics_token;
 pub mod port;
 pub mod server;
+pub mod tls;
 
 pub use limits::ServerLimits;
 pub use metrics::{CloseReason, ServerMetrics};
 pub use metrics_token::MetricsToken;
 pub use port::PortConfig;
 pub use server::{serve, ServerOptions};
+pub use tls::{ServerTls, Transport};
 
 #[cfg(test)]
 mod tests;

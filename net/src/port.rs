@@ -3,12 +3,15 @@
 
 use crate::limits::{LimitError, ServerLimits};
 use crate::metrics_token::MetricsToken;
+use crate::tls::ServerTls;
 
 #[derive(Clone, Debug, Default)]
 pub struct PortConfig {
     pub limits: ServerLimits,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<MetricsToken>,
+    /// When set, the port speaks HTTPS only; `None` is plain HTTP (`--insecure-plaintext`).
+    pub tls: Option<ServerTls>,
 }
 
 impl PortConfig {

@@ -36,6 +36,7 @@ use crate::limits::ServerLimits;
 use crate::metrics::{CloseReason, ServerMetrics};
 use crate::metrics_token::MetricsToken;
 use crate::port::PortConfig;
+use crate::tls::ServerTls;
 
 /// Pause after a failed `accept` (out of file descriptors and the like), so the loop
 /// does not spin while the condition lasts.
@@ -81,6 +82,7 @@ pub async fn serve<S, B>(
     let PortConfig {
         limits,
         metrics_token,
+        tls,
     } = port;
     let connections = Arc::new(Connections::new(
         limits.connections_max,
@@ -91,6 +93,7 @@ pub async fn serve<S, B>(
         limits: limits.clone(),
         metrics: metrics.clone(),
         metrics_token,
+        tls,
         stop,
     };
     let mut tasks = JoinSet::new();
@@ -207,6 +210,7 @@ struct ConnectionSettings {
     limits: ServerLimits,
     metrics: ServerMetrics,
     metrics_token: Option<MetricsToken>,
+    tls: Option<ServerTls>,
     stop: watch::Receiver<bool>,
 }
 
@@ -228,15 +232,20 @@ async fn connection<S, B>(
     let reason = tokio::select! {
         biased;
         () = entry.evicted() => CloseReason::EvictedAtLimit,
-        reason = serve_http(stream, service, entry.clone(), &settings) => reason,
+        reason = serve_stream(stream, service, entry.clone(), &settings) => reason,
     };
     tracing::debug!(%peer, reason = reason.label(), "connection closed");
     open.reason = Some(reason);
     drop(slot);
 }
 
-async fn serve_http<S, B>(
-    stream: TcpStream,
+/// What a plaintext HTTP client gets from a TLS port, instead of a failed handshake it
+/// cannot read.
+const PLAINTEXT_REFUSAL: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 60\r\n\r\nthis port speaks HTTPS only: use https:// and a trusted CA\r\n";
+
+/// One accepted socket: TLS first when the port has a certificate, then HTTP.
+async fn serve_stream<S, B>(
+    mut stream: TcpStream,
     service: S,
     entry: Arc<Entry>,
     settings: &ConnectionSettings,
@@ -251,6 +260,64 @@ where
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set TCP_NODELAY");
     }
+    let Some(tls) = &settings.tls else {
+        return serve_http(TokioIo::new(stream), service, entry, settings).await;
+    };
+    // The whole handshake, plaintext detection included, within one deadline.
+    let deadline = tokio::time::Instant::now() + settings.limits.tls_handshake_timeout;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+        Err(_) => return CloseReason::TlsHandshakeTimeout,
+        Ok(Ok(0)) => return CloseReason::Finished,
+        Ok(Err(_)) => return CloseReason::Error,
+        Ok(Ok(_)) => {}
+    }
+    // A TLS client opens with a handshake record (content type 22).
+    if first[0] != 0x16 {
+        refuse_plaintext(&mut stream, deadline).await;
+        return CloseReason::PlaintextOnTls;
+    }
+    match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
+        Err(_) => CloseReason::TlsHandshakeTimeout,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "TLS handshake failed");
+            CloseReason::TlsHandshakeFailed
+        }
+        Ok(Ok(tls_stream)) => serve_http(TokioIo::new(tls_stream), service, entry, settings).await,
+    }
+}
+
+/// Answers a plaintext request on a TLS port with a readable 400 and closes: reads what
+/// the client sent first (closing with unread data would reset the connection and the
+/// client would never see the answer), all before `deadline`.
+async fn refuse_plaintext(stream: &mut TcpStream, deadline: tokio::time::Instant) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    let _ = tokio::time::timeout_at(deadline, async {
+        let _ = stream.read(&mut buffer).await;
+        stream.write_all(PLAINTEXT_REFUSAL).await?;
+        stream.shutdown().await?;
+        // Drain until the client closes, so the answer is not lost to a reset.
+        while stream.read(&mut buffer).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
+}
+
+async fn serve_http<I, S, B>(
+    io: I,
+    service: S,
+    entry: Arc<Entry>,
+    settings: &ConnectionSettings,
+) -> CloseReason
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -263,7 +330,7 @@ where
         entry,
         metrics_token: settings.metrics_token.clone(),
     };
-    let connection = builder.serve_connection(TokioIo::new(stream), tracked);
+    let connection = builder.serve_connection(io, tracked);
     let mut connection = std::pin::pin!(connection);
     let mut stop = settings.stop.clone();
     let result = tokio::select! {

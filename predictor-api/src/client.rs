@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use shardlet_core::NodeId;
+use shardlet_net::Transport;
 
 use crate::api::{
     ErrorResponse, HealthResponse, NodeWindow, ScoreRequest, ScoreResponse, RESPONSE_BODY_BYTES_MAX,
@@ -47,10 +48,12 @@ pub struct RiskScore {
 
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    /// e.g. `http://127.0.0.1:9400`
+    /// e.g. `http://127.0.0.1:9400`, or `https://…` with a TLS transport
     pub base_url: String,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// Plaintext, or TLS trusting the cluster's CA (then `base_url` must be `https://`).
+    pub transport: Transport,
 }
 
 impl ClientConfig {
@@ -59,6 +62,7 @@ impl ClientConfig {
             base_url: base_url.into(),
             connect_timeout: Duration::from_millis(200),
             request_timeout: Duration::from_secs(2),
+            transport: Transport::Plaintext,
         }
     }
 }
@@ -72,7 +76,9 @@ pub struct PredictorClient {
 
 impl PredictorClient {
     pub fn new(config: &ClientConfig) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+        let http = config
+            .transport
+            .client_builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .build()

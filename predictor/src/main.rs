@@ -82,6 +82,8 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         server: shardlet_net::arguments::ServerArguments,
+        #[command(flatten)]
+        tls: shardlet_net::arguments::TlsArguments,
     },
 }
 
@@ -242,8 +244,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             model,
             listen,
             server,
+            tls,
         } => {
-            let port = server.port(shardlet_net::ServerLimits::default())?;
+            let port = server.port(shardlet_net::ServerLimits::default(), &tls)?;
             let model = LstmModel::load(&model)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -33,7 +33,13 @@ impl Drop for Sidecar {
 
 fn start_sidecar(model_directory: &std::path::Path) -> Sidecar {
     let mut child = Command::new(env!("CARGO_BIN_EXE_shardlet-predictor"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--model"])
+        .args([
+            "serve",
+            "--insecure-plaintext",
+            "--listen",
+            "127.0.0.1:0",
+            "--model",
+        ])
         .arg(model_directory)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use shardlet_auth::{ClusterSecret, RequestParts};
 use shardlet_core::health_report::HealthReport;
 use shardlet_core::{Crc32c, Crc32cHasher, FragmentId};
+use shardlet_net::Transport;
 
 use crate::wire::{
     fragment_path, ErrorBody, CACHE_HEADER, CACHE_KEEP, CRC_HEADER, ERROR_HEADER, FRAGMENTS_PATH,
@@ -52,7 +53,7 @@ pub enum ClientError {
     },
     #[error("invalid response: {0}")]
     Protocol(String),
-    #[error("invalid node URL {0:?}")]
+    #[error("invalid node URL {0:?} (expected http://HOST:PORT, or https://HOST:PORT with the cluster's CA)")]
     InvalidUrl(String),
 }
 
@@ -73,6 +74,8 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Idle keep-alive connections kept per node.
     pub idle_connections_per_node_max: usize,
+    /// Plaintext, or TLS trusting the cluster's CA; the node URL's scheme must match.
+    pub transport: Transport,
 }
 
 impl Default for ClientOptions {
@@ -81,6 +84,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(60),
             idle_connections_per_node_max: 64,
+            transport: Transport::Plaintext,
         }
     }
 }
@@ -174,7 +178,8 @@ impl NodeClient {
         let base_url = base_url.trim_end_matches('/').to_string();
         let url = reqwest::Url::parse(&base_url)
             .map_err(|_| ClientError::InvalidUrl(base_url.clone()))?;
-        if url.scheme() != "http" || url.path() != "/" || url.query().is_some() {
+        if url.scheme() != options.transport.scheme() || url.path() != "/" || url.query().is_some()
+        {
             return Err(ClientError::InvalidUrl(base_url));
         }
         let host_name = url
@@ -185,7 +190,9 @@ impl NodeClient {
             Some(port) => format!("{host_name}:{port}"),
             None => host_name.to_string(),
         };
-        let http = reqwest::Client::builder()
+        let http = options
+            .transport
+            .client_builder()
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
             .tcp_nodelay(true)

@@ -148,9 +148,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     let node_id = config.node_id;
+    let scheme = if config.port.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let node = BoundNode::bind(config).await?;
     let address = node.local_address();
-    println!("shardlet node {node_id} listening on http://{address}");
+    println!("shardlet node {node_id} listening on {scheme}://{address}");
     tracing::info!(%address, %node_id, "storage node listening");
     node.serve(shutdown).await
 }

@@ -11,6 +11,7 @@ use shardlet_core::{NodeId, NodeState, PlacementMap, Topology};
 use shardlet_meta::{Batch, BatchOutcome, Condition};
 use shardlet_model::schema::{encode, keys, NodeRecord};
 use shardlet_model::{Metadata, Stored};
+use shardlet_net::Transport;
 use shardlet_node::client::ClientOptions;
 use shardlet_node::NodeClient;
 
@@ -49,15 +50,20 @@ impl ClusterView {
 }
 
 impl Cluster {
-    pub fn new(topology: Topology, secret: &ClusterSecret) -> anyhow::Result<Self> {
+    pub fn new(
+        topology: Topology,
+        secret: &ClusterSecret,
+        transport: Transport,
+    ) -> anyhow::Result<Self> {
         let options = ClientOptions {
             connect_timeout: Duration::from_secs(1),
+            transport: transport.clone(),
             ..ClientOptions::default()
         };
         let mut clients = BTreeMap::new();
         for node in topology.nodes() {
             let client = NodeClient::with_options(
-                &format!("http://{}", node.address),
+                &transport.url(&node.address),
                 secret.clone(),
                 options.clone(),
             )

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shardlet_auth::ClusterSecret;
 use shardlet_core::Topology;
-use shardlet_net::PortConfig;
+use shardlet_net::{PortConfig, Transport};
 
 use crate::detector::DetectorConfig;
 use crate::heat::HeatConfig;
@@ -21,6 +21,8 @@ pub struct ServiceConfig {
     /// The HTTP port's connection limit, header-read timeout, shutdown grace and
     /// metrics token.
     pub port: PortConfig,
+    /// How the daemon reaches nodes, metadata members and the predictor.
+    pub transport: Transport,
     /// This controller's name in the lease (unique per process).
     pub holder: String,
     pub lease_duration: Duration,

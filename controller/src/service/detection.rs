@@ -45,6 +45,8 @@ pub struct DetectionSettings {
     pub detector: Detector,
     pub probe_interval: Duration,
     pub predictor_url: Option<String>,
+    /// How the predictor is reached (its URL's scheme must match).
+    pub transport: shardlet_net::Transport,
     pub evacuate_risk: Option<f64>,
 }
 
@@ -80,10 +82,11 @@ impl Detection {
             detector,
             probe_interval,
             predictor_url,
+            transport,
             evacuate_risk,
         } = settings;
         let predictor = match predictor_url {
-            Some(url) => Some(Predictor::new(&url)?),
+            Some(url) => Some(Predictor::new(&url, transport)?),
             None => None,
         };
         Ok(Self {

@@ -77,12 +77,14 @@ impl RunningController {
                 // must notice a lost metadata service before it expires.
                 attempts_max: 5,
                 request_timeout: (config.lease_duration / 4).max(Duration::from_secs(2)),
+                transport: config.transport.clone(),
                 ..ClientOptions::default()
             },
         )?);
         let cluster = Arc::new(cluster::Cluster::new(
             config.topology.clone(),
             &config.secret,
+            config.transport.clone(),
         )?);
         let lease = Arc::new(lease::Lease::new(
             config.holder.clone(),
@@ -97,6 +99,7 @@ impl RunningController {
                 detector: Detector::new(config.detector),
                 probe_interval: config.probe_interval,
                 predictor_url: config.predictor_url.clone(),
+                transport: config.transport.clone(),
                 evacuate_risk: config.evacuate_risk,
             },
         )?);

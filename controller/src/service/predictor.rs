@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use shardlet_core::health_report::HealthReport;
 use shardlet_core::NodeId;
+use shardlet_net::Transport;
 use shardlet_predictor_api::api::NodeWindow;
 use shardlet_predictor_api::client::{ClientConfig, ClientError, PredictorClient};
 use shardlet_predictor_api::health::to_schema_row;
@@ -101,9 +102,13 @@ pub struct Predictor {
 }
 
 impl Predictor {
-    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+    pub fn new(base_url: &str, transport: Transport) -> Result<Self, ClientError> {
+        let config = ClientConfig {
+            transport,
+            ..ClientConfig::new(base_url)
+        };
         Ok(Self {
-            client: PredictorClient::new(&ClientConfig::new(base_url))?,
+            client: PredictorClient::new(&config)?,
             window_intervals: None,
         })
     }

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use shardlet_auth::ClusterSecret;
 use shardlet_core::{FragmentId, FragmentIndex, Generation, NodeId, ObjectId, ShardletId};
-use shardlet_node::client::{ClientError, ReadRange};
+use shardlet_net::Transport;
+use shardlet_node::client::{ClientError, ClientOptions, ReadRange};
 use shardlet_node::NodeClient;
 
 use crate::object::fragments::{FragmentBody, FragmentError, FragmentStore};
@@ -18,14 +19,16 @@ use crate::object::topology_source::TopologySource;
 pub struct NodeFragments {
     topology: Arc<TopologySource>,
     secret: ClusterSecret,
+    transport: Transport,
     clients: Mutex<HashMap<NodeId, (String, NodeClient)>>,
 }
 
 impl NodeFragments {
-    pub fn new(topology: Arc<TopologySource>, secret: ClusterSecret) -> Self {
+    pub fn new(topology: Arc<TopologySource>, secret: ClusterSecret, transport: Transport) -> Self {
         Self {
             topology,
             secret,
+            transport,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -47,14 +50,15 @@ impl NodeFragments {
                 return Ok(client.clone());
             }
         }
-        let url = if address.starts_with("http://") {
-            address.clone()
-        } else {
-            format!("http://{address}")
+        let url = self.transport.url(&address);
+        let options = ClientOptions {
+            transport: self.transport.clone(),
+            ..ClientOptions::default()
         };
-        let client = NodeClient::new(&url, self.secret.clone()).map_err(|error| {
-            FragmentError::Refused(format!("node {node} address {address:?}: {error}"))
-        })?;
+        let client =
+            NodeClient::with_options(&url, self.secret.clone(), options).map_err(|error| {
+                FragmentError::Refused(format!("node {node} address {address:?}: {error}"))
+            })?;
         clients.insert(node, (address, client.clone()));
         Ok(client)
     }

@@ -95,6 +95,7 @@ fn the_controller_refuses_bad_flags_and_files_with_a_reason() {
             .args(["--meta", "127.0.0.1:1"])
             .args(arguments)
             .env("SHARDLET_CLUSTER_SECRET", "a-test-secret-long-enough")
+            .env("SHARDLET_INSECURE_PLAINTEXT", "true")
             .output()
             .unwrap();
         assert!(!output.status.success(), "{arguments:?} was accepted");

@@ -147,6 +147,7 @@ async fn admin_drain_moves_every_fragment_off_the_node() {
             .args(arguments)
             .args(["--meta", &cluster.meta.address.to_string()])
             .env("SHARDLET_CLUSTER_SECRET", &cluster.secret)
+            .env("SHARDLET_INSECURE_PLAINTEXT", "true")
             .output()
             .unwrap()
     };
@@ -177,6 +178,7 @@ async fn admin_drain_moves_every_fragment_off_the_node() {
                     &meta_address,
                 ])
                 .env("SHARDLET_CLUSTER_SECRET", secret)
+                .env("SHARDLET_INSECURE_PLAINTEXT", "true")
                 .output()
                 .unwrap()
         }

@@ -134,7 +134,7 @@ pub async fn forward_to_leader(
         return Err(ApiError::no_leader(Some(leader_address)));
     }
     let path = incoming.path_and_query();
-    let url = format!("http://{leader_address}{path}");
+    let url = format!("{}{path}", node.config.transport.url(&leader_address));
     let mut request = node
         .forward_http
         .post(url)

@@ -15,6 +15,8 @@ use tokio::sync::{oneshot, Notify};
 
 use super::*;
 
+mod tls;
+
 /// The token the test servers' `/metrics` require.
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
@@ -34,6 +36,10 @@ struct Running {
 
 impl Running {
     async fn start(limits: ServerLimits) -> Self {
+        Self::start_with_tls(limits, None).await
+    }
+
+    async fn start_with_tls(limits: ServerLimits, tls: Option<ServerTls>) -> Self {
         let release = Arc::new(Notify::new());
         let waiting = release.clone();
         let slow_started = Arc::new(AtomicUsize::new(0));
@@ -62,6 +68,7 @@ impl Running {
             port: PortConfig {
                 limits,
                 metrics_token: MetricsToken::new(TOKEN),
+                tls,
             },
             metrics: metrics.clone(),
         };
