@@ -50,8 +50,10 @@ pub struct S3Client {
 }
 
 impl S3Client {
-    pub fn new(access: S3Access) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
+    /// A client over `transport` (HTTPS trusting the cluster's CA, with `--tls`).
+    pub fn new(access: S3Access, transport: &shardlet_net::Transport) -> Result<Self, String> {
+        let http = transport
+            .client_builder()
             .tcp_nodelay(true)
             .http1_only()
             .pool_max_idle_per_host(IDLE_CONNECTIONS_MAX)

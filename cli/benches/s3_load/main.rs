@@ -21,6 +21,8 @@
 //! - `--ttfb-gets N` (`SHARDLET_LOAD_TTFB_GETS`, default 200): 1 MiB GETs timed.
 //! - `SHARDLET_LOAD_CLUSTER_DATA=DIR`: with `--endpoint`, the `--data` of that `shardlet
 //!   dev`, so its processes' CPU time per operation is reported too (as for a started one).
+//! - `SHARDLET_LOAD_TLS=1`: start `shardlet dev --tls` (every port over HTTPS) and load
+//!   it over HTTPS, to measure what TLS costs against the same run without it.
 //!
 //! The started cluster keeps its data in a temporary directory under
 //! `target/tmp/clusters` (a real disk, or fsync would be free and the numbers meaningless;
@@ -481,6 +483,8 @@ async fn main() {
     let load_before = load_average();
     println!("== s3_load: loopback TCP limit");
     let loopback = loopback::loopback_bytes_per_second(LOOPBACK_BYTES, LOOPBACK_TRIALS).await / 1e6;
+    let tls = std::env::var("SHARDLET_LOAD_TLS").is_ok_and(|value| value == "1");
+    let mut transport = shardlet_net::Transport::Plaintext;
     let (endpoint, _cluster) = match options.endpoint.clone() {
         Some(endpoint) => {
             if let Ok(data) = std::env::var("SHARDLET_LOAD_CLUSTER_DATA") {
@@ -490,8 +494,17 @@ async fn main() {
             (endpoint, None)
         }
         None => {
-            println!("== s3_load: starting shardlet dev (meta + 12 nodes + gateway, fsync on)");
-            let cluster = DevCluster::start(&shardlet_binary!()).await;
+            println!(
+                "== s3_load: starting shardlet dev{} (meta + 12 nodes + gateway, fsync on)",
+                if tls { " --tls" } else { "" }
+            );
+            let cluster = if tls {
+                let cluster = DevCluster::start_tls(&shardlet_binary!()).await;
+                transport = shardlet_net::Transport::from_ca_file(&cluster.ca_path()).unwrap();
+                cluster
+            } else {
+                DevCluster::start(&shardlet_binary!()).await
+            };
             let _ = CLUSTER_LOGS.set(cluster.data.join("logs"));
             (cluster.access.clone(), Some(cluster))
         }
@@ -500,7 +513,7 @@ async fn main() {
         "== s3_load: {} s per phase, {} x 64 MiB, up to {} x 4 KiB, {} timed 1 MiB GETs",
         options.seconds, options.large_objects, options.small_objects, options.ttfb_gets
     );
-    let client = S3Client::new(endpoint).unwrap();
+    let client = S3Client::new(endpoint, &transport).unwrap();
     let results = run_load(client, &options, loopback).await;
     print_report(&results, &load_before);
 }
