@@ -35,6 +35,9 @@ enum AdminCommand {
     /// Bucket settings.
     #[command(subcommand)]
     Bucket(BucketCommand),
+    /// Settings every gateway and controller shares (the upload deadline).
+    #[command(subcommand)]
+    Cluster(crate::admin_cluster::ClusterCommand),
     /// A storage node's health report.
     Health {
         #[command(flatten)]
@@ -193,6 +196,7 @@ pub async fn run(arguments: AdminArguments) -> anyhow::Result<()> {
             crate::gateway_command::create_key(arguments).await?
         }
         AdminCommand::Bucket(command) => bucket(command).await?,
+        AdminCommand::Cluster(command) => crate::admin_cluster::run(command).await?,
     }
     Ok(())
 }

@@ -53,9 +53,10 @@ pub struct ControllerArguments {
     /// Read-back rate of the scrub's checksum verification; 0 compares listings only.
     #[arg(long, default_value_t = 20 * 1024 * 1024)]
     pub scrub_bytes_per_second: u64,
-    /// Fragments nobody references are deleted after being seen this long.
-    #[arg(long, default_value_t = 3600.0)]
-    pub orphan_grace_seconds: f64,
+    /// Removed: the orphan grace derives from the cluster's upload deadline (`shardlet
+    /// admin cluster set upload-deadline-seconds N`), which every gateway enforces too.
+    #[arg(long, hide = true)]
+    pub orphan_grace_seconds: Option<f64>,
     /// Pause between transition passes; 0 disables transitions.
     #[arg(long, default_value_t = 30.0)]
     pub transition_interval_seconds: f64,
@@ -94,6 +95,12 @@ fn optional_interval(value: f64, name: &str) -> anyhow::Result<Option<Duration>>
 }
 
 pub async fn run(arguments: ControllerArguments) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        arguments.orphan_grace_seconds.is_none(),
+        "--orphan-grace-seconds was removed: the scrub's orphan grace derives from the \
+         cluster's upload deadline, which the gateways enforce too; set it with `shardlet \
+         admin cluster set upload-deadline-seconds N --meta …`"
+    );
     let secret = crate::connect::load_secret(&arguments.secret)?;
     let topology = crate::connect::load_topology(&arguments.topology)?;
     let down_after = seconds(arguments.down_grace_seconds, "down-grace-seconds")?;
@@ -166,7 +173,6 @@ pub async fn run(arguments: ControllerArguments) -> anyhow::Result<()> {
             "scrub-interval-seconds",
         )?,
         scrub_bytes_per_second: arguments.scrub_bytes_per_second,
-        orphan_grace: seconds(arguments.orphan_grace_seconds, "orphan-grace-seconds")?,
         transition_interval: optional_interval(
             arguments.transition_interval_seconds,
             "transition-interval-seconds",

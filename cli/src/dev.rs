@@ -239,8 +239,6 @@ async fn start_and_wait(
             "2",
             "--scrub-interval-seconds",
             "30",
-            "--orphan-grace-seconds",
-            "600",
             "--transition-interval-seconds",
             "10",
             "--change-dwell-seconds",

@@ -28,14 +28,21 @@ pub struct GatewayArguments {
     /// Region reported to S3 clients.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
-    /// Abandoned uploads are garbage-collected after this many seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub upload_timeout_seconds: u64,
+    /// Removed: the upload deadline is one cluster setting now (`shardlet admin cluster
+    /// set upload-deadline-seconds N`), shared with the controller's orphan grace.
+    #[arg(long, hide = true)]
+    pub upload_timeout_seconds: Option<u64>,
     #[command(flatten)]
     pub secret: SecretArguments,
 }
 
 pub async fn run(arguments: GatewayArguments) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        arguments.upload_timeout_seconds.is_none(),
+        "--upload-timeout-seconds was removed: the upload deadline is a cluster setting \
+         shared by every gateway and the controller; set it with `shardlet admin cluster \
+         set upload-deadline-seconds N --meta …`"
+    );
     let secret = load_secret(&arguments.secret)?;
     let topology = Arc::new(TopologySource::new(load_topology(&arguments.topology)?));
     let metadata = Arc::new(meta_client(&arguments.meta, &secret)?);
@@ -44,10 +51,7 @@ pub async fn run(arguments: GatewayArguments) -> anyhow::Result<()> {
         listen: arguments.listen,
         region: arguments.region,
         sizing: SizingPolicy::default(),
-        collector: CollectorConfig {
-            upload_timeout: std::time::Duration::from_secs(arguments.upload_timeout_seconds),
-            ..CollectorConfig::default()
-        },
+        collector: CollectorConfig::default(),
     };
     let gateway = BoundGateway::bind(config, metadata, fragments, topology).await?;
     let address = gateway.local_address()?;

@@ -6,10 +6,11 @@
 //! - `shardlet meta …`: a member of the metadata service;
 //! - `shardlet gateway …`: the S3 gateway; `shardlet admin key create`: S3 credentials;
 //! - `shardlet controller …`: failure detection, repair, scrub, transitions;
-//!   `shardlet admin nodes` / `shardlet admin drain NODE`: node states, evacuation.
+//!   `shardlet admin nodes` / `shardlet admin drain NODE`: node states, evacuation;
+//! - `shardlet admin cluster show|set`: settings every process shares (upload deadline).
 //!
 //! Module order, lowest first: `connect` (secret, metadata client, topology file; imports
-//! no command), then one module per command (`*_command`, `admin`, `admin_nodes`, `dev`),
+//! no command), then one module per command (`*_command`, `admin`, `admin_cluster`, `admin_nodes`, `dev`),
 //! then this file, which parses the command line and dispatches. Commands never import
 //! this file or each other's internals beyond what `admin` reuses of `gateway_command`.
 //!
@@ -18,6 +19,7 @@
 //! `shardlet dev` drive the same code. Never imports the test kit's test layer.
 
 mod admin;
+mod admin_cluster;
 mod admin_nodes;
 mod connect;
 mod controller_command;

@@ -27,7 +27,6 @@ pub struct ServiceConfig {
     /// Pause between scrub passes; `None` disables the scrub.
     pub scrub_interval: Option<Duration>,
     pub scrub_bytes_per_second: u64,
-    pub orphan_grace: Duration,
     /// Pause between transition passes; `None` disables transitions.
     pub transition_interval: Option<Duration>,
     pub policy: PolicyConfig,

@@ -68,6 +68,15 @@ struct Status {
     risk_source: Option<&'static str>,
     nodes: Vec<NodeStatus>,
     workers: BTreeMap<&'static str, WorkerStatus>,
+    settings: SettingsStatus,
+}
+
+/// The cluster settings as this controller enforces them.
+#[derive(Serialize)]
+struct SettingsStatus {
+    upload_deadline_seconds: u64,
+    /// `None` while the settings were not read recently (the scrub deletes no orphan).
+    orphan_grace_seconds: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -161,6 +170,10 @@ async fn status(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse {
         risk_source: source,
         nodes,
         workers,
+        settings: SettingsStatus {
+            upload_deadline_seconds: shared.settings.upload_deadline().as_secs(),
+            orphan_grace_seconds: shared.orphan_grace().map(|grace| grace.as_secs()),
+        },
     })
     .into_response()
 }

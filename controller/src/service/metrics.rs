@@ -48,6 +48,11 @@ pub struct Metrics {
     /// Scrub passes whose deletions were withheld because the record scan was
     /// incomplete (truncated, or with undecodable records).
     pub scrub_deletions_withheld_total: IntCounter,
+    /// The cluster's upload deadline as this controller last read it.
+    pub upload_deadline_seconds: IntGauge,
+    /// The orphan grace the scrub applies (derived from the deadline; 0 while the
+    /// settings are not fresh enough to delete orphans at all).
+    pub orphan_grace_seconds: IntGauge,
 }
 
 impl Metrics {
@@ -183,6 +188,14 @@ impl Metrics {
             scrub_deletions_withheld_total: counter(
                 "scrub_deletions_withheld_total",
                 "Scrub passes that deleted nothing because their record scan was incomplete",
+            )?,
+            upload_deadline_seconds: gauge(
+                "upload_deadline_seconds",
+                "The cluster's upload deadline as this controller last read it",
+            )?,
+            orphan_grace_seconds: gauge(
+                "orphan_grace_seconds",
+                "How long the scrub keeps an unreferenced fragment (0: settings too old to delete any)",
             )?,
             registry,
         })

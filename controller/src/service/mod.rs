@@ -6,6 +6,7 @@
 //! | [`detection`] | probes every node's `/health`, feeds the detector, writes node states, node risk |
 //! | [`repair_worker`] | down and draining nodes → plans → parallel execution |
 //! | [`scrub_worker`] | listings and checksums against metadata → repair and deletions |
+//! | [`settings_worker`] | the cluster settings (upload deadline → orphan grace), kept fresh |
 //! | [`transition_worker`] | access heat → policy → replication ↔ erasure coding |
 //! | [`leader`] | the one shape of repair, scrub and transitions: a pass every interval, only while the lease is held |
 //! | [`executor`] | runs [`crate::Action`]s against nodes and meta-raft |
@@ -34,6 +35,7 @@ pub mod predictor;
 pub mod records;
 pub mod repair_worker;
 pub mod scrub_worker;
+pub mod settings_worker;
 pub mod shared;
 pub mod transition_worker;
 pub mod worker;
@@ -124,6 +126,9 @@ impl RunningController {
             metrics,
         }));
         runner.spawn(detection);
+        runner.spawn(Arc::new(settings_worker::SettingsWorker {
+            shared: shared.clone(),
+        }));
         let repair_wake = Arc::new(Notify::new());
         let repair = repair_worker::RepairWorker {
             shared: shared.clone(),
@@ -141,7 +146,6 @@ impl RunningController {
                 shared.clone(),
                 executor.clone(),
                 config.scrub_bytes_per_second,
-                config.orphan_grace,
                 repair_wake,
             );
             runner.spawn(Arc::new(LeaderWorker::new(lease.clone(), interval, scrub)));
