@@ -107,6 +107,12 @@ pub async fn nodes(arguments: NodesArguments) -> anyhow::Result<()> {
             age,
             fragments
         );
+        if let Some(reason) = &record.writes_refused {
+            println!(
+                "{:>6}  refuses writes (drained for it): {reason}",
+                record.id.0
+            );
+        }
     }
     Ok(())
 }

@@ -51,6 +51,16 @@ pub struct Cluster {
 impl Cluster {
     /// Metadata member, `node_count` storage nodes, an S3 key, then the gateway.
     pub async fn start(binary: &ShardletBinary, node_count: usize) -> Self {
+        Self::start_with(binary, node_count, |_, _| {}).await
+    }
+
+    /// As [`Self::start`], with `adjust(position, options)` changing each node's options
+    /// before it starts (a node on a faulty disk, say).
+    pub async fn start_with(
+        binary: &ShardletBinary,
+        node_count: usize,
+        adjust: impl Fn(usize, &mut NodeOptions),
+    ) -> Self {
         let root = tempfile::Builder::new()
             .prefix("shardlet-cluster-")
             .tempdir_in(binary.clusters_root())
@@ -78,12 +88,13 @@ impl Cluster {
 
         let mut nodes = Vec::with_capacity(node_count);
         for position in 0..node_count {
-            let options = NodeOptions {
+            let mut options = NodeOptions {
                 node_id: u32::try_from(position + 1).expect("a node id"),
                 parent_dir: Some(root.path().join("nodes")),
                 secret: Some(secret.clone()),
                 ..NodeOptions::default()
             };
+            adjust(position, &mut options);
             nodes.push(NodeProcess::start(binary, options).await);
         }
         let topology_path = root.path().join("topology.toml");
@@ -167,6 +178,29 @@ impl Cluster {
             &self.root.path().join("logs"),
         )
         .await
+    }
+
+    /// `shardlet <arguments> --meta <member>` with the cluster secret, run to
+    /// completion; its stdout (the test fails if it fails).
+    pub fn admin(&self, arguments: &[&str]) -> String {
+        let arguments: Vec<String> = arguments
+            .iter()
+            .map(|argument| argument.to_string())
+            .chain(["--meta".to_string(), self.meta.address.to_string()])
+            .collect();
+        run_to_completion(&self.binary, &arguments, &self.secret)
+    }
+
+    /// Sets the cluster's upload deadline the way an operator does (`shardlet admin
+    /// cluster set upload-deadline-seconds N`).
+    pub fn set_upload_deadline(&self, seconds: u64) -> String {
+        self.admin(&[
+            "admin",
+            "cluster",
+            "set",
+            "upload-deadline-seconds",
+            &seconds.to_string(),
+        ])
     }
 
     /// A metadata client of this cluster's member.

@@ -17,6 +17,8 @@ pub struct NodeMetrics {
     /// fsync latency by kind: `file` (fdatasync of a fragment) or `directory`.
     pub fsync_seconds: HistogramVec,
     pub fsync_failures_total: IntCounter,
+    /// 1 once a failed fsync made the node refuse writes (until it restarts).
+    pub writes_refused: IntGauge,
     pub checksum_failures_total: IntCounter,
     pub read_errors_total: IntCounter,
     pub write_errors_total: IntCounter,
@@ -70,6 +72,10 @@ impl NodeMetrics {
         )?;
         let fsync_failures_total =
             IntCounter::new("shardlet_node_fsync_failures_total", "Failed fsyncs")?;
+        let writes_refused = IntGauge::new(
+            "shardlet_node_writes_refused",
+            "1 once a failed fsync made this node refuse writes (until it restarts)",
+        )?;
         let checksum_failures_total = IntCounter::new(
             "shardlet_node_checksum_failures_total",
             "Stored fragments that failed checksum verification on read",
@@ -113,6 +119,7 @@ impl NodeMetrics {
         registry.register(Box::new(sent_bytes_total.clone()))?;
         registry.register(Box::new(fsync_seconds.clone()))?;
         registry.register(Box::new(fsync_failures_total.clone()))?;
+        registry.register(Box::new(writes_refused.clone()))?;
         registry.register(Box::new(checksum_failures_total.clone()))?;
         registry.register(Box::new(read_errors_total.clone()))?;
         registry.register(Box::new(write_errors_total.clone()))?;
@@ -130,6 +137,7 @@ impl NodeMetrics {
             sent_bytes_total,
             fsync_seconds,
             fsync_failures_total,
+            writes_refused,
             checksum_failures_total,
             read_errors_total,
             write_errors_total,

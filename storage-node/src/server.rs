@@ -221,6 +221,8 @@ async fn put_fragment(
     body: Body,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    // A node that had an fsync fail takes no more writes: refused before the body.
+    state.store.write_fence().check()?;
     let length = content_length(&headers, state.config.max_fragment_bytes)?;
     let claimed_crc: Crc32c = parsed_header(
         &headers,
@@ -270,10 +272,19 @@ async fn put_fragment(
             "the request body took too long",
         )
     })??;
-    ticket
-        .wait()
-        .await
-        .map_err(|error| ApiError::from(StoreError::Fsync(error)))?;
+    if let Err(error) = ticket.wait().await {
+        // The directory fsync failed (the fence is tripped). A file this PUT renamed
+        // into place goes again, so no retry finds it; a copy that was there before
+        // (AlreadyStored) is left alone.
+        if outcome == CommitOutcome::Created {
+            let store = Arc::clone(&state.store);
+            let _ = tokio::task::spawn_blocking(move || store.discard_unsynced(&id)).await;
+        }
+        return Err(ApiError::from(StoreError::Fsync(error)));
+    }
+    // Another write's fsync may have failed while this one waited: once the fence is
+    // tripped, nothing is acknowledged any more, whatever this write's own syncs said.
+    state.store.write_fence().check()?;
     let status = match outcome {
         CommitOutcome::Created => StatusCode::CREATED,
         CommitOutcome::AlreadyStored => StatusCode::OK,
@@ -597,11 +608,13 @@ async fn delete_fragment(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    state.store.write_fence().check()?;
     let (_removed, ticket) = state.on_store(move |store| store.delete(&id)).await?;
     ticket
         .wait()
         .await
         .map_err(|error| ApiError::from(StoreError::Fsync(error)))?;
+    state.store.write_fence().check()?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

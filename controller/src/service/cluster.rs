@@ -107,6 +107,7 @@ impl Cluster {
                 capacity_bytes: node.capacity_bytes,
                 used_bytes: 0,
                 last_heartbeat_unix_ms: now_ms,
+                writes_refused: None,
             };
             let key = keys::node(node.id);
             let batch =

@@ -93,6 +93,9 @@ struct NodeStatus {
     state: &'static str,
     last_heartbeat_unix_ms: Option<u64>,
     risk: Option<f64>,
+    /// Why the node refuses writes (a failed fsync), as its `/health` said; `None`
+    /// while it accepts them.
+    writes_refused: Option<String>,
 }
 
 pub fn router(shared: Arc<ServiceShared>) -> Router {
@@ -121,11 +124,12 @@ async fn status(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse {
                 .into_response()
         }
     };
-    let (risk, source, heartbeats) = match shared.health_view.lock() {
+    let (risk, source, heartbeats, refused) = match shared.health_view.lock() {
         Ok(view) => (
             view.risk.clone(),
             view.source.map(|source| source.label()),
             view.last_heartbeat_unix_ms.clone(),
+            view.writes_refused.clone(),
         ),
         Err(_) => Default::default(),
     };
@@ -142,6 +146,7 @@ async fn status(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse {
                 .map_or("unregistered", |r| state_label(r.record.state)),
             last_heartbeat_unix_ms: heartbeats.get(&node.id).copied(),
             risk: risk.get(&node.id).copied(),
+            writes_refused: refused.get(&node.id).cloned(),
         })
         .collect();
     let now_ms = unix_ms_now();

@@ -53,6 +53,8 @@ pub struct Metrics {
     /// The orphan grace the scrub applies (derived from the deadline; 0 while the
     /// settings are not fresh enough to delete orphans at all).
     pub orphan_grace_seconds: IntGauge,
+    /// Nodes whose `/health` says they stopped acknowledging writes (a failed fsync).
+    pub nodes_refusing_writes: IntGauge,
 }
 
 impl Metrics {
@@ -196,6 +198,10 @@ impl Metrics {
             orphan_grace_seconds: gauge(
                 "orphan_grace_seconds",
                 "How long the scrub keeps an unreferenced fragment (0: settings too old to delete any)",
+            )?,
+            nodes_refusing_writes: gauge(
+                "nodes_refusing_writes",
+                "Nodes that stopped acknowledging writes after a failed fsync",
             )?,
             registry,
         })

@@ -169,6 +169,7 @@ mod tests {
             },
             smart: None,
             fragments: FragmentReport::default(),
+            writes_refused: None,
         }
     }
 

@@ -35,6 +35,8 @@ pub struct NodeHealthView {
     pub risk: BTreeMap<NodeId, f64>,
     pub source: Option<RiskSource>,
     pub last_heartbeat_unix_ms: BTreeMap<NodeId, u64>,
+    /// Nodes whose last `/health` said they refuse writes, with the node's reason.
+    pub writes_refused: BTreeMap<NodeId, String>,
 }
 
 /// What every worker shares.

@@ -8,5 +8,6 @@ mod bad_input;
 mod capacity_and_health;
 mod client;
 mod durability;
+mod fsync_failure;
 mod round_trip;
 mod syscall_order;

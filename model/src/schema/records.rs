@@ -223,6 +223,11 @@ pub struct NodeRecord {
     #[serde(default)]
     pub used_bytes: u64,
     pub last_heartbeat_unix_ms: u64,
+    /// Why the node stopped acknowledging writes (a failed fsync, from its `/health`),
+    /// recorded by the controller when it drains the node for it; kept after the node
+    /// restarts, as the reason it is draining. Not written while `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes_refused: Option<String>,
 }
 
 impl Record for NodeRecord {
