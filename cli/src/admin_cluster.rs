@@ -31,7 +31,8 @@ pub struct ShowArguments {
 #[derive(clap::Args)]
 pub struct SetArguments {
     setting: Setting,
-    /// The new value.
+    /// The new value (`-3` included, so it is refused with the setting's own message).
+    #[arg(allow_hyphen_values = true)]
     value: String,
     /// Metadata service members (host:port), comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
