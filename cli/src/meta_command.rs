@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shardlet_meta::{MetaConfig, MetaNode};
 
-// No `Debug`: the arguments hold the cluster secret.
+// No `Debug`: the arguments may hold keys.
 #[derive(clap::Args)]
 pub struct MetaArgs {
     /// This member's raft id (unique in the cluster, never reused).
@@ -21,9 +21,10 @@ pub struct MetaArgs {
     /// Data directory (RocksDB); kept across restarts.
     #[arg(long)]
     pub data: PathBuf,
-    /// The cluster secret shared by every member and client.
+    /// The member's key (`meta`): `--key-file` from `shardlet admin key derive --role
+    /// member`.
     #[command(flatten)]
-    pub secret: crate::connect::SecretArguments,
+    pub keys: crate::connect::KeyArguments,
     /// Form a single-member cluster if this member is not in one yet.
     #[arg(long)]
     pub bootstrap: bool,
@@ -45,11 +46,10 @@ pub struct MetaArgs {
 }
 
 pub async fn run(args: MetaArgs) -> anyhow::Result<()> {
-    let mut config = MetaConfig::new(args.member_id, args.listen, args.data);
+    let keyring = crate::connect::load_keyring(&args.keys, Some(shardlet_auth::Role::Member))?;
+    let meta_key = crate::connect::require(&keyring, shardlet_auth::KeyName::Meta)?;
+    let mut config = MetaConfig::new(args.member_id, args.listen, args.data, meta_key);
     config.advertise_address = args.advertise;
-    config.cluster_secret = crate::connect::load_secret(&args.secret)?
-        .expose()
-        .to_string();
     config.snapshot_after_entries = args.snapshot_after_entries;
     config.entries_kept_after_snapshot = args.entries_kept_after_snapshot;
     config.value_bytes_max = args.value_bytes_max;

@@ -32,7 +32,8 @@ pub struct NodeOptions {
     /// Runs the node under `strace -f`, writing the file-system and socket system calls
     /// it makes to this file (for durability-order checks).
     pub trace_syscalls_to: Option<PathBuf>,
-    /// The cluster secret; `None` makes a fresh random one for this node alone.
+    /// The cluster secret (the node is handed only its own key, derived from it);
+    /// `None` makes a fresh random one for this node alone.
     pub secret: Option<String>,
 }
 
@@ -190,6 +191,7 @@ impl NodeProcess {
         NodeHttp {
             address: self.address,
             secret: self.secret.clone(),
+            node_id: self.options.node_id,
         }
     }
 
@@ -226,8 +228,14 @@ impl NodeProcess {
         if let Some(max) = self.options.max_fragment_bytes {
             command.arg("--max-fragment-bytes").arg(max.to_string());
         }
+        // The node gets only its own key, as in production (the contract's derivation).
+        let role = format!("node-{}", self.options.node_id);
         command
-            .env("SHARDLET_CLUSTER_SECRET", &self.secret)
+            .env(
+                "SHARDLET_KEYS",
+                crate::signing::role_key_file(&self.secret, &role),
+            )
+            .env_remove("SHARDLET_CLUSTER_SECRET")
             .env("RUST_LOG", &self.options.log_filter);
         command
     }

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod authentication;
 mod lease;
 mod repair;
 mod scrub;

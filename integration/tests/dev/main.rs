@@ -4,6 +4,8 @@
 //! itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod logs;
+
 use std::process::Stdio;
 use std::time::Duration;
 
