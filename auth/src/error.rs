@@ -3,7 +3,7 @@
 
 use http::StatusCode;
 
-use crate::MAX_CLOCK_SKEW;
+use crate::contract::MAX_CLOCK_SKEW;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {

@@ -6,6 +6,7 @@
 //!
 //! | module | its one job |
 //! |---|---|
+//! | [`contract`] | the constants of the wire contract: service, headers, skew window |
 //! | [`keys`] | the key hierarchy: names, HMAC-SHA256 derivation from the root |
 //! | [`keyring`] | the keys one process holds, what each role holds, key files |
 //! | [`signature`] | SigV4 signing with a named key and a fresh nonce |
@@ -25,6 +26,7 @@
 //! detects accidents, not an attacker on the path: that is TLS's job).
 
 pub mod amz_date;
+pub mod contract;
 pub mod error;
 pub mod keyring;
 pub mod keys;
@@ -34,35 +36,16 @@ pub mod response;
 pub mod signature;
 pub mod verifier;
 
-use std::time::Duration;
-
 pub use amz_date::parse_amz_date;
+pub use contract::{
+    HEADER_NONCE, MAX_CLOCK_SKEW, REGION, SERVICE, SIGNED_WHEN_PRESENT, UNSIGNED_PAYLOAD,
+};
 pub use error::AuthError;
 pub use keyring::{Keyring, Role};
 pub use keys::{ClusterSecret, Key, KeyName, MetaCaller, SECRET_BYTES_MIN};
 pub use replay::{ReplayCache, REPLAY_CACHE_ENTRIES_MAX_DEFAULT};
 pub use signature::{payload_sha256, RequestParts, SignatureHeaders, SigningKey};
 pub use verifier::{ReceivedSignature, Verified, Verifier};
-
-pub const SERVICE: &str = "shardlet";
-pub const REGION: &str = "shardlet";
-/// The random, signed, single-use value of every request.
-pub const HEADER_NONCE: &str = "x-shardlet-nonce";
-pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
-/// Requests dated further than this from the verifier's clock are refused. Short,
-/// because every accepted nonce is remembered this long; it requires hosts' clocks to
-/// agree within it (NTP keeps them within milliseconds).
-pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
-/// Headers that are signed when the request carries them (besides `host`,
-/// `x-amz-date`, `x-amz-content-sha256` and the nonce). Anything else is left out so
-/// proxies and clients may add headers freely; none of those may change a request's
-/// meaning.
-pub const SIGNED_WHEN_PRESENT: [&str; 4] = [
-    "x-shardlet-crc32c",
-    "range",
-    "x-shardlet-member",
-    "x-shardlet-forwarded",
-];
 
 #[cfg(test)]
 mod tests;

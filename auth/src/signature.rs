@@ -12,9 +12,9 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use sha2::{Digest, Sha256};
 
+use crate::contract::{HEADER_NONCE, REGION, SERVICE, SIGNED_WHEN_PRESENT, UNSIGNED_PAYLOAD};
 use crate::error::AuthError;
 use crate::keys::{Key, KeyName};
-use crate::{HEADER_NONCE, REGION, SERVICE, SIGNED_WHEN_PRESENT, UNSIGNED_PAYLOAD};
 
 /// The parts of a request the signature covers.
 #[derive(Debug, Clone, Copy)]

@@ -16,11 +16,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::amz_date::parse_amz_date;
+use crate::contract::{HEADER_NONCE, MAX_CLOCK_SKEW, SIGNED_WHEN_PRESENT, UNSIGNED_PAYLOAD};
 use crate::error::AuthError;
 use crate::keys::KeyName;
 use crate::replay::ReplayCache;
 use crate::signature::{RequestParts, SigningKey};
-use crate::{HEADER_NONCE, MAX_CLOCK_SKEW, SIGNED_WHEN_PRESENT, UNSIGNED_PAYLOAD};
 
 /// The signature headers as received.
 #[derive(Debug, Clone, Copy, Default)]

@@ -4,7 +4,7 @@
 //! caller's role, each derived from the `meta` key that members hold: `meta.member`
 //! (other members: raft RPC, forwarded requests), `meta.gateway`, `meta.controller`,
 //! `meta.admin`. A member verifies with the key named by the request and so knows the
-//! caller's role; [`authorize`] then decides per route. Storage nodes hold no key a
+//! caller's role; the server then decides per route (`server::roles`). Storage nodes hold no key a
 //! member accepts, so a compromised node can neither read (credentials live here) nor
 //! write metadata.
 //!
@@ -25,7 +25,7 @@ use shardlet_auth::{
     Verifier, MAX_CLOCK_SKEW,
 };
 
-use crate::wire::{HEADER_FORWARDED, PATH_ADD_LEARNER, PATH_CHANGE_MEMBERSHIP, PATH_STATUS};
+use crate::wire::HEADER_FORWARDED;
 
 pub const HEADER_MEMBER: &str = "x-shardlet-member";
 /// The member header value of requests from outside the cluster's members.
@@ -198,39 +198,6 @@ impl VerifiedHeaders {
     }
 }
 
-/// Which callers a route admits: raft RPC is for members; membership and status for
-/// the admin; keys and values for the gateway, the controller and the admin. A member
-/// is also admitted to the client routes when it forwards a request to the leader (the
-/// follower checked the original caller; a member holds the `meta` key and could derive
-/// any caller key, so admitting it costs nothing).
-pub fn authorize(path: &str, caller: MetaCaller, forwarded: bool) -> Result<(), String> {
-    use MetaCaller::{Admin, Controller, Gateway, Member};
-    let raft = [
-        crate::network::PATH_APPEND,
-        crate::network::PATH_VOTE,
-        crate::network::PATH_SNAPSHOT,
-    ];
-    let allowed: &[MetaCaller] = if raft.contains(&path) {
-        &[Member]
-    } else if [PATH_ADD_LEARNER, PATH_CHANGE_MEMBERSHIP, PATH_STATUS].contains(&path) {
-        &[Admin]
-    } else {
-        &[Gateway, Controller, Admin]
-    };
-    if allowed.contains(&caller) || (caller == Member && forwarded && !raft.contains(&path)) {
-        return Ok(());
-    }
-    let names: Vec<String> = allowed
-        .iter()
-        .map(|caller| KeyName::MetaCaller(*caller).to_string())
-        .collect();
-    Err(format!(
-        "{path} is not open to key {}; it takes {}",
-        KeyName::MetaCaller(caller),
-        names.join(", ")
-    ))
-}
-
 fn sender_text(sender: &Sender) -> String {
     match sender {
         Sender::Member(id) => id.to_string(),
@@ -380,39 +347,5 @@ mod tests {
                 "{name}: {refused}"
             );
         }
-    }
-
-    #[test]
-    fn routes_admit_their_callers_only() {
-        use MetaCaller::*;
-        let cases = [
-            ("/raft/append", Member, false, true),
-            ("/raft/vote", Admin, false, false),
-            ("/raft/snapshot", Gateway, false, false),
-            ("/raft/vote", Member, true, true),
-            ("/kv/put", Gateway, false, true),
-            ("/kv/batch", Controller, false, true),
-            ("/kv/get", Admin, false, true),
-            ("/kv/get", Member, false, false),
-            ("/kv/get", Member, true, true),
-            ("/cluster/add-learner", Admin, false, true),
-            ("/cluster/change-membership", Gateway, false, false),
-            ("/cluster/change-membership", Controller, false, false),
-            ("/cluster/change-membership", Member, true, true),
-            ("/cluster/status", Admin, false, true),
-            ("/cluster/status", Gateway, false, false),
-        ];
-        for (path, caller, forwarded, allowed) in cases {
-            assert_eq!(
-                authorize(path, caller, forwarded).is_ok(),
-                allowed,
-                "{path} {caller:?} forwarded={forwarded}"
-            );
-        }
-        let refusal = authorize("/cluster/change-membership", Gateway, false).unwrap_err();
-        assert!(
-            refusal.contains("meta.gateway") && refusal.contains("meta.admin"),
-            "{refusal}"
-        );
     }
 }

@@ -14,7 +14,8 @@ use http::{HeaderMap, StatusCode, Uri};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::auth::{authorize, AuthError, Sender};
+use super::roles::authorize;
+use crate::auth::{AuthError, Sender};
 use crate::node::MetaNode;
 use crate::wire::{HEADER_FORWARDED, HEADER_LEADER_ADDRESS};
 

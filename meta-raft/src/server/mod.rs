@@ -12,6 +12,7 @@ mod error;
 mod incoming;
 mod kv_routes;
 mod raft_routes;
+mod roles;
 
 use std::sync::Arc;
 
