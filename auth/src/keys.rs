@@ -15,8 +15,8 @@
 //! ```
 //!
 //! A receiver holds the key it verifies with and nothing above it; a compromised
-//! process can forge only what its own keys sign (see docs/security-keys in
-//! `docs/architecture.md`, "Internal authentication").
+//! process can forge only what its own keys sign (docs/internal-auth.md has the
+//! reasoning and what each role holds).
 
 use std::fmt;
 use std::str::FromStr;
