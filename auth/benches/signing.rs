@@ -18,7 +18,10 @@ const ROOT: &str = "benchmark-root-secret-0123456789";
 const TARGET: &str = "/v1/fragments/abababababababababababababababab-00000007-00000002-0b";
 
 fn key(name: KeyName) -> SigningKey {
-    SigningKey::new(name, ClusterSecret::new(ROOT).expect("a secret").derive(name))
+    SigningKey::new(
+        name,
+        ClusterSecret::new(ROOT).expect("a secret").derive(name),
+    )
 }
 
 fn signing(criterion: &mut Criterion) {
@@ -59,23 +62,26 @@ fn signing(criterion: &mut Criterion) {
                 .map_or(0, |since| since.as_secs()),
         );
     }
-    criterion.bench_function("verify a fragment PUT (whole, nonce into a 1 Mi cache)", |bench| {
-        bench.iter_batched(
-            || node.sign(&put, SystemTime::now()).expect("signed"),
-            |signed| {
-                let received = ReceivedSignature {
-                    authorization: Some(&signed.authorization),
-                    amz_date: Some(&signed.amz_date),
-                    content_sha256: Some(&signed.content_sha256),
-                    nonce: Some(&signed.nonce),
-                };
-                verifier
-                    .verify_parts(&put, &received, SystemTime::now())
-                    .expect("verified")
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    criterion.bench_function(
+        "verify a fragment PUT (whole, nonce into a 1 Mi cache)",
+        |bench| {
+            bench.iter_batched(
+                || node.sign(&put, SystemTime::now()).expect("signed"),
+                |signed| {
+                    let received = ReceivedSignature {
+                        authorization: Some(&signed.authorization),
+                        amz_date: Some(&signed.amz_date),
+                        content_sha256: Some(&signed.content_sha256),
+                        nonce: Some(&signed.nonce),
+                    };
+                    verifier
+                        .verify_parts(&put, &received, SystemTime::now())
+                        .expect("verified")
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
     // Steady state: 16 Ki nonces per signed second, so ~1 Mi live in the 60-s window
     // and a second's set is dropped every 16 Ki insertions.
     criterion.bench_function("replay cache: remember one nonce (~1 Mi held)", |bench| {

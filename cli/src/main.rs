@@ -90,6 +90,10 @@ struct NodeArguments {
     /// Largest fragment accepted.
     #[arg(long)]
     max_fragment_bytes: Option<u64>,
+    /// Nonces of accepted requests remembered to refuse replays (≤ 40 bytes each);
+    /// when full, requests get 503 until the oldest expire (60 s).
+    #[arg(long, default_value_t = shardlet_auth::REPLAY_CACHE_ENTRIES_MAX_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    replay_cache_entries_max: u64,
 }
 
 fn main() -> ExitCode {
@@ -153,6 +157,7 @@ async fn run_node(arguments: NodeArguments) -> anyhow::Result<()> {
     if let Some(max) = arguments.max_fragment_bytes {
         config.max_fragment_bytes = max;
     }
+    config.replay_cache_entries_max = usize::try_from(arguments.replay_cache_entries_max)?;
     shardlet_node::run(config, shardlet_node::shutdown_signal()).await?;
     tracing::info!("storage node stopped");
     Ok(())

@@ -43,6 +43,10 @@ pub struct MetaArgs {
     pub election_timeout_min_ms: u64,
     #[arg(long, default_value_t = 1000)]
     pub election_timeout_max_ms: u64,
+    /// Nonces of accepted requests remembered to refuse replays (≤ 40 bytes each);
+    /// when full, requests get 503 until the oldest expire (60 s).
+    #[arg(long, default_value_t = shardlet_auth::REPLAY_CACHE_ENTRIES_MAX_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub replay_cache_entries_max: u64,
 }
 
 pub async fn run(args: MetaArgs) -> anyhow::Result<()> {
@@ -56,6 +60,7 @@ pub async fn run(args: MetaArgs) -> anyhow::Result<()> {
     config.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms);
     config.election_timeout_min = Duration::from_millis(args.election_timeout_min_ms);
     config.election_timeout_max = Duration::from_millis(args.election_timeout_max_ms);
+    config.replay_cache_entries_max = usize::try_from(args.replay_cache_entries_max)?;
     let running = MetaNode::start(config).await?;
     if args.bootstrap {
         running.node.bootstrap().await?;

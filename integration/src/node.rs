@@ -35,6 +35,8 @@ pub struct NodeOptions {
     /// The cluster secret (the node is handed only its own key, derived from it);
     /// `None` makes a fresh random one for this node alone.
     pub secret: Option<String>,
+    /// `--replay-cache-entries-max`: nonces the node remembers (`None`: its default).
+    pub replay_cache_entries_max: Option<usize>,
 }
 
 impl Default for NodeOptions {
@@ -47,6 +49,7 @@ impl Default for NodeOptions {
             log_filter: "info".to_string(),
             trace_syscalls_to: None,
             secret: None,
+            replay_cache_entries_max: None,
         }
     }
 }
@@ -227,6 +230,11 @@ impl NodeProcess {
         }
         if let Some(max) = self.options.max_fragment_bytes {
             command.arg("--max-fragment-bytes").arg(max.to_string());
+        }
+        if let Some(max) = self.options.replay_cache_entries_max {
+            command
+                .arg("--replay-cache-entries-max")
+                .arg(max.to_string());
         }
         // The node gets only its own key, as in production (the contract's derivation).
         let role = format!("node-{}", self.options.node_id);

@@ -191,3 +191,105 @@ async fn the_status_endpoint_answers_only_the_controller_key_once_and_health_sta
         "names the key it lacks and what it was given: {stderr}"
     );
 }
+
+#[test]
+fn key_derive_writes_only_what_a_role_holds_and_refuses_what_it_cannot_derive() {
+    let root = tempfile::tempdir().unwrap();
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let secret_file = root.path().join("cluster-secret");
+    std::fs::write(&secret_file, &secret).unwrap();
+    let secret_file = secret_file.display().to_string();
+    let out = |name: &str| root.path().join(name).display().to_string();
+
+    let node = shardlet(&[
+        "admin",
+        "key",
+        "derive",
+        "--role",
+        "node",
+        "--node",
+        "3",
+        "--out",
+        &out("node-3.keys"),
+        "--secret-file",
+        &secret_file,
+    ]);
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let text = std::fs::read_to_string(out("node-3.keys")).unwrap();
+    let expected = signing::derive(&secret, "node-3");
+    assert!(text.contains(&format!("node-3={}", expected.hex)), "{text}");
+    assert_eq!(
+        text.lines().filter(|line| !line.starts_with('#')).count(),
+        1
+    );
+    assert!(!text.contains(&secret), "the root never goes in a key file");
+
+    // From a gateway's keys, a node's key derives (below `storage`); the admin's does not.
+    let gateway = out("gateway.keys");
+    std::fs::write(&gateway, signing::role_key_file(&secret, "gateway")).unwrap();
+    let derived = shardlet(&[
+        "admin",
+        "key",
+        "derive",
+        "--role",
+        "node",
+        "--node",
+        "3",
+        "--out",
+        "-",
+        "--key-file",
+        &gateway,
+    ]);
+    assert!(String::from_utf8_lossy(&derived.stdout).contains(&expected.hex));
+    let refusals: [(&[&str], &str); 4] = [
+        (
+            &["--role", "admin", "--out", "-", "--key-file", &gateway],
+            "no key meta.admin",
+        ),
+        (
+            &[
+                "--role",
+                "node",
+                "--out",
+                "-",
+                "--secret-file",
+                &secret_file,
+            ],
+            "--node",
+        ),
+        (
+            &[
+                "--role",
+                "root",
+                "--out",
+                "-",
+                "--secret-file",
+                &secret_file,
+            ],
+            "unknown role",
+        ),
+        (
+            &[
+                "--role",
+                "gateway",
+                "--node",
+                "1",
+                "--out",
+                "-",
+                "--secret-file",
+                &secret_file,
+            ],
+            "only goes with role node",
+        ),
+    ];
+    for (arguments, expected) in refusals {
+        let output = shardlet(&[&["admin", "key", "derive"], arguments].concat());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{arguments:?}");
+        assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
+    }
+}

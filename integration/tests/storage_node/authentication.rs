@@ -141,3 +141,100 @@ async fn a_request_signed_for_one_node_is_refused_by_another() {
     assert_eq!(second.client().send_with(delete, forged).await.status, 401);
     assert_eq!(second.client().get(&id).await.body, bytes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_replay_cache_refuses_with_503_rather_than_forget_a_nonce() {
+    let node = NodeProcess::start(
+        &shardlet_binary!(),
+        NodeOptions {
+            replay_cache_entries_max: Some(2),
+            ..NodeOptions::default()
+        },
+    )
+    .await;
+    let client = node.client();
+    let id = random_fragment_id();
+    let first = signed_for(&node, Request::new("HEAD", &format!("/v1/fragments/{id}")));
+    assert_eq!(
+        client.send_with(first.clone(), Auth::None).await.status,
+        404
+    );
+    assert_eq!(
+        client
+            .send(Request::new("HEAD", &format!("/v1/fragments/{id}")))
+            .await
+            .status,
+        404
+    );
+    // Full: a new request waits for room (the window is 60 s); nothing is forgotten.
+    let refused = client
+        .send(Request::new("GET", &format!("/v1/fragments/{id}")))
+        .await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.error_code(), "replay_cache_full");
+    assert_eq!(
+        client.send_with(first, Auth::None).await.status,
+        401,
+        "still a replay"
+    );
+    let metrics = client.metrics().await;
+    assert_eq!(
+        metric_total(
+            &metrics,
+            "shardlet_node_auth_refused_total{reason=\"replay_cache_full\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_total(&metrics, "shardlet_node_replay_cache_entries"),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn a_node_refuses_to_start_without_its_key_naming_what_is_wrong() {
+    let root = tempfile::tempdir().unwrap();
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let write = |name: &str, text: &str| {
+        let path = root.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let other_node = write("node-2.keys", &signing::role_key_file(&secret, "node-2"));
+    let garbage = write("garbage.keys", "# a comment\nnode-1=not-hex\n");
+    let secret_file = write("cluster-secret", &secret);
+    let short = write("short-secret", "short");
+    let data = root.path().join("data").display().to_string();
+    let cases: [(&[&str], &str); 5] = [
+        (&[], "no keys: pass --key-file"),
+        (&["--key-file", &other_node], "no key node-1"),
+        (&["--key-file", &garbage], "line 2: node-1: a key is 64"),
+        (
+            &["--key-file", &other_node, "--secret-file", &secret_file],
+            "not both",
+        ),
+        (&["--secret-file", &short], "at least 16 are required"),
+    ];
+    for (arguments, expected) in cases {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_shardlet"))
+            .args([
+                "node",
+                "--listen",
+                "127.0.0.1:0",
+                "--node-id",
+                "1",
+                "--data",
+                &data,
+            ])
+            .args(arguments)
+            .env_remove("SHARDLET_CLUSTER_SECRET")
+            .env_remove("SHARDLET_KEYS")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{arguments:?} started a node");
+        assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
+        assert!(!stderr.contains(&secret[..16]), "{stderr}");
+    }
+}
