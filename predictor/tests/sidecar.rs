@@ -218,6 +218,7 @@ async fn sidecar_scores_rejects_bad_input_and_client_falls_back_when_it_is_gone(
     let body = json(&request(vec![window(1, WINDOW)]));
     let root = ClusterSecret::new(ROOT).unwrap();
     let controller_key = SigningKey::new(KeyName::Controller, root.derive(KeyName::Controller));
+    let node_key = SigningKey::new(KeyName::Node(1), root.derive(KeyName::Node(1)));
     let stranger_root = ClusterSecret::new("another-cluster-root-secret").unwrap();
     let stranger = SigningKey::new(KeyName::Predictor, stranger_root.derive(KeyName::Predictor));
     let genuine = SigningKey::new(KeyName::Predictor, predictor_key());
@@ -228,6 +229,12 @@ async fn sidecar_scores_rejects_bad_input_and_client_falls_back_when_it_is_gone(
     );
     let refused = [
         ("unsigned", Vec::new(), body.clone(), "not signed"),
+        (
+            "a storage node's key",
+            signature(&base_url, &node_key, &body),
+            body.clone(),
+            "not accepted",
+        ),
         (
             "the controller's own key",
             signature(&base_url, &controller_key, &body),
@@ -283,7 +290,7 @@ async fn sidecar_scores_rejects_bad_input_and_client_falls_back_when_it_is_gone(
         "{metrics}"
     );
     assert!(
-        metrics.contains("shardlet_predictor_requests_total{outcome=\"unauthenticated\"} 5"),
+        metrics.contains("shardlet_predictor_requests_total{outcome=\"unauthenticated\"} 6"),
         "{metrics}"
     );
     assert!(
