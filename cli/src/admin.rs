@@ -12,7 +12,9 @@ use shardlet_model::schema::{BucketRecord, GrantPermission};
 use shardlet_node::client::{PutOutcome, ReadRange};
 use shardlet_node::NodeClient;
 
-use crate::connect::SecretArguments;
+use shardlet_auth::{KeyName, MetaCaller, Role};
+
+use crate::connect::KeyArguments;
 
 #[derive(clap::Args)]
 pub struct AdminArguments {
@@ -38,10 +40,11 @@ enum AdminCommand {
     /// Settings every gateway and controller shares (the upload deadline).
     #[command(subcommand)]
     Cluster(crate::admin_cluster::ClusterCommand),
-    /// A storage node's health report.
+    /// A storage node's health report (unauthenticated: no keys needed).
     Health {
-        #[command(flatten)]
-        node: NodeTarget,
+        /// Base URL of the node, e.g. http://127.0.0.1:19101
+        #[arg(long)]
+        node: String,
     },
 }
 
@@ -49,6 +52,24 @@ enum AdminCommand {
 enum KeyCommand {
     /// Create an access key and secret (printed once; stored in meta-raft).
     Create(crate::gateway_command::KeyCreateArguments),
+    /// Write the key file of one process role, derived from the keys given (normally
+    /// the cluster secret): hand each process only its own.
+    Derive(DeriveArguments),
+}
+
+#[derive(clap::Args)]
+struct DeriveArguments {
+    /// member (meta-raft), gateway, controller, admin, predictor, or node (with --node).
+    #[arg(long)]
+    role: String,
+    /// The storage node's id, for role node.
+    #[arg(long)]
+    node: Option<u32>,
+    /// Where to write the key file (created 0600, replaced if present); `-` for stdout.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    keys: KeyArguments,
 }
 
 #[derive(clap::Subcommand)]
@@ -62,7 +83,7 @@ enum BucketCommand {
         bucket: String,
         level: Level,
         #[command(flatten)]
-        secret: SecretArguments,
+        keys: KeyArguments,
     },
     /// Give an access key of another owner read or read-write access to a bucket
     /// (replaces the key's previous grant). The owner keeps full control.
@@ -74,7 +95,7 @@ enum BucketCommand {
         access_key: String,
         permission: GrantLevel,
         #[command(flatten)]
-        secret: SecretArguments,
+        keys: KeyArguments,
     },
     /// Take a key's grant on a bucket away.
     Revoke {
@@ -84,7 +105,7 @@ enum BucketCommand {
         bucket: String,
         access_key: String,
         #[command(flatten)]
-        secret: SecretArguments,
+        keys: KeyArguments,
     },
 }
 
@@ -127,8 +148,12 @@ struct NodeTarget {
     /// Base URL of the node, e.g. http://127.0.0.1:19101
     #[arg(long)]
     node: String,
+    /// The node's id: requests are signed with its key (`node-N`), derived from the
+    /// keys given (the cluster secret, `storage`, or that node's own key file).
+    #[arg(long)]
+    node_id: u32,
     #[command(flatten)]
-    secret: SecretArguments,
+    keys: KeyArguments,
 }
 
 #[derive(clap::Subcommand)]
@@ -179,14 +204,15 @@ enum FragmentCommand {
 }
 
 fn client(target: &NodeTarget) -> anyhow::Result<NodeClient> {
-    let secret = crate::connect::load_secret(&target.secret)?;
-    Ok(NodeClient::new(&target.node, secret)?)
+    let keyring = crate::connect::load_keyring(&target.keys, None)?;
+    let key = crate::connect::signing_key(&keyring, KeyName::Node(target.node_id))?;
+    Ok(NodeClient::new(&target.node, key)?)
 }
 
 pub async fn run(arguments: AdminArguments) -> anyhow::Result<()> {
     match arguments.command {
         AdminCommand::Health { node } => {
-            let report = client(&node)?.health().await?;
+            let report = shardlet_node::client::health_at(&node).await?;
             println!("{}", serde_json_pretty(&report)?);
         }
         AdminCommand::Fragment(command) => fragment(command).await?,
@@ -195,6 +221,7 @@ pub async fn run(arguments: AdminArguments) -> anyhow::Result<()> {
         AdminCommand::Key(KeyCommand::Create(arguments)) => {
             crate::gateway_command::create_key(arguments).await?
         }
+        AdminCommand::Key(KeyCommand::Derive(arguments)) => derive_keys(arguments)?,
         AdminCommand::Bucket(command) => bucket(command).await?,
         AdminCommand::Cluster(command) => crate::admin_cluster::run(command).await?,
     }
@@ -202,9 +229,9 @@ pub async fn run(arguments: AdminArguments) -> anyhow::Result<()> {
 }
 
 async fn bucket(command: BucketCommand) -> anyhow::Result<()> {
-    let buckets = |meta: &[String], secret: &SecretArguments| -> anyhow::Result<Buckets> {
-        let secret = crate::connect::load_secret(secret)?;
-        let client = crate::connect::meta_client(meta, &secret)?;
+    let buckets = |meta: &[String], keys: &KeyArguments| -> anyhow::Result<Buckets> {
+        let keyring = crate::connect::load_keyring(keys, None)?;
+        let client = crate::connect::meta_client(meta, &keyring, MetaCaller::Admin)?;
         Ok(Buckets::new(Catalog::new(std::sync::Arc::new(client))))
     };
     match command {
@@ -212,9 +239,9 @@ async fn bucket(command: BucketCommand) -> anyhow::Result<()> {
             meta,
             bucket,
             level,
-            secret,
+            keys,
         } => {
-            let updated = buckets(&meta, &secret)?
+            let updated = buckets(&meta, &keys)?
                 .set_bucket_redundancy(&bucket, level.into())
                 .await
                 .with_context(|| format!("cannot set the redundancy of bucket {bucket}"))?;
@@ -228,9 +255,9 @@ async fn bucket(command: BucketCommand) -> anyhow::Result<()> {
             bucket,
             access_key,
             permission,
-            secret,
+            keys,
         } => {
-            let updated = buckets(&meta, &secret)?
+            let updated = buckets(&meta, &keys)?
                 .set_grant(&bucket, &access_key, Some(permission.into()))
                 .await
                 .with_context(|| format!("cannot grant {access_key} access to bucket {bucket}"))?;
@@ -240,9 +267,9 @@ async fn bucket(command: BucketCommand) -> anyhow::Result<()> {
             meta,
             bucket,
             access_key,
-            secret,
+            keys,
         } => {
-            let updated = buckets(&meta, &secret)?
+            let updated = buckets(&meta, &keys)?
                 .set_grant(&bucket, &access_key, None)
                 .await
                 .with_context(|| {
@@ -262,6 +289,31 @@ fn print_grants(bucket: &BucketRecord) {
     if bucket.grants.is_empty() {
         println!("  (no grants)");
     }
+}
+
+/// `shardlet admin key derive`: the key file of one role, written owner-only.
+fn derive_keys(arguments: DeriveArguments) -> anyhow::Result<()> {
+    let role = Role::parse(&arguments.role, arguments.node)
+        .map_err(|error| anyhow::anyhow!("--role: {error}"))?;
+    let keyring = crate::connect::load_keyring(&arguments.keys, None)?;
+    let derived = keyring
+        .for_role(role)
+        .with_context(|| format!("cannot derive the keys of role {role}"))?;
+    let text = derived.render(&format!(
+        "shardlet keys for role {role} ({}): pass with --key-file; keep this file 0600",
+        derived.describe()
+    ))?;
+    if arguments.out.as_os_str() == "-" {
+        print!("{}", text.as_str());
+        return Ok(());
+    }
+    crate::connect::write_private(&arguments.out, text.as_bytes())?;
+    eprintln!(
+        "wrote the keys of role {role} ({}) to {}",
+        derived.describe(),
+        arguments.out.display()
+    );
+    Ok(())
 }
 
 fn serde_json_pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {

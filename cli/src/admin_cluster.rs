@@ -9,7 +9,9 @@ use shardlet_model::schema::ClusterSettings;
 use shardlet_model::settings::{self, SETTINGS_REFRESH_INTERVAL, UPLOAD_DEADLINE_SECONDS_DEFAULT};
 use shardlet_model::Metadata;
 
-use crate::connect::SecretArguments;
+use shardlet_auth::MetaCaller;
+
+use crate::connect::KeyArguments;
 
 #[derive(clap::Subcommand)]
 pub enum ClusterCommand {
@@ -25,7 +27,7 @@ pub struct ShowArguments {
     #[arg(long, value_delimiter = ',', required = true)]
     meta: Vec<String>,
     #[command(flatten)]
-    secret: SecretArguments,
+    keys: KeyArguments,
 }
 
 #[derive(clap::Args)]
@@ -38,7 +40,7 @@ pub struct SetArguments {
     #[arg(long, value_delimiter = ',', required = true)]
     meta: Vec<String>,
     #[command(flatten)]
-    secret: SecretArguments,
+    keys: KeyArguments,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -48,23 +50,25 @@ enum Setting {
     UploadDeadlineSeconds,
 }
 
-fn metadata(meta: &[String], secret: &SecretArguments) -> anyhow::Result<Metadata> {
-    let secret = crate::connect::load_secret(secret)?;
+fn metadata(meta: &[String], keys: &KeyArguments) -> anyhow::Result<Metadata> {
+    let keyring = crate::connect::load_keyring(keys, None)?;
     Ok(Metadata::new(Arc::new(crate::connect::meta_client(
-        meta, &secret,
+        meta,
+        &keyring,
+        MetaCaller::Admin,
     )?)))
 }
 
 pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Show(arguments) => {
-            let settings = settings::read(&metadata(&arguments.meta, &arguments.secret)?)
+            let settings = settings::read(&metadata(&arguments.meta, &arguments.keys)?)
                 .await
                 .context("cannot read the cluster settings")?;
             print_settings(&settings);
         }
         ClusterCommand::Set(arguments) => {
-            let metadata = metadata(&arguments.meta, &arguments.secret)?;
+            let metadata = metadata(&arguments.meta, &arguments.keys)?;
             match arguments.setting {
                 Setting::UploadDeadlineSeconds => {
                     let seconds: u64 = arguments.value.trim().parse().map_err(|_| {

@@ -12,7 +12,9 @@ use shardlet_controller::policy::PolicyConfig;
 use shardlet_controller::scheduler::SchedulerConfig;
 use shardlet_controller::service::{RunningController, ServiceConfig};
 
-use crate::connect::SecretArguments;
+use shardlet_controller::service::config::ControllerKeys;
+
+use crate::connect::KeyArguments;
 
 #[derive(clap::Args)]
 pub struct ControllerArguments {
@@ -80,8 +82,10 @@ pub struct ControllerArguments {
     /// this probability; 0 turns predictive evacuation off.
     #[arg(long, default_value_t = 0.8)]
     pub evacuate_risk_above: f64,
+    /// The controller's keys (`meta.controller`, `storage`, `controller`, `predictor`):
+    /// `--key-file` from `shardlet admin key derive --role controller`.
     #[command(flatten)]
-    pub secret: SecretArguments,
+    pub keys: KeyArguments,
 }
 
 fn seconds(value: f64, name: &str) -> anyhow::Result<Duration> {
@@ -101,7 +105,13 @@ pub async fn run(arguments: ControllerArguments) -> anyhow::Result<()> {
          cluster's upload deadline, which the gateways enforce too; set it with `shardlet \
          admin cluster set upload-deadline-seconds N --meta …`"
     );
-    let secret = crate::connect::load_secret(&arguments.secret)?;
+    let keyring =
+        crate::connect::load_keyring(&arguments.keys, Some(shardlet_auth::Role::Controller))?;
+    let keys = ControllerKeys::from_keyring(&keyring).context("the controller's keys")?;
+    anyhow::ensure!(
+        arguments.predictor_url.is_none() || keys.predictor.is_some(),
+        "--predictor-url needs the predictor key among the controller's keys"
+    );
     let topology = crate::connect::load_topology(&arguments.topology)?;
     let down_after = seconds(arguments.down_grace_seconds, "down-grace-seconds")?;
     let suspect_after = seconds(arguments.suspect_after_seconds, "suspect-after-seconds")?;
@@ -154,7 +164,7 @@ pub async fn run(arguments: ControllerArguments) -> anyhow::Result<()> {
     );
     let config = ServiceConfig {
         meta_addresses: arguments.meta,
-        secret,
+        keys,
         topology,
         listen: arguments.listen,
         holder: holder.clone(),

@@ -12,6 +12,10 @@
 //!   timings: a node silent for 10 s is down and repaired, the scrub runs every 30 s,
 //!   heat transitions every 10 s after a 5-minute dwell.
 //!
+//! Every component gets only its role's keys: `DIR/keys/ROLE.keys` (0600, derived from
+//! `DIR/cluster-secret` on every start), passed with `--key-file`; only this process
+//! holds the cluster secret, as an operator would.
+//!
 //! Logs go to `DIR/logs/NAME.log`, process ids to `DIR/logs/NAME.pid`. Once the S3 endpoint answers, shell lines to `eval` are
 //! printed on stdout (a closed stdout is ignored). SIGINT / SIGTERM at any moment, start-up
 //! included, stop every child started so far (SIGTERM, then SIGKILL after a grace
@@ -23,14 +27,14 @@
 //! end-to-end tests build their clusters with.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use shardlet_auth::ClusterSecret;
+use shardlet_auth::{ClusterSecret, Keyring, MetaCaller, Role};
 use shardlet_core::Topology;
 use shardlet_gateway::object::catalog::Catalog;
 use shardlet_gateway::object::commit::{new_credential, Buckets};
@@ -39,6 +43,8 @@ use shardlet_testkit::local_cluster::{
     spawn_component, stop_all, topology_toml, wait_until_healthy, NotHealthy,
 };
 use shardlet_testkit::process::ChildProcess;
+
+use crate::connect::write_private;
 
 /// A line on stdout. Whoever reads it may have gone (a pipe into `head`, a script that
 /// read the credentials it wanted and closed its end); the cluster keeps running, so a
@@ -109,12 +115,14 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", data.display()))?;
     let secret_path = data.join("cluster-secret");
     let secret = load_or_create_secret(&secret_path)?;
+    let keyring = Keyring::from_root(&secret);
+    let key_files = write_key_files(&data.join("keys"), &keyring, &topology)?;
     let topology_path = data.join("topology.toml");
     let topology_text = topology_toml(
         &topology,
         "Written by `shardlet dev` from the source topology, with local addresses.",
     );
-    write_synced(&topology_path, topology_text.as_bytes())?;
+    write_private(&topology_path, topology_text.as_bytes())?;
 
     let mut components: Vec<ChildProcess> = Vec::new();
     // The signal handlers go in before the first child starts (`biased`: polled first),
@@ -125,7 +133,8 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
         _ = shardlet_node::shutdown_signal() => Ok(()),
         result = start_and_wait(
             &arguments,
-            &secret,
+            &keyring,
+            &key_files,
             &secret_path,
             &topology,
             &topology_path,
@@ -140,7 +149,8 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
 
 async fn start_and_wait(
     arguments: &DevArguments,
-    secret: &ClusterSecret,
+    keyring: &Keyring,
+    key_files: &KeyFiles,
     secret_path: &Path,
     topology: &Topology,
     topology_path: &Path,
@@ -161,8 +171,8 @@ async fn start_and_wait(
             "--bootstrap",
             "--data",
             &data.join("meta").display().to_string(),
-            "--secret-file",
-            &secret_file,
+            "--key-file",
+            &key_files.path(Role::Member),
         ],
     )?);
     for node in topology.nodes() {
@@ -180,8 +190,8 @@ async fn start_and_wait(
                     .join(format!("node-{}", node.id.0))
                     .display()
                     .to_string(),
-                "--secret-file",
-                &secret_file,
+                "--key-file",
+                &key_files.path(Role::Node(node.id.0)),
             ],
         )?);
     }
@@ -193,10 +203,11 @@ async fn start_and_wait(
             .map(|node| (format!("node-{}", node.id.0), node.address.clone())),
     );
     wait_healthy(components, &waiting).await?;
-    start_predictor(arguments, components).await;
+    let predictor_url =
+        start_predictor(arguments, &key_files.path(Role::Predictor), components).await;
 
     let credentials =
-        s3_credentials(&data.join("s3-credentials.json"), &meta_address, secret).await?;
+        s3_credentials(&data.join("s3-credentials.json"), &meta_address, keyring).await?;
     let s3_address = format!("127.0.0.1:{}", arguments.s3_port);
     components.push(spawn(
         data,
@@ -211,42 +222,44 @@ async fn start_and_wait(
             &topology_path.display().to_string(),
             "--region",
             REGION,
-            "--secret-file",
-            &secret_file,
+            "--key-file",
+            &key_files.path(Role::Gateway),
         ],
     )?);
     wait_healthy(components, &[("gateway".into(), s3_address.clone())]).await?;
     let controller_address = format!("127.0.0.1:{}", arguments.controller_port);
-    components.push(spawn(
-        data,
+    let controller_keys = key_files.path(Role::Controller);
+    let topology_file = topology_path.display().to_string();
+    let mut controller_arguments: Vec<&str> = vec![
         "controller",
-        &[
-            "controller",
-            "--listen",
-            &controller_address,
-            "--meta",
-            &meta_address,
-            "--topology",
-            &topology_path.display().to_string(),
-            "--secret-file",
-            &secret_file,
-            // Seconds, not minutes: a developer who stops a node sees it repaired.
-            "--down-grace-seconds",
-            "10",
-            "--suspect-after-seconds",
-            "3",
-            "--repair-interval-seconds",
-            "2",
-            "--scrub-interval-seconds",
-            "30",
-            "--transition-interval-seconds",
-            "10",
-            "--change-dwell-seconds",
-            "300",
-            "--heat-half-life-seconds",
-            "1800",
-        ],
-    )?);
+        "--listen",
+        &controller_address,
+        "--meta",
+        &meta_address,
+        "--topology",
+        &topology_file,
+        "--key-file",
+        &controller_keys,
+        // Seconds, not minutes: a developer who stops a node sees it repaired.
+        "--down-grace-seconds",
+        "10",
+        "--suspect-after-seconds",
+        "3",
+        "--repair-interval-seconds",
+        "2",
+        "--scrub-interval-seconds",
+        "30",
+        "--transition-interval-seconds",
+        "10",
+        "--change-dwell-seconds",
+        "300",
+        "--heat-half-life-seconds",
+        "1800",
+    ];
+    if let Some(url) = &predictor_url {
+        controller_arguments.extend(["--predictor-url", url.as_str()]);
+    }
+    components.push(spawn(data, "controller", &controller_arguments)?);
     wait_healthy(
         components,
         &[("controller".into(), controller_address.clone())],
@@ -254,7 +267,8 @@ async fn start_and_wait(
     .await?;
     print_welcome(&s3_address, data, topology, &credentials);
     say!(
-        "# Controller: http://{controller_address}/v1/status (node states: shardlet admin nodes --meta {meta_address} --secret-file {secret_file})"
+        "# Controller: node states and risk: shardlet admin nodes --meta {meta_address} --controller http://{controller_address} --key-file {} (or --secret-file {secret_file})",
+        key_files.path(Role::Admin)
     );
     let _ = std::io::stdout().flush();
 
@@ -304,7 +318,11 @@ const PREDICTOR_READY_DEADLINE: Duration = Duration::from_secs(30);
 /// binary (built beside this one) exist. Optional by design: the controller degrades to
 /// its heuristic without it, so every way of not starting it is printed and the cluster
 /// starts anyway.
-async fn start_predictor(arguments: &DevArguments, components: &mut Vec<ChildProcess>) {
+async fn start_predictor(
+    arguments: &DevArguments,
+    key_file: &str,
+    components: &mut Vec<ChildProcess>,
+) -> Option<String> {
     let data = &arguments.data;
     let model = arguments
         .predictor_model
@@ -315,27 +333,35 @@ async fn start_predictor(arguments: &DevArguments, components: &mut Vec<ChildPro
             "# predictor sidecar: not started (no model at {}; train one with `shardlet-predictor train` and pass --predictor-model DIR); failure risk falls back to the heuristic",
             model.display()
         );
-        return;
+        return None;
     }
     let executable = match std::env::current_exe() {
         Ok(path) => path.with_file_name("shardlet-predictor"),
-        Err(_) => return,
+        Err(_) => return None,
     };
     if !executable.is_file() {
         say!(
             "# predictor sidecar: not started ({} is not built: it needs libtorch, see scripts/install-libtorch.sh); failure risk falls back to the heuristic",
             executable.display()
         );
-        return;
+        return None;
     }
     let address = format!("127.0.0.1:{}", arguments.predictor_port);
     let model_text = model.display().to_string();
-    let arguments = ["serve", "--model", &model_text, "--listen", &address];
+    let arguments = [
+        "serve",
+        "--model",
+        &model_text,
+        "--listen",
+        &address,
+        "--key-file",
+        key_file,
+    ];
     let component = match spawn_program(data, "predictor", &executable, &arguments) {
         Ok(component) => component,
         Err(error) => {
             say!("# predictor sidecar: not started ({error:#})");
-            return;
+            return None;
         }
     };
     components.push(component);
@@ -345,7 +371,10 @@ async fn start_predictor(arguments: &DevArguments, components: &mut Vec<ChildPro
     )
     .await;
     match ready {
-        Ok(Ok(())) => say!("# predictor sidecar: http://{address} (model {model_text})"),
+        Ok(Ok(())) => {
+            say!("# predictor sidecar: http://{address} (model {model_text})");
+            return Some(format!("http://{address}"));
+        }
         Ok(Err(error)) => {
             say!("# predictor sidecar: failed to start, continuing without it: {error:#}");
             stop_predictor(components).await;
@@ -355,6 +384,7 @@ async fn start_predictor(arguments: &DevArguments, components: &mut Vec<ChildPro
             stop_predictor(components).await;
         }
     }
+    None
 }
 
 /// Removes the predictor from the cluster's components (killing it if still running), so
@@ -475,13 +505,66 @@ fn local_topology(arguments: &DevArguments) -> anyhow::Result<Topology> {
     Topology::new(topology.epoch(), nodes).map_err(|error| anyhow::anyhow!("{error:?}"))
 }
 
+/// Where each role's key file is: `DIR/keys/ROLE.keys`.
+struct KeyFiles {
+    directory: PathBuf,
+}
+
+impl KeyFiles {
+    fn path(&self, role: Role) -> String {
+        let name = match role {
+            Role::Node(id) => format!("node-{id}"),
+            other => other.to_string(),
+        };
+        self.directory
+            .join(format!("{name}.keys"))
+            .display()
+            .to_string()
+    }
+}
+
+/// Writes every role's key file (derived from the cluster secret; rewritten on every
+/// start, which is idempotent: derivation is deterministic) into `directory` (0700).
+fn write_key_files(
+    directory: &Path,
+    keyring: &Keyring,
+    topology: &Topology,
+) -> anyhow::Result<KeyFiles> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(directory)
+        .and_then(|()| std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o700)))
+        .with_context(|| format!("cannot create {}", directory.display()))?;
+    let files = KeyFiles {
+        directory: directory.to_path_buf(),
+    };
+    let mut roles = vec![
+        Role::Member,
+        Role::Gateway,
+        Role::Controller,
+        Role::Admin,
+        Role::Predictor,
+    ];
+    roles.extend(topology.nodes().iter().map(|node| Role::Node(node.id.0)));
+    for role in roles {
+        let derived = keyring.for_role(role)?;
+        let text = derived.render(&format!(
+            "shardlet keys for role {role} ({}), written by `shardlet dev`",
+            derived.describe()
+        ))?;
+        write_private(Path::new(&files.path(role)), text.as_bytes())?;
+    }
+    Ok(files)
+}
+
 /// The dev S3 key: kept in DIR/s3-credentials.json (written and fsynced before it is
 /// registered, so a crash in between only means registering it again next run), and
 /// registered in meta-raft (idempotent).
 async fn s3_credentials(
     path: &Path,
     meta_address: &str,
-    secret: &ClusterSecret,
+    keyring: &Keyring,
 ) -> anyhow::Result<CredentialRecord> {
     #[derive(serde::Serialize, serde::Deserialize)]
     struct Stored {
@@ -509,39 +592,18 @@ async fn s3_credentials(
                 access_key: record.access_key.clone(),
                 secret_key: record.secret_key.0.clone(),
             };
-            write_synced(path, serde_json::to_string_pretty(&stored)?.as_bytes())?;
+            write_private(path, serde_json::to_string_pretty(&stored)?.as_bytes())?;
             record
         }
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     };
-    let client = crate::connect::meta_client(&[meta_address.to_string()], secret)?;
+    let client =
+        crate::connect::meta_client(&[meta_address.to_string()], keyring, MetaCaller::Admin)?;
     Buckets::new(Catalog::new(Arc::new(client)))
         .ensure_credential(&record)
         .await
         .context("cannot register the dev S3 key in the metadata service")?;
     Ok(record)
-}
-
-/// Writes a file readable by the owner only and fsyncs it: after a crash it holds
-/// either the whole content or (if created in the same crash) nothing usable, which the
-/// next run reports by name.
-fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)
-        .with_context(|| format!("cannot create {}", temporary.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// Reads `path`, or creates it with 32 random bytes in hex, readable by the owner only.
@@ -555,7 +617,7 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<ClusterSecret> {
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     }
     let text = hex::encode(rand::random::<[u8; 32]>());
-    write_synced(path, format!("{text}\n").as_bytes())?;
+    write_private(path, format!("{text}\n").as_bytes())?;
     Ok(ClusterSecret::new(&text)?)
 }
 

@@ -12,7 +12,9 @@ use shardlet_gateway::object::node_fragments::NodeFragments;
 use shardlet_gateway::object::topology_source::TopologySource;
 use shardlet_gateway::server::{BoundGateway, GatewayConfig};
 
-use crate::connect::{load_secret, load_topology, meta_client, SecretArguments};
+use shardlet_auth::{KeyName, MetaCaller, Role};
+
+use crate::connect::{load_keyring, load_topology, meta_client, require, KeyArguments};
 
 #[derive(clap::Args)]
 pub struct GatewayArguments {
@@ -32,8 +34,10 @@ pub struct GatewayArguments {
     /// set upload-deadline-seconds N`), shared with the controller's orphan grace.
     #[arg(long, hide = true)]
     pub upload_timeout_seconds: Option<u64>,
+    /// The gateway's keys (`meta.gateway`, `storage`): `--key-file` from `shardlet admin
+    /// key derive --role gateway`.
     #[command(flatten)]
-    pub secret: SecretArguments,
+    pub keys: KeyArguments,
 }
 
 pub async fn run(arguments: GatewayArguments) -> anyhow::Result<()> {
@@ -43,10 +47,11 @@ pub async fn run(arguments: GatewayArguments) -> anyhow::Result<()> {
          shared by every gateway and the controller; set it with `shardlet admin cluster \
          set upload-deadline-seconds N --meta …`"
     );
-    let secret = load_secret(&arguments.secret)?;
+    let keyring = load_keyring(&arguments.keys, Some(Role::Gateway))?;
     let topology = Arc::new(TopologySource::new(load_topology(&arguments.topology)?));
-    let metadata = Arc::new(meta_client(&arguments.meta, &secret)?);
-    let fragments = Arc::new(NodeFragments::new(topology.clone(), secret));
+    let metadata = Arc::new(meta_client(&arguments.meta, &keyring, MetaCaller::Gateway)?);
+    let storage_key = require(&keyring, KeyName::Storage)?;
+    let fragments = Arc::new(NodeFragments::new(topology.clone(), storage_key));
     let config = GatewayConfig {
         listen: arguments.listen,
         region: arguments.region,
@@ -71,16 +76,18 @@ pub struct KeyCreateArguments {
     /// Who the key belongs to (owns the buckets it creates).
     #[arg(long, default_value = "admin")]
     pub owner: String,
+    /// The admin's keys (`meta.admin`), or the cluster secret.
     #[command(flatten)]
-    pub secret: SecretArguments,
+    pub keys: KeyArguments,
 }
 
 /// Creates an access key + secret in meta-raft and prints them.
 pub async fn create_key(arguments: KeyCreateArguments) -> anyhow::Result<()> {
-    let secret = load_secret(&arguments.secret)?;
+    let keyring = load_keyring(&arguments.keys, None)?;
     let buckets = Buckets::new(Catalog::new(Arc::new(meta_client(
         &arguments.meta,
-        &secret,
+        &keyring,
+        MetaCaller::Admin,
     )?)));
     let record = buckets.create_credential(&arguments.owner).await?;
     println!("access key: {}", record.access_key);

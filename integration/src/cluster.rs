@@ -203,11 +203,11 @@ impl Cluster {
         ])
     }
 
-    /// A metadata client of this cluster's member.
+    /// A metadata client of this cluster's member, signing as the admin.
     pub fn meta_client(&self) -> MetaClient {
         MetaClient::new(
             vec![self.meta.address.to_string()],
-            &self.secret,
+            crate::meta_member::meta_client_key(&self.secret, "admin"),
             Default::default(),
         )
         .expect("a metadata client")

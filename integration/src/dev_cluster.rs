@@ -59,8 +59,18 @@ impl DevPorts {
 }
 
 /// `shardlet dev --data DATA` on `ports` (stdin, stdout and stderr are the caller's to
-/// set).
+/// set), logging at `info` (every component inherits `RUST_LOG`).
 pub fn dev_command(binary: &ShardletBinary, data: &Path, ports: &DevPorts) -> Command {
+    dev_command_logging(binary, data, ports, "info")
+}
+
+/// [`dev_command`] with `RUST_LOG` set to `log_filter` for it and every component.
+pub fn dev_command_logging(
+    binary: &ShardletBinary,
+    data: &Path,
+    ports: &DevPorts,
+    log_filter: &str,
+) -> Command {
     let mut command = binary.command();
     command
         .arg("dev")
@@ -70,7 +80,10 @@ pub fn dev_command(binary: &ShardletBinary, data: &Path, ports: &DevPorts) -> Co
         .args(["--meta-port", &ports.meta.to_string()])
         .args(["--node-base-port", &ports.node_base.to_string()])
         .args(["--controller-port", &ports.controller.to_string()])
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", log_filter)
+        // Its own cluster secret and keys only, never ones from the environment.
+        .env_remove("SHARDLET_CLUSTER_SECRET")
+        .env_remove("SHARDLET_KEYS");
     command
 }
 
@@ -78,11 +91,17 @@ impl DevCluster {
     /// Starts `shardlet dev` (stdout and stderr to `ROOT/dev.stdout`) and waits until it
     /// printed the S3 credentials.
     pub async fn start(binary: &ShardletBinary) -> Self {
+        Self::start_logging(binary, "info").await
+    }
+
+    /// [`Self::start`] with `RUST_LOG=log_filter` for `shardlet dev` and its components.
+    pub async fn start_logging(binary: &ShardletBinary, log_filter: &str) -> Self {
         let root = Self::new_root(binary);
         let stdout_path = root.path().join("dev.stdout");
         let data = root.path().join("data");
         let ports = DevPorts::free();
-        let process = ChildProcess::spawn("dev", dev_command(binary, &data, &ports), &stdout_path)
+        let command = dev_command_logging(binary, &data, &ports, log_filter);
+        let process = ChildProcess::spawn("dev", command, &stdout_path)
             .unwrap_or_else(|error| panic!("shardlet dev does not start: {error}"));
         let mut dev = Self::new(process, ports, data, root);
         let deadline = START_DEADLINE * 2;
@@ -233,7 +252,7 @@ impl DevCluster {
         text
     }
 
-    fn logs_dir(&self) -> PathBuf {
+    pub fn logs_dir(&self) -> PathBuf {
         self.data.join("logs")
     }
 }

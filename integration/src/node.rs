@@ -32,8 +32,11 @@ pub struct NodeOptions {
     /// Runs the node under `strace -f`, writing the file-system and socket system calls
     /// it makes to this file (for durability-order checks).
     pub trace_syscalls_to: Option<PathBuf>,
-    /// The cluster secret; `None` makes a fresh random one for this node alone.
+    /// The cluster secret (the node is handed only its own key, derived from it);
+    /// `None` makes a fresh random one for this node alone.
     pub secret: Option<String>,
+    /// `--replay-cache-entries-max`: nonces the node remembers (`None`: its default).
+    pub replay_cache_entries_max: Option<usize>,
 }
 
 impl Default for NodeOptions {
@@ -46,6 +49,7 @@ impl Default for NodeOptions {
             log_filter: "info".to_string(),
             trace_syscalls_to: None,
             secret: None,
+            replay_cache_entries_max: None,
         }
     }
 }
@@ -190,6 +194,7 @@ impl NodeProcess {
         NodeHttp {
             address: self.address,
             secret: self.secret.clone(),
+            node_id: self.options.node_id,
         }
     }
 
@@ -226,8 +231,19 @@ impl NodeProcess {
         if let Some(max) = self.options.max_fragment_bytes {
             command.arg("--max-fragment-bytes").arg(max.to_string());
         }
+        if let Some(max) = self.options.replay_cache_entries_max {
+            command
+                .arg("--replay-cache-entries-max")
+                .arg(max.to_string());
+        }
+        // The node gets only its own key, as in production (the contract's derivation).
+        let role = format!("node-{}", self.options.node_id);
         command
-            .env("SHARDLET_CLUSTER_SECRET", &self.secret)
+            .env(
+                "SHARDLET_KEYS",
+                crate::signing::role_key_file(&self.secret, &role),
+            )
+            .env_remove("SHARDLET_CLUSTER_SECRET")
             .env("RUST_LOG", &self.options.log_filter);
         command
     }

@@ -29,6 +29,10 @@ pub struct NodeMetrics {
     pub disk_capacity_bytes: IntGauge,
     pub disk_free_bytes: IntGauge,
     pub insufficient_storage_total: IntCounter,
+    /// Requests refused by authentication, by reason (`AuthError::reason`).
+    pub auth_refused_total: IntCounterVec,
+    /// Nonces remembered for replay refusal (capped by `replay_cache_entries_max`).
+    pub replay_cache_entries: IntGauge,
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -113,6 +117,19 @@ impl NodeMetrics {
             "shardlet_node_insufficient_storage_total",
             "PUTs refused because free space would fall below the reserve",
         )?;
+        let auth_refused_total = IntCounterVec::new(
+            Opts::new(
+                "shardlet_node_auth_refused_total",
+                "Requests refused by signature verification, by reason",
+            ),
+            &["reason"],
+        )?;
+        let replay_cache_entries = IntGauge::new(
+            "shardlet_node_replay_cache_entries",
+            "Nonces of accepted requests remembered to refuse replays",
+        )?;
+        registry.register(Box::new(auth_refused_total.clone()))?;
+        registry.register(Box::new(replay_cache_entries.clone()))?;
         registry.register(Box::new(requests_total.clone()))?;
         registry.register(Box::new(request_seconds.clone()))?;
         registry.register(Box::new(received_bytes_total.clone()))?;
@@ -147,6 +164,8 @@ impl NodeMetrics {
             disk_capacity_bytes,
             disk_free_bytes,
             insufficient_storage_total,
+            auth_refused_total,
+            replay_cache_entries,
         })
     }
 

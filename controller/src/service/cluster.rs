@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shardlet_auth::ClusterSecret;
+use shardlet_auth::{Key, KeyName, SigningKey};
 use shardlet_core::{NodeId, NodeState, PlacementMap, Topology};
 use shardlet_meta::{Batch, BatchOutcome, Condition};
 use shardlet_model::schema::{encode, keys, NodeRecord};
@@ -49,19 +49,19 @@ impl ClusterView {
 }
 
 impl Cluster {
-    pub fn new(topology: Topology, secret: &ClusterSecret) -> anyhow::Result<Self> {
+    /// One client per node, each signing with its node's key derived from `storage_key`.
+    pub fn new(topology: Topology, storage_key: &Key) -> anyhow::Result<Self> {
         let options = ClientOptions {
             connect_timeout: Duration::from_secs(1),
             ..ClientOptions::default()
         };
         let mut clients = BTreeMap::new();
         for node in topology.nodes() {
-            let client = NodeClient::with_options(
-                &format!("http://{}", node.address),
-                secret.clone(),
-                options.clone(),
-            )
-            .map_err(|error| anyhow::anyhow!("node {}: {error}", node.id))?;
+            let name = KeyName::Node(node.id.0);
+            let key = SigningKey::new(name, shardlet_auth::keys::derive(storage_key, name));
+            let client =
+                NodeClient::with_options(&format!("http://{}", node.address), key, options.clone())
+                    .map_err(|error| anyhow::anyhow!("node {}: {error}", node.id))?;
             clients.insert(node.id, client);
         }
         Ok(Self { topology, clients })

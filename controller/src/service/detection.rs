@@ -29,6 +29,7 @@ use shardlet_core::NodeState;
 use shardlet_meta::{Batch, Condition, MetaClient};
 use shardlet_model::schema::{encode, keys};
 use shardlet_model::Metadata;
+use shardlet_predictor_api::client::ClientError;
 use tokio::sync::Mutex;
 
 use super::clock::unix_ms_now;
@@ -51,7 +52,8 @@ const PREDICTOR_INTERVAL: Duration = Duration::from_secs(10);
 pub struct DetectionSettings {
     pub detector: Detector,
     pub probe_interval: Duration,
-    pub predictor_url: Option<String>,
+    /// The sidecar's URL and the `predictor` key that signs to it.
+    pub predictor: Option<(String, shardlet_auth::Key)>,
     pub evacuate_risk: Option<f64>,
 }
 
@@ -86,11 +88,11 @@ impl Detection {
         let DetectionSettings {
             detector,
             probe_interval,
-            predictor_url,
+            predictor,
             evacuate_risk,
         } = settings;
-        let predictor = match predictor_url {
-            Some(url) => Some(Predictor::new(&url)?),
+        let predictor = match predictor {
+            Some((url, key)) => Some(Predictor::new(&url, key)?),
             None => None,
         };
         Ok(Self {
@@ -283,6 +285,9 @@ impl Detection {
                     }
                 }
                 Err(error) => {
+                    if matches!(error, ClientError::Unauthenticated(_)) {
+                        self.metrics.predictor_answers_refused_total.inc();
+                    }
                     tracing::warn!(%error, "predictor unavailable; node risk from the heuristic");
                 }
             }

@@ -12,6 +12,10 @@ pub struct Metrics {
     pub lease_active: IntGauge,
     pub lease_term: IntGauge,
     pub lease_acquisitions_total: IntCounter,
+    /// `/v1/status` requests refused by signature verification, by reason.
+    pub auth_refused_total: IntCounterVec,
+    /// Predictor answers refused: unsigned, or signed for another request.
+    pub predictor_answers_refused_total: IntCounter,
     /// Storage nodes per state (`up`, `suspect`, `down`, `draining`, `decommissioned`).
     pub nodes: IntGaugeVec,
     pub node_transitions_total: IntCounterVec,
@@ -86,6 +90,15 @@ impl Metrics {
             lease_acquisitions_total: counter(
                 "lease_acquisitions_total",
                 "Times this controller took the lease",
+            )?,
+            auth_refused_total: counter_vec(
+                "auth_refused_total",
+                "Requests to /v1/status refused by signature verification, by reason",
+                &["reason"],
+            )?,
+            predictor_answers_refused_total: counter(
+                "predictor_answers_refused_total",
+                "Predictor answers whose response signature did not verify (the heuristic was used)",
             )?,
             nodes: gauge_vec("nodes", "Storage nodes by state", &["state"])?,
             node_transitions_total: counter_vec(

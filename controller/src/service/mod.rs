@@ -72,7 +72,7 @@ impl RunningController {
         let metrics = Arc::new(metrics::Metrics::new()?);
         let meta = Arc::new(MetaClient::new(
             config.meta_addresses.clone(),
-            config.secret.expose(),
+            config.keys.meta.clone(),
             ClientOptions {
                 // Fail fast: every worker retries at its next pass anyway, and the lease
                 // must notice a lost metadata service before it expires.
@@ -83,7 +83,7 @@ impl RunningController {
         )?);
         let cluster = Arc::new(cluster::Cluster::new(
             config.topology.clone(),
-            &config.secret,
+            &config.keys.storage,
         )?);
         let lease = Arc::new(lease::Lease::new(
             config.holder.clone(),
@@ -97,7 +97,13 @@ impl RunningController {
             detection::DetectionSettings {
                 detector: Detector::new(config.detector),
                 probe_interval: config.probe_interval,
-                predictor_url: config.predictor_url.clone(),
+                predictor: match (&config.predictor_url, &config.keys.predictor) {
+                    (Some(url), Some(key)) => Some((url.clone(), key.clone())),
+                    (Some(_), None) => anyhow::bail!(
+                        "a predictor URL is set but the controller holds no predictor key"
+                    ),
+                    (None, _) => None,
+                },
                 evacuate_risk: config.evacuate_risk,
             },
         )?);
@@ -164,7 +170,11 @@ impl RunningController {
                 transitions,
             )));
         }
-        runner.spawn(Arc::new(http::HttpWorker::new(shared.clone(), listener)));
+        runner.spawn(Arc::new(http::HttpWorker::new(
+            shared.clone(),
+            listener,
+            config.keys.status.clone(),
+        )));
         Ok(Self {
             address,
             shared,

@@ -101,9 +101,10 @@ pub struct Predictor {
 }
 
 impl Predictor {
-    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+    /// The sidecar at `base_url`, signed to (and its answers verified) with `key`.
+    pub fn new(base_url: &str, key: shardlet_auth::Key) -> Result<Self, ClientError> {
         Ok(Self {
-            client: PredictorClient::new(&ClientConfig::new(base_url))?,
+            client: PredictorClient::new(&ClientConfig::new(base_url, key))?,
             window_intervals: None,
         })
     }

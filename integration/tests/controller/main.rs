@@ -5,6 +5,7 @@
 
 mod support;
 
+mod authentication;
 mod failing_disk;
 mod lease;
 mod repair;
