@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use shardlet_core::NodeId;
-use shardlet_testkit::controller::{controller_get, controller_metric};
+use shardlet_testkit::controller::{controller_metric, controller_status};
 use shardlet_testkit::records::{redundancy_problems, shardlets};
 use shardlet_testkit::{pattern_bytes, shardlet_binary, wait_until, Cluster, FaultyDisk, S3Client};
 
@@ -126,8 +126,7 @@ async fn a_node_whose_fsync_failed_is_drained_and_no_write_is_acknowledged_short
         "the controller drains the node that refuses writes and says why",
         || async {
             let status: serde_json::Value =
-                serde_json::from_str(&controller_get(&controller, "/v1/status").await)
-                    .unwrap_or_default();
+                serde_json::from_str(&controller_status(&controller).await).unwrap_or_default();
             status["nodes"]
                 .as_array()
                 .into_iter()

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use shardlet_model::schema::IntentRecord;
-use shardlet_testkit::controller::{controller_get, controller_metric};
+use shardlet_testkit::controller::{controller_get, controller_metric, controller_status};
 use shardlet_testkit::records::scan;
 use shardlet_testkit::{
     metric_total, pattern_bytes, shardlet_binary, wait_until, Cluster, S3Client,
@@ -55,7 +55,7 @@ async fn gateway_metric(cluster: &Cluster, name: &str) -> f64 {
 /// The controller's `/v1/status` `settings` object.
 async fn controller_settings(controller: &shardlet_testkit::ServiceProcess) -> serde_json::Value {
     let status: serde_json::Value =
-        serde_json::from_str(&controller_get(controller, "/v1/status").await).unwrap_or_default();
+        serde_json::from_str(&controller_status(controller).await).unwrap_or_default();
     status["settings"].clone()
 }
 
