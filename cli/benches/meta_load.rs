@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use shardlet_meta::auth::{ClusterAuth, Sender};
+use shardlet_meta::auth::{ClientAuth, Sender};
+use shardlet_testkit::meta_member::meta_client_key;
 use shardlet_testkit::meta_member::{MemberOptions, MetaMember};
 use shardlet_testkit::ports::free_port;
 use shardlet_testkit::process::ChildProcess;
@@ -32,7 +33,7 @@ struct Target {
     /// Where writes go (the leader).
     put_url: String,
     /// `Some`: sign requests for Shardlet; `None`: etcd (no auth).
-    auth: Option<ClusterAuth>,
+    auth: Option<ClientAuth>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -67,7 +68,7 @@ async fn shardlet_cluster(root: &Path, members: u64) -> (Vec<MetaMember>, Target
     }
     let client = shardlet_meta::MetaClient::new(
         vec![addresses[0].clone()],
-        SECRET,
+        meta_client_key(SECRET, "admin"),
         shardlet_meta::client::ClientOptions::default(),
     )
     .unwrap();
@@ -87,7 +88,7 @@ async fn shardlet_cluster(root: &Path, members: u64) -> (Vec<MetaMember>, Target
     }
     let target = Target {
         put_url: format!("http://{}/kv/put", addresses[0]),
-        auth: Some(ClusterAuth::new(SECRET).unwrap()),
+        auth: Some(ClientAuth::new(meta_client_key(SECRET, "gateway")).unwrap()),
     };
     (processes, target)
 }
@@ -184,7 +185,7 @@ async fn put_loop(
             .header("content-type", "application/json");
         if let Some(auth) = &target.auth {
             for (name, value) in auth
-                .sign("POST", &host, &path, &Sender::Client, &body)
+                .sign("POST", &host, &path, &Sender::Client, &body, false)
                 .unwrap()
             {
                 request = request.header(name, value);

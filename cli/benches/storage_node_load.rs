@@ -172,12 +172,15 @@ async fn run(deadline: Duration, parent_dir: std::path::PathBuf) {
         node.address,
         node.data_dir.display()
     );
-    let secret = shardlet_auth::ClusterSecret::new(&node.secret).expect("a valid secret");
+    // The node's own key (`node-N`), as a gateway derives it from `storage`.
+    let root = shardlet_auth::ClusterSecret::new(&node.secret).expect("a valid secret");
+    let name = shardlet_auth::KeyName::Node(node.options.node_id);
+    let key = shardlet_auth::SigningKey::new(name, root.derive(name));
     let options = ClientOptions {
         idle_connections_per_node_max: SMALL_WRITERS,
         ..ClientOptions::default()
     };
-    let client = NodeClient::with_options(&format!("http://{}", node.address), secret, options)
+    let client = NodeClient::with_options(&format!("http://{}", node.address), key, options)
         .expect("a node client");
 
     let (small, _) = put_phase(&client, 4 * KIB, SMALL_WRITERS, SMALL_PUTS_MAX, deadline).await;

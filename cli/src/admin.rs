@@ -14,7 +14,9 @@ use shardlet_net::Transport;
 use shardlet_node::client::{ClientOptions, PutOutcome, ReadRange};
 use shardlet_node::NodeClient;
 
-use crate::connect::SecretArguments;
+use shardlet_auth::{KeyName, MetaCaller, Role};
+
+use crate::connect::KeyArguments;
 
 #[derive(clap::Args)]
 pub struct AdminArguments {
@@ -37,10 +39,14 @@ enum AdminCommand {
     /// Bucket settings.
     #[command(subcommand)]
     Bucket(BucketCommand),
-    /// A storage node's health report.
+    /// Settings every gateway and controller shares (the upload deadline).
+    #[command(subcommand)]
+    Cluster(crate::admin_cluster::ClusterCommand),
+    /// A storage node's health report (unauthenticated: no keys needed).
     Health {
-        #[command(flatten)]
-        node: NodeTarget,
+        /// Base URL of the node, e.g. http://127.0.0.1:19101
+        #[arg(long)]
+        node: String,
     },
 }
 
@@ -48,6 +54,24 @@ enum AdminCommand {
 enum KeyCommand {
     /// Create an access key and secret (printed once; stored in meta-raft).
     Create(crate::gateway_command::KeyCreateArguments),
+    /// Write the key file of one process role, derived from the keys given (normally
+    /// the cluster secret): hand each process only its own.
+    Derive(DeriveArguments),
+}
+
+#[derive(clap::Args)]
+struct DeriveArguments {
+    /// member (meta-raft), gateway, controller, admin, predictor, or node (with --node).
+    #[arg(long)]
+    role: String,
+    /// The storage node's id, for role node.
+    #[arg(long)]
+    node: Option<u32>,
+    /// Where to write the key file (created 0600, replaced if present); `-` for stdout.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    keys: KeyArguments,
 }
 
 #[derive(clap::Subcommand)]
@@ -61,7 +85,7 @@ enum BucketCommand {
         bucket: String,
         level: Level,
         #[command(flatten)]
-        secret: SecretArguments,
+        keys: KeyArguments,
     },
     /// Give an access key of another owner read or read-write access to a bucket
     /// (replaces the key's previous grant). The owner keeps full control.
@@ -73,7 +97,7 @@ enum BucketCommand {
         access_key: String,
         permission: GrantLevel,
         #[command(flatten)]
-        secret: SecretArguments,
+        keys: KeyArguments,
     },
     /// Take a key's grant on a bucket away.
     Revoke {
@@ -83,7 +107,7 @@ enum BucketCommand {
         bucket: String,
         access_key: String,
         #[command(flatten)]
-        secret: SecretArguments,
+        keys: KeyArguments,
     },
 }
 
@@ -126,8 +150,12 @@ struct NodeTarget {
     /// Base URL of the node, e.g. http://127.0.0.1:19101
     #[arg(long)]
     node: String,
+    /// The node's id: requests are signed with its key (`node-N`), derived from the
+    /// keys given (the cluster secret, `storage`, or that node's own key file).
+    #[arg(long)]
+    node_id: u32,
     #[command(flatten)]
-    secret: SecretArguments,
+    keys: KeyArguments,
 }
 
 #[derive(clap::Subcommand)]
@@ -178,36 +206,45 @@ enum FragmentCommand {
 }
 
 fn client(target: &NodeTarget, transport: &Transport) -> anyhow::Result<NodeClient> {
-    let secret = crate::connect::load_secret(&target.secret)?;
+    let keyring = crate::connect::load_keyring(&target.keys, None)?;
+    let key = crate::connect::signing_key(&keyring, KeyName::Node(target.node_id))?;
     let options = ClientOptions {
         transport: transport.clone(),
         ..ClientOptions::default()
     };
-    Ok(NodeClient::with_options(&target.node, secret, options)?)
+    Ok(NodeClient::with_options(&target.node, key, options)?)
 }
 
 pub async fn run(arguments: AdminArguments, tls: &TlsArguments) -> anyhow::Result<()> {
-    let transport = tls.transport()?;
+    // Every command that connects needs the cluster's CA or an explicit
+    // --insecure-plaintext; `key derive` only writes a file and needs neither.
+    let transport = || tls.transport();
     match arguments.command {
         AdminCommand::Health { node } => {
-            let report = client(&node, &transport)?.health().await?;
+            let report = shardlet_node::client::health_at(&node, &transport()?).await?;
             println!("{}", serde_json_pretty(&report)?);
         }
-        AdminCommand::Fragment(command) => fragment(command, &transport).await?,
-        AdminCommand::Nodes(arguments) => crate::admin_nodes::nodes(arguments, &transport).await?,
-        AdminCommand::Drain(arguments) => crate::admin_nodes::drain(arguments, &transport).await?,
-        AdminCommand::Key(KeyCommand::Create(arguments)) => {
-            crate::gateway_command::create_key(arguments, &transport).await?
+        AdminCommand::Fragment(command) => fragment(command, &transport()?).await?,
+        AdminCommand::Nodes(arguments) => {
+            crate::admin_nodes::nodes(arguments, &transport()?).await?
         }
-        AdminCommand::Bucket(command) => bucket(command, &transport).await?,
+        AdminCommand::Drain(arguments) => {
+            crate::admin_nodes::drain(arguments, &transport()?).await?
+        }
+        AdminCommand::Key(KeyCommand::Create(arguments)) => {
+            crate::gateway_command::create_key(arguments, &transport()?).await?
+        }
+        AdminCommand::Key(KeyCommand::Derive(arguments)) => derive_keys(arguments)?,
+        AdminCommand::Bucket(command) => bucket(command, &transport()?).await?,
+        AdminCommand::Cluster(command) => crate::admin_cluster::run(command, &transport()?).await?,
     }
     Ok(())
 }
 
 async fn bucket(command: BucketCommand, transport: &Transport) -> anyhow::Result<()> {
-    let buckets = |meta: &[String], secret: &SecretArguments| -> anyhow::Result<Buckets> {
-        let secret = crate::connect::load_secret(secret)?;
-        let client = crate::connect::meta_client(meta, &secret, transport)?;
+    let buckets = |meta: &[String], keys: &KeyArguments| -> anyhow::Result<Buckets> {
+        let keyring = crate::connect::load_keyring(keys, None)?;
+        let client = crate::connect::meta_client(meta, &keyring, MetaCaller::Admin, transport)?;
         Ok(Buckets::new(Catalog::new(std::sync::Arc::new(client))))
     };
     match command {
@@ -215,9 +252,9 @@ async fn bucket(command: BucketCommand, transport: &Transport) -> anyhow::Result
             meta,
             bucket,
             level,
-            secret,
+            keys,
         } => {
-            let updated = buckets(&meta, &secret)?
+            let updated = buckets(&meta, &keys)?
                 .set_bucket_redundancy(&bucket, level.into())
                 .await
                 .with_context(|| format!("cannot set the redundancy of bucket {bucket}"))?;
@@ -231,9 +268,9 @@ async fn bucket(command: BucketCommand, transport: &Transport) -> anyhow::Result
             bucket,
             access_key,
             permission,
-            secret,
+            keys,
         } => {
-            let updated = buckets(&meta, &secret)?
+            let updated = buckets(&meta, &keys)?
                 .set_grant(&bucket, &access_key, Some(permission.into()))
                 .await
                 .with_context(|| format!("cannot grant {access_key} access to bucket {bucket}"))?;
@@ -243,9 +280,9 @@ async fn bucket(command: BucketCommand, transport: &Transport) -> anyhow::Result
             meta,
             bucket,
             access_key,
-            secret,
+            keys,
         } => {
-            let updated = buckets(&meta, &secret)?
+            let updated = buckets(&meta, &keys)?
                 .set_grant(&bucket, &access_key, None)
                 .await
                 .with_context(|| {
@@ -265,6 +302,31 @@ fn print_grants(bucket: &BucketRecord) {
     if bucket.grants.is_empty() {
         println!("  (no grants)");
     }
+}
+
+/// `shardlet admin key derive`: the key file of one role, written owner-only.
+fn derive_keys(arguments: DeriveArguments) -> anyhow::Result<()> {
+    let role = Role::parse(&arguments.role, arguments.node)
+        .map_err(|error| anyhow::anyhow!("--role: {error}"))?;
+    let keyring = crate::connect::load_keyring(&arguments.keys, None)?;
+    let derived = keyring
+        .for_role(role)
+        .with_context(|| format!("cannot derive the keys of role {role}"))?;
+    let text = derived.render(&format!(
+        "shardlet keys for role {role} ({}): pass with --key-file; keep this file 0600",
+        derived.describe()
+    ))?;
+    if arguments.out.as_os_str() == "-" {
+        print!("{}", text.as_str());
+        return Ok(());
+    }
+    crate::connect::write_private(&arguments.out, text.as_bytes())?;
+    eprintln!(
+        "wrote the keys of role {role} ({}) to {}",
+        derived.describe(),
+        arguments.out.display()
+    );
+    Ok(())
 }
 
 fn serde_json_pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {

@@ -2,27 +2,38 @@
 //! and `shardlet admin drain NODE` (mark a node draining; the controller evacuates it;
 //! a progress bar follows the node → fragment index down to zero).
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use shardlet_core::{NodeId, NodeState};
 use shardlet_meta::{Batch, BatchOutcome, Blob, Condition, MetaClient, ReadConsistency};
 use shardlet_model::schema::{decode, encode, keys, NodeRecord};
+use shardlet_net::Transport;
 
-use crate::connect::SecretArguments;
+use shardlet_auth::{KeyName, Keyring, MetaCaller, RequestParts};
+
+use crate::connect::KeyArguments;
 
 /// Index entries counted per node at most (the table says "≥" beyond).
 const COUNT_MAX: usize = 10_000_000;
 const SCAN_PAGE: usize = 10_000;
 const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Bound on the controller's answer to `/v1/status`.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args)]
 pub struct NodesArguments {
     /// Metadata service members (host:port), comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub meta: Vec<String>,
+    /// The controller (e.g. http://127.0.0.1:9600): adds its lease and each node's risk
+    /// from its signed `/v1/status`.
+    #[arg(long)]
+    pub controller: Option<String>,
+    /// The admin's keys (`meta.admin`, `controller`), or the cluster secret.
     #[command(flatten)]
-    pub secret: SecretArguments,
+    pub keys: KeyArguments,
 }
 
 #[derive(clap::Args)]
@@ -37,17 +48,18 @@ pub struct DrainArguments {
     /// Give up waiting after this many seconds (the drain itself continues).
     #[arg(long, default_value_t = 24 * 3600)]
     pub timeout_seconds: u64,
+    /// The admin's keys (`meta.admin`), or the cluster secret.
     #[command(flatten)]
-    pub secret: SecretArguments,
+    pub keys: KeyArguments,
 }
 
 fn client(
     meta: &[String],
-    secret: &SecretArguments,
-    transport: &shardlet_net::Transport,
+    keys: &KeyArguments,
+    transport: &Transport,
 ) -> anyhow::Result<MetaClient> {
-    let secret = crate::connect::load_secret(secret)?;
-    crate::connect::meta_client(meta, &secret, transport)
+    let keyring = crate::connect::load_keyring(keys, None)?;
+    crate::connect::meta_client(meta, &keyring, MetaCaller::Admin, transport)
 }
 
 /// How many fragments the node → fragment index puts on `node`.
@@ -72,11 +84,81 @@ async fn fragments_on(meta: &MetaClient, node: NodeId) -> anyhow::Result<usize> 
     }
 }
 
-pub async fn nodes(
-    arguments: NodesArguments,
-    transport: &shardlet_net::Transport,
-) -> anyhow::Result<()> {
-    let meta = client(&arguments.meta, &arguments.secret, transport)?;
+/// The controller's `/v1/status`, signed with the `controller` key, over `transport`
+/// (the URL's scheme must be the transport's: `https://` with the cluster's CA).
+async fn controller_status(
+    base_url: &str,
+    keyring: &Keyring,
+    transport: &Transport,
+) -> anyhow::Result<serde_json::Value> {
+    let key = crate::connect::signing_key(keyring, KeyName::Controller)?;
+    let base_url = base_url.trim_end_matches('/');
+    let url = reqwest::Url::parse(base_url)
+        .with_context(|| format!("--controller {base_url:?} is not a URL"))?;
+    if url.scheme() != transport.scheme() {
+        bail!(
+            "--controller {base_url:?}: this cluster is reached over {}://, not {}://",
+            transport.scheme(),
+            url.scheme()
+        );
+    }
+    let host = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_string(),
+        (None, _) => bail!("--controller {base_url:?} names no host"),
+    };
+    let target = "/v1/status";
+    let parts = RequestParts {
+        method: "GET",
+        host: &host,
+        target,
+        headers: &[],
+        payload_sha256: None,
+    };
+    let signature = key.sign(&parts, SystemTime::now())?;
+    let mut request = transport
+        .client_builder()
+        .timeout(STATUS_TIMEOUT)
+        .build()?
+        .get(format!("{base_url}{target}"));
+    for (name, value) in signature.iter() {
+        request = request.header(name, value);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the controller at {base_url}"))?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        bail!("the controller answered {status}: {body}");
+    }
+    serde_json::from_str(&body).context("the controller's /v1/status is not JSON")
+}
+
+pub async fn nodes(arguments: NodesArguments, transport: &Transport) -> anyhow::Result<()> {
+    let keyring = crate::connect::load_keyring(&arguments.keys, None)?;
+    let meta =
+        crate::connect::meta_client(&arguments.meta, &keyring, MetaCaller::Admin, transport)?;
+    let mut risk: BTreeMap<u64, f64> = BTreeMap::new();
+    if let Some(controller) = &arguments.controller {
+        let status = controller_status(controller, &keyring, transport).await?;
+        println!(
+            "controller {}: {}, risk from {}",
+            status["holder"].as_str().unwrap_or("?"),
+            if status["active"].as_bool() == Some(true) {
+                "active"
+            } else {
+                "standby"
+            },
+            status["risk_source"].as_str().unwrap_or("nothing yet")
+        );
+        for node in status["nodes"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(value)) = (node["id"].as_u64(), node["risk"].as_f64()) {
+                risk.insert(id, value);
+            }
+        }
+    }
     let page = meta
         .scan(
             keys::NODE_PREFIX,
@@ -91,8 +173,8 @@ pub async fn nodes(
     }
     let now = shardlet_controller::service::unix_ms_now();
     println!(
-        "{:>6}  {:<15}  {:<22}  {:<12}  {:<12}  {:>15}  {:>10}",
-        "node", "state", "address", "region", "zone", "last heartbeat", "fragments"
+        "{:>6}  {:<15}  {:<22}  {:<12}  {:<12}  {:>15}  {:>10}  {:>6}",
+        "node", "state", "address", "region", "zone", "last heartbeat", "fragments", "risk"
     );
     for (key, entry) in page.entries {
         let record: NodeRecord = match decode(entry.value.as_slice()) {
@@ -104,25 +186,32 @@ pub async fn nodes(
         };
         let fragments = fragments_on(&meta, record.id).await?;
         let age = now.saturating_sub(record.last_heartbeat_unix_ms) as f64 / 1000.0;
+        let node_risk = risk
+            .get(&u64::from(record.id.0))
+            .map_or("-".to_string(), |value| format!("{value:.2}"));
         println!(
-            "{:>6}  {:<15}  {:<22}  {:<12}  {:<12}  {:>13.1}s  {:>10}",
+            "{:>6}  {:<15}  {:<22}  {:<12}  {:<12}  {:>13.1}s  {:>10}  {:>6}",
             record.id.0,
             format!("{:?}", record.state).to_lowercase(),
             record.address,
             record.region,
             record.zone,
             age,
-            fragments
+            fragments,
+            node_risk
         );
+        if let Some(reason) = &record.writes_refused {
+            println!(
+                "{:>6}  refuses writes (drained for it): {reason}",
+                record.id.0
+            );
+        }
     }
     Ok(())
 }
 
-pub async fn drain(
-    arguments: DrainArguments,
-    transport: &shardlet_net::Transport,
-) -> anyhow::Result<()> {
-    let meta = client(&arguments.meta, &arguments.secret, transport)?;
+pub async fn drain(arguments: DrainArguments, transport: &Transport) -> anyhow::Result<()> {
+    let meta = client(&arguments.meta, &arguments.keys, transport)?;
     let node = NodeId(arguments.node);
     let key = keys::node(node);
     let Some(entry) = meta.get(key.clone(), ReadConsistency::Linearizable).await? else {

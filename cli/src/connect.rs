@@ -1,21 +1,37 @@
-//! How a command reaches the cluster: the cluster secret (`--secret-file` or
-//! `SHARDLET_CLUSTER_SECRET`), the metadata service, the topology file. The lowest
-//! module of the binary: every command imports it, it imports no command.
+//! How a command reaches the cluster: its keys (`--key-file` / `SHARDLET_KEYS`, or the
+//! cluster secret with `--secret-file` / `SHARDLET_CLUSTER_SECRET`), the metadata
+//! service, the topology file. The lowest module of the binary: every command imports
+//! it, it imports no command.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-use shardlet_auth::ClusterSecret;
+use anyhow::Context;
+use shardlet_auth::load::{load_keys, KeySources};
+use shardlet_auth::{Key, KeyName, Keyring, MetaCaller, Role, SigningKey};
 use shardlet_core::Topology;
 use shardlet_meta::client::ClientOptions;
 use shardlet_meta::MetaClient;
 
-/// Where the cluster secret comes from: a file, or the environment.
+/// Where a command's keys come from. No `Debug`: the environment values are secrets.
 #[derive(clap::Args, Clone)]
-pub struct SecretArguments {
-    /// File holding the cluster secret (surrounding whitespace ignored).
+pub struct KeyArguments {
+    /// This process's key file: its role's keys (`shardlet admin key derive --role R`).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// The cluster secret file instead: every key is derived from it. Meant for
+    /// operators; a server should hold only its role's keys.
     #[arg(long)]
     secret_file: Option<PathBuf>,
+    /// The role keys themselves (key file format); prefer the environment.
+    #[arg(
+        long = "keys-env",
+        env = "SHARDLET_KEYS",
+        hide_env_values = true,
+        hide = true
+    )]
+    keys_from_environment: Option<String>,
     /// The cluster secret itself; prefer the environment over the command line.
     #[arg(
         long = "secret-env",
@@ -26,18 +42,43 @@ pub struct SecretArguments {
     secret_from_environment: Option<String>,
 }
 
-/// The secret named by the arguments: the file wins over the environment.
-pub fn load_secret(arguments: &SecretArguments) -> anyhow::Result<ClusterSecret> {
-    if let Some(path) = &arguments.secret_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the cluster secret file {}", path.display()))?;
-        return ClusterSecret::new(&text)
-            .with_context(|| format!("invalid cluster secret in {}", path.display()));
+/// The keys named by the arguments (a flag wins over the environment). `server`: the
+/// role of a long-running process, which is warned about holding the cluster secret.
+pub fn load_keyring(arguments: &KeyArguments, server: Option<Role>) -> anyhow::Result<Keyring> {
+    let loaded = load_keys(&KeySources {
+        key_file: arguments.key_file.as_deref(),
+        secret_file: arguments.secret_file.as_deref(),
+        keys_environment: arguments.keys_from_environment.as_deref(),
+        secret_environment: arguments.secret_from_environment.as_deref(),
+    })?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
     }
-    match &arguments.secret_from_environment {
-        Some(text) => ClusterSecret::new(text).context("invalid SHARDLET_CLUSTER_SECRET"),
-        None => bail!("no cluster secret: pass --secret-file PATH or set SHARDLET_CLUSTER_SECRET"),
+    if let Some(role) = server {
+        if loaded.holds_root() {
+            tracing::warn!(
+                source = %loaded.source,
+                %role,
+                "running with the cluster secret: anyone who takes this process takes every key; hand it only its role's keys (shardlet admin key derive --role {})",
+                match role {
+                    Role::Node(_) => "node --node N".to_string(),
+                    other => other.to_string(),
+                }
+            );
+        }
     }
+    Ok(loaded.keyring)
+}
+
+/// `name`'s key from `keyring`, or an error saying which role file holds it.
+pub fn require(keyring: &Keyring, name: KeyName) -> anyhow::Result<Key> {
+    keyring
+        .require(name)
+        .with_context(|| format!("this command needs key {name}"))
+}
+
+pub fn signing_key(keyring: &Keyring, name: KeyName) -> anyhow::Result<SigningKey> {
+    Ok(SigningKey::new(name, require(keyring, name)?))
 }
 
 /// The topology file at `path`, parsed; errors name the file (and line, from the parser).
@@ -48,19 +89,45 @@ pub fn load_topology(path: &PathBuf) -> anyhow::Result<Topology> {
         .map_err(|error| anyhow::anyhow!("{error}"))
 }
 
-/// A client of the metadata service members at `addresses`, signing with `secret`,
-/// over `transport` (plaintext, or TLS trusting the cluster's CA).
+/// A client of the metadata service members at `addresses`, signing as `caller`, over
+/// `transport` (plaintext, or TLS trusting the cluster's CA).
 pub fn meta_client(
     addresses: &[String],
-    secret: &shardlet_auth::ClusterSecret,
+    keyring: &Keyring,
+    caller: MetaCaller,
     transport: &shardlet_net::Transport,
 ) -> anyhow::Result<MetaClient> {
+    let key = signing_key(keyring, KeyName::MetaCaller(caller))?;
     MetaClient::new(
         addresses.to_vec(),
-        secret.expose(),
+        key,
         ClientOptions {
             transport: transport.clone(),
             ..ClientOptions::default()
         },
     )
+}
+
+/// Writes a file readable by the owner only and fsyncs it: after a crash it holds
+/// either the whole content or (if created in the same crash) nothing usable, which the
+/// next run reports by name.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .with_context(|| format!("cannot create {}", temporary.display()))?;
+    // `mode` applies only to a new file: a stale temporary keeps its own mode otherwise.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }

@@ -12,7 +12,9 @@ use shardlet_controller::policy::PolicyConfig;
 use shardlet_controller::scheduler::SchedulerConfig;
 use shardlet_controller::service::{RunningController, ServiceConfig};
 
-use crate::connect::SecretArguments;
+use shardlet_controller::service::config::ControllerKeys;
+
+use crate::connect::KeyArguments;
 
 #[derive(clap::Args)]
 pub struct ControllerArguments {
@@ -53,9 +55,10 @@ pub struct ControllerArguments {
     /// Read-back rate of the scrub's checksum verification; 0 compares listings only.
     #[arg(long, default_value_t = 20 * 1024 * 1024)]
     pub scrub_bytes_per_second: u64,
-    /// Fragments nobody references are deleted after being seen this long.
-    #[arg(long, default_value_t = 3600.0)]
-    pub orphan_grace_seconds: f64,
+    /// Removed: the orphan grace derives from the cluster's upload deadline (`shardlet
+    /// admin cluster set upload-deadline-seconds N`), which every gateway enforces too.
+    #[arg(long, hide = true)]
+    pub orphan_grace_seconds: Option<f64>,
     /// Pause between transition passes; 0 disables transitions.
     #[arg(long, default_value_t = 30.0)]
     pub transition_interval_seconds: f64,
@@ -79,8 +82,10 @@ pub struct ControllerArguments {
     /// this probability; 0 turns predictive evacuation off.
     #[arg(long, default_value_t = 0.8)]
     pub evacuate_risk_above: f64,
+    /// The controller's keys (`meta.controller`, `storage`, `controller`, `predictor`):
+    /// `--key-file` from `shardlet admin key derive --role controller`.
     #[command(flatten)]
-    pub secret: SecretArguments,
+    pub keys: KeyArguments,
     #[command(flatten)]
     pub server: shardlet_net::arguments::ServerArguments,
 }
@@ -99,7 +104,19 @@ pub async fn run(
     arguments: ControllerArguments,
     tls: &shardlet_net::arguments::TlsArguments,
 ) -> anyhow::Result<()> {
-    let secret = crate::connect::load_secret(&arguments.secret)?;
+    anyhow::ensure!(
+        arguments.orphan_grace_seconds.is_none(),
+        "--orphan-grace-seconds was removed: the scrub's orphan grace derives from the \
+         cluster's upload deadline, which the gateways enforce too; set it with `shardlet \
+         admin cluster set upload-deadline-seconds N --meta …`"
+    );
+    let keyring =
+        crate::connect::load_keyring(&arguments.keys, Some(shardlet_auth::Role::Controller))?;
+    let keys = ControllerKeys::from_keyring(&keyring).context("the controller's keys")?;
+    anyhow::ensure!(
+        arguments.predictor_url.is_none() || keys.predictor.is_some(),
+        "--predictor-url needs the predictor key among the controller's keys"
+    );
     let topology = crate::connect::load_topology(&arguments.topology)?;
     let down_after = seconds(arguments.down_grace_seconds, "down-grace-seconds")?;
     let suspect_after = seconds(arguments.suspect_after_seconds, "suspect-after-seconds")?;
@@ -152,7 +169,7 @@ pub async fn run(
     );
     let config = ServiceConfig {
         meta_addresses: arguments.meta,
-        secret,
+        keys,
         topology,
         listen: arguments.listen,
         port: arguments
@@ -175,7 +192,6 @@ pub async fn run(
             "scrub-interval-seconds",
         )?,
         scrub_bytes_per_second: arguments.scrub_bytes_per_second,
-        orphan_grace: seconds(arguments.orphan_grace_seconds, "orphan-grace-seconds")?,
         transition_interval: optional_interval(
             arguments.transition_interval_seconds,
             "transition-interval-seconds",

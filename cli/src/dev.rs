@@ -13,6 +13,10 @@
 //!   timings: a node silent for 10 s is down and repaired, the scrub runs every 30 s,
 //!   heat transitions every 10 s after a 5-minute dwell.
 //!
+//! Every component gets only its role's keys: `DIR/keys/ROLE.keys` (0600, derived from
+//! `DIR/cluster-secret` on every start), passed with `--key-file`; only this process
+//! holds the cluster secret, as an operator would.
+//!
 //! Logs go to `DIR/logs/NAME.log`, process ids to `DIR/logs/NAME.pid`. Once the S3 endpoint answers, shell lines to `eval` are
 //! printed on stdout (a closed stdout is ignored). SIGINT / SIGTERM at any moment, start-up
 //! included, stop every child started so far (SIGTERM, then SIGKILL after a grace
@@ -24,14 +28,14 @@
 //! end-to-end tests build their clusters with.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use shardlet_auth::ClusterSecret;
+use shardlet_auth::{ClusterSecret, Keyring, MetaCaller, Role};
 use shardlet_core::Topology;
 use shardlet_gateway::object::catalog::Catalog;
 use shardlet_gateway::object::commit::{new_credential, Buckets};
@@ -42,6 +46,8 @@ use shardlet_testkit::local_cluster::{
 };
 use shardlet_testkit::local_tls::local_tls;
 use shardlet_testkit::process::ChildProcess;
+
+use crate::connect::write_private;
 
 /// A line on stdout. Whoever reads it may have gone (a pipe into `head`, a script that
 /// read the credentials it wanted and closed its end); the cluster keeps running, so a
@@ -161,12 +167,21 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", data.display()))?;
     let secret_path = data.join("cluster-secret");
     let secret = load_or_create_secret(&secret_path)?;
+    let keyring = Keyring::from_root(&secret);
+    let key_files = write_key_files(&data.join("keys"), &keyring, &topology)?;
     let topology_path = data.join("topology.toml");
     let topology_text = topology_toml(
         &topology,
         "Written by `shardlet dev` from the source topology, with local addresses.",
     );
-    write_synced(&topology_path, topology_text.as_bytes())?;
+    write_private(&topology_path, topology_text.as_bytes())?;
+    let prepared = Prepared {
+        keyring,
+        key_files,
+        secret_path,
+        topology,
+        topology_path,
+    };
 
     let security = Security::new(&arguments)?;
     let mut components: Vec<ChildProcess> = Vec::new();
@@ -176,15 +191,7 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
     let result = tokio::select! {
         biased;
         _ = shardlet_node::shutdown_signal() => Ok(()),
-        result = start_and_wait(
-            &arguments,
-            &security,
-            &secret,
-            &secret_path,
-            &topology,
-            &topology_path,
-            &mut components,
-        ) => result,
+        result = start_and_wait(&arguments, &security, &prepared, &mut components) => result,
     };
     // An error is printed by `main`, once, after everything stopped.
     stop_all_components(&mut components).await;
@@ -192,15 +199,29 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
     result
 }
 
+/// What `run` wrote to the data directory before starting anything.
+struct Prepared {
+    /// Derived from the cluster secret: this process holds the root, as an operator.
+    keyring: Keyring,
+    key_files: KeyFiles,
+    secret_path: PathBuf,
+    topology: Topology,
+    topology_path: PathBuf,
+}
+
 async fn start_and_wait(
     arguments: &DevArguments,
     security: &Security,
-    secret: &ClusterSecret,
-    secret_path: &Path,
-    topology: &Topology,
-    topology_path: &Path,
+    prepared: &Prepared,
     components: &mut Vec<ChildProcess>,
 ) -> anyhow::Result<()> {
+    let Prepared {
+        keyring,
+        key_files,
+        secret_path,
+        topology,
+        topology_path,
+    } = prepared;
     let data = &arguments.data;
     let secret_file = secret_path.display().to_string();
     let meta_address = format!("127.0.0.1:{}", arguments.meta_port);
@@ -217,8 +238,8 @@ async fn start_and_wait(
             "--bootstrap",
             "--data",
             &data.join("meta").display().to_string(),
-            "--secret-file",
-            &secret_file,
+            "--key-file",
+            &key_files.path(Role::Member),
         ],
     )?);
     for node in topology.nodes() {
@@ -237,8 +258,8 @@ async fn start_and_wait(
                     .join(format!("node-{}", node.id.0))
                     .display()
                     .to_string(),
-                "--secret-file",
-                &secret_file,
+                "--key-file",
+                &key_files.path(Role::Node(node.id.0)),
             ],
         )?);
     }
@@ -250,12 +271,18 @@ async fn start_and_wait(
             .map(|node| (format!("node-{}", node.id.0), node.address.clone())),
     );
     wait_healthy(components, &waiting, security).await?;
-    start_predictor(arguments, security, components).await;
+    let predictor_url = start_predictor(
+        arguments,
+        security,
+        &key_files.path(Role::Predictor),
+        components,
+    )
+    .await;
 
     let credentials = s3_credentials(
         &data.join("s3-credentials.json"),
         &meta_address,
-        secret,
+        keyring,
         &security.transport,
     )
     .await?;
@@ -277,8 +304,8 @@ async fn start_and_wait(
             &topology_path.display().to_string(),
             "--region",
             REGION,
-            "--secret-file",
-            &secret_file,
+            "--key-file",
+            &key_files.path(Role::Gateway),
         ],
     )?);
     wait_healthy(
@@ -288,39 +315,38 @@ async fn start_and_wait(
     )
     .await?;
     let controller_address = format!("127.0.0.1:{}", arguments.controller_port);
-    components.push(spawn(
-        data,
-        security,
+    let controller_keys = key_files.path(Role::Controller);
+    let topology_file = topology_path.display().to_string();
+    let mut controller_arguments: Vec<&str> = vec![
         "controller",
-        &[
-            "controller",
-            "--listen",
-            &controller_address,
-            "--meta",
-            &meta_address,
-            "--topology",
-            &topology_path.display().to_string(),
-            "--secret-file",
-            &secret_file,
-            // Seconds, not minutes: a developer who stops a node sees it repaired.
-            "--down-grace-seconds",
-            "10",
-            "--suspect-after-seconds",
-            "3",
-            "--repair-interval-seconds",
-            "2",
-            "--scrub-interval-seconds",
-            "30",
-            "--orphan-grace-seconds",
-            "600",
-            "--transition-interval-seconds",
-            "10",
-            "--change-dwell-seconds",
-            "300",
-            "--heat-half-life-seconds",
-            "1800",
-        ],
-    )?);
+        "--listen",
+        &controller_address,
+        "--meta",
+        &meta_address,
+        "--topology",
+        &topology_file,
+        "--key-file",
+        &controller_keys,
+        // Seconds, not minutes: a developer who stops a node sees it repaired.
+        "--down-grace-seconds",
+        "10",
+        "--suspect-after-seconds",
+        "3",
+        "--repair-interval-seconds",
+        "2",
+        "--scrub-interval-seconds",
+        "30",
+        "--transition-interval-seconds",
+        "10",
+        "--change-dwell-seconds",
+        "300",
+        "--heat-half-life-seconds",
+        "1800",
+    ];
+    if let Some(url) = &predictor_url {
+        controller_arguments.extend(["--predictor-url", url.as_str()]);
+    }
+    components.push(spawn(data, security, "controller", &controller_arguments)?);
     wait_healthy(
         components,
         &[("controller".into(), controller_address.clone())],
@@ -341,7 +367,8 @@ async fn start_and_wait(
         .map(|ca| format!(" --tls-ca {}", ca.display()))
         .unwrap_or_else(|| " --insecure-plaintext".into());
     say!(
-        "# Controller: {scheme}://{controller_address}/v1/status (node states: shardlet admin nodes --meta {meta_address} --secret-file {secret_file}{tls_flag})",
+        "# Controller: node states and risk: shardlet admin nodes --meta {meta_address} --controller {scheme}://{controller_address} --key-file {}{tls_flag} (or --secret-file {secret_file})",
+        key_files.path(Role::Admin),
         scheme = security.scheme()
     );
     let _ = std::io::stdout().flush();
@@ -404,8 +431,9 @@ const PREDICTOR_READY_DEADLINE: Duration = Duration::from_secs(30);
 async fn start_predictor(
     arguments: &DevArguments,
     security: &Security,
+    key_file: &str,
     components: &mut Vec<ChildProcess>,
-) {
+) -> Option<String> {
     let data = &arguments.data;
     let model = arguments
         .predictor_model
@@ -416,27 +444,35 @@ async fn start_predictor(
             "# predictor sidecar: not started (no model at {}; train one with `shardlet-predictor train` and pass --predictor-model DIR); failure risk falls back to the heuristic",
             model.display()
         );
-        return;
+        return None;
     }
     let executable = match std::env::current_exe() {
         Ok(path) => path.with_file_name("shardlet-predictor"),
-        Err(_) => return,
+        Err(_) => return None,
     };
     if !executable.is_file() {
         say!(
             "# predictor sidecar: not started ({} is not built: it needs libtorch, see scripts/install-libtorch.sh); failure risk falls back to the heuristic",
             executable.display()
         );
-        return;
+        return None;
     }
     let address = format!("127.0.0.1:{}", arguments.predictor_port);
     let model_text = model.display().to_string();
-    let arguments = ["serve", "--model", &model_text, "--listen", &address];
+    let arguments = [
+        "serve",
+        "--model",
+        &model_text,
+        "--listen",
+        &address,
+        "--key-file",
+        key_file,
+    ];
     let component = match spawn_program(data, security, "predictor", &executable, &arguments) {
         Ok(component) => component,
         Err(error) => {
             say!("# predictor sidecar: not started ({error:#})");
-            return;
+            return None;
         }
     };
     components.push(component);
@@ -450,7 +486,11 @@ async fn start_predictor(
     )
     .await;
     match ready {
-        Ok(Ok(())) => say!("# predictor sidecar: http://{address} (model {model_text})"),
+        Ok(Ok(())) => {
+            let url = format!("{}://{address}", security.scheme());
+            say!("# predictor sidecar: {url} (model {model_text})");
+            return Some(url);
+        }
         Ok(Err(error)) => {
             say!("# predictor sidecar: failed to start, continuing without it: {error:#}");
             stop_predictor(components).await;
@@ -460,6 +500,7 @@ async fn start_predictor(
             stop_predictor(components).await;
         }
     }
+    None
 }
 
 /// Removes the predictor from the cluster's components (killing it if still running), so
@@ -600,13 +641,66 @@ fn local_topology(arguments: &DevArguments) -> anyhow::Result<Topology> {
     Topology::new(topology.epoch(), nodes).map_err(|error| anyhow::anyhow!("{error:?}"))
 }
 
+/// Where each role's key file is: `DIR/keys/ROLE.keys`.
+struct KeyFiles {
+    directory: PathBuf,
+}
+
+impl KeyFiles {
+    fn path(&self, role: Role) -> String {
+        let name = match role {
+            Role::Node(id) => format!("node-{id}"),
+            other => other.to_string(),
+        };
+        self.directory
+            .join(format!("{name}.keys"))
+            .display()
+            .to_string()
+    }
+}
+
+/// Writes every role's key file (derived from the cluster secret; rewritten on every
+/// start, which is idempotent: derivation is deterministic) into `directory` (0700).
+fn write_key_files(
+    directory: &Path,
+    keyring: &Keyring,
+    topology: &Topology,
+) -> anyhow::Result<KeyFiles> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(directory)
+        .and_then(|()| std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o700)))
+        .with_context(|| format!("cannot create {}", directory.display()))?;
+    let files = KeyFiles {
+        directory: directory.to_path_buf(),
+    };
+    let mut roles = vec![
+        Role::Member,
+        Role::Gateway,
+        Role::Controller,
+        Role::Admin,
+        Role::Predictor,
+    ];
+    roles.extend(topology.nodes().iter().map(|node| Role::Node(node.id.0)));
+    for role in roles {
+        let derived = keyring.for_role(role)?;
+        let text = derived.render(&format!(
+            "shardlet keys for role {role} ({}), written by `shardlet dev`",
+            derived.describe()
+        ))?;
+        write_private(Path::new(&files.path(role)), text.as_bytes())?;
+    }
+    Ok(files)
+}
+
 /// The dev S3 key: kept in DIR/s3-credentials.json (written and fsynced before it is
 /// registered, so a crash in between only means registering it again next run), and
 /// registered in meta-raft (idempotent).
 async fn s3_credentials(
     path: &Path,
     meta_address: &str,
-    secret: &ClusterSecret,
+    keyring: &Keyring,
     transport: &Transport,
 ) -> anyhow::Result<CredentialRecord> {
     #[derive(serde::Serialize, serde::Deserialize)]
@@ -635,39 +729,22 @@ async fn s3_credentials(
                 access_key: record.access_key.clone(),
                 secret_key: record.secret_key.0.clone(),
             };
-            write_synced(path, serde_json::to_string_pretty(&stored)?.as_bytes())?;
+            write_private(path, serde_json::to_string_pretty(&stored)?.as_bytes())?;
             record
         }
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     };
-    let client = crate::connect::meta_client(&[meta_address.to_string()], secret, transport)?;
+    let client = crate::connect::meta_client(
+        &[meta_address.to_string()],
+        keyring,
+        MetaCaller::Admin,
+        transport,
+    )?;
     Buckets::new(Catalog::new(Arc::new(client)))
         .ensure_credential(&record)
         .await
         .context("cannot register the dev S3 key in the metadata service")?;
     Ok(record)
-}
-
-/// Writes a file readable by the owner only and fsyncs it: after a crash it holds
-/// either the whole content or (if created in the same crash) nothing usable, which the
-/// next run reports by name.
-fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)
-        .with_context(|| format!("cannot create {}", temporary.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// Reads `path`, or creates it with 32 random bytes in hex, readable by the owner only.
@@ -681,7 +758,7 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<ClusterSecret> {
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     }
     let text = hex::encode(rand::random::<[u8; 32]>());
-    write_synced(path, format!("{text}\n").as_bytes())?;
+    write_private(path, format!("{text}\n").as_bytes())?;
     Ok(ClusterSecret::new(&text)?)
 }
 

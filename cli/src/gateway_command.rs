@@ -15,7 +15,9 @@ use shardlet_gateway::server::{s3_port_limits, AdminConfig, BoundGateway, Gatewa
 use shardlet_net::arguments::TlsArguments;
 use shardlet_net::PortConfig;
 
-use crate::connect::{load_secret, load_topology, meta_client, SecretArguments};
+use shardlet_auth::{KeyName, MetaCaller, Role};
+
+use crate::connect::{load_keyring, load_topology, meta_client, require, KeyArguments};
 
 #[derive(clap::Args)]
 pub struct GatewayArguments {
@@ -35,21 +37,36 @@ pub struct GatewayArguments {
     /// Region reported to S3 clients.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
-    /// Abandoned uploads are garbage-collected after this many seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub upload_timeout_seconds: u64,
+    /// Removed: the upload deadline is one cluster setting now (`shardlet admin cluster
+    /// set upload-deadline-seconds N`), shared with the controller's orphan grace.
+    #[arg(long, hide = true)]
+    pub upload_timeout_seconds: Option<u64>,
+    /// The gateway's keys (`meta.gateway`, `storage`): `--key-file` from `shardlet admin
+    /// key derive --role gateway`.
     #[command(flatten)]
-    pub secret: SecretArguments,
+    pub keys: KeyArguments,
     #[command(flatten)]
     pub server: shardlet_net::arguments::ServerArguments,
 }
 
 pub async fn run(arguments: GatewayArguments, tls: &TlsArguments) -> anyhow::Result<()> {
-    let secret = load_secret(&arguments.secret)?;
+    anyhow::ensure!(
+        arguments.upload_timeout_seconds.is_none(),
+        "--upload-timeout-seconds was removed: the upload deadline is a cluster setting \
+         shared by every gateway and the controller; set it with `shardlet admin cluster \
+         set upload-deadline-seconds N --meta …`"
+    );
+    let keyring = load_keyring(&arguments.keys, Some(Role::Gateway))?;
     let transport = tls.transport()?;
     let topology = Arc::new(TopologySource::new(load_topology(&arguments.topology)?));
-    let metadata = Arc::new(meta_client(&arguments.meta, &secret, &transport)?);
-    let fragments = Arc::new(NodeFragments::new(topology.clone(), secret, transport));
+    let metadata = Arc::new(meta_client(
+        &arguments.meta,
+        &keyring,
+        MetaCaller::Gateway,
+        &transport,
+    )?);
+    let storage_key = require(&keyring, KeyName::Storage)?;
+    let fragments = Arc::new(NodeFragments::new(topology.clone(), storage_key, transport));
     let s3_port = arguments.server.port(s3_port_limits(), tls)?;
     let scheme = if s3_port.tls.is_some() {
         "https"
@@ -60,10 +77,7 @@ pub async fn run(arguments: GatewayArguments, tls: &TlsArguments) -> anyhow::Res
         listen: arguments.listen,
         region: arguments.region,
         sizing: SizingPolicy::default(),
-        collector: CollectorConfig {
-            upload_timeout: std::time::Duration::from_secs(arguments.upload_timeout_seconds),
-            ..CollectorConfig::default()
-        },
+        collector: CollectorConfig::default(),
         admin: Some(AdminConfig {
             listen: arguments.admin_listen,
             // The same certificate as the S3 port; the metrics token guards /metrics.
@@ -99,8 +113,9 @@ pub struct KeyCreateArguments {
     /// Who the key belongs to (owns the buckets it creates).
     #[arg(long, default_value = "admin")]
     pub owner: String,
+    /// The admin's keys (`meta.admin`), or the cluster secret.
     #[command(flatten)]
-    pub secret: SecretArguments,
+    pub keys: KeyArguments,
 }
 
 /// Creates an access key + secret in meta-raft and prints them.
@@ -108,10 +123,11 @@ pub async fn create_key(
     arguments: KeyCreateArguments,
     transport: &shardlet_net::Transport,
 ) -> anyhow::Result<()> {
-    let secret = load_secret(&arguments.secret)?;
+    let keyring = load_keyring(&arguments.keys, None)?;
     let buckets = Buckets::new(Catalog::new(Arc::new(meta_client(
         &arguments.meta,
-        &secret,
+        &keyring,
+        MetaCaller::Admin,
         transport,
     )?)));
     let record = buckets.create_credential(&arguments.owner).await?;

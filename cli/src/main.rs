@@ -5,11 +5,14 @@
 //! - `shardlet admin fragment put|get|head|delete|list --node URL …`: talk to a node;
 //! - `shardlet meta …`: a member of the metadata service;
 //! - `shardlet gateway …`: the S3 gateway; `shardlet admin key create`: S3 credentials;
+//!   `shardlet admin key derive --role R`: a process's key file;
 //! - `shardlet controller …`: failure detection, repair, scrub, transitions;
-//!   `shardlet admin nodes` / `shardlet admin drain NODE`: node states, evacuation.
+//!   `shardlet admin nodes` / `shardlet admin drain NODE`: node states, evacuation;
+//! - `shardlet admin cluster show|set`: settings every process shares (upload deadline).
 //!
-//! Module order, lowest first: `connect` (secret, metadata client, topology file; imports
-//! no command), then one module per command (`*_command`, `admin`, `admin_nodes`, `dev`),
+//! Module order, lowest first: `connect` (keys, metadata client, topology file; imports
+//! no command), then one module per command (`*_command`, `admin`, `admin_cluster`,
+//! `admin_nodes`, `dev`),
 //! then this file, which parses the command line and dispatches. Commands never import
 //! this file or each other's internals beyond what `admin` reuses of `gateway_command`.
 //!
@@ -18,6 +21,7 @@
 //! `shardlet dev` drive the same code. Never imports the test kit's test layer.
 
 mod admin;
+mod admin_cluster;
 mod admin_nodes;
 mod connect;
 mod controller_command;
@@ -82,8 +86,10 @@ struct NodeArguments {
     data: PathBuf,
     #[arg(long)]
     node_id: u32,
+    /// This node's key (`node-N`): `--key-file` from `shardlet admin key derive --role
+    /// node --node N`.
     #[command(flatten)]
-    secret: connect::SecretArguments,
+    keys: connect::KeyArguments,
     /// Refuse PUTs that would leave less free space than this.
     #[arg(long)]
     reserve_bytes: Option<u64>,
@@ -92,6 +98,10 @@ struct NodeArguments {
     max_fragment_bytes: Option<u64>,
     #[command(flatten)]
     server: shardlet_net::arguments::ServerArguments,
+    /// Nonces of accepted requests remembered to refuse replays (≤ 40 bytes each);
+    /// when full, requests get 503 until the oldest expire (60 s).
+    #[arg(long, default_value_t = shardlet_auth::REPLAY_CACHE_ENTRIES_MAX_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    replay_cache_entries_max: u64,
 }
 
 fn main() -> ExitCode {
@@ -141,12 +151,14 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn run_node(arguments: NodeArguments, tls: &TlsArguments) -> anyhow::Result<()> {
-    let secret = connect::load_secret(&arguments.secret)?;
+    let role = shardlet_auth::Role::Node(arguments.node_id);
+    let keyring = connect::load_keyring(&arguments.keys, Some(role))?;
+    let key = connect::require(&keyring, shardlet_auth::KeyName::Node(arguments.node_id))?;
     let mut config = NodeConfig::new(
         arguments.listen,
         arguments.data,
         NodeId(arguments.node_id),
-        secret,
+        key,
     );
     if let Some(reserve) = arguments.reserve_bytes {
         config.reserve_bytes = reserve;
@@ -155,6 +167,7 @@ async fn run_node(arguments: NodeArguments, tls: &TlsArguments) -> anyhow::Resul
         config.max_fragment_bytes = max;
     }
     config.port = arguments.server.port(config.port.limits, tls)?;
+    config.replay_cache_entries_max = usize::try_from(arguments.replay_cache_entries_max)?;
     shardlet_node::run(config, shardlet_node::shutdown_signal()).await?;
     tracing::info!("storage node stopped");
     Ok(())

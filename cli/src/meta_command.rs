@@ -7,7 +7,7 @@ use std::time::Duration;
 use shardlet_meta::{MetaConfig, MetaNode};
 use shardlet_net::arguments::TlsArguments;
 
-// No `Debug`: the arguments hold the cluster secret.
+// No `Debug`: the arguments may hold keys.
 #[derive(clap::Args)]
 pub struct MetaArgs {
     /// This member's raft id (unique in the cluster, never reused).
@@ -22,9 +22,10 @@ pub struct MetaArgs {
     /// Data directory (RocksDB); kept across restarts.
     #[arg(long)]
     pub data: PathBuf,
-    /// The cluster secret shared by every member and client.
+    /// The member's key (`meta`): `--key-file` from `shardlet admin key derive --role
+    /// member`.
     #[command(flatten)]
-    pub secret: crate::connect::SecretArguments,
+    pub keys: crate::connect::KeyArguments,
     /// Form a single-member cluster if this member is not in one yet.
     #[arg(long)]
     pub bootstrap: bool,
@@ -45,14 +46,17 @@ pub struct MetaArgs {
     pub election_timeout_max_ms: u64,
     #[command(flatten)]
     pub server: shardlet_net::arguments::ServerArguments,
+    /// Nonces of accepted requests remembered to refuse replays (≤ 40 bytes each);
+    /// when full, requests get 503 until the oldest expire (60 s).
+    #[arg(long, default_value_t = shardlet_auth::REPLAY_CACHE_ENTRIES_MAX_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub replay_cache_entries_max: u64,
 }
 
 pub async fn run(args: MetaArgs, tls: &TlsArguments) -> anyhow::Result<()> {
-    let mut config = MetaConfig::new(args.member_id, args.listen, args.data);
+    let keyring = crate::connect::load_keyring(&args.keys, Some(shardlet_auth::Role::Member))?;
+    let meta_key = crate::connect::require(&keyring, shardlet_auth::KeyName::Meta)?;
+    let mut config = MetaConfig::new(args.member_id, args.listen, args.data, meta_key);
     config.advertise_address = args.advertise;
-    config.cluster_secret = crate::connect::load_secret(&args.secret)?
-        .expose()
-        .to_string();
     config.snapshot_after_entries = args.snapshot_after_entries;
     config.entries_kept_after_snapshot = args.entries_kept_after_snapshot;
     config.value_bytes_max = args.value_bytes_max;
@@ -61,6 +65,7 @@ pub async fn run(args: MetaArgs, tls: &TlsArguments) -> anyhow::Result<()> {
     config.election_timeout_max = Duration::from_millis(args.election_timeout_max_ms);
     config.port = args.server.port(config.port.limits, tls)?;
     config.transport = tls.transport()?;
+    config.replay_cache_entries_max = usize::try_from(args.replay_cache_entries_max)?;
     let running = MetaNode::start(config).await?;
     if args.bootstrap {
         running.node.bootstrap().await?;

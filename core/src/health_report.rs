@@ -9,7 +9,9 @@
 //! in the storage node.
 //!
 //! The JSON shape is stable: field names and order are what nodes have always served,
-//! and `serialises_in_the_served_field_order` pins them.
+//! and `serialises_in_the_served_field_order` pins them. Fields are only ever added, at
+//! the end and with `#[serde(default)]`, so a reader of either age parses a report of
+//! either age (serde ignores fields it does not know): `writes_refused` was added so.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +38,19 @@ pub struct HealthReport {
     /// predictor mapping; others are ignored.
     pub smart: Option<BTreeMap<String, f64>>,
     pub fragments: FragmentReport,
+    /// Set once the node stopped acknowledging writes because an fsync failed (its
+    /// data directory can no longer promise durability; sticky until the node
+    /// restarts). `null` while it accepts writes, and from nodes that predate it.
+    #[serde(default)]
+    pub writes_refused: Option<WritesRefused>,
+}
+
+/// Why and since when a node refuses writes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WritesRefused {
+    /// What failed, e.g. `directory fsync failed: Input/output error (os error 5)`.
+    pub reason: String,
+    pub since_unix_ms: u64,
 }
 
 /// The data directory's disk: capacity now, activity over the last sampling interval.
@@ -100,6 +115,7 @@ mod tests {
             },
             smart: None,
             fragments: FragmentReport { count: 5, bytes: 6 },
+            writes_refused: None,
         }
     }
 
@@ -115,7 +131,7 @@ mod tests {
                 r#""write_bytes_per_second":2.0,"io_utilization":0.25,"read_latency_ms":3.5,"#,
                 r#""write_latency_ms":4.5},"errors":{"read_errors":1,"write_errors":2,"#,
                 r#""checksum_failures":3,"fsync_failures":4},"smart":null,"#,
-                r#""fragments":{"count":5,"bytes":6}}"#
+                r#""fragments":{"count":5,"bytes":6},"writes_refused":null}"#
             )
         );
         assert_eq!(
@@ -133,5 +149,27 @@ mod tests {
         assert_eq!(smart.get("5"), Some(&3.0));
         assert_eq!(smart.get("smart_194_raw"), Some(&41.0));
         assert!(serde_json::from_str::<HealthReport>(r#"{"node_id":3}"#).is_err());
+    }
+
+    #[test]
+    fn a_report_without_writes_refused_parses_and_a_refusal_round_trips() {
+        // What nodes served before the field existed.
+        let mut old = serde_json::to_value(report()).unwrap();
+        old.as_object_mut().unwrap().remove("writes_refused");
+        let parsed: HealthReport = serde_json::from_value(old).unwrap();
+        assert_eq!(parsed.writes_refused, None);
+        let mut refusing = report();
+        refusing.writes_refused = Some(WritesRefused {
+            reason: "directory fsync failed: Input/output error".into(),
+            since_unix_ms: 7,
+        });
+        let text = serde_json::to_string(&refusing).unwrap();
+        assert!(text.ends_with(
+            r#""writes_refused":{"reason":"directory fsync failed: Input/output error","since_unix_ms":7}}"#
+        ), "{text}");
+        assert_eq!(
+            serde_json::from_str::<HealthReport>(&text).unwrap(),
+            refusing
+        );
     }
 }

@@ -19,6 +19,20 @@ pub struct Metrics {
     pub heat_reports_dropped_total: IntCounter,
     pub heat_flushes_total: IntCounterVec,
     pub gc_collected_total: IntCounterVec,
+    /// Intent collections that failed (the intent is parked and retried later).
+    pub gc_failures_total: IntCounter,
+    /// Intents parked after failing, waiting for their backoff to pass.
+    pub gc_parked_intents: IntGauge,
+    /// Sweeps, by how they ended (`page`: more intents follow, the next sweep goes on
+    /// from there; `wrapped`: the last intent was reached, the next starts over).
+    pub gc_sweeps_total: IntCounterVec,
+    /// The upload deadline this gateway enforces (from the cluster settings).
+    pub upload_deadline_seconds: IntGauge,
+    /// Uploads refused for their deadline, by where (`body`: still receiving,
+    /// `body_stalled`: no body bytes for the idle limit, `commit`: before the commit).
+    pub upload_deadline_refusals_total: IntCounterVec,
+    /// Failed reads of the cluster settings (the last copy stays in force).
+    pub settings_refresh_failures_total: IntCounter,
     pub credential_cache_total: IntCounterVec,
     /// Requests refused by authorization, by S3 operation.
     pub access_denied_total: IntCounterVec,
@@ -74,6 +88,19 @@ impl Metrics {
         )
         .unwrap_or_else(|_| unreachable_metric("shardlet_gateway_shardlets_in_flight"));
         let _ = registry.register(Box::new(shardlets_in_flight.clone()));
+        let gauge = |name: &str, help: &str| {
+            let gauge = IntGauge::new(name, help).unwrap_or_else(|_| unreachable_metric(name));
+            let _ = registry.register(Box::new(gauge.clone()));
+            gauge
+        };
+        let gc_parked_intents = gauge(
+            "shardlet_gateway_gc_parked_intents",
+            "Intents whose collection keeps failing, retried after a capped backoff",
+        );
+        let upload_deadline_seconds = gauge(
+            "shardlet_gateway_upload_deadline_seconds",
+            "The cluster's upload deadline as this gateway enforces it",
+        );
         Self {
             requests_total: counter_vec(
                 &registry,
@@ -125,6 +152,30 @@ impl Metrics {
                 "shardlet_gateway_gc_collected_total",
                 "Upload intents collected, by state (uploading = abandoned, garbage)",
                 &["state"],
+            ),
+            gc_failures_total: counter(
+                &registry,
+                "shardlet_gateway_gc_failures_total",
+                "Intent collections that failed (the intent is parked, then retried)",
+            ),
+            gc_parked_intents,
+            gc_sweeps_total: counter_vec(
+                &registry,
+                "shardlet_gateway_gc_sweeps_total",
+                "GC sweeps by how they ended (page: more follow; wrapped: started over)",
+                &["end"],
+            ),
+            upload_deadline_seconds,
+            upload_deadline_refusals_total: counter_vec(
+                &registry,
+                "shardlet_gateway_upload_deadline_refusals_total",
+                "Uploads refused for the upload deadline, by where (body, body_stalled, commit)",
+                &["at"],
+            ),
+            settings_refresh_failures_total: counter(
+                &registry,
+                "shardlet_gateway_settings_refresh_failures_total",
+                "Failed reads of the cluster settings (the last copy stays in force)",
             ),
             credential_cache_total: counter_vec(
                 &registry,
@@ -186,6 +237,9 @@ mod tests {
             "shardlet_gateway_heat_reports_dropped_total",
             "shardlet_gateway_shardlets_in_flight",
             "shardlet_gateway_bucket_cache_total{result=\"hit\"} 1",
+            "shardlet_gateway_gc_parked_intents 0",
+            "shardlet_gateway_upload_deadline_seconds 0",
+            "shardlet_gateway_gc_failures_total 0",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

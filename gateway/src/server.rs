@@ -20,6 +20,7 @@ use shardlet_net::{PortConfig, ServerLimits, ServerMetrics, ServerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use shardlet_model::settings::SettingsCache;
 use shardlet_model::MetadataStore;
 
 use crate::metrics::Metrics;
@@ -30,6 +31,7 @@ use crate::object::gc::{Collector, CollectorConfig};
 use crate::object::heat::{run_flusher, HeatReporter};
 use crate::object::read_path::ReadPath;
 use crate::object::topology_source::TopologySource;
+use crate::object::upload_deadline::{refresh_once, refresh_settings};
 use crate::object::write_path::WritePath;
 use crate::s3::access::BucketAccess;
 use crate::s3::auth::{Authenticator, CredentialCache};
@@ -76,6 +78,7 @@ pub struct BoundGateway {
     port: PortConfig,
     collector: Arc<Collector>,
     catalog: Catalog,
+    settings: Arc<SettingsCache>,
     heat_receiver: tokio::sync::mpsc::Receiver<shardlet_core::ShardletId>,
 }
 
@@ -127,12 +130,17 @@ impl BoundGateway {
         };
         let catalog =
             Catalog::new(metadata).counting_bucket_cache(metrics.bucket_cache_total.clone());
+        // The upload deadline before the first request: a gateway that cannot read it
+        // now starts with the default and keeps trying (`refresh_settings`).
+        let settings = Arc::new(SettingsCache::default());
+        refresh_once(&settings, catalog.metadata(), &metrics).await;
         let collector = Arc::new(Collector::new(
             catalog.clone(),
             fragments.clone(),
             topology.clone(),
             metrics.clone(),
             config.collector.clone(),
+            settings.clone(),
         ));
         let (heat, heat_receiver) = HeatReporter::new(metrics.clone());
         let commit = Arc::new(Commit::new(catalog.clone(), collector.clone()));
@@ -180,6 +188,7 @@ impl BoundGateway {
             port: config.port,
             collector,
             catalog,
+            settings,
             heat_receiver,
         })
     }
@@ -201,6 +210,12 @@ impl BoundGateway {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let (stop_sender, stop) = watch::channel(false);
         let collector_task = tokio::spawn(self.collector.clone().run(stop.clone()));
+        let settings_task = tokio::spawn(refresh_settings(
+            self.settings.clone(),
+            self.catalog.metadata().clone(),
+            self.metrics.clone(),
+            stop.clone(),
+        ));
         let heat_task = tokio::spawn(run_flusher(
             self.catalog.clone(),
             self.metrics.clone(),
@@ -253,6 +268,7 @@ impl BoundGateway {
         // Requests are finished: the collector and the heat flusher get the last word.
         let _ = stop_sender.send(true);
         let _ = collector_task.await;
+        let _ = settings_task.await;
         let _ = heat_task.await;
         Ok(())
     }

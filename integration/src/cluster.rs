@@ -35,7 +35,7 @@ const ZONES: [(&str, &str); 4] = [
     ("region-two", "region-two-b"),
 ];
 
-/// How [`Cluster::start_with`] starts the processes.
+/// How [`Cluster::start_with_options`] starts the processes.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterOptions {
     pub node_count: usize,
@@ -62,15 +62,30 @@ pub struct Cluster {
 impl Cluster {
     /// Metadata member, `node_count` storage nodes, an S3 key, then the gateway.
     pub async fn start(binary: &ShardletBinary, node_count: usize) -> Self {
+        Self::start_with(binary, node_count, |_, _| {}).await
+    }
+
+    /// As [`Self::start`], with `adjust(position, options)` changing each node's options
+    /// before it starts (a node on a faulty disk, say).
+    pub async fn start_with(
+        binary: &ShardletBinary,
+        node_count: usize,
+        adjust: impl Fn(usize, &mut NodeOptions),
+    ) -> Self {
         let options = ClusterOptions {
             node_count,
             ..ClusterOptions::default()
         };
-        Self::start_with(binary, options).await
+        Self::start_with_options(binary, options, adjust).await
     }
 
-    /// [`Self::start`] with options.
-    pub async fn start_with(binary: &ShardletBinary, options: ClusterOptions) -> Self {
+    /// As [`Self::start_with`], with options for every process (e.g. flags every server
+    /// gets); `adjust` runs after them, so it may override a node's.
+    pub async fn start_with_options(
+        binary: &ShardletBinary,
+        options: ClusterOptions,
+        adjust: impl Fn(usize, &mut NodeOptions),
+    ) -> Self {
         let ClusterOptions {
             node_count,
             server_arguments,
@@ -105,13 +120,14 @@ impl Cluster {
 
         let mut nodes = Vec::with_capacity(node_count);
         for position in 0..node_count {
-            let options = NodeOptions {
+            let mut options = NodeOptions {
                 node_id: u32::try_from(position + 1).expect("a node id"),
                 parent_dir: Some(root.path().join("nodes")),
                 secret: Some(secret.clone()),
                 extra_arguments: server_arguments.clone(),
                 ..NodeOptions::default()
             };
+            adjust(position, &mut options);
             nodes.push(NodeProcess::start(binary, options).await);
         }
         let topology_path = root.path().join("topology.toml");
@@ -205,11 +221,34 @@ impl Cluster {
         .await
     }
 
-    /// A metadata client of this cluster's member.
+    /// `shardlet <arguments> --meta <member>` with the cluster secret, run to
+    /// completion; its stdout (the test fails if it fails).
+    pub fn admin(&self, arguments: &[&str]) -> String {
+        let arguments: Vec<String> = arguments
+            .iter()
+            .map(|argument| argument.to_string())
+            .chain(["--meta".to_string(), self.meta.address.to_string()])
+            .collect();
+        run_to_completion(&self.binary, &arguments, &self.secret)
+    }
+
+    /// Sets the cluster's upload deadline the way an operator does (`shardlet admin
+    /// cluster set upload-deadline-seconds N`).
+    pub fn set_upload_deadline(&self, seconds: u64) -> String {
+        self.admin(&[
+            "admin",
+            "cluster",
+            "set",
+            "upload-deadline-seconds",
+            &seconds.to_string(),
+        ])
+    }
+
+    /// A metadata client of this cluster's member, signing as the admin.
     pub fn meta_client(&self) -> MetaClient {
         MetaClient::new(
             vec![self.meta.address.to_string()],
-            &self.secret,
+            crate::meta_member::meta_client_key(&self.secret, "admin"),
             Default::default(),
         )
         .expect("a metadata client")

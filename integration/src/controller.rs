@@ -29,6 +29,13 @@ pub async fn controller_get(controller: &ServiceProcess, path: &str) -> String {
     controller.get_text(path).await
 }
 
+/// The controller's `/v1/status`, signed with the `controller` key (as `shardlet admin
+/// nodes --controller` signs it), retried (bounded) until it answers 200.
+pub async fn controller_status(controller: &ServiceProcess) -> String {
+    let key = crate::signing::derive(controller.cluster_secret(), "controller");
+    controller.get_signed_text("/v1/status", &key).await
+}
+
 /// The total of metric family `name` on the controller's `/metrics`, 0 when absent.
 pub async fn controller_metric(controller: &ServiceProcess, name: &str) -> f64 {
     metric_total(&controller_get(controller, "/metrics").await, name).unwrap_or(0.0)

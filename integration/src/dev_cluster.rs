@@ -62,8 +62,18 @@ impl DevPorts {
 }
 
 /// `shardlet dev --data DATA` on `ports` (stdin, stdout and stderr are the caller's to
-/// set).
+/// set), logging at `info` (every component inherits `RUST_LOG`).
 pub fn dev_command(binary: &ShardletBinary, data: &Path, ports: &DevPorts) -> Command {
+    dev_command_logging(binary, data, ports, "info")
+}
+
+/// [`dev_command`] with `RUST_LOG` set to `log_filter` for it and every component.
+pub fn dev_command_logging(
+    binary: &ShardletBinary,
+    data: &Path,
+    ports: &DevPorts,
+    log_filter: &str,
+) -> Command {
     let mut command = binary.command();
     command
         .arg("dev")
@@ -74,7 +84,10 @@ pub fn dev_command(binary: &ShardletBinary, data: &Path, ports: &DevPorts) -> Co
         .args(["--meta-port", &ports.meta.to_string()])
         .args(["--node-base-port", &ports.node_base.to_string()])
         .args(["--controller-port", &ports.controller.to_string()])
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", log_filter)
+        // Its own cluster secret and keys only, never ones from the environment.
+        .env_remove("SHARDLET_CLUSTER_SECRET")
+        .env_remove("SHARDLET_KEYS");
     command
 }
 
@@ -82,13 +95,18 @@ impl DevCluster {
     /// Starts `shardlet dev` (stdout and stderr to `ROOT/dev.stdout`) and waits until it
     /// printed the S3 credentials.
     pub async fn start(binary: &ShardletBinary) -> Self {
-        Self::start_with(binary, &[]).await
+        Self::start_with(binary, &[], "info").await
+    }
+
+    /// [`Self::start`] with `RUST_LOG=log_filter` for `shardlet dev` and its components.
+    pub async fn start_logging(binary: &ShardletBinary, log_filter: &str) -> Self {
+        Self::start_with(binary, &[], log_filter).await
     }
 
     /// `shardlet dev --tls`: every port over HTTPS, certificates from a local CA in
     /// `DATA/tls` ([`Self::ca_path`]).
     pub async fn start_tls(binary: &ShardletBinary) -> Self {
-        Self::start_with(binary, &["--tls"]).await
+        Self::start_with(binary, &["--tls"], "info").await
     }
 
     /// The local CA `shardlet dev --tls` made.
@@ -96,12 +114,16 @@ impl DevCluster {
         self.data.join("tls").join("ca.pem")
     }
 
-    async fn start_with(binary: &ShardletBinary, extra_arguments: &[&str]) -> Self {
+    async fn start_with(
+        binary: &ShardletBinary,
+        extra_arguments: &[&str],
+        log_filter: &str,
+    ) -> Self {
         let root = Self::new_root(binary);
         let stdout_path = root.path().join("dev.stdout");
         let data = root.path().join("data");
         let ports = DevPorts::free();
-        let mut command = dev_command(binary, &data, &ports);
+        let mut command = dev_command_logging(binary, &data, &ports, log_filter);
         command.args(extra_arguments);
         let tls = extra_arguments.contains(&"--tls");
         let process = ChildProcess::spawn("dev", command, &stdout_path)
@@ -256,7 +278,7 @@ impl DevCluster {
         text
     }
 
-    fn logs_dir(&self) -> PathBuf {
+    pub fn logs_dir(&self) -> PathBuf {
         self.data.join("logs")
     }
 }

@@ -20,7 +20,8 @@ const LOG_TAIL_LINES: usize = 30;
 /// What every member of one test cluster shares.
 #[derive(Clone, Debug)]
 pub struct MemberOptions {
-    /// The cluster secret (`SHARDLET_CLUSTER_SECRET`).
+    /// The cluster secret; a member is handed only its role's key (`meta`) derived
+    /// from it.
     pub secret: String,
     /// `RUST_LOG` of the member.
     pub log_filter: String,
@@ -81,7 +82,11 @@ impl MetaMember {
             .arg("--data")
             .arg(&self.data_dir)
             .args(&self.options.arguments)
-            .env("SHARDLET_CLUSTER_SECRET", &self.options.secret)
+            .env(
+                "SHARDLET_KEYS",
+                crate::signing::role_key_file(&self.options.secret, "member"),
+            )
+            .env_remove("SHARDLET_CLUSTER_SECRET")
             .env("RUST_LOG", &self.options.log_filter);
         if bootstrap {
             command.arg("--bootstrap");
@@ -130,4 +135,13 @@ impl MetaMember {
             LOG_TAIL_LINES,
         )
     }
+}
+
+/// The key a metadata client signs with as `caller` (`admin`, `gateway`,
+/// `controller`), made by the contract's derivation ([`crate::signing`]).
+pub fn meta_client_key(secret: &str, caller: &str) -> shardlet_auth::SigningKey {
+    let key = crate::signing::derive(secret, &format!("meta.{caller}"));
+    let name = key.name.parse().expect("a key name of the contract");
+    let material = shardlet_auth::Key::from_hex(&key.hex).expect("64 hex digits");
+    shardlet_auth::SigningKey::new(name, material)
 }

@@ -32,10 +32,13 @@ pub struct NodeOptions {
     /// Runs the node under `strace -f`, writing the file-system and socket system calls
     /// it makes to this file (for durability-order checks).
     pub trace_syscalls_to: Option<PathBuf>,
-    /// The cluster secret; `None` makes a fresh random one for this node alone.
+    /// The cluster secret (the node is handed only its own key, derived from it);
+    /// `None` makes a fresh random one for this node alone.
     pub secret: Option<String>,
     /// More `shardlet node` flags (e.g. the port's `--connections-max`).
     pub extra_arguments: Vec<String>,
+    /// `--replay-cache-entries-max`: nonces the node remembers (`None`: its default).
+    pub replay_cache_entries_max: Option<usize>,
 }
 
 impl Default for NodeOptions {
@@ -49,6 +52,7 @@ impl Default for NodeOptions {
             trace_syscalls_to: None,
             secret: None,
             extra_arguments: Vec::new(),
+            replay_cache_entries_max: None,
         }
     }
 }
@@ -193,6 +197,7 @@ impl NodeProcess {
         NodeHttp {
             address: self.address,
             secret: self.secret.clone(),
+            node_id: self.options.node_id,
         }
     }
 
@@ -229,10 +234,21 @@ impl NodeProcess {
         if let Some(max) = self.options.max_fragment_bytes {
             command.arg("--max-fragment-bytes").arg(max.to_string());
         }
+        if let Some(max) = self.options.replay_cache_entries_max {
+            command
+                .arg("--replay-cache-entries-max")
+                .arg(max.to_string());
+        }
         command.args(&self.options.extra_arguments);
+        // The node gets only its own key, as in production (the contract's derivation).
+        let role = format!("node-{}", self.options.node_id);
         command
             .env(crate::binary::PLAINTEXT_VARIABLE, "true")
-            .env("SHARDLET_CLUSTER_SECRET", &self.secret)
+            .env(
+                "SHARDLET_KEYS",
+                crate::signing::role_key_file(&self.secret, &role),
+            )
+            .env_remove("SHARDLET_CLUSTER_SECRET")
             .env("RUST_LOG", &self.options.log_filter);
         command
     }

@@ -13,35 +13,47 @@ use crate::wait::wait_until;
 #[derive(Clone, Debug)]
 pub struct NodeHttp {
     pub address: SocketAddr,
+    /// The cluster secret (the node itself holds only its own key, derived from it).
     pub secret: String,
+    pub node_id: u32,
 }
 
 /// How a request is authenticated.
 #[derive(Clone, Debug)]
 pub enum Auth {
     None,
-    Signed { secret: String, time: SystemTime },
+    /// Signed with `key` at `time`, with a fresh nonce.
+    Signed {
+        key: signing::ContractKey,
+        time: SystemTime,
+    },
 }
 
 impl NodeHttp {
+    /// This node's key (`node-N`).
+    pub fn key(&self) -> signing::ContractKey {
+        signing::derive(&self.secret, &format!("node-{}", self.node_id))
+    }
+
     pub fn auth(&self) -> Auth {
         Auth::Signed {
-            secret: self.secret.clone(),
+            key: self.key(),
             time: SystemTime::now(),
         }
     }
 
     /// Sends `request` with `auth`; panics only if the node cannot be reached.
     pub async fn send_with(&self, mut request: Request, auth: Auth) -> Response {
-        if let Auth::Signed { secret, time } = auth {
+        if let Auth::Signed { key, time } = auth {
             let host = self.address.to_string();
             let added = signing::signature_headers(
-                &secret,
+                &key,
                 time,
                 &request.method,
                 &host,
                 &request.target,
                 &request.headers,
+                None,
             );
             request.headers.extend(added);
         }

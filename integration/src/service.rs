@@ -120,6 +120,45 @@ impl ServiceProcess {
         })
     }
 
+    /// `GET path` signed with `key` (a fresh signature per attempt: each nonce is good
+    /// once), retried (bounded) until it answers 200; the body as text.
+    pub async fn get_signed_text(&self, path: &str, key: &crate::signing::ContractKey) -> String {
+        let give_up = tokio::time::Instant::now() + START_DEADLINE;
+        let answer = poll_until(give_up, POLL_INTERVAL, || async {
+            let mut request = Request::new("GET", path);
+            let signature = crate::signing::signature_headers(
+                key,
+                std::time::SystemTime::now(),
+                "GET",
+                &self.address.to_string(),
+                path,
+                &[],
+                None,
+            );
+            request.headers.extend(signature);
+            match raw_http::send(self.address, &request).await {
+                Ok(response) if response.status == 200 => {
+                    Some(String::from_utf8_lossy(&response.body).into_owned())
+                }
+                _ => None,
+            }
+        })
+        .await;
+        answer.unwrap_or_else(|_| {
+            panic!(
+                "{} {path} (signed with {}) did not answer 200 within {START_DEADLINE:?}\n{}",
+                self.name,
+                key.name,
+                self.log_tail()
+            )
+        })
+    }
+
+    /// The cluster secret this process's keys derive from.
+    pub fn cluster_secret(&self) -> &str {
+        &self.secret
+    }
+
     async fn spawn_and_wait_healthy(&mut self) -> Result<(), String> {
         let log_offset = log_length(&self.log_path);
         let mut command = self.binary.command();
@@ -127,8 +166,24 @@ impl ServiceProcess {
             .args(&self.arguments)
             .arg("--listen")
             .arg(self.address.to_string())
-            .env("SHARDLET_CLUSTER_SECRET", &self.secret)
             .env("RUST_LOG", "info");
+        // A server is handed only its role's keys, derived by the contract's rules; a
+        // command the kit knows no role for gets the cluster secret, as an operator's.
+        let role = self
+            .arguments
+            .first()
+            .and_then(|subcommand| crate::signing::role_of_subcommand(subcommand));
+        match role {
+            Some(role) => command
+                .env(
+                    "SHARDLET_KEYS",
+                    crate::signing::role_key_file(&self.secret, role),
+                )
+                .env_remove("SHARDLET_CLUSTER_SECRET"),
+            None => command
+                .env("SHARDLET_CLUSTER_SECRET", &self.secret)
+                .env_remove("SHARDLET_KEYS"),
+        };
         let mut process = local_cluster::spawn_component(&self.logs, &self.name, command)
             .map_err(|error| describe(&error))?;
         wait_announced_and_healthy(&mut process, log_offset, &mut self.address).await?;
@@ -233,6 +288,7 @@ pub fn run_to_completion(binary: &ShardletBinary, arguments: &[String], secret: 
         .command()
         .args(arguments)
         .env("SHARDLET_CLUSTER_SECRET", secret)
+        .env_remove("SHARDLET_KEYS")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap_or_else(|error| panic!("shardlet {arguments:?} does not run: {error}"));

@@ -1,62 +1,69 @@
-//! Cluster-secret authentication of requests between members and from clients, with the
-//! `shardlet-auth` signature (SigV4 keyed by the cluster secret) every internal Shardlet
-//! RPC carries.
+//! Authentication of requests to members, and who may call what.
 //!
-//! On top of it, every request carries:
-//! - `x-shardlet-crc32c`: CRC32C of the body. It is signed, and the receiver checks it
-//!   against the body it got, so a body cannot be altered or swapped under a valid
-//!   signature (`shardlet-auth` signs `UNSIGNED-PAYLOAD` and leaves body integrity to
-//!   this header);
-//! - `x-shardlet-member`: the sender's member id, or `client`. Raft RPC uses it to refuse
-//!   members outside the configuration (a removed member that still runs). It is not
-//!   an authentication boundary: anyone holding the secret is trusted.
+//! Every request is signed (`shardlet-auth`: SigV4 with a nonce) with the key of its
+//! caller's role, each derived from the `meta` key that members hold: `meta.member`
+//! (other members: raft RPC, forwarded requests), `meta.gateway`, `meta.controller`,
+//! `meta.admin`. A member verifies with the key named by the request and so knows the
+//! caller's role; the server then decides per route (`server::roles`). Storage nodes hold no key a
+//! member accepts, so a compromised node can neither read (credentials live here) nor
+//! write metadata.
+//!
+//! On top of the signature, every request carries:
+//! - the SHA-256 of its body in `x-amz-content-sha256`, signed and checked against the
+//!   body received: a cryptographic binding (bodies are small, hashing costs ~1 µs/KiB);
+//! - `x-shardlet-member`: the sender's member id, or `client` (signed). Raft RPC uses it
+//!   to refuse members outside the configuration (a removed member that still runs);
+//! - a `Host` naming this member (its advertised or bound address): members share one
+//!   key, so the host is what keeps a request for one member from being replayed to
+//!   another, which never saw its nonce.
 
 use std::time::SystemTime;
 
 use http::HeaderMap;
-use shardlet_auth::{ClusterSecret, ReceivedSignature, RequestParts};
-use shardlet_core::Crc32c;
+use shardlet_auth::{
+    payload_sha256, Key, KeyName, MetaCaller, ReplayCache, RequestParts, SigningKey, Verified,
+    Verifier, MAX_CLOCK_SKEW,
+};
+
+use crate::wire::HEADER_FORWARDED;
 
 pub const HEADER_MEMBER: &str = "x-shardlet-member";
-pub const HEADER_CRC32C: &str = "x-shardlet-crc32c";
-/// The member header value used by [`crate::client::MetaClient`].
+/// The member header value of requests from outside the cluster's members.
 pub const CLIENT_SENDER: &str = "client";
 
-/// The cluster secret. Its `Debug` never shows it.
-#[derive(Clone, Debug)]
-pub struct ClusterAuth {
-    secret: ClusterSecret,
-}
+pub use shardlet_auth::AuthError;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    #[error(transparent)]
-    Signature(#[from] shardlet_auth::AuthError),
-    #[error("missing header {0}")]
-    MissingHeader(&'static str),
-    #[error("header {0} is not valid")]
-    InvalidHeader(&'static str),
-    #[error("the body does not match its signed x-shardlet-crc32c")]
-    BodyChecksumMismatch,
-}
-
-/// Who sent a verified request.
+/// Who sent a verified request, as its member header says (checked against its key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sender {
     Member(crate::types::MemberId),
     Client,
 }
 
-impl ClusterAuth {
-    /// Refuses an empty or short secret (see `shardlet_auth::SECRET_BYTES_MIN`).
-    pub fn new(secret: &str) -> Result<Self, AuthError> {
-        Ok(ClusterAuth {
-            secret: ClusterSecret::new(secret)?,
-        })
+/// Signs requests to members with one caller key. `Debug` shows the key's name only.
+#[derive(Clone, Debug)]
+pub struct ClientAuth {
+    key: SigningKey,
+}
+
+impl ClientAuth {
+    /// `key` must be one a member accepts (`meta.gateway`, `meta.admin`, …).
+    pub fn new(key: SigningKey) -> Result<Self, AuthError> {
+        match key.name() {
+            KeyName::MetaCaller(_) => Ok(ClientAuth { key }),
+            other => Err(AuthError::BadSecret(format!(
+                "the metadata service accepts keys meta.gateway, meta.controller, meta.admin and meta.member, not {other}"
+            ))),
+        }
+    }
+
+    pub fn key_name(&self) -> KeyName {
+        self.key.name()
     }
 
     /// The headers to attach to a request for `target` (path and query) on `host`
-    /// (`address:port`, exactly as the `Host` header will carry it).
+    /// (`address:port`, exactly as the `Host` header will carry it). Each call makes a
+    /// new nonce: sign every attempt, never resend a signed request.
     pub fn sign(
         &self,
         method: &str,
@@ -64,36 +71,76 @@ impl ClusterAuth {
         target: &str,
         sender: &Sender,
         body: &[u8],
+        forwarded: bool,
     ) -> Result<Vec<(&'static str, String)>, AuthError> {
-        let crc32c = Crc32c::of(body).to_string();
+        let member = sender_text(sender);
+        let hash = payload_sha256(body);
+        let mut signed: Vec<(&str, &str)> = vec![(HEADER_MEMBER, &member)];
+        if forwarded {
+            signed.push((HEADER_FORWARDED, "1"));
+        }
         let parts = RequestParts {
             method,
             host,
             target,
-            crc32c: Some(&crc32c),
-            range: None,
+            headers: &signed,
+            payload_sha256: Some(&hash),
         };
-        let signature = shardlet_auth::sign_request(&self.secret, &parts, SystemTime::now())?;
+        let signature = self.key.sign(&parts, SystemTime::now())?;
         let mut headers: Vec<(&'static str, String)> = signature
             .iter()
             .map(|(name, value)| (name, value.to_string()))
             .collect();
-        headers.push((HEADER_CRC32C, crc32c));
-        headers.push((HEADER_MEMBER, sender_text(sender)));
+        headers.push((HEADER_MEMBER, member));
+        if forwarded {
+            headers.push((HEADER_FORWARDED, "1".to_string()));
+        }
         Ok(headers)
     }
+}
 
-    /// Checks the signature and the body checksum; returns who sent the request.
-    pub fn verify(
-        &self,
-        method: &str,
-        target: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Sender, AuthError> {
-        let verified = self.verify_headers(method, target, headers)?;
-        verified.verify_body(body)?;
-        Ok(verified.sender)
+/// A member's side: verifies every caller, signs as `meta.member`.
+pub struct MemberAuth {
+    verifier: Verifier,
+    member_key: ClientAuth,
+}
+
+impl MemberAuth {
+    /// From the `meta` key: accepts the four caller keys derived from it, for requests
+    /// addressed to one of `hosts`.
+    pub fn new(meta_key: &Key, hosts: Vec<String>, replay_cache_entries_max: usize) -> Self {
+        let accepted: Vec<SigningKey> = MetaCaller::ALL
+            .into_iter()
+            .map(|caller| {
+                let name = KeyName::MetaCaller(caller);
+                SigningKey::new(name, shardlet_auth::keys::derive(meta_key, name))
+            })
+            .collect();
+        let member_name = KeyName::MetaCaller(MetaCaller::Member);
+        let member_key = ClientAuth {
+            key: SigningKey::new(
+                member_name,
+                shardlet_auth::keys::derive(meta_key, member_name),
+            ),
+        };
+        let verifier = Verifier::new(
+            accepted,
+            ReplayCache::new(replay_cache_entries_max, MAX_CLOCK_SKEW.as_secs()),
+        )
+        .with_hosts(hosts);
+        MemberAuth {
+            verifier,
+            member_key,
+        }
+    }
+
+    /// What this member signs its own requests with (raft RPC, forwarding).
+    pub fn member_key(&self) -> &ClientAuth {
+        &self.member_key
+    }
+
+    pub fn replay_cache_entries(&self) -> usize {
+        self.verifier.replay_cache().entries()
     }
 
     /// Checks the signature over the method, target and headers, before any byte of
@@ -106,28 +153,30 @@ impl ClusterAuth {
         target: &str,
         headers: &HeaderMap,
     ) -> Result<VerifiedHeaders, AuthError> {
-        let host = header(headers, "host")?;
-        let crc32c = header(headers, HEADER_CRC32C)?;
-        let member = header(headers, HEADER_MEMBER)?;
-        let parts = RequestParts {
-            method,
-            host,
-            target,
-            crc32c: Some(crc32c),
-            range: None,
+        let verified = self
+            .verifier
+            .verify(method, target, headers, SystemTime::now())?;
+        verified.require_payload_hash()?;
+        let KeyName::MetaCaller(caller) = verified.key else {
+            // The verifier accepts caller keys only.
+            return Err(AuthError::SignatureMismatch);
         };
-        let received = ReceivedSignature {
-            authorization: optional_header(headers, "authorization")?,
-            amz_date: optional_header(headers, "x-amz-date")?,
-            content_sha256: optional_header(headers, "x-amz-content-sha256")?,
-        };
-        shardlet_auth::verify_request(&self.secret, &parts, &received, SystemTime::now())?;
-        let body_crc32c: Crc32c = crc32c
-            .parse()
-            .map_err(|_| AuthError::InvalidHeader(HEADER_CRC32C))?;
+        let member = headers
+            .get(HEADER_MEMBER)
+            .ok_or(AuthError::MissingHeader(HEADER_MEMBER))?
+            .to_str()
+            .map_err(|_| AuthError::MalformedHeader(HEADER_MEMBER))?;
+        let sender = parse_sender(member)?;
+        // The member header must agree with the key: only members speak as members.
+        match (&sender, caller) {
+            (Sender::Member(_), MetaCaller::Member) | (Sender::Client, _) => {}
+            (Sender::Member(_), _) => return Err(AuthError::MalformedHeader(HEADER_MEMBER)),
+        }
         Ok(VerifiedHeaders {
-            sender: parse_sender(member)?,
-            body_crc32c,
+            sender,
+            caller,
+            forwarded: headers.contains_key(HEADER_FORWARDED),
+            verified,
         })
     }
 }
@@ -136,31 +185,17 @@ impl ClusterAuth {
 #[derive(Debug, Clone)]
 pub struct VerifiedHeaders {
     pub sender: Sender,
-    body_crc32c: Crc32c,
+    pub caller: MetaCaller,
+    /// A follower forwarded it (`x-shardlet-forwarded`, signed by that member).
+    pub forwarded: bool,
+    verified: Verified,
 }
 
 impl VerifiedHeaders {
-    /// The body must be the one the signed `x-shardlet-crc32c` names.
+    /// The body must be the one whose SHA-256 was signed.
     pub fn verify_body(&self, body: &[u8]) -> Result<(), AuthError> {
-        if self.body_crc32c != Crc32c::of(body) {
-            return Err(AuthError::BodyChecksumMismatch);
-        }
-        Ok(())
+        self.verified.check_body(body)
     }
-}
-
-fn optional_header<'a>(
-    headers: &'a HeaderMap,
-    name: &'static str,
-) -> Result<Option<&'a str>, AuthError> {
-    headers
-        .get(name)
-        .map(|value| value.to_str().map_err(|_| AuthError::InvalidHeader(name)))
-        .transpose()
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthError> {
-    optional_header(headers, name)?.ok_or(AuthError::MissingHeader(name))
 }
 
 fn sender_text(sender: &Sender) -> String {
@@ -176,73 +211,141 @@ fn parse_sender(text: &str) -> Result<Sender, AuthError> {
     }
     text.parse()
         .map(Sender::Member)
-        .map_err(|_| AuthError::InvalidHeader(HEADER_MEMBER))
+        .map_err(|_| AuthError::MalformedHeader(HEADER_MEMBER))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use shardlet_auth::ClusterSecret;
 
-    const SECRET: &str = "a-cluster-secret-for-tests";
+    const ROOT: &str = "a-cluster-secret-for-tests";
     const HOST: &str = "127.0.0.1:7380";
 
-    fn signed(auth: &ClusterAuth, target: &str, sender: Sender, body: &[u8]) -> HeaderMap {
+    fn root() -> ClusterSecret {
+        ClusterSecret::new(ROOT).unwrap()
+    }
+
+    fn member() -> MemberAuth {
+        MemberAuth::new(&root().derive(KeyName::Meta), vec![HOST.into()], 1000)
+    }
+
+    fn client(caller: MetaCaller) -> ClientAuth {
+        let name = KeyName::MetaCaller(caller);
+        ClientAuth::new(SigningKey::new(name, root().derive(name))).unwrap()
+    }
+
+    fn signed(auth: &ClientAuth, target: &str, sender: Sender, body: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert("host", HOST.parse().unwrap());
-        for (name, value) in auth.sign("POST", HOST, target, &sender, body).unwrap() {
+        for (name, value) in auth
+            .sign("POST", HOST, target, &sender, body, false)
+            .unwrap()
+        {
             headers.insert(name, value.parse().unwrap());
         }
         headers
     }
 
     #[test]
-    fn signed_request_verifies_and_names_its_sender() {
-        let auth = ClusterAuth::new(SECRET).unwrap();
-        let headers = signed(&auth, "/raft/vote", Sender::Member(3), b"{}");
+    fn a_signed_request_verifies_and_names_its_caller_and_sender() {
+        let member = member();
+        let headers = signed(
+            &client(MetaCaller::Member),
+            "/raft/vote",
+            Sender::Member(3),
+            b"{}",
+        );
+        let verified = member
+            .verify_headers("POST", "/raft/vote", &headers)
+            .unwrap();
+        assert_eq!(verified.sender, Sender::Member(3));
+        assert_eq!(verified.caller, MetaCaller::Member);
+        verified.verify_body(b"{}").unwrap();
+    }
+
+    #[test]
+    fn wrong_key_altered_body_or_path_is_rejected() {
+        let member = member();
+        let gateway = client(MetaCaller::Gateway);
+        let other_cluster = ClusterSecret::new("another-secret-of-enough-bytes").unwrap();
+        let name = KeyName::MetaCaller(MetaCaller::Gateway);
+        let stranger = ClientAuth::new(SigningKey::new(name, other_cluster.derive(name))).unwrap();
+        let headers = signed(&stranger, "/kv/put", Sender::Client, b"{}");
         assert_eq!(
-            auth.verify("POST", "/raft/vote", &headers, b"{}"),
-            Ok(Sender::Member(3))
+            member
+                .verify_headers("POST", "/kv/put", &headers)
+                .unwrap_err(),
+            AuthError::SignatureMismatch
+        );
+        let headers = signed(&gateway, "/kv/put", Sender::Client, b"{}");
+        let verified = member.verify_headers("POST", "/kv/put", &headers).unwrap();
+        assert_eq!(verified.verify_body(b"{ }"), Err(AuthError::BodyMismatch));
+        let headers = signed(&gateway, "/kv/put", Sender::Client, b"{}");
+        assert_eq!(
+            member
+                .verify_headers("POST", "/kv/get", &headers)
+                .unwrap_err(),
+            AuthError::SignatureMismatch
         );
     }
 
     #[test]
-    fn wrong_secret_altered_body_or_path_is_rejected() {
-        let auth = ClusterAuth::new(SECRET).unwrap();
-        let headers = signed(&auth, "/kv/put", Sender::Client, b"{}");
-        let other = ClusterAuth::new("another-secret-of-enough-bytes").unwrap();
-        assert!(matches!(
-            other.verify("POST", "/kv/put", &headers, b"{}"),
-            Err(AuthError::Signature(_))
-        ));
-        assert_eq!(
-            auth.verify("POST", "/kv/put", &headers, b"{ }"),
-            Err(AuthError::BodyChecksumMismatch)
+    fn only_member_keys_speak_as_members_and_headers_are_named() {
+        let member = member();
+        let headers = signed(
+            &client(MetaCaller::Gateway),
+            "/raft/vote",
+            Sender::Member(1),
+            b"",
         );
-        assert!(matches!(
-            auth.verify("POST", "/kv/get", &headers, b"{}"),
-            Err(AuthError::Signature(_))
-        ));
-    }
-
-    #[test]
-    fn missing_or_malformed_headers_are_named() {
-        let auth = ClusterAuth::new(SECRET).unwrap();
         assert_eq!(
-            auth.verify("GET", "/", &HeaderMap::new(), b""),
-            Err(AuthError::MissingHeader("host"))
+            member
+                .verify_headers("POST", "/raft/vote", &headers)
+                .unwrap_err(),
+            AuthError::MalformedHeader(HEADER_MEMBER)
         );
-        let mut headers = signed(&auth, "/", Sender::Client, b"");
-        headers.insert(HEADER_MEMBER, "someone".parse().unwrap());
         assert_eq!(
-            auth.verify("POST", "/", &headers, b""),
-            Err(AuthError::InvalidHeader(HEADER_MEMBER))
+            member
+                .verify_headers("GET", "/", &HeaderMap::new())
+                .unwrap_err(),
+            AuthError::MissingHeader("host")
         );
     }
 
     #[test]
-    fn short_secrets_are_refused_and_debug_never_shows_the_secret() {
-        assert!(ClusterAuth::new("short").is_err());
-        assert!(!format!("{:?}", ClusterAuth::new(SECRET).unwrap()).contains(SECRET));
+    fn storage_and_other_service_keys_are_not_accepted() {
+        let member = member();
+        for name in [
+            KeyName::Storage,
+            KeyName::Node(1),
+            KeyName::Controller,
+            KeyName::Meta,
+        ] {
+            let key = SigningKey::new(name, root().derive(name));
+            assert!(ClientAuth::new(key.clone()).is_err(), "{name}");
+            let hash = payload_sha256(b"{}");
+            let parts = RequestParts {
+                method: "POST",
+                host: HOST,
+                target: "/kv/get",
+                headers: &[(HEADER_MEMBER, CLIENT_SENDER)],
+                payload_sha256: Some(&hash),
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert("host", HOST.parse().unwrap());
+            headers.insert(HEADER_MEMBER, CLIENT_SENDER.parse().unwrap());
+            for (header, value) in key.sign(&parts, SystemTime::now()).unwrap().iter() {
+                headers.insert(header, value.parse().unwrap());
+            }
+            let refused = member
+                .verify_headers("POST", "/kv/get", &headers)
+                .unwrap_err();
+            assert!(
+                matches!(refused, AuthError::KeyNotAccepted { .. }),
+                "{name}: {refused}"
+            );
+        }
     }
 }

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use shardlet_net::Transport;
 
-use crate::auth::{ClusterAuth, Sender};
+use crate::auth::{ClientAuth, Sender};
 use crate::blob::Blob;
 use crate::command::{Batch, BatchOutcome, ScanPage, VersionedValue};
 use crate::types::MemberId;
@@ -88,14 +88,16 @@ pub struct MetaClient {
     addresses: Mutex<Vec<String>>,
     preferred: AtomicUsize,
     http: reqwest::Client,
-    auth: ClusterAuth,
+    auth: ClientAuth,
     options: ClientOptions,
 }
 
 impl MetaClient {
+    /// A client of the members at `addresses`, signing with `key`: the caller's role key
+    /// (`meta.gateway`, `meta.controller` or `meta.admin`), which decides what it may do.
     pub fn new(
         addresses: Vec<String>,
-        cluster_secret: &str,
+        key: shardlet_auth::SigningKey,
         options: ClientOptions,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(
@@ -113,7 +115,7 @@ impl MetaClient {
             addresses: Mutex::new(addresses),
             preferred: AtomicUsize::new(0),
             http,
-            auth: ClusterAuth::new(cluster_secret)?,
+            auth: ClientAuth::new(key)?,
             options,
         })
     }
@@ -333,8 +335,10 @@ impl MetaClient {
         path: &str,
         body: &[u8],
     ) -> Result<Vec<(&'static str, String)>, AttemptError> {
+        // Signed for this attempt only (a fresh nonce, this member's address): a retry
+        // elsewhere is a new request, and this one cannot be replayed to another member.
         self.auth
-            .sign(method, address, path, &Sender::Client, body)
+            .sign(method, address, path, &Sender::Client, body, false)
             .map_err(|error| {
                 AttemptError::Final(ClientError::Rejected {
                     status: 0,

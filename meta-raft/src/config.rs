@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use shardlet_auth::Key;
 use shardlet_net::{PortConfig, Transport};
 
 use crate::types::MemberId;
@@ -23,8 +24,12 @@ pub struct MetaConfig {
     /// bound listen address (useful when listening on port 0).
     pub advertise_address: Option<String>,
     pub data_dir: PathBuf,
-    /// Shared by every member; signs raft RPC between members.
-    pub cluster_secret: String,
+    /// The `meta` key, shared by every member: every caller's key derives from it
+    /// (`shardlet_auth::keys`), so a member verifies them all. `Debug` never shows it.
+    pub meta_key: Key,
+    /// Nonces of accepted requests remembered for replay refusal (~40 bytes each at
+    /// most); beyond it requests get 503 until older ones expire.
+    pub replay_cache_entries_max: usize,
     /// Build a snapshot after this many log entries since the last one.
     pub snapshot_after_entries: u64,
     /// Log entries kept after a snapshot, so slightly lagging followers catch up by log
@@ -49,13 +54,19 @@ pub struct MetaConfig {
 }
 
 impl MetaConfig {
-    pub fn new(member_id: MemberId, listen_address: SocketAddr, data_dir: PathBuf) -> Self {
+    pub fn new(
+        member_id: MemberId,
+        listen_address: SocketAddr,
+        data_dir: PathBuf,
+        meta_key: Key,
+    ) -> Self {
         MetaConfig {
             member_id,
             listen_address,
             advertise_address: None,
             data_dir,
-            cluster_secret: String::new(),
+            meta_key,
+            replay_cache_entries_max: shardlet_auth::REPLAY_CACHE_ENTRIES_MAX_DEFAULT,
             snapshot_after_entries: 10_000,
             entries_kept_after_snapshot: 1_000,
             heartbeat_interval: Duration::from_millis(100),

@@ -8,7 +8,8 @@
 //! |---|---|
 //! | [`log_store`] | the raft log and vote in RocksDB, one synced write batch per append |
 //! | [`state_machine`] | applies command batches to the key-value column family; snapshots |
-//! | [`network`] | raft RPC to other members over HTTP, signed with the cluster secret |
+//! | [`network`] | raft RPC to other members over HTTP, signed with the `meta.member` key |
+//! | [`auth`] | who may call: caller keys derived from `meta`, body hash, host, per-route roles |
 //! | [`batcher`] | group commit: folds concurrent client writes into one raft entry |
 //! | [`server`] | the HTTP API: raft RPC, key-value, cluster management, metrics |
 //! | [`client`] | [`MetaClient`], the only way the rest of Shardlet reaches metadata |

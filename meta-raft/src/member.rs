@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::auth::ClusterAuth;
+use crate::auth::MemberAuth;
 use crate::batcher::Batcher;
 use crate::config::MetaConfig;
 use crate::log_store::LogStore;
@@ -63,13 +63,19 @@ impl MetaNode {
         let member_id = config.member_id;
         let db = storage::open(&config.data_dir.join("rocksdb"))?;
         let metrics = Arc::new(MetaMetrics::new(member_id)?);
-        let auth = ClusterAuth::new(&config.cluster_secret)?;
+        // Requests must name this member as their host: its advertised address, or the
+        // address it is bound to (which is the same unless it advertises a DNS name).
+        let mut hosts = vec![advertise_address.clone()];
+        if address.to_string() != advertise_address {
+            hosts.push(address.to_string());
+        }
+        let auth = MemberAuth::new(&config.meta_key, hosts, config.replay_cache_entries_max);
         let log_store = LogStore::new(db.clone(), metrics.clone());
         let state_machine = StateMachine::open(db, metrics.clone())?;
         let reader = state_machine.reader();
         let network = HttpNetwork::new(
             member_id,
-            auth.clone(),
+            auth.member_key().clone(),
             config.rpc_timeout,
             config.transport.clone(),
         )?;

@@ -18,6 +18,10 @@ pub struct MetaMetrics {
     pub http_requests_total: IntCounterVec,
     pub snapshots_built_total: IntCounter,
     pub snapshots_installed_total: IntCounter,
+    /// Requests refused by authentication or authorisation, by reason.
+    pub auth_refused_total: IntCounterVec,
+    /// Nonces of accepted requests remembered to refuse replays.
+    pub replay_cache_entries: IntGauge,
 }
 
 impl MetaMetrics {
@@ -74,6 +78,17 @@ impl MetaMetrics {
                 "snapshots_installed_total",
                 "snapshots received from a leader and installed",
             )?,
+            auth_refused_total: IntCounterVec::new(
+                Opts::new(
+                    "auth_refused_total",
+                    "requests refused by signature verification (by reason) or by route (forbidden)",
+                ),
+                &["reason"],
+            )?,
+            replay_cache_entries: IntGauge::new(
+                "replay_cache_entries",
+                "nonces of accepted requests remembered to refuse replays",
+            )?,
             registry,
         };
         metrics.register()?;
@@ -92,6 +107,8 @@ impl MetaMetrics {
         registry.register(Box::new(self.http_requests_total.clone()))?;
         registry.register(Box::new(self.snapshots_built_total.clone()))?;
         registry.register(Box::new(self.snapshots_installed_total.clone()))?;
+        registry.register(Box::new(self.auth_refused_total.clone()))?;
+        registry.register(Box::new(self.replay_cache_entries.clone()))?;
         Ok(())
     }
 

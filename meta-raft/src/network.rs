@@ -1,4 +1,4 @@
-//! Raft RPC to other members: JSON over HTTP, signed with the cluster secret.
+//! Raft RPC to other members: JSON over HTTP, signed with the `meta.member` key.
 //!
 //! One pooled HTTP client is shared by all targets, so a connection per member stays open
 //! across RPCs. The remote returns `Result<Response, RaftError>` as JSON; transport
@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use shardlet_net::Transport;
 
-use crate::auth::{ClusterAuth, Sender};
+use crate::auth::{ClientAuth, Sender};
 use crate::types::{MemberId, TypeConfig};
 
 pub const PATH_APPEND: &str = "/raft/append";
@@ -31,14 +31,14 @@ pub const PATH_SNAPSHOT: &str = "/raft/snapshot";
 pub struct HttpNetwork {
     http: reqwest::Client,
     transport: Transport,
-    auth: ClusterAuth,
+    auth: ClientAuth,
     member_id: MemberId,
 }
 
 impl HttpNetwork {
     pub fn new(
         member_id: MemberId,
-        auth: ClusterAuth,
+        auth: ClientAuth,
         connect_timeout: Duration,
         transport: Transport,
     ) -> anyhow::Result<Self> {
@@ -107,6 +107,7 @@ impl MemberConnection {
                 path,
                 &Sender::Member(self.network.member_id),
                 &body,
+                false,
             )
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
         for (name, value) in signature {

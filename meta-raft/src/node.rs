@@ -8,7 +8,7 @@ use std::sync::Arc;
 use openraft::error::{CheckIsLeaderError, InitializeError, RaftError};
 use openraft::BasicNode;
 
-use crate::auth::ClusterAuth;
+use crate::auth::MemberAuth;
 use crate::batcher::{raft_write_error, Batcher, WriteError};
 use crate::config::MetaConfig;
 use crate::metrics::MetaMetrics;
@@ -21,7 +21,7 @@ pub struct MetaNode {
     pub raft: Raft,
     pub reader: KvReader,
     pub batcher: Batcher,
-    pub auth: ClusterAuth,
+    pub auth: MemberAuth,
     pub metrics: Arc<MetaMetrics>,
     /// Pooled client for forwarding requests to the leader.
     pub forward_http: reqwest::Client,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shardlet_auth::{ClusterSecret, KeyName, MetaCaller, SigningKey};
 use shardlet_meta::client::ClientOptions;
 use shardlet_meta::{MetaClient, MetaConfig, MetaNode, ReadConsistency};
 
@@ -14,12 +15,13 @@ const SECRET: &str = "group-commit-test-secret";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_share_raft_entries_and_syncs_yet_each_gets_its_own_version() {
     let directory = tempfile::tempdir().unwrap();
-    let mut config = MetaConfig::new(
+    let root = ClusterSecret::new(SECRET).unwrap();
+    let config = MetaConfig::new(
         1,
         "127.0.0.1:0".parse().unwrap(),
         directory.path().to_path_buf(),
+        root.derive(KeyName::Meta),
     );
-    config.cluster_secret = SECRET.to_string();
     let running = MetaNode::start(config).await.unwrap();
     running.node.bootstrap().await.unwrap();
     let address = running.address.to_string();
@@ -31,8 +33,9 @@ async fn concurrent_writes_share_raft_entries_and_syncs_yet_each_gets_its_own_ve
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let client =
-        Arc::new(MetaClient::new(vec![address], SECRET, ClientOptions::default()).unwrap());
+    let gateway = KeyName::MetaCaller(MetaCaller::Gateway);
+    let key = SigningKey::new(gateway, root.derive(gateway));
+    let client = Arc::new(MetaClient::new(vec![address], key, ClientOptions::default()).unwrap());
     let entries_before = running.node.metrics.log_entries_appended_total.get();
     let syncs_before = running.node.metrics.log_append_calls_total.get();
 

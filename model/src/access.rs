@@ -111,6 +111,41 @@ impl Metadata {
         Ok((records, page.next_start_after.map(|key| key.0)))
     }
 
+    /// One page under `prefix` strictly after `start_after` (at most `limit`, capped at
+    /// [`SCAN_LIMIT_MAX`]), with keys that do not decode reported in
+    /// [`Scan::undecodable`] instead of failing the page, and the `start_after` of the
+    /// next page (`None` after the last). For a walk that must get past a record it
+    /// cannot read (a newer format) rather than stop at it.
+    pub async fn page_scan<R: Record>(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Scan<R>, Option<Vec<u8>>), MetadataError> {
+        let page = self
+            .store
+            .scan(prefix, start_after, limit.min(SCAN_LIMIT_MAX))
+            .await?;
+        let mut scan = Scan {
+            records: Vec::with_capacity(page.entries.len()),
+            undecodable: Vec::new(),
+            truncated: page.next_start_after.is_some(),
+        };
+        for (key, value) in page.entries {
+            match decode::<R>(value.value.as_slice()) {
+                Ok(record) => scan.records.push((
+                    key.0,
+                    Stored {
+                        record,
+                        version: value.version,
+                    },
+                )),
+                Err(error) => scan.undecodable.push((key.0, error)),
+            }
+        }
+        Ok((scan, page.next_start_after.map(|key| key.0)))
+    }
+
     /// Every record under `prefix`, page by page, at most `keys_max` keys. Keys that do
     /// not decode are reported in [`Scan::undecodable`], not dropped silently.
     pub async fn scan<R: Record>(

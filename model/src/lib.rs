@@ -10,6 +10,7 @@
 //! | [`store`] | [`MetadataStore`]: the key-value API the layers above use (get, scan, compare-and-set batch), implemented by `shardlet_meta::MetaClient` |
 //! | [`access`] | [`Metadata`]: typed versioned reads, paged and bounded scans that say when they are incomplete, compare-and-set updates with bounded retries |
 //! | [`permission`] | who may do what to a bucket: owner, grants ([`permission::authorize`]), pure |
+//! | [`settings`] | settings every process shares (the upload deadline): bounds, reads, the operator's change, a per-process cache |
 //! | `memory` | `InMemoryMetadata` (feature `test-support`): a fake store for unit tests of one module |
 //!
 //! Used by the gateway and the controller alike. It must never import the gateway, the
@@ -21,6 +22,7 @@ pub mod access;
 pub mod memory;
 pub mod permission;
 pub mod schema;
+pub mod settings;
 pub mod store;
 
 pub use access::{Metadata, Scan, Stored, UpdateError};

@@ -7,9 +7,17 @@
 //! `score_or_fallback` scores with the documented heuristic instead, saying so in each
 //! score's `source` so the controller can show it is running degraded. `health` asks
 //! the sidecar for its model's shape and refuses one this client cannot feed.
+//!
+//! `/v1/score` is signed with the `predictor` key (SigV4 with a nonce and the body's
+//! SHA-256, `shardlet-auth`), and its answer must carry the sidecar's signature over
+//! this request's nonce, the status and the body (`shardlet_auth::response`): the
+//! controller drains nodes on these scores, so an answer from anyone but the sidecar
+//! (or a replayed answer) is refused and the heuristic used instead (`Unauthenticated`).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use shardlet_auth::response::{verify_response, HEADER_RESPONSE_SIGNATURE};
+use shardlet_auth::{payload_sha256, Key, KeyName, RequestParts, SigningKey};
 use shardlet_core::NodeId;
 use shardlet_net::Transport;
 
@@ -31,6 +39,10 @@ pub enum ClientError {
     /// The sidecar refused the request (a 4xx): a bug on our side, worth logging loudly.
     #[error("predictor sidecar rejected the request ({status}): {reason}")]
     Rejected { status: u16, reason: String },
+    /// The answer is not signed by the sidecar for this request: spoofed, replayed, or
+    /// a sidecar with another key. Fall back; never act on it.
+    #[error("predictor answer not authenticated: {0}")]
+    Unauthenticated(String),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +62,8 @@ pub struct RiskScore {
 pub struct ClientConfig {
     /// e.g. `http://127.0.0.1:9400`, or `https://…` with a TLS transport
     pub base_url: String,
+    /// The `predictor` key: signs requests and verifies answers. `Debug` hides it.
+    pub key: Key,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     /// Plaintext, or TLS trusting the cluster's CA (then `base_url` must be `https://`).
@@ -57,9 +71,10 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    pub fn new(base_url: impl Into<String>) -> Self {
+    pub fn new(base_url: impl Into<String>, key: Key) -> Self {
         Self {
             base_url: base_url.into(),
+            key,
             connect_timeout: Duration::from_millis(200),
             request_timeout: Duration::from_secs(2),
             transport: Transport::Plaintext,
@@ -71,7 +86,10 @@ impl ClientConfig {
 pub struct PredictorClient {
     http: reqwest::Client,
     score_url: String,
+    /// `Host` as the request carries it, which the signature covers.
+    host: String,
     health_url: String,
+    key: SigningKey,
 }
 
 impl PredictorClient {
@@ -86,10 +104,19 @@ impl PredictorClient {
                 ClientError::Unavailable(format!("cannot build HTTP client: {error}"))
             })?;
         let base = config.base_url.trim_end_matches('/');
+        let url = reqwest::Url::parse(base)
+            .map_err(|error| ClientError::Unavailable(format!("invalid URL {base:?}: {error}")))?;
+        let host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => return Err(ClientError::Unavailable(format!("no host in URL {base:?}"))),
+        };
         Ok(Self {
             http,
             score_url: format!("{base}/v1/score"),
+            host,
             health_url: format!("{base}/health"),
+            key: SigningKey::new(KeyName::Predictor, config.key.clone()),
         })
     }
 
@@ -122,10 +149,30 @@ impl PredictorClient {
             schema_version: SCHEMA_VERSION,
             windows,
         };
-        let response = self
+        let body = serde_json::to_vec(&request).map_err(|error| {
+            ClientError::Unavailable(format!("cannot encode the request: {error}"))
+        })?;
+        let hash = payload_sha256(&body);
+        let parts = RequestParts {
+            method: "POST",
+            host: &self.host,
+            target: "/v1/score",
+            headers: &[],
+            payload_sha256: Some(&hash),
+        };
+        let signature = self
+            .key
+            .sign(&parts, SystemTime::now())
+            .map_err(|error| ClientError::Unavailable(error.to_string()))?;
+        let mut builder = self
             .http
             .post(&self.score_url)
-            .json(&request)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in signature.iter() {
+            builder = builder.header(name, value);
+        }
+        let response = builder
+            .body(body)
             .send()
             .await
             .map_err(|error| ClientError::Unavailable(error.to_string()))?;
@@ -146,7 +193,20 @@ impl PredictorClient {
         if !status.is_success() {
             return Err(ClientError::Unavailable(format!("HTTP {status}")));
         }
+        let answer_signature = response
+            .headers()
+            .get(HEADER_RESPONSE_SIGNATURE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
         let body = read_bounded(response).await?;
+        verify_response(
+            self.key.key(),
+            &signature.nonce,
+            status.as_u16(),
+            &body,
+            answer_signature.as_deref(),
+        )
+        .map_err(|error| ClientError::Unauthenticated(error.to_string()))?;
         let scores: ScoreResponse = serde_json::from_slice(&body)
             .map_err(|error| ClientError::Unavailable(format!("unreadable response: {error}")))?;
         if scores.scores.len() != request.windows.len() {

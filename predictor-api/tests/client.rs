@@ -11,6 +11,12 @@ use shardlet_predictor_api::client::{ClientConfig, ClientError, PredictorClient,
 use shardlet_predictor_api::heuristic_score;
 use shardlet_predictor_api::schema::{index, ALL_MISSING};
 
+fn key() -> shardlet_auth::Key {
+    shardlet_auth::ClusterSecret::new("predictor-api-client-tests")
+        .unwrap()
+        .derive(shardlet_auth::KeyName::Predictor)
+}
+
 fn rows(reallocated: f32) -> Vec<shardlet_predictor_api::FeatureValues> {
     let mut rows = vec![ALL_MISSING; 4];
     rows[3][index::SMART_5] = reallocated;
@@ -24,7 +30,8 @@ async fn refused_connection_is_unavailable_and_falls_back_to_the_heuristic() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let client = PredictorClient::new(&ClientConfig::new(format!("http://{address}"))).unwrap();
+    let client =
+        PredictorClient::new(&ClientConfig::new(format!("http://{address}"), key())).unwrap();
     let error = client
         .score(vec![NodeWindow::from_rows(NodeId(1), &rows(0.0))])
         .await
@@ -48,7 +55,7 @@ async fn a_sidecar_that_never_answers_times_out_as_unavailable() {
     // Accepts connections (the kernel does, via the backlog) but never responds.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
-    let mut config = ClientConfig::new(format!("http://{address}"));
+    let mut config = ClientConfig::new(format!("http://{address}"), key());
     config.request_timeout = Duration::from_millis(300);
     let client = PredictorClient::new(&config).unwrap();
     let error = client

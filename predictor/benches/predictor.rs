@@ -93,10 +93,15 @@ fn main() {
     let (address_sender, address_receiver) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let intervals = train_config.window_intervals;
+    // Signed requests and answers, as the controller and the sidecar exchange them.
+    let key = shardlet_auth::ClusterSecret::new("predictor-bench-root-secret")
+        .unwrap()
+        .derive(shardlet_auth::KeyName::Predictor);
     let server = runtime.spawn(shardlet_predictor::serve::serve(
         model,
         "127.0.0.1:0".parse().unwrap(),
         shardlet_net::PortConfig::default(),
+        key.clone(),
         move |address| address_sender.send(address).unwrap(),
         async {
             let _ = stopped.await;
@@ -105,7 +110,8 @@ fn main() {
     let address = address_receiver
         .recv_timeout(Duration::from_secs(30))
         .unwrap();
-    let client = PredictorClient::new(&ClientConfig::new(format!("http://{address}"))).unwrap();
+    let client =
+        PredictorClient::new(&ClientConfig::new(format!("http://{address}"), key)).unwrap();
     let mut over_http = Vec::new();
     for batch in [1u32, 100] {
         let mut row = shardlet_predictor_api::schema::ALL_MISSING;

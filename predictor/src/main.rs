@@ -74,7 +74,7 @@ enum Command {
         #[arg(long)]
         report: Option<PathBuf>,
     },
-    /// Serve the model over HTTP.
+    /// Serve the model over HTTP (`/v1/score` signed with the `predictor` key).
     Serve {
         #[arg(long)]
         model: PathBuf,
@@ -84,6 +84,13 @@ enum Command {
         server: shardlet_net::arguments::ServerArguments,
         #[command(flatten)]
         tls: shardlet_net::arguments::TlsArguments,
+        /// This sidecar's key file (`shardlet admin key derive --role predictor`); or
+        /// set SHARDLET_KEYS.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// The cluster secret instead (development; the predictor key is derived).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
     },
 }
 
@@ -245,8 +252,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             server,
             tls,
+            key_file,
+            secret_file,
         } => {
             let port = server.port(shardlet_net::ServerLimits::default(), &tls)?;
+            let key = predictor_key(key_file.as_deref(), secret_file.as_deref())?;
             let model = LstmModel::load(&model)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -256,6 +266,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 model,
                 listen,
                 port,
+                key,
                 |address| {
                     // Tests and scripts read this line to learn the OS-chosen port.
                     println!("listening on {address}");
@@ -267,4 +278,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `predictor` key from `--key-file`, `--secret-file` or the environment
+/// (`SHARDLET_KEYS`, `SHARDLET_CLUSTER_SECRET`); errors name the source.
+fn predictor_key(
+    key_file: Option<&Path>,
+    secret_file: Option<&Path>,
+) -> anyhow::Result<shardlet_auth::Key> {
+    use shardlet_auth::load::{load_keys, KeySources, ENV_CLUSTER_SECRET, ENV_KEYS};
+    let keys_environment = std::env::var(ENV_KEYS).ok();
+    let secret_environment = std::env::var(ENV_CLUSTER_SECRET).ok();
+    let loaded = load_keys(&KeySources {
+        key_file,
+        secret_file,
+        keys_environment: keys_environment.as_deref(),
+        secret_environment: secret_environment.as_deref(),
+    })?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    if loaded.holds_root() {
+        tracing::warn!(
+            source = %loaded.source,
+            "running with the cluster secret; a sidecar should hold only its key (shardlet admin key derive --role predictor)"
+        );
+    }
+    let key = loaded
+        .keyring
+        .require(shardlet_auth::KeyName::Predictor)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", loaded.source))?;
+    Ok(key)
 }

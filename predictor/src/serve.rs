@@ -1,5 +1,12 @@
 //! The scoring sidecar: `POST /v1/score`, `GET /health`, `GET /metrics`.
 //!
+//! `/v1/score` takes only requests signed with the `predictor` key (the controller holds
+//! it), each nonce once, the body bound by its signed SHA-256; the signature is checked
+//! on the headers before the body is read. A refusal is 401 with a JSON reason, counted
+//! by reason. Every answer to a signed request is itself signed (`shardlet_auth::
+//! response`) over the request's nonce, so the controller can tell the sidecar's scores
+//! from a spoofed or replayed answer. `/health` and `/metrics` stay open.
+//!
 //! Requests are validated (shape, schema version, value ranges, batch and body size)
 //! before any tensor is built; a bad request is a 400 with a JSON `{"error": reason}`.
 //! The forward pass runs on a blocking thread with torch limited to one intra-op
@@ -8,17 +15,21 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
+use shardlet_auth::response::{sign_response, HEADER_RESPONSE_SIGNATURE};
+use shardlet_auth::{Key, KeyName, ReplayCache, SigningKey, Verified, Verifier, MAX_CLOCK_SKEW};
 use shardlet_net::{PortConfig, ServerMetrics, ServerOptions};
 use shardlet_predictor_api::api::{
     validate, ErrorResponse, HealthResponse, NodeScore, ScoreRequest, ScoreResponse,
@@ -28,9 +39,14 @@ use shardlet_predictor_api::schema::{feature_names, SCHEMA_VERSION};
 
 use crate::model::LstmModel;
 
+/// Nonces of scoring requests remembered (the controller asks about once a minute):
+/// 64 Ki entries, at most ~2.5 MiB.
+pub const REPLAY_CACHE_ENTRIES_MAX: usize = 64 * 1024;
+
 struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
+    auth_refused: IntCounterVec,
     latency_seconds: HistogramVec,
     batch_nodes: HistogramVec,
 }
@@ -63,12 +79,21 @@ impl Metrics {
             .buckets(vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0]),
             &["model_version"],
         )?;
+        let auth_refused = IntCounterVec::new(
+            Opts::new(
+                "shardlet_predictor_auth_refused_total",
+                "Scoring requests refused by signature verification, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(auth_refused.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency_seconds.clone()))?;
         registry.register(Box::new(batch_nodes.clone()))?;
         Ok(Self {
             registry,
             requests,
+            auth_refused,
             latency_seconds,
             batch_nodes,
         })
@@ -79,6 +104,10 @@ struct AppState {
     model: Mutex<LstmModel>,
     health: HealthResponse,
     metrics: Metrics,
+    /// Accepts the `predictor` key only; remembers nonces.
+    verifier: Verifier,
+    /// The `predictor` key, which also signs answers.
+    key: Key,
 }
 
 fn error(status: StatusCode, reason: impl Into<String>) -> Response {
@@ -91,7 +120,74 @@ fn error(status: StatusCode, reason: impl Into<String>) -> Response {
         .into_response()
 }
 
-async fn score(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+/// Verifies the signature on the headers, before the body is read (a stranger's 8 MiB
+/// costs nothing); the handler checks the body against the signed hash.
+async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    let verified = state
+        .verifier
+        .verify(
+            request.method().as_str(),
+            target,
+            request.headers(),
+            SystemTime::now(),
+        )
+        .and_then(|verified| verified.require_payload_hash().map(|()| verified));
+    match verified {
+        Ok(verified) => {
+            request.extensions_mut().insert(verified);
+            next.run(request).await
+        }
+        Err(refusal) => unauthenticated(&state, &refusal),
+    }
+}
+
+fn unauthenticated(state: &AppState, refusal: &shardlet_auth::AuthError) -> Response {
+    state
+        .metrics
+        .auth_refused
+        .with_label_values(&[refusal.reason()])
+        .inc();
+    state
+        .metrics
+        .requests
+        .with_label_values(&["unauthenticated"])
+        .inc();
+    tracing::warn!(error = %refusal, "refused a scoring request");
+    error(refusal.status(), refusal.to_string())
+}
+
+/// Scores a signed request and signs the answer over the request's nonce.
+async fn score(
+    State(state): State<Arc<AppState>>,
+    Extension(verified): Extension<Verified>,
+    body: Bytes,
+) -> Response {
+    if let Err(refusal) = verified.check_body(&body) {
+        return unauthenticated(&state, &refusal);
+    }
+    let answer = score_body(&state, body).await;
+    let (mut parts, answer_body) = answer.into_parts();
+    // Answers are small JSON documents built here; the bound only guards the buffer.
+    let bytes = match axum::body::to_bytes(answer_body, 16 * 1024 * 1024).await {
+        Ok(bytes) => bytes,
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "answer too large"),
+    };
+    let signature = sign_response(&state.key, &verified.nonce, parts.status.as_u16(), &bytes);
+    if let Ok(value) = HeaderValue::from_str(&signature) {
+        parts.headers.insert(HEADER_RESPONSE_SIGNATURE, value);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn score_body(state: &Arc<AppState>, body: Bytes) -> Response {
     let started = Instant::now();
     let request: ScoreRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -118,7 +214,7 @@ async fn score(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
             return error(StatusCode::BAD_REQUEST, reason);
         }
     };
-    let worker_state = Arc::clone(&state);
+    let worker_state = Arc::clone(state);
     let probabilities = tokio::task::spawn_blocking(move || {
         let model = worker_state
             .model
@@ -194,13 +290,14 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// The sidecar's routes around a loaded model.
-pub fn router(model: LstmModel) -> anyhow::Result<Router> {
-    Ok(app(model)?.0)
+/// The sidecar's routes around a loaded model; `/v1/score` verifies with `key`
+/// (`predictor`).
+pub fn router(model: LstmModel, key: Key) -> anyhow::Result<Router> {
+    Ok(app(model, key)?.0)
 }
 
 /// The routes, and the connection metrics they expose at `/metrics` (for the server).
-fn app(model: LstmModel) -> anyhow::Result<(Router, ServerMetrics)> {
+fn app(model: LstmModel, key: Key) -> anyhow::Result<(Router, ServerMetrics)> {
     tch::set_num_threads(1);
     let health_response = HealthResponse {
         status: "ok".into(),
@@ -212,13 +309,22 @@ fn app(model: LstmModel) -> anyhow::Result<(Router, ServerMetrics)> {
     };
     let state_metrics = Metrics::new()?;
     let server_metrics = ServerMetrics::register(&state_metrics.registry, "shardlet_predictor")?;
+    let verifier = Verifier::new(
+        vec![SigningKey::new(KeyName::Predictor, key.clone())],
+        ReplayCache::new(REPLAY_CACHE_ENTRIES_MAX, MAX_CLOCK_SKEW.as_secs()),
+    );
     let state = Arc::new(AppState {
         model: Mutex::new(model),
         health: health_response,
         metrics: state_metrics,
+        verifier,
+        key,
     });
+    let signed = Router::new().route("/v1/score", post(score)).route_layer(
+        axum::middleware::from_fn_with_state(Arc::clone(&state), authenticate),
+    );
     let router = Router::new()
-        .route("/v1/score", post(score))
+        .merge(signed)
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
@@ -233,11 +339,12 @@ pub async fn serve(
     model: LstmModel,
     listen: SocketAddr,
     port: PortConfig,
+    key: Key,
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     port.validate()?;
-    let (app, metrics) = app(model)?;
+    let (app, metrics) = app(model, key)?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "predictor sidecar listening");

@@ -11,12 +11,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use shardlet_auth::{payload_sha256, ClusterSecret, Key, KeyName, RequestParts, SigningKey};
 use shardlet_core::NodeId;
 use shardlet_predictor_api::api::{HealthResponse, NodeWindow, ScoreRequest, BATCH_NODES_MAX};
 use shardlet_predictor_api::client::{ClientConfig, ClientError, PredictorClient, ScoreSource};
 use shardlet_predictor_api::schema::{index, ALL_MISSING, FEATURE_COUNT, SCHEMA_VERSION};
 
 const WINDOW: usize = 6;
+const ROOT: &str = "predictor-sidecar-test-root-secret";
+
+fn predictor_key() -> Key {
+    ClusterSecret::new(ROOT).unwrap().derive(KeyName::Predictor)
+}
 
 /// Kills the sidecar when the test ends, however it ends.
 struct Sidecar {
@@ -41,6 +47,12 @@ fn start_sidecar(model_directory: &std::path::Path) -> Sidecar {
             "--model",
         ])
         .arg(model_directory)
+        // Only its own key, as `shardlet admin key derive --role predictor` writes it.
+        .env(
+            "SHARDLET_KEYS",
+            format!("predictor={}", predictor_key().to_hex().as_str()),
+        )
+        .env_remove("SHARDLET_CLUSTER_SECRET")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -81,15 +93,46 @@ fn request(windows: Vec<NodeWindow>) -> ScoreRequest {
     }
 }
 
-async fn post_raw(http: &reqwest::Client, base_url: &str, body: Vec<u8>) -> (u16, String) {
-    let response = http
+/// The signature headers of a `/v1/score` POST of `body`, signed with `key`.
+fn signature(base_url: &str, key: &SigningKey, body: &[u8]) -> Vec<(&'static str, String)> {
+    let host = base_url.trim_start_matches("http://");
+    let hash = payload_sha256(body);
+    let parts = RequestParts {
+        method: "POST",
+        host,
+        target: "/v1/score",
+        headers: &[],
+        payload_sha256: Some(&hash),
+    };
+    key.sign(&parts, std::time::SystemTime::now())
+        .unwrap()
+        .iter()
+        .map(|(name, value)| (name, value.to_string()))
+        .collect()
+}
+
+/// POSTs `body` to `/v1/score` with the given headers (a signature, or none).
+async fn post_with(
+    http: &reqwest::Client,
+    base_url: &str,
+    body: Vec<u8>,
+    headers: &[(&'static str, String)],
+) -> (u16, String) {
+    let mut request = http
         .post(format!("{base_url}/v1/score"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.body(body).send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// POSTs `body` signed with the predictor key, as the controller does.
+async fn post_raw(http: &reqwest::Client, base_url: &str, body: Vec<u8>) -> (u16, String) {
+    let key = SigningKey::new(KeyName::Predictor, predictor_key());
+    let headers = signature(base_url, &key, &body);
+    post_with(http, base_url, body, &headers).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +158,8 @@ async fn sidecar_scores_rejects_bad_input_and_client_falls_back_when_it_is_gone(
     assert_eq!(health.schema_version, SCHEMA_VERSION);
     assert_eq!(health.model_version, "test-untrained");
 
-    let client = PredictorClient::new(&ClientConfig::new(base_url.clone())).unwrap();
+    let client =
+        PredictorClient::new(&ClientConfig::new(base_url.clone(), predictor_key())).unwrap();
     let windows: Vec<NodeWindow> = (0..100).map(|node| window(node, WINDOW)).collect();
     let response = client.score(windows).await.unwrap();
     assert_eq!(response.scores.len(), 100);
@@ -176,6 +220,53 @@ async fn sidecar_scores_rejects_bad_input_and_client_falls_back_when_it_is_gone(
             "{what}: {text:?} should mention {reason:?}"
         );
     }
+    // Unsigned, signed with another key, or replayed: 401 with a reason, nothing scored.
+    let body = json(&request(vec![window(1, WINDOW)]));
+    let root = ClusterSecret::new(ROOT).unwrap();
+    let controller_key = SigningKey::new(KeyName::Controller, root.derive(KeyName::Controller));
+    let node_key = SigningKey::new(KeyName::Node(1), root.derive(KeyName::Node(1)));
+    let stranger_root = ClusterSecret::new("another-cluster-root-secret").unwrap();
+    let stranger = SigningKey::new(KeyName::Predictor, stranger_root.derive(KeyName::Predictor));
+    let genuine = SigningKey::new(KeyName::Predictor, predictor_key());
+    let captured = signature(&base_url, &genuine, &body);
+    assert_eq!(
+        post_with(&http, &base_url, body.clone(), &captured).await.0,
+        200
+    );
+    let refused = [
+        ("unsigned", Vec::new(), body.clone(), "not signed"),
+        (
+            "a storage node's key",
+            signature(&base_url, &node_key, &body),
+            body.clone(),
+            "not accepted",
+        ),
+        (
+            "the controller's own key",
+            signature(&base_url, &controller_key, &body),
+            body.clone(),
+            "not accepted",
+        ),
+        (
+            "another cluster's predictor key",
+            signature(&base_url, &stranger, &body),
+            body.clone(),
+            "does not match",
+        ),
+        ("replayed", captured.clone(), body.clone(), "replay"),
+        (
+            "another body under a good signature",
+            signature(&base_url, &genuine, &body),
+            json(&request(vec![window(2, WINDOW)])),
+            "SHA-256",
+        ),
+    ];
+    for (what, headers, sent, reason) in refused {
+        let (status, text) = post_with(&http, &base_url, sent, &headers).await;
+        assert_eq!(status, 401, "{what}: {text}");
+        assert!(text.contains(reason), "{what}: {text}");
+    }
+
     // The server answers 413 without reading the body and closes that connection; a
     // one-off client keeps the shared one's pool free of the dead connection.
     let one_off = reqwest::Client::builder()
@@ -201,7 +292,15 @@ async fn sidecar_scores_rejects_bad_input_and_client_falls_back_when_it_is_gone(
         .await
         .unwrap();
     assert!(
-        metrics.contains("shardlet_predictor_requests_total{outcome=\"ok\"} 1"),
+        metrics.contains("shardlet_predictor_requests_total{outcome=\"ok\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("shardlet_predictor_requests_total{outcome=\"unauthenticated\"} 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("shardlet_predictor_auth_refused_total{reason=\"replayed\"} 1"),
         "{metrics}"
     );
     assert!(

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use reqwest::StatusCode;
-use shardlet_auth::{ClusterSecret, RequestParts};
+use shardlet_auth::{RequestParts, SigningKey};
 use shardlet_core::health_report::HealthReport;
 use shardlet_core::{Crc32c, Crc32cHasher, FragmentId};
 use shardlet_net::Transport;
@@ -157,39 +157,69 @@ impl Stream for FragmentStream {
     }
 }
 
+/// The `/health` report of the node at `base_url`, reached over `transport` like every
+/// internal client (the URL's scheme must match it): `/health` is unauthenticated
+/// (liveness probes, `shardlet admin health`), so no key is needed.
+pub async fn health_at(base_url: &str, transport: &Transport) -> Result<HealthReport, ClientError> {
+    let (base_url, _host) = checked_base_url(base_url, transport)?;
+    let http = transport
+        .client_builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|error| ClientError::Protocol(error.to_string()))?;
+    let response = http.get(format!("{base_url}{HEALTH_PATH}")).send().await?;
+    if response.status() != StatusCode::OK {
+        return Err(error_from(response).await);
+    }
+    parse_json(response, HEALTH_BODY_BYTES_MAX).await
+}
+
+/// `base_url` without a trailing `/`, and the `Host` header a request to it carries;
+/// refused unless it is `SCHEME://HOST[:PORT]` with the transport's scheme.
+fn checked_base_url(
+    base_url: &str,
+    transport: &Transport,
+) -> Result<(String, String), ClientError> {
+    let base_url = base_url.trim_end_matches('/').to_string();
+    let url =
+        reqwest::Url::parse(&base_url).map_err(|_| ClientError::InvalidUrl(base_url.clone()))?;
+    if url.scheme() != transport.scheme() || url.path() != "/" || url.query().is_some() {
+        return Err(ClientError::InvalidUrl(base_url));
+    }
+    let host_name = url
+        .host_str()
+        .ok_or_else(|| ClientError::InvalidUrl(base_url.clone()))?;
+    // The Host header reqwest sends, which the signature covers.
+    let host = match url.port() {
+        Some(port) => format!("{host_name}:{port}"),
+        None => host_name.to_string(),
+    };
+    Ok((base_url, host))
+}
+
 #[derive(Clone)]
 pub struct NodeClient {
     http: reqwest::Client,
     base_url: String,
     host: String,
-    secret: ClusterSecret,
+    /// The key of the node this client talks to (`node-N`): signatures made with it are
+    /// good at that node only.
+    key: SigningKey,
 }
 
 impl NodeClient {
-    pub fn new(base_url: &str, secret: ClusterSecret) -> Result<Self, ClientError> {
-        Self::with_options(base_url, secret, ClientOptions::default())
+    /// A client of the node at `base_url`, signing with that node's `key` (`node-N`).
+    pub fn new(base_url: &str, key: SigningKey) -> Result<Self, ClientError> {
+        Self::with_options(base_url, key, ClientOptions::default())
     }
 
     pub fn with_options(
         base_url: &str,
-        secret: ClusterSecret,
+        key: SigningKey,
         options: ClientOptions,
     ) -> Result<Self, ClientError> {
-        let base_url = base_url.trim_end_matches('/').to_string();
-        let url = reqwest::Url::parse(&base_url)
-            .map_err(|_| ClientError::InvalidUrl(base_url.clone()))?;
-        if url.scheme() != options.transport.scheme() || url.path() != "/" || url.query().is_some()
-        {
-            return Err(ClientError::InvalidUrl(base_url));
-        }
-        let host_name = url
-            .host_str()
-            .ok_or_else(|| ClientError::InvalidUrl(base_url.clone()))?;
-        // The Host header reqwest sends, which the signature covers.
-        let host = match url.port() {
-            Some(port) => format!("{host_name}:{port}"),
-            None => host_name.to_string(),
-        };
+        let (base_url, host) = checked_base_url(base_url, &options.transport)?;
         let http = options
             .transport
             .client_builder()
@@ -203,7 +233,7 @@ impl NodeClient {
             http,
             base_url,
             host,
-            secret,
+            key,
         })
     }
 
@@ -219,14 +249,26 @@ impl NodeClient {
         range: Option<&str>,
     ) -> Result<reqwest::RequestBuilder, ClientError> {
         let crc_text = crc32c.map(|crc| crc.to_string());
+        let mut signed_headers: Vec<(&str, &str)> = Vec::with_capacity(2);
+        if let Some(crc) = &crc_text {
+            signed_headers.push((CRC_HEADER, crc));
+        }
+        if let Some(range) = range {
+            signed_headers.push(("range", range));
+        }
         let parts = RequestParts {
             method: method.as_str(),
             host: &self.host,
             target,
-            crc32c: crc_text.as_deref(),
-            range,
+            headers: &signed_headers,
+            // The body is bound by the signed CRC32C, checked by the node as it stores.
+            payload_sha256: None,
         };
-        let signature = shardlet_auth::sign_request(&self.secret, &parts, SystemTime::now())
+        // Signed per request, just before sending: each carries its own nonce, so a
+        // retry is a new request, never a replay.
+        let signature = self
+            .key
+            .sign(&parts, SystemTime::now())
             .map_err(|error| ClientError::Protocol(error.to_string()))?;
         let mut builder = self
             .http

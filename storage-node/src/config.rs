@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shardlet_auth::ClusterSecret;
+use shardlet_auth::Key;
 use shardlet_core::NodeId;
 use shardlet_net::PortConfig;
 
@@ -15,7 +15,12 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub node_id: NodeId,
-    pub secret: ClusterSecret,
+    /// This node's key (`node-N`, derived from `storage`): it verifies requests to this
+    /// node and to no other. `Debug` never shows it.
+    pub key: Key,
+    /// Nonces of accepted requests remembered for replay refusal (~40 bytes each at
+    /// most); beyond it requests get 503 until older ones expire.
+    pub replay_cache_entries_max: usize,
     /// Largest fragment body accepted (413 above it, before reading the body).
     pub max_fragment_bytes: u64,
     /// PUTs that would leave less free space than this are refused with 507.
@@ -47,17 +52,13 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// A configuration with the documented defaults.
-    pub fn new(
-        listen: SocketAddr,
-        data_dir: PathBuf,
-        node_id: NodeId,
-        secret: ClusterSecret,
-    ) -> Self {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf, node_id: NodeId, key: Key) -> Self {
         Self {
             listen,
             data_dir,
             node_id,
-            secret,
+            key,
+            replay_cache_entries_max: shardlet_auth::REPLAY_CACHE_ENTRIES_MAX_DEFAULT,
             max_fragment_bytes: 16 * MEBIBYTE,
             reserve_bytes: 1024 * MEBIBYTE,
             list_limit_max: 10_000,

@@ -56,8 +56,11 @@ impl From<StoreError> for ApiError {
             StoreError::Write(_) => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "write_error", message)
             }
-            StoreError::Fsync(_) => {
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "fsync_error", message)
+            // The write was not acknowledged and the node takes no more: 503, so the
+            // writer goes elsewhere (the gateway replaces the node, repair picks
+            // another target).
+            StoreError::Fsync(_) | StoreError::WritesRefused(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "writes_refused", message)
             }
         }
     }

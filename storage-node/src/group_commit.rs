@@ -7,6 +7,10 @@
 //! them. Callers that register while an fsync is running wait for the next one (their
 //! rename may not be covered by the running one). The batch is bounded by the number of
 //! writes the node admits at once (`max_concurrent_writes`).
+//!
+//! A failed directory fsync answers every waiter of its round with the error and trips
+//! the node's [`WriteFence`]: none of those renames is known to be durable, and no later
+//! fsync of the directory could say otherwise (see `write_fence.rs`).
 
 use std::fs::File;
 use std::io;
@@ -17,6 +21,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use crate::metrics::NodeMetrics;
+use crate::write_fence::WriteFence;
 
 type Waiter = oneshot::Sender<Result<(), Arc<io::Error>>>;
 
@@ -42,8 +47,11 @@ impl SyncTicket {
 
 pub struct DirectorySyncer {
     directory: File,
+    /// For the fence's reason: `fragments/3a`.
+    name: String,
     state: Mutex<SyncerState>,
     metrics: Arc<NodeMetrics>,
+    fence: Arc<WriteFence>,
     fsyncs_completed: AtomicU64,
 }
 
@@ -54,11 +62,18 @@ struct SyncerState {
 }
 
 impl DirectorySyncer {
-    pub fn new(directory: File, metrics: Arc<NodeMetrics>) -> Arc<Self> {
+    pub fn new(
+        directory: File,
+        name: String,
+        metrics: Arc<NodeMetrics>,
+        fence: Arc<WriteFence>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             directory,
+            name,
             state: Mutex::new(SyncerState::default()),
             metrics,
+            fence,
             fsyncs_completed: AtomicU64::new(0),
         })
     }
@@ -140,7 +155,9 @@ impl DirectorySyncer {
             .observe(batch.len() as f64);
         if let Err(error) = &result {
             self.metrics.fsync_failures_total.inc();
-            tracing::error!(%error, "directory fsync failed; renames in it are not known to be durable");
+            self.fence
+                .trip(&format!("directory fsync of {}", self.name), error);
+            tracing::error!(directory = %self.name, %error, writes = batch.len(), "directory fsync failed; renames in it are not known to be durable");
         }
         for waiter in batch {
             // A waiter that went away (client disconnected) needs no answer.
@@ -170,9 +187,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_caller_is_answered_only_after_an_fsync_that_started_after_it() {
         let directory = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(NodeMetrics::new().unwrap());
         let syncer = DirectorySyncer::new(
             File::open(directory.path()).unwrap(),
-            Arc::new(NodeMetrics::new().unwrap()),
+            "test".into(),
+            metrics.clone(),
+            WriteFence::new(metrics),
         );
         let callers: Vec<_> = (0..64)
             .map(|caller| {

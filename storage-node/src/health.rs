@@ -12,7 +12,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use shardlet_core::health_report::{DiskReport, ErrorReport, FragmentReport, HealthReport};
+use shardlet_core::health_report::{
+    DiskReport, ErrorReport, FragmentReport, HealthReport, WritesRefused,
+};
 
 use crate::config::NodeConfig;
 use crate::metrics::NodeMetrics;
@@ -219,6 +221,10 @@ impl HealthSampler {
                 count: store.fragment_count(),
                 bytes: store.fragment_bytes(),
             },
+            writes_refused: store.write_fence().refusal().map(|refusal| WritesRefused {
+                reason: refusal.reason.clone(),
+                since_unix_ms: refusal.since_unix_ms,
+            }),
         }
     }
 }

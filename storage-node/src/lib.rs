@@ -16,6 +16,7 @@
 //! | [`wire`] | the HTTP API's header names, paths and JSON bodies (server and client) |
 //! | [`range`] | `Range: bytes=…` parsing |
 //! | [`store_error`] | [`store_error::StoreError`]: what can fail storing or reading a fragment |
+//! | [`write_fence`] | after a failed fsync, no more writes are acknowledged (until restart) |
 //! | [`fragment_file`] | one fragment in the file format: format, staging buffers, writer, reader |
 //! | [`group_commit`] | one directory fsync shared by the writes waiting for it |
 //! | [`small_store`] | small fragments as values in one RocksDB |
@@ -44,6 +45,7 @@ pub mod small_store;
 pub mod store;
 pub mod store_error;
 pub mod wire;
+pub mod write_fence;
 
 use std::future::Future;
 use std::net::SocketAddr;

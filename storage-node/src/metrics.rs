@@ -17,6 +17,8 @@ pub struct NodeMetrics {
     /// fsync latency by kind: `file` (fdatasync of a fragment) or `directory`.
     pub fsync_seconds: HistogramVec,
     pub fsync_failures_total: IntCounter,
+    /// 1 once a failed fsync made the node refuse writes (until it restarts).
+    pub writes_refused: IntGauge,
     pub checksum_failures_total: IntCounter,
     pub read_errors_total: IntCounter,
     pub write_errors_total: IntCounter,
@@ -29,6 +31,10 @@ pub struct NodeMetrics {
     pub insufficient_storage_total: IntCounter,
     /// The port's connections (`shardlet_node_connections_…`, see `shardlet-net`).
     pub server: shardlet_net::ServerMetrics,
+    /// Requests refused by authentication, by reason (`AuthError::reason`).
+    pub auth_refused_total: IntCounterVec,
+    /// Nonces remembered for replay refusal (capped by `replay_cache_entries_max`).
+    pub replay_cache_entries: IntGauge,
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -72,6 +78,10 @@ impl NodeMetrics {
         )?;
         let fsync_failures_total =
             IntCounter::new("shardlet_node_fsync_failures_total", "Failed fsyncs")?;
+        let writes_refused = IntGauge::new(
+            "shardlet_node_writes_refused",
+            "1 once a failed fsync made this node refuse writes (until it restarts)",
+        )?;
         let checksum_failures_total = IntCounter::new(
             "shardlet_node_checksum_failures_total",
             "Stored fragments that failed checksum verification on read",
@@ -109,12 +119,26 @@ impl NodeMetrics {
             "shardlet_node_insufficient_storage_total",
             "PUTs refused because free space would fall below the reserve",
         )?;
+        let auth_refused_total = IntCounterVec::new(
+            Opts::new(
+                "shardlet_node_auth_refused_total",
+                "Requests refused by signature verification, by reason",
+            ),
+            &["reason"],
+        )?;
+        let replay_cache_entries = IntGauge::new(
+            "shardlet_node_replay_cache_entries",
+            "Nonces of accepted requests remembered to refuse replays",
+        )?;
+        registry.register(Box::new(auth_refused_total.clone()))?;
+        registry.register(Box::new(replay_cache_entries.clone()))?;
         registry.register(Box::new(requests_total.clone()))?;
         registry.register(Box::new(request_seconds.clone()))?;
         registry.register(Box::new(received_bytes_total.clone()))?;
         registry.register(Box::new(sent_bytes_total.clone()))?;
         registry.register(Box::new(fsync_seconds.clone()))?;
         registry.register(Box::new(fsync_failures_total.clone()))?;
+        registry.register(Box::new(writes_refused.clone()))?;
         registry.register(Box::new(checksum_failures_total.clone()))?;
         registry.register(Box::new(read_errors_total.clone()))?;
         registry.register(Box::new(write_errors_total.clone()))?;
@@ -134,6 +158,7 @@ impl NodeMetrics {
             sent_bytes_total,
             fsync_seconds,
             fsync_failures_total,
+            writes_refused,
             checksum_failures_total,
             read_errors_total,
             write_errors_total,
@@ -143,6 +168,8 @@ impl NodeMetrics {
             disk_capacity_bytes,
             disk_free_bytes,
             insufficient_storage_total,
+            auth_refused_total,
+            replay_cache_entries,
         })
     }
 

@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use futures::StreamExt;
-use shardlet_auth::{ReceivedSignature, RequestParts};
+use shardlet_auth::{KeyName, ReplayCache, SigningKey, Verifier, MAX_CLOCK_SKEW};
 use shardlet_core::{Crc32c, FragmentId};
 use tokio::sync::Semaphore;
 
@@ -37,6 +37,8 @@ pub struct AppState {
     pub metrics: Arc<NodeMetrics>,
     pub health: Arc<HealthSampler>,
     write_slots: Semaphore,
+    /// Accepts this node's key only, and remembers the nonces it accepted.
+    verifier: Verifier,
 }
 
 impl AppState {
@@ -47,12 +49,18 @@ impl AppState {
         health: Arc<HealthSampler>,
     ) -> Arc<Self> {
         let write_slots = Semaphore::new(config.max_concurrent_writes);
+        let own_key = SigningKey::new(KeyName::Node(config.node_id.0), config.key.clone());
+        let verifier = Verifier::new(
+            vec![own_key],
+            ReplayCache::new(config.replay_cache_entries_max, MAX_CLOCK_SKEW.as_secs()),
+        );
         Arc::new(Self {
             config,
             store,
             metrics,
             health,
             write_slots,
+            verifier,
         })
     }
 }
@@ -132,49 +140,46 @@ fn operation_name(method: &Method, path: &str) -> &'static str {
     }
 }
 
-/// Rejects any `/v1` request that is not signed with the cluster secret (401).
+/// Rejects any `/v1` request that is not signed with this node's key (401), or that
+/// was already received (401, a replay); 503 when the replay cache is full. Nothing of
+/// a refused request is read or done. The key is per node, so a request signed for
+/// another node (or replayed to this one from another) cannot verify here.
 async fn authenticate(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    match check_signature(&state, &request) {
-        Ok(()) => next.run(request).await,
-        Err(error) => {
-            tracing::debug!(%error, uri = %request.uri(), "refused an unauthenticated request");
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", error.to_string())
-                .into_response()
-        }
-    }
-}
-
-fn check_signature(state: &AppState, request: &Request) -> Result<(), shardlet_auth::AuthError> {
-    use shardlet_auth::AuthError;
-    let headers = request.headers();
-    let text = |name: &'static str| -> Result<Option<&str>, AuthError> {
-        headers
-            .get(name)
-            .map(|value| value.to_str().map_err(|_| AuthError::MalformedHeader(name)))
-            .transpose()
-    };
-    let host = text("host")?.ok_or(AuthError::MissingHeader("host"))?;
     let target = request
         .uri()
         .path_and_query()
         .map_or("/", |path_and_query| path_and_query.as_str());
-    let parts = RequestParts {
-        method: request.method().as_str(),
-        host,
+    let verified = state.verifier.verify(
+        request.method().as_str(),
         target,
-        crc32c: text(CRC_HEADER)?,
-        range: text("range")?,
-    };
-    let received = ReceivedSignature {
-        authorization: text("authorization")?,
-        amz_date: text("x-amz-date")?,
-        content_sha256: text("x-amz-content-sha256")?,
-    };
-    shardlet_auth::verify_request(&state.config.secret, &parts, &received, SystemTime::now())
+        request.headers(),
+        SystemTime::now(),
+    );
+    state
+        .metrics
+        .replay_cache_entries
+        .set(state.verifier.replay_cache().entries() as i64);
+    match verified {
+        Ok(_) => next.run(request).await,
+        Err(error) => {
+            state
+                .metrics
+                .auth_refused_total
+                .with_label_values(&[error.reason()])
+                .inc();
+            // The reason, never a header value: the request may carry anything.
+            tracing::debug!(%error, method = %request.method(), path = request.uri().path(), "refused a request");
+            let code = match error {
+                shardlet_auth::AuthError::ReplayCacheFull { .. } => "replay_cache_full",
+                _ => "unauthorized",
+            };
+            ApiError::new(error.status(), code, error.to_string()).into_response()
+        }
+    }
 }
 
 fn parse_id(text: &str) -> Result<FragmentId, ApiError> {
@@ -221,6 +226,8 @@ async fn put_fragment(
     body: Body,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    // A node that had an fsync fail takes no more writes: refused before the body.
+    state.store.write_fence().check()?;
     let length = content_length(&headers, state.config.max_fragment_bytes)?;
     let claimed_crc: Crc32c = parsed_header(
         &headers,
@@ -270,10 +277,19 @@ async fn put_fragment(
             "the request body took too long",
         )
     })??;
-    ticket
-        .wait()
-        .await
-        .map_err(|error| ApiError::from(StoreError::Fsync(error)))?;
+    if let Err(error) = ticket.wait().await {
+        // The directory fsync failed (the fence is tripped). A file this PUT renamed
+        // into place goes again, so no retry finds it; a copy that was there before
+        // (AlreadyStored) is left alone.
+        if outcome == CommitOutcome::Created {
+            let store = Arc::clone(&state.store);
+            let _ = tokio::task::spawn_blocking(move || store.discard_unsynced(&id)).await;
+        }
+        return Err(ApiError::from(StoreError::Fsync(error)));
+    }
+    // Another write's fsync may have failed while this one waited: once the fence is
+    // tripped, nothing is acknowledged any more, whatever this write's own syncs said.
+    state.store.write_fence().check()?;
     let status = match outcome {
         CommitOutcome::Created => StatusCode::CREATED,
         CommitOutcome::AlreadyStored => StatusCode::OK,
@@ -597,11 +613,13 @@ async fn delete_fragment(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    state.store.write_fence().check()?;
     let (_removed, ticket) = state.on_store(move |store| store.delete(&id)).await?;
     ticket
         .wait()
         .await
         .map_err(|error| ApiError::from(StoreError::Fsync(error)))?;
+    state.store.write_fence().check()?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -22,8 +22,13 @@ pub enum StoreError {
     Read(io::Error),
     #[error("write error: {0}")]
     Write(io::Error),
-    #[error("fsync failed: {0}")]
+    #[error("fsync failed: {0}; this node refuses writes until it restarts")]
     Fsync(io::Error),
+    /// An earlier fsync failed: the node no longer acknowledges writes (the reason).
+    #[error(
+        "this node refuses writes since an fsync failed ({0}); restart it once its disk is checked"
+    )]
+    WritesRefused(String),
 }
 
 impl StoreError {

@@ -8,12 +8,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use shardlet_auth::ClusterSecret;
+use shardlet_auth::{ClusterSecret, KeyName, SigningKey};
 use shardlet_core::{Crc32c, FragmentId, FragmentIndex, Generation, NodeId, ObjectId, ShardletId};
 use shardlet_node::client::{PutOutcome, ReadRange};
 use shardlet_node::{BoundNode, ClientError, NodeClient, NodeConfig};
 
 const MIB: u64 = 1024 * 1024;
+
+/// Node 7's key in the test cluster (or in another cluster, with another root).
+fn node_key(root: &str) -> SigningKey {
+    let root = ClusterSecret::new(root).unwrap();
+    SigningKey::new(KeyName::Node(7), root.derive(KeyName::Node(7)))
+}
+
+const ROOT: &str = "test-secret-0123456789abcdef";
 
 struct RunningNode {
     client: NodeClient,
@@ -25,12 +33,12 @@ struct RunningNode {
 impl RunningNode {
     async fn start(configure: impl FnOnce(&mut NodeConfig)) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let secret = ClusterSecret::new("test-secret-0123456789abcdef").unwrap();
+        let key = node_key(ROOT);
         let mut config = NodeConfig::new(
             "127.0.0.1:0".parse().unwrap(),
             data_dir.path().to_path_buf(),
             NodeId(7),
-            secret.clone(),
+            key.key().clone(),
         );
         config.reserve_bytes = 0;
         configure(&mut config);
@@ -45,7 +53,7 @@ impl RunningNode {
             .unwrap();
         });
         Self {
-            client: NodeClient::new(&url, secret).unwrap(),
+            client: NodeClient::new(&url, key).unwrap(),
             data_dir,
             stop: Some(stop),
             server: Some(server),
@@ -282,11 +290,7 @@ async fn the_client_maps_node_errors_onto_typed_errors() {
     ));
 
     let url = node.client.base_url().to_string();
-    let stranger = NodeClient::new(
-        &url,
-        ClusterSecret::new("another-secret-0123456789").unwrap(),
-    )
-    .unwrap();
+    let stranger = NodeClient::new(&url, node_key("another-secret-0123456789")).unwrap();
     assert!(matches!(
         stranger.head(&id).await,
         Err(ClientError::Unauthorized(_))
@@ -296,13 +300,10 @@ async fn the_client_maps_node_errors_onto_typed_errors() {
     assert_eq!(page.next_after, None);
     node.stop().await;
 
-    let refused = NodeClient::new(
-        &url,
-        ClusterSecret::new("test-secret-0123456789abcdef").unwrap(),
-    )
-    .unwrap()
-    .head(&id)
-    .await;
+    let refused = NodeClient::new(&url, node_key(ROOT))
+        .unwrap()
+        .head(&id)
+        .await;
     assert!(
         matches!(refused, Err(ClientError::Unavailable(_))),
         "{refused:?}"

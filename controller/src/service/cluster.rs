@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shardlet_auth::ClusterSecret;
+use shardlet_auth::{Key, KeyName, SigningKey};
 use shardlet_core::{NodeId, NodeState, PlacementMap, Topology};
 use shardlet_meta::{Batch, BatchOutcome, Condition};
 use shardlet_model::schema::{encode, keys, NodeRecord};
@@ -50,9 +50,11 @@ impl ClusterView {
 }
 
 impl Cluster {
+    /// One client per node, each signing with its node's key derived from `storage_key`,
+    /// over `transport` (node addresses are `host:port`; the scheme is the transport's).
     pub fn new(
         topology: Topology,
-        secret: &ClusterSecret,
+        storage_key: &Key,
         transport: Transport,
     ) -> anyhow::Result<Self> {
         let options = ClientOptions {
@@ -62,12 +64,11 @@ impl Cluster {
         };
         let mut clients = BTreeMap::new();
         for node in topology.nodes() {
-            let client = NodeClient::with_options(
-                &transport.url(&node.address),
-                secret.clone(),
-                options.clone(),
-            )
-            .map_err(|error| anyhow::anyhow!("node {}: {error}", node.id))?;
+            let name = KeyName::Node(node.id.0);
+            let key = SigningKey::new(name, shardlet_auth::keys::derive(storage_key, name));
+            let client =
+                NodeClient::with_options(&transport.url(&node.address), key, options.clone())
+                    .map_err(|error| anyhow::anyhow!("node {}: {error}", node.id))?;
             clients.insert(node.id, client);
         }
         Ok(Self { topology, clients })
@@ -113,6 +114,7 @@ impl Cluster {
                 capacity_bytes: node.capacity_bytes,
                 used_bytes: 0,
                 last_heartbeat_unix_ms: now_ms,
+                writes_refused: None,
             };
             let key = keys::node(node.id);
             let batch =

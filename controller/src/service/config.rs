@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use shardlet_auth::ClusterSecret;
+use shardlet_auth::{AuthError, Key, KeyName, Keyring, MetaCaller, SigningKey};
 use shardlet_core::Topology;
 use shardlet_net::{PortConfig, Transport};
 
@@ -15,7 +15,7 @@ use crate::scheduler::SchedulerConfig;
 #[derive(Clone)]
 pub struct ServiceConfig {
     pub meta_addresses: Vec<String>,
-    pub secret: ClusterSecret,
+    pub keys: ControllerKeys,
     pub topology: Topology,
     pub listen: SocketAddr,
     /// The HTTP port's connection limit, header-read timeout, shutdown grace and
@@ -33,7 +33,6 @@ pub struct ServiceConfig {
     /// Pause between scrub passes; `None` disables the scrub.
     pub scrub_interval: Option<Duration>,
     pub scrub_bytes_per_second: u64,
-    pub orphan_grace: Duration,
     /// Pause between transition passes; `None` disables transitions.
     pub transition_interval: Option<Duration>,
     pub policy: PolicyConfig,
@@ -43,4 +42,31 @@ pub struct ServiceConfig {
     pub predictor_url: Option<String>,
     /// Drain a node whose risk reaches this (predictive evacuation); `None`: never.
     pub evacuate_risk: Option<f64>,
+}
+
+/// The keys a controller holds (role `controller`), each for one purpose. `Debug`
+/// shows their names only.
+#[derive(Clone, Debug)]
+pub struct ControllerKeys {
+    /// `meta.controller`: signs metadata requests.
+    pub meta: SigningKey,
+    /// `storage`: each node's key (`node-N`) derives from it.
+    pub storage: Key,
+    /// `controller`: verifies `/v1/status` (the admin signs with it).
+    pub status: Key,
+    /// `predictor`: signs `/v1/score` and verifies the sidecar's answers; only needed
+    /// with a predictor.
+    pub predictor: Option<Key>,
+}
+
+impl ControllerKeys {
+    /// The controller's keys from `keyring` (its role key file, or the root).
+    pub fn from_keyring(keyring: &Keyring) -> Result<Self, AuthError> {
+        Ok(ControllerKeys {
+            meta: keyring.signing_key(KeyName::MetaCaller(MetaCaller::Controller))?,
+            storage: keyring.require(KeyName::Storage)?,
+            status: keyring.require(KeyName::Controller)?,
+            predictor: keyring.key(KeyName::Predictor),
+        })
+    }
 }

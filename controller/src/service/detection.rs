@@ -11,6 +11,13 @@
 //! State changes are written to the nodes' [`NodeRecord`]s (only while holding the
 //! lease); `Draining` and `Decommissioned` are set by operators and kept unless the
 //! node goes down.
+//!
+//! A node whose `/health` says it refuses writes (an fsync failed on its disk: see the
+//! storage node's `write_fence.rs`) is failing: it is drained at once, whatever the
+//! predictive-evacuation threshold (a draining node takes no new fragments, so neither
+//! repairs nor transitions target it, and the repair worker copies its fragments away
+//! while it still serves reads), its risk counts as 1.0, and the reason is recorded in
+//! its node record (`shardlet admin nodes`) and shown in `/v1/status`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +29,7 @@ use shardlet_core::NodeState;
 use shardlet_meta::{Batch, Condition, MetaClient};
 use shardlet_model::schema::{encode, keys};
 use shardlet_model::Metadata;
+use shardlet_predictor_api::client::ClientError;
 use tokio::sync::Mutex;
 
 use super::clock::unix_ms_now;
@@ -44,7 +52,8 @@ const PREDICTOR_INTERVAL: Duration = Duration::from_secs(10);
 pub struct DetectionSettings {
     pub detector: Detector,
     pub probe_interval: Duration,
-    pub predictor_url: Option<String>,
+    /// The sidecar's URL and the `predictor` key that signs to it.
+    pub predictor: Option<(String, shardlet_auth::Key)>,
     /// How the predictor is reached (its URL's scheme must match).
     pub transport: shardlet_net::Transport,
     pub evacuate_risk: Option<f64>,
@@ -81,12 +90,12 @@ impl Detection {
         let DetectionSettings {
             detector,
             probe_interval,
-            predictor_url,
+            predictor,
             transport,
             evacuate_risk,
         } = settings;
-        let predictor = match predictor_url {
-            Some(url) => Some(Predictor::new(&url, transport)?),
+        let predictor = match predictor {
+            Some((url, key)) => Some(Predictor::new(&url, key, transport)?),
             None => None,
         };
         Ok(Self {
@@ -134,6 +143,23 @@ impl Detection {
             detector.observe(Heartbeat { node }, now);
             if let Ok(view) = self.view.lock().as_mut() {
                 view.last_heartbeat_unix_ms.insert(node, now);
+                match &report.writes_refused {
+                    Some(refused) => {
+                        if view
+                            .writes_refused
+                            .insert(node, refused.reason.clone())
+                            .is_none()
+                        {
+                            tracing::error!(%node, reason = %refused.reason, "node refuses writes after a failed fsync; draining it");
+                        }
+                    }
+                    None => {
+                        view.writes_refused.remove(&node);
+                    }
+                }
+                self.metrics
+                    .nodes_refusing_writes
+                    .set(view.writes_refused.len() as i64);
             }
             windows.observe(node, report);
         }
@@ -147,10 +173,10 @@ impl Detection {
             tracing::info!(node = %transition.node, from = ?transition.from, to = ?transition.to, "node liveness changed");
         }
         let records = self.cluster.node_records(&self.metadata).await?;
-        let risk = self
+        let (risk, refused) = self
             .view
             .lock()
-            .map(|view| view.risk.clone())
+            .map(|view| (view.risk.clone(), view.writes_refused.clone()))
             .unwrap_or_default();
         let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
         let detector = self.detector.lock().await;
@@ -177,21 +203,33 @@ impl Detection {
                 .evacuate_risk
                 .zip(risk.get(node))
                 .is_some_and(|(threshold, risk)| *risk >= threshold);
-            let next = if next == NodeState::Up && risky {
-                tracing::warn!(%node, risk = ?risk.get(node), "node risk crossed the evacuation threshold; draining it");
-                NodeState::Draining
-            } else {
-                next
+            let refusal = refused.get(node);
+            let next = match next {
+                // A node that cannot make writes durable is failing: drained whatever
+                // the evacuation threshold (suspect ones too, once they answer again).
+                NodeState::Up | NodeState::Suspect if refusal.is_some() => NodeState::Draining,
+                NodeState::Up if risky => {
+                    tracing::warn!(%node, risk = ?risk.get(node), "node risk crossed the evacuation threshold; draining it");
+                    NodeState::Draining
+                }
+                next => next,
             };
+            // The reason stays in the record once written (it explains the drain).
+            let recorded_refusal = refusal
+                .cloned()
+                .or_else(|| versioned.record.writes_refused.clone());
+            let refusal_changed = recorded_refusal != versioned.record.writes_refused;
             *counts.entry(state_label(next)).or_default() += 1;
             let heartbeat = heartbeats.get(node).copied();
             let stale_heartbeat =
                 heartbeat.is_some_and(|at| at > versioned.record.last_heartbeat_unix_ms) && refresh;
-            if (next == current && !stale_heartbeat) || !self.lease.is_active() {
+            if (next == current && !stale_heartbeat && !refusal_changed) || !self.lease.is_active()
+            {
                 continue;
             }
             let mut record = versioned.record.clone();
             record.state = next;
+            record.writes_refused = recorded_refusal;
             if let Some(at) = heartbeat {
                 record.last_heartbeat_unix_ms = record.last_heartbeat_unix_ms.max(at);
             }
@@ -250,14 +288,28 @@ impl Detection {
                     }
                 }
                 Err(error) => {
+                    if matches!(error, ClientError::Unauthenticated(_)) {
+                        self.metrics.predictor_answers_refused_total.inc();
+                    }
                     tracing::warn!(%error, "predictor unavailable; node risk from the heuristic");
                 }
             }
         }
         let mut risks = BTreeMap::new();
         let mut source = RiskSource::Heuristic;
+        let refused = self
+            .view
+            .lock()
+            .map(|view| view.writes_refused.clone())
+            .unwrap_or_default();
         for node in self.cluster.topology().nodes() {
             let (risk, node_source) = assessor.node_risk(node.id, &windows.window(node.id), now);
+            // A node that refuses writes is failing, whatever its counters say.
+            let risk = if refused.contains_key(&node.id) {
+                1.0
+            } else {
+                risk
+            };
             if node_source != RiskSource::Heuristic {
                 source = node_source;
             }

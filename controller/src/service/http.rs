@@ -1,16 +1,25 @@
 //! The controller's HTTP endpoint: `/health`, `/metrics`, and `/v1/status` (lease,
 //! node states and risk, every background worker's progress; for operators and tests).
+//!
+//! `/v1/status` must be signed with the `controller` key (`shardlet admin nodes
+//! --controller` signs; the admin role holds the key), with a nonce seen once: it lists
+//! every node's address and state, which a stranger has no business reading. A refusal
+//! is 401 with a JSON reason, counted by reason. `/health` stays open for liveness
+//! probes.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use shardlet_auth::{Key, KeyName, ReplayCache, SigningKey, Verifier, MAX_CLOCK_SKEW};
 use shardlet_net::ServerOptions;
 use tokio::net::TcpListener;
 
@@ -25,14 +34,31 @@ pub struct HttpWorker {
     shared: Arc<ServiceShared>,
     listener: Mutex<Option<TcpListener>>,
     server: ServerOptions,
+    verifier: Arc<Verifier>,
 }
 
+/// Nonces of `/v1/status` requests remembered (an operator's tool and tests call it, a
+/// few per second at most): 64 Ki entries, at most ~2.5 MiB.
+pub const STATUS_REPLAY_CACHE_ENTRIES_MAX: usize = 64 * 1024;
+
 impl HttpWorker {
-    pub fn new(shared: Arc<ServiceShared>, listener: TcpListener, server: ServerOptions) -> Self {
+    /// Serves on `listener` through the shared server (`server`); `/v1/status` verifies
+    /// with `status_key` (`controller`).
+    pub fn new(
+        shared: Arc<ServiceShared>,
+        listener: TcpListener,
+        server: ServerOptions,
+        status_key: Key,
+    ) -> Self {
+        let verifier = Verifier::new(
+            vec![SigningKey::new(KeyName::Controller, status_key)],
+            ReplayCache::new(STATUS_REPLAY_CACHE_ENTRIES_MAX, MAX_CLOCK_SKEW.as_secs()),
+        );
         Self {
             shared,
             listener: Mutex::new(Some(listener)),
             server,
+            verifier: Arc::new(verifier),
         }
     }
 }
@@ -57,7 +83,7 @@ impl Worker for HttpWorker {
         let mut stop = stop.clone();
         shardlet_net::serve(
             listener,
-            router(self.shared.clone()),
+            router(self.shared.clone(), self.verifier.clone()),
             self.server.clone(),
             async move { stop.wait().await },
         )
@@ -74,6 +100,15 @@ struct Status {
     risk_source: Option<&'static str>,
     nodes: Vec<NodeStatus>,
     workers: BTreeMap<&'static str, WorkerStatus>,
+    settings: SettingsStatus,
+}
+
+/// The cluster settings as this controller enforces them.
+#[derive(Serialize)]
+struct SettingsStatus {
+    upload_deadline_seconds: u64,
+    /// `None` while the settings were not read recently (the scrub deletes no orphan).
+    orphan_grace_seconds: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -90,14 +125,57 @@ struct NodeStatus {
     state: &'static str,
     last_heartbeat_unix_ms: Option<u64>,
     risk: Option<f64>,
+    /// Why the node refuses writes (a failed fsync), as its `/health` said; `None`
+    /// while it accepts them.
+    writes_refused: Option<String>,
 }
 
-pub fn router(shared: Arc<ServiceShared>) -> Router {
+pub fn router(shared: Arc<ServiceShared>, verifier: Arc<Verifier>) -> Router {
+    let signed = Router::new().route("/v1/status", get(status)).route_layer(
+        axum::middleware::from_fn_with_state((shared.clone(), verifier), authenticate),
+    );
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .route("/v1/status", get(status))
+        .merge(signed)
         .with_state(shared)
+}
+
+/// Lets a request through only when it is signed with the `controller` key, for the
+/// first time; 401 (503 when the replay cache is full) with a JSON reason otherwise.
+async fn authenticate(
+    State((shared, verifier)): State<(Arc<ServiceShared>, Arc<Verifier>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    match verifier.verify(
+        request.method().as_str(),
+        target,
+        request.headers(),
+        SystemTime::now(),
+    ) {
+        Ok(_) => next.run(request).await,
+        Err(error) => {
+            shared
+                .metrics
+                .auth_refused_total
+                .with_label_values(&[error.reason()])
+                .inc();
+            tracing::warn!(%error, path = request.uri().path(), "refused an unauthenticated request");
+            (
+                error.status(),
+                Json(serde_json::json!({
+                    "error": "unauthenticated",
+                    "message": error.to_string(),
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn metrics(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse {
@@ -118,11 +196,12 @@ async fn status(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse {
                 .into_response()
         }
     };
-    let (risk, source, heartbeats) = match shared.health_view.lock() {
+    let (risk, source, heartbeats, refused) = match shared.health_view.lock() {
         Ok(view) => (
             view.risk.clone(),
             view.source.map(|source| source.label()),
             view.last_heartbeat_unix_ms.clone(),
+            view.writes_refused.clone(),
         ),
         Err(_) => Default::default(),
     };
@@ -139,6 +218,7 @@ async fn status(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse {
                 .map_or("unregistered", |r| state_label(r.record.state)),
             last_heartbeat_unix_ms: heartbeats.get(&node.id).copied(),
             risk: risk.get(&node.id).copied(),
+            writes_refused: refused.get(&node.id).cloned(),
         })
         .collect();
     let now_ms = unix_ms_now();
@@ -167,6 +247,10 @@ async fn status(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse {
         risk_source: source,
         nodes,
         workers,
+        settings: SettingsStatus {
+            upload_deadline_seconds: shared.settings.upload_deadline().as_secs(),
+            orphan_grace_seconds: shared.orphan_grace().map(|grace| grace.as_secs()),
+        },
     })
     .into_response()
 }

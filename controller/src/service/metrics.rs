@@ -12,6 +12,10 @@ pub struct Metrics {
     pub lease_active: IntGauge,
     pub lease_term: IntGauge,
     pub lease_acquisitions_total: IntCounter,
+    /// `/v1/status` requests refused by signature verification, by reason.
+    pub auth_refused_total: IntCounterVec,
+    /// Predictor answers refused: unsigned, or signed for another request.
+    pub predictor_answers_refused_total: IntCounter,
     /// Storage nodes per state (`up`, `suspect`, `down`, `draining`, `decommissioned`).
     pub nodes: IntGaugeVec,
     pub node_transitions_total: IntCounterVec,
@@ -48,6 +52,13 @@ pub struct Metrics {
     /// Scrub passes whose deletions were withheld because the record scan was
     /// incomplete (truncated, or with undecodable records).
     pub scrub_deletions_withheld_total: IntCounter,
+    /// The cluster's upload deadline as this controller last read it.
+    pub upload_deadline_seconds: IntGauge,
+    /// The orphan grace the scrub applies (derived from the deadline; 0 while the
+    /// settings are not fresh enough to delete orphans at all).
+    pub orphan_grace_seconds: IntGauge,
+    /// Nodes whose `/health` says they stopped acknowledging writes (a failed fsync).
+    pub nodes_refusing_writes: IntGauge,
 }
 
 impl Metrics {
@@ -79,6 +90,15 @@ impl Metrics {
             lease_acquisitions_total: counter(
                 "lease_acquisitions_total",
                 "Times this controller took the lease",
+            )?,
+            auth_refused_total: counter_vec(
+                "auth_refused_total",
+                "Requests to /v1/status refused by signature verification, by reason",
+                &["reason"],
+            )?,
+            predictor_answers_refused_total: counter(
+                "predictor_answers_refused_total",
+                "Predictor answers whose response signature did not verify (the heuristic was used)",
             )?,
             nodes: gauge_vec("nodes", "Storage nodes by state", &["state"])?,
             node_transitions_total: counter_vec(
@@ -183,6 +203,18 @@ impl Metrics {
             scrub_deletions_withheld_total: counter(
                 "scrub_deletions_withheld_total",
                 "Scrub passes that deleted nothing because their record scan was incomplete",
+            )?,
+            upload_deadline_seconds: gauge(
+                "upload_deadline_seconds",
+                "The cluster's upload deadline as this controller last read it",
+            )?,
+            orphan_grace_seconds: gauge(
+                "orphan_grace_seconds",
+                "How long the scrub keeps an unreferenced fragment (0: settings too old to delete any)",
+            )?,
+            nodes_refusing_writes: gauge(
+                "nodes_refusing_writes",
+                "Nodes that stopped acknowledging writes after a failed fsync",
             )?,
             registry,
         })

@@ -6,6 +6,7 @@
 //! | [`detection`] | probes every node's `/health`, feeds the detector, writes node states, node risk |
 //! | [`repair_worker`] | down and draining nodes → plans → parallel execution |
 //! | [`scrub_worker`] | listings and checksums against metadata → repair and deletions |
+//! | [`settings_worker`] | the cluster settings (upload deadline → orphan grace), kept fresh |
 //! | [`transition_worker`] | access heat → policy → replication ↔ erasure coding |
 //! | [`leader`] | the one shape of repair, scrub and transitions: a pass every interval, only while the lease is held |
 //! | [`executor`] | runs [`crate::Action`]s against nodes and meta-raft |
@@ -34,6 +35,7 @@ pub mod predictor;
 pub mod records;
 pub mod repair_worker;
 pub mod scrub_worker;
+pub mod settings_worker;
 pub mod shared;
 pub mod transition_worker;
 pub mod worker;
@@ -71,7 +73,7 @@ impl RunningController {
         let metrics = Arc::new(metrics::Metrics::new()?);
         let meta = Arc::new(MetaClient::new(
             config.meta_addresses.clone(),
-            config.secret.expose(),
+            config.keys.meta.clone(),
             ClientOptions {
                 // Fail fast: every worker retries at its next pass anyway, and the lease
                 // must notice a lost metadata service before it expires.
@@ -83,7 +85,7 @@ impl RunningController {
         )?);
         let cluster = Arc::new(cluster::Cluster::new(
             config.topology.clone(),
-            &config.secret,
+            &config.keys.storage,
             config.transport.clone(),
         )?);
         let lease = Arc::new(lease::Lease::new(
@@ -98,7 +100,13 @@ impl RunningController {
             detection::DetectionSettings {
                 detector: Detector::new(config.detector),
                 probe_interval: config.probe_interval,
-                predictor_url: config.predictor_url.clone(),
+                predictor: match (&config.predictor_url, &config.keys.predictor) {
+                    (Some(url), Some(key)) => Some((url.clone(), key.clone())),
+                    (Some(_), None) => anyhow::bail!(
+                        "a predictor URL is set but the controller holds no predictor key"
+                    ),
+                    (None, _) => None,
+                },
                 transport: config.transport.clone(),
                 evacuate_risk: config.evacuate_risk,
             },
@@ -128,6 +136,9 @@ impl RunningController {
             metrics,
         }));
         runner.spawn(detection);
+        runner.spawn(Arc::new(settings_worker::SettingsWorker {
+            shared: shared.clone(),
+        }));
         let repair_wake = Arc::new(Notify::new());
         let repair = repair_worker::RepairWorker {
             shared: shared.clone(),
@@ -145,7 +156,6 @@ impl RunningController {
                 shared.clone(),
                 executor.clone(),
                 config.scrub_bytes_per_second,
-                config.orphan_grace,
                 repair_wake,
             );
             runner.spawn(Arc::new(LeaderWorker::new(lease.clone(), interval, scrub)));
@@ -174,6 +184,7 @@ impl RunningController {
             shared.clone(),
             listener,
             server,
+            config.keys.status.clone(),
         )));
         Ok(Self {
             address,

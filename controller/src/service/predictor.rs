@@ -102,10 +102,16 @@ pub struct Predictor {
 }
 
 impl Predictor {
-    pub fn new(base_url: &str, transport: Transport) -> Result<Self, ClientError> {
+    /// The sidecar at `base_url`, signed to (and its answers verified) with `key`, over
+    /// `transport`.
+    pub fn new(
+        base_url: &str,
+        key: shardlet_auth::Key,
+        transport: Transport,
+    ) -> Result<Self, ClientError> {
         let config = ClientConfig {
             transport,
-            ..ClientConfig::new(base_url)
+            ..ClientConfig::new(base_url, key)
         };
         Ok(Self {
             client: PredictorClient::new(&config)?,
@@ -174,6 +180,7 @@ mod tests {
             },
             smart: None,
             fragments: FragmentReport::default(),
+            writes_refused: None,
         }
     }
 

@@ -5,8 +5,11 @@
 //! list is never mistaken for stale), read every shardlet record, read back every
 //! recorded fragment (the node checks its stored CRC; we check the record's), then
 //! [`classify`]: missing and corrupt fragments go to the repair worker, stale ones
-//! (older generation than the record) are deleted at once, orphans after
-//! `orphan_grace` (a gateway writes fragments before it commits their record).
+//! (older generation than the record) are deleted at once, orphans after the orphan
+//! grace (a gateway writes fragments before it commits their record), which derives
+//! from the cluster's upload deadline ([`crate::orphan_grace`]). An orphan's age is
+//! measured up to the start of the record scan that still found it unreferenced, and
+//! no orphan is deleted while the settings copy is stale.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -39,7 +42,6 @@ pub struct ScrubWorker {
     pub executor: Arc<Executor>,
     /// Read-back rate; 0 disables checksum verification (listings are still compared).
     pub bytes_per_second: u64,
-    pub orphan_grace: Duration,
     pub repair_wake: Arc<Notify>,
     ledger: Mutex<OrphanLedger>,
 }
@@ -58,14 +60,12 @@ impl ScrubWorker {
         shared: Arc<ServiceShared>,
         executor: Arc<Executor>,
         bytes_per_second: u64,
-        orphan_grace: Duration,
         repair_wake: Arc<Notify>,
     ) -> Self {
         Self {
             shared,
             executor,
             bytes_per_second,
-            orphan_grace,
             repair_wake,
             ledger: Mutex::new(OrphanLedger::default()),
         }
@@ -85,6 +85,9 @@ impl ScrubWorker {
                 Err(error) => tracing::warn!(%node, %error, "cannot list; not judged this pass"),
             }
         }
+        // An orphan's age counts to the start of the scan that found it unreferenced:
+        // a record committed after this instant is not in the scan.
+        let scanned_at_ms = unix_ms_now();
         let scan = self
             .shared
             .shardlet_records(RECORDS_PER_PASS_MAX, "scrub")
@@ -131,10 +134,18 @@ impl ScrubWorker {
             self.shared.add_scrub_lost(lost);
             self.repair_wake.notify_one();
         }
-        let deletions = {
-            let mut ledger = self.ledger.lock().await;
-            let grace_ms = self.orphan_grace.as_millis() as u64;
-            deletions(&mut ledger, &scan, &confirmed, unix_ms_now(), grace_ms)
+        let deletions = match self.shared.orphan_grace() {
+            Some(grace) => {
+                let mut ledger = self.ledger.lock().await;
+                let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+                deletions(&mut ledger, &scan, &confirmed, scanned_at_ms, grace_ms)
+            }
+            None => {
+                tracing::warn!(
+                    "scrub: the cluster settings were not read recently; no deletions this pass"
+                );
+                None
+            }
         };
         if deletions.is_none() {
             self.shared.metrics.scrub_deletions_withheld_total.inc();

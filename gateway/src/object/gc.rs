@@ -3,9 +3,9 @@
 //!
 //! Everything starts from an intent record (`i/{object id}`):
 //! - `Uploading` intents are written before an upload's first fragment and deleted in
-//!   its commit batch. One older than [`CollectorConfig::upload_timeout`] (default one
-//!   hour, longer than any upload of the 5 GiB single-PUT limit at a sane speed) is
-//!   abandoned.
+//!   its commit batch. One older than the cluster's upload deadline (meta-raft's
+//!   settings, default one hour; see [`crate::object::upload_deadline`]) is abandoned:
+//!   its own gateway refuses to commit it by then anyway.
 //! - `Garbage` intents are written in the same batch that unreferences data (overwrite,
 //!   delete, abort), or by an upload that failed; they are collected at once.
 //!
@@ -20,20 +20,38 @@
 //!    (`records_complete == false`): list every node for fragments named after the id
 //!    and delete them;
 //! 4. delete the intent (version condition: only the one we collected).
+//!
+//! **Sweeps.** Every `sweep_interval` one page of at most [`INTENTS_PER_SWEEP_MAX`]
+//! intents is looked at, starting after the last key the previous sweep reached and
+//! wrapping to the first intent after the last page: however many young intents sort
+//! before an old one, it is reached within `⌈intents / 256⌉` sweeps. An intent whose
+//! collection fails (a node unreachable, metadata timing out) is parked
+//! ([`parked::ParkedIntents`]: capped exponential backoff, counted in
+//! `shardlet_gateway_gc_failures_total` and `shardlet_gateway_gc_parked_intents`) and
+//! the sweep goes on with the next one. An intent this build cannot decode (a newer
+//! format) is skipped with a warning: a newer gateway collects it.
 
-use std::sync::Arc;
+pub mod parked;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use shardlet_core::ObjectId;
+use shardlet_model::schema::{encode, keys, IntentRecord, IntentState, ShardletRecord};
+use shardlet_model::settings::SettingsCache;
+use shardlet_model::store::{Batch, BatchOutcome, SCAN_LIMIT_MAX};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
+use self::parked::ParkedIntents;
 use crate::metrics::Metrics;
 use crate::object::catalog::{Catalog, CatalogError, Stored};
 use crate::object::fragments::{FragmentError, FragmentStore};
 use crate::object::topology_source::TopologySource;
 use crate::object::unix_ms_now;
-use shardlet_model::schema::{encode, keys, IntentRecord, IntentState, ShardletRecord};
-use shardlet_model::store::{Batch, BatchOutcome, SCAN_LIMIT_MAX};
+use crate::object::upload_deadline::UploadClock;
 
 /// Intents waiting for immediate collection; beyond this they wait for the sweep.
 pub const COLLECT_QUEUE_MAX: usize = 1024;
@@ -46,17 +64,31 @@ pub const LIST_ROUNDS_MAX: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct CollectorConfig {
-    pub upload_timeout: Duration,
     pub sweep_interval: Duration,
 }
 
 impl Default for CollectorConfig {
     fn default() -> Self {
         Self {
-            upload_timeout: Duration::from_secs(3600),
             sweep_interval: Duration::from_secs(60),
         }
     }
+}
+
+/// What one sweep did (for tests and the log).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Intents on the page.
+    pub looked_at: usize,
+    pub collected: usize,
+    /// Intents skipped because they wait for their backoff.
+    pub parked: usize,
+    /// Intents whose collection failed this sweep.
+    pub failed: usize,
+    /// Intents this build cannot decode, left alone.
+    pub undecodable: usize,
+    /// True when the page was the last: the next sweep starts from the first intent.
+    pub wrapped: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +107,15 @@ pub struct Collector {
     topology: Arc<TopologySource>,
     metrics: Arc<Metrics>,
     config: CollectorConfig,
+    /// The cluster settings (the upload deadline), kept fresh by the gateway.
+    settings: Arc<SettingsCache>,
     queue: mpsc::Sender<ObjectId>,
-    receiver: std::sync::Mutex<Option<mpsc::Receiver<ObjectId>>>,
+    receiver: Mutex<Option<mpsc::Receiver<ObjectId>>>,
+    /// The last intent key the previous sweep reached (`None`: start from the first).
+    cursor: Mutex<Option<Vec<u8>>>,
+    parked: Mutex<ParkedIntents>,
+    /// Monotonic time for the parking backoffs (a fake one in tests).
+    now: fn() -> Instant,
 }
 
 impl Collector {
@@ -86,6 +125,7 @@ impl Collector {
         topology: Arc<TopologySource>,
         metrics: Arc<Metrics>,
         config: CollectorConfig,
+        settings: Arc<SettingsCache>,
     ) -> Self {
         let (queue, receiver) = mpsc::channel(COLLECT_QUEUE_MAX);
         Self {
@@ -94,9 +134,30 @@ impl Collector {
             topology,
             metrics,
             config,
+            settings,
             queue,
-            receiver: std::sync::Mutex::new(Some(receiver)),
+            receiver: Mutex::new(Some(receiver)),
+            cursor: Mutex::new(None),
+            parked: Mutex::new(ParkedIntents::default()),
+            now: Instant::now,
         }
+    }
+
+    /// The same collector on another clock (tests that let backoffs pass).
+    #[cfg(test)]
+    pub(crate) fn with_clock(mut self, now: fn() -> Instant) -> Self {
+        self.now = now;
+        self
+    }
+
+    /// The cluster settings this gateway enforces.
+    pub fn settings(&self) -> &Arc<SettingsCache> {
+        &self.settings
+    }
+
+    /// A clock for a new upload, measured against the cluster's upload deadline.
+    pub fn start_upload_clock(&self) -> UploadClock {
+        UploadClock::start(self.settings.clone(), self.metrics.clone())
     }
 
     /// Asks for `object_id`'s intent to be collected soon; never blocks. A full queue
@@ -156,7 +217,7 @@ impl Collector {
         let state = stored.record.state;
         if state == IntentState::Uploading {
             let age_ms = unix_ms_now().saturating_sub(stored.record.created_unix_ms);
-            if u128::from(age_ms) < self.config.upload_timeout.as_millis() {
+            if u128::from(age_ms) < self.settings.upload_deadline().as_millis() {
                 return Ok(false);
             }
             stored = self.mark(stored).await?;
@@ -256,27 +317,97 @@ impl Collector {
         Ok(())
     }
 
-    /// One pass over (at most `INTENTS_PER_SWEEP_MAX`) intents.
-    pub async fn sweep(&self) -> Result<usize, CollectError> {
-        let (page, _) = self
-            .catalog
-            .scan::<IntentRecord>(
-                keys::INTENT_PREFIX.as_bytes(),
-                None,
-                INTENTS_PER_SWEEP_MAX.min(SCAN_LIMIT_MAX),
-            )
-            .await?;
-        let mut collected = 0;
-        for (_, stored) in page {
-            match self.collect(stored.record.object_id).await {
-                Ok(true) => collected += 1,
-                Ok(false) => {}
-                Err(error) => {
-                    tracing::warn!(object_id = %stored.record.object_id, %error, "collection failed; retrying next sweep")
+    /// Collects `object_id` unless it waits for its backoff; a failure parks it. Never
+    /// fails: whatever happens is counted, logged and retried later.
+    async fn attempt(&self, object_id: ObjectId) -> Attempt {
+        let now = (self.now)();
+        if self.lock_parked().is_waiting(&object_id, now) {
+            return Attempt::Parked;
+        }
+        match self.collect(object_id).await {
+            Ok(collected) => {
+                self.unpark(&object_id);
+                if collected {
+                    Attempt::Collected
+                } else {
+                    Attempt::NotDue
                 }
             }
+            // Someone else changed the intent (its upload committed, another gateway
+            // collected it): nothing failed, the next look decides again.
+            Err(CollectError::Raced) => {
+                tracing::debug!(%object_id, "intent changed while being collected");
+                self.unpark(&object_id);
+                Attempt::NotDue
+            }
+            Err(error) => {
+                self.metrics.gc_failures_total.inc();
+                let (backoff, failures) = {
+                    let mut parked = self.lock_parked();
+                    let backoff = parked.failed(object_id, now);
+                    self.metrics.gc_parked_intents.set(parked.len() as i64);
+                    (backoff, parked.failures(&object_id))
+                };
+                tracing::warn!(%object_id, %error, failures, ?backoff, "collection failed; parked, retried after the backoff");
+                Attempt::Failed
+            }
         }
-        Ok(collected)
+    }
+
+    fn unpark(&self, object_id: &ObjectId) {
+        let mut parked = self.lock_parked();
+        if parked.failures(object_id) > 0 {
+            parked.succeeded(object_id);
+            self.metrics.gc_parked_intents.set(parked.len() as i64);
+        }
+    }
+
+    fn lock_parked(&self) -> std::sync::MutexGuard<'_, ParkedIntents> {
+        // A table of backoffs, valid after any panic.
+        self.parked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One page of (at most [`INTENTS_PER_SWEEP_MAX`]) intents, from where the previous
+    /// sweep stopped; after the last page the next sweep starts from the first intent.
+    pub async fn sweep(&self) -> Result<SweepReport, CollectError> {
+        let start_after = self
+            .cursor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let (page, next) = self
+            .catalog
+            .metadata()
+            .page_scan::<IntentRecord>(
+                keys::INTENT_PREFIX.as_bytes(),
+                start_after.as_deref(),
+                INTENTS_PER_SWEEP_MAX.min(SCAN_LIMIT_MAX),
+            )
+            .await
+            .map_err(CatalogError::from)?;
+        let mut report = SweepReport {
+            looked_at: page.records.len() + page.undecodable.len(),
+            undecodable: page.undecodable.len(),
+            wrapped: next.is_none(),
+            ..SweepReport::default()
+        };
+        for (key, error) in &page.undecodable {
+            tracing::warn!(key = %String::from_utf8_lossy(key), %error, "an intent this build cannot read is left to a newer gateway");
+        }
+        for (_, stored) in page.records {
+            match self.attempt(stored.record.object_id).await {
+                Attempt::Collected => report.collected += 1,
+                Attempt::NotDue => {}
+                Attempt::Parked => report.parked += 1,
+                Attempt::Failed => report.failed += 1,
+            }
+        }
+        *self.cursor.lock().unwrap_or_else(PoisonError::into_inner) = next;
+        self.metrics
+            .gc_sweeps_total
+            .with_label_values(&[if report.wrapped { "wrapped" } else { "page" }])
+            .inc();
+        Ok(report)
     }
 
     /// The background worker: immediate requests, plus a sweep every interval.
@@ -291,16 +422,24 @@ impl Collector {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 Some(object_id) = receiver.recv() => {
-                    if let Err(error) = self.collect(object_id).await {
-                        tracing::warn!(%object_id, %error, "collection failed; the sweep retries");
-                    }
+                    self.attempt(object_id).await;
                 }
                 _ = ticker.tick() => {
                     if let Err(error) = self.sweep().await {
-                        tracing::warn!(%error, "GC sweep failed");
+                        tracing::warn!(%error, "GC sweep could not read intents; the next one retries");
                     }
                 }
             }
         }
     }
+}
+
+/// How one attempt at an intent went.
+enum Attempt {
+    Collected,
+    /// Young, gone, or changed by someone else: nothing to do now.
+    NotDue,
+    /// Waiting for its backoff after earlier failures.
+    Parked,
+    Failed,
 }

@@ -11,6 +11,7 @@
 //! | [`etag`], [`object_range`], [`storage_class`], [`topology_source`], [`fragments`] | pure helpers and the fragment store interface |
 //! | [`node_fragments`] | the fragment store over real storage nodes |
 //! | [`bucket_cache`], [`catalog`] | reads of buckets, objects, uploads, parts, credentials |
+//! | [`upload_deadline`] | the cluster's upload deadline: the clock of one upload, body waits, the settings refresh |
 //! | [`gc`], [`heat`] | background work: collecting what nothing references; access counters |
 //! | [`commit`] | **every compare-and-set batch a request makes: where a write becomes visible** |
 //! | [`write_path`] | request body → shardlets → durable fragments (an uncommitted write) |
@@ -28,6 +29,8 @@ pub mod node_fragments;
 pub mod bucket_cache;
 pub mod catalog;
 
+pub mod upload_deadline;
+
 pub mod gc;
 pub mod heat;
 
@@ -38,7 +41,11 @@ pub mod read_path;
 pub mod write_path;
 
 #[cfg(test)]
+mod deadline_tests;
+#[cfg(test)]
 mod paths_tests;
+#[cfg(test)]
+mod test_fixture;
 
 /// Now, in unix milliseconds (the unit of every time in metadata records).
 pub fn unix_ms_now() -> u64 {

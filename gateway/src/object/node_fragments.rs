@@ -1,5 +1,6 @@
 //! [`FragmentStore`] over real storage nodes: one `NodeClient` (signed HTTP, keep-alive
-//! pool) per node, addressed through the current topology.
+//! pool) per node, addressed through the current topology, signing with that node's
+//! own key (`node-N`, derived from the `storage` key the gateway holds).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -7,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use shardlet_auth::ClusterSecret;
+use shardlet_auth::{Key, KeyName, SigningKey};
 use shardlet_core::{FragmentId, FragmentIndex, Generation, NodeId, ObjectId, ShardletId};
 use shardlet_net::Transport;
 use shardlet_node::client::{ClientError, ClientOptions, ReadRange};
@@ -18,16 +19,18 @@ use crate::object::topology_source::TopologySource;
 
 pub struct NodeFragments {
     topology: Arc<TopologySource>,
-    secret: ClusterSecret,
+    /// The `storage` key: every node's key derives from it.
+    storage_key: Key,
+    /// How nodes are reached: node addresses are `host:port`, the scheme is this.
     transport: Transport,
     clients: Mutex<HashMap<NodeId, (String, NodeClient)>>,
 }
 
 impl NodeFragments {
-    pub fn new(topology: Arc<TopologySource>, secret: ClusterSecret, transport: Transport) -> Self {
+    pub fn new(topology: Arc<TopologySource>, storage_key: Key, transport: Transport) -> Self {
         Self {
             topology,
-            secret,
+            storage_key,
             transport,
             clients: Mutex::new(HashMap::new()),
         }
@@ -55,10 +58,11 @@ impl NodeFragments {
             transport: self.transport.clone(),
             ..ClientOptions::default()
         };
-        let client =
-            NodeClient::with_options(&url, self.secret.clone(), options).map_err(|error| {
-                FragmentError::Refused(format!("node {node} address {address:?}: {error}"))
-            })?;
+        let name = KeyName::Node(node.0);
+        let key = SigningKey::new(name, shardlet_auth::keys::derive(&self.storage_key, name));
+        let client = NodeClient::with_options(&url, key, options).map_err(|error| {
+            FragmentError::Refused(format!("node {node} address {address:?}: {error}"))
+        })?;
         clients.insert(node, (address, client.clone()));
         Ok(client)
     }

@@ -14,13 +14,18 @@
 //!    memory is bounded whatever its size. A node that fails a write is replaced by
 //!    the placement's replacement rule (bounded attempts).
 //!
+//! Time: an [`UploadClock`] starts before the intent. Every wait for the body and every
+//! wait behind fragment writes ends at the cluster's upload deadline, and a body that
+//! goes silent for [`crate::object::upload_deadline::BODY_IDLE_MAX`] is let go earlier
+//! ([`crate::object::upload_deadline`]); the commit checks the clock again.
+//!
 //! The result is an [`Uncommitted`] write: durable fragments that nothing references,
 //! given up automatically unless a commit consumes it.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use shardlet_core::{
     codec, AccessClass, Codec, Crc32c, FragmentId, FragmentIndex, Generation, NodeId, ObjectId,
     Scheme, ShardletId, SizingPolicy, Spread,
@@ -36,6 +41,7 @@ use crate::object::fragments::{first_replica, FragmentBody, FragmentError, Fragm
 use crate::object::storage_class::StoragePlan;
 use crate::object::topology_source::{Snapshot, TopologySource};
 use crate::object::unix_ms_now;
+use crate::object::upload_deadline::{DeadlineError, UploadClock};
 
 /// Shardlets of one upload buffered or being written at once. With 2 MiB shardlets and
 /// 3 copies sharing one buffer this bounds an upload to ~8 MiB of shardlet memory
@@ -63,6 +69,10 @@ pub enum WriteError {
     /// The intent could not be written.
     #[error(transparent)]
     Intent(#[from] CommitError),
+    /// The upload deadline passed, or the body went silent, before every fragment was
+    /// durable.
+    #[error(transparent)]
+    Deadline(#[from] DeadlineError),
 }
 
 /// The body as the S3 layer hands it over.
@@ -98,6 +108,8 @@ impl WritePath {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
+        // The clock starts before the intent exists: never younger than the intent.
+        let clock = self.commit.collector().start_upload_clock();
         // 1. Intent first: nothing may reach a node that the GC could not find later.
         let intent_version = self.commit.open_intent(bucket, key, object_id).await?;
         // The guard exists before the first fragment: an error, or this future being
@@ -109,11 +121,12 @@ impl WritePath {
                 size_bytes: 0,
                 md5: [0; 16],
                 shardlets: Vec::new(),
+                clock: clock.clone(),
             },
             self.commit.collector().clone(),
         );
         match self
-            .stream_to_fragments(object_id, plan, body, observe)
+            .stream_to_fragments(object_id, plan, body, &clock, observe)
             .await
         {
             Ok((size_bytes, md5, shardlets)) => {
@@ -133,6 +146,7 @@ impl WritePath {
         object_id: ObjectId,
         plan: StoragePlan,
         mut body: UploadBody<S>,
+        clock: &UploadClock,
         observe: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<(u64, [u8; 16], Vec<ShardletRecord>), WriteError>
     where
@@ -163,7 +177,7 @@ impl WritePath {
         let mut next_index: u32 = 0;
         let outcome: Result<(), WriteError> = async {
             loop {
-                let chunk = match body.stream.next().await {
+                let chunk = match clock.next_chunk(&mut body.stream).await? {
                     Some(Ok(chunk)) => chunk,
                     Some(Err(error)) => return Err(WriteError::Body(error.to_string())),
                     None => break,
@@ -195,7 +209,7 @@ impl WritePath {
                         buffer.reserve(shardlet_size);
                         // Back-pressure: wait for the oldest shardlet before buffering more.
                         if in_flight.len() >= SHARDLETS_IN_FLIGHT_MAX {
-                            records.push(join(in_flight.pop_front()).await?);
+                            records.push(join_oldest(&mut in_flight, clock).await?);
                         }
                         in_flight.push_back(
                             self.spawn_shardlet(&snapshot, object_id, next_index, plan, bytes),
@@ -217,8 +231,8 @@ impl WritePath {
                 in_flight
                     .push_back(self.spawn_shardlet(&snapshot, object_id, next_index, plan, bytes));
             }
-            while let Some(handle) = in_flight.pop_front() {
-                records.push(join(Some(handle)).await?);
+            while !in_flight.is_empty() {
+                records.push(join_oldest(&mut in_flight, clock).await?);
             }
             Ok(())
         }
@@ -263,15 +277,19 @@ impl WritePath {
     }
 }
 
-async fn join(
-    handle: Option<JoinHandle<Result<ShardletRecord, WriteError>>>,
+/// Waits (until the upload deadline at the latest) for the oldest shardlet in flight. A
+/// task still running when the deadline passes stays in `in_flight`, so the error path
+/// waits for it before the upload is handed to the collector.
+async fn join_oldest(
+    in_flight: &mut std::collections::VecDeque<JoinHandle<Result<ShardletRecord, WriteError>>>,
+    clock: &UploadClock,
 ) -> Result<ShardletRecord, WriteError> {
-    match handle {
-        Some(handle) => handle
-            .await
-            .map_err(|error| WriteError::Codec(format!("shardlet task failed: {error}")))?,
-        None => Err(WriteError::Codec("no shardlet task to wait for".into())),
-    }
+    let Some(oldest) = in_flight.front_mut() else {
+        return Err(WriteError::Codec("no shardlet task to wait for".into()));
+    };
+    let joined = clock.within(oldest).await?;
+    in_flight.pop_front();
+    joined.map_err(|error| WriteError::Codec(format!("shardlet task failed: {error}")))?
 }
 
 /// Encodes one shardlet, places it and writes every fragment, replacing nodes that

@@ -8,6 +8,7 @@ use shardlet_model::MetadataError;
 use crate::object::catalog::CatalogError;
 use crate::object::commit::CommitError;
 use crate::object::read_path::ReadError;
+use crate::object::upload_deadline::DeadlineError;
 use crate::object::write_path::WriteError;
 use crate::s3::checksums::ChecksumError;
 
@@ -90,6 +91,22 @@ pub fn from_write(source: WriteError) -> S3Error {
             error(S3ErrorCode::InternalError, "Encoding failed; see the gateway log")
         }
         WriteError::Intent(source) => from_commit(source),
+        WriteError::Deadline(source) => from_deadline(source),
+    }
+}
+
+/// An upload stopped for time: S3's `RequestTimeout` (400), which SDKs retry, with the
+/// limit that was hit in the message.
+pub fn from_deadline(source: DeadlineError) -> S3Error {
+    match source {
+        DeadlineError::Exceeded { deadline_seconds } => error(
+            S3ErrorCode::RequestTimeout,
+            format!("The upload did not complete within the cluster's upload deadline of {deadline_seconds} seconds and was discarded; retry, or ask the operator about `shardlet admin cluster set upload-deadline-seconds`"),
+        ),
+        DeadlineError::BodyStalled { idle_seconds } => error(
+            S3ErrorCode::RequestTimeout,
+            format!("Your socket connection to the server was not read from or written to within the timeout period: no body bytes arrived for {idle_seconds} seconds; the upload was discarded"),
+        ),
     }
 }
 
@@ -113,6 +130,7 @@ pub fn from_commit(source: CommitError) -> S3Error {
             S3ErrorCode::OperationAborted,
             "A conflicting conditional operation is currently in progress against this resource: the upload is being completed or aborted",
         ),
+        CommitError::Deadline(source) => from_deadline(source),
     }
 }
 
@@ -341,6 +359,18 @@ mod tests {
                 409,
                 "OperationAborted",
             ),
+            (
+                WriteError::Deadline(DeadlineError::Exceeded {
+                    deadline_seconds: 5,
+                }),
+                400,
+                "RequestTimeout",
+            ),
+            (
+                WriteError::Deadline(DeadlineError::BodyStalled { idle_seconds: 60 }),
+                400,
+                "RequestTimeout",
+            ),
         ];
         for (source, status, code) in cases {
             let (actual_status, actual_code) = status_and_code(from_write(source));
@@ -363,6 +393,13 @@ mod tests {
             (CommitError::PreconditionFailed, 412, "PreconditionFailed"),
             (CommitError::NoSuchUpload, 404, "NoSuchUpload"),
             (CommitError::UploadClosing, 409, "OperationAborted"),
+            (
+                CommitError::Deadline(DeadlineError::Exceeded {
+                    deadline_seconds: 5,
+                }),
+                400,
+                "RequestTimeout",
+            ),
             (
                 CommitError::Catalog(CatalogError::NoSuchBucket("b".into())),
                 404,

@@ -33,7 +33,7 @@ async fn a_controller_that_lost_its_lease_can_no_longer_commit() {
     let (meta_process, _root, secret) = meta_member().await;
     let meta = MetaClient::new(
         vec![meta_process.address.to_string()],
-        &secret,
+        shardlet_testkit::meta_member::meta_client_key(&secret, "controller"),
         Default::default(),
     )
     .unwrap();

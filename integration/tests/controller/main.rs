@@ -5,6 +5,8 @@
 
 mod support;
 
+mod authentication;
+mod failing_disk;
 mod lease;
 mod repair;
 mod scrub;

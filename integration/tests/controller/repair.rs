@@ -7,7 +7,7 @@ use std::process::Command;
 use shardlet_core::NodeId;
 
 use shardlet_meta::MetaClient;
-use shardlet_testkit::controller::{controller_get, controller_metric};
+use shardlet_testkit::controller::{controller_get, controller_metric, controller_status};
 use shardlet_testkit::records::{redundancy_problems, shardlets, shardlets_on};
 use shardlet_testkit::{shardlet_binary, wait_until, Cluster, S3Client, ServiceProcess};
 
@@ -77,7 +77,7 @@ async fn every_shardlet_is_back_at_full_redundancy_after_a_node_is_killed() {
     assert!(
         controller_metric(&controller, "shardlet_controller_repair_bytes_moved_total").await > 0.0
     );
-    let status = controller_get(&controller, "/v1/status").await;
+    let status = controller_status(&controller).await;
     assert!(
         status.contains("\"down\""),
         "status shows the dead node down: {status}"
@@ -237,7 +237,7 @@ async fn a_node_whose_risk_crosses_the_threshold_is_drained_ahead_of_failure() {
         || async { redundancy_problems(&shardlets(&meta).await, &[risky_id]).is_empty() },
     )
     .await;
-    let status = controller_get(&controller, "/v1/status").await;
+    let status = controller_status(&controller).await;
     assert!(status.contains("\"draining\""), "{status}");
     assert!(
         controller_metric(&controller, "shardlet_controller_evacuations_done_total").await >= 1.0

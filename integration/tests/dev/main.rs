@@ -4,6 +4,8 @@
 //! itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod logs;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -104,6 +106,16 @@ async fn dev_keeps_serving_with_its_stdout_closed_and_sigterm_stops_every_compon
     assert_eq!(mode(&dev.data), 0o700, "the data directory");
     for file in ["cluster-secret", "s3-credentials.json"] {
         assert_eq!(mode(&dev.data.join(file)), 0o600, "{file}");
+    }
+    // Every role's key file (one per component, and the admin's).
+    assert_eq!(mode(&dev.data.join("keys")), 0o700, "the key directory");
+    let key_files: Vec<_> = std::fs::read_dir(dev.data.join("keys"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(key_files.len(), 5 + 12, "{key_files:?}");
+    for file in key_files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
     terminate_and_check_everything_stopped(&mut dev).await;
 }

@@ -3,37 +3,43 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use shardlet_meta::auth::{ClusterAuth, Sender};
+use shardlet_meta::auth::{ClientAuth, Sender};
 use shardlet_meta::ReadConsistency;
 
+use shardlet_testkit::meta_member::meta_client_key;
 use shardlet_testkit::wait_until;
 
 use super::load::replica_contents;
 use super::members::{client, start_member, status, SECRET};
 
-struct Raw {
-    http: reqwest::Client,
-    address: String,
+pub struct Raw {
+    pub http: reqwest::Client,
+    pub address: String,
+}
+
+/// The signer of caller `caller` (`admin`, `gateway`, `controller`, `member`) of the
+/// cluster whose secret is `secret`.
+pub fn caller(secret: &str, caller: &str) -> ClientAuth {
+    ClientAuth::new(meta_client_key(secret, caller)).unwrap()
 }
 
 impl Raw {
-    /// POSTs `body` signed as `sender` with `secret`, or unsigned when `secret` is `None`.
-    async fn post(
+    /// POSTs `body` signed as `sender` with `auth`, or unsigned when `auth` is `None`.
+    pub async fn post(
         &self,
         path: &str,
         body: &[u8],
         sender: Sender,
-        secret: Option<&str>,
+        auth: Option<&ClientAuth>,
     ) -> (u16, Value) {
         let mut request = self
             .http
             .post(format!("http://{}{path}", self.address))
             .header("content-type", "application/json")
             .body(body.to_vec());
-        if let Some(secret) = secret {
-            let auth = ClusterAuth::new(secret).unwrap();
+        if let Some(auth) = auth {
             for (name, value) in auth
-                .sign("POST", &self.address, path, &sender, body)
+                .sign("POST", &self.address, path, &sender, body, false)
                 .unwrap()
             {
                 request = request.header(name, value);
@@ -49,17 +55,18 @@ impl Raw {
     }
 
     async fn client_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let admin = caller(SECRET, "admin");
         self.post(
             path,
             body.to_string().as_bytes(),
             Sender::Client,
-            Some(SECRET),
+            Some(&admin),
         )
         .await
     }
 }
 
-fn error_code(body: &Value) -> &str {
+pub fn error_code(body: &Value) -> &str {
     body["error"].as_str().unwrap_or("<no error code>")
 }
 
@@ -79,9 +86,11 @@ async fn bad_requests_get_clear_4xx_errors_and_change_nothing() {
         address: member.address.clone(),
     };
     let key = "a2VwdA=="; // base64("kept")
+    let admin = caller(SECRET, "admin");
+    let member_key = caller(SECRET, "member");
 
     let (code, body) = raw
-        .post("/kv/put", b"{not json", Sender::Client, Some(SECRET))
+        .post("/kv/put", b"{not json", Sender::Client, Some(&admin))
         .await;
     assert_eq!((code, error_code(&body)), (400, "malformed_body"), "{body}");
 
@@ -110,7 +119,7 @@ async fn bad_requests_get_clear_4xx_errors_and_change_nothing() {
     ];
     for (path, request, status, code, what) in refused {
         let (got, body) = raw
-            .post(path, request.as_bytes(), Sender::Client, Some(SECRET))
+            .post(path, request.as_bytes(), Sender::Client, Some(&admin))
             .await;
         assert_eq!((got, error_code(&body)), (status, code), "{what}: {body}");
     }
@@ -122,12 +131,10 @@ async fn bad_requests_get_clear_4xx_errors_and_change_nothing() {
     );
 
     let put = json!({"key": key, "value": "aGlqYWNrZWQ="}).to_string();
-    for (secret, what) in [
-        (Some("a-wrong-cluster-secret"), "wrong secret"),
-        (None, "unsigned"),
-    ] {
+    let stranger = caller("a-wrong-cluster-secret", "admin");
+    for (auth, what) in [(Some(&stranger), "wrong secret"), (None, "unsigned")] {
         let (code, body) = raw
-            .post("/kv/put", put.as_bytes(), Sender::Client, secret)
+            .post("/kv/put", put.as_bytes(), Sender::Client, auth)
             .await;
         assert_eq!(
             (code, error_code(&body)),
@@ -144,13 +151,13 @@ async fn bad_requests_get_clear_4xx_errors_and_change_nothing() {
                 "/raft/vote",
                 vote.to_string().as_bytes(),
                 sender,
-                Some(SECRET),
+                Some(&member_key),
             )
             .await;
         assert_eq!((code, error_code(&body)), (403, "not_a_member"), "{body}");
     }
     let (code, body) = raw
-        .post("/raft/append", b"[]", Sender::Member(1), Some(SECRET))
+        .post("/raft/append", b"[]", Sender::Member(1), Some(&member_key))
         .await;
     assert_eq!((code, error_code(&body)), (400, "malformed_body"), "{body}");
 
@@ -170,7 +177,7 @@ async fn bad_requests_get_clear_4xx_errors_and_change_nothing() {
     );
 }
 
-fn base64_of(bytes: &[u8]) -> String {
+pub fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -225,15 +232,16 @@ async fn a_stranger_is_refused_before_its_body_is_read_and_key_routes_take_small
         http: reqwest::Client::new(),
         address: member.address.clone(),
     };
+    let admin = caller(SECRET, "admin");
     let huge = json!({"key": base64_of(&vec![b'k'; 200 * 1024])}).to_string();
     let (code, body) = raw
-        .post("/kv/get", huge.as_bytes(), Sender::Client, Some(SECRET))
+        .post("/kv/get", huge.as_bytes(), Sender::Client, Some(&admin))
         .await;
     assert_eq!((code, error_code(&body)), (413, "body_too_large"), "{body}");
     // The same size is fine where values travel.
     let value = json!({"key": "a2V5", "value": base64_of(&vec![b'v'; 200 * 1024])}).to_string();
     let (code, body) = raw
-        .post("/kv/put", value.as_bytes(), Sender::Client, Some(SECRET))
+        .post("/kv/put", value.as_bytes(), Sender::Client, Some(&admin))
         .await;
     assert_eq!(code, 200, "{body}");
 }

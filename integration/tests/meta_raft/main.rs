@@ -10,4 +10,5 @@ mod bad_input;
 mod failover;
 mod linearizable_history;
 mod membership;
+mod roles;
 mod single_member;

@@ -45,8 +45,13 @@ pub async fn start_member(
     MetaMember::start(&shardlet_binary!(), member_id, root, bootstrap, &options).await
 }
 
+/// A client signing as the admin (every route: keys, membership, status).
 pub fn client(addresses: &[String]) -> MetaClient {
-    MetaClient::new(addresses.to_vec(), SECRET, ClientOptions::default()).unwrap()
+    MetaClient::new(addresses.to_vec(), admin_key(), ClientOptions::default()).unwrap()
+}
+
+pub fn admin_key() -> shardlet_auth::SigningKey {
+    shardlet_testkit::meta_member::meta_client_key(SECRET, "admin")
 }
 
 /// A client that talks to exactly one member, for stale reads of that member's replica.
@@ -55,7 +60,7 @@ pub fn client_of(address: &str) -> MetaClient {
         attempts_max: 1,
         ..ClientOptions::default()
     };
-    MetaClient::new(vec![address.to_string()], SECRET, options).unwrap()
+    MetaClient::new(vec![address.to_string()], admin_key(), options).unwrap()
 }
 
 pub async fn status(address: &str) -> Option<ClusterStatus> {

@@ -65,12 +65,13 @@ async fn every_port_keeps_serving_signed_requests_during_a_slowloris_attack() {
     ]
     .map(String::from)
     .to_vec();
-    let cluster = Cluster::start_with(
+    let cluster = Cluster::start_with_options(
         &shardlet_binary!(),
         ClusterOptions {
             node_count: 4,
             server_arguments,
         },
+        |_, _| {},
     )
     .await;
     let controller = cluster.start_controller("controller", &[]).await;

@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use shardlet_testkit::raw_http::{Body, Request};
+use shardlet_testkit::signing;
 use shardlet_testkit::{
     crc32c_hex, files_under, pattern_bytes, put_request, random_fragment_id, shardlet_binary, Auth,
     NodeOptions, NodeProcess,
@@ -22,25 +23,43 @@ async fn unsigned_or_badly_signed_requests_get_401_and_change_nothing() {
     assert_eq!(client.put(&kept, &kept_bytes).await.status, 201);
 
     let now = SystemTime::now();
-    let wrong_secret = Auth::Signed {
-        secret: "not-the-cluster-secret".to_string(),
-        time: now,
-    };
-    let stale = Auth::Signed {
-        secret: node.secret.clone(),
-        time: now - Duration::from_secs(16 * 60),
-    };
-    let future = Auth::Signed {
-        secret: node.secret.clone(),
-        time: now + Duration::from_secs(16 * 60),
+    let node_key = format!("node-{}", node.options.node_id);
+    let signed_with = |root: &str, name: &str, time: SystemTime| Auth::Signed {
+        key: signing::derive(root, name),
+        time,
     };
     let new_id = random_fragment_id();
     let new_bytes = pattern_bytes(5000, 2);
     let attempts = [
         ("unsigned", Auth::None),
-        ("wrong secret", wrong_secret),
-        ("x-amz-date 16 minutes old", stale),
-        ("x-amz-date 16 minutes ahead", future),
+        (
+            "another cluster's key for this node",
+            signed_with("not-the-cluster-secret", &node_key, now),
+        ),
+        (
+            "another node's key",
+            signed_with(
+                &node.secret,
+                &format!("node-{}", node.options.node_id + 1),
+                now,
+            ),
+        ),
+        (
+            "the storage master key itself",
+            signed_with(&node.secret, "storage", now),
+        ),
+        (
+            "the admin's metadata key",
+            signed_with(&node.secret, "meta.admin", now),
+        ),
+        (
+            "x-amz-date 2 minutes old",
+            signed_with(&node.secret, &node_key, now - Duration::from_secs(120)),
+        ),
+        (
+            "x-amz-date 2 minutes ahead",
+            signed_with(&node.secret, &node_key, now + Duration::from_secs(120)),
+        ),
     ];
     for (why, auth) in attempts {
         let put = client
@@ -125,13 +144,14 @@ async fn unsigned_or_badly_signed_requests_get_401_and_change_nothing() {
     ];
     for (why, tamper) in tampered_cases {
         let mut request = put_request(&new_id, &new_bytes);
-        let signature = shardlet_testkit::signing::signature_headers(
-            &node.secret,
+        let signature = signing::signature_headers(
+            &client.key(),
             SystemTime::now(),
             &request.method,
             &node.address.to_string(),
             &request.target,
             &request.headers,
+            None,
         );
         request.headers.extend(signature);
         tamper(&mut request);
@@ -149,16 +169,15 @@ async fn unsigned_or_badly_signed_requests_get_401_and_change_nothing() {
     // A tampered range header must not be served either.
     let mut ranged =
         Request::new("GET", &format!("/v1/fragments/{kept}")).header("range", "bytes=0-9");
-    ranged
-        .headers
-        .extend(shardlet_testkit::signing::signature_headers(
-            &node.secret,
-            SystemTime::now(),
-            "GET",
-            &node.address.to_string(),
-            &ranged.target,
-            &ranged.headers,
-        ));
+    ranged.headers.extend(signing::signature_headers(
+        &client.key(),
+        SystemTime::now(),
+        "GET",
+        &node.address.to_string(),
+        &ranged.target,
+        &ranged.headers,
+        None,
+    ));
     for (name, value) in ranged.headers.iter_mut() {
         if name == "range" {
             *value = "bytes=0-99".to_string();
@@ -176,20 +195,18 @@ async fn unsigned_or_badly_signed_requests_get_401_and_change_nothing() {
     assert!(client.get(&kept).await.body == kept_bytes);
 
     // Clock skew inside the window is tolerated; health and metrics need no signature.
-    let skewed = Auth::Signed {
-        secret: node.secret.clone(),
-        time: SystemTime::now() - Duration::from_secs(10 * 60),
-    };
+    let skewed = signed_with(
+        &node.secret,
+        &node_key,
+        SystemTime::now() - Duration::from_secs(50),
+    );
     let response = client
         .send_with(
             Request::new("HEAD", &format!("/v1/fragments/{kept}")),
             skewed,
         )
         .await;
-    assert_eq!(
-        response.status, 200,
-        "10 minutes of skew is inside ±15 minutes"
-    );
+    assert_eq!(response.status, 200, "50 s of skew is inside ±60 s");
     for path in ["/health", "/metrics"] {
         let response = client
             .send_with(Request::new("GET", path), Auth::None)

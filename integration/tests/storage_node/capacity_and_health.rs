@@ -138,6 +138,7 @@ async fn health_reports_real_values() {
             "errors",
             "smart",
             "fragments",
+            "writes_refused",
         ]),
         "top-level fields exactly as in the contract: {health}"
     );
@@ -206,6 +207,10 @@ async fn health_reports_real_values() {
         assert_eq!(health["errors"][field].as_u64(), Some(0), "errors.{field}");
     }
     assert!(health["smart"].is_null(), "no SMART in a VM");
+    assert!(
+        health["writes_refused"].is_null(),
+        "a healthy disk: writes accepted"
+    );
 
     // Uptime is real time, not a constant.
     let before = health["uptime_seconds"].as_u64().unwrap();

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
-use shardlet_auth::ClusterSecret;
+use shardlet_auth::{ClusterSecret, KeyName, SigningKey};
 use shardlet_core::{Crc32c, FragmentId};
 use shardlet_node::client::{ClientError, NodeClient, PutOutcome, ReadRange};
 
@@ -14,9 +14,12 @@ use shardlet_testkit::{
 
 const BLOCK: usize = 64 * 1024;
 
+/// The product's client of `node`, signing with the node's key derived from `secret`.
 fn client_for(node: &NodeProcess, secret: &str) -> NodeClient {
-    let secret = ClusterSecret::new(secret).expect("a valid secret");
-    NodeClient::new(&format!("http://{}", node.address), secret).expect("a client")
+    let root = ClusterSecret::new(secret).expect("a valid secret");
+    let name = KeyName::Node(node.options.node_id);
+    let key = SigningKey::new(name, root.derive(name));
+    NodeClient::new(&format!("http://{}", node.address), key).expect("a client")
 }
 
 fn new_id() -> FragmentId {

@@ -64,12 +64,13 @@ async fn acknowledged_puts_survive_kill_9() {
                 request
                     .headers
                     .extend(shardlet_testkit::signing::signature_headers(
-                        &client.secret,
+                        &client.key(),
                         std::time::SystemTime::now(),
                         "PUT",
                         &client.address.to_string(),
                         &request.target,
                         &request.headers,
+                        None,
                     ));
                 match raw_http::send(client.address, &request).await {
                     Ok(response) if response.status == 201 => acknowledged.lock().unwrap().push(id),

@@ -14,7 +14,8 @@ use http::{HeaderMap, StatusCode, Uri};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::auth::{Sender, HEADER_MEMBER};
+use super::roles::authorize;
+use crate::auth::{AuthError, Sender};
 use crate::node::MetaNode;
 use crate::wire::{HEADER_FORWARDED, HEADER_LEADER_ADDRESS};
 
@@ -40,7 +41,9 @@ pub fn body_limit(path: &str, config: &crate::config::MetaConfig) -> usize {
     }
 }
 
-/// An authenticated request: signature and body checksum verified.
+/// An authenticated and authorised request: signature, caller's access to the route,
+/// and body hash verified. Every route but `/health` and `/metrics` extracts it, so
+/// no route can forget a check.
 pub struct Incoming {
     pub uri: Uri,
     pub headers: HeaderMap,
@@ -72,14 +75,19 @@ impl Incoming {
     }
 }
 
-fn unauthenticated(headers: &HeaderMap, error: impl std::fmt::Display) -> Response {
-    tracing::warn!(sender = ?headers.get(HEADER_MEMBER), %error, "unauthenticated request");
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-        error.to_string(),
-    )
-    .into_response()
+/// 401 (503 when the replay cache is full) naming the reason, counted by reason. The
+/// log line names the reason and path, never a header value.
+fn unauthenticated(node: &MetaNode, path: &str, error: AuthError) -> Response {
+    node.metrics
+        .auth_refused_total
+        .with_label_values(&[error.reason()])
+        .inc();
+    tracing::warn!(%error, path, "unauthenticated request");
+    let code = match error {
+        AuthError::ReplayCacheFull { .. } => "replay_cache_full",
+        _ => "unauthenticated",
+    };
+    ApiError::new(error.status(), code, error.to_string()).into_response()
 }
 
 impl FromRequest<Arc<MetaNode>> for Incoming {
@@ -92,10 +100,22 @@ impl FromRequest<Arc<MetaNode>> for Incoming {
             .path_and_query()
             .map(|path| path.as_str())
             .unwrap_or("/");
+        let path = parts.uri.path();
         let verified = node
             .auth
-            .verify_headers(parts.method.as_str(), target, &parts.headers)
-            .map_err(|error| unauthenticated(&parts.headers, error))?;
+            .verify_headers(parts.method.as_str(), target, &parts.headers);
+        node.metrics
+            .replay_cache_entries
+            .set(node.auth.replay_cache_entries() as i64);
+        let verified = verified.map_err(|error| unauthenticated(node, path, error))?;
+        if let Err(reason) = authorize(path, verified.caller, verified.forwarded) {
+            node.metrics
+                .auth_refused_total
+                .with_label_values(&["forbidden"])
+                .inc();
+            tracing::warn!(path, caller = ?verified.caller, "refused a caller outside its role");
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", reason).into_response());
+        }
         let limit = body_limit(parts.uri.path(), &node.config);
         let body = axum::body::to_bytes(body, limit).await.map_err(|error| {
             ApiError::new(
@@ -110,7 +130,7 @@ impl FromRequest<Arc<MetaNode>> for Incoming {
         })?;
         verified
             .verify_body(&body)
-            .map_err(|error| unauthenticated(&parts.headers, error))?;
+            .map_err(|error| unauthenticated(node, parts.uri.path(), error))?;
         Ok(Incoming {
             uri: parts.uri,
             headers: parts.headers,
@@ -138,13 +158,15 @@ pub async fn forward_to_leader(
     let mut request = node
         .forward_http
         .post(url)
-        .header(HEADER_FORWARDED, "1")
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(incoming.body.clone());
     let sender = Sender::Member(node.config.member_id);
+    // Re-signed by this member (a new nonce, the leader's host): the caller's own
+    // signature was for this member and is spent.
     let signature = node
         .auth
-        .sign("POST", &leader_address, path, &sender, &incoming.body)
+        .member_key()
+        .sign("POST", &leader_address, path, &sender, &incoming.body, true)
         .map_err(ApiError::internal)?;
     for (name, value) in signature {
         request = request.header(name, value);

@@ -1,8 +1,9 @@
 //! The HTTP API of a member: raft RPC (`/raft/*`), key-value (`/kv/*`), cluster
 //! management (`/cluster/*`), `/metrics` and `/health`.
 //!
-//! Every route but `/metrics` and `/health` is authenticated with the cluster secret
-//! (`crate::auth`) before its body is parsed. Bodies are bounded by
+//! Every route but `/metrics` and `/health` is authenticated (`crate::auth`: the
+//! caller's key, nonce, host) and authorised for the caller's role before its body is
+//! read. Bodies are bounded by
 //! `request_body_bytes_max` (413 beyond it). Writes and linearizable reads that reach a
 //! follower are forwarded to the leader once (one hop, never a loop).
 
@@ -11,6 +12,7 @@ mod error;
 mod incoming;
 mod kv_routes;
 mod raft_routes;
+mod roles;
 
 use std::sync::Arc;
 

@@ -15,6 +15,7 @@
 //! | `i/{object id}` | [`IntentRecord`](super::IntentRecord): fragments that may lack an owner |
 //! | `l/controller` | [`LeaseRecord`](super::LeaseRecord): which controller acts |
 //! | `l/controller-term` | [`LeaseFence`](super::LeaseFence): the lease's fencing token |
+//! | `g/settings` | [`ClusterSettings`](super::ClusterSettings): settings every process shares |
 //!
 //! Bucket names never contain `/` (S3 naming rules), so `o/{bucket}/` delimits exactly
 //! one bucket's objects even though object keys may contain `/`.
@@ -32,6 +33,7 @@ pub const NODE_FRAGMENT_INDEX_PREFIX: &str = "x/nf/";
 pub const INTENT_PREFIX: &str = "i/";
 pub const CONTROLLER_LEASE: &str = "l/controller";
 pub const CONTROLLER_LEASE_FENCE: &str = "l/controller-term";
+pub const CLUSTER_SETTINGS: &str = "g/settings";
 
 pub fn bucket(name: &str) -> Vec<u8> {
     format!("{BUCKET_PREFIX}{name}").into_bytes()

@@ -223,6 +223,11 @@ pub struct NodeRecord {
     #[serde(default)]
     pub used_bytes: u64,
     pub last_heartbeat_unix_ms: u64,
+    /// Why the node stopped acknowledging writes (a failed fsync, from its `/health`),
+    /// recorded by the controller when it drains the node for it; kept after the node
+    /// restarts, as the reason it is draining. Not written while `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes_refused: Option<String>,
 }
 
 impl Record for NodeRecord {
@@ -328,5 +333,48 @@ impl IntentRecord {
 
 impl Record for IntentRecord {
     const KIND: &'static str = "upload intent";
+    const FORMAT_VERSION: u8 = 1;
+}
+
+/// The upload deadline when no operator set one: longer than a 5 GiB PUT takes at any
+/// sane speed (~1.5 MB/s).
+pub const UPLOAD_DEADLINE_SECONDS_DEFAULT: u64 = 3600;
+/// Shortest upload deadline accepted. One second is only useful to tests: below a
+/// minute, large uploads cannot finish.
+pub const UPLOAD_DEADLINE_SECONDS_MIN: u64 = 1;
+/// Longest upload deadline accepted (7 days): the controller keeps unreferenced
+/// fragments for about twice the deadline, so this also bounds how long garbage of a
+/// crashed upload occupies disks.
+pub const UPLOAD_DEADLINE_SECONDS_MAX: u64 = 7 * 24 * 3600;
+
+/// Settings every gateway and controller must agree on (`g/settings`), changed by an
+/// operator (`shardlet admin cluster set …`) and read through
+/// [`crate::settings::SettingsCache`]. Absent means every setting has its default; a
+/// setting added later gets a `#[serde(default)]`, so an older record still decodes.
+/// Bounds are checked where the record is written and where it is read
+/// ([`crate::settings`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSettings {
+    /// How long an upload (PutObject, UploadPart, CopyObject, UploadPartCopy) may take
+    /// from its intent to its commit. The gateway refuses to commit an older one and
+    /// its collector abandons it; the controller's orphan grace is derived from it.
+    #[serde(default = "upload_deadline_seconds_default")]
+    pub upload_deadline_seconds: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            upload_deadline_seconds: UPLOAD_DEADLINE_SECONDS_DEFAULT,
+        }
+    }
+}
+
+fn upload_deadline_seconds_default() -> u64 {
+    UPLOAD_DEADLINE_SECONDS_DEFAULT
+}
+
+impl Record for ClusterSettings {
+    const KIND: &'static str = "cluster settings";
     const FORMAT_VERSION: u8 = 1;
 }

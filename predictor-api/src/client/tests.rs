@@ -3,14 +3,37 @@
 //! answer is read whole.
 #![allow(clippy::unwrap_used)]
 
+use shardlet_auth::response::sign_response;
+use shardlet_auth::ClusterSecret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::*;
 use crate::schema::ALL_MISSING;
 
-/// Serves `status` with `body` (JSON) to every connection; returns the base URL.
+fn predictor_key() -> Key {
+    ClusterSecret::new("predictor-api-tests-root-secret")
+        .unwrap()
+        .derive(KeyName::Predictor)
+}
+
+/// How the canned server signs its answer.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// With the predictor key, over the request's nonce: a genuine sidecar.
+    Signed,
+    /// Without a signature: anyone else on the path.
+    Unsigned,
+    /// With the right key but for another request (a replayed answer).
+    SignedForAnotherRequest,
+}
+
+/// Serves `status` with `body` (JSON) to every connection, signed; returns the base URL.
 async fn canned(status: &'static str, body: String) -> String {
+    canned_as(status, body, Answer::Signed).await
+}
+
+async fn canned_as(status: &'static str, body: String, answer: Answer) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -40,8 +63,29 @@ async fn canned(status: &'static str, body: String) -> String {
                         }
                     }
                 }
+                let text = String::from_utf8_lossy(&request).to_lowercase();
+                let nonce = text
+                    .lines()
+                    .find_map(|line| line.strip_prefix("x-shardlet-nonce:"))
+                    .map(|value| value.trim().to_string())
+                    .unwrap_or_default();
+                let code: u16 = status[..3].parse().unwrap();
+                let signature = match answer {
+                    Answer::Signed => {
+                        sign_response(&predictor_key(), &nonce, code, body.as_bytes())
+                    }
+                    Answer::Unsigned => String::new(),
+                    Answer::SignedForAnotherRequest => {
+                        sign_response(&predictor_key(), "another-nonce", code, body.as_bytes())
+                    }
+                };
+                let signature_line = if signature.is_empty() {
+                    String::new()
+                } else {
+                    format!("{HEADER_RESPONSE_SIGNATURE}: {signature}\r\n")
+                };
                 let answer = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{signature_line}connection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = stream.write_all(answer.as_bytes()).await;
@@ -53,7 +97,7 @@ async fn canned(status: &'static str, body: String) -> String {
 }
 
 fn client(base_url: &str) -> PredictorClient {
-    PredictorClient::new(&ClientConfig::new(base_url)).unwrap()
+    PredictorClient::new(&ClientConfig::new(base_url, predictor_key())).unwrap()
 }
 
 fn one_window() -> Vec<NodeWindow> {
@@ -148,5 +192,80 @@ async fn a_rejected_request_falls_back_to_heuristic_scores_that_say_why() {
         matches!(&scores[0].source, ScoreSource::Heuristic { reason } if reason.contains("bad window")),
         "{:?}",
         scores[0].source
+    );
+}
+
+#[tokio::test]
+async fn an_answer_not_signed_by_the_sidecar_for_this_request_is_refused() {
+    let body = r#"{"model_version":"m7","horizon_days":30,"scores":[{"node_id":4,"failure_probability":0.99}]}"#;
+    for answer in [Answer::Unsigned, Answer::SignedForAnotherRequest] {
+        let url = canned_as("200 OK", body.into(), answer).await;
+        let error = client(&url).score(one_window()).await.unwrap_err();
+        assert!(matches!(error, ClientError::Unauthenticated(_)), "{error}");
+        // The controller's path: the heuristic, never the spoofed 0.99.
+        let windows = vec![(NodeId(4), vec![ALL_MISSING; 2])];
+        let scores = client(&url).score_or_fallback(&windows).await;
+        assert!(matches!(scores[0].source, ScoreSource::Heuristic { .. }));
+    }
+    // The same answer signed with another cluster's predictor key.
+    let stranger = ClusterSecret::new("another-cluster-root-secret").unwrap();
+    let other = PredictorClient::new(&ClientConfig::new(
+        canned("200 OK", body.into()).await,
+        stranger.derive(KeyName::Predictor),
+    ))
+    .unwrap();
+    assert!(matches!(
+        other.score(one_window()).await.unwrap_err(),
+        ClientError::Unauthenticated(_)
+    ));
+}
+
+#[tokio::test]
+async fn score_requests_are_signed_with_the_predictor_key_and_the_body_hash() {
+    use std::sync::{Arc, Mutex};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let recorder = seen.clone();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buffer = vec![0u8; 65536];
+        loop {
+            let read = stream.read(&mut buffer).await.unwrap();
+            request.extend_from_slice(&buffer[..read]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            let Some(head_end) = text.find("\r\n\r\n") else {
+                continue;
+            };
+            let declared = text
+                .to_lowercase()
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if read == 0 || request.len() >= head_end + 4 + declared {
+                break;
+            }
+        }
+        *recorder.lock().unwrap() = String::from_utf8_lossy(&request).to_string();
+        let _ = stream
+            .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await;
+    });
+    let _ = client(&format!("http://{address}"))
+        .score(one_window())
+        .await;
+    let request = seen.lock().unwrap().clone();
+    let head_end = request.find("\r\n\r\n").unwrap();
+    let (head, body) = (request[..head_end].to_lowercase(), &request[head_end + 4..]);
+    assert!(head.contains("credential=predictor/"), "{head}");
+    assert!(head.contains("x-shardlet-nonce:"), "{head}");
+    assert!(
+        head.contains(&format!(
+            "x-amz-content-sha256: {}",
+            payload_sha256(body.as_bytes())
+        )),
+        "{head}"
     );
 }

@@ -15,6 +15,12 @@
 //! 3. group-committed `fsync(fragments/xx)` — after it the name is durable; only then is
 //!    the PUT acknowledged.
 //!
+//! Any failed fsync (step 1, step 3, or the small-fragment store's synced write) trips
+//! the [`WriteFence`]: from then on every write is refused until the node restarts, and
+//! a fragment whose directory fsync failed is unlinked again ([`FragmentStore::discard_unsynced`]),
+//! so no retry — in this process or after a restart, when the page cache may still
+//! hold the file — finds it and answers "already stored" for bytes the disk may lack.
+//!
 //! Methods here are blocking; the server calls them from blocking threads.
 
 use std::fs::{self, File};
@@ -33,7 +39,9 @@ use crate::small_store::SmallFragments;
 pub use crate::small_store::SMALL_FRAGMENT_BYTES_MAX;
 use crate::store_error::StoreError;
 use crate::wire::ListedFragment;
+use crate::write_fence::WriteFence;
 
+mod small;
 #[cfg(test)]
 mod tests;
 
@@ -72,6 +80,8 @@ pub struct FragmentStore {
     staging: Arc<StagingPool>,
     /// Fragments of at most `SMALL_FRAGMENT_BYTES_MAX` payload bytes.
     small: SmallFragments,
+    /// Tripped by the first failed fsync: no write is acknowledged after it.
+    fence: Arc<WriteFence>,
     /// Held for the store's lifetime: a second node on the same directory would break
     /// every durability argument (two tmp sweeps, two writers of one id).
     _lock_file: File,
@@ -106,13 +116,17 @@ impl FragmentStore {
         let tmp_dir = data_dir.join("tmp");
         fs::create_dir_all(&fragments_dir)?;
         fs::create_dir_all(&tmp_dir)?;
+        let fence = WriteFence::new(Arc::clone(&metrics));
         let mut syncers = Vec::with_capacity(FAN_OUT);
         for prefix in 0..FAN_OUT {
-            let directory = fragments_dir.join(format!("{prefix:02x}"));
+            let name = format!("{prefix:02x}");
+            let directory = fragments_dir.join(&name);
             fs::create_dir_all(&directory)?;
             syncers.push(DirectorySyncer::new(
                 File::open(&directory)?,
+                format!("fragments/{name}"),
                 Arc::clone(&metrics),
+                Arc::clone(&fence),
             ));
         }
         // The fan-out directories themselves must be durable before any fragment is
@@ -134,10 +148,16 @@ impl FragmentStore {
             metrics,
             staging: StagingPool::new(STAGING_BUFFERS_KEPT_MAX),
             small,
+            fence,
             _lock_file: lock_file,
         };
         store.count_fragments()?;
         Ok(store)
+    }
+
+    /// The fence every write checks; tripped by the first failed fsync.
+    pub fn write_fence(&self) -> &Arc<WriteFence> {
+        &self.fence
     }
 
     pub fn fragment_path(&self, id: &FragmentId) -> PathBuf {
@@ -153,6 +173,7 @@ impl FragmentStore {
         expected_length: u64,
         keep_cached: bool,
     ) -> Result<FragmentWriter, StoreError> {
+        self.fence.check()?;
         let path = self
             .tmp_dir
             .join(format!("{id}.{:016x}", rand::random::<u64>()));
@@ -174,91 +195,14 @@ impl FragmentStore {
         let file_fsync = self.metrics.fsync_seconds.with_label_values(&["file"]);
         let staged = writer
             .finish(claimed_crc, &file_fsync)
-            .map_err(|error| self.count_error(error))?;
+            .map_err(|error| self.fsync_fatal("fdatasync of a fragment file", error))?;
+        // A write that began before the fence tripped is not renamed into place: its
+        // temporary file goes with `staged`.
+        self.fence.check()?;
         let outcome = self.commit(id, staged)?;
         // Also for an identical copy already stored: its own rename may still be waiting
         // for its directory fsync, and 200 promises durability just like 201.
         Ok((outcome, self.syncer(id).sync_from_blocking_thread()))
-    }
-
-    /// Stores a fragment of at most [`SMALL_FRAGMENT_BYTES_MAX`] bytes, received whole in
-    /// `chunks`, in the small-fragment store: checked like a file write (length, CRC),
-    /// durable when this returns (the ticket is only for a copy found as a file).
-    pub fn put_small(
-        &self,
-        id: &FragmentId,
-        expected_length: u64,
-        chunks: &[bytes::Bytes],
-        claimed_crc: Crc32c,
-    ) -> Result<(CommitOutcome, SyncTicket), StoreError> {
-        let (header, encoded) =
-            fragment_file::encode_fragment(chunks, expected_length, claimed_crc)
-                .map_err(|error| self.count_error(error))?;
-        let _guard = self.lock_id(id);
-        let mut replaced_length = None;
-        match self.small_reader(id) {
-            Ok(None) => {}
-            Ok(Some(existing)) => match existing.verify_all() {
-                Ok(()) if existing.header == header => {
-                    return Ok((CommitOutcome::AlreadyStored, SyncTicket::done()))
-                }
-                Ok(()) => return Err(StoreError::FragmentExists),
-                Err(error) => {
-                    self.report_rot(id, &error);
-                    replaced_length = Some(existing.header.payload_length);
-                }
-            },
-            Err(StoreError::ChecksumMismatch(reason)) => {
-                self.report_rot(id, &StoreError::ChecksumMismatch(reason));
-                replaced_length = Some(0);
-            }
-            Err(error) => return Err(self.count_error(error)),
-        }
-        if replaced_length.is_none() {
-            // Stored as a file (by a node that put the line between small and large
-            // elsewhere): the same immutability rules apply to that copy.
-            match FragmentReader::open(&self.fragment_path(id)) {
-                Err(StoreError::NotFound) => {}
-                Ok(existing) if existing.verify_all().is_ok() => {
-                    if existing.header != header {
-                        return Err(StoreError::FragmentExists);
-                    }
-                    return Ok((
-                        CommitOutcome::AlreadyStored,
-                        self.syncer(id).sync_from_blocking_thread(),
-                    ));
-                }
-                // A damaged file copy: replaced by the stored value below, the file goes.
-                Ok(_) | Err(StoreError::ChecksumMismatch(_)) => {
-                    self.report_rot(
-                        id,
-                        &StoreError::ChecksumMismatch("damaged file copy".into()),
-                    );
-                    fs::remove_file(self.fragment_path(id))
-                        .map_err(|error| self.count_write_error(error))?;
-                    replaced_length = Some(0);
-                }
-                Err(error) => return Err(self.count_error(error)),
-            }
-        }
-        let started = std::time::Instant::now();
-        self.small
-            .put(id, &encoded)
-            .map_err(|error| self.count_error(StoreError::Fsync(error)))?;
-        self.metrics
-            .fsync_seconds
-            .with_label_values(&["small"])
-            .observe(started.elapsed().as_secs_f64());
-        self.count_stored(id, header.payload_length, replaced_length);
-        Ok((CommitOutcome::Created, SyncTicket::done()))
-    }
-
-    /// The small fragment stored under `id`, header and table checked.
-    fn small_reader(&self, id: &FragmentId) -> Result<Option<FragmentReader>, StoreError> {
-        match self.small.get(id).map_err(StoreError::Read)? {
-            None => Ok(None),
-            Some(encoded) => FragmentReader::from_encoded(encoded).map(Some),
-        }
     }
 
     fn count_stored(&self, id: &FragmentId, length: u64, replaced_length: Option<u64>) {
@@ -359,8 +303,33 @@ impl FragmentStore {
     /// Crash before the directory fsync: the fragment may reappear, complete, after
     /// restart; the DELETE was not acknowledged, so the caller retries it.
     pub fn delete(&self, id: &FragmentId) -> Result<(bool, SyncTicket), StoreError> {
+        self.fence.check()?;
         let removed = self.remove(id)?;
         Ok((removed, self.syncer(id).sync_from_blocking_thread()))
+    }
+
+    /// Unlinks the file a PUT just renamed into place after the directory fsync that
+    /// was to make it durable failed: the PUT was not acknowledged, and a copy whose
+    /// name may not be on disk must not be found by a retry (which would verify it from
+    /// the page cache and answer "already stored"). Best effort: the unlink is no more
+    /// durable than the rename was, and a file that comes back after a crash is whole
+    /// (its data was fdatasync'd) and unreferenced, an orphan the scrub removes.
+    pub fn discard_unsynced(&self, id: &FragmentId) {
+        let path = self.fragment_path(id);
+        let _guard = self.lock_id(id);
+        let length =
+            fragment_file::open_header(&path).map_or(0, |(_, header)| header.payload_length);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                self.metrics.fragments_stored.dec();
+                self.metrics.fragment_bytes_stored.sub(length as i64);
+                tracing::warn!(%id, "unlinked a fragment whose directory fsync failed");
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::error!(%id, %error, "cannot unlink a fragment whose directory fsync failed")
+            }
+        }
     }
 
     fn remove(&self, id: &FragmentId) -> Result<bool, StoreError> {
@@ -374,9 +343,12 @@ impl FragmentStore {
         {
             let length =
                 fragment_file::decode_header(&encoded).map_or(0, |header| header.payload_length);
-            self.small
-                .delete(id)
-                .map_err(|error| self.count_error(StoreError::Fsync(error)))?;
+            self.small.delete(id).map_err(|error| {
+                self.fsync_fatal(
+                    "synced delete of the small-fragment store",
+                    StoreError::Fsync(error),
+                )
+            })?;
             self.metrics.fragments_stored.dec();
             self.metrics.fragment_bytes_stored.sub(length as i64);
             removed_small = true;
@@ -519,6 +491,14 @@ impl FragmentStore {
     fn report_rot(&self, id: &FragmentId, error: &StoreError) {
         self.metrics.checksum_failures_total.inc();
         tracing::error!(%id, %error, "stored fragment failed verification");
+    }
+
+    /// Counts `error`, and if it is a failed fsync, trips the fence naming `what`.
+    fn fsync_fatal(&self, what: &str, error: StoreError) -> StoreError {
+        if let StoreError::Fsync(source) = &error {
+            self.fence.trip(what, source);
+        }
+        self.count_error(error)
     }
 
     /// Counts an error in the health counters on its way out.

@@ -1,6 +1,7 @@
 //! How a commit can fail.
 
 use crate::object::catalog::CatalogError;
+use crate::object::upload_deadline::DeadlineError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -16,4 +17,7 @@ pub enum CommitError {
     NoSuchUpload,
     #[error("the multipart upload is being completed or aborted")]
     UploadClosing,
+    /// The upload is older than the cluster's upload deadline: refused, given up.
+    #[error(transparent)]
+    Deadline(DeadlineError),
 }

@@ -8,6 +8,7 @@ use shardlet_model::schema::{ShardletRecord, ShardletReference};
 
 use super::error::CommitError;
 use crate::object::gc::Collector;
+use crate::object::upload_deadline::{RefusedAt, UploadClock};
 
 /// What a finished stream produced: durable fragments, not yet visible anywhere.
 #[derive(Debug)]
@@ -17,9 +18,21 @@ pub struct Written {
     pub size_bytes: u64,
     pub md5: [u8; 16],
     pub shardlets: Vec<ShardletRecord>,
+    /// The upload's age against the cluster's upload deadline (started before its
+    /// intent was written).
+    pub clock: UploadClock,
 }
 
 impl Written {
+    /// Refuses a write older than the upload deadline: checked before every metadata
+    /// batch of its commit, so this gateway never publishes an upload the collectors
+    /// may already be taking apart.
+    pub(super) fn check_deadline(&self) -> Result<(), CommitError> {
+        self.clock
+            .check(RefusedAt::Commit)
+            .map_err(CommitError::Deadline)
+    }
+
     pub fn references(&self) -> Vec<ShardletReference> {
         self.shardlets
             .iter()

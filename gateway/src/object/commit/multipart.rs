@@ -119,6 +119,7 @@ impl Commit {
         let intent_key = keys::intent(written.object_id);
         let mut upload_version = upload.version;
         for _ in 0..COMMIT_ATTEMPTS_MAX {
+            written.check_deadline()?;
             let current = self.catalog.part(upload_id, number).await?;
             let mut batch = Batch::default();
             batch

@@ -74,6 +74,8 @@ impl Commit {
         let bucket_key = keys::bucket(&record.bucket);
         let mut known_bucket = known_bucket;
         for attempt in 1..=COMMIT_ATTEMPTS_MAX {
+            // Before every attempt: reads and lost races take time too.
+            written.check_deadline()?;
             let bucket = match known_bucket.take() {
                 Some(bucket) => bucket,
                 // Always fresh, never the bucket cache: the caller's copy may have come

@@ -82,6 +82,7 @@ impl Commit {
         batch.require_version(keys::intent(written.object_id), written.intent_version);
         for record in &written.shardlets {
             if batch.len() + 1 + record.fragments.len() > RECORD_BATCH_ITEMS_MAX {
+                written.check_deadline()?;
                 self.apply_record_batch(std::mem::take(&mut batch)).await?;
                 batch.require_version(keys::intent(written.object_id), written.intent_version);
             }
@@ -90,6 +91,7 @@ impl Commit {
         if batch.operations.is_empty() {
             return Ok(());
         }
+        written.check_deadline()?;
         self.apply_record_batch(batch).await
     }
 

@@ -84,6 +84,7 @@ pub(super) fn fixture(store: Arc<dyn MetadataStore>) -> Fixture {
         topology.clone(),
         metrics.clone(),
         CollectorConfig::default(),
+        Arc::new(shardlet_model::settings::SettingsCache::default()),
     ));
     let commit = Arc::new(Commit::new(catalog.clone(), collector));
     let write_path = WritePath {

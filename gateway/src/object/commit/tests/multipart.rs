@@ -242,3 +242,34 @@ async fn an_upload_marked_closing_by_a_crashed_completion_still_completes_or_abo
         .unwrap();
     assert!(gateway.catalog.object("b", "k").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_part_older_than_the_upload_deadline_is_refused_and_given_up() {
+    let (_, gateway) = writer_with_bucket("b").await;
+    let upload = open_upload(&gateway).await;
+    let write = part_data(&gateway, b"a part that took too long").await;
+    let part_id = write.written().object_id;
+    // The deadline passed while the part streamed (an operator lowered it to zero).
+    gateway
+        .commit
+        .collector()
+        .settings()
+        .set(shardlet_model::schema::ClusterSettings {
+            upload_deadline_seconds: 0,
+        });
+    let error = gateway
+        .commit
+        .put_part(write, &upload, 1, StoredChecksums::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CommitError::Deadline(_)), "{error}");
+    assert!(
+        gateway.catalog.part("u1", 1).await.unwrap().is_none(),
+        "no part record"
+    );
+    assert_eq!(
+        intent_state(&gateway, part_id).await,
+        Some(IntentState::Garbage),
+        "the part's data is handed to the collector before the client hears"
+    );
+}
