@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use shardlet_meta::ReadConsistency;
 use shardlet_testkit::cluster::{Cluster, ClusterOptions};
+use shardlet_testkit::controller::controller_status;
 use shardlet_testkit::slowloris::Attack;
 use shardlet_testkit::{
     pattern_bytes, random_fragment_id, shardlet_binary, wait_until, S3Client, ServiceProcess,
@@ -38,10 +39,11 @@ fn sample(metrics: &str, family: &str, label: &str) -> f64 {
         .sum()
 }
 
-/// The controller's view of node `id`: (state, last heartbeat), from `/v1/status`.
+/// The controller's view of node `id`: (state, last heartbeat), from `/v1/status`
+/// (signed with the `controller` key, as `shardlet admin nodes` signs it).
 async fn node_status(controller: &ServiceProcess, id: u32) -> (String, u64, bool) {
     let status: serde_json::Value =
-        serde_json::from_str(&controller.get_text("/v1/status").await).expect("status JSON");
+        serde_json::from_str(&controller_status(controller).await).expect("status JSON");
     let node = status["nodes"]
         .as_array()
         .into_iter()
@@ -152,8 +154,8 @@ async fn every_port_keeps_serving_signed_requests_during_a_slowloris_attack() {
             .expect("the key just written");
         assert_eq!(value.value.as_slice(), b"value");
 
-        // `get_text` opens a new connection per request: each must get in.
-        assert!(controller.get_text("/v1/status").await.contains("nodes"));
+        // A signed `/v1/status` on a new connection per request: each must get in.
+        assert!(controller_status(&controller).await.contains("nodes"));
     }
 
     // The controller keeps hearing the attacked node past its down grace, and never
