@@ -1,7 +1,8 @@
-//! `shardlet dev --tls`: every port over HTTPS with a local CA. The aws CLI and boto3
-//! put, get and list through it; a plaintext client gets a clean refusal; clients
-//! trusting another CA (an S3 client, and Shardlet's own internal client through
-//! `shardlet admin`) are refused.
+//! `shardlet dev --tls`: every port over HTTPS with a local CA, every component holding
+//! only its own role's keys. The aws CLI and boto3 put, get and list through it; a
+//! plaintext client gets a clean refusal; clients trusting another CA (an S3 client, and
+//! Shardlet's own internal clients through `shardlet admin`: metadata, the controller's
+//! signed `/v1/status`, a node's `/health`) are refused.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -168,39 +169,119 @@ async fn a_tls_cluster_serves_the_aws_cli_and_boto3_and_refuses_strangers() {
         other => panic!("a client trusting another CA got an answer: {other:?}"),
     }
 
-    // Shardlet's own internal client (the metadata client of `shardlet admin`): the
+    // Every component got the certificate and only its own role's key file.
+    let components = dev.components();
+    assert!(components.len() >= 15, "{components:?}");
+    for (name, pid) in &components {
+        let command_line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let command_line: Vec<String> = command_line
+            .split(|byte| *byte == 0)
+            .map(|part| String::from_utf8_lossy(part).into_owned())
+            .collect();
+        let role_file = if name == "meta" { "member" } else { name };
+        let expected = dev.data.join(format!("keys/{role_file}.keys"));
+        let key_file = command_line
+            .iter()
+            .position(|part| part == "--key-file")
+            .and_then(|position| command_line.get(position + 1));
+        assert_eq!(
+            key_file.map(String::as_str),
+            Some(expected.to_str().unwrap()),
+            "{name}: {command_line:?}"
+        );
+        assert!(
+            !command_line.iter().any(|part| part == "--secret-file"),
+            "{name}: {command_line:?}"
+        );
+        for flag in ["--tls-cert", "--tls-key", "--tls-ca"] {
+            assert!(
+                command_line.iter().any(|part| part == flag),
+                "{name} without {flag}: {command_line:?}"
+            );
+        }
+    }
+
+    // Shardlet's own internal clients, as the operator runs them with the admin role's
+    // keys: the metadata client and the signed /v1/status client of `shardlet admin
+    // nodes --controller`, and the node /health client of `shardlet admin health`. The
     // cluster's CA works, another CA is refused, and plaintext is refused.
     let meta = format!("127.0.0.1:{}", dev.ports.meta);
-    let secret_file = dev.data.join("cluster-secret").display().to_string();
+    let admin_keys = dev.data.join("keys/admin.keys").display().to_string();
+    let controller = format!("https://127.0.0.1:{}", dev.ports.controller);
+    let node = format!("https://127.0.0.1:{}", dev.ports.node_base);
     let shardlet = binary.path().display().to_string();
-    let admin = |tls: Vec<String>| {
-        let meta = meta.clone();
-        let secret_file = secret_file.clone();
+    let run_shardlet = |arguments: Vec<String>| {
         let shardlet = shardlet.clone();
         async move {
-            let mut arguments = vec![
-                "admin".to_string(),
-                "nodes".into(),
-                "--meta".into(),
-                meta,
-                "--secret-file".into(),
-                secret_file,
-            ];
-            arguments.extend(tls);
             let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
             run(&shardlet, &arguments, &[]).await
         }
     };
-    let (ok, stdout, stderr) = admin(vec!["--tls-ca".into(), ca.clone()]).await;
+    // `admin nodes`, asking the controller too when `with_controller`.
+    let admin = |tls: Vec<String>, with_controller: bool| {
+        let mut arguments: Vec<String> =
+            ["admin", "nodes", "--meta", &meta, "--key-file", &admin_keys]
+                .map(String::from)
+                .to_vec();
+        if with_controller {
+            arguments.extend(["--controller".to_string(), controller.clone()]);
+        }
+        arguments.extend(tls);
+        run_shardlet(arguments)
+    };
+    let (ok, stdout, stderr) = admin(vec!["--tls-ca".into(), ca.clone()], true).await;
     assert!(ok, "admin nodes over TLS failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("controller ") && stdout.contains("active"),
+        "the signed /v1/status answered over TLS:\n{stdout}"
+    );
     let other_ca = elsewhere.ca.display().to_string();
-    let (ok, _, stderr) = admin(vec!["--tls-ca".into(), other_ca]).await;
-    assert!(!ok, "an internal client trusting another CA was served");
+    let (ok, _, stderr) = admin(vec!["--tls-ca".into(), other_ca.clone()], false).await;
+    assert!(!ok, "a metadata client trusting another CA was served");
     assert!(stderr.contains("metadata service unavailable"), "{stderr}");
-    let (ok, _, _) = admin(vec!["--insecure-plaintext".into()]).await;
-    assert!(!ok, "a plaintext internal client was served by a TLS port");
+    let (ok, _, stderr) = admin(vec!["--tls-ca".into(), other_ca.clone()], true).await;
+    assert!(!ok, "a /v1/status client trusting another CA was served");
+    assert!(
+        stderr.contains("cannot reach the controller") && stderr.contains("certificate"),
+        "{stderr}"
+    );
+    for with_controller in [false, true] {
+        let (ok, _, _) = admin(vec!["--insecure-plaintext".into()], with_controller).await;
+        assert!(!ok, "a plaintext internal client was served by a TLS port");
+    }
     // And with neither, the command says what it needs.
-    let (ok, _, stderr) = admin(Vec::new()).await;
+    let (ok, _, stderr) = admin(Vec::new(), true).await;
     assert!(!ok && stderr.contains("--tls-ca"), "{stderr}");
+    // A controller URL whose scheme is not the cluster's is refused by name.
+    let (ok, _, stderr) = run_shardlet(
+        [
+            "admin",
+            "nodes",
+            "--meta",
+            &meta,
+            "--controller",
+            &controller.replace("https://", "http://"),
+            "--key-file",
+            &admin_keys,
+            "--tls-ca",
+            &ca,
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(!ok && stderr.contains("--controller"), "{stderr}");
+    let health = |tls: &[&str]| {
+        let mut arguments: Vec<String> = ["admin", "health", "--node", &node]
+            .map(String::from)
+            .to_vec();
+        arguments.extend(tls.iter().map(|text| text.to_string()));
+        run_shardlet(arguments)
+    };
+    let (ok, stdout, stderr) = health(&["--tls-ca", &ca]).await;
+    assert!(ok, "admin health over TLS failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("writes_refused"), "{stdout}");
+    let (ok, _, _) = health(&["--tls-ca", &other_ca]).await;
+    assert!(!ok, "the /health client trusted another CA");
     drop(dev);
 }
