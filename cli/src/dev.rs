@@ -527,12 +527,16 @@ fn spawn_program(
         command.env("TOKIO_WORKER_THREADS", "1");
     }
     // The children's security is this command's choice alone: none of the TLS
-    // variables this process may have been started with reaches them.
+    // variables or keys this process may have been started with reaches them (each
+    // holds only the role key file it is given; a cluster secret in the environment
+    // would otherwise sit in every child's, readable in /proc).
     for variable in [
         "SHARDLET_INSECURE_PLAINTEXT",
         "SHARDLET_TLS_CERT",
         "SHARDLET_TLS_KEY",
         "SHARDLET_TLS_CA",
+        "SHARDLET_CLUSTER_SECRET",
+        "SHARDLET_KEYS",
     ] {
         command.env_remove(variable);
     }

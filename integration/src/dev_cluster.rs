@@ -173,15 +173,24 @@ impl DevCluster {
         stdout: Stdio,
         stderr: Stdio,
     ) -> Self {
+        Self::spawn_in_with(binary, root, stdout, stderr, |_| {})
+    }
+
+    /// [`Self::spawn_in`], with `adjust` changing the command first (e.g. the
+    /// environment `shardlet dev` inherits).
+    pub fn spawn_in_with(
+        binary: &ShardletBinary,
+        root: tempfile::TempDir,
+        stdout: Stdio,
+        stderr: Stdio,
+        adjust: impl FnOnce(&mut Command),
+    ) -> Self {
         let data = root.path().join("data");
         let ports = DevPorts::free();
-        let process = ChildProcess::spawn_with_output(
-            "dev",
-            dev_command(binary, &data, &ports),
-            stdout,
-            stderr,
-        )
-        .unwrap_or_else(|error| panic!("shardlet dev does not start: {error}"));
+        let mut command = dev_command(binary, &data, &ports);
+        adjust(&mut command);
+        let process = ChildProcess::spawn_with_output("dev", command, stdout, stderr)
+            .unwrap_or_else(|error| panic!("shardlet dev does not start: {error}"));
         Self::new(process, ports, data, root)
     }
 

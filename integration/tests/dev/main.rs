@@ -69,11 +69,19 @@ async fn terminate_and_check_everything_stopped(dev: &mut DevCluster) {
 #[tokio::test]
 async fn dev_keeps_serving_with_its_stdout_closed_and_sigterm_stops_every_component() {
     let binary = shardlet_binary!();
-    let mut dev = DevCluster::spawn_in(
+    // Keys in `shardlet dev`'s own environment (another cluster's, say) must reach no
+    // component: each holds only the key file it is handed.
+    let foreign_secret = hex::encode(rand::random::<[u8; 32]>());
+    let mut dev = DevCluster::spawn_in_with(
         &binary,
         DevCluster::new_root(&binary),
         closed_pipe(),
         closed_pipe(),
+        |command| {
+            command
+                .env("SHARDLET_CLUSTER_SECRET", &foreign_secret)
+                .env("SHARDLET_KEYS", format!("storage={foreign_secret}"));
+        },
     );
     let gateway = format!("127.0.0.1:{}", dev.ports.s3);
     wait_while_running(&mut dev, "the gateway answered /health", |_| {
@@ -94,6 +102,18 @@ async fn dev_keeps_serving_with_its_stdout_closed_and_sigterm_stops_every_compon
         "the gateway stopped answering\n{}",
         dev.logs()
     );
+    for (name, pid) in dev.components() {
+        let environment = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let environment = String::from_utf8_lossy(&environment);
+        for variable in ["SHARDLET_CLUSTER_SECRET=", "SHARDLET_KEYS="] {
+            assert!(
+                !environment
+                    .split('\0')
+                    .any(|entry| entry.starts_with(variable)),
+                "{name} inherited {variable}"
+            );
+        }
+    }
     // Secrets and data are the owner's only.
     let mode = |path: &std::path::Path| {
         use std::os::unix::fs::PermissionsExt;
