@@ -1,7 +1,6 @@
 //! The lease and its fencing token against a real metadata member, and the daemon's
 //! refusal of bad flags and files.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,12 +89,12 @@ fn the_controller_refuses_bad_flags_and_files_with_a_reason() {
     std::fs::write(&topology, "epoch = 1\n[[node]]\nid = \"not a number\"\n").unwrap();
     let missing = root.path().join("missing.toml");
     let run = |arguments: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_shardlet"))
+        let output = shardlet_binary!()
+            .command()
             .arg("controller")
             .args(["--meta", "127.0.0.1:1"])
             .args(arguments)
             .env("SHARDLET_CLUSTER_SECRET", "a-test-secret-long-enough")
-            .env("SHARDLET_INSECURE_PLAINTEXT", "true")
             .output()
             .unwrap();
         assert!(!output.status.success(), "{arguments:?} was accepted");

@@ -2,8 +2,6 @@
 //! grace period and everything it held is rebuilt elsewhere; a controller killed in the
 //! middle is replaced by a standby that finishes; `admin drain` empties a node.
 
-use std::process::Command;
-
 use shardlet_core::NodeId;
 
 use shardlet_meta::MetaClient;
@@ -142,12 +140,12 @@ async fn admin_drain_moves_every_fragment_off_the_node() {
     let drained = NodeId(cluster.nodes[cluster.busiest_node().await].options.node_id);
 
     let admin = |arguments: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_shardlet"))
+        shardlet_binary!()
+            .command()
             .arg("admin")
             .args(arguments)
             .args(["--meta", &cluster.meta.address.to_string()])
             .env("SHARDLET_CLUSTER_SECRET", &cluster.secret)
-            .env("SHARDLET_INSECURE_PLAINTEXT", "true")
             .output()
             .unwrap()
     };
@@ -167,7 +165,8 @@ async fn admin_drain_moves_every_fragment_off_the_node() {
         let meta_address = cluster.meta.address.to_string();
         let secret = cluster.secret.clone();
         move || {
-            Command::new(env!("CARGO_BIN_EXE_shardlet"))
+            shardlet_binary!()
+                .command()
                 .args([
                     "admin",
                     "drain",
@@ -178,7 +177,6 @@ async fn admin_drain_moves_every_fragment_off_the_node() {
                     &meta_address,
                 ])
                 .env("SHARDLET_CLUSTER_SECRET", secret)
-                .env("SHARDLET_INSECURE_PLAINTEXT", "true")
                 .output()
                 .unwrap()
         }
