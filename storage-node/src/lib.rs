@@ -22,6 +22,7 @@
 //! | [`store`] | [`store::FragmentStore`]: files and small store behind one API, crash-safe |
 //! | [`health`] | the `/health` report, sampled from `/proc` and the store |
 //! | [`error`] | [`error::ApiError`]: a store or request failure as an HTTP status and JSON body |
+//! | [`request`] | a request's headers and query checked before any body byte is read |
 //! | [`server`] | the HTTP API: router, authentication, the fragment handlers |
 //! | [`client`] | [`NodeClient`]: the signed client every other component uses |
 //!
@@ -39,6 +40,7 @@ pub mod group_commit;
 pub mod health;
 pub mod metrics;
 pub mod range;
+pub mod request;
 pub mod server;
 pub mod small_store;
 pub mod store;
