@@ -13,7 +13,8 @@
 //!
 //! Module order, lowest first (each imports only modules before it): `dates`,
 //! `dataset`, `metrics` → `simulator` → `backblaze` → `features` → `split` →
-//! `baselines` → `evaluate` → `plot`; with `lstm`: `model` → `train` → `serve`.
+//! `model_files` → `baselines` → `evaluate` → `plot`; with `lstm`: `model` → `train`
+//! → `serve`. `model_files` is the model artifact as checked before libtorch reads it.
 //!
 //! It must never import the controller, the storage node, the gateway or the metadata
 //! crates: the predictor learns from health series and answers over HTTP, it takes no
@@ -26,6 +27,7 @@ pub mod dates;
 pub mod evaluate;
 pub mod features;
 pub mod metrics;
+pub mod model_files;
 pub mod plot;
 pub mod simulator;
 pub mod split;
