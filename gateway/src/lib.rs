@@ -6,6 +6,7 @@
 //! | [`object`] | buckets, objects, uploads and their data: the write path, **[`object::commit`] (every metadata batch: where a write becomes visible)**, the read path, listings, garbage collection, access heat |
 //! | [`server`] | the HTTP server (`/metrics`, `/health`, S3) wiring both together |
 //! | [`metrics`] | the gateway's Prometheus metrics, shared by both layers |
+//! | [`fuzzing`] | the properties the fuzz targets of our S3 request handling check (`fuzz/`) |
 //!
 //! Each layer imports only the ones below it: `server` → `s3` → `object` →
 //! `shardlet-model` (records, typed metadata access), `shardlet-node` (fragment
@@ -15,6 +16,7 @@
 //! The gateway is stateless: everything it knows lives in meta-raft and on storage
 //! nodes, so any number of gateways can serve the same cluster.
 
+pub mod fuzzing;
 pub mod metrics;
 pub mod object;
 pub mod s3;

@@ -25,6 +25,7 @@
 //! | [`request`] | a request's headers and query checked before any body byte is read |
 //! | [`server`] | the HTTP API: router, authentication, the fragment handlers |
 //! | [`client`] | [`NodeClient`]: the signed client every other component uses |
+//! | [`fuzzing`] | the properties the fuzz targets check (`fuzz/`): file format, requests, bodies |
 //!
 //! `client` never imports `server` (they share [`wire`]), and `health` never imports
 //! `server`. This crate depends on `shardlet-core` (ids, checksums) and `shardlet-auth`
@@ -36,6 +37,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod fragment_file;
+pub mod fuzzing;
 pub mod group_commit;
 pub mod health;
 pub mod metrics;
