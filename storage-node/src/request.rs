@@ -22,7 +22,7 @@ pub struct PutHeaders {
 }
 
 /// The headers of a PUT: `Content-Length` required (411, and chunked bodies refused) and
-/// at most `max_fragment_bytes` (413); `x-shardlet-crc32c` required, 8 hex digits;
+/// at most `max_fragment_bytes` (413); `x-shardlet-crc32c` required, 8 lowercase hex digits;
 /// `x-shardlet-cache` absent or `keep` (400 otherwise).
 pub fn put_headers(headers: &HeaderMap, max_fragment_bytes: u64) -> Result<PutHeaders, ApiError> {
     let length = content_length(headers, max_fragment_bytes)?;
@@ -30,7 +30,12 @@ pub fn put_headers(headers: &HeaderMap, max_fragment_bytes: u64) -> Result<PutHe
         headers,
         CRC_HEADER,
         || ApiError::bad_request("invalid_crc32c", "missing x-shardlet-crc32c header"),
-        || ApiError::bad_request("invalid_crc32c", "x-shardlet-crc32c must be 8 hex digits"),
+        || {
+            ApiError::bad_request(
+                "invalid_crc32c",
+                "x-shardlet-crc32c must be 8 lowercase hex digits",
+            )
+        },
     )?;
     let keep_cached = match headers.get(CACHE_HEADER) {
         None => false,
