@@ -9,7 +9,7 @@ use shardlet_core::fuzzing::{Input, Target};
 use shardlet_core::health_report::HealthReport;
 use shardlet_core::{Crc32c, FragmentId};
 
-use crate::fragment_file::format::{FragmentHeader, BLOCK_BYTES, HEADER_BYTES};
+use crate::fragment_file::format::{FragmentHeader, BLOCK_BYTES, HEADER_BYTES, PAYLOAD_BYTES_MAX};
 use crate::fragment_file::{decode_header, encode_fragment, FragmentReader};
 use crate::range::ByteRange;
 use crate::request;
@@ -24,7 +24,7 @@ pub const TARGETS: &[Target] = &[
 
 /// Longest payload the structured modes build: three blocks and a bit, so reads cross
 /// block boundaries and the last block is short.
-const PAYLOAD_BYTES_MAX: u64 = 3 * BLOCK_BYTES + 100;
+const BUILT_PAYLOAD_BYTES_MAX: u64 = 3 * BLOCK_BYTES + 100;
 
 /// A stored fragment (file or small-fragment value) as read back: never a panic, never
 /// a wrong byte. The first byte picks how the rest is used:
@@ -62,6 +62,7 @@ fn stored_value(value: &[u8], original: Option<&[u8]>) {
             return;
         }
     };
+    assert!(header.payload_length <= PAYLOAD_BYTES_MAX);
     assert_eq!(
         header.file_length(),
         value.len() as u64,
@@ -123,7 +124,7 @@ fn stored_value(value: &[u8], original: Option<&[u8]>) {
 
 /// Mode 2 of [`fragment_file`].
 fn damaged_fragment(mut input: Input<'_>) {
-    let length = input.number(3) % (PAYLOAD_BYTES_MAX + 1);
+    let length = input.number(3) % (BUILT_PAYLOAD_BYTES_MAX + 1);
     let seed = input.byte();
     let payload: Vec<u8> = (0..length)
         .map(|index| (index as u8).wrapping_mul(31) ^ seed ^ (index >> 9) as u8)
@@ -251,7 +252,7 @@ fn range_header(length: u64, text: &[u8]) {
     }
     let (start, end) = range.resolve(length).unwrap_or((0, 0));
     assert!(start < end && end <= length, "{start}..{end} of {length}");
-    if length <= PAYLOAD_BYTES_MAX {
+    if length <= BUILT_PAYLOAD_BYTES_MAX {
         let payload: Vec<u8> = (0..length).map(|index| (index % 251) as u8).collect();
         let (_, encoded) = encode_fragment(
             &[Bytes::copy_from_slice(&payload)],
