@@ -12,8 +12,9 @@
 #   FUZZ_MAX_LEN       longest input libFuzzer generates (default 4096 bytes)
 #   FUZZ_SANITIZER     address (default), leak, memory, thread or none
 #   FUZZ_GROW_CORPUS=1 keep the new interesting inputs in fuzz/corpus/<target>/ and
-#                      minimise it afterwards (`cargo fuzz cmin`); otherwise they go to
-#                      a temporary directory and the committed corpus is only read
+#                      minimise it afterwards to at most FUZZ_CORPUS_FILES_MAX inputs
+#                      (default 300; scripts/fuzz-minimize.py); otherwise they go to a
+#                      temporary directory and the committed corpus is only read
 #   FUZZ_TARGET_DIR    the fuzz build's target directory (default
 #                      $SHARDLET_CACHE/fuzz-target, outside the clone; the first build
 #                      compiles RocksDB's C++ there, about 15 minutes on 2 cores)
@@ -51,6 +52,7 @@ if [ -n "${FUZZ_RUNS:-}" ]; then
 else
     limit=(-max_total_time="$FUZZ_SECONDS")
 fi
+host=$(rustc +nightly -vV | sed -n 's/^host: //p')
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 summary=()
@@ -80,7 +82,8 @@ for target in "${targets[@]}"; do
         continue
     fi
     if [ "${FUZZ_GROW_CORPUS:-0}" = 1 ]; then
-        fuzz cmin "$target" "$corpus" -- -max_len="$FUZZ_MAX_LEN"
+        python3 scripts/fuzz-minimize.py "$FUZZ_TARGET_DIR/$host/release/$target" "$corpus" \
+            "${FUZZ_CORPUS_FILES_MAX:-300}"
     fi
     summary+=("$(printf '%-16s %12s executions %5d s  ok, corpus %d files' \
         "$target" "$executions" $((SECONDS - started)) "$(find "$corpus" -type f | wc -l)")")
