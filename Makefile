@@ -14,7 +14,7 @@ CARGO ?= cargo
 # Where `make run` keeps its data; running again on the same directory keeps it.
 DATA ?= ./data
 
-.PHONY: all run test build bench sim fmt lint deps deps-run deps-bench check-install clean clean-cache
+.PHONY: all run test build bench sim fuzz fmt lint deps deps-run deps-bench check-install clean clean-cache
 
 all: build
 
@@ -49,6 +49,10 @@ check-install:
 ## bench: codec, placement and storage-node benchmarks, with machine limits beside them
 bench: deps-bench
 	scripts/bench.sh
+
+## fuzz: every fuzz target (fuzz/, nightly) for FUZZ_SECONDS (default 60) each, one at a time; installs cargo-fuzz if missing; prints each target's executions
+fuzz:
+	@scripts/fuzz.sh
 
 ## sim: a year of a 10,000-node cluster through the controller's real policy and repair code
 sim: build

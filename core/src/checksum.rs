@@ -60,8 +60,14 @@ impl FromStr for Crc32c {
     type Err = IdError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(IdError::new("crc32c", text, "expected 8 hex digits"));
+        // Lowercase only, like the ids: one text per value, so texts compare as values.
+        let lowercase_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if text.len() != 8 || !text.bytes().all(lowercase_hex) {
+            return Err(IdError::new(
+                "crc32c",
+                text,
+                "expected 8 lowercase hex digits",
+            ));
         }
         u32::from_str_radix(text, 16)
             .map(Self)
@@ -117,6 +123,23 @@ mod tests {
     fn known_answer_matches_the_castagnoli_check_value() {
         // The standard check value of CRC-32C over "123456789" (RFC 3720, appendix B.4).
         assert_eq!(Crc32c::of(b"123456789"), Crc32c(0xe306_9283));
+    }
+
+    #[test]
+    fn text_form_is_exactly_eight_lowercase_hex_digits() {
+        assert_eq!("deadbeef".parse(), Ok(Crc32c(0xdead_beef)));
+        assert_eq!(Crc32c(0xdead_beef).to_string(), "deadbeef");
+        // Found by the `ids` fuzz target: "dEad0000" parsed, so one value had many texts.
+        for bad in [
+            "DEADBEEF",
+            "dEad0000",
+            "deadbee",
+            "deadbeef0",
+            "+eadbeef",
+            "dead beef",
+        ] {
+            assert!(bad.parse::<Crc32c>().is_err(), "accepted {bad:?}");
+        }
     }
 
     #[test]

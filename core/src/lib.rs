@@ -12,12 +12,14 @@
 //! | [`sizing`] | how an upload is cut into variable-size shardlets |
 //! | [`topology`] | regions → zones → nodes, parsed from the topology file |
 //! | [`placement`] | jump consistent hash over the topology: where each fragment goes |
+//! | [`fuzzing`] | the properties the fuzz targets check (`fuzz/`), and their input reader |
 //!
 //! It must never import another Shardlet crate (every one of them imports it), nor
 //! anything that does I/O: no tokio, no HTTP, no filesystem.
 
 pub mod checksum;
 pub mod codec;
+pub mod fuzzing;
 pub mod health_report;
 pub mod ids;
 pub mod placement;

@@ -7,6 +7,7 @@
 //! | [`server`] | the S3 port (S3, and `/health` for probes) wiring both together |
 //! | [`admin`] | the admin port: `/metrics` and `/health`, off the public S3 port |
 //! | [`metrics`] | the gateway's Prometheus metrics, shared by both layers |
+//! | [`fuzzing`] | the properties the fuzz targets of our S3 request handling check (`fuzz/`) |
 //!
 //! Each layer imports only the ones below it: `server` → `s3` → `object` →
 //! `shardlet-model` (records, typed metadata access), `shardlet-node` (fragment
@@ -17,6 +18,7 @@
 //! nodes, so any number of gateways can serve the same cluster.
 
 pub mod admin;
+pub mod fuzzing;
 pub mod metrics;
 pub mod object;
 pub mod s3;

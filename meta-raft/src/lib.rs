@@ -14,6 +14,8 @@
 //! | [`server`] | the HTTP API: raft RPC, key-value, cluster management, metrics |
 //! | [`client`] | [`MetaClient`], the only way the rest of Shardlet reaches metadata |
 //! | [`command`] | the key-value API's batches, conditions, outcomes and scan pages |
+//! | [`snapshot`] | the snapshot payload, and the checks a received one passes |
+//! | [`fuzzing`] | the properties the fuzz targets check (`fuzz/`): request bodies, commands |
 //!
 //! It is a plain replicated key-value store: keys and values are bytes. It must never
 //! import what they mean (buckets, objects, shardlets, nodes: `shardlet-model`), nor the
@@ -25,12 +27,14 @@ pub mod blob;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod fuzzing;
 pub mod log_store;
 pub mod member;
 pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod server;
+pub mod snapshot;
 pub mod state_machine;
 pub mod storage;
 pub mod types;

@@ -28,9 +28,9 @@ use serde::{Deserialize, Serialize};
 use crate::blob::Blob;
 use crate::command::{
     check_conditions, BatchOutcome, Operation, ProposalOutcome, ScanPage, VersionedValue,
-    KEY_BYTES_MAX,
 };
 use crate::metrics::MetaMetrics;
+use crate::snapshot::{key_range_end, SnapshotPayload};
 use crate::storage::{io_error, CF_KV, CF_MACHINE_STATE};
 use crate::types::{MemberId, TypeConfig};
 
@@ -45,18 +45,6 @@ struct AppliedState {
     /// The revision counter: the version the next applied batch is NOT allowed to reuse.
     revision: u64,
 }
-
-/// The serialized state machine inside a snapshot. `format_version` lets a later release
-/// read snapshots from this one.
-#[derive(Serialize, Deserialize)]
-struct SnapshotPayload {
-    format_version: u32,
-    revision: u64,
-    /// (key, stored entry bytes as in the `kv` family)
-    entries: Vec<(Blob, Blob)>,
-}
-
-const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
 /// A stored snapshot: metadata and payload together.
 #[derive(Serialize, Deserialize)]
@@ -182,11 +170,7 @@ impl StateMachine {
                 item.map_err(|error| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, error))?;
             entries.push((Blob(key.to_vec()), Blob(value.to_vec())));
         }
-        let payload = SnapshotPayload {
-            format_version: SNAPSHOT_FORMAT_VERSION,
-            revision: self.state.revision,
-            entries,
-        };
+        let payload = SnapshotPayload::new(self.state.revision, entries);
         serde_json::to_vec(&payload)
             .map_err(|error| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, error))
     }
@@ -350,21 +334,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> StoreResult<()> {
         let data = snapshot.into_inner();
         let subject = || ErrorSubject::Snapshot(Some(meta.signature()));
-        let payload: SnapshotPayload = serde_json::from_slice(&data)
+        let payload = SnapshotPayload::decode(&data)
             .map_err(|error| io_error(subject(), ErrorVerb::Read, error))?;
-        if payload.format_version != SNAPSHOT_FORMAT_VERSION {
-            return Err(io_error(
-                subject(),
-                ErrorVerb::Read,
-                format!("unknown snapshot format version {}", payload.format_version),
-            ));
-        }
         let db = Arc::clone(&self.db);
         let family = db
             .cf_handle(CF_KV)
             .ok_or_else(|| io_error(subject(), ErrorVerb::Write, "no kv family"))?;
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(family, Vec::<u8>::new(), vec![0xff_u8; KEY_BYTES_MAX + 1]);
+        batch.delete_range_cf(family, Vec::<u8>::new(), key_range_end());
         for (key, value) in &payload.entries {
             batch.put_cf(family, key.as_slice(), value.as_slice());
         }

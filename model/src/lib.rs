@@ -12,12 +12,14 @@
 //! | [`permission`] | who may do what to a bucket: owner, grants ([`permission::authorize`]), pure |
 //! | [`settings`] | settings every process shares (the upload deadline): bounds, reads, the operator's change, a per-process cache |
 //! | `memory` | `InMemoryMetadata` (feature `test-support`): a fake store for unit tests of one module |
+//! | [`fuzzing`] | the properties the fuzz target of the records checks (`fuzz/`) |
 //!
 //! Used by the gateway and the controller alike. It must never import the gateway, the
 //! controller, the storage node or HTTP: it depends on `shardlet-core` (ids, schemes)
 //! and on `shardlet-meta`'s client and command types only.
 
 pub mod access;
+pub mod fuzzing;
 #[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 pub mod permission;

@@ -8,7 +8,8 @@
 //! builds its importer, simulator, model and sidecar server on it.
 //!
 //! Module order, lowest first (each imports only those above it): `schema` → `api` →
-//! `heuristic` → `health` → `client`.
+//! `heuristic` → `health` → `client`; `fuzzing` (the properties the fuzz targets in
+//! `fuzz/` check) uses `schema`, `api` and `health`.
 //!
 //! It must never import libtorch (`tch`), the predictor crate, the controller, the
 //! storage node, or any server or storage dependency: the controller links this
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod client;
+pub mod fuzzing;
 pub mod health;
 pub mod heuristic;
 pub mod schema;

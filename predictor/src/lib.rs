@@ -13,7 +13,9 @@
 //!
 //! Module order, lowest first (each imports only modules before it): `dates`,
 //! `dataset`, `metrics` → `simulator` → `backblaze` → `features` → `split` →
-//! `baselines` → `evaluate` → `plot`; with `lstm`: `model` → `train` → `serve`.
+//! `model_files` → `baselines` → `evaluate` → `plot` → `fuzzing`; with `lstm`:
+//! `model` → `train` → `serve`. `model_files` is the artifact as checked before
+//! libtorch reads it; `fuzzing` holds the properties the fuzz targets in `fuzz/` check.
 //!
 //! It must never import the controller, the storage node, the gateway or the metadata
 //! crates: the predictor learns from health series and answers over HTTP, it takes no
@@ -25,7 +27,9 @@ pub mod dataset;
 pub mod dates;
 pub mod evaluate;
 pub mod features;
+pub mod fuzzing;
 pub mod metrics;
+pub mod model_files;
 pub mod plot;
 pub mod simulator;
 pub mod split;

@@ -11,53 +11,21 @@
 //!
 //! Artifact: a directory with `weights.safetensors` (the `VarStore`) and `model.json`
 //! (`ModelMetadata`: schema version, feature names, shape, normaliser, threshold,
-//! split and training summary). Loading checks the metadata before touching weights.
+//! split and training summary). Loading checks the metadata, then the weights file's
+//! header against it ([`crate::model_files`]), before libtorch reads a weight.
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-use shardlet_predictor_api::schema::{feature_names, FEATURE_COUNT, SCHEMA_VERSION};
+use shardlet_predictor_api::schema::FEATURE_COUNT;
 use tch::nn::{self, Module, RNN};
 use tch::{Device, Kind, Tensor};
 
-use crate::features::{Normalizer, INPUT_WIDTH};
-use crate::split::SplitConfig;
-
-pub const WEIGHTS_FILE: &str = "weights.safetensors";
-pub const METADATA_FILE: &str = "model.json";
-/// Window summaries fed to the head: mean, maximum and slope per feature.
-const SUMMARY_WIDTH: usize = 3 * FEATURE_COUNT;
-/// Largest `model.json` we read: it holds a few hundred numbers.
-const METADATA_BYTES_MAX: u64 = 1024 * 1024;
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct TrainingSummary {
-    pub epochs_run: usize,
-    pub best_epoch: usize,
-    pub train_windows: usize,
-    pub train_positive_windows: usize,
-    pub validation_windows: usize,
-    pub validation_pr_auc: f64,
-    pub positive_weight: f64,
-    pub negatives_per_positive: usize,
-    pub seconds: f64,
-    pub data: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ModelMetadata {
-    pub schema_version: u32,
-    pub model_version: String,
-    pub feature_names: Vec<String>,
-    pub window_intervals: usize,
-    pub horizon_days: u32,
-    pub hidden_size: usize,
-    pub normalizer: Normalizer,
-    /// Alarm threshold on the probability, chosen for best F1 on the validation split.
-    pub threshold: f32,
-    pub split: SplitConfig,
-    pub training: TrainingSummary,
-}
+use crate::features::INPUT_WIDTH;
+use crate::model_files::{
+    check_weights, parse_metadata, MetadataError, METADATA_BYTES_MAX, SUMMARY_WIDTH,
+    WEIGHTS_BYTES_MAX,
+};
+pub use crate::model_files::{ModelMetadata, TrainingSummary, METADATA_FILE, WEIGHTS_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -248,45 +216,41 @@ impl LstmModel {
             )));
         }
         let text = std::fs::read(&path).map_err(io)?;
-        // Check the version before the rest: a newer schema may change other fields.
-        let version: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|error| invalid(error.to_string()))?;
-        let found = version
-            .get("schema_version")
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| invalid("no schema_version".into()))?;
-        if found != u64::from(SCHEMA_VERSION) {
-            return Err(ModelError::SchemaVersion {
+        parse_metadata(&text).map_err(|error| match error {
+            MetadataError::Invalid(reason) => invalid(reason),
+            MetadataError::SchemaVersion { found, expected } => ModelError::SchemaVersion {
                 path: path_text.clone(),
-                found: u32::try_from(found).unwrap_or(u32::MAX),
-                expected: SCHEMA_VERSION,
-            });
-        }
-        let metadata: ModelMetadata =
-            serde_json::from_slice(&text).map_err(|error| invalid(error.to_string()))?;
-        if metadata.feature_names != feature_names() {
-            return Err(invalid(
-                "feature names differ from this build's schema".into(),
-            ));
-        }
-        metadata.normalizer.validate().map_err(invalid)?;
-        if !(1..=365).contains(&metadata.window_intervals)
-            || !(1..=1024).contains(&metadata.hidden_size)
-            || !(1..=365).contains(&metadata.horizon_days)
-            || !metadata.threshold.is_finite()
-        {
-            return Err(invalid(
-                "window_intervals, hidden_size, horizon_days or threshold out of range".into(),
-            ));
-        }
-        Ok(metadata)
+                found,
+                expected,
+            },
+        })
     }
 
     /// Loads an artifact written by `save`.
     pub fn load(directory: &Path) -> Result<Self, ModelError> {
         let metadata = Self::load_metadata(directory)?;
-        let mut model = Self::new(metadata);
         let weights = directory.join(WEIGHTS_FILE);
+        let weights_text = weights.display().to_string();
+        let io = |source| ModelError::Io {
+            path: weights_text.clone(),
+            source,
+        };
+        let length = std::fs::metadata(&weights).map_err(io)?.len();
+        if length > WEIGHTS_BYTES_MAX {
+            return Err(ModelError::Invalid {
+                path: weights_text.clone(),
+                reason: format!("{length} bytes; at most {WEIGHTS_BYTES_MAX}"),
+            });
+        }
+        // tch reads the file again below; one who can change it in between can change
+        // model.json too, so this check guards against damage and mistakes, not them.
+        check_weights(&std::fs::read(&weights).map_err(io)?, &metadata).map_err(|reason| {
+            ModelError::Invalid {
+                path: weights_text.clone(),
+                reason,
+            }
+        })?;
+        let mut model = Self::new(metadata);
         model
             .var_store
             .load(&weights)

@@ -23,8 +23,10 @@
 //! | [`store`] | [`store::FragmentStore`]: files and small store behind one API, crash-safe |
 //! | [`health`] | the `/health` report, sampled from `/proc` and the store |
 //! | [`error`] | [`error::ApiError`]: a store or request failure as an HTTP status and JSON body |
+//! | [`request`] | a request's headers and query checked before any body byte is read |
 //! | [`server`] | the HTTP API: router, authentication, the fragment handlers |
 //! | [`client`] | [`NodeClient`]: the signed client every other component uses |
+//! | [`fuzzing`] | the properties the fuzz targets check (`fuzz/`): file format, requests, bodies |
 //!
 //! `client` never imports `server` (they share [`wire`]), and `health` never imports
 //! `server`. This crate depends on `shardlet-core` (ids, checksums) and `shardlet-auth`
@@ -36,10 +38,12 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod fragment_file;
+pub mod fuzzing;
 pub mod group_commit;
 pub mod health;
 pub mod metrics;
 pub mod range;
+pub mod request;
 pub mod server;
 pub mod small_store;
 pub mod store;

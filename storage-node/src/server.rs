@@ -23,12 +23,12 @@ use crate::fragment_file::{FragmentReader, FragmentWriter};
 use crate::group_commit::SyncTicket;
 use crate::health::HealthSampler;
 use crate::metrics::NodeMetrics;
-use crate::range::ByteRange;
+use crate::request::{self, PutHeaders};
 use crate::store::{CommitOutcome, FragmentStore, SMALL_FRAGMENT_BYTES_MAX};
 use crate::store_error::StoreError;
 use crate::wire::{
-    FragmentPage, CACHE_HEADER, CACHE_KEEP, CRC_HEADER, FRAGMENTS_PATH, FRAGMENT_ROUTE,
-    HEALTH_PATH, LENGTH_HEADER, METRICS_PATH,
+    FragmentPage, CRC_HEADER, FRAGMENTS_PATH, FRAGMENT_ROUTE, HEALTH_PATH, LENGTH_HEADER,
+    METRICS_PATH,
 };
 
 pub struct AppState {
@@ -182,12 +182,6 @@ async fn authenticate(
     }
 }
 
-fn parse_id(text: &str) -> Result<FragmentId, ApiError> {
-    text.parse().map_err(|error: shardlet_core::IdError| {
-        ApiError::bad_request("invalid_fragment_id", error.to_string())
-    })
-}
-
 /// Runs blocking store work off the async runtime.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -225,26 +219,14 @@ async fn put_fragment(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+    let id = request::fragment_id(&id)?;
     // A node that had an fsync fail takes no more writes: refused before the body.
     state.store.write_fence().check()?;
-    let length = content_length(&headers, state.config.max_fragment_bytes)?;
-    let claimed_crc: Crc32c = parsed_header(
-        &headers,
-        CRC_HEADER,
-        || ApiError::bad_request("invalid_crc32c", "missing x-shardlet-crc32c header"),
-        || ApiError::bad_request("invalid_crc32c", "x-shardlet-crc32c must be 8 hex digits"),
-    )?;
-    let keep_cached = match headers.get(CACHE_HEADER) {
-        None => false,
-        Some(value) if value == CACHE_KEEP => true,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_cache_hint",
-                "x-shardlet-cache must be `keep` when present",
-            ))
-        }
-    };
+    let PutHeaders {
+        length,
+        claimed_crc,
+        keep_cached,
+    } = request::put_headers(&headers, state.config.max_fragment_bytes)?;
     check_reserve(&state, length)?;
     let _slot = tokio::time::timeout(
         state.config.write_queue_timeout,
@@ -295,48 +277,6 @@ async fn put_fragment(
         CommitOutcome::AlreadyStored => StatusCode::OK,
     };
     Ok((status, [(CRC_HEADER, crc_value(claimed_crc))]).into_response())
-}
-
-/// `Content-Length`, required (411) and bounded (413) before any body byte is read.
-/// Header `name` parsed as a `T`: `missing()` when it is absent, `invalid()` when it is
-/// not text or not a `T`.
-fn parsed_header<T: std::str::FromStr>(
-    headers: &HeaderMap,
-    name: impl header::AsHeaderName,
-    missing: impl FnOnce() -> ApiError,
-    invalid: impl FnOnce() -> ApiError,
-) -> Result<T, ApiError> {
-    headers
-        .get(name)
-        .ok_or_else(missing)?
-        .to_str()
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .ok_or_else(invalid)
-}
-
-fn content_length(headers: &HeaderMap, max_fragment_bytes: u64) -> Result<u64, ApiError> {
-    let length_required = || {
-        ApiError::new(
-            StatusCode::LENGTH_REQUIRED,
-            "length_required",
-            "a Content-Length header is required (chunked uploads are not accepted)",
-        )
-    };
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        return Err(length_required());
-    }
-    let length: u64 = parsed_header(headers, header::CONTENT_LENGTH, length_required, || {
-        ApiError::bad_request("invalid_content_length", "Content-Length is not a number")
-    })?;
-    if length > max_fragment_bytes {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "fragment_too_large",
-            format!("fragment of {length} bytes exceeds the limit of {max_fragment_bytes} bytes"),
-        ));
-    }
-    Ok(length)
 }
 
 fn check_reserve(state: &AppState, length: u64) -> Result<(), ApiError> {
@@ -478,7 +418,7 @@ async fn head_fragment(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+    let id = request::fragment_id(&id)?;
     let header = state.on_store(move |store| store.head(&id)).await?;
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
@@ -494,19 +434,8 @@ async fn get_fragment(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    let range = match headers.get(header::RANGE) {
-        None => None,
-        Some(value) => {
-            let text = value
-                .to_str()
-                .map_err(|_| ApiError::bad_request("invalid_range", "Range header is not text"))?;
-            Some(
-                ByteRange::parse(text)
-                    .map_err(|error| ApiError::bad_request("invalid_range", error.to_string()))?,
-            )
-        }
-    };
+    let id = request::fragment_id(&id)?;
+    let range = request::range(&headers)?;
     let store = Arc::clone(&state.store);
     let verify_before_response = state.config.verify_before_response_bytes;
     let chunk_bytes = state.config.read_chunk_bytes;
@@ -612,7 +541,7 @@ async fn delete_fragment(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+    let id = request::fragment_id(&id)?;
     state.store.write_fence().check()?;
     let (_removed, ticket) = state.on_store(move |store| store.delete(&id)).await?;
     ticket
@@ -627,36 +556,11 @@ async fn list_fragments(
     State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let mut after = None;
-    let mut limit = state.config.list_limit_default;
-    for pair in request
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-    {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match name {
-            "after" => after = Some(parse_id(value)?),
-            "limit" => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|limit| (1..=state.config.list_limit_max).contains(limit))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_limit",
-                            format!(
-                                "limit must be a number from 1 to {}",
-                                state.config.list_limit_max
-                            ),
-                        )
-                    })?;
-            }
-            _ => {}
-        }
-    }
+    let (after, limit) = request::list_query(
+        request.uri().query().unwrap_or(""),
+        state.config.list_limit_default,
+        state.config.list_limit_max,
+    )?;
     let (fragments, more) = state
         .on_store(move |store| store.list(after.as_ref(), limit))
         .await?;

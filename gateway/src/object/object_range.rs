@@ -47,17 +47,21 @@ pub fn pieces(shardlets: &[ShardletReference], range: Range<u64>) -> Vec<Piece> 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unsatisfiable;
 
-/// Checks a `Range` header value against the object size: `None` for no header.
+/// Checks a `Range` header value against the object size: `None` for no header. A
+/// resolved range is never empty. s3s resolves `bytes=-N` on an empty object to `0..0`,
+/// which answered 206 with `Content-Range: bytes 0-0/0` (a byte that does not exist)
+/// and no body (found by the `s3_range` fuzz target); an empty object has no byte to
+/// send, so every range on it is unsatisfiable, as S3 answers.
 pub fn resolve(
     range: Option<&s3s::dto::Range>,
     object_size_bytes: u64,
 ) -> Result<Option<Range<u64>>, Unsatisfiable> {
     match range {
         None => Ok(None),
-        Some(range) => range
-            .check(object_size_bytes)
-            .map(Some)
-            .map_err(|_| Unsatisfiable),
+        Some(range) => match range.check(object_size_bytes) {
+            Ok(resolved) if !resolved.is_empty() => Ok(Some(resolved)),
+            _ => Err(Unsatisfiable),
+        },
     }
 }
 
@@ -143,5 +147,25 @@ mod tests {
             Err(Unsatisfiable)
         );
         assert_eq!(resolve(Some(&bounded), 0), Err(Unsatisfiable));
+    }
+
+    #[test]
+    fn no_range_of_an_empty_object_is_satisfiable() {
+        use s3s::dto::Range as Header;
+        for header in [
+            Header::Suffix { length: 1 },
+            Header::Suffix { length: 5 },
+            Header::Int {
+                first: 0,
+                last: None,
+            },
+            Header::Int {
+                first: 0,
+                last: Some(0),
+            },
+        ] {
+            assert_eq!(resolve(Some(&header), 0), Err(Unsatisfiable), "{header:?}");
+        }
+        assert_eq!(resolve(None, 0), Ok(None));
     }
 }

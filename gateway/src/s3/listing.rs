@@ -15,7 +15,7 @@ use crate::s3::errors::{error, from_catalog};
 use crate::s3::gateway::{timestamp_of_unix_ms, Gateway};
 use crate::s3::limits::LIST_PAGE_MAX;
 
-fn max_keys(requested: Option<i32>) -> S3Result<usize> {
+pub(crate) fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
         None => Ok(MAX_KEYS_DEFAULT),
         Some(value) if value < 0 => Err(error(

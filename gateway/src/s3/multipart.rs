@@ -68,7 +68,7 @@ fn upload_closing() -> s3s::S3Error {
     )
 }
 
-fn part_number(number: i32) -> S3Result<u16> {
+pub(crate) fn part_number(number: i32) -> S3Result<u16> {
     if !(1..=PART_NUMBER_MAX).contains(&number) {
         return Err(error(
             S3ErrorCode::InvalidArgument,
@@ -161,7 +161,7 @@ pub async fn upload_part(
 }
 
 /// `bytes=first-last` of x-amz-copy-source-range (both bounds required, as in S3).
-fn copy_range(text: Option<&str>, size: u64) -> S3Result<std::ops::Range<u64>> {
+pub(crate) fn copy_range(text: Option<&str>, size: u64) -> S3Result<std::ops::Range<u64>> {
     let Some(text) = text else {
         return Ok(0..size);
     };

@@ -279,7 +279,7 @@ async fn resolve(
     Ok(Resolved { object, range })
 }
 
-fn content_range(range: &Option<Range<u64>>, size: u64) -> Option<String> {
+pub(crate) fn content_range(range: &Option<Range<u64>>, size: u64) -> Option<String> {
     range.as_ref().map(|range| {
         format!(
             "bytes {}-{}/{size}",
@@ -457,15 +457,9 @@ pub async fn delete_objects(
     }))
 }
 
-/// The source object of a copy, with the copy-source preconditions applied.
-pub async fn copy_source(
-    gateway: &Gateway,
-    source: &CopySource,
-    if_match: Option<&ETagCondition>,
-    if_none_match: Option<&ETagCondition>,
-    if_modified_since: Option<&Timestamp>,
-    if_unmodified_since: Option<&Timestamp>,
-) -> S3Result<ObjectRecord> {
+/// The bucket and key of a copy source (s3s has parsed the header: a valid bucket name
+/// and key); access points and versions are not supported.
+pub(crate) fn copy_source_location(source: &CopySource) -> S3Result<(&str, &str)> {
     let CopySource::Bucket {
         bucket,
         key,
@@ -483,6 +477,19 @@ pub async fn copy_source(
             "Versioning is not supported",
         ));
     }
+    Ok((bucket, key))
+}
+
+/// The source object of a copy, with the copy-source preconditions applied.
+pub async fn copy_source(
+    gateway: &Gateway,
+    source: &CopySource,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<ObjectRecord> {
+    let (bucket, key) = copy_source_location(source)?;
     let object = existing_object(gateway, bucket, key).await?.record;
     let preconditions = Preconditions {
         if_match,

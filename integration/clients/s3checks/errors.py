@@ -55,6 +55,9 @@ def error_invalid_range(suite):
     suite.put("range/small", b"0123456789")
     expect_error("InvalidRange", 416, suite.s3.get_object, Bucket=suite.bucket, Key="range/small", Range="bytes=10-20")
     expect_error("InvalidRange", 416, suite.s3.get_object, Bucket=suite.bucket, Key="range/small", Range="bytes=1000-")
+    # An empty object has no byte to send: even a suffix range is unsatisfiable.
+    suite.put("range/empty", b"")
+    expect_error("InvalidRange", 416, suite.s3.get_object, Bucket=suite.bucket, Key="range/empty", Range="bytes=-5")
 
 
 @check

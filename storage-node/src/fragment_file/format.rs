@@ -22,6 +22,13 @@ pub const FORMAT_VERSION: u16 = 1;
 /// beyond a range and the memory one block check needs.
 pub const BLOCK_BYTES: u64 = 64 * 1024;
 pub const HEADER_BYTES: u64 = 32;
+/// Longest payload a header may claim. Far above any real fragment (a node refuses
+/// more than its `max_fragment_bytes`, 16 MiB by default), and low enough that the file
+/// length a header implies, and every offset into the file, fits in a u64: without it a
+/// header with a valid checksum and a length near 2^64 overflowed `file_length` (found
+/// by the `fragment_file` fuzz target), and a wrapped length could pass the size check
+/// and size the block table from the claim.
+pub const PAYLOAD_BYTES_MAX: u64 = 1 << 50;
 const BLOCK_CRC_BYTES: u64 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +45,8 @@ pub enum FormatError {
     UnsupportedVersion(u16),
     #[error("unsupported block size {0}")]
     UnsupportedBlockSize(u32),
+    #[error("payload length {0} is above the format's limit of {PAYLOAD_BYTES_MAX} bytes")]
+    PayloadTooLong(u64),
     #[error("header checksum mismatch")]
     HeaderChecksum,
     #[error("file is {actual} bytes, the header implies {expected}")]
@@ -78,8 +87,12 @@ impl FragmentHeader {
         }
         let mut length = [0u8; 8];
         length.copy_from_slice(&bytes[8..16]);
+        let payload_length = u64::from_be_bytes(length);
+        if payload_length > PAYLOAD_BYTES_MAX {
+            return Err(FormatError::PayloadTooLong(payload_length));
+        }
         Ok(Self {
-            payload_length: u64::from_be_bytes(length),
+            payload_length,
             payload_crc: Crc32c(u32_at(20)),
         })
     }
@@ -89,7 +102,7 @@ impl FragmentHeader {
     }
 
     /// The exact size of a complete file with this header; anything else is torn or
-    /// tampered with.
+    /// tampered with. Cannot overflow for a decoded header (`PAYLOAD_BYTES_MAX`).
     pub fn file_length(&self) -> u64 {
         HEADER_BYTES + self.payload_length + self.block_count() * BLOCK_CRC_BYTES
     }
@@ -144,6 +157,29 @@ mod tests {
             flipped[bit / 8] ^= 1 << (bit % 8);
             assert!(FragmentHeader::decode(&flipped).is_err(), "bit {bit}");
         }
+    }
+
+    #[test]
+    fn a_header_claiming_more_than_the_limit_is_refused_not_an_overflow() {
+        for payload_length in [PAYLOAD_BYTES_MAX + 1, u64::MAX] {
+            let mut bytes = [0u8; HEADER_BYTES as usize];
+            bytes[0..6].copy_from_slice(&MAGIC);
+            bytes[6..8].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
+            bytes[8..16].copy_from_slice(&payload_length.to_be_bytes());
+            bytes[16..20].copy_from_slice(&(BLOCK_BYTES as u32).to_be_bytes());
+            let header_crc = Crc32c::of(&bytes[..28]).0;
+            bytes[28..32].copy_from_slice(&header_crc.to_be_bytes());
+            assert_eq!(
+                FragmentHeader::decode(&bytes),
+                Err(FormatError::PayloadTooLong(payload_length))
+            );
+        }
+        let largest = FragmentHeader {
+            payload_length: PAYLOAD_BYTES_MAX,
+            payload_crc: Crc32c(0),
+        };
+        assert_eq!(FragmentHeader::decode(&largest.encode()), Ok(largest));
+        assert!(largest.file_length() > PAYLOAD_BYTES_MAX);
     }
 
     #[test]
