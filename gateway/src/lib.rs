@@ -21,5 +21,6 @@ pub mod admin;
 pub mod fuzzing;
 pub mod metrics;
 pub mod object;
+pub mod request_body;
 pub mod s3;
 pub mod server;

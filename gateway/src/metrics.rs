@@ -31,6 +31,9 @@ pub struct Metrics {
     /// Uploads refused for their deadline, by where (`body`: still receiving,
     /// `body_stalled`: no body bytes for the idle limit, `commit`: before the commit).
     pub upload_deadline_refusals_total: IntCounterVec,
+    /// Document bodies (not object data) cut for time, by which limit (`idle`,
+    /// `total`); see [`crate::request_body`].
+    pub request_body_timeouts_total: IntCounterVec,
     /// Failed reads of the cluster settings (the last copy stays in force).
     pub settings_refresh_failures_total: IntCounter,
     pub credential_cache_total: IntCounterVec,
@@ -171,6 +174,12 @@ impl Metrics {
                 "shardlet_gateway_upload_deadline_refusals_total",
                 "Uploads refused for the upload deadline, by where (body, body_stalled, commit)",
                 &["at"],
+            ),
+            request_body_timeouts_total: counter_vec(
+                &registry,
+                "shardlet_gateway_request_body_timeouts_total",
+                "Document request bodies (not object data) cut for time, by limit (idle, total)",
+                &["limit"],
             ),
             settings_refresh_failures_total: counter(
                 &registry,

@@ -33,6 +33,7 @@ use crate::object::read_path::ReadPath;
 use crate::object::topology_source::TopologySource;
 use crate::object::upload_deadline::{refresh_once, refresh_settings};
 use crate::object::write_path::WritePath;
+use crate::request_body::{body_kind, document_limits, BodyKind, BodyTimeout, BodyTimer};
 use crate::s3::access::BucketAccess;
 use crate::s3::auth::{Authenticator, CredentialCache};
 use crate::s3::limits::{HEADER_BYTES_MAX, XML_BODY_BYTES_MAX};
@@ -244,7 +245,11 @@ impl BoundGateway {
             ))
         });
         let service = self.service;
-        let handler = tower::service_fn(move |request| handle(service.clone(), request));
+        let settings = self.settings.clone();
+        let metrics = self.metrics.clone();
+        let handler = tower::service_fn(move |request| {
+            handle(service.clone(), settings.clone(), metrics.clone(), request)
+        });
         let options = ServerOptions {
             name: "gateway",
             // No metrics token here: `/metrics` is not served on the S3 port, and a
@@ -285,6 +290,8 @@ fn is_signed(request: &http::Request<Incoming>) -> bool {
 
 async fn handle(
     service: S3Service,
+    settings: Arc<SettingsCache>,
+    metrics: Arc<Metrics>,
     request: http::Request<Incoming>,
 ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
     if request.method() == http::Method::GET
@@ -300,7 +307,22 @@ async fn handle(
         .headers()
         .get(http::header::EXPECT)
         .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let mut response = service.call(request.map(s3s::Body::from)).await?;
+    let timer = BodyTimer::default();
+    let request = match body_kind(request.method(), request.uri()) {
+        BodyKind::ObjectData => request.map(s3s::Body::from),
+        BodyKind::Document => {
+            let (idle, total) = document_limits(settings.upload_deadline());
+            request.map(|body| s3s::Body::http_body_unsync(timer.wrap(body, idle, total)))
+        }
+    };
+    let mut response = service.call(request).await?;
+    if let Some(timeout) = timer.expired() {
+        metrics
+            .request_body_timeouts_total
+            .with_label_values(&[timeout.reason()])
+            .inc();
+        return Ok(body_timeout_response(timeout));
+    }
     if !response.status().is_success() {
         fill_missing_message(&mut response);
         if expects_continue {
@@ -308,6 +330,22 @@ async fn handle(
         }
     }
     Ok(response)
+}
+
+/// S3's `RequestTimeout` for a document body cut for time (s3s answered the failed
+/// read with `InternalError`, which would tell the client to retry the same way). The
+/// connection closes: the rest of the body is never read.
+fn body_timeout_response(timeout: BodyTimeout) -> http::Response<s3s::Body> {
+    let document = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>RequestTimeout</Code><Message>Your socket connection to the server was not read from or written to within the timeout period: {timeout}</Message></Error>"
+    );
+    let mut response = http::Response::builder()
+        .status(http::StatusCode::BAD_REQUEST)
+        .header(http::header::CONTENT_TYPE, "application/xml")
+        .body(s3s::Body::from(document))
+        .unwrap_or_default();
+    close_after(&mut response);
+    response
 }
 
 /// Gives an error answered without a `<Message>` (a few of s3s's own refusals) the

@@ -313,3 +313,69 @@ async fn orphan_findings(controller: &shardlet_testkit::ServiceProcess) -> f64 {
         .and_then(|value| value.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// A document body (here DeleteObjects' XML, which s3s reads whole before the handler
+/// runs) trickled forever is cut at the deadline too, not held open: without the
+/// gateway's body timer the request never ends and holds its connection (a busy one is
+/// never evicted) for as long as the client likes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_document_body_is_cut_at_the_deadline_with_request_timeout() {
+    let cluster = Cluster::start(&shardlet_binary!(), 4).await;
+    cluster.set_upload_deadline(SHORT_DEADLINE_SECONDS);
+    wait_until(
+        DEADLINE,
+        "the gateway enforces the short deadline",
+        || async {
+            gateway_metric(&cluster, "shardlet_gateway_upload_deadline_seconds").await
+                == SHORT_DEADLINE_SECONDS as f64
+        },
+    )
+    .await;
+    let s3 = S3Client::new(cluster.access.clone());
+    s3.create_bucket("documents").await.unwrap();
+
+    let (body, receiver) = tokio::sync::mpsc::channel::<BodyChunk>(4);
+    let mut receiver = receiver;
+    let stream = futures::stream::poll_fn(move |context| receiver.poll_recv(context));
+    let declared = (2 * MIB).to_string();
+    let request = s3
+        .signed(
+            reqwest::Method::POST,
+            "/documents?delete",
+            &[("content-length", declared.as_str())],
+        )
+        .body(reqwest::Body::wrap_stream(stream));
+    let answer = tokio::spawn(request.send());
+    let trickle = tokio::spawn(async move {
+        body.send(Ok(b"<Delete>".to_vec())).await.ok();
+        // A byte every 100 ms: never idle, never done.
+        while body.send(Ok(b" ".to_vec())).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let answer = tokio::time::timeout(DEADLINE, answer)
+        .await
+        .expect("the trickled request is answered")
+        .unwrap()
+        .expect("the gateway answers, not just closes");
+    let status = answer.status();
+    let body = answer.text().await.unwrap_or_default();
+    trickle.abort();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("<Code>RequestTimeout</Code>")
+            && body.contains(&format!(
+                "did not arrive within {SHORT_DEADLINE_SECONDS} seconds"
+            )),
+        "{body}"
+    );
+    let cut = metric_total(
+        &cluster.gateway_metrics().await,
+        "shardlet_gateway_request_body_timeouts_total{limit=\"total\"}",
+    );
+    assert_eq!(cut, Some(1.0));
+    // The gateway serves on.
+    s3.put_object("documents", "after", b"still here".to_vec(), None)
+        .await
+        .unwrap();
+}
