@@ -52,6 +52,22 @@ impl ShardletBinary {
         command
     }
 
+    /// Records that `test` could not run here and why: a loud line on stderr, and a
+    /// file `target/tmp/skipped/<test>` holding the reason. `make test`
+    /// (`scripts/test.sh`) fails when it finds one, unless `SHARDLET_ALLOW_SKIPS=1`: a
+    /// skipped test proves nothing, and a green run must not hide that (a test that
+    /// skips where it cannot run still passes in `cargo test`, so that a developer
+    /// without root can run the rest).
+    pub fn skipped(&self, test: &str, reason: &str) {
+        eprintln!("\n!!!!! SKIPPED {test}: {reason} !!!!!\n");
+        let directory = self.target_tmp_dir.join("skipped");
+        let written = std::fs::create_dir_all(&directory)
+            .and_then(|()| std::fs::write(directory.join(test), format!("{reason}\n")));
+        if let Err(error) = written {
+            eprintln!("(could not record the skip in {}: {error})", directory.display());
+        }
+    }
+
     /// Where process tests and benchmarks put whole clusters: `target/tmp/clusters`
     /// (`make clean-cache` empties it), marked as a top of directory hierarchies
     /// (`chattr +T`), so that ext4 places each cluster's directory in a different block

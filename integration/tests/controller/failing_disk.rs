@@ -30,9 +30,9 @@ async fn a_node_whose_fsync_failed_is_drained_and_no_write_is_acknowledged_short
     let disk = match FaultyDisk::create(BACKING_BYTES, IMAGE_BYTES) {
         Ok(disk) => disk,
         Err(reason) => {
-            eprintln!(
-                "\n!!!!! SKIPPED a_node_whose_fsync_failed_is_drained_and_no_write_is_acknowledged_short: \
-                 no faulty disk here: {reason} !!!!!\n"
+            shardlet_binary!().skipped(
+                "a_node_whose_fsync_failed_is_drained_and_no_write_is_acknowledged_short",
+                &format!("no faulty disk here: {reason}"),
             );
             return;
         }

@@ -21,7 +21,7 @@ fn faulty_disk_or_skip(test: &str) -> Option<FaultyDisk> {
     match FaultyDisk::create(BACKING_BYTES, IMAGE_BYTES) {
         Ok(disk) => Some(disk),
         Err(reason) => {
-            eprintln!("\n!!!!! SKIPPED {test}: no faulty disk here: {reason} !!!!!\n");
+            shardlet_binary!().skipped(test, &format!("no faulty disk here: {reason}"));
             None
         }
     }
