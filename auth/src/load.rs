@@ -95,7 +95,10 @@ pub fn load_keys(sources: &KeySources<'_>) -> Result<LoadedKeys, AuthError> {
     }
 }
 
-/// Reads a small secret file, warning when others may read it.
+/// Reads a small secret file: refused when every user may read it (as OpenSSH refuses
+/// an open private key), accepted with a warning when its group may (Kubernetes mounts
+/// a Secret with `fsGroup` as 0440; the Helm chart sets `defaultMode: 0400`). The same
+/// rule as `shardlet_net::private_file` for TLS keys and the metrics token.
 fn read_private_file(path: &Path, source: &str) -> Result<(String, Vec<String>), AuthError> {
     let cannot =
         |error: std::io::Error| AuthError::BadSecret(format!("cannot read the {source}: {error}"));
@@ -111,9 +114,14 @@ fn read_private_file(path: &Path, source: &str) -> Result<(String, Vec<String>),
     }
     let mut warnings = Vec::new();
     let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if mode & 0o007 != 0 {
+        return Err(AuthError::BadSecret(format!(
+            "the {source} can be read by every user (mode {mode:o}); `chmod 600` it"
+        )));
+    }
+    if mode & 0o070 != 0 {
         warnings.push(format!(
-            "the {source} is readable by other users (mode {mode:o}); make it 0600"
+            "the {source} can be read by its group (mode {mode:o}); make it 0600 unless the group is meant to"
         ));
     }
     let text = std::fs::read_to_string(path).map_err(cannot)?;
@@ -151,17 +159,31 @@ mod tests {
         assert!(loaded.warnings.is_empty());
         assert!(loaded.keyring.key(KeyName::Storage).is_some());
 
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o640)).unwrap();
         let loaded = load_keys(&KeySources {
             key_file: Some(&key_file),
             ..KeySources::default()
         })
         .unwrap();
         assert!(
-            loaded.warnings[0].contains("mode 644"),
+            loaded.warnings[0].contains("mode 640"),
             "{:?}",
             loaded.warnings
         );
+        for mode in [0o644, 0o604, 0o606] {
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let refused = load_keys(&KeySources {
+                key_file: Some(&key_file),
+                ..KeySources::default()
+            })
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+            assert!(
+                refused.contains(&format!("mode {mode:o}")) && refused.contains("chmod 600"),
+                "mode {mode:o}: {refused}"
+            );
+        }
 
         let from_environment = load_keys(&KeySources {
             secret_environment: Some(ROOT),

@@ -64,7 +64,10 @@ impl ShardletBinary {
         let written = std::fs::create_dir_all(&directory)
             .and_then(|()| std::fs::write(directory.join(test), format!("{reason}\n")));
         if let Err(error) = written {
-            eprintln!("(could not record the skip in {}: {error})", directory.display());
+            eprintln!(
+                "(could not record the skip in {}: {error})",
+                directory.display()
+            );
         }
     }
 

@@ -72,6 +72,22 @@ pub fn files_under(root: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Writes a secret (a key file, a cluster secret) as an operator must: mode 0600, since
+/// a secret file every user can read is refused by every Shardlet process.
+pub fn write_private_file(path: &std::path::Path, contents: impl AsRef<[u8]>) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|error| panic!("cannot create {}: {error}", path.display()));
+    file.write_all(contents.as_ref())
+        .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,7 +48,9 @@ pub use binary::{clients_dir, ShardletBinary};
 pub use cluster::Cluster;
 pub use dev_cluster::{DevCluster, DevPorts};
 pub use faulty_disk::FaultyDisk;
-pub use fixtures::{crc32c_hex, files_under, metric_total, pattern_bytes, random_fragment_id};
+pub use fixtures::{
+    crc32c_hex, files_under, metric_total, pattern_bytes, random_fragment_id, write_private_file,
+};
 pub use node::{NodeOptions, NodeProcess};
 pub use node_http::{put_request, Auth, NodeHttp};
 pub use process::ChildProcess;

@@ -26,6 +26,7 @@ pub mod limits;
 pub mod metrics;
 pub mod metrics_token;
 pub mod port;
+pub mod private_file;
 pub mod server;
 pub mod tls;
 

@@ -31,6 +31,8 @@ pub enum TokenError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Permissions(#[from] crate::private_file::PrivateFileError),
     #[error("the metrics token in {path} must be {TOKEN_CHARACTERS_MIN} to {TOKEN_CHARACTERS_MAX} visible ASCII characters (no spaces), e.g. `openssl rand -hex 32`")]
     Invalid { path: String },
 }
@@ -38,6 +40,7 @@ pub enum TokenError {
 impl MetricsToken {
     /// The token in the file at `path`, surrounding whitespace ignored.
     pub fn from_file(path: &Path) -> Result<Self, TokenError> {
+        crate::private_file::check_private_file(path, "metrics token file")?;
         let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
             path: path.display().to_string(),
             source,
@@ -97,11 +100,20 @@ mod tests {
         assert!(MetricsToken::new(&"a".repeat(TOKEN_CHARACTERS_MAX + 1)).is_none());
         let error = MetricsToken::from_file(Path::new("/nonexistent/token")).unwrap_err();
         assert!(error.to_string().contains("/nonexistent/token"), "{error}");
-        let directory = std::env::temp_dir().join(format!("token-{}", std::process::id()));
-        std::fs::write(&directory, "short").unwrap();
-        let error = MetricsToken::from_file(&directory).unwrap_err();
-        assert!(error.to_string().contains(&directory.display().to_string()));
+        use std::os::unix::fs::PermissionsExt;
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("token");
+        std::fs::write(&path, "short").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let error = MetricsToken::from_file(&path).unwrap_err();
+        assert!(matches!(error, TokenError::Invalid { .. }), "{error}");
+        assert!(error.to_string().contains(&path.display().to_string()));
+        // A good token in a file every user can read is refused for that.
+        std::fs::write(&path, TOKEN).unwrap();
+        assert!(MetricsToken::from_file(&path).is_ok());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = MetricsToken::from_file(&path).unwrap_err();
+        assert!(error.to_string().contains("mode 644"), "{error}");
         assert!(!format!("{:?}", MetricsToken::new(TOKEN).unwrap()).contains(TOKEN));
-        let _ = std::fs::remove_file(&directory);
     }
 }

@@ -45,6 +45,8 @@ pub enum TlsError {
     BadCa { path: String, reason: String },
     #[error("cannot build the HTTPS client: {0}")]
     Client(String),
+    #[error(transparent)]
+    KeyPermissions(#[from] crate::private_file::PrivateFileError),
 }
 
 /// The ring provider. rustls 0.23.48 deprecates it because it has no post-quantum key
@@ -95,6 +97,7 @@ impl ServerTls {
     /// SEC1) from PEM files; errors name the file.
     pub fn from_pem_files(certificate: &Path, key: &Path) -> Result<Self, TlsError> {
         let chain = read_certificates(certificate, "certificate")?;
+        crate::private_file::check_private_file(key, "TLS private key")?;
         let private_key = PrivateKeyDer::from_pem_file(key).map_err(|error| TlsError::Read {
             what: "private key",
             path: key.display().to_string(),

@@ -126,7 +126,7 @@ async fn the_status_endpoint_answers_only_the_controller_key_once_and_health_sta
     // The operator: the admin role's key file, derived from the cluster secret.
     let keys = cluster.root.path().join("admin.keys");
     let secret_file = cluster.root.path().join("cluster-secret");
-    std::fs::write(&secret_file, &cluster.secret).unwrap();
+    shardlet_testkit::write_private_file(&secret_file, &cluster.secret);
     let derived = shardlet(&[
         "admin",
         "key",
@@ -171,11 +171,10 @@ async fn the_status_endpoint_answers_only_the_controller_key_once_and_health_sta
 
     // A node's key file opens neither the metadata service nor the controller.
     let node_keys = cluster.root.path().join("node-1.keys");
-    std::fs::write(
+    shardlet_testkit::write_private_file(
         &node_keys,
         signing::role_key_file(&cluster.secret, "node-1"),
-    )
-    .unwrap();
+    );
     let refused = shardlet(&[
         "admin",
         "nodes",
@@ -199,7 +198,7 @@ fn key_derive_writes_only_what_a_role_holds_and_refuses_what_it_cannot_derive() 
     let root = tempfile::tempdir().unwrap();
     let secret = hex::encode(rand::random::<[u8; 32]>());
     let secret_file = root.path().join("cluster-secret");
-    std::fs::write(&secret_file, &secret).unwrap();
+    shardlet_testkit::write_private_file(&secret_file, &secret);
     let secret_file = secret_file.display().to_string();
     let out = |name: &str| root.path().join(name).display().to_string();
 
@@ -232,7 +231,10 @@ fn key_derive_writes_only_what_a_role_holds_and_refuses_what_it_cannot_derive() 
 
     // From a gateway's keys, a node's key derives (below `storage`); the admin's does not.
     let gateway = out("gateway.keys");
-    std::fs::write(&gateway, signing::role_key_file(&secret, "gateway")).unwrap();
+    shardlet_testkit::write_private_file(
+        std::path::Path::new(&gateway),
+        signing::role_key_file(&secret, "gateway"),
+    );
     let derived = shardlet(&[
         "admin",
         "key",

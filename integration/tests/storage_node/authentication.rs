@@ -2,6 +2,7 @@
 //! captured request replayed is refused, one signed for another node is refused, and
 //! the same request signed afresh goes through.
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::SystemTime;
 
 use shardlet_testkit::raw_http::Request;
@@ -198,15 +199,17 @@ fn a_node_refuses_to_start_without_its_key_naming_what_is_wrong() {
     let secret = hex::encode(rand::random::<[u8; 32]>());
     let write = |name: &str, text: &str| {
         let path = root.path().join(name);
-        std::fs::write(&path, text).unwrap();
+        shardlet_testkit::write_private_file(&path, text);
         path.display().to_string()
     };
     let other_node = write("node-2.keys", &signing::role_key_file(&secret, "node-2"));
     let garbage = write("garbage.keys", "# a comment\nnode-1=not-hex\n");
     let secret_file = write("cluster-secret", &secret);
     let short = write("short-secret", "short");
+    let open_to_all = write("open.keys", &signing::role_key_file(&secret, "node-1"));
+    std::fs::set_permissions(&open_to_all, std::fs::Permissions::from_mode(0o644)).unwrap();
     let data = root.path().join("data").display().to_string();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&[], "no keys: pass --key-file"),
         (&["--key-file", &other_node], "no key node-1"),
         (&["--key-file", &garbage], "line 2: node-1: a key is 64"),
@@ -215,6 +218,10 @@ fn a_node_refuses_to_start_without_its_key_naming_what_is_wrong() {
             "not both",
         ),
         (&["--secret-file", &short], "at least 16 are required"),
+        (
+            &["--key-file", &open_to_all],
+            "can be read by every user (mode 644); `chmod 600` it",
+        ),
     ];
     for (arguments, expected) in cases {
         // Plaintext, like the kit's nodes: the key is the only thing wrong.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::arguments::{ArgumentError, TlsArguments};
+use std::os::unix::fs::PermissionsExt;
 
 /// A CA and a server certificate it signed, as PEM files in a temporary directory.
 struct Pki {
@@ -31,7 +32,9 @@ impl Pki {
         let certificate = params.signed_by(&key, &ca, &ca_key).unwrap();
         std::fs::write(directory.path().join("ca.pem"), ca.pem()).unwrap();
         std::fs::write(directory.path().join("cert.pem"), certificate.pem()).unwrap();
-        std::fs::write(directory.path().join("key.pem"), key.serialize_pem()).unwrap();
+        let key_path = directory.path().join("key.pem");
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
         Self { directory }
     }
 
@@ -246,4 +249,11 @@ fn tls_flags_are_checked_and_errors_name_the_flags_and_files() {
     };
     let text = certificate_as_ca.transport().unwrap_err().to_string();
     assert!(text.contains("key.pem"), "{text}");
+    // A private key every user on the host can read is refused, naming it.
+    std::fs::set_permissions(pki.path("key.pem"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = complete.server_tls().unwrap_err().to_string();
+    assert!(
+        text.contains("key.pem") && text.contains("mode 644") && text.contains("chmod 600"),
+        "{text}"
+    );
 }
