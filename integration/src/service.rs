@@ -59,6 +59,11 @@ impl ServiceProcess {
         if let Err(reason) = service.spawn_and_wait_healthy().await {
             panic!("{name} did not start: {reason}\n{}", service.log_tail());
         }
+        // `shardlet meta --bootstrap` forms a cluster once and refuses a data directory
+        // that already belongs to one: a restart starts the member without it.
+        service
+            .arguments
+            .retain(|argument| argument != "--bootstrap");
         service
     }
 
