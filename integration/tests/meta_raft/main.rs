@@ -8,6 +8,7 @@ mod members;
 
 mod bad_input;
 mod failover;
+mod formation;
 mod linearizable_history;
 mod membership;
 mod roles;
