@@ -19,5 +19,6 @@
 pub mod admin;
 pub mod metrics;
 pub mod object;
+pub mod readiness;
 pub mod s3;
 pub mod server;

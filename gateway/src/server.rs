@@ -1,10 +1,12 @@
-//! The S3 port: S3 (through s3s) plus an unsigned `GET /health`, on the shared hardened
-//! server (`shardlet-net`); and the admin port beside it ([`crate::admin`]).
+//! The S3 port: S3 (through s3s) plus an unsigned `GET /health` (liveness) and
+//! `GET /ready` (readiness, [`crate::readiness`]), on the shared hardened server
+//! (`shardlet-net`); and the admin port beside it ([`crate::admin`]).
 //!
 //! `/health` stays on the S3 port because whatever balances S3 traffic (a load
 //! balancer, a Kubernetes readiness probe on the service port) checks the port it
-//! sends traffic to; it says "ok" and nothing else. It is served only to unsigned
-//! requests: a signed `GET /health` is S3's ListObjects on a bucket named `health`,
+//! sends traffic to; it says "ok" and nothing else. Both are served only to unsigned
+//! requests: a signed `GET /health` is S3's ListObjects on a bucket named `health`
+//! (`ready` likewise),
 //! and unsigned S3 requests are refused anyway, so the two never collide. `/metrics`
 //! is not on this port: an unsigned `GET /metrics` here is an unsigned S3 request
 //! (AccessDenied), a signed one ListObjects on the bucket `metrics`.
@@ -33,6 +35,7 @@ use crate::object::read_path::ReadPath;
 use crate::object::topology_source::TopologySource;
 use crate::object::upload_deadline::{refresh_once, refresh_settings};
 use crate::object::write_path::WritePath;
+use crate::readiness::GatewayReadiness;
 use crate::s3::access::BucketAccess;
 use crate::s3::auth::{Authenticator, CredentialCache};
 use crate::s3::limits::{HEADER_BYTES_MAX, XML_BODY_BYTES_MAX};
@@ -79,6 +82,7 @@ pub struct BoundGateway {
     collector: Arc<Collector>,
     catalog: Catalog,
     settings: Arc<SettingsCache>,
+    readiness: Arc<GatewayReadiness>,
     heat_receiver: tokio::sync::mpsc::Receiver<shardlet_core::ShardletId>,
 }
 
@@ -142,6 +146,10 @@ impl BoundGateway {
             config.collector.clone(),
             settings.clone(),
         ));
+        let readiness = Arc::new(GatewayReadiness {
+            settings: settings.clone(),
+            topology: topology.clone(),
+        });
         let (heat, heat_receiver) = HeatReporter::new(metrics.clone());
         let commit = Arc::new(Commit::new(catalog.clone(), collector.clone()));
         let writer = Arc::new(WritePath {
@@ -189,6 +197,7 @@ impl BoundGateway {
             collector,
             catalog,
             settings,
+            readiness,
             heat_receiver,
         })
     }
@@ -229,8 +238,10 @@ impl BoundGateway {
         };
         let admin_task = self.admin.map(|(listener, port, server_metrics)| {
             let metrics = self.metrics.clone();
-            let handler =
-                tower::service_fn(move |request| crate::admin::handle(metrics.clone(), request));
+            let readiness = self.readiness.clone();
+            let handler = tower::service_fn(move |request| {
+                crate::admin::handle(metrics.clone(), readiness.clone(), request)
+            });
             let options = ServerOptions {
                 name: "gateway-admin",
                 port,
@@ -244,7 +255,9 @@ impl BoundGateway {
             ))
         });
         let service = self.service;
-        let handler = tower::service_fn(move |request| handle(service.clone(), request));
+        let readiness = self.readiness.clone();
+        let handler =
+            tower::service_fn(move |request| handle(service.clone(), readiness.clone(), request));
         let options = ServerOptions {
             name: "gateway",
             // No metrics token here: `/metrics` is not served on the S3 port, and a
@@ -285,16 +298,20 @@ fn is_signed(request: &http::Request<Incoming>) -> bool {
 
 async fn handle(
     service: S3Service,
+    readiness: Arc<GatewayReadiness>,
     request: http::Request<Incoming>,
 ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
-    if request.method() == http::Method::GET
-        && !is_signed(&request)
-        && request.uri().path() == "/health"
-    {
-        return Ok(http::Response::builder()
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(s3s::Body::from(r#"{"status":"ok"}"#.to_string()))
-            .unwrap_or_default());
+    if request.method() == http::Method::GET && !is_signed(&request) {
+        match request.uri().path() {
+            "/health" => {
+                return Ok(http::Response::builder()
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(s3s::Body::from(r#"{"status":"ok"}"#.to_string()))
+                    .unwrap_or_default())
+            }
+            shardlet_net::READY_PATH => return Ok(readiness.check().response()),
+            _ => {}
+        }
     }
     let expects_continue = request
         .headers()

@@ -40,6 +40,7 @@ pub mod group_commit;
 pub mod health;
 pub mod metrics;
 pub mod range;
+pub mod readiness;
 pub mod server;
 pub mod small_store;
 pub mod store;
