@@ -6,6 +6,7 @@ mod linearizability;
 mod load;
 mod members;
 
+mod admin_meta;
 mod bad_input;
 mod failover;
 mod formation;
