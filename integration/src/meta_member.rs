@@ -128,11 +128,14 @@ impl MetaMember {
             options: options.clone(),
             data_dir: root.join(format!("member-{member_id}")),
             log_path: root.join(format!("member-{member_id}.log")),
-            restart_arguments: formation
+            restart_arguments: if formation
                 .iter()
                 .any(|argument| argument == "--initial-members")
-                .then(|| formation.to_vec())
-                .unwrap_or_default(),
+            {
+                formation.to_vec()
+            } else {
+                Vec::new()
+            },
             process: None,
         }
     }
