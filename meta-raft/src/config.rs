@@ -7,7 +7,7 @@ use std::time::Duration;
 use shardlet_auth::Key;
 use shardlet_net::{PortConfig, Transport};
 
-use crate::formation::Formation;
+use crate::formation_plan::Formation;
 use crate::types::MemberId;
 
 /// Default largest value accepted by a put: metadata records are small; object data never

@@ -10,6 +10,7 @@
 //! | [`state_machine`] | applies command batches to the key-value column family; snapshots |
 //! | [`network`] | raft RPC to other members over HTTP, signed with the `meta.member` key |
 //! | [`identity`] | the cluster id: recorded in the data directory, carried and checked on raft RPC |
+//! | [`formation_plan`] | what `shardlet meta` was told about forming a cluster: [`Formation`], `--initial-members` parsing |
 //! | [`formation`] | forming a cluster once (`--bootstrap`, `--initial-members`), never by accident |
 //! | [`peers`] | asking another member who it is, before forming anything |
 //! | [`gate`] | refuses raft RPC while a member decides whether to form a cluster |
@@ -33,6 +34,7 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod formation;
+pub mod formation_plan;
 pub mod gate;
 pub mod identity;
 pub mod log_store;

@@ -2,7 +2,7 @@
 //! these (a member with no configuration yet, i.e. a learner being added, accepts any
 //! authenticated member: the leader adding it is not yet known to it), only a member of
 //! the same cluster (`x-shardlet-cluster`, `crate::identity`), and none while this
-//! member is being formed (`crate::formation::RaftGate`).
+//! member is being formed (`crate::gate::RaftGate`).
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
