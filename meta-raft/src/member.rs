@@ -84,7 +84,10 @@ impl RunningMetaNode {
             }
         };
         tokio::select! {
-            () = shutdown => self.shutdown().await,
+            () = shutdown => {
+                tracing::info!(member = self.node.config.member_id, "stopping: finishing requests in flight, then raft, then flushing RocksDB");
+                self.shutdown().await
+            }
             error = refused => {
                 self.shutdown().await?;
                 Err(error)

@@ -18,5 +18,7 @@ pub async fn shutdown_signal() {
             let _ = interrupt.await;
         }
     }
-    tracing::info!("stop signal received: finishing requests in flight, then exiting");
+    // Nothing is logged here: `shardlet dev` waits on this with its stderr possibly
+    // closed by whoever started it, and tracing-subscriber reports a failed write with
+    // `eprintln!`, which panics on a closed stderr. Servers log their own stop.
 }
