@@ -10,7 +10,7 @@ use std::time::Duration;
 use shardlet_meta::ReadConsistency;
 use shardlet_testkit::meta_member::MetaMember;
 use shardlet_testkit::ports::free_port;
-use shardlet_testkit::{shardlet_binary, wait_until};
+use shardlet_testkit::{metric_total, shardlet_binary, wait_until};
 
 use super::members::{
     client, member_options, start_member, start_member_on, status, wait_for_leader, Member,
@@ -38,6 +38,15 @@ pub async fn wait_ready(member: &Member) {
             .map(|_| ())
     })
     .await;
+}
+
+async fn metrics(address: &str) -> String {
+    reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 fn strings(arguments: &[&str]) -> Vec<String> {
@@ -191,6 +200,43 @@ async fn initial_members_form_three_once_and_a_restart_with_the_same_flag_rejoin
     );
     let writer = client(&super::members::addresses(&members));
     writer.put("formed", "once").await.unwrap();
+
+    // The raft gauges: one leader, three voters everywhere, and on the leader a lag
+    // series per follower that drops to 0 once they matched its log.
+    let leader = status(&members[0].address)
+        .await
+        .unwrap()
+        .leader_id
+        .unwrap();
+    let mut leaders = 0.0;
+    for member in &members {
+        let text = metrics(&member.address).await;
+        leaders += metric_total(&text, "shardlet_meta_raft_is_leader").unwrap();
+        assert_eq!(
+            metric_total(&text, "shardlet_meta_raft_members"),
+            Some(3.0),
+            "{text}"
+        );
+        assert!(metric_total(&text, "shardlet_meta_raft_applied_index").unwrap() >= 1.0);
+        assert!(metric_total(&text, "shardlet_meta_raft_term").unwrap() >= 1.0);
+    }
+    assert_eq!(leaders, 1.0, "exactly one member reports itself leader");
+    let leader_address = &members[usize::try_from(leader - 1).unwrap()].address;
+    wait_until(
+        READY_DEADLINE,
+        "the leader reports both followers caught up",
+        || async {
+            let text = metrics(leader_address).await;
+            let series = text
+                .lines()
+                .filter(|line| line.starts_with("shardlet_meta_raft_follower_lag_entries{"))
+                .count();
+            (series == 2
+                && metric_total(&text, "shardlet_meta_raft_follower_lag_entries") == Some(0.0))
+            .then_some(())
+        },
+    )
+    .await;
 
     // A restart with the same flag (what a StatefulSet does) rejoins; nothing re-forms.
     let exit = members[0].terminate(STOP_DEADLINE).await.unwrap();
