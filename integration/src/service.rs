@@ -83,6 +83,24 @@ impl ServiceProcess {
         }
     }
 
+    /// SIGTERM, then waits (polling, bounded) for the exit status; panics with its log
+    /// if it still runs after `deadline`.
+    pub async fn terminate(&mut self, deadline: std::time::Duration) -> std::process::ExitStatus {
+        let mut process = self
+            .process
+            .take()
+            .unwrap_or_else(|| panic!("terminate() of {}, which is not running", self.name));
+        process.terminate();
+        match process.wait_for_exit(deadline).await {
+            Some(status) => status,
+            None => panic!(
+                "{} did not exit within {deadline:?} of SIGTERM\n{}",
+                self.name,
+                self.log_tail()
+            ),
+        }
+    }
+
     /// SIGKILL, then reap: no chance to flush anything.
     pub fn kill_9(&mut self) {
         self.process = None;

@@ -1,7 +1,7 @@
 //! `/ready` as distinct from `/health` on the gateway (S3 and admin ports) and the
 //! controller: both answer 200 while the metadata service answers, 503 with a reason
 //! once it has been down for a few refreshes (while `/health` stays 200), and 200 again
-//! once it is back.
+//! once it is back. Then SIGTERM stops each with exit 0.
 
 use std::time::Duration;
 
@@ -10,6 +10,8 @@ use shardlet_testkit::{shardlet_binary, wait_until, Cluster};
 /// The gateway and controller re-read the settings every 5 s and become not ready after
 /// three misses; generous on a loaded machine.
 const TRANSITION_DEADLINE: Duration = Duration::from_secs(90);
+/// Their shutdown grace is 10 s; generous on a loaded machine.
+const STOP_DEADLINE: Duration = Duration::from_secs(60);
 
 async fn get(url: String) -> Option<(u16, serde_json::Value)> {
     let response = reqwest::get(url).await.ok()?;
@@ -74,5 +76,16 @@ async fn gateway_and_controller_are_ready_only_while_metadata_answers() {
     cluster.meta.restart().await;
     for (name, url) in &urls {
         wait_for(url, 200, &format!("{name} ready again")).await;
+    }
+
+    // SIGTERM is a clean stop for both (and for the member, whose data is then flushed).
+    let mut controller = controller;
+    for (name, process) in [
+        ("controller", &mut controller),
+        ("gateway", &mut cluster.gateway),
+        ("metadata member", &mut cluster.meta),
+    ] {
+        let status = process.terminate(STOP_DEADLINE).await;
+        assert_eq!(status.code(), Some(0), "{name} after SIGTERM: {status}");
     }
 }
