@@ -252,6 +252,32 @@ async fn initial_members_form_three_once_and_a_restart_with_the_same_flag_rejoin
         .unwrap()
         .unwrap();
     assert_eq!(value.value.as_slice(), b"once");
+
+    // A member that lost its disk and is started with the same flag must not come back
+    // as itself: a waiting member (2) hears from the leader that it had entries, the
+    // lowest (1) finds the others in a cluster. Both refuse and say how to rejoin.
+    for position in [1, 0] {
+        let member_id = members[position].member_id;
+        let exit = members[position].terminate(STOP_DEADLINE).await.unwrap();
+        assert!(exit.success(), "{exit}");
+        std::fs::remove_dir_all(members[position].data_dir()).unwrap();
+        let (status, log) = MetaMember::run_refused(
+            &shardlet_binary!(),
+            member_id,
+            root.path(),
+            &formation,
+            &member_options(&[]),
+            REFUSAL_DEADLINE,
+        )
+        .await;
+        let status = status.unwrap_or_else(|| panic!("member {member_id} did not refuse: {log}"));
+        assert!(!status.success(), "member {member_id}: {log}");
+        assert!(log.contains("refusing"), "member {member_id}: {log}");
+        assert!(
+            log.contains("shardlet admin meta add"),
+            "member {member_id}: {log}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
