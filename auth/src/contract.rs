@@ -16,9 +16,12 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// `x-amz-date`, `x-amz-content-sha256` and the nonce). Anything else is left out so
 /// proxies and clients may add headers freely; none of those may change a request's
 /// meaning.
-pub const SIGNED_WHEN_PRESENT: [&str; 4] = [
+/// `x-shardlet-cluster` is the metadata cluster's id on raft RPC between members: signed,
+/// so no one on the path can make a fresh member adopt another cluster's id.
+pub const SIGNED_WHEN_PRESENT: [&str; 5] = [
     "x-shardlet-crc32c",
     "range",
     "x-shardlet-member",
     "x-shardlet-forwarded",
+    "x-shardlet-cluster",
 ];

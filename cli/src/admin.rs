@@ -42,6 +42,9 @@ enum AdminCommand {
     /// Settings every gateway and controller shares (the upload deadline).
     #[command(subcommand)]
     Cluster(crate::admin_cluster::ClusterCommand),
+    /// The metadata cluster's members: status, add, promote, remove.
+    #[command(subcommand)]
+    Meta(crate::admin_meta::MetaCommand),
     /// A storage node's health report (unauthenticated: no keys needed).
     Health {
         /// Base URL of the node, e.g. http://127.0.0.1:19101
@@ -237,6 +240,7 @@ pub async fn run(arguments: AdminArguments, tls: &TlsArguments) -> anyhow::Resul
         AdminCommand::Key(KeyCommand::Derive(arguments)) => derive_keys(arguments)?,
         AdminCommand::Bucket(command) => bucket(command, &transport()?).await?,
         AdminCommand::Cluster(command) => crate::admin_cluster::run(command, &transport()?).await?,
+        AdminCommand::Meta(command) => crate::admin_meta::run(command, &transport()?).await?,
     }
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! Every component is a child process of this one, running this same binary with its
 //! own subcommand, talking real HTTP to the others — exactly as in production, only on
 //! 127.0.0.1:
-//! - one metadata member (`shardlet meta --bootstrap`), data in `DIR/meta`;
+//! - one metadata member (`shardlet meta --initial-members 1=ITSELF`: formed on the
+//!   first start, a no-op later), data in `DIR/meta`;
 //! - one storage node per entry of the topology (default: `examples/topology.toml`,
 //!   12 nodes in 4 zones and 2 regions), data in `DIR/node-N`, listening on
 //!   `--node-base-port` + position;
@@ -225,6 +226,10 @@ async fn start_and_wait(
     let data = &arguments.data;
     let secret_file = secret_path.display().to_string();
     let meta_address = format!("127.0.0.1:{}", arguments.meta_port);
+    // `--initial-members` with itself alone, not `--bootstrap`: it forms the cluster on
+    // the first start and is a no-op on every later one (`--bootstrap` refuses a data
+    // directory that already belongs to a cluster).
+    let initial_members = format!("1={meta_address}");
     components.push(spawn(
         data,
         security,
@@ -235,7 +240,8 @@ async fn start_and_wait(
             "1",
             "--listen",
             &meta_address,
-            "--bootstrap",
+            "--initial-members",
+            &initial_members,
             "--data",
             &data.join("meta").display().to_string(),
             "--key-file",

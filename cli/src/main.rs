@@ -8,11 +8,12 @@
 //!   `shardlet admin key derive --role R`: a process's key file;
 //! - `shardlet controller …`: failure detection, repair, scrub, transitions;
 //!   `shardlet admin nodes` / `shardlet admin drain NODE`: node states, evacuation;
-//! - `shardlet admin cluster show|set`: settings every process shares (upload deadline).
+//! - `shardlet admin cluster show|set`: settings every process shares (upload deadline);
+//! - `shardlet admin meta status|add|promote|remove`: the metadata cluster's members.
 //!
 //! Module order, lowest first: `connect` (keys, metadata client, topology file; imports
 //! no command), then one module per command (`*_command`, `admin`, `admin_cluster`,
-//! `admin_nodes`, `dev`),
+//! `admin_meta`, `admin_nodes`, `dev`),
 //! then this file, which parses the command line and dispatches. Commands never import
 //! this file or each other's internals beyond what `admin` reuses of `gateway_command`.
 //!
@@ -22,6 +23,7 @@
 
 mod admin;
 mod admin_cluster;
+mod admin_meta;
 mod admin_nodes;
 mod connect;
 mod controller_command;

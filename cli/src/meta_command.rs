@@ -1,10 +1,13 @@
-//! `shardlet meta`: run one member of the metadata service.
+//! `shardlet meta`: run one member of the metadata service; how it comes to belong to a
+//! cluster (`--bootstrap`, `--initial-members`, or added later) is
+//! `shardlet_meta::formation`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shardlet_meta::{MetaConfig, MetaNode};
+use shardlet_meta::formation::parse_initial_members;
+use shardlet_meta::{Formation, MetaConfig, MetaNode};
 use shardlet_net::arguments::TlsArguments;
 
 // No `Debug`: the arguments may hold keys.
@@ -26,9 +29,22 @@ pub struct MetaArgs {
     /// member`.
     #[command(flatten)]
     pub keys: crate::connect::KeyArguments,
-    /// Form a single-member cluster if this member is not in one yet.
-    #[arg(long)]
+    /// Form a new one-member cluster, once: refused when the data directory already
+    /// belongs to a cluster (start again without it) or when a member answers at a
+    /// `--peers` address. Without it (and without --initial-members) a new member waits
+    /// to be added: `shardlet admin meta add`.
+    #[arg(long, conflicts_with = "initial_members")]
     pub bootstrap: bool,
+    /// With --bootstrap: addresses (host:port, comma-separated) where members of this
+    /// cluster may run; if any answers as a member of a cluster, bootstrap is refused.
+    #[arg(long, value_delimiter = ',', requires = "bootstrap")]
+    pub peers: Vec<String>,
+    /// The initial members of a new cluster, `ID=HOST:PORT,…` (this one included; an odd
+    /// number, at most 7): the lowest id forms the cluster once all answer and belong to
+    /// none, the others wait. Safe to give on every start (a member that belongs to the
+    /// cluster just starts). This member's entry is its advertised address.
+    #[arg(long, env = "SHARDLET_META_INITIAL_MEMBERS")]
+    pub initial_members: Option<String>,
     /// Build a snapshot after this many log entries since the last.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_after_entries: u64,
@@ -57,6 +73,13 @@ pub async fn run(args: MetaArgs, tls: &TlsArguments) -> anyhow::Result<()> {
     let meta_key = crate::connect::require(&keyring, shardlet_auth::KeyName::Meta)?;
     let mut config = MetaConfig::new(args.member_id, args.listen, args.data, meta_key);
     config.advertise_address = args.advertise;
+    config.formation = match (&args.initial_members, args.bootstrap) {
+        (Some(text), _) => Formation::InitialMembers(
+            parse_initial_members(text).map_err(|error| anyhow::anyhow!(error))?,
+        ),
+        (None, true) => Formation::Bootstrap { peers: args.peers },
+        (None, false) => Formation::Join,
+    };
     config.snapshot_after_entries = args.snapshot_after_entries;
     config.entries_kept_after_snapshot = args.entries_kept_after_snapshot;
     config.value_bytes_max = args.value_bytes_max;
@@ -67,16 +90,15 @@ pub async fn run(args: MetaArgs, tls: &TlsArguments) -> anyhow::Result<()> {
     config.transport = tls.transport()?;
     config.replay_cache_entries_max = usize::try_from(args.replay_cache_entries_max)?;
     let running = MetaNode::start(config).await?;
-    if args.bootstrap {
-        running.node.bootstrap().await?;
-    }
     // Tests and scripts read this line to learn the bound port.
     println!(
         "shardlet meta: member {} listening on {}",
         args.member_id,
         config_url(&running.node.config.port, running.address)
     );
-    running.wait().await
+    // SIGTERM or SIGINT: stop accepting, finish requests in flight, stop raft, flush
+    // RocksDB, exit 0.
+    running.run_until(shardlet_net::shutdown_signal()).await
 }
 
 /// `scheme://address` as the port serves it.

@@ -1,4 +1,5 @@
-//! The gateway's admin port: `GET /metrics` (Prometheus) and `GET /health`, away from
+//! The gateway's admin port: `GET /metrics` (Prometheus), `GET /health` and `GET /ready`
+//! ([`crate::readiness`]), away from
 //! the public S3 port, so scraping needs no S3 credentials and strangers on the S3
 //! network see no metrics. Bound to loopback by default (`--admin-listen
 //! 127.0.0.1:9090`); with `--metrics-token-file`, `/metrics` also needs that bearer
@@ -11,6 +12,7 @@ use hyper::body::Incoming;
 use shardlet_net::ServerLimits;
 
 use crate::metrics::Metrics;
+use crate::readiness::GatewayReadiness;
 
 /// Connections the admin port holds at once: a few scrapers and probes.
 pub const ADMIN_CONNECTIONS_MAX: usize = 64;
@@ -26,13 +28,14 @@ pub fn admin_port_limits() -> ServerLimits {
 /// Answers one admin request.
 pub async fn handle(
     metrics: Arc<Metrics>,
+    readiness: Arc<GatewayReadiness>,
     request: http::Request<Incoming>,
 ) -> Result<http::Response<s3s::Body>, Infallible> {
     let method = request.method();
     if method != http::Method::GET && method != http::Method::HEAD {
         return Ok(text(
             http::StatusCode::METHOD_NOT_ALLOWED,
-            "the admin port answers GET /metrics and GET /health only\n",
+            "the admin port answers GET /metrics, GET /health and GET /ready only\n",
         ));
     }
     let response = match request.uri().path() {
@@ -44,9 +47,10 @@ pub async fn handle(
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(s3s::Body::from(r#"{"status":"ok"}"#.to_string()))
             .unwrap_or_default(),
+        shardlet_net::READY_PATH => readiness.check().response(),
         _ => text(
             http::StatusCode::NOT_FOUND,
-            "the admin port answers GET /metrics and GET /health only\n",
+            "the admin port answers GET /metrics, GET /health and GET /ready only\n",
         ),
     };
     Ok(response)

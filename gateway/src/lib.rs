@@ -21,6 +21,7 @@ pub mod admin;
 pub mod fuzzing;
 pub mod metrics;
 pub mod object;
+pub mod readiness;
 pub mod request_body;
 pub mod s3;
 pub mod server;

@@ -1,10 +1,12 @@
-//! The S3 port: S3 (through s3s) plus an unsigned `GET /health`, on the shared hardened
-//! server (`shardlet-net`); and the admin port beside it ([`crate::admin`]).
+//! The S3 port: S3 (through s3s) plus an unsigned `GET /health` (liveness) and
+//! `GET /ready` (readiness, [`crate::readiness`]), on the shared hardened server
+//! (`shardlet-net`); and the admin port beside it ([`crate::admin`]).
 //!
 //! `/health` stays on the S3 port because whatever balances S3 traffic (a load
 //! balancer, a Kubernetes readiness probe on the service port) checks the port it
-//! sends traffic to; it says "ok" and nothing else. It is served only to unsigned
-//! requests: a signed `GET /health` is S3's ListObjects on a bucket named `health`,
+//! sends traffic to; it says "ok" and nothing else. Both are served only to unsigned
+//! requests: a signed `GET /health` is S3's ListObjects on a bucket named `health`
+//! (`ready` likewise),
 //! and unsigned S3 requests are refused anyway, so the two never collide. `/metrics`
 //! is not on this port: an unsigned `GET /metrics` here is an unsigned S3 request
 //! (AccessDenied), a signed one ListObjects on the bucket `metrics`.
@@ -33,6 +35,7 @@ use crate::object::read_path::ReadPath;
 use crate::object::topology_source::TopologySource;
 use crate::object::upload_deadline::{refresh_once, refresh_settings};
 use crate::object::write_path::WritePath;
+use crate::readiness::GatewayReadiness;
 use crate::request_body::{body_kind, document_limits, BodyKind, BodyTimeout, BodyTimer};
 use crate::s3::access::BucketAccess;
 use crate::s3::auth::{Authenticator, CredentialCache};
@@ -80,6 +83,7 @@ pub struct BoundGateway {
     collector: Arc<Collector>,
     catalog: Catalog,
     settings: Arc<SettingsCache>,
+    readiness: Arc<GatewayReadiness>,
     heat_receiver: tokio::sync::mpsc::Receiver<shardlet_core::ShardletId>,
 }
 
@@ -143,6 +147,10 @@ impl BoundGateway {
             config.collector.clone(),
             settings.clone(),
         ));
+        let readiness = Arc::new(GatewayReadiness {
+            settings: settings.clone(),
+            topology: topology.clone(),
+        });
         let (heat, heat_receiver) = HeatReporter::new(metrics.clone());
         let commit = Arc::new(Commit::new(catalog.clone(), collector.clone()));
         let writer = Arc::new(WritePath {
@@ -190,6 +198,7 @@ impl BoundGateway {
             collector,
             catalog,
             settings,
+            readiness,
             heat_receiver,
         })
     }
@@ -230,8 +239,10 @@ impl BoundGateway {
         };
         let admin_task = self.admin.map(|(listener, port, server_metrics)| {
             let metrics = self.metrics.clone();
-            let handler =
-                tower::service_fn(move |request| crate::admin::handle(metrics.clone(), request));
+            let readiness = self.readiness.clone();
+            let handler = tower::service_fn(move |request| {
+                crate::admin::handle(metrics.clone(), readiness.clone(), request)
+            });
             let options = ServerOptions {
                 name: "gateway-admin",
                 port,
@@ -247,8 +258,15 @@ impl BoundGateway {
         let service = self.service;
         let settings = self.settings.clone();
         let metrics = self.metrics.clone();
+        let readiness = self.readiness.clone();
         let handler = tower::service_fn(move |request| {
-            handle(service.clone(), settings.clone(), metrics.clone(), request)
+            handle(
+                service.clone(),
+                settings.clone(),
+                metrics.clone(),
+                readiness.clone(),
+                request,
+            )
         });
         let options = ServerOptions {
             name: "gateway",
@@ -292,16 +310,20 @@ async fn handle(
     service: S3Service,
     settings: Arc<SettingsCache>,
     metrics: Arc<Metrics>,
+    readiness: Arc<GatewayReadiness>,
     request: http::Request<Incoming>,
 ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
-    if request.method() == http::Method::GET
-        && !is_signed(&request)
-        && request.uri().path() == "/health"
-    {
-        return Ok(http::Response::builder()
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(s3s::Body::from(r#"{"status":"ok"}"#.to_string()))
-            .unwrap_or_default());
+    if request.method() == http::Method::GET && !is_signed(&request) {
+        match request.uri().path() {
+            "/health" => {
+                return Ok(http::Response::builder()
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(s3s::Body::from(r#"{"status":"ok"}"#.to_string()))
+                    .unwrap_or_default())
+            }
+            shardlet_net::READY_PATH => return Ok(readiness.check().response()),
+            _ => {}
+        }
     }
     let expects_continue = request
         .headers()

@@ -38,6 +38,10 @@ pub struct MetaMember {
     options: MemberOptions,
     data_dir: PathBuf,
     log_path: PathBuf,
+    /// How it forms a cluster on a restart: `--initial-members …` is given again (it is
+    /// safe to repeat), `--bootstrap` never (it refuses a data directory that belongs to
+    /// a cluster).
+    restart_arguments: Vec<String>,
     process: Option<ChildProcess>,
 }
 
@@ -52,28 +56,91 @@ impl MetaMember {
         bootstrap: bool,
         options: &MemberOptions,
     ) -> Self {
+        let formation = if bootstrap {
+            vec!["--bootstrap".to_string()]
+        } else {
+            Vec::new()
+        };
+        Self::start_on(
+            binary,
+            member_id,
+            root,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            &formation,
+            options,
+        )
+        .await
+    }
+
+    /// Like [`Self::start`], listening on `listen` (a fixed port, for members that name
+    /// each other in `--initial-members`), with `formation`: `--bootstrap [--peers …]`,
+    /// `--initial-members …`, or nothing (a member waiting to be added).
+    pub async fn start_on(
+        binary: &ShardletBinary,
+        member_id: u64,
+        root: &Path,
+        listen: SocketAddr,
+        formation: &[String],
+        options: &MemberOptions,
+    ) -> Self {
+        let mut member = Self::unstarted(binary, member_id, root, listen, formation, options);
+        member.spawn(formation).await;
+        member
+    }
+
+    /// Runs member `member_id` with `formation`, expecting it to refuse to start: waits
+    /// (up to `deadline`) for it to exit, and returns its exit status and log.
+    pub async fn run_refused(
+        binary: &ShardletBinary,
+        member_id: u64,
+        root: &Path,
+        formation: &[String],
+        options: &MemberOptions,
+        deadline: std::time::Duration,
+    ) -> (Option<std::process::ExitStatus>, String) {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let member = Self::unstarted(binary, member_id, root, listen, formation, options);
+        let mut process = ChildProcess::spawn(
+            &format!("member-{member_id}"),
+            member.command(formation),
+            &member.log_path,
+        )
+        .unwrap_or_else(|error| panic!("member {member_id} did not spawn: {}", describe(&error)));
+        let status = process.wait_for_exit(deadline).await;
+        let log = std::fs::read_to_string(&member.log_path).unwrap_or_default();
+        (status, log)
+    }
+
+    fn unstarted(
+        binary: &ShardletBinary,
+        member_id: u64,
+        root: &Path,
+        listen: SocketAddr,
+        formation: &[String],
+        options: &MemberOptions,
+    ) -> Self {
         std::fs::create_dir_all(root).unwrap_or_else(|error| panic!("{}: {error}", root.display()));
-        let mut member = Self {
+        Self {
             member_id,
             address: String::new(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen,
             binary: binary.clone(),
             options: options.clone(),
             data_dir: root.join(format!("member-{member_id}")),
             log_path: root.join(format!("member-{member_id}.log")),
+            restart_arguments: if formation
+                .iter()
+                .any(|argument| argument == "--initial-members")
+            {
+                formation.to_vec()
+            } else {
+                Vec::new()
+            },
             process: None,
-        };
-        member.spawn(bootstrap).await;
-        member
+        }
     }
 
-    async fn spawn(&mut self, bootstrap: bool) {
-        assert!(
-            self.process.is_none(),
-            "member {} is already running",
-            self.member_id
-        );
-        let log_offset = log_length(&self.log_path);
+    fn command(&self, formation: &[String]) -> std::process::Command {
         let mut command = self.binary.command();
         command
             .arg("meta")
@@ -82,15 +149,24 @@ impl MetaMember {
             .arg("--data")
             .arg(&self.data_dir)
             .args(&self.options.arguments)
+            .args(formation)
             .env(
                 "SHARDLET_KEYS",
                 crate::signing::role_key_file(&self.options.secret, "member"),
             )
             .env_remove("SHARDLET_CLUSTER_SECRET")
             .env("RUST_LOG", &self.options.log_filter);
-        if bootstrap {
-            command.arg("--bootstrap");
-        }
+        command
+    }
+
+    async fn spawn(&mut self, formation: &[String]) {
+        assert!(
+            self.process.is_none(),
+            "member {} is already running",
+            self.member_id
+        );
+        let log_offset = log_length(&self.log_path);
+        let command = self.command(formation);
         let name = format!("member-{}", self.member_id);
         let started = match ChildProcess::spawn(&name, command, &self.log_path) {
             Ok(mut process) => {
@@ -118,10 +194,32 @@ impl MetaMember {
         self.process = None;
     }
 
-    /// Kills it if it runs, then starts it again on the same address and data.
+    /// Kills it if it runs, then starts it again on the same address and data (with
+    /// `--initial-members` again if it was started with it, never with `--bootstrap`).
     pub async fn restart(&mut self) {
         self.kill();
-        self.spawn(false).await;
+        let formation = self.restart_arguments.clone();
+        self.spawn(&formation).await;
+    }
+
+    /// SIGTERM, then waits up to `deadline` for it to exit: its exit status, or `None`
+    /// if it still runs (it is then killed).
+    pub async fn terminate(
+        &mut self,
+        deadline: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let mut process = self.process.take()?;
+        process.terminate();
+        let status = process.wait_for_exit(deadline).await;
+        if status.is_none() {
+            process.kill();
+        }
+        status
+    }
+
+    /// Its data directory (`ROOT/member-ID`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     pub fn is_running(&self) -> bool {

@@ -114,6 +114,14 @@ impl NodeHttp {
         response.json()
     }
 
+    /// `GET /ready` (unauthenticated): its status (200 or 503) and JSON body.
+    pub async fn ready(&self) -> (u16, serde_json::Value) {
+        let response = self
+            .send_with(Request::new("GET", "/ready"), Auth::None)
+            .await;
+        (response.status, response.json())
+    }
+
     /// Polls `/health` until `check` holds; panics naming `what` after `deadline`.
     pub async fn wait_for_health(
         &self,

@@ -59,6 +59,11 @@ impl ServiceProcess {
         if let Err(reason) = service.spawn_and_wait_healthy().await {
             panic!("{name} did not start: {reason}\n{}", service.log_tail());
         }
+        // `shardlet meta --bootstrap` forms a cluster once and refuses a data directory
+        // that already belongs to one: a restart starts the member without it.
+        service
+            .arguments
+            .retain(|argument| argument != "--bootstrap");
         service
     }
 
@@ -75,6 +80,24 @@ impl ServiceProcess {
                 self.name,
                 self.log_tail()
             );
+        }
+    }
+
+    /// SIGTERM, then waits (polling, bounded) for the exit status; panics with its log
+    /// if it still runs after `deadline`.
+    pub async fn terminate(&mut self, deadline: std::time::Duration) -> std::process::ExitStatus {
+        let mut process = self
+            .process
+            .take()
+            .unwrap_or_else(|| panic!("terminate() of {}, which is not running", self.name));
+        process.terminate();
+        match process.wait_for_exit(deadline).await {
+            Some(status) => status,
+            None => panic!(
+                "{} did not exit within {deadline:?} of SIGTERM\n{}",
+                self.name,
+                self.log_tail()
+            ),
         }
     }
 

@@ -11,7 +11,8 @@
 //! - A request is SigV4 with service and region `shardlet`, access key id = the key's
 //!   name, secret = its hex; `x-shardlet-nonce` (32 lowercase hex, fresh per request)
 //!   is signed with `host`, `x-amz-date`, `x-amz-content-sha256` and, when present,
-//!   `x-shardlet-crc32c`, `range`, `x-shardlet-member`, `x-shardlet-forwarded`.
+//!   `x-shardlet-crc32c`, `range`, `x-shardlet-member`, `x-shardlet-forwarded`,
+//!   `x-shardlet-cluster`.
 
 use std::time::SystemTime;
 
@@ -29,11 +30,12 @@ pub const NONCE_HEADER: &str = "x-shardlet-nonce";
 
 /// The headers the contract says are signed when present, besides the ones the signer
 /// adds itself (`host`, `x-amz-date`, `x-amz-content-sha256`) and the nonce.
-const SIGNED_WHEN_PRESENT: [&str; 4] = [
+const SIGNED_WHEN_PRESENT: [&str; 5] = [
     "x-shardlet-crc32c",
     "range",
     "x-shardlet-member",
     "x-shardlet-forwarded",
+    "x-shardlet-cluster",
 ];
 
 /// A named key: what a request is signed with.

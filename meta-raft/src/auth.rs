@@ -16,6 +16,10 @@
 //! - a `Host` naming this member (its advertised or bound address): members share one
 //!   key, so the host is what keeps a request for one member from being replayed to
 //!   another, which never saw its nonce.
+//!
+//! Raft RPC also carries `x-shardlet-cluster` (signed): the sender's cluster id, so a
+//! member refuses raft messages from another cluster made from the same secret
+//! (`crate::identity`).
 
 use std::time::SystemTime;
 
@@ -25,6 +29,7 @@ use shardlet_auth::{
     Verifier, MAX_CLOCK_SKEW,
 };
 
+use crate::identity::{ClusterId, HEADER_CLUSTER};
 use crate::wire::HEADER_FORWARDED;
 
 pub const HEADER_MEMBER: &str = "x-shardlet-member";
@@ -73,11 +78,30 @@ impl ClientAuth {
         body: &[u8],
         forwarded: bool,
     ) -> Result<Vec<(&'static str, String)>, AuthError> {
+        self.sign_for_cluster(method, host, target, sender, body, forwarded, None)
+    }
+
+    /// As [`Self::sign`], naming the sender's cluster in the signed
+    /// [`HEADER_CLUSTER`] (raft RPC between members: `crate::identity`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sign_for_cluster(
+        &self,
+        method: &str,
+        host: &str,
+        target: &str,
+        sender: &Sender,
+        body: &[u8],
+        forwarded: bool,
+        cluster: Option<&ClusterId>,
+    ) -> Result<Vec<(&'static str, String)>, AuthError> {
         let member = sender_text(sender);
         let hash = payload_sha256(body);
         let mut signed: Vec<(&str, &str)> = vec![(HEADER_MEMBER, &member)];
         if forwarded {
             signed.push((HEADER_FORWARDED, "1"));
+        }
+        if let Some(cluster) = cluster {
+            signed.push((HEADER_CLUSTER, cluster.as_str()));
         }
         let parts = RequestParts {
             method,
@@ -94,6 +118,9 @@ impl ClientAuth {
         headers.push((HEADER_MEMBER, member));
         if forwarded {
             headers.push((HEADER_FORWARDED, "1".to_string()));
+        }
+        if let Some(cluster) = cluster {
+            headers.push((HEADER_CLUSTER, cluster.to_string()));
         }
         Ok(headers)
     }

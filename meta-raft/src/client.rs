@@ -191,12 +191,43 @@ impl MetaClient {
         }
     }
 
+    /// Adds a learner and answers once it has caught up.
     pub async fn add_learner(&self, member_id: MemberId, address: &str) -> Result<(), ClientError> {
+        self.add_learner_with(member_id, address, true).await
+    }
+
+    /// Adds a learner; `wait`: answer once it has caught up, otherwise once it is in the
+    /// configuration (follow its progress with [`Self::status_of`] on the leader).
+    pub async fn add_learner_with(
+        &self,
+        member_id: MemberId,
+        address: &str,
+        wait: bool,
+    ) -> Result<(), ClientError> {
         let request = wire::AddLearnerRequest {
             member_id,
             address: address.to_string(),
+            wait,
         };
         self.call::<_, serde_json::Value>(wire::PATH_ADD_LEARNER, &request, Idempotence::Read)
+            .await
+            .map(|_| ())
+    }
+
+    /// Makes a learner a voter. Not retried once sent (a retry after it committed would
+    /// be refused as "already a voter"): an unknown outcome is [`ClientError::Ambiguous`],
+    /// and the caller reads the status.
+    pub async fn promote(&self, member_id: MemberId) -> Result<(), ClientError> {
+        let request = wire::MemberRequest { member_id };
+        self.call::<_, serde_json::Value>(wire::PATH_PROMOTE, &request, Idempotence::Write)
+            .await
+            .map(|_| ())
+    }
+
+    /// Removes a member; not retried once sent, like [`Self::promote`].
+    pub async fn remove(&self, member_id: MemberId) -> Result<(), ClientError> {
+        let request = wire::MemberRequest { member_id };
+        self.call::<_, serde_json::Value>(wire::PATH_REMOVE, &request, Idempotence::Write)
             .await
             .map(|_| ())
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use shardlet_auth::Key;
 use shardlet_net::{PortConfig, Transport};
 
+use crate::formation_plan::Formation;
 use crate::types::MemberId;
 
 /// Default largest value accepted by a put: metadata records are small; object data never
@@ -51,6 +52,8 @@ pub struct MetaConfig {
     pub port: PortConfig,
     /// How this member reaches the others (raft RPC, forwarding to the leader).
     pub transport: Transport,
+    /// Whether this member forms a cluster or waits to be added (`crate::formation`).
+    pub formation: Formation,
 }
 
 impl MetaConfig {
@@ -79,6 +82,7 @@ impl MetaConfig {
             rpc_timeout: Duration::from_secs(5),
             port: PortConfig::default(),
             transport: Transport::Plaintext,
+            formation: Formation::Join,
         }
     }
 

@@ -9,6 +9,14 @@
 //! | [`log_store`] | the raft log and vote in RocksDB, one synced write batch per append |
 //! | [`state_machine`] | applies command batches to the key-value column family; snapshots |
 //! | [`network`] | raft RPC to other members over HTTP, signed with the `meta.member` key |
+//! | [`identity`] | the cluster id: recorded in the data directory, carried and checked on raft RPC |
+//! | [`formation_plan`] | what `shardlet meta` was told about forming a cluster: [`Formation`], `--initial-members` parsing |
+//! | [`formation`] | forming a cluster once (`--bootstrap`, `--initial-members`), never by accident |
+//! | [`peers`] | asking another member who it is, before forming anything |
+//! | [`gate`] | refuses raft RPC while a member decides whether to form a cluster |
+//! | [`readiness`] | `/ready`: knows a leader and has caught up |
+//! | [`status`] | what a member says about itself: `/ready`, `/cluster/status`, raft gauges |
+//! | [`membership_rules`] | pure safety rules of membership changes (quorum, odd counts) |
 //! | [`auth`] | who may call: caller keys derived from `meta`, body hash, host, per-route roles |
 //! | [`batcher`] | group commit: folds concurrent client writes into one raft entry |
 //! | [`server`] | the HTTP API: raft RPC, key-value, cluster management, metrics |
@@ -27,15 +35,23 @@ pub mod blob;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod formation;
+pub mod formation_plan;
 pub mod fuzzing;
+pub mod gate;
+pub mod identity;
 pub mod log_store;
 pub mod member;
+pub mod membership_rules;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod peers;
+pub mod readiness;
 pub mod server;
 pub mod snapshot;
 pub mod state_machine;
+pub mod status;
 pub mod storage;
 pub mod types;
 pub mod wire;
@@ -44,6 +60,7 @@ pub use blob::Blob;
 pub use client::{ClientError, MetaClient};
 pub use command::{Batch, BatchOutcome, Condition, Operation, ScanPage, VersionedValue};
 pub use config::MetaConfig;
+pub use formation::Formation;
 pub use member::RunningMetaNode;
 pub use node::MetaNode;
 pub use types::{MemberId, Raft, TypeConfig};

@@ -156,6 +156,21 @@ impl LogStore {
     }
 }
 
+/// Whether `db` holds any raft state: a vote, a log entry or a purge point. A member
+/// with none never belonged to a cluster (or lost what it had: `crate::identity`).
+pub fn holds_state(db: &DB) -> anyhow::Result<bool> {
+    let state = db
+        .cf_handle(CF_RAFT_STATE)
+        .ok_or_else(|| anyhow::anyhow!("no raft_state family"))?;
+    let log = db
+        .cf_handle(CF_RAFT_LOG)
+        .ok_or_else(|| anyhow::anyhow!("no raft_log family"))?;
+    if db.get_cf(state, KEY_VOTE)?.is_some() || db.get_cf(state, KEY_LAST_PURGED)?.is_some() {
+        return Ok(true);
+    }
+    Ok(db.iterator_cf(log, IteratorMode::Start).next().is_some())
+}
+
 fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }

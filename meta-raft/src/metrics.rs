@@ -2,9 +2,31 @@
 //! members in one process), exported at `GET /metrics`.
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry,
+    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
+
+use crate::types::MemberId;
+
+/// What raft reports about one member at one instant, for the gauges below.
+#[derive(Debug, Clone, Default)]
+pub struct RaftGauges {
+    pub is_leader: bool,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub committed_index: u64,
+    pub applied_index: u64,
+    pub voters: usize,
+    pub learners: usize,
+    /// On the leader: per other member, entries of the leader's log not yet matched.
+    pub follower_lag_entries: Vec<(MemberId, u64)>,
+    pub ready: bool,
+}
+
+/// Gauges hold `i64`; raft indexes are `u64` and never come near `i64::MAX`.
+fn gauge_value(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
 
 pub struct MetaMetrics {
     pub registry: Registry,
@@ -22,10 +44,18 @@ pub struct MetaMetrics {
     pub auth_refused_total: IntCounterVec,
     /// Nonces of accepted requests remembered to refuse replays.
     pub replay_cache_entries: IntGauge,
+    pub raft_is_leader: IntGauge,
+    pub raft_term: IntGauge,
+    pub raft_last_log_index: IntGauge,
+    pub raft_committed_index: IntGauge,
+    pub raft_applied_index: IntGauge,
+    pub raft_members: IntGaugeVec,
+    pub raft_follower_lag_entries: IntGaugeVec,
+    pub ready: IntGauge,
 }
 
 impl MetaMetrics {
-    pub fn new(member_id: crate::types::MemberId) -> anyhow::Result<Self> {
+    pub fn new(member_id: MemberId) -> anyhow::Result<Self> {
         let labels = std::iter::once(("member".to_string(), member_id.to_string())).collect();
         let registry = Registry::new_custom(Some("shardlet_meta".to_string()), Some(labels))?;
         let metrics = MetaMetrics {
@@ -89,6 +119,35 @@ impl MetaMetrics {
                 "replay_cache_entries",
                 "nonces of accepted requests remembered to refuse replays",
             )?,
+            raft_is_leader: IntGauge::new("raft_is_leader", "1 while this member is the leader")?,
+            raft_term: IntGauge::new("raft_term", "the raft term this member is in")?,
+            raft_last_log_index: IntGauge::new(
+                "raft_last_log_index",
+                "the last index of this member's raft log",
+            )?,
+            raft_committed_index: IntGauge::new(
+                "raft_committed_index",
+                "the highest log index this member knows to be committed",
+            )?,
+            raft_applied_index: IntGauge::new(
+                "raft_applied_index",
+                "the highest log index applied to this member's state machine",
+            )?,
+            raft_members: IntGaugeVec::new(
+                Opts::new(
+                    "raft_members",
+                    "members of the configuration this member holds, by role (voter, learner)",
+                ),
+                &["role"],
+            )?,
+            raft_follower_lag_entries: IntGaugeVec::new(
+                Opts::new(
+                    "raft_follower_lag_entries",
+                    "on the leader: entries of its log each other member has not matched yet",
+                ),
+                &["follower"],
+            )?,
+            ready: IntGauge::new("ready", "1 while /ready answers 200 (leader known, caught up)")?,
             registry,
         };
         metrics.register()?;
@@ -109,7 +168,41 @@ impl MetaMetrics {
         registry.register(Box::new(self.snapshots_installed_total.clone()))?;
         registry.register(Box::new(self.auth_refused_total.clone()))?;
         registry.register(Box::new(self.replay_cache_entries.clone()))?;
+        registry.register(Box::new(self.raft_is_leader.clone()))?;
+        registry.register(Box::new(self.raft_term.clone()))?;
+        registry.register(Box::new(self.raft_last_log_index.clone()))?;
+        registry.register(Box::new(self.raft_committed_index.clone()))?;
+        registry.register(Box::new(self.raft_applied_index.clone()))?;
+        registry.register(Box::new(self.raft_members.clone()))?;
+        registry.register(Box::new(self.raft_follower_lag_entries.clone()))?;
+        registry.register(Box::new(self.ready.clone()))?;
         Ok(())
+    }
+
+    /// Sets the raft gauges. Lag series of members that are no longer followed (this
+    /// member lost the leadership, or they were removed) disappear.
+    pub fn record_raft(&self, gauges: &RaftGauges) {
+        self.raft_is_leader.set(i64::from(gauges.is_leader));
+        self.raft_term.set(gauge_value(gauges.term));
+        self.raft_last_log_index
+            .set(gauge_value(gauges.last_log_index));
+        self.raft_committed_index
+            .set(gauge_value(gauges.committed_index));
+        self.raft_applied_index
+            .set(gauge_value(gauges.applied_index));
+        self.raft_members
+            .with_label_values(&["voter"])
+            .set(gauge_value(gauges.voters as u64));
+        self.raft_members
+            .with_label_values(&["learner"])
+            .set(gauge_value(gauges.learners as u64));
+        self.raft_follower_lag_entries.reset();
+        for (follower, lag) in &gauges.follower_lag_entries {
+            self.raft_follower_lag_entries
+                .with_label_values(&[&follower.to_string()])
+                .set(gauge_value(*lag));
+        }
+        self.ready.set(i64::from(gauges.ready));
     }
 
     /// The text exposition format Prometheus scrapes.

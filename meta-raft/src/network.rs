@@ -1,9 +1,13 @@
 //! Raft RPC to other members: JSON over HTTP, signed with the `meta.member` key.
 //!
+//! Every RPC is signed with the sender's cluster id (`x-shardlet-cluster`,
+//! `crate::identity`): members of another cluster refuse it.
+//!
 //! One pooled HTTP client is shared by all targets, so a connection per member stays open
 //! across RPCs. The remote returns `Result<Response, RaftError>` as JSON; transport
 //! failures map to openraft's `Unreachable` (back off) or `Network` (retry) errors.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -21,6 +25,7 @@ use serde::Serialize;
 use shardlet_net::Transport;
 
 use crate::auth::{ClientAuth, Sender};
+use crate::identity::Identity;
 use crate::types::{MemberId, TypeConfig};
 
 pub const PATH_APPEND: &str = "/raft/append";
@@ -33,6 +38,9 @@ pub struct HttpNetwork {
     transport: Transport,
     auth: ClientAuth,
     member_id: MemberId,
+    /// Every RPC names this member's cluster (`x-shardlet-cluster`), so members of
+    /// another cluster refuse it.
+    identity: Arc<Identity>,
 }
 
 impl HttpNetwork {
@@ -41,6 +49,7 @@ impl HttpNetwork {
         auth: ClientAuth,
         connect_timeout: Duration,
         transport: Transport,
+        identity: Arc<Identity>,
     ) -> anyhow::Result<Self> {
         let http = transport
             .client_builder()
@@ -53,6 +62,7 @@ impl HttpNetwork {
             transport,
             auth,
             member_id,
+            identity,
         })
     }
 }
@@ -98,16 +108,18 @@ impl MemberConnection {
             self.network.transport.url(&self.target_node.addr)
         );
         let mut builder = self.network.http.post(url).timeout(timeout);
+        let cluster = self.network.identity.get();
         let signature = self
             .network
             .auth
-            .sign(
+            .sign_for_cluster(
                 "POST",
                 &self.target_node.addr,
                 path,
                 &Sender::Member(self.network.member_id),
                 &body,
                 false,
+                cluster.as_ref(),
             )
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
         for (name, value) in signature {

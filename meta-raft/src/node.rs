@@ -1,17 +1,20 @@
 //! One metadata-service member as the HTTP routes see it: raft, the state machine's
-//! reader, the group-commit batcher, and the membership operations. `crate::member`
-//! starts and stops it.
+//! reader, the group-commit batcher, its cluster identity and formation gate, and the
+//! membership operations. `crate::member` starts and stops it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use openraft::error::{CheckIsLeaderError, InitializeError, RaftError};
-use openraft::BasicNode;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers};
 
 use crate::auth::MemberAuth;
-use crate::batcher::{raft_write_error, Batcher, WriteError};
+use crate::batcher::{raft_write_error, write_error, Batcher, WriteError};
 use crate::config::MetaConfig;
+use crate::gate::RaftGate;
+use crate::identity::Identity;
 use crate::metrics::MetaMetrics;
+use crate::readiness::ReadinessState;
 use crate::state_machine::KvReader;
 use crate::types::{MemberId, Raft};
 
@@ -23,38 +26,73 @@ pub struct MetaNode {
     pub batcher: Batcher,
     pub auth: MemberAuth,
     pub metrics: Arc<MetaMetrics>,
-    /// Pooled client for forwarding requests to the leader.
+    /// Pooled client for forwarding requests to the leader and asking peers.
     pub forward_http: reqwest::Client,
+    /// Which cluster this member belongs to (checked on every raft RPC).
+    pub identity: Arc<Identity>,
+    /// Closed while this member is being formed: raft RPC waits.
+    pub gate: RaftGate,
+    /// What `/ready` consults.
+    pub readiness_state: ReadinessState,
+    /// The database, flushed at shutdown.
+    pub db: Arc<rocksdb::DB>,
+}
+
+/// Why a membership change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    /// The change is not possible as asked (unknown member, the last voter, a change
+    /// already in progress): 400.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+fn membership_error(
+    error: RaftError<MemberId, ClientWriteError<MemberId, BasicNode>>,
+) -> MembershipError {
+    match error {
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(error)) => {
+            MembershipError::Invalid(error.to_string())
+        }
+        RaftError::APIError(error) => MembershipError::Write(write_error(error)),
+        RaftError::Fatal(fatal) => {
+            MembershipError::Write(WriteError::Unavailable(fatal.to_string()))
+        }
+    }
 }
 
 impl MetaNode {
-    /// Makes this member a single-member cluster, unless it already belongs to one (so a
-    /// restart with `--bootstrap` is harmless).
-    pub async fn bootstrap(&self) -> anyhow::Result<()> {
-        if self.raft.is_initialized().await? {
-            return Ok(());
-        }
-        let members = BTreeMap::from([(
-            self.config.member_id,
-            BasicNode::new(self.advertise_address.clone()),
-        )]);
-        match self.raft.initialize(members).await {
-            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
-            Err(error) => Err(anyhow::anyhow!("bootstrap failed: {error}")),
-        }
-    }
-
-    /// Adds a learner and waits until it has caught up with the log (or by snapshot).
+    /// Adds a learner; with `wait`, answers once it has caught up with the log (or by
+    /// snapshot), otherwise once it is in the configuration.
     pub async fn add_learner(
         &self,
         member_id: MemberId,
         address: String,
-    ) -> Result<(), WriteError> {
+        wait: bool,
+    ) -> Result<(), MembershipError> {
+        let addresses = self.addresses();
+        if let Some((other, _)) = addresses
+            .iter()
+            .find(|(id, known)| **known == address && **id != member_id)
+        {
+            return Err(MembershipError::Invalid(format!(
+                "member {other} already has the address {address}"
+            )));
+        }
+        if let Some(known) = addresses.get(&member_id) {
+            if *known != address {
+                return Err(MembershipError::Invalid(format!(
+                    "member {member_id} is already in the cluster at {known}; remove it before adding it at another address"
+                )));
+            }
+        }
         self.raft
-            .add_learner(member_id, BasicNode::new(address), true)
+            .add_learner(member_id, BasicNode::new(address), wait)
             .await
             .map(|_| ())
-            .map_err(raft_write_error)
+            .map_err(membership_error)
     }
 
     /// Sets the voters to exactly `voters`; members not listed are removed entirely.
@@ -65,6 +103,57 @@ impl MetaNode {
             .await
             .map(|_| ())
             .map_err(raft_write_error)
+    }
+
+    /// Makes learner `member_id` a voter (joint consensus, answered once committed).
+    pub async fn promote(&self, member_id: MemberId) -> Result<(), MembershipError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        if membership.voter_ids().any(|id| id == member_id) {
+            return Err(MembershipError::Invalid(format!(
+                "member {member_id} is already a voter"
+            )));
+        }
+        if !membership.learner_ids().any(|id| id == member_id) {
+            return Err(MembershipError::Invalid(format!(
+                "member {member_id} is not a learner of this cluster: add it first (shardlet admin meta add)"
+            )));
+        }
+        self.raft
+            .change_membership(
+                ChangeMembers::AddVoterIds(BTreeSet::from([member_id])),
+                false,
+            )
+            .await
+            .map(|_| ())
+            .map_err(membership_error)
+    }
+
+    /// Removes `member_id`: a voter leaves the voters and the cluster (joint consensus),
+    /// a learner leaves the cluster. The last voter is never removed.
+    pub async fn remove(&self, member_id: MemberId) -> Result<(), MembershipError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<MemberId> = membership.voter_ids().collect();
+        let change = if voters.contains(&member_id) {
+            if voters.len() == 1 {
+                return Err(MembershipError::Invalid(format!(
+                    "member {member_id} is the last voter: a cluster cannot lose its last voter"
+                )));
+            }
+            ChangeMembers::RemoveVoters(BTreeSet::from([member_id]))
+        } else if membership.learner_ids().any(|id| id == member_id) {
+            ChangeMembers::RemoveNodes(BTreeSet::from([member_id]))
+        } else {
+            return Err(MembershipError::Invalid(format!(
+                "member {member_id} is not in this cluster's configuration"
+            )));
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map(|_| ())
+            .map_err(membership_error)
     }
 
     /// Waits until a read on this member would be linearizable: confirms leadership with
@@ -84,13 +173,18 @@ impl MetaNode {
 
     /// The ids of every member (voters and learners) in the current configuration.
     pub fn members(&self) -> BTreeSet<MemberId> {
+        self.addresses().into_keys().collect()
+    }
+
+    /// Every member's address, as the configuration records it.
+    pub fn addresses(&self) -> BTreeMap<MemberId, String> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
         metrics
             .membership_config
             .membership()
             .nodes()
-            .map(|(id, _)| *id)
+            .map(|(id, node)| (*id, node.addr.clone()))
             .collect()
     }
 }

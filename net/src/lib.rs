@@ -16,6 +16,8 @@
 //! | [`port`] | [`PortConfig`]: what an operator sets on one port |
 //! | [`server`] | [`serve`]: the accept loop and one connection's life |
 //! | [`arguments`] | the command-line flags of a port, shared by every binary |
+//! | [`readiness`] | [`Readiness`]: what `GET /ready` answers (200, or 503 with a reason) |
+//! | [`signal`] | [`shutdown_signal`]: SIGTERM or SIGINT, what stops every server |
 //!
 //! A base-layer crate beside `auth` and `core`: it knows HTTP and sockets, nothing of
 //! fragments, metadata or S3, and must never import another Shardlet crate.
@@ -27,14 +29,18 @@ pub mod metrics;
 pub mod metrics_token;
 pub mod port;
 pub mod private_file;
+pub mod readiness;
 pub mod server;
+pub mod signal;
 pub mod tls;
 
 pub use limits::ServerLimits;
 pub use metrics::{CloseReason, ServerMetrics};
 pub use metrics_token::MetricsToken;
 pub use port::PortConfig;
+pub use readiness::{Readiness, READY_PATH};
 pub use server::{serve, ServerOptions};
+pub use signal::shutdown_signal;
 pub use tls::{ServerTls, Transport};
 
 #[cfg(test)]

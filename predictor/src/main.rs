@@ -271,9 +271,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     // Tests and scripts read this line to learn the OS-chosen port.
                     println!("listening on {address}");
                 },
-                async {
-                    let _ = tokio::signal::ctrl_c().await;
-                },
+                // SIGTERM (an orchestrator, `shardlet dev`) or SIGINT: stop accepting,
+                // let scores in flight finish within the shutdown grace, exit 0.
+                shardlet_net::shutdown_signal(),
             ))?;
         }
     }

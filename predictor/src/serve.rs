@@ -1,11 +1,13 @@
-//! The scoring sidecar: `POST /v1/score`, `GET /health`, `GET /metrics`.
+//! The scoring sidecar: `POST /v1/score`, `GET /health`, `GET /ready`, `GET /metrics`.
 //!
 //! `/v1/score` takes only requests signed with the `predictor` key (the controller holds
 //! it), each nonce once, the body bound by its signed SHA-256; the signature is checked
 //! on the headers before the body is read. A refusal is 401 with a JSON reason, counted
 //! by reason. Every answer to a signed request is itself signed (`shardlet_auth::
 //! response`) over the request's nonce, so the controller can tell the sidecar's scores
-//! from a spoofed or replayed answer. `/health` and `/metrics` stay open.
+//! from a spoofed or replayed answer. `/health`, `/ready` and `/metrics` stay open.
+//! It stops on SIGTERM or SIGINT (`shardlet_net::shutdown_signal`): no new connections,
+//! scores in flight finish within the port's shutdown grace, then exit 0.
 //!
 //! Requests are validated (shape, schema version, value ranges, batch and body size)
 //! before any tensor is built; a bad request is a 400 with a JSON `{"error": reason}`.
@@ -326,6 +328,13 @@ fn app(model: LstmModel, key: Key) -> anyhow::Result<(Router, ServerMetrics)> {
     let router = Router::new()
         .merge(signed)
         .route("/health", get(health))
+        // The model is loaded before the port opens (`serve` takes a loaded model), so
+        // once anything answers here it can score: ready. Distinct from `/health` so
+        // probes use the same path on every Shardlet server.
+        .route(
+            shardlet_net::READY_PATH,
+            get(|| async { shardlet_net::Readiness::Ready.response::<axum::body::Body>() }),
+        )
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
         .with_state(state);

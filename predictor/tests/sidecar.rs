@@ -326,3 +326,47 @@ async fn sidecar_scores_rejects_bad_input_and_client_falls_back_when_it_is_gone(
         .all(|score| matches!(score.source, ScoreSource::Heuristic { .. })));
     assert!(scores[1].failure_probability > scores[0].failure_probability);
 }
+
+/// Sends SIGTERM to the sidecar and waits (bounded) for it to exit.
+fn terminate_and_wait(
+    sidecar: &mut Sidecar,
+    deadline: Duration,
+) -> Option<std::process::ExitStatus> {
+    let pid = sidecar.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success(), "kill -TERM {pid} failed");
+    let give_up = std::time::Instant::now() + deadline;
+    loop {
+        if let Some(status) = sidecar.child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= give_up {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_is_ready_once_listening_and_exits_0_on_sigterm() {
+    let artifact = tempfile::tempdir().unwrap();
+    let model_directory = artifact.path().join("model");
+    common::untrained_model(WINDOW)
+        .save(&model_directory)
+        .unwrap();
+    let mut sidecar = start_sidecar(&model_directory);
+    let ready = reqwest::get(format!("{}/ready", sidecar.base_url))
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        200,
+        "the model is loaded before the port opens"
+    );
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["ready"], true);
+    // Before the fix the sidecar listened for Ctrl-C only and ignored SIGTERM.
+    let status = terminate_and_wait(&mut sidecar, Duration::from_secs(30))
+        .expect("the sidecar did not exit within 30 s of SIGTERM");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}

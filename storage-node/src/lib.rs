@@ -43,6 +43,7 @@ pub mod group_commit;
 pub mod health;
 pub mod metrics;
 pub mod range;
+pub mod readiness;
 pub mod request;
 pub mod server;
 pub mod small_store;
@@ -166,26 +167,5 @@ pub async fn run(
     node.serve(shutdown).await
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the node");
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-}
+/// Completes on SIGINT or SIGTERM (the one signal every Shardlet server stops on).
+pub use shardlet_net::shutdown_signal;

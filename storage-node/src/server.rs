@@ -23,6 +23,7 @@ use crate::fragment_file::{FragmentReader, FragmentWriter};
 use crate::group_commit::SyncTicket;
 use crate::health::HealthSampler;
 use crate::metrics::NodeMetrics;
+use crate::readiness::NodeReadiness;
 use crate::request::{self, PutHeaders};
 use crate::store::{CommitOutcome, FragmentStore, SMALL_FRAGMENT_BYTES_MAX};
 use crate::store_error::StoreError;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub store: Arc<FragmentStore>,
     pub metrics: Arc<NodeMetrics>,
     pub health: Arc<HealthSampler>,
+    /// `GET /ready`: writable data directory, fence not tripped.
+    pub readiness: NodeReadiness,
     write_slots: Semaphore,
     /// Accepts this node's key only, and remembers the nonces it accepted.
     verifier: Verifier,
@@ -55,6 +58,7 @@ impl AppState {
             ReplayCache::new(config.replay_cache_entries_max, MAX_CLOCK_SKEW.as_secs()),
         );
         Arc::new(Self {
+            readiness: NodeReadiness::new(&config.data_dir),
             config,
             store,
             metrics,
@@ -82,6 +86,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(fragments)
         .route(HEALTH_PATH, get(health))
+        .route(shardlet_net::READY_PATH, get(ready))
         .route(METRICS_PATH, get(metrics))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
@@ -135,6 +140,7 @@ fn operation_name(method: &Method, path: &str) -> &'static str {
     }
     match path {
         HEALTH_PATH => "health",
+        shardlet_net::READY_PATH => "ready",
         METRICS_PATH => "metrics",
         _ => "other",
     }
@@ -578,6 +584,14 @@ async fn list_fragments(
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     axum::Json(state.health.report(&state.store, &state.config)).into_response()
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    state
+        .readiness
+        .check(state.store.write_fence())
+        .await
+        .response::<axum::body::Body>()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

@@ -4,8 +4,8 @@
 //! `/v1/status` must be signed with the `controller` key (`shardlet admin nodes
 //! --controller` signs; the admin role holds the key), with a nonce seen once: it lists
 //! every node's address and state, which a stranger has no business reading. A refusal
-//! is 401 with a JSON reason, counted by reason. `/health` stays open for liveness
-//! probes.
+//! is 401 with a JSON reason, counted by reason. `/health` (liveness) and `/ready`
+//! (readiness: the metadata service answers, [`readiness`]) stay open for probes.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -136,9 +136,33 @@ pub fn router(shared: Arc<ServiceShared>, verifier: Arc<Verifier>) -> Router {
     );
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
+        .route(shardlet_net::READY_PATH, get(ready))
         .route("/metrics", get(metrics))
         .merge(signed)
         .with_state(shared)
+}
+
+/// How old the last successful metadata read may be for the controller to be ready:
+/// three refreshes of the settings worker, which every controller runs (standbys too).
+pub const METADATA_ANSWERED_WITHIN: std::time::Duration =
+    shardlet_model::settings::SETTINGS_REFRESH_INTERVAL.saturating_mul(3);
+
+/// `GET /ready` (unauthenticated, like `/health`): ready while the metadata service
+/// answered within [`METADATA_ANSWERED_WITHIN`] — the settings worker's last successful
+/// read, so a probe costs nothing and causes no metadata traffic. 503 with the reason
+/// otherwise.
+pub fn readiness(shared: &ServiceShared) -> shardlet_net::Readiness {
+    match shared.settings.fresh_within(METADATA_ANSWERED_WITHIN) {
+        Some(_) => shardlet_net::Readiness::Ready,
+        None => shardlet_net::Readiness::not_ready(format!(
+            "the metadata service has not answered within {} s",
+            METADATA_ANSWERED_WITHIN.as_secs()
+        )),
+    }
+}
+
+async fn ready(State(shared): State<Arc<ServiceShared>>) -> Response {
+    readiness(&shared).response::<axum::body::Body>()
 }
 
 /// Lets a request through only when it is signed with the `controller` key, for the

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use shardlet_meta::auth::{ClientAuth, Sender};
+use shardlet_meta::identity::ClusterId;
 use shardlet_meta::ReadConsistency;
 
 use shardlet_testkit::meta_member::meta_client_key;
@@ -32,6 +33,19 @@ impl Raw {
         sender: Sender,
         auth: Option<&ClientAuth>,
     ) -> (u16, Value) {
+        self.post_in_cluster(path, body, sender, auth, None).await
+    }
+
+    /// [`Self::post`] naming `cluster` in the signed `x-shardlet-cluster` header, as raft
+    /// RPC between members does.
+    pub async fn post_in_cluster(
+        &self,
+        path: &str,
+        body: &[u8],
+        sender: Sender,
+        auth: Option<&ClientAuth>,
+        cluster: Option<&ClusterId>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .post(format!("http://{}{path}", self.address))
@@ -39,7 +53,7 @@ impl Raw {
             .body(body.to_vec());
         if let Some(auth) = auth {
             for (name, value) in auth
-                .sign("POST", &self.address, path, &sender, body, false)
+                .sign_for_cluster("POST", &self.address, path, &sender, body, false, cluster)
                 .unwrap()
             {
                 request = request.header(name, value);
@@ -116,6 +130,15 @@ async fn bad_requests_get_clear_4xx_errors_and_change_nothing() {
         ("/kv/get", r#"{"key":"dW5rbm93bg=="}"#, 404, "key_not_found", "unknown key"),
         ("/kv/scan", r#"{"prefix":"","limit":0}"#, 400, "invalid_limit", "zero limit"),
         ("/cluster/change-membership", r#"{"voters":[]}"#, 400, "invalid_membership", "no voters"),
+        ("/cluster/add-learner", r#"{"member_id":5,"address":"no-port"}"#, 400, "invalid_membership", "address without a port"),
+        ("/cluster/add-learner", r#"{"member_id":5,"address":"h:0"}"#, 400, "invalid_membership", "port 0"),
+        ("/cluster/add-learner", r#"{"member_id":5,"address":"h:1/x"}"#, 400, "invalid_membership", "a path"),
+        ("/cluster/add-learner", r#"{"member_id":"five","address":"h:1"}"#, 400, "malformed_body", "id not a number"),
+        ("/cluster/promote", r#"{"member_id":9}"#, 400, "invalid_membership", "unknown member"),
+        ("/cluster/promote", r#"{"member_id":1}"#, 400, "invalid_membership", "already a voter"),
+        ("/cluster/remove", r#"{"member_id":1}"#, 400, "invalid_membership", "the last voter"),
+        ("/cluster/remove", r#"{"member_id":9}"#, 400, "invalid_membership", "unknown member"),
+        ("/cluster/remove", r#"{}"#, 400, "malformed_body", "no member"),
     ];
     for (path, request, status, code, what) in refused {
         let (got, body) = raw
@@ -145,19 +168,80 @@ async fn bad_requests_get_clear_4xx_errors_and_change_nothing() {
 
     // Raft RPC from a correctly signed sender that is not a member of the cluster.
     let vote = json!({"vote": {"leader_id": {"term": 99, "node_id": 99}, "committed": false}, "last_log_id": null});
+    let cluster = status(&member.address).await.unwrap().cluster_id.unwrap();
     for sender in [Sender::Member(99), Sender::Client] {
         let (code, body) = raw
-            .post(
+            .post_in_cluster(
                 "/raft/vote",
                 vote.to_string().as_bytes(),
                 sender,
                 Some(&member_key),
+                Some(&cluster),
             )
             .await;
         assert_eq!((code, error_code(&body)), (403, "not_a_member"), "{body}");
     }
+    // From a member naming no cluster, or another one (a cluster made from the same
+    // secret): refused before anything else is looked at.
+    let other: ClusterId = "0123456789abcdef0123456789abcdef".parse().unwrap();
+    for (named, what) in [
+        (None, "no cluster named"),
+        (Some(&other), "another cluster"),
+    ] {
+        let (code, body) = raw
+            .post_in_cluster(
+                "/raft/vote",
+                vote.to_string().as_bytes(),
+                Sender::Member(1),
+                Some(&member_key),
+                named,
+            )
+            .await;
+        assert_eq!(
+            (code, error_code(&body)),
+            (403, "wrong_cluster"),
+            "{what}: {body}"
+        );
+    }
+    let malformed = raw
+        .http
+        .post(format!("http://{}/raft/vote", raw.address))
+        .header("content-type", "application/json")
+        .body(vote.to_string());
+    let mut malformed = malformed;
+    for (name, value) in member_key
+        .sign(
+            "POST",
+            &raw.address,
+            "/raft/vote",
+            &Sender::Member(1),
+            vote.to_string().as_bytes(),
+            false,
+        )
+        .unwrap()
+    {
+        malformed = malformed.header(name, value);
+    }
+    // Unsigned, the header changes nothing the signature covers: a forged one is refused
+    // as unauthenticated (it is in the signed set whenever present).
+    let response = malformed
+        .header("x-shardlet-cluster", "not-an-id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        401,
+        "an unsigned cluster header"
+    );
     let (code, body) = raw
-        .post("/raft/append", b"[]", Sender::Member(1), Some(&member_key))
+        .post_in_cluster(
+            "/raft/append",
+            b"[]",
+            Sender::Member(1),
+            Some(&member_key),
+            Some(&cluster),
+        )
         .await;
     assert_eq!((code, error_code(&body)), (400, "malformed_body"), "{body}");
 

@@ -6,8 +6,10 @@ mod linearizability;
 mod load;
 mod members;
 
+mod admin_meta;
 mod bad_input;
 mod failover;
+mod formation;
 mod linearizable_history;
 mod membership;
 mod roles;

@@ -26,6 +26,37 @@ pub async fn start_member(
     bootstrap: bool,
     extra_arguments: &[&str],
 ) -> Member {
+    MetaMember::start(
+        &shardlet_binary!(),
+        member_id,
+        root,
+        bootstrap,
+        &member_options(extra_arguments),
+    )
+    .await
+}
+
+/// Starts member `member_id` listening on `listen`, with `formation` (`--bootstrap
+/// --peers …`, `--initial-members …` or nothing).
+pub async fn start_member_on(
+    member_id: u64,
+    root: &Path,
+    listen: std::net::SocketAddr,
+    formation: &[String],
+) -> Member {
+    MetaMember::start_on(
+        &shardlet_binary!(),
+        member_id,
+        root,
+        listen,
+        formation,
+        &member_options(&[]),
+    )
+    .await
+}
+
+/// What every member of these tests gets: the secret, fast raft timings, `extra_arguments`.
+pub fn member_options(extra_arguments: &[&str]) -> MemberOptions {
     let mut arguments: Vec<String> = [
         "--heartbeat-interval-ms",
         "50",
@@ -37,12 +68,11 @@ pub async fn start_member(
     .map(String::from)
     .to_vec();
     arguments.extend(extra_arguments.iter().map(|argument| argument.to_string()));
-    let options = MemberOptions {
+    MemberOptions {
         secret: SECRET.to_string(),
         log_filter: "info,openraft=warn".to_string(),
         arguments,
-    };
-    MetaMember::start(&shardlet_binary!(), member_id, root, bootstrap, &options).await
+    }
 }
 
 /// A client signing as the admin (every route: keys, membership, status).

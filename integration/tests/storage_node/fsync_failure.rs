@@ -66,6 +66,11 @@ async fn fill_until_an_fsync_fails(test: &str, size: fn(usize) -> usize) {
     )
     .await;
     let client = node.client();
+    let (ready, body) = client.ready().await;
+    assert_eq!(
+        ready, 200,
+        "a node on a disk that still writes is ready: {body}"
+    );
 
     let mut acknowledged: Vec<(String, Vec<u8>)> = Vec::new();
     let mut refused: Option<(String, Vec<u8>, serde_json::Value)> = None;
@@ -145,6 +150,17 @@ async fn fill_until_an_fsync_fails(test: &str, size: fn(usize) -> usize) {
         .as_str()
         .unwrap_or_default();
     assert!(!reason.is_empty(), "/health reports the refusal: {health}");
+    // Live (it serves reads) but not ready (it takes no writes).
+    let (ready, body) = client.ready().await;
+    assert_eq!(ready, 503, "/ready after the fence tripped: {body}");
+    assert_eq!(body["ready"], false);
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("writes are refused"),
+        "{body}"
+    );
     let metrics = client.metrics().await;
     assert_eq!(
         metric_total(&metrics, "shardlet_node_writes_refused"),

@@ -1,7 +1,8 @@
 //! The HTTP API of a member: raft RPC (`/raft/*`), key-value (`/kv/*`), cluster
-//! management (`/cluster/*`), `/metrics` and `/health`.
+//! management (`/cluster/*`), `/metrics`, `/health` (liveness: the process answers) and
+//! `/ready` (readiness: it knows a leader and has caught up, `crate::readiness`).
 //!
-//! Every route but `/metrics` and `/health` is authenticated (`crate::auth`: the
+//! Every route but `/metrics`, `/health` and `/ready` is authenticated (`crate::auth`: the
 //! caller's key, nonce, host) and authorised for the caller's role before its body is
 //! read. Bodies are bounded by
 //! `request_body_bytes_max` (413 beyond it). Writes and linearizable reads that reach a
@@ -45,9 +46,12 @@ pub fn router(node: Arc<MetaNode>) -> Router {
             wire::PATH_CHANGE_MEMBERSHIP,
             post(cluster_routes::change_membership),
         )
+        .route(wire::PATH_PROMOTE, post(cluster_routes::promote))
+        .route(wire::PATH_REMOVE, post(cluster_routes::remove))
         .route(wire::PATH_STATUS, get(cluster_routes::status))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
+        .route(shardlet_net::READY_PATH, get(ready))
         .layer(axum::middleware::from_fn_with_state(
             node.clone(),
             count_requests,
@@ -57,7 +61,12 @@ pub fn router(node: Arc<MetaNode>) -> Router {
 }
 
 async fn metrics(State(node): Shared) -> String {
+    node.refresh_metrics().await;
     node.metrics.render()
+}
+
+async fn ready(State(node): Shared) -> Response<axum::body::Body> {
+    node.readiness().await.response()
 }
 
 async fn count_requests(State(node): Shared, request: Request, next: Next) -> Response {

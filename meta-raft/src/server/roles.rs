@@ -4,10 +4,14 @@
 
 use shardlet_auth::{KeyName, MetaCaller};
 
-use crate::wire::{PATH_ADD_LEARNER, PATH_CHANGE_MEMBERSHIP, PATH_STATUS};
+use crate::wire::{
+    PATH_ADD_LEARNER, PATH_CHANGE_MEMBERSHIP, PATH_PROMOTE, PATH_REMOVE, PATH_STATUS,
+};
 
-/// Which callers a route admits: raft RPC is for members; membership and status for
-/// the admin; keys and values for the gateway, the controller and the admin. A member
+/// Which callers a route admits: raft RPC is for members; membership for the admin;
+/// status for the admin and for members (a member being formed asks the others who they
+/// are, `crate::formation`); keys and values for the gateway, the controller and the
+/// admin. A member
 /// is also admitted to the client routes when it forwards a request to the leader (the
 /// follower checked the original caller; a member holds the `meta` key and could derive
 /// any caller key, so admitting it costs nothing).
@@ -20,7 +24,16 @@ pub fn authorize(path: &str, caller: MetaCaller, forwarded: bool) -> Result<(), 
     ];
     let allowed: &[MetaCaller] = if raft.contains(&path) {
         &[Member]
-    } else if [PATH_ADD_LEARNER, PATH_CHANGE_MEMBERSHIP, PATH_STATUS].contains(&path) {
+    } else if path == PATH_STATUS {
+        &[Admin, Member]
+    } else if [
+        PATH_ADD_LEARNER,
+        PATH_CHANGE_MEMBERSHIP,
+        PATH_PROMOTE,
+        PATH_REMOVE,
+    ]
+    .contains(&path)
+    {
         &[Admin]
     } else {
         &[Gateway, Controller, Admin]
@@ -62,7 +75,15 @@ mod tests {
             ("/cluster/change-membership", Controller, false, false),
             ("/cluster/change-membership", Member, true, true),
             ("/cluster/status", Admin, false, true),
+            ("/cluster/status", Member, false, true),
             ("/cluster/status", Gateway, false, false),
+            ("/cluster/status", Controller, false, false),
+            ("/cluster/promote", Admin, false, true),
+            ("/cluster/promote", Controller, false, false),
+            ("/cluster/remove", Admin, false, true),
+            ("/cluster/remove", Gateway, false, false),
+            ("/cluster/remove", Member, false, false),
+            ("/cluster/remove", Member, true, true),
         ];
         for (path, caller, forwarded, allowed) in cases {
             assert_eq!(
