@@ -142,8 +142,12 @@ fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A failed write of a log line (stderr closed: `shardlet dev` run with `2>&-`, a
+    // supervisor gone) must not end the process: tracing-subscriber would report it
+    // with `eprintln!`, which panics on the same closed stderr.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {

@@ -129,6 +129,8 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        // A closed stderr must not end the sidecar (see the same line in `shardlet`).
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .init();
     if let Err(error) = run(Cli::parse()) {
