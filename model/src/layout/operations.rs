@@ -189,12 +189,9 @@ async fn write_version(
     let outcome = compare_and_set(metadata, current.version, &next).await;
     match outcome {
         Ok(Some(version)) => {
-            tracing::info!(
-                version = next.version,
-                by = %next.applied_by,
-                nodes = next.nodes.len(),
-                "layout version applied"
-            );
+            // Logged by the callers (the controller's auto-apply; the CLI prints it):
+            // `shardlet dev` runs this with its stderr possibly closed, where a log line
+            // would be a failed write.
             return Ok(Stored {
                 record: next,
                 version,
