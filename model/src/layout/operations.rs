@@ -367,6 +367,19 @@ fn nodes_of(file: &Topology) -> Vec<LayoutNode> {
         .collect()
 }
 
+fn describe_node(node: &LayoutNode) -> String {
+    format!(
+        "{} at {} in {}/{} ({} bytes, weight {:.3}, {})",
+        node.name,
+        node.address,
+        node.region,
+        node.zone,
+        node.capacity_bytes,
+        node.effective_weight(),
+        node.state.as_str()
+    )
+}
+
 /// The first few differences between the layout and a file, for the refusal.
 fn differences(layout: &LayoutRecord, file: &[LayoutNode]) -> String {
     let mut found = Vec::new();
@@ -377,16 +390,10 @@ fn differences(layout: &LayoutRecord, file: &[LayoutNode]) -> String {
                 node.id, node.name
             )),
             Some(other) if other != node => found.push(format!(
-                "node {} is {} at {} in {}/{} in the layout, {} at {} in {}/{} in the file",
+                "node {} is {} in the layout, {} in the file",
                 node.id,
-                node.name,
-                node.address,
-                node.region,
-                node.zone,
-                other.name,
-                other.address,
-                other.region,
-                other.zone
+                describe_node(node),
+                describe_node(other)
             )),
             Some(_) => {}
         }
