@@ -208,7 +208,7 @@ impl Cluster {
 
     /// Starts `shardlet controller` named `name` for this cluster with flags that make
     /// it act in seconds ([`CONTROLLER_FAST_FLAGS`]), `overrides` (`--flag value`
-    /// pairs) replacing any of them.
+    /// pairs, then at most one flag without a value last) replacing any of them.
     pub async fn start_controller(&self, name: &str, overrides: &[String]) -> ServiceProcess {
         let mut flags: Vec<(String, String)> = CONTROLLER_FAST_FLAGS
             .chunks(2)
@@ -223,7 +223,10 @@ impl Cluster {
             "--meta".into(),
             self.meta.address.to_string(),
         ];
-        arguments.extend(flags.into_iter().flat_map(|(flag, value)| [flag, value]));
+        // A flag without a value (`--auto-apply-announced`) ends the overrides.
+        arguments.extend(flags.into_iter().flat_map(|(flag, value)| {
+            std::iter::once(flag).chain((!value.is_empty()).then_some(value))
+        }));
         arguments.extend(self.server_arguments.iter().cloned());
         ServiceProcess::start(
             &self.binary,

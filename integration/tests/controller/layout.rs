@@ -145,6 +145,85 @@ async fn an_announced_node_is_pending_then_applied_and_the_running_gateway_place
         "every shardlet says the layout version it was placed under"
     );
     assert!(!node.stored_fragments().await.is_empty());
+
+    // Draining node 5 (version 3): the gateway places nothing new on it.
+    cluster.admin(&["admin", "layout", "remove", "5"]);
+    cluster.admin(&["admin", "layout", "apply", "--version", "3"]);
+    wait_until(LAYOUT_DEADLINE, "the gateway uses version 3", || async {
+        gateway_layout_version(&cluster).await == 3.0
+    })
+    .await;
+    write_objects(&s3, "after-drain", 40, 20_000, None).await;
+    let placed_while_draining: Vec<_> = shardlets(&cluster.meta_client())
+        .await
+        .into_iter()
+        .filter(|record| record.layout_version == 3)
+        .collect();
+    assert!(placed_while_draining.len() >= 40);
+    assert!(
+        placed_while_draining
+            .iter()
+            .all(|record| record.fragments.iter().all(|f| f.node != NodeId(5))),
+        "nothing new on a draining node"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auto_apply_an_announced_node_joins_without_an_operator() {
+    let binary = shardlet_binary!();
+    let cluster = Cluster::start(&binary, 4).await;
+    let controller = cluster
+        .start_controller(
+            "controller",
+            &[
+                "--layout-poll-seconds".to_string(),
+                "0.5".to_string(),
+                "--auto-apply-announced".to_string(),
+            ],
+        )
+        .await;
+    let controller_url = format!("http://{}", controller.address);
+    let node = NodeProcess::start(
+        &binary,
+        NodeOptions {
+            node_id: 9,
+            parent_dir: Some(cluster.root.path().join("nodes")),
+            secret: Some(cluster.secret.clone()),
+            extra_arguments: [
+                "--controller",
+                &controller_url,
+                "--region",
+                "region-two",
+                "--zone",
+                "region-two-b",
+                "--capacity",
+                "2T",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..NodeOptions::default()
+        },
+    )
+    .await;
+    // Named 9, it gets the next id the layout allocates: 5.
+    wait_until(LAYOUT_DEADLINE, "node 9 learns its id, 5", || async {
+        node.client().health().await["node_id"] == 5
+    })
+    .await;
+    let shown = cluster.admin(&["admin", "layout", "show"]);
+    assert!(
+        shown.contains("cluster layout version 2 (by auto-apply")
+            && shown.contains("no staged changes"),
+        "{shown}"
+    );
+    wait_until(LAYOUT_DEADLINE, "the gateway uses version 2", || async {
+        gateway_layout_version(&cluster).await == 2.0
+    })
+    .await;
+    assert_eq!(
+        controller_metric(&controller, "shardlet_controller_layout_auto_applies_total").await,
+        1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
