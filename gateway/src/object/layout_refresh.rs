@@ -85,3 +85,68 @@ impl LayoutRefresh {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use shardlet_core::{NodeId, NodeState, Topology};
+    use shardlet_model::layout::operations;
+    use shardlet_model::memory::InMemoryMetadata;
+    use shardlet_model::schema::{encode, keys, NodeRecord};
+    use shardlet_model::store::{Batch, MetadataStore};
+
+    use super::*;
+
+    fn example() -> Topology {
+        Topology::from_toml_str(
+            include_str!("../../../examples/topology.toml"),
+            "topology.toml",
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refresh_installs_the_layout_with_liveness_and_reports_its_version() {
+        let store = Arc::new(InMemoryMetadata::default());
+        let metadata = Metadata::new(store.clone());
+        let refresh = LayoutRefresh {
+            topology: Arc::new(TopologySource::new(Topology::empty(0))),
+            watch: LayoutWatch::new(),
+            metadata: metadata.clone(),
+            metrics: Arc::new(Metrics::new()),
+        };
+        // No layout yet: still no nodes, version 0, no failure.
+        refresh.once().await;
+        assert!(refresh.topology.snapshot().topology.nodes().is_empty());
+        assert_eq!(refresh.metrics.layout_refresh_failures_total.get(), 0);
+
+        operations::import(&metadata, &example(), false, 1)
+            .await
+            .unwrap();
+        let down = NodeRecord {
+            id: NodeId(3),
+            region: "eu-west".into(),
+            zone: "eu-west-a".into(),
+            address: "127.0.0.1:19103".into(),
+            state: NodeState::Down,
+            capacity_bytes: 1 << 40,
+            used_bytes: 0,
+            last_heartbeat_unix_ms: 0,
+            writes_refused: None,
+        };
+        store
+            .batch(Batch::of_put(keys::node(NodeId(3)), encode(&down)))
+            .await
+            .unwrap();
+        refresh.once().await;
+        let snapshot = refresh.topology.snapshot();
+        assert_eq!(snapshot.topology.epoch(), 1);
+        assert_eq!(snapshot.topology.nodes().len(), 12);
+        assert_eq!(
+            snapshot.topology.node(NodeId(3)).unwrap().state,
+            NodeState::Down,
+            "the controller's down node takes no new fragments"
+        );
+        assert_eq!(refresh.metrics.layout_version.get(), 1);
+    }
+}
