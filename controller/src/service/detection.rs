@@ -128,7 +128,15 @@ impl Detection {
                 Ok(client) => tokio::time::timeout(timeout, client.health()).await.ok(),
                 Err(_) => None,
             };
-            (node.id, result.and_then(Result::ok))
+            let report = result.and_then(Result::ok);
+            let report = match report {
+                Some(report) if !answers_as(&report, &node.name) => {
+                    tracing::warn!(node = %node.id, expected = %node.name, answered = %report.name, address = %node.address, "another storage node answers at this node's address; not a heartbeat");
+                    None
+                }
+                other => other,
+            };
+            (node.id, report)
         });
         let results = futures::future::join_all(probes).await;
         let now = unix_ms_now();
@@ -358,6 +366,14 @@ impl Detection {
     }
 }
 
+/// Whether a `/health` report comes from the node named `name`: the address in the
+/// layout may now be another node's (one moved, another took its address). `/health`
+/// is unsigned, so without this a stranger's answers would keep the node alive while
+/// every signed request to it fails. Nodes that predate names report none: trusted.
+fn answers_as(report: &shardlet_core::health_report::HealthReport, name: &str) -> bool {
+    report.name.is_empty() || report.name == name
+}
+
 pub fn state_label(state: NodeState) -> &'static str {
     match state {
         NodeState::Up => "up",
@@ -406,5 +422,37 @@ impl Worker for Detection {
         // Probing and risk went on regardless: only the state write failed.
         written.map_err(|error| error.context("cannot write node states"))?;
         Ok(Pass::Worked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use shardlet_core::health_report::{DiskReport, ErrorReport, FragmentReport, HealthReport};
+
+    use super::answers_as;
+
+    fn report(name: &str) -> HealthReport {
+        HealthReport {
+            node_id: 0,
+            version: "0.1.0".into(),
+            uptime_seconds: 1,
+            cpu_utilization: 0.0,
+            memory_used_bytes: 1,
+            memory_total_bytes: 2,
+            disk: DiskReport::default(),
+            errors: ErrorReport::default(),
+            smart: None,
+            fragments: FragmentReport::default(),
+            writes_refused: None,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn only_the_named_node_or_one_that_predates_names_counts_as_a_heartbeat() {
+        assert!(answers_as(&report("eu-west-a-1"), "eu-west-a-1"));
+        assert!(answers_as(&report(""), "eu-west-a-1"));
+        assert!(!answers_as(&report("eu-west-a-2"), "eu-west-a-1"));
     }
 }
