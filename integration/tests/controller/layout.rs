@@ -495,3 +495,27 @@ async fn a_node_can_announce_only_itself_and_only_signed() {
     let refusals = controller_metric(&controller, "shardlet_controller_announcements_total").await;
     assert!(refusals >= 6.0, "every announcement is counted: {refusals}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_that_can_no_longer_hold_rs_6_3_is_refused_naming_it() {
+    // 12 nodes hold RS(6,3) (9 fragments over 4 zones); draining 4 leaves 8 active.
+    let cluster = Cluster::start(&shardlet_binary!(), 12).await;
+    for node in ["1", "2", "3", "4"] {
+        cluster.admin(&["admin", "layout", "remove", node]);
+    }
+    let refusal = refused(&cluster, &["admin", "layout", "apply", "--version", "2"]);
+    assert!(
+        refusal.contains("cannot hold rs(6,3)")
+            && refusal.contains("STANDARD_IA")
+            && refusal.contains("which the current layout holds"),
+        "{refusal}"
+    );
+    // Draining one is fine: 11 active nodes still hold it.
+    cluster.admin(&["admin", "layout", "revert"]);
+    cluster.admin(&["admin", "layout", "remove", "1"]);
+    let applied = cluster.admin(&["admin", "layout", "apply", "--version", "2"]);
+    assert!(
+        applied.contains("applied cluster layout version 2"),
+        "{applied}"
+    );
+}
