@@ -417,6 +417,53 @@ async fn every_layout_command_refuses_bad_input_naming_what_is_wrong() {
         node_refused(&["--name", "9", "--controller", "ftp://127.0.0.1:1"]),
         &["--controller", "http://"],
     );
+    // The gateway's topology file became the layout import.
+    let gateway = cluster
+        .binary
+        .command()
+        .args([
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--meta",
+            &cluster.meta.address.to_string(),
+            "--topology",
+            "t.toml",
+        ])
+        .env("SHARDLET_CLUSTER_SECRET", &cluster.secret)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&gateway.stderr);
+    assert!(
+        !gateway.status.success()
+            && stderr.contains("--topology was removed")
+            && stderr.contains("layout import"),
+        "{stderr}"
+    );
+    check(
+        String::from_utf8_lossy(
+            &cluster
+                .binary
+                .command()
+                .args([
+                    "gateway",
+                    "--meta",
+                    "127.0.0.1:1",
+                    "--layout-poll-seconds",
+                    "0.01",
+                ])
+                .env("SHARDLET_CLUSTER_SECRET", &cluster.secret)
+                .output()
+                .unwrap()
+                .stderr,
+        )
+        .into_owned(),
+        &["--layout-poll-seconds must be between"],
+    );
     // Started with name 9 but node 7's key: it holds no key for its name.
     let output = cluster
         .binary
