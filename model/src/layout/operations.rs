@@ -180,7 +180,7 @@ pub async fn apply(
 
 /// The compare-and-set of a new version, and what a lost race means: someone applied
 /// (the version moved) or someone staged meanwhile (the operator did not review that).
-async fn write_version(
+pub(super) async fn write_version(
     metadata: &Metadata,
     current: &Stored<LayoutRecord>,
     next: LayoutRecord,
@@ -201,7 +201,10 @@ async fn write_version(
         Err(error) => return Err(error.into()),
     }
     let now = read(metadata).await?;
-    if now.record == next {
+    // Only an ambiguous write can have been ours: a failed condition means another
+    // writer won, even one that wrote the very same record (two operators applying the
+    // same staged changes within one millisecond), and that one is refused.
+    if matches!(outcome, Err(MetadataError::Ambiguous(_))) && now.record == next {
         // An ambiguous write that did apply.
         return Ok(Stored {
             version: now.version,

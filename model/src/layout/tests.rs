@@ -506,3 +506,37 @@ fn capacities_parse_with_their_units_and_bad_ones_are_refused() {
         assert!(error.contains(why), "{bad:?}: {error}");
     }
 }
+
+#[tokio::test]
+async fn of_two_applies_that_computed_the_same_version_the_second_is_refused_naming_it() {
+    // Two operators who reviewed the same staged change and applied it within one
+    // millisecond compute identical records: the compare-and-set still lets one win.
+    let metadata = metadata();
+    import(&metadata, &file(3, 2), false, 5).await.unwrap();
+    stage(
+        &metadata,
+        operator(
+            "n1",
+            Change::Assign(RoleAssignment {
+                weight: Some(2.0),
+                ..RoleAssignment::default()
+            }),
+        ),
+    )
+    .await
+    .unwrap();
+    let current = operations::read(&metadata).await.unwrap();
+    let next =
+        super::check::next_layout(&current.record, &current.record.staged, 9, "apply").unwrap();
+    operations::write_version(&metadata, &current, next.clone(), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        layout_error(operations::write_version(&metadata, &current, next, 2).await),
+        LayoutError::VersionMismatch {
+            asked: 2,
+            current: 2,
+            next: 3
+        }
+    );
+}
