@@ -25,7 +25,9 @@ fn key(name: KeyName) -> SigningKey {
 }
 
 fn signing(criterion: &mut Criterion) {
-    let node = key(KeyName::Node(7));
+    let node = key(KeyName::Node(
+        shardlet_auth::NodeName::parse("n7").expect("a node name"),
+    ));
     let crc = [("x-shardlet-crc32c", "0a1b2c3d")];
     let put = RequestParts {
         method: "PUT",

@@ -11,13 +11,14 @@
 //! ```
 //!
 //! A keyring answers for any key it holds or can derive (a held ancestor), so a process
-//! given the root secret derives what it needs, and one given `storage` derives `node-N`.
+//! given the root secret derives what it needs, and one given `storage` derives `node-NAME`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::error::AuthError;
 use crate::keys::{derive_from, ClusterSecret, Key, KeyName, MetaCaller};
+use crate::node_name::NodeName;
 use crate::signature::SigningKey;
 
 /// Most entries a key file may hold (a role needs at most four).
@@ -33,8 +34,9 @@ pub enum Role {
     /// `shardlet admin`: metadata administration and the controller's `/v1/status`.
     Admin,
     Predictor,
-    /// Storage node N: verifies requests to itself, signs nothing.
-    Node(u32),
+    /// The storage node of this name: verifies requests to itself, signs its
+    /// announcements to the controller.
+    Node(NodeName),
 }
 
 impl Role {
@@ -51,21 +53,23 @@ impl Role {
             ],
             Role::Admin => vec![KeyName::MetaCaller(MetaCaller::Admin), KeyName::Controller],
             Role::Predictor => vec![KeyName::Predictor],
-            Role::Node(id) => vec![KeyName::Node(id)],
+            Role::Node(name) => vec![KeyName::Node(name)],
         }
     }
 
     /// Parses `member`, `gateway`, `controller`, `admin`, `predictor`, or `node` with the
-    /// node's id.
-    pub fn parse(text: &str, node: Option<u32>) -> Result<Role, String> {
+    /// node's name.
+    pub fn parse(text: &str, node: Option<&str>) -> Result<Role, String> {
         let role = match (text, node) {
             ("member", None) => Role::Member,
             ("gateway", None) => Role::Gateway,
             ("controller", None) => Role::Controller,
             ("admin", None) => Role::Admin,
             ("predictor", None) => Role::Predictor,
-            ("node", Some(id)) => Role::Node(id),
-            ("node", None) => return Err("role node needs the node's id (--node N)".into()),
+            ("node", Some(name)) => {
+                Role::Node(NodeName::parse(name).map_err(|error| format!("--node: {error}"))?)
+            }
+            ("node", None) => return Err("role node needs the node's name (--node NAME)".into()),
             (_, Some(_)) if Role::parse(text, None).is_ok() => {
                 return Err(format!("--node only goes with role node, not {text}"))
             }
@@ -87,7 +91,7 @@ impl fmt::Display for Role {
             Role::Controller => f.write_str("controller"),
             Role::Admin => f.write_str("admin"),
             Role::Predictor => f.write_str("predictor"),
-            Role::Node(id) => write!(f, "node {id}"),
+            Role::Node(name) => write!(f, "node {name}"),
         }
     }
 }
@@ -236,6 +240,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn node(name: &str) -> NodeName {
+        NodeName::parse(name).unwrap()
+    }
+
     fn root() -> Keyring {
         Keyring::from_root(&ClusterSecret::new("0123456789abcdef0123456789abcdef").unwrap())
     }
@@ -244,7 +252,7 @@ mod tests {
     fn a_role_keyring_holds_exactly_its_keys_and_derives_only_below_them() {
         let gateway = root().for_role(Role::Gateway).unwrap();
         assert_eq!(gateway.describe(), "meta.gateway, storage");
-        assert!(gateway.key(KeyName::Node(9)).is_some());
+        assert!(gateway.key(KeyName::Node(node("n9"))).is_some());
         for refused in [
             KeyName::Root,
             KeyName::Meta,
@@ -255,16 +263,16 @@ mod tests {
         ] {
             assert!(gateway.key(refused).is_none(), "{refused}");
         }
-        let node = root().for_role(Role::Node(4)).unwrap();
-        assert!(node.key(KeyName::Node(4)).is_some());
-        assert!(node.key(KeyName::Node(5)).is_none());
-        assert!(node.key(KeyName::Storage).is_none());
+        let four = root().for_role(Role::Node(node("n4"))).unwrap();
+        assert!(four.key(KeyName::Node(node("n4"))).is_some());
+        assert!(four.key(KeyName::Node(node("n5"))).is_none());
+        assert!(four.key(KeyName::Storage).is_none());
         let member = root().for_role(Role::Member).unwrap();
         assert!(member.key(KeyName::MetaCaller(MetaCaller::Admin)).is_some());
         assert!(member.key(KeyName::Storage).is_none());
-        assert!(member.key(KeyName::Node(1)).is_none());
-        let derived = node.key(KeyName::Node(4)).unwrap();
-        assert!(derived.same_as(&root().key(KeyName::Node(4)).unwrap()));
+        assert!(member.key(KeyName::Node(node("n1"))).is_none());
+        let derived = four.key(KeyName::Node(node("n4"))).unwrap();
+        assert!(derived.same_as(&root().key(KeyName::Node(node("n4"))).unwrap()));
     }
 
     #[test]
@@ -319,11 +327,14 @@ mod tests {
     }
 
     #[test]
-    fn roles_parse_with_their_node_id_only() {
-        assert_eq!(Role::parse("node", Some(3)), Ok(Role::Node(3)));
+    fn roles_parse_with_their_node_name_only() {
+        assert_eq!(Role::parse("node", Some("n3")), Ok(Role::Node(node("n3"))));
         assert_eq!(Role::parse("gateway", None), Ok(Role::Gateway));
         assert!(Role::parse("node", None).unwrap_err().contains("--node"));
-        assert!(Role::parse("gateway", Some(1))
+        assert!(Role::parse("node", Some("N3"))
+            .unwrap_err()
+            .contains("DNS label"));
+        assert!(Role::parse("gateway", Some("n1"))
             .unwrap_err()
             .contains("only goes with"));
         assert!(Role::parse("root", None)

@@ -9,7 +9,7 @@
 //! │   ├── meta.controller
 //! │   └── meta.admin    `shardlet admin` (membership, cluster routes)
 //! ├── storage           held by gateways and controllers, which sign to every node
-//! │   └── node-N        held by storage node N only; verifies requests to it
+//! │   └── node-NAME     held by the storage node named NAME only; verifies requests to it
 //! ├── controller        held by the controller (verifies /v1/status), and the admin
 //! └── predictor         held by the predictor (verifies /v1/score), and the controller
 //! ```
@@ -26,6 +26,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::error::AuthError;
+use crate::node_name::NodeName;
 
 /// A secret shorter than this is refused: it would be guessable.
 pub const SECRET_BYTES_MIN: usize = 16;
@@ -72,7 +73,8 @@ pub enum KeyName {
     Meta,
     MetaCaller(MetaCaller),
     Storage,
-    Node(u32),
+    /// A storage node's key, by the node's name (it holds its key before it has an id).
+    Node(NodeName),
     Controller,
     Predictor,
 }
@@ -98,7 +100,7 @@ impl fmt::Display for KeyName {
             KeyName::Meta => f.write_str("meta"),
             KeyName::MetaCaller(caller) => write!(f, "meta.{}", caller.as_str()),
             KeyName::Storage => f.write_str("storage"),
-            KeyName::Node(id) => write!(f, "node-{id}"),
+            KeyName::Node(name) => write!(f, "node-{name}"),
             KeyName::Controller => f.write_str("controller"),
             KeyName::Predictor => f.write_str("predictor"),
         }
@@ -108,8 +110,8 @@ impl fmt::Display for KeyName {
 impl FromStr for KeyName {
     type Err = AuthError;
 
-    /// Exactly the [`fmt::Display`] forms: one spelling per key (`node-7`, never
-    /// `node-07`), so a name read back is the name that was written.
+    /// Exactly the [`fmt::Display`] forms: one spelling per key (node names are lowercase
+    /// DNS labels), so a name read back is the name that was written.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let unknown = || AuthError::UnknownKeyName(text.chars().take(64).collect());
         let name = match text {
@@ -125,14 +127,8 @@ impl FromStr for KeyName {
                         .find(|known| known.as_str() == caller)
                         .ok_or_else(unknown)?;
                     KeyName::MetaCaller(caller)
-                } else if let Some(digits) = text.strip_prefix("node-") {
-                    let canonical = !digits.is_empty()
-                        && digits.bytes().all(|byte| byte.is_ascii_digit())
-                        && (digits == "0" || !digits.starts_with('0'));
-                    if !canonical {
-                        return Err(unknown());
-                    }
-                    KeyName::Node(digits.parse().map_err(|_| unknown())?)
+                } else if let Some(name) = text.strip_prefix("node-") {
+                    KeyName::Node(NodeName::parse(name).map_err(|_| unknown())?)
                 } else {
                     return Err(unknown());
                 }
@@ -257,6 +253,10 @@ mod tests {
 
     const ROOT: &str = "0123456789abcdef0123456789abcdef";
 
+    fn node(name: &str) -> KeyName {
+        KeyName::Node(NodeName::parse(name).unwrap())
+    }
+
     #[test]
     fn names_round_trip_with_one_spelling_each() {
         let names = [
@@ -267,9 +267,10 @@ mod tests {
             KeyName::MetaCaller(MetaCaller::Controller),
             KeyName::MetaCaller(MetaCaller::Admin),
             KeyName::Storage,
-            KeyName::Node(0),
-            KeyName::Node(7),
-            KeyName::Node(u32::MAX),
+            node("a"),
+            node("7"),
+            node("eu-west-a-1"),
+            node(&"z".repeat(63)),
             KeyName::Controller,
             KeyName::Predictor,
         ];
@@ -280,9 +281,11 @@ mod tests {
             "",
             "Root",
             "node-",
-            "node-07",
+            "node-A",
             "node-+7",
-            "node-4294967296",
+            "node--a",
+            "node-a-",
+            "node-a_b",
             "meta.",
             "meta.root",
             "meta.node",
@@ -297,15 +300,18 @@ mod tests {
     #[test]
     fn derivation_matches_hmac_sha256_over_the_versioned_label() {
         // Computed independently: HMAC-SHA256(key = ROOT bytes,
-        // message = "shardlet-key-v1 storage"), then of "shardlet-key-v1 node-3".
+        // message = "shardlet-key-v1 storage"), then of "shardlet-key-v1 node-n3".
         let root = ClusterSecret::new(ROOT).unwrap();
         let storage = root.derive(KeyName::Storage);
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(ROOT.as_bytes()).unwrap();
         mac.update(b"shardlet-key-v1 storage");
         assert_eq!(storage.bytes(), mac.finalize().into_bytes().as_slice());
-        let node = root.derive(KeyName::Node(3));
-        assert!(node.same_as(&derive(&storage, KeyName::Node(3))));
-        assert!(node.same_as(&derive_from(KeyName::Storage, &storage, KeyName::Node(3)).unwrap()));
+        let node = root.derive(self::node("n3"));
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(storage.bytes()).unwrap();
+        mac.update(b"shardlet-key-v1 node-n3");
+        assert_eq!(node.bytes(), mac.finalize().into_bytes().as_slice());
+        assert!(node.same_as(&derive(&storage, self::node("n3"))));
+        assert!(node.same_as(&derive_from(KeyName::Storage, &storage, self::node("n3")).unwrap()));
     }
 
     #[test]
@@ -316,8 +322,8 @@ mod tests {
             KeyName::MetaCaller(MetaCaller::Member),
             KeyName::MetaCaller(MetaCaller::Admin),
             KeyName::Storage,
-            KeyName::Node(1),
-            KeyName::Node(2),
+            node("n1"),
+            node("n2"),
             KeyName::Controller,
             KeyName::Predictor,
         ];
@@ -327,9 +333,9 @@ mod tests {
                 assert!(!a.same_as(b));
             }
         }
-        let node = root.derive(KeyName::Node(1));
-        assert!(derive_from(KeyName::Node(1), &node, KeyName::Node(2)).is_none());
-        assert!(derive_from(KeyName::Node(1), &node, KeyName::Storage).is_none());
+        let key = root.derive(node("n1"));
+        assert!(derive_from(node("n1"), &key, node("n2")).is_none());
+        assert!(derive_from(node("n1"), &key, KeyName::Storage).is_none());
         let meta = root.derive(KeyName::Meta);
         assert!(derive_from(KeyName::Meta, &meta, KeyName::Storage).is_none());
         assert!(

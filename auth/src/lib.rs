@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`contract`] | the constants of the wire contract: service, headers, skew window |
 //! | [`keys`] | the key hierarchy: names, HMAC-SHA256 derivation from the root |
+//! | [`node_name`] | a storage node's name (a DNS label): its identity and its key's name |
 //! | [`keyring`] | the keys one process holds, what each role holds, key files |
 //! | [`signature`] | SigV4 signing with a named key and a fresh nonce |
 //! | [`verifier`] | verification: accepted keys, clock skew, signature, host, replay |
@@ -17,7 +18,7 @@
 //!
 //! The signature is plain AWS SigV4 (HMAC-SHA256) from the stock `aws-sigv4` crate:
 //! service and region `shardlet`, access key id = the name of the signing key
-//! (`meta.gateway`, `node-7`, …), secret = its 64 hex digits. Signed headers: `host`,
+//! (`meta.gateway`, `node-eu-west-a-1`, …), secret = its 64 hex digits. Signed headers: `host`,
 //! `x-amz-date`, `x-amz-content-sha256`, `x-shardlet-nonce`, and those of
 //! [`SIGNED_WHEN_PRESENT`] the request carries. `x-amz-content-sha256` is the body's
 //! SHA-256 where the body is small (meta-raft: a cryptographic binding) or
@@ -31,6 +32,7 @@ pub mod error;
 pub mod keyring;
 pub mod keys;
 pub mod load;
+pub mod node_name;
 pub mod replay;
 pub mod response;
 pub mod signature;
@@ -43,6 +45,7 @@ pub use contract::{
 pub use error::AuthError;
 pub use keyring::{Keyring, Role};
 pub use keys::{ClusterSecret, Key, KeyName, MetaCaller, SECRET_BYTES_MIN};
+pub use node_name::{InvalidNodeName, NodeName, NODE_NAME_BYTES_MAX};
 pub use replay::{ReplayCache, REPLAY_CACHE_ENTRIES_MAX_DEFAULT};
 pub use signature::{payload_sha256, RequestParts, SignatureHeaders, SigningKey};
 pub use verifier::{ReceivedSignature, Verified, Verifier};

@@ -16,8 +16,12 @@ fn root() -> Keyring {
     Keyring::from_root(&ClusterSecret::new(ROOT).unwrap())
 }
 
+fn node_name(id: u32) -> KeyName {
+    KeyName::Node(NodeName::parse(&format!("n{id}")).unwrap())
+}
+
 fn node_key(id: u32) -> SigningKey {
-    root().signing_key(KeyName::Node(id)).unwrap()
+    root().signing_key(node_name(id)).unwrap()
 }
 
 fn node_verifier(id: u32) -> Verifier {
@@ -70,7 +74,7 @@ fn a_good_signature_passes_and_names_its_key() {
     let headers = node_key(3).sign(&parts(), now).unwrap();
     assert!(headers
         .authorization
-        .starts_with("AWS4-HMAC-SHA256 Credential=node-3/"));
+        .starts_with("AWS4-HMAC-SHA256 Credential=node-n3/"));
     assert!(headers.authorization.contains(
         "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-shardlet-crc32c;x-shardlet-nonce"
     ));
@@ -78,8 +82,40 @@ fn a_good_signature_passes_and_names_its_key() {
     let verified = node_verifier(3)
         .verify_parts(&parts(), &received(&headers), now)
         .unwrap();
-    assert_eq!(verified.key, KeyName::Node(3));
+    assert_eq!(verified.key, node_name(3));
     assert_eq!(verified.payload_sha256, None);
+}
+
+#[test]
+fn a_verifier_of_a_parents_children_accepts_each_child_by_name_and_nothing_else() {
+    // The controller's announcement route: any storage node, each under its own name.
+    let now = SystemTime::now();
+    let verifier = Verifier::new(Vec::new(), ReplayCache::new(1000, 60))
+        .with_children_of(KeyName::Storage, root().key(KeyName::Storage).unwrap());
+    for id in [1, 2] {
+        let headers = node_key(id).sign(&parts(), now).unwrap();
+        let verified = verifier
+            .verify_parts(&parts(), &received(&headers), now)
+            .unwrap();
+        assert_eq!(verified.key, node_name(id));
+    }
+    // Node 2's key material under node 1's name: it cannot pass as node 1.
+    let forged = SigningKey::new(node_name(1), node_key(2).key().clone());
+    let headers = forged.sign(&parts(), now).unwrap();
+    assert_eq!(
+        verifier.verify_parts(&parts(), &received(&headers), now),
+        Err(AuthError::SignatureMismatch)
+    );
+    // A key that is not a child of `storage` is not accepted, by name.
+    let controller = root().signing_key(KeyName::Controller).unwrap();
+    let headers = controller.sign(&parts(), now).unwrap();
+    assert_eq!(
+        verifier.verify_parts(&parts(), &received(&headers), now),
+        Err(AuthError::KeyNotAccepted {
+            key: "controller".into(),
+            accepted: "keys derived from storage".into()
+        })
+    );
 }
 
 #[test]
@@ -143,12 +179,12 @@ fn a_key_the_receiver_does_not_hold_is_refused_by_name() {
     assert_eq!(
         refused,
         AuthError::KeyNotAccepted {
-            key: "node-4".into(),
-            accepted: "node-3".into()
+            key: "node-n4".into(),
+            accepted: "node-n3".into()
         }
     );
     // Node 4's key material under node 3's name: the signature does not match.
-    let forged = SigningKey::new(KeyName::Node(3), node_key(4).key().clone());
+    let forged = SigningKey::new(node_name(3), node_key(4).key().clone());
     let headers = forged.sign(&parts(), now).unwrap();
     assert_eq!(
         node_verifier(3).verify_parts(&parts(), &received(&headers), now),
@@ -158,7 +194,7 @@ fn a_key_the_receiver_does_not_hold_is_refused_by_name() {
     let stranger =
         Keyring::from_root(&ClusterSecret::new("another-secret-of-enough-bytes").unwrap());
     let headers = stranger
-        .signing_key(KeyName::Node(3))
+        .signing_key(node_name(3))
         .unwrap()
         .sign(&parts(), now)
         .unwrap();

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use crate::amz_date::parse_amz_date;
 use crate::contract::{HEADER_NONCE, MAX_CLOCK_SKEW, SIGNED_WHEN_PRESENT, UNSIGNED_PAYLOAD};
 use crate::error::AuthError;
-use crate::keys::KeyName;
+use crate::keys::{derive, Key, KeyName};
 use crate::replay::ReplayCache;
 use crate::signature::{RequestParts, SigningKey};
 
@@ -67,6 +67,9 @@ impl Verified {
 /// What one receiver accepts, and the nonces it has seen.
 pub struct Verifier {
     accepted: BTreeMap<KeyName, SigningKey>,
+    /// Parents whose every child key is accepted, derived when a request names it (the
+    /// controller accepts any storage node's announcement: `node-NAME` from `storage`).
+    parents: Vec<(KeyName, Key)>,
     /// When set, the signed `Host` must be one of these (members of one service share
     /// a key; this keeps a request for one from being replayed to another).
     hosts: Option<Vec<String>>,
@@ -78,9 +81,18 @@ impl Verifier {
     pub fn new(accepted: Vec<SigningKey>, replay: ReplayCache) -> Self {
         Verifier {
             accepted: accepted.into_iter().map(|key| (key.name(), key)).collect(),
+            parents: Vec::new(),
             hosts: None,
             replay,
         }
+    }
+
+    /// Also accepts every key whose parent is `parent` (e.g. `storage`: every `node-NAME`),
+    /// deriving the named child's key for each request (one HMAC, ~1 µs). The caller is
+    /// then whoever holds that child key, and [`Verified::key`] names it.
+    pub fn with_children_of(mut self, parent: KeyName, parent_key: Key) -> Self {
+        self.parents.push((parent, parent_key));
+        self
     }
 
     /// Also requires the `Host` to be one of `hosts` (e.g. the advertised address).
@@ -98,8 +110,26 @@ impl Verifier {
         self.accepted
             .keys()
             .map(|name| name.to_string())
+            .chain(
+                self.parents
+                    .iter()
+                    .map(|(parent, _)| format!("keys derived from {parent}")),
+            )
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The key named `name` if this verifier accepts it: held, or derived from a held
+    /// parent.
+    fn accepted_key(&self, name: KeyName) -> Option<SigningKey> {
+        if let Some(key) = self.accepted.get(&name) {
+            return Some(key.clone());
+        }
+        let parent = name.parent()?;
+        self.parents
+            .iter()
+            .find(|(held, _)| *held == parent)
+            .map(|(_, parent_key)| SigningKey::new(name, derive(parent_key, name)))
     }
 
     /// Verifies a request from its method, target (path and query as received) and
@@ -155,8 +185,7 @@ impl Verifier {
             .ok_or(AuthError::MissingHeader(HEADER_NONCE))?;
         let key_name = access_key_id(authorization)?;
         let key = self
-            .accepted
-            .get(&key_name)
+            .accepted_key(key_name)
             .ok_or_else(|| AuthError::KeyNotAccepted {
                 key: key_name.to_string(),
                 accepted: self.describe_accepted(),

@@ -174,7 +174,9 @@ async fn run(deadline: Duration, parent_dir: std::path::PathBuf) {
     );
     // The node's own key (`node-N`), as a gateway derives it from `storage`.
     let root = shardlet_auth::ClusterSecret::new(&node.secret).expect("a valid secret");
-    let name = shardlet_auth::KeyName::Node(node.options.node_id);
+    let name = shardlet_auth::KeyName::Node(
+        shardlet_auth::NodeName::parse(&node.options.name()).expect("the kit's node name"),
+    );
     let key = shardlet_auth::SigningKey::new(name, root.derive(name));
     let options = ClientOptions {
         idle_connections_per_node_max: SMALL_WRITERS,

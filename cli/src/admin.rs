@@ -45,6 +45,9 @@ enum AdminCommand {
     /// The metadata cluster's members: status, add, promote, remove.
     #[command(subcommand)]
     Meta(crate::admin_meta::MetaCommand),
+    /// The cluster layout: storage nodes, zones, capacities; staged changes, versions.
+    #[command(subcommand)]
+    Layout(crate::admin_layout::LayoutCommand),
     /// A storage node's health report (unauthenticated: no keys needed).
     Health {
         /// Base URL of the node, e.g. http://127.0.0.1:19101
@@ -67,9 +70,9 @@ struct DeriveArguments {
     /// member (meta-raft), gateway, controller, admin, predictor, or node (with --node).
     #[arg(long)]
     role: String,
-    /// The storage node's id, for role node.
+    /// The storage node's name, for role node (its key is `node-NAME`).
     #[arg(long)]
-    node: Option<u32>,
+    node: Option<String>,
     /// Where to write the key file (created 0600, replaced if present); `-` for stdout.
     #[arg(long)]
     out: PathBuf,
@@ -153,10 +156,10 @@ struct NodeTarget {
     /// Base URL of the node, e.g. http://127.0.0.1:19101
     #[arg(long)]
     node: String,
-    /// The node's id: requests are signed with its key (`node-N`), derived from the
-    /// keys given (the cluster secret, `storage`, or that node's own key file).
+    /// The node's name: requests are signed with its key (`node-NAME`), derived from
+    /// the keys given (the cluster secret, `storage`, or that node's own key file).
     #[arg(long)]
-    node_id: u32,
+    node_name: String,
     #[command(flatten)]
     keys: KeyArguments,
 }
@@ -210,7 +213,9 @@ enum FragmentCommand {
 
 fn client(target: &NodeTarget, transport: &Transport) -> anyhow::Result<NodeClient> {
     let keyring = crate::connect::load_keyring(&target.keys, None)?;
-    let key = crate::connect::signing_key(&keyring, KeyName::Node(target.node_id))?;
+    let name = shardlet_auth::NodeName::parse(&target.node_name)
+        .map_err(|error| anyhow::anyhow!("--node-name: {error}"))?;
+    let key = crate::connect::signing_key(&keyring, KeyName::Node(name))?;
     let options = ClientOptions {
         transport: transport.clone(),
         ..ClientOptions::default()
@@ -241,6 +246,7 @@ pub async fn run(arguments: AdminArguments, tls: &TlsArguments) -> anyhow::Resul
         AdminCommand::Bucket(command) => bucket(command, &transport()?).await?,
         AdminCommand::Cluster(command) => crate::admin_cluster::run(command, &transport()?).await?,
         AdminCommand::Meta(command) => crate::admin_meta::run(command, &transport()?).await?,
+        AdminCommand::Layout(command) => crate::admin_layout::run(command, &transport()?).await?,
     }
     Ok(())
 }
@@ -310,7 +316,7 @@ fn print_grants(bucket: &BucketRecord) {
 
 /// `shardlet admin key derive`: the key file of one role, written owner-only.
 fn derive_keys(arguments: DeriveArguments) -> anyhow::Result<()> {
-    let role = Role::parse(&arguments.role, arguments.node)
+    let role = Role::parse(&arguments.role, arguments.node.as_deref())
         .map_err(|error| anyhow::anyhow!("--role: {error}"))?;
     let keyring = crate::connect::load_keyring(&arguments.keys, None)?;
     let derived = keyring

@@ -168,7 +168,7 @@ pub async fn nodes(arguments: NodesArguments, transport: &Transport) -> anyhow::
         )
         .await?;
     if page.entries.is_empty() {
-        println!("no node records yet (a running controller registers every node of its topology)");
+        println!("no node records yet (a running controller registers every node of the cluster layout: `shardlet admin layout show`)");
         return Ok(());
     }
     let now = shardlet_controller::service::unix_ms_now();
@@ -215,7 +215,7 @@ pub async fn drain(arguments: DrainArguments, transport: &Transport) -> anyhow::
     let node = NodeId(arguments.node);
     let key = keys::node(node);
     let Some(entry) = meta.get(key.clone(), ReadConsistency::Linearizable).await? else {
-        bail!("node {node} has no record: is it in the controller's topology, and is a controller running?");
+        bail!("node {node} has no record: is it in the cluster layout (`shardlet admin layout show`), and is a controller running?");
     };
     let mut record: NodeRecord = decode(entry.value.as_slice())
         .with_context(|| format!("the record of node {node} is unreadable"))?;

@@ -61,7 +61,7 @@ pub fn load_keyring(arguments: &KeyArguments, server: Option<Role>) -> anyhow::R
                 %role,
                 "running with the cluster secret: anyone who takes this process takes every key; hand it only its role's keys (shardlet admin key derive --role {})",
                 match role {
-                    Role::Node(_) => "node --node N".to_string(),
+                    Role::Node(_) => "node --node NAME".to_string(),
                     other => other.to_string(),
                 }
             );
@@ -79,6 +79,22 @@ pub fn require(keyring: &Keyring, name: KeyName) -> anyhow::Result<Key> {
 
 pub fn signing_key(keyring: &Keyring, name: KeyName) -> anyhow::Result<SigningKey> {
     Ok(SigningKey::new(name, require(keyring, name)?))
+}
+
+/// `--layout-poll-seconds`, within the bounds of `shardlet_model::layout::watch`.
+pub fn layout_poll_interval(seconds: f64) -> anyhow::Result<std::time::Duration> {
+    use shardlet_model::layout::watch::{LAYOUT_POLL_INTERVAL_MAX, LAYOUT_POLL_INTERVAL_MIN};
+    let interval = std::time::Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|interval| (LAYOUT_POLL_INTERVAL_MIN..=LAYOUT_POLL_INTERVAL_MAX).contains(interval))
+        .with_context(|| {
+            format!(
+                "--layout-poll-seconds must be between {} and {} seconds, got {seconds}",
+                LAYOUT_POLL_INTERVAL_MIN.as_secs_f64(),
+                LAYOUT_POLL_INTERVAL_MAX.as_secs_f64()
+            )
+        })?;
+    Ok(interval)
 }
 
 /// The topology file at `path`, parsed; errors name the file (and line, from the parser).

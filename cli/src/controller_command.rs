@@ -21,9 +21,19 @@ pub struct ControllerArguments {
     /// Metadata service members (host:port), comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub meta: Vec<String>,
-    /// The topology file (the same one the gateway reads).
-    #[arg(long)]
-    pub topology: PathBuf,
+    /// Removed: the cluster layout lives in meta-raft; import a topology file once with
+    /// `shardlet admin layout import FILE`.
+    #[arg(long, hide = true)]
+    pub topology: Option<PathBuf>,
+    /// How often the cluster layout is re-read from meta-raft (new nodes, drains,
+    /// addresses are picked up without a restart).
+    #[arg(long, default_value_t = 2.0, env = "SHARDLET_LAYOUT_POLL_SECONDS")]
+    pub layout_poll_seconds: f64,
+    /// Apply storage nodes that announced themselves with a complete role (region, zone,
+    /// capacity, address) without an operator: for `shardlet dev` and Kubernetes. An
+    /// operator's staged changes still wait for `shardlet admin layout apply`.
+    #[arg(long, env = "SHARDLET_AUTO_APPLY_ANNOUNCED")]
+    pub auto_apply_announced: bool,
     /// Address for `/metrics`, `/health` and `/v1/status`; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:9600")]
     pub listen: SocketAddr,
@@ -71,7 +81,7 @@ pub struct ControllerArguments {
     /// Share of cluster bandwidth background transitions may use.
     #[arg(long, default_value_t = 0.05)]
     pub io_budget_share: f64,
-    /// Cluster bandwidth the share applies to; default: 100 MB/s per node.
+    /// Cluster bandwidth the share applies to; default: 1.2 GB/s (100 MB/s for 12 nodes).
     #[arg(long)]
     pub cluster_bandwidth_bytes_per_second: Option<f64>,
     /// The failure predictor sidecar (e.g. http://127.0.0.1:9400); without it, or when
@@ -89,6 +99,11 @@ pub struct ControllerArguments {
     #[command(flatten)]
     pub server: shardlet_net::arguments::ServerArguments,
 }
+
+/// The cluster bandwidth the transition budget is a share of, when not given: 100 MB/s
+/// for each of 12 nodes (the node count is the layout's and changes while running; the
+/// flag names the real figure).
+const DEFAULT_CLUSTER_BANDWIDTH_BYTES_PER_SECOND: f64 = 12.0 * 100e6;
 
 fn seconds(value: f64, name: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value)
@@ -117,7 +132,12 @@ pub async fn run(
         arguments.predictor_url.is_none() || keys.predictor.is_some(),
         "--predictor-url needs the predictor key among the controller's keys"
     );
-    let topology = crate::connect::load_topology(&arguments.topology)?;
+    anyhow::ensure!(
+        arguments.topology.is_none(),
+        "--topology was removed: the cluster layout lives in meta-raft and the controller \
+         watches it; import the file once with `shardlet admin layout import FILE --meta …`"
+    );
+    let layout_poll_interval = crate::connect::layout_poll_interval(arguments.layout_poll_seconds)?;
     let down_after = seconds(arguments.down_grace_seconds, "down-grace-seconds")?;
     let suspect_after = seconds(arguments.suspect_after_seconds, "suspect-after-seconds")?;
     anyhow::ensure!(
@@ -150,7 +170,7 @@ pub async fn run(
     };
     let bandwidth = arguments
         .cluster_bandwidth_bytes_per_second
-        .unwrap_or(topology.nodes().len() as f64 * 100e6);
+        .unwrap_or(DEFAULT_CLUSTER_BANDWIDTH_BYTES_PER_SECOND);
     let policy = PolicyConfig {
         change_dwell_ms: seconds(arguments.change_dwell_seconds, "change-dwell-seconds")?
             .as_millis() as u64,
@@ -170,7 +190,8 @@ pub async fn run(
     let config = ServiceConfig {
         meta_addresses: arguments.meta,
         keys,
-        topology,
+        layout_poll_interval,
+        auto_apply_announced: arguments.auto_apply_announced,
         listen: arguments.listen,
         port: arguments
             .server

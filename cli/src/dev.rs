@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use shardlet_auth::{ClusterSecret, Keyring, MetaCaller, Role};
+use shardlet_auth::{ClusterSecret, Keyring, MetaCaller, NodeName, Role};
 use shardlet_core::Topology;
 use shardlet_gateway::object::catalog::Catalog;
 use shardlet_gateway::object::commit::{new_credential, Buckets};
@@ -170,18 +170,20 @@ pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
     let secret = load_or_create_secret(&secret_path)?;
     let keyring = Keyring::from_root(&secret);
     let key_files = write_key_files(&data.join("keys"), &keyring, &topology)?;
-    let topology_path = data.join("topology.toml");
+    // The topology with local addresses: imported as the first layout version (the
+    // layout in meta-raft rules after that); kept for `shardlet admin layout import`.
     let topology_text = topology_toml(
         &topology,
-        "Written by `shardlet dev` from the source topology, with local addresses.",
+        "Written by `shardlet dev` from the source topology, with local addresses. The\n\
+         first start imports it as the cluster layout; later starts keep the layout in\n\
+         meta-raft (`shardlet admin layout show`).",
     );
-    write_private(&topology_path, topology_text.as_bytes())?;
+    write_private(&data.join("topology.toml"), topology_text.as_bytes())?;
     let prepared = Prepared {
         keyring,
         key_files,
         secret_path,
         topology,
-        topology_path,
     };
 
     let security = Security::new(&arguments)?;
@@ -207,7 +209,6 @@ struct Prepared {
     key_files: KeyFiles,
     secret_path: PathBuf,
     topology: Topology,
-    topology_path: PathBuf,
 }
 
 async fn start_and_wait(
@@ -221,7 +222,6 @@ async fn start_and_wait(
         key_files,
         secret_path,
         topology,
-        topology_path,
     } = prepared;
     let data = &arguments.data;
     let secret_file = secret_path.display().to_string();
@@ -248,7 +248,10 @@ async fn start_and_wait(
             &key_files.path(Role::Member),
         ],
     )?);
+    let controller_address = format!("127.0.0.1:{}", arguments.controller_port);
+    let controller_url = format!("{}://{controller_address}", security.scheme());
     for node in topology.nodes() {
+        let capacity = node.capacity_bytes.to_string();
         components.push(spawn(
             data,
             security,
@@ -257,15 +260,24 @@ async fn start_and_wait(
                 "node",
                 "--listen",
                 &node.address,
-                "--node-id",
-                &node.id.0.to_string(),
+                "--name",
+                &node.name,
+                "--region",
+                &node.region,
+                "--zone",
+                &node.zone,
+                "--capacity",
+                &capacity,
+                // Announced to the controller once it runs: the node learns its id.
+                "--controller",
+                &controller_url,
                 "--data",
                 &data
                     .join(format!("node-{}", node.id.0))
                     .display()
                     .to_string(),
                 "--key-file",
-                &key_files.path(Role::Node(node.id.0)),
+                &key_files.path(node_role(&node.name)?),
             ],
         )?);
     }
@@ -277,6 +289,7 @@ async fn start_and_wait(
             .map(|node| (format!("node-{}", node.id.0), node.address.clone())),
     );
     wait_healthy(components, &waiting, security).await?;
+    ensure_layout(&meta_address, keyring, &security.transport, topology).await?;
     let predictor_url = start_predictor(
         arguments,
         security,
@@ -306,8 +319,6 @@ async fn start_and_wait(
             &admin_address,
             "--meta",
             &meta_address,
-            "--topology",
-            &topology_path.display().to_string(),
             "--region",
             REGION,
             "--key-file",
@@ -320,19 +331,18 @@ async fn start_and_wait(
         security,
     )
     .await?;
-    let controller_address = format!("127.0.0.1:{}", arguments.controller_port);
     let controller_keys = key_files.path(Role::Controller);
-    let topology_file = topology_path.display().to_string();
     let mut controller_arguments: Vec<&str> = vec![
         "controller",
         "--listen",
         &controller_address,
         "--meta",
         &meta_address,
-        "--topology",
-        &topology_file,
         "--key-file",
         &controller_keys,
+        // Nodes that announce themselves join without an operator (a node added to a
+        // dev cluster by hand, too).
+        "--auto-apply-announced",
         // Seconds, not minutes: a developer who stops a node sees it repaired.
         "--down-grace-seconds",
         "10",
@@ -651,6 +661,48 @@ fn local_topology(arguments: &DevArguments) -> anyhow::Result<Topology> {
     Topology::new(topology.epoch(), nodes).map_err(|error| anyhow::anyhow!("{error:?}"))
 }
 
+/// The role of the node named `name` (a name the topology file gave it).
+fn node_role(name: &str) -> anyhow::Result<Role> {
+    Ok(Role::Node(NodeName::parse(name).with_context(|| {
+        format!("node name {name:?} of the topology cannot name a key")
+    })?))
+}
+
+/// The cluster layout in meta-raft: on the first start (no layout yet) the topology
+/// becomes version 1; later starts keep what meta-raft holds (nodes added, drained or
+/// moved since), whatever the file says now.
+async fn ensure_layout(
+    meta_address: &str,
+    keyring: &Keyring,
+    transport: &Transport,
+    topology: &Topology,
+) -> anyhow::Result<()> {
+    let metadata = shardlet_model::Metadata::new(Arc::new(crate::connect::meta_client(
+        &[meta_address.to_string()],
+        keyring,
+        MetaCaller::Admin,
+        transport,
+    )?));
+    let current = shardlet_model::layout::operations::read(&metadata)
+        .await
+        .context("cannot read the cluster layout")?;
+    if current.record.version > 0 {
+        say!(
+            "# Keeping cluster layout version {} from the metadata service ({} nodes); `shardlet admin layout show` lists it.",
+            current.record.version,
+            current.record.nodes.len()
+        );
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64);
+    shardlet_model::layout::operations::import(&metadata, topology, false, now)
+        .await
+        .context("cannot import the topology as the first cluster layout")?;
+    Ok(())
+}
+
 /// Where each role's key file is: `DIR/keys/ROLE.keys`.
 struct KeyFiles {
     directory: PathBuf,
@@ -659,7 +711,7 @@ struct KeyFiles {
 impl KeyFiles {
     fn path(&self, role: Role) -> String {
         let name = match role {
-            Role::Node(id) => format!("node-{id}"),
+            Role::Node(name) => format!("node-{name}"),
             other => other.to_string(),
         };
         self.directory
@@ -692,7 +744,9 @@ fn write_key_files(
         Role::Admin,
         Role::Predictor,
     ];
-    roles.extend(topology.nodes().iter().map(|node| Role::Node(node.id.0)));
+    for node in topology.nodes() {
+        roles.push(node_role(&node.name)?);
+    }
     for role in roles {
         let derived = keyring.for_role(role)?;
         let text = derived.render(&format!(

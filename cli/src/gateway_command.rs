@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use shardlet_core::SizingPolicy;
+use shardlet_core::{SizingPolicy, Topology};
 use shardlet_gateway::admin::admin_port_limits;
 use shardlet_gateway::object::catalog::Catalog;
 use shardlet_gateway::object::commit::Buckets;
@@ -17,7 +17,7 @@ use shardlet_net::PortConfig;
 
 use shardlet_auth::{KeyName, MetaCaller, Role};
 
-use crate::connect::{load_keyring, load_topology, meta_client, require, KeyArguments};
+use crate::connect::{layout_poll_interval, load_keyring, meta_client, require, KeyArguments};
 
 #[derive(clap::Args)]
 pub struct GatewayArguments {
@@ -31,9 +31,14 @@ pub struct GatewayArguments {
     /// Metadata service members (host:port), comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub meta: Vec<String>,
-    /// The topology file: which storage nodes exist, where, and their addresses.
-    #[arg(long)]
-    pub topology: PathBuf,
+    /// Removed: the cluster layout lives in meta-raft; import a topology file once with
+    /// `shardlet admin layout import FILE`.
+    #[arg(long, hide = true)]
+    pub topology: Option<PathBuf>,
+    /// How often the cluster layout and the nodes' liveness are re-read from meta-raft
+    /// (new nodes, drains, down nodes are picked up without a restart).
+    #[arg(long, default_value_t = 2.0, env = "SHARDLET_LAYOUT_POLL_SECONDS")]
+    pub layout_poll_seconds: f64,
     /// Region reported to S3 clients.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
@@ -56,9 +61,16 @@ pub async fn run(arguments: GatewayArguments, tls: &TlsArguments) -> anyhow::Res
          shared by every gateway and the controller; set it with `shardlet admin cluster \
          set upload-deadline-seconds N --meta …`"
     );
+    anyhow::ensure!(
+        arguments.topology.is_none(),
+        "--topology was removed: the cluster layout lives in meta-raft and the gateway \
+         watches it; import the file once with `shardlet admin layout import FILE --meta …`"
+    );
+    let layout_poll_interval = layout_poll_interval(arguments.layout_poll_seconds)?;
     let keyring = load_keyring(&arguments.keys, Some(Role::Gateway))?;
     let transport = tls.transport()?;
-    let topology = Arc::new(TopologySource::new(load_topology(&arguments.topology)?));
+    // Empty until the layout is read (before the first request, then every poll).
+    let topology = Arc::new(TopologySource::new(Topology::empty(0)));
     let metadata = Arc::new(meta_client(
         &arguments.meta,
         &keyring,
@@ -88,6 +100,7 @@ pub async fn run(arguments: GatewayArguments, tls: &TlsArguments) -> anyhow::Res
             },
         }),
         port: s3_port,
+        layout_poll_interval: Some(layout_poll_interval),
     };
     let gateway = BoundGateway::bind(config, metadata, fragments, topology).await?;
     let address = gateway.local_address()?;

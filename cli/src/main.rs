@@ -10,10 +10,11 @@
 //!   `shardlet admin nodes` / `shardlet admin drain NODE`: node states, evacuation;
 //! - `shardlet admin cluster show|set`: settings every process shares (upload deadline);
 //! - `shardlet admin meta status|add|promote|remove`: the metadata cluster's members.
+//! - `shardlet admin layout show|assign|remove|apply|revert|import`: the cluster layout.
 //!
 //! Module order, lowest first: `connect` (keys, metadata client, topology file; imports
 //! no command), then one module per command (`*_command`, `admin`, `admin_cluster`,
-//! `admin_meta`, `admin_nodes`, `dev`),
+//! `admin_layout`, `admin_meta`, `admin_nodes`, `dev`),
 //! then this file, which parses the command line and dispatches. Commands never import
 //! this file or each other's internals beyond what `admin` reuses of `gateway_command`.
 //!
@@ -23,6 +24,7 @@
 
 mod admin;
 mod admin_cluster;
+mod admin_layout;
 mod admin_meta;
 mod admin_nodes;
 mod connect;
@@ -36,7 +38,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use shardlet_core::NodeId;
 use shardlet_net::arguments::TlsArguments;
 use shardlet_node::NodeConfig;
 
@@ -86,10 +87,34 @@ struct NodeArguments {
     /// Data directory (created if missing).
     #[arg(long)]
     data: PathBuf,
-    #[arg(long)]
-    node_id: u32,
-    /// This node's key (`node-N`): `--key-file` from `shardlet admin key derive --role
-    /// node --node N`.
+    /// The node's name: its identity in the cluster layout (which allocates its id) and
+    /// its key's name. A DNS label (a Kubernetes pod name fits).
+    #[arg(long, env = "SHARDLET_NODE_NAME")]
+    name: String,
+    /// Removed: a node is known by its name; the layout gives it its id.
+    #[arg(long, hide = true)]
+    node_id: Option<u32>,
+    /// Controllers to announce this node to (base URLs, comma-separated): the node
+    /// appears as a pending role in `shardlet admin layout show` and learns its id once
+    /// the layout is applied. Without it the node announces nothing (its role comes
+    /// from `layout import` or `layout assign`).
+    #[arg(long, value_delimiter = ',', env = "SHARDLET_CONTROLLER")]
+    controller: Vec<String>,
+    /// `host:port` where gateways and controllers reach this node (announced); default:
+    /// the listen address, refused when it is a wildcard such as 0.0.0.0.
+    #[arg(long, env = "SHARDLET_ADVERTISE")]
+    advertise: Option<String>,
+    /// The node's region (announced; a DNS label).
+    #[arg(long, env = "SHARDLET_REGION")]
+    region: Option<String>,
+    /// The node's zone, its failure domain (announced; a DNS label).
+    #[arg(long, env = "SHARDLET_ZONE")]
+    zone: Option<String>,
+    /// The capacity the node offers (announced): bytes, or with a unit (500G, 4T, 1TiB).
+    #[arg(long, env = "SHARDLET_CAPACITY")]
+    capacity: Option<String>,
+    /// This node's key (`node-NAME`): `--key-file` from `shardlet admin key derive --role
+    /// node --node NAME`.
     #[command(flatten)]
     keys: connect::KeyArguments,
     /// Refuse PUTs that would leave less free space than this.
@@ -157,15 +182,54 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn run_node(arguments: NodeArguments, tls: &TlsArguments) -> anyhow::Result<()> {
-    let role = shardlet_auth::Role::Node(arguments.node_id);
-    let keyring = connect::load_keyring(&arguments.keys, Some(role))?;
-    let key = connect::require(&keyring, shardlet_auth::KeyName::Node(arguments.node_id))?;
-    let mut config = NodeConfig::new(
-        arguments.listen,
-        arguments.data,
-        NodeId(arguments.node_id),
-        key,
+    anyhow::ensure!(
+        arguments.node_id.is_none(),
+        "--node-id was removed: a node is known by its name (--name NAME), and the cluster \
+         layout gives it its id"
     );
+    let name = shardlet_auth::NodeName::parse(&arguments.name)
+        .map_err(|error| anyhow::anyhow!("--name: {error}"))?;
+    let capacity_bytes = arguments
+        .capacity
+        .as_deref()
+        .map(shardlet_model::layout::parse_capacity)
+        .transpose()
+        .map_err(|error| anyhow::anyhow!("--capacity: {error}"))?;
+    for (flag, value) in [("region", &arguments.region), ("zone", &arguments.zone)] {
+        if let Some(value) = value {
+            shardlet_model::layout::check::check_label(name.as_str(), flag, value)
+                .map_err(|error| anyhow::anyhow!("--{flag}: {error}"))?;
+        }
+    }
+    if let Some(advertise) = &arguments.advertise {
+        shardlet_model::layout::check::check_address(advertise)
+            .map_err(|error| anyhow::anyhow!("--advertise: {error}"))?;
+    }
+    let role = shardlet_auth::Role::Node(name);
+    let keyring = connect::load_keyring(&arguments.keys, Some(role))?;
+    let key = connect::require(&keyring, shardlet_auth::KeyName::Node(name))?;
+    let transport = tls.transport()?;
+    let mut config = NodeConfig::new(arguments.listen, arguments.data, name, key);
+    if !arguments.controller.is_empty() {
+        for controller in &arguments.controller {
+            let url = reqwest::Url::parse(controller).map_err(|error| {
+                anyhow::anyhow!("--controller {controller:?} is not a URL: {error}")
+            })?;
+            anyhow::ensure!(
+                url.scheme() == transport.scheme() && url.host_str().is_some(),
+                "--controller {controller:?}: this cluster is reached over {}://HOST:PORT",
+                transport.scheme()
+            );
+        }
+        config.announce = Some(shardlet_node::announce::AnnounceConfig {
+            controllers: arguments.controller,
+            advertise: arguments.advertise,
+            region: arguments.region,
+            zone: arguments.zone,
+            capacity_bytes,
+            transport,
+        });
+    }
     if let Some(reserve) = arguments.reserve_bytes {
         config.reserve_bytes = reserve;
     }

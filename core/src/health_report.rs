@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 /// One `/health` sample of one storage node.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HealthReport {
+    /// The node's id in the cluster layout; 0 until the node has learnt it (ids start at
+    /// 1: a node that announced itself has none until the layout assigns one). A number,
+    /// never `null`, so readers of either age parse it.
     pub node_id: u32,
     /// The node binary's version (`CARGO_PKG_VERSION`).
     pub version: String,
@@ -43,6 +46,10 @@ pub struct HealthReport {
     /// restarts). `null` while it accepts writes, and from nodes that predate it.
     #[serde(default)]
     pub writes_refused: Option<WritesRefused>,
+    /// The node's name (its identity and its key's name, `node-NAME`); empty from nodes
+    /// that predate names.
+    #[serde(default)]
+    pub name: String,
 }
 
 /// Why and since when a node refuses writes.
@@ -116,6 +123,7 @@ mod tests {
             smart: None,
             fragments: FragmentReport { count: 5, bytes: 6 },
             writes_refused: None,
+            name: "n3".into(),
         }
     }
 
@@ -131,7 +139,7 @@ mod tests {
                 r#""write_bytes_per_second":2.0,"io_utilization":0.25,"read_latency_ms":3.5,"#,
                 r#""write_latency_ms":4.5},"errors":{"read_errors":1,"write_errors":2,"#,
                 r#""checksum_failures":3,"fsync_failures":4},"smart":null,"#,
-                r#""fragments":{"count":5,"bytes":6},"writes_refused":null}"#
+                r#""fragments":{"count":5,"bytes":6},"writes_refused":null,"name":"n3"}"#
             )
         );
         assert_eq!(
@@ -156,8 +164,10 @@ mod tests {
         // What nodes served before the field existed.
         let mut old = serde_json::to_value(report()).unwrap();
         old.as_object_mut().unwrap().remove("writes_refused");
+        old.as_object_mut().unwrap().remove("name");
         let parsed: HealthReport = serde_json::from_value(old).unwrap();
         assert_eq!(parsed.writes_refused, None);
+        assert_eq!(parsed.name, "");
         let mut refusing = report();
         refusing.writes_refused = Some(WritesRefused {
             reason: "directory fsync failed: Input/output error".into(),
@@ -165,7 +175,7 @@ mod tests {
         });
         let text = serde_json::to_string(&refusing).unwrap();
         assert!(text.ends_with(
-            r#""writes_refused":{"reason":"directory fsync failed: Input/output error","since_unix_ms":7}}"#
+            r#""writes_refused":{"reason":"directory fsync failed: Input/output error","since_unix_ms":7},"name":"n3"}"#
         ), "{text}");
         assert_eq!(
             serde_json::from_str::<HealthReport>(&text).unwrap(),

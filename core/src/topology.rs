@@ -125,6 +125,16 @@ impl Topology {
         Ok(Self { epoch, nodes })
     }
 
+    /// No nodes at all: what a process holds before any layout exists. Every placement
+    /// on it fails, naming the missing nodes; [`Topology::new`] refuses an empty list
+    /// because a file or layout without nodes is a mistake, this is a state.
+    pub fn empty(epoch: u64) -> Self {
+        Self {
+            epoch,
+            nodes: Vec::new(),
+        }
+    }
+
     /// Parses a topology file. `source_name` (usually the path) only labels errors.
     pub fn from_toml_str(text: &str, source_name: &str) -> Result<Self, TopologyFileError> {
         let at = |offset: usize, reason: String| {
@@ -279,7 +289,8 @@ fn validate(nodes: &[Node]) -> Result<(), InvalidTopology> {
     Ok(())
 }
 
-fn validate_address(address: &str) -> Result<(), String> {
+/// Checks a `host:port` address: a non-empty host without whitespace, a port from 1 to 65535.
+pub fn validate_address(address: &str) -> Result<(), String> {
     let (host, port) = address
         .rsplit_once(':')
         .ok_or_else(|| format!("address {address:?} is not host:port"))?;

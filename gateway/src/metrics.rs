@@ -36,6 +36,10 @@ pub struct Metrics {
     pub request_body_timeouts_total: IntCounterVec,
     /// Failed reads of the cluster settings (the last copy stays in force).
     pub settings_refresh_failures_total: IntCounter,
+    /// The cluster layout version this gateway places under (0: none read yet).
+    pub layout_version: IntGauge,
+    /// Layout refreshes that failed (the last topology stays in use).
+    pub layout_refresh_failures_total: IntCounter,
     pub credential_cache_total: IntCounterVec,
     /// Requests refused by authorization, by S3 operation.
     pub access_denied_total: IntCounterVec,
@@ -104,7 +108,17 @@ impl Metrics {
             "shardlet_gateway_upload_deadline_seconds",
             "The cluster's upload deadline as this gateway enforces it",
         );
+        let layout_version = gauge(
+            "shardlet_gateway_layout_version",
+            "The cluster layout version this gateway places new fragments under (0: none read yet)",
+        );
         Self {
+            layout_version,
+            layout_refresh_failures_total: counter(
+                &registry,
+                "shardlet_gateway_layout_refresh_failures_total",
+                "Layout refreshes that failed (the last topology stays in use)",
+            ),
             requests_total: counter_vec(
                 &registry,
                 "shardlet_gateway_requests_total",

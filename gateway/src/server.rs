@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -22,6 +23,7 @@ use shardlet_net::{PortConfig, ServerLimits, ServerMetrics, ServerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use shardlet_model::layout::LayoutWatch;
 use shardlet_model::settings::SettingsCache;
 use shardlet_model::MetadataStore;
 
@@ -31,6 +33,7 @@ use crate::object::commit::Commit;
 use crate::object::fragments::FragmentStore;
 use crate::object::gc::{Collector, CollectorConfig};
 use crate::object::heat::{run_flusher, HeatReporter};
+use crate::object::layout_refresh::LayoutRefresh;
 use crate::object::read_path::ReadPath;
 use crate::object::topology_source::TopologySource;
 use crate::object::upload_deadline::{refresh_once, refresh_settings};
@@ -71,6 +74,10 @@ pub struct GatewayConfig {
     /// The admin port (`/metrics`, `/health`); `None`: no admin port (metrics are then
     /// not served at all).
     pub admin: Option<AdminConfig>,
+    /// How often the cluster layout and node liveness are re-read from meta-raft
+    /// (`--layout-poll-seconds`); `None`: the topology given to `bind` stays (unit
+    /// tests).
+    pub layout_poll_interval: Option<Duration>,
 }
 
 pub struct BoundGateway {
@@ -84,6 +91,7 @@ pub struct BoundGateway {
     catalog: Catalog,
     settings: Arc<SettingsCache>,
     readiness: Arc<GatewayReadiness>,
+    layout: Option<(Arc<LayoutRefresh>, Duration)>,
     heat_receiver: tokio::sync::mpsc::Receiver<shardlet_core::ShardletId>,
 }
 
@@ -139,6 +147,21 @@ impl BoundGateway {
         // now starts with the default and keeps trying (`refresh_settings`).
         let settings = Arc::new(SettingsCache::default());
         refresh_once(&settings, catalog.metadata(), &metrics).await;
+        // The layout before the first request too: a gateway that cannot read it starts
+        // with no nodes (every write refused, naming them) and keeps trying.
+        let layout = match config.layout_poll_interval {
+            Some(interval) => {
+                let refresh = Arc::new(LayoutRefresh {
+                    topology: topology.clone(),
+                    watch: LayoutWatch::new(),
+                    metadata: catalog.metadata().clone(),
+                    metrics: metrics.clone(),
+                });
+                refresh.once().await;
+                Some((refresh, interval))
+            }
+            None => None,
+        };
         let collector = Arc::new(Collector::new(
             catalog.clone(),
             fragments.clone(),
@@ -199,6 +222,7 @@ impl BoundGateway {
             catalog,
             settings,
             readiness,
+            layout,
             heat_receiver,
         })
     }
@@ -226,6 +250,9 @@ impl BoundGateway {
             self.metrics.clone(),
             stop.clone(),
         ));
+        let layout_task = self
+            .layout
+            .map(|(refresh, interval)| tokio::spawn(refresh.run(interval, stop.clone())));
         let heat_task = tokio::spawn(run_flusher(
             self.catalog.clone(),
             self.metrics.clone(),
@@ -292,6 +319,9 @@ impl BoundGateway {
         let _ = stop_sender.send(true);
         let _ = collector_task.await;
         let _ = settings_task.await;
+        if let Some(layout_task) = layout_task {
+            let _ = layout_task.await;
+        }
         let _ = heat_task.await;
         Ok(())
     }
@@ -437,6 +467,7 @@ mod tests {
             collector: CollectorConfig::default(),
             port: PortConfig::with_limits(s3_port_limits()),
             admin: None,
+            layout_poll_interval: None,
         };
         let gateway = BoundGateway::bind(
             config,
@@ -509,6 +540,7 @@ mod tests {
                     tls: None,
                 },
             }),
+            layout_poll_interval: None,
         };
         let gateway = BoundGateway::bind(
             config,

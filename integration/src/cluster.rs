@@ -136,6 +136,24 @@ impl Cluster {
             "Written by the end-to-end tests' cluster builder.",
         );
         std::fs::write(&topology_path, topology).expect("the topology file is written");
+        // The layout lives in meta-raft: the file becomes its first version, as an
+        // operator does it.
+        let imported = run_to_completion(
+            binary,
+            &[
+                "admin".to_string(),
+                "layout".into(),
+                "import".into(),
+                topology_path.display().to_string(),
+                "--meta".into(),
+                meta.address.to_string(),
+            ],
+            &secret,
+        );
+        assert!(
+            imported.contains("as cluster layout version 1"),
+            "the layout import said: {imported}"
+        );
 
         let (access_key, secret_key) = create_key(binary, &meta, &secret, "tests");
         let gateway = ServiceProcess::start(
@@ -145,8 +163,6 @@ impl Cluster {
                 "gateway".into(),
                 "--meta".into(),
                 meta.address.to_string(),
-                "--topology".into(),
-                topology_path.display().to_string(),
                 "--region".into(),
                 REGION.into(),
                 // Port 0: parallel tests never race for the default 9090.
@@ -192,7 +208,7 @@ impl Cluster {
 
     /// Starts `shardlet controller` named `name` for this cluster with flags that make
     /// it act in seconds ([`CONTROLLER_FAST_FLAGS`]), `overrides` (`--flag value`
-    /// pairs) replacing any of them.
+    /// pairs, then at most one flag without a value last) replacing any of them.
     pub async fn start_controller(&self, name: &str, overrides: &[String]) -> ServiceProcess {
         let mut flags: Vec<(String, String)> = CONTROLLER_FAST_FLAGS
             .chunks(2)
@@ -206,10 +222,11 @@ impl Cluster {
             "controller".to_string(),
             "--meta".into(),
             self.meta.address.to_string(),
-            "--topology".into(),
-            self.topology_path.display().to_string(),
         ];
-        arguments.extend(flags.into_iter().flat_map(|(flag, value)| [flag, value]));
+        // A flag without a value (`--auto-apply-announced`) ends the overrides.
+        arguments.extend(flags.into_iter().flat_map(|(flag, value)| {
+            std::iter::once(flag).chain((!value.is_empty()).then_some(value))
+        }));
         arguments.extend(self.server_arguments.iter().cloned());
         ServiceProcess::start(
             &self.binary,
@@ -326,7 +343,7 @@ fn topology_of(nodes: &[NodeProcess]) -> Topology {
             let (region, zone) = ZONES[position % ZONES.len()];
             Node {
                 id: NodeId(node.options.node_id),
-                name: format!("node-{}", node.options.node_id),
+                name: node.options.name(),
                 address: node.address.to_string(),
                 region: region.into(),
                 zone: zone.into(),

@@ -129,11 +129,32 @@ impl DevCluster {
         let process = ChildProcess::spawn("dev", command, &stdout_path)
             .unwrap_or_else(|error| panic!("shardlet dev does not start: {error}"));
         let mut dev = Self::new(process, ports, data, root);
+        dev.wait_for_credentials(&stdout_path, tls).await;
+        dev
+    }
+
+    /// Stops `shardlet dev` (SIGTERM) and starts it again on the same data and ports, as
+    /// a second `make run` does; waits until it printed the S3 credentials again.
+    pub async fn restart(&mut self, binary: &ShardletBinary) {
+        let status = self.terminate(DEV_STOP_DEADLINE).await;
+        assert!(status.success(), "shardlet dev stopped with {status}");
+        let stdout_path = self.root.path().join("dev-restarted.stdout");
+        let command = dev_command(binary, &self.data, &self.ports);
+        self.process = Some(
+            ChildProcess::spawn("dev", command, &stdout_path)
+                .unwrap_or_else(|error| panic!("shardlet dev does not start again: {error}")),
+        );
+        self.wait_for_credentials(&stdout_path, false).await;
+    }
+
+    /// Waits until `shardlet dev` printed its S3 credentials to `stdout_path`, and keeps
+    /// them; panics if it exits first or takes too long.
+    async fn wait_for_credentials(&mut self, stdout_path: &Path, tls: bool) {
         let deadline = START_DEADLINE * 2;
         let give_up = tokio::time::Instant::now() + deadline;
         let printed = poll_until(give_up, POLL_INTERVAL, || {
-            let exited = dev.exit_status();
-            let printed = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+            let exited = self.exit_status();
+            let printed = std::fs::read_to_string(stdout_path).unwrap_or_default();
             async move {
                 if let Some(status) = exited {
                     panic!("shardlet dev exited during start-up ({status})\n{printed}");
@@ -142,19 +163,18 @@ impl DevCluster {
             }
         })
         .await;
-        dev.access = printed.unwrap_or_else(|_| {
+        self.access = printed.unwrap_or_else(|_| {
             panic!(
                 "shardlet dev printed no credentials within {deadline:?}\n{}",
-                std::fs::read_to_string(&stdout_path).unwrap_or_default()
+                std::fs::read_to_string(stdout_path).unwrap_or_default()
             )
         });
         let scheme = if tls { "https" } else { "http" };
         assert_eq!(
-            dev.access.endpoint,
-            format!("{scheme}://127.0.0.1:{}", dev.ports.s3),
+            self.access.endpoint,
+            format!("{scheme}://127.0.0.1:{}", self.ports.s3),
             "the printed endpoint is on --s3-port"
         );
-        dev
     }
 
     /// A fresh directory for one `shardlet dev` (its data goes in `ROOT/data`).

@@ -41,6 +41,14 @@ pub struct NodeOptions {
     pub replay_cache_entries_max: Option<usize>,
 }
 
+impl NodeOptions {
+    /// The node's name (`shardlet node --name`): its number, so its key is `node-N` as
+    /// the tests spell it (a DNS label may be all digits).
+    pub fn name(&self) -> String {
+        self.node_id.to_string()
+    }
+}
+
 impl Default for NodeOptions {
     fn default() -> Self {
         Self {
@@ -197,7 +205,7 @@ impl NodeProcess {
         NodeHttp {
             address: self.address,
             secret: self.secret.clone(),
-            node_id: self.options.node_id,
+            name: self.options.name(),
         }
     }
 
@@ -226,8 +234,8 @@ impl NodeProcess {
             .arg(self.address.to_string())
             .arg("--data")
             .arg(&self.data_dir)
-            .arg("--node-id")
-            .arg(self.options.node_id.to_string());
+            .arg("--name")
+            .arg(self.options.name());
         if let Some(reserve) = self.options.reserve_bytes {
             command.arg("--reserve-bytes").arg(reserve.to_string());
         }
@@ -241,7 +249,7 @@ impl NodeProcess {
         }
         command.args(&self.options.extra_arguments);
         // The node gets only its own key, as in production (the contract's derivation).
-        let role = format!("node-{}", self.options.node_id);
+        let role = format!("node-{}", self.options.name());
         command
             .env(crate::binary::PLAINTEXT_VARIABLE, "true")
             .env(

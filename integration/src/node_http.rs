@@ -15,7 +15,8 @@ pub struct NodeHttp {
     pub address: SocketAddr,
     /// The cluster secret (the node itself holds only its own key, derived from it).
     pub secret: String,
-    pub node_id: u32,
+    /// The node's name: its key is `node-NAME`.
+    pub name: String,
 }
 
 /// How a request is authenticated.
@@ -30,9 +31,9 @@ pub enum Auth {
 }
 
 impl NodeHttp {
-    /// This node's key (`node-N`).
+    /// This node's key (`node-NAME`).
     pub fn key(&self) -> signing::ContractKey {
-        signing::derive(&self.secret, &format!("node-{}", self.node_id))
+        signing::derive(&self.secret, &format!("node-{}", self.name))
     }
 
     pub fn auth(&self) -> Auth {

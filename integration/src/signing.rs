@@ -6,7 +6,7 @@
 //!
 //! - A key is HMAC-SHA256(parent key, "shardlet-key-v1 " + its name); the root's key
 //!   material is the cluster secret's text (trimmed). Parents: `meta`, `storage`,
-//!   `controller`, `predictor` ← root; `meta.*` ← `meta`; `node-N` ← `storage`.
+//!   `controller`, `predictor` ← root; `meta.*` ← `meta`; `node-NAME` ← `storage`.
 //! - A key file lists `name=64 lowercase hex` entries, one per line, `#` comments.
 //! - A request is SigV4 with service and region `shardlet`, access key id = the key's
 //!   name, secret = its hex; `x-shardlet-nonce` (32 lowercase hex, fresh per request)
@@ -77,7 +77,7 @@ pub fn derive(root: &str, name: &str) -> ContractKey {
 }
 
 /// The names of the keys a role holds: `member`, `gateway`, `controller`, `admin`,
-/// `predictor`, or `node-N`.
+/// `predictor`, or `node-NAME`.
 pub fn role_key_names(role: &str) -> Vec<String> {
     let names: &[&str] = match role {
         "member" => &["meta"],

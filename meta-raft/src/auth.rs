@@ -346,7 +346,7 @@ mod tests {
         let member = member();
         for name in [
             KeyName::Storage,
-            KeyName::Node(1),
+            KeyName::Node(shardlet_auth::NodeName::parse("1").unwrap()),
             KeyName::Controller,
             KeyName::Meta,
         ] {

@@ -10,6 +10,7 @@
 //! | [`store`] | [`MetadataStore`]: the key-value API the layers above use (get, scan, compare-and-set batch), implemented by `shardlet_meta::MetaClient` |
 //! | [`access`] | [`Metadata`]: typed versioned reads, paged and bounded scans that say when they are incomplete, compare-and-set updates with bounded retries |
 //! | [`permission`] | who may do what to a bucket: owner, grants ([`permission::authorize`]), pure |
+//! | [`layout`] | the cluster layout: nodes, zones, capacities, staged changes, versions; its checks, operations and watch |
 //! | [`settings`] | settings every process shares (the upload deadline): bounds, reads, the operator's change, a per-process cache |
 //! | `memory` | `InMemoryMetadata` (feature `test-support`): a fake store for unit tests of one module |
 //! | [`fuzzing`] | the properties the fuzz target of the records checks (`fuzz/`) |
@@ -20,6 +21,7 @@
 
 pub mod access;
 pub mod fuzzing;
+pub mod layout;
 #[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 pub mod permission;

@@ -224,7 +224,8 @@ async fn sidecar_scores_rejects_bad_input_and_client_falls_back_when_it_is_gone(
     let body = json(&request(vec![window(1, WINDOW)]));
     let root = ClusterSecret::new(ROOT).unwrap();
     let controller_key = SigningKey::new(KeyName::Controller, root.derive(KeyName::Controller));
-    let node_key = SigningKey::new(KeyName::Node(1), root.derive(KeyName::Node(1)));
+    let node_name = KeyName::Node(shardlet_auth::NodeName::parse("1").unwrap());
+    let node_key = SigningKey::new(node_name, root.derive(node_name));
     let stranger_root = ClusterSecret::new("another-cluster-root-secret").unwrap();
     let stranger = SigningKey::new(KeyName::Predictor, stranger_root.derive(KeyName::Predictor));
     let genuine = SigningKey::new(KeyName::Predictor, predictor_key());

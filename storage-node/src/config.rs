@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shardlet_auth::Key;
-use shardlet_core::NodeId;
+use shardlet_auth::{Key, NodeName};
 use shardlet_net::PortConfig;
+
+use crate::announce::AnnounceConfig;
 
 pub const MEBIBYTE: u64 = 1024 * 1024;
 
@@ -14,10 +15,15 @@ pub const MEBIBYTE: u64 = 1024 * 1024;
 pub struct NodeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    pub node_id: NodeId,
-    /// This node's key (`node-N`, derived from `storage`): it verifies requests to this
-    /// node and to no other. `Debug` never shows it.
+    /// The node's name: its identity in the cluster layout (which gives it its id) and
+    /// the name of its key.
+    pub name: NodeName,
+    /// This node's key (`node-NAME`, derived from `storage`): it verifies requests to this
+    /// node and to no other, and signs the node's announcements. `Debug` never shows it.
     pub key: Key,
+    /// Where and what the node announces about itself (`None`: it announces nothing;
+    /// its id stays unknown, 0 in `/health`, unless the layout already names it).
+    pub announce: Option<AnnounceConfig>,
     /// Nonces of accepted requests remembered for replay refusal (~40 bytes each at
     /// most); beyond it requests get 503 until older ones expire.
     pub replay_cache_entries_max: usize,
@@ -52,12 +58,13 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// A configuration with the documented defaults.
-    pub fn new(listen: SocketAddr, data_dir: PathBuf, node_id: NodeId, key: Key) -> Self {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf, name: NodeName, key: Key) -> Self {
         Self {
             listen,
             data_dir,
-            node_id,
+            name,
             key,
+            announce: None,
             replay_cache_entries_max: shardlet_auth::REPLAY_CACHE_ENTRIES_MAX_DEFAULT,
             max_fragment_bytes: 16 * MEBIBYTE,
             reserve_bytes: 1024 * MEBIBYTE,

@@ -185,8 +185,9 @@ impl HealthSampler {
     }
 
     /// The report for `/health`: sampled values plus live capacity and counters of
-    /// `store`, the node's identity and reserve from `config`.
-    pub fn report(&self, store: &FragmentStore, config: &NodeConfig) -> HealthReport {
+    /// `store`, the node's name and reserve from `config`, its id as far as it knows
+    /// (`node_id`, 0 while it has none).
+    pub fn report(&self, store: &FragmentStore, config: &NodeConfig, node_id: u32) -> HealthReport {
         let sampled = self
             .latest
             .lock()
@@ -203,7 +204,7 @@ impl HealthSampler {
         }
         disk.reserve_bytes = config.reserve_bytes;
         HealthReport {
-            node_id: config.node_id.0,
+            node_id,
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_seconds: self.started.elapsed().as_secs(),
             cpu_utilization: sampled.cpu_utilization,
@@ -225,6 +226,7 @@ impl HealthSampler {
                 reason: refusal.reason.clone(),
                 since_unix_ms: refusal.since_unix_ms,
             }),
+            name: config.name.to_string(),
         }
     }
 }

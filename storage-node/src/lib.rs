@@ -11,6 +11,7 @@
 //!
 //! | module | its one job |
 //! |---|---|
+//! | [`announce`] | the node tells the controller who and where it is, and learns its id |
 //! | [`config`] | [`NodeConfig`]: every limit and timeout of a node |
 //! | [`metrics`] | the Prometheus metrics of a node (names are part of the contract) |
 //! | [`wire`] | the HTTP API's header names, paths and JSON bodies (server and client) |
@@ -34,6 +35,7 @@
 //! `shardlet-model`), the gateway, the controller or the predictor: they call it, over
 //! HTTP, through [`NodeClient`].
 
+pub mod announce;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -79,6 +81,8 @@ pub enum NodeError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Announce(String),
 }
 
 /// A node whose store is open and whose socket is bound, not yet serving.
@@ -127,14 +131,47 @@ impl BoundNode {
         self.local_address
     }
 
+    /// The address the node announces: `--advertise`, or the bound one.
+    pub fn advertised_address(&self) -> Result<Option<String>, NodeError> {
+        let Some(announce) = &self.state.config.announce else {
+            return Ok(None);
+        };
+        if let Some(address) = &announce.advertise {
+            return Ok(Some(address.clone()));
+        }
+        if self.local_address.ip().is_unspecified() {
+            return Err(NodeError::Announce(format!(
+                "the node listens on {} (every interface), which no one can dial: name the address others reach it at with --advertise HOST:PORT",
+                self.local_address
+            )));
+        }
+        Ok(Some(self.local_address.to_string()))
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
     /// finish (bounded by the port's shutdown grace) and returns.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), NodeError> {
+        let advertise = self.advertised_address()?;
         let state = self.state;
         let sampler = state.health.spawn(state.config.health_interval);
+        let announcer = match (&state.config.announce, advertise) {
+            (Some(announce), Some(address)) => {
+                let key = shardlet_auth::SigningKey::new(
+                    shardlet_auth::KeyName::Node(state.config.name),
+                    state.config.key.clone(),
+                );
+                Some(tokio::spawn(announce::announce_until_assigned(
+                    announce.clone(),
+                    address,
+                    key,
+                    Arc::clone(&state.assigned_id),
+                )))
+            }
+            _ => None,
+        };
         let options = ServerOptions {
             name: "node",
             port: state.config.port.clone(),
@@ -143,18 +180,21 @@ impl BoundNode {
         let app = server::router(Arc::clone(&state));
         shardlet_net::serve(self.listener, app, options, shutdown).await;
         sampler.abort();
+        if let Some(announcer) = announcer {
+            announcer.abort();
+        }
         Ok(())
     }
 }
 
-/// Opens the store, binds, prints `shardlet node <id> listening on http://ADDR` on
+/// Opens the store, binds, prints `shardlet node <name> listening on http://ADDR` on
 /// stdout (so a parent process can learn a port chosen with `:0`), and serves until
-/// `shutdown`.
+/// `shutdown` (announcing itself meanwhile when configured to).
 pub async fn run(
     config: NodeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    let node_id = config.node_id;
+    let name = config.name;
     let scheme = if config.port.tls.is_some() {
         "https"
     } else {
@@ -162,8 +202,11 @@ pub async fn run(
     };
     let node = BoundNode::bind(config).await?;
     let address = node.local_address();
-    println!("shardlet node {node_id} listening on {scheme}://{address}");
-    tracing::info!(%address, %node_id, "storage node listening");
+    // Refused before the line below, so a parent never takes a node that cannot
+    // announce itself for a started one.
+    node.advertised_address()?;
+    println!("shardlet node {name} listening on {scheme}://{address}");
+    tracing::info!(%address, %name, "storage node listening");
     node.serve(shutdown).await
 }
 

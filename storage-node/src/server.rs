@@ -17,6 +17,7 @@ use shardlet_auth::{KeyName, ReplayCache, SigningKey, Verifier, MAX_CLOCK_SKEW};
 use shardlet_core::{Crc32c, FragmentId};
 use tokio::sync::Semaphore;
 
+use crate::announce::AssignedId;
 use crate::config::NodeConfig;
 use crate::error::ApiError;
 use crate::fragment_file::{FragmentReader, FragmentWriter};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub health: Arc<HealthSampler>,
     /// `GET /ready`: writable data directory, fence not tripped.
     pub readiness: NodeReadiness,
+    /// The node's id in the layout, once an announcement returned it.
+    pub assigned_id: Arc<AssignedId>,
     write_slots: Semaphore,
     /// Accepts this node's key only, and remembers the nonces it accepted.
     verifier: Verifier,
@@ -52,7 +55,7 @@ impl AppState {
         health: Arc<HealthSampler>,
     ) -> Arc<Self> {
         let write_slots = Semaphore::new(config.max_concurrent_writes);
-        let own_key = SigningKey::new(KeyName::Node(config.node_id.0), config.key.clone());
+        let own_key = SigningKey::new(KeyName::Node(config.name), config.key.clone());
         let verifier = Verifier::new(
             vec![own_key],
             ReplayCache::new(config.replay_cache_entries_max, MAX_CLOCK_SKEW.as_secs()),
@@ -63,6 +66,7 @@ impl AppState {
             store,
             metrics,
             health,
+            assigned_id: Arc::default(),
             write_slots,
             verifier,
         })
@@ -583,7 +587,12 @@ async fn list_fragments(
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
-    axum::Json(state.health.report(&state.store, &state.config)).into_response()
+    axum::Json(
+        state
+            .health
+            .report(&state.store, &state.config, state.assigned_id.get()),
+    )
+    .into_response()
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> Response {

@@ -8,17 +8,25 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use shardlet_auth::{ClusterSecret, KeyName, SigningKey};
-use shardlet_core::{Crc32c, FragmentId, FragmentIndex, Generation, NodeId, ObjectId, ShardletId};
+use shardlet_auth::{ClusterSecret, KeyName, NodeName, SigningKey};
+use shardlet_core::{Crc32c, FragmentId, FragmentIndex, Generation, ObjectId, ShardletId};
 use shardlet_node::client::{PutOutcome, ReadRange};
 use shardlet_node::{BoundNode, ClientError, NodeClient, NodeConfig};
 
 const MIB: u64 = 1024 * 1024;
 
 /// Node 7's key in the test cluster (or in another cluster, with another root).
+fn node_name() -> NodeName {
+    NodeName::parse("n7").unwrap()
+}
+
+fn node_key_name() -> KeyName {
+    KeyName::Node(node_name())
+}
+
 fn node_key(root: &str) -> SigningKey {
     let root = ClusterSecret::new(root).unwrap();
-    SigningKey::new(KeyName::Node(7), root.derive(KeyName::Node(7)))
+    SigningKey::new(node_key_name(), root.derive(node_key_name()))
 }
 
 const ROOT: &str = "test-secret-0123456789abcdef";
@@ -37,7 +45,7 @@ impl RunningNode {
         let mut config = NodeConfig::new(
             "127.0.0.1:0".parse().unwrap(),
             data_dir.path().to_path_buf(),
-            NodeId(7),
+            node_name(),
             key.key().clone(),
         );
         config.reserve_bytes = 0;

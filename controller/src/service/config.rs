@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shardlet_auth::{AuthError, Key, KeyName, Keyring, MetaCaller, SigningKey};
-use shardlet_core::Topology;
 use shardlet_net::{PortConfig, Transport};
 
 use crate::detector::DetectorConfig;
@@ -16,8 +15,12 @@ use crate::scheduler::SchedulerConfig;
 pub struct ServiceConfig {
     pub meta_addresses: Vec<String>,
     pub keys: ControllerKeys,
-    pub topology: Topology,
     pub listen: SocketAddr,
+    /// How often the cluster layout is re-read (`--layout-poll-seconds`).
+    pub layout_poll_interval: Duration,
+    /// Apply nodes that announced themselves with a complete role without an operator
+    /// (`--auto-apply-announced`: development, Kubernetes).
+    pub auto_apply_announced: bool,
     /// The HTTP port's connection limit, header-read timeout, shutdown grace and
     /// metrics token.
     pub port: PortConfig,
@@ -50,7 +53,7 @@ pub struct ServiceConfig {
 pub struct ControllerKeys {
     /// `meta.controller`: signs metadata requests.
     pub meta: SigningKey,
-    /// `storage`: each node's key (`node-N`) derives from it.
+    /// `storage`: each node's key (`node-NAME`) derives from it; verifies announcements.
     pub storage: Key,
     /// `controller`: verifies `/v1/status` (the admin signs with it).
     pub status: Key,

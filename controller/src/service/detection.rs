@@ -71,6 +71,8 @@ pub struct Detection {
     predictor: Mutex<Option<Predictor>>,
     pub view: Arc<std::sync::Mutex<NodeHealthView>>,
     detector: Mutex<Detector>,
+    /// Nodes the detector has been introduced to (see `introduce_new_nodes`).
+    met: Mutex<std::collections::BTreeSet<shardlet_core::NodeId>>,
     /// Every node's health as schema rows, for the predictor and the heuristic.
     windows: Mutex<NodeWindows>,
     risk: Mutex<RiskAssessor>,
@@ -109,6 +111,7 @@ impl Detection {
             predictor: Mutex::new(predictor),
             view: Arc::new(std::sync::Mutex::new(NodeHealthView::default())),
             detector: Mutex::new(detector),
+            met: Mutex::new(Default::default()),
             windows: Mutex::new(NodeWindows::default()),
             // Scores older than three predictor rounds are stale: the heuristic rules.
             risk: Mutex::new(RiskAssessor::new(3 * PREDICTOR_INTERVAL.as_millis() as u64)),
@@ -119,18 +122,22 @@ impl Detection {
 
     async fn probe_all(&self) {
         let timeout = self.probe_interval.max(Duration::from_millis(500));
-        let probes = self
-            .cluster
-            .topology()
-            .nodes()
-            .iter()
-            .map(|node| async move {
-                let result = match self.cluster.client(node.id) {
-                    Ok(client) => tokio::time::timeout(timeout, client.health()).await.ok(),
-                    Err(_) => None,
-                };
-                (node.id, result.and_then(Result::ok))
-            });
+        let members = self.cluster.members();
+        let probes = members.topology.nodes().iter().map(|node| async move {
+            let result = match self.cluster.client(node.id) {
+                Ok(client) => tokio::time::timeout(timeout, client.health()).await.ok(),
+                Err(_) => None,
+            };
+            let report = result.and_then(Result::ok);
+            let report = match report {
+                Some(report) if !answers_as(&report, &node.name) => {
+                    tracing::warn!(node = %node.id, expected = %node.name, answered = %report.name, address = %node.address, "another storage node answers at this node's address; not a heartbeat");
+                    None
+                }
+                other => other,
+            };
+            (node.id, report)
+        });
         let results = futures::future::join_all(probes).await;
         let now = unix_ms_now();
         let mut detector = self.detector.lock().await;
@@ -168,11 +175,12 @@ impl Detection {
     /// Ticks the detector and writes changed states (and, every `RECORD_REFRESH`, the
     /// last heartbeat) to meta-raft. Only the lease holder writes.
     async fn write_states(&self, now: u64, refresh: bool) -> anyhow::Result<()> {
+        let records = self.cluster.node_records(&self.metadata).await?;
+        self.introduce_new_nodes(&records, now).await;
         let transitions = self.detector.lock().await.tick(now);
         for transition in &transitions {
             tracing::info!(node = %transition.node, from = ?transition.from, to = ?transition.to, "node liveness changed");
         }
-        let records = self.cluster.node_records(&self.metadata).await?;
         let (risk, refused) = self
             .view
             .lock()
@@ -302,7 +310,8 @@ impl Detection {
             .lock()
             .map(|view| view.writes_refused.clone())
             .unwrap_or_default();
-        for node in self.cluster.topology().nodes() {
+        let members = self.cluster.members();
+        for node in members.topology.nodes() {
             let (risk, node_source) = assessor.node_risk(node.id, &windows.window(node.id), now);
             // A node that refuses writes is failing, whatever its counters say.
             let risk = if refused.contains_key(&node.id) {
@@ -326,6 +335,43 @@ impl Detection {
             view.source = Some(source);
         }
     }
+}
+
+impl Detection {
+    /// Nodes of the layout the detector has not met yet (at start, or added by a new
+    /// layout version) are presumed alive from now on, unless their record says Down:
+    /// one that never answers goes down after the grace, like any other.
+    async fn introduce_new_nodes(
+        &self,
+        records: &BTreeMap<
+            shardlet_core::NodeId,
+            shardlet_model::Stored<shardlet_model::schema::NodeRecord>,
+        >,
+        now: u64,
+    ) {
+        let members = self.cluster.members();
+        let mut met = self.met.lock().await;
+        let mut detector = self.detector.lock().await;
+        for node in members.topology.nodes() {
+            if !met.insert(node.id) {
+                continue;
+            }
+            let down = records
+                .get(&node.id)
+                .is_some_and(|r| r.record.state == NodeState::Down);
+            if !down {
+                detector.observe(Heartbeat { node: node.id }, now);
+            }
+        }
+    }
+}
+
+/// Whether a `/health` report comes from the node named `name`: the address in the
+/// layout may now be another node's (one moved, another took its address). `/health`
+/// is unsigned, so without this a stranger's answers would keep the node alive while
+/// every signed request to it fails. Nodes that predate names report none: trusted.
+fn answers_as(report: &shardlet_core::health_report::HealthReport, name: &str) -> bool {
+    report.name.is_empty() || report.name == name
 }
 
 pub fn state_label(state: NodeState) -> &'static str {
@@ -353,19 +399,8 @@ impl Worker for Detection {
     /// Nodes already recorded Down stay Down until they answer; every other node is
     /// presumed alive now, so one that never answers goes down after the grace.
     async fn start(&self) {
-        let now = unix_ms_now();
         match self.cluster.node_records(&self.metadata).await {
-            Ok(records) => {
-                let mut detector = self.detector.lock().await;
-                for node in self.cluster.topology().nodes() {
-                    let down = records
-                        .get(&node.id)
-                        .is_some_and(|r| r.record.state == NodeState::Down);
-                    if !down {
-                        detector.observe(Heartbeat { node: node.id }, now);
-                    }
-                }
-            }
+            Ok(records) => self.introduce_new_nodes(&records, unix_ms_now()).await,
             Err(error) => tracing::warn!(%error, "cannot read node records at start"),
         }
     }
@@ -387,5 +422,37 @@ impl Worker for Detection {
         // Probing and risk went on regardless: only the state write failed.
         written.map_err(|error| error.context("cannot write node states"))?;
         Ok(Pass::Worked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use shardlet_core::health_report::{DiskReport, ErrorReport, FragmentReport, HealthReport};
+
+    use super::answers_as;
+
+    fn report(name: &str) -> HealthReport {
+        HealthReport {
+            node_id: 0,
+            version: "0.1.0".into(),
+            uptime_seconds: 1,
+            cpu_utilization: 0.0,
+            memory_used_bytes: 1,
+            memory_total_bytes: 2,
+            disk: DiskReport::default(),
+            errors: ErrorReport::default(),
+            smart: None,
+            fragments: FragmentReport::default(),
+            writes_refused: None,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn only_the_named_node_or_one_that_predates_names_counts_as_a_heartbeat() {
+        assert!(answers_as(&report("eu-west-a-1"), "eu-west-a-1"));
+        assert!(answers_as(&report(""), "eu-west-a-1"));
+        assert!(!answers_as(&report("eu-west-a-2"), "eu-west-a-1"));
     }
 }

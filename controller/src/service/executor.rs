@@ -362,11 +362,19 @@ impl Executor {
             bail!("lease lost before the commit");
         };
         let mut current = start.clone();
+        let layout_version = self.cluster.members().version();
         for _ in 0..COMMIT_ATTEMPTS_MAX {
             if !same_layout(&current.record, state) {
                 return Ok(false);
             }
-            let next = next_record(&current.record, state, scheme, new_locations, written)?;
+            let next = next_record(
+                &current.record,
+                state,
+                scheme,
+                new_locations,
+                written,
+                layout_version,
+            )?;
             let mut batch = index::write_shardlet(Some(&current.record), &next, current.version);
             batch.conditions.push(fence.clone());
             match self.meta.batch(batch).await {
@@ -390,12 +398,16 @@ impl Executor {
     }
 }
 
+/// The record after a commit. A scheme change placed every fragment anew under the
+/// current layout version, so the record says that version; a repair replaced some
+/// fragments and keeps the version the placement was chosen under.
 fn next_record(
     current: &ShardletRecord,
     state: &ShardletState,
     scheme: Scheme,
     new_locations: &[FragmentLocation],
     written: &Written,
+    layout_version: u64,
 ) -> anyhow::Result<ShardletRecord> {
     let mut next = current.clone();
     next.fragments = Vec::with_capacity(new_locations.len());
@@ -422,6 +434,7 @@ fn next_record(
     }
     if scheme != current.scheme {
         next.layout_changed_unix_ms = unix_ms_now();
+        next.layout_version = layout_version;
     }
     next.scheme = scheme;
     next.codec = match scheme {

@@ -1,5 +1,6 @@
-//! The controller's HTTP endpoint: `/health`, `/metrics`, and `/v1/status` (lease,
-//! node states and risk, every background worker's progress; for operators and tests).
+//! The controller's HTTP endpoint: `/health`, `/metrics`, `/v1/status` (lease,
+//! node states and risk, every background worker's progress; for operators and tests)
+//! and `/v1/announce` (storage nodes announce themselves: [`super::announce`]).
 //!
 //! `/v1/status` must be signed with the `controller` key (`shardlet admin nodes
 //! --controller` signs; the admin role holds the key), with a nonce seen once: it lists
@@ -16,7 +17,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use shardlet_auth::{Key, KeyName, ReplayCache, SigningKey, Verifier, MAX_CLOCK_SKEW};
@@ -35,6 +36,8 @@ pub struct HttpWorker {
     listener: Mutex<Option<TcpListener>>,
     server: ServerOptions,
     verifier: Arc<Verifier>,
+    /// Accepts every storage node's own key (`node-NAME` from `storage`).
+    announce_verifier: Arc<Verifier>,
 }
 
 /// Nonces of `/v1/status` requests remembered (an operator's tool and tests call it, a
@@ -43,22 +46,33 @@ pub const STATUS_REPLAY_CACHE_ENTRIES_MAX: usize = 64 * 1024;
 
 impl HttpWorker {
     /// Serves on `listener` through the shared server (`server`); `/v1/status` verifies
-    /// with `status_key` (`controller`).
+    /// with `status_key` (`controller`), `/v1/announce` with each node's key derived
+    /// from `storage_key`.
     pub fn new(
         shared: Arc<ServiceShared>,
         listener: TcpListener,
         server: ServerOptions,
         status_key: Key,
+        storage_key: Key,
     ) -> Self {
         let verifier = Verifier::new(
             vec![SigningKey::new(KeyName::Controller, status_key)],
             ReplayCache::new(STATUS_REPLAY_CACHE_ENTRIES_MAX, MAX_CLOCK_SKEW.as_secs()),
         );
+        let announce_verifier = Verifier::new(
+            Vec::new(),
+            ReplayCache::new(
+                super::announce::ANNOUNCE_REPLAY_CACHE_ENTRIES_MAX,
+                MAX_CLOCK_SKEW.as_secs(),
+            ),
+        )
+        .with_children_of(KeyName::Storage, storage_key);
         Self {
             shared,
             listener: Mutex::new(Some(listener)),
             server,
             verifier: Arc::new(verifier),
+            announce_verifier: Arc::new(announce_verifier),
         }
     }
 }
@@ -83,7 +97,11 @@ impl Worker for HttpWorker {
         let mut stop = stop.clone();
         shardlet_net::serve(
             listener,
-            router(self.shared.clone(), self.verifier.clone()),
+            router(
+                self.shared.clone(),
+                self.verifier.clone(),
+                self.announce_verifier.clone(),
+            ),
             self.server.clone(),
             async move { stop.wait().await },
         )
@@ -97,6 +115,8 @@ struct Status {
     holder: String,
     active: bool,
     term: Option<u64>,
+    /// The cluster layout version this controller uses.
+    layout_version: u64,
     risk_source: Option<&'static str>,
     nodes: Vec<NodeStatus>,
     workers: BTreeMap<&'static str, WorkerStatus>,
@@ -121,7 +141,10 @@ struct WorkerStatus {
 #[derive(Serialize)]
 struct NodeStatus {
     id: u32,
+    name: String,
     address: String,
+    /// What the operator decided (`active`, `draining`, `decommissioned`).
+    layout_state: &'static str,
     state: &'static str,
     last_heartbeat_unix_ms: Option<u64>,
     risk: Option<f64>,
@@ -130,16 +153,29 @@ struct NodeStatus {
     writes_refused: Option<String>,
 }
 
-pub fn router(shared: Arc<ServiceShared>, verifier: Arc<Verifier>) -> Router {
+pub fn router(
+    shared: Arc<ServiceShared>,
+    verifier: Arc<Verifier>,
+    announce_verifier: Arc<Verifier>,
+) -> Router {
     let signed = Router::new().route("/v1/status", get(status)).route_layer(
         axum::middleware::from_fn_with_state((shared.clone(), verifier), authenticate),
     );
+    // Verified inside the handler: the body's signed hash is checked after the
+    // signature, against a bounded read.
+    let announce = Router::new()
+        .route(
+            shardlet_node::announce::ANNOUNCE_PATH,
+            post(super::announce::handle),
+        )
+        .with_state((shared.clone(), announce_verifier));
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route(shardlet_net::READY_PATH, get(ready))
         .route("/metrics", get(metrics))
         .merge(signed)
         .with_state(shared)
+        .merge(announce)
 }
 
 /// How old the last successful metadata read may be for the controller to be ready:
@@ -229,14 +265,19 @@ async fn status(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse {
         ),
         Err(_) => Default::default(),
     };
-    let nodes = shared
-        .cluster
-        .topology()
+    let members = shared.cluster.members();
+    let nodes = members
+        .topology
         .nodes()
         .iter()
         .map(|node| NodeStatus {
             id: node.id.0,
+            name: node.name.clone(),
             address: node.address.clone(),
+            layout_state: members
+                .layout
+                .node(node.id)
+                .map_or("unknown", |node| node.state.as_str()),
             state: records
                 .get(&node.id)
                 .map_or("unregistered", |r| state_label(r.record.state)),
@@ -268,6 +309,7 @@ async fn status(State(shared): State<Arc<ServiceShared>>) -> impl IntoResponse {
         holder: shared.lease.holder().to_string(),
         active: fence.is_some(),
         term: fence.map(|fence| fence.term),
+        layout_version: members.version(),
         risk_source: source,
         nodes,
         workers,

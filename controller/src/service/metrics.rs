@@ -12,7 +12,8 @@ pub struct Metrics {
     pub lease_active: IntGauge,
     pub lease_term: IntGauge,
     pub lease_acquisitions_total: IntCounter,
-    /// `/v1/status` requests refused by signature verification, by reason.
+    /// `/v1/status` and `/v1/announce` requests refused by signature verification, by
+    /// reason.
     pub auth_refused_total: IntCounterVec,
     /// Predictor answers refused: unsigned, or signed for another request.
     pub predictor_answers_refused_total: IntCounter,
@@ -59,6 +60,13 @@ pub struct Metrics {
     pub orphan_grace_seconds: IntGauge,
     /// Nodes whose `/health` says they stopped acknowledging writes (a failed fsync).
     pub nodes_refusing_writes: IntGauge,
+    /// The cluster layout version this controller uses (0: none read yet).
+    pub layout_version: IntGauge,
+    /// Versions applied by `--auto-apply-announced`.
+    pub layout_auto_applies_total: IntCounter,
+    /// Announcements of storage nodes by outcome (`assigned`, `pending`, or the
+    /// refusal's code: `unauthenticated`, `forbidden`, `malformed_body`, …).
+    pub announcements_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -85,6 +93,19 @@ impl Metrics {
             Ok::<_, prometheus::Error>(counter)
         };
         Ok(Self {
+            layout_version: gauge(
+                "layout_version",
+                "The cluster layout version this controller uses (0: none read yet)",
+            )?,
+            layout_auto_applies_total: counter(
+                "layout_auto_applies_total",
+                "Layout versions applied by --auto-apply-announced",
+            )?,
+            announcements_total: counter_vec(
+                "announcements_total",
+                "Storage node announcements by outcome",
+                &["outcome"],
+            )?,
             lease_active: gauge("lease_active", "1 while this controller holds the lease")?,
             lease_term: gauge("lease_term", "Term of the lease this controller last held")?,
             lease_acquisitions_total: counter(
@@ -93,7 +114,7 @@ impl Metrics {
             )?,
             auth_refused_total: counter_vec(
                 "auth_refused_total",
-                "Requests to /v1/status refused by signature verification, by reason",
+                "Requests to /v1/status and /v1/announce refused by signature verification, by reason",
                 &["reason"],
             )?,
             predictor_answers_refused_total: counter(

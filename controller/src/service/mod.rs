@@ -3,6 +3,8 @@
 //! | file | its one job |
 //! |---|---|
 //! | [`lease`] | one active controller: a compare-and-set lease with a fencing token |
+//! | [`layout_worker`] | the cluster layout, re-read and installed when newer; auto-apply of announced nodes |
+//! | [`announce`] | `/v1/announce`: a storage node's signed announcement stages its role or returns its id |
 //! | [`detection`] | probes every node's `/health`, feeds the detector, writes node states, node risk |
 //! | [`repair_worker`] | down and draining nodes → plans → parallel execution |
 //! | [`scrub_worker`] | listings and checksums against metadata → repair and deletions |
@@ -22,12 +24,14 @@
 //! each pass, and commits with compare-and-set: a controller killed at any point is
 //! replaced by one that neither loses nor duplicates work.
 
+pub mod announce;
 pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod detection;
 pub mod executor;
 pub mod http;
+pub mod layout_worker;
 pub mod leader;
 pub mod lease;
 pub mod metrics;
@@ -84,10 +88,28 @@ impl RunningController {
             },
         )?);
         let cluster = Arc::new(cluster::Cluster::new(
-            config.topology.clone(),
-            &config.keys.storage,
+            config.keys.storage.clone(),
             config.transport.clone(),
-        )?);
+        ));
+        // The layout before any worker starts, so the first passes see the nodes; a
+        // failure here only delays that to the layout worker's first pass.
+        match cluster
+            .refresh_layout(&shardlet_model::Metadata::new(meta.clone()))
+            .await
+        {
+            Ok(_) => {
+                let version = cluster.members().version();
+                metrics
+                    .layout_version
+                    .set(i64::try_from(version).unwrap_or(i64::MAX));
+                if version == 0 {
+                    tracing::warn!("no cluster layout in meta-raft yet: import one with `shardlet admin layout import FILE`, or let nodes announce themselves");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the cluster layout at start; retrying")
+            }
+        }
         let lease = Arc::new(lease::Lease::new(
             config.holder.clone(),
             config.lease_duration,
@@ -139,6 +161,11 @@ impl RunningController {
         runner.spawn(Arc::new(settings_worker::SettingsWorker {
             shared: shared.clone(),
         }));
+        runner.spawn(Arc::new(layout_worker::LayoutWorker {
+            shared: shared.clone(),
+            poll_interval: config.layout_poll_interval,
+            auto_apply_announced: config.auto_apply_announced,
+        }));
         let repair_wake = Arc::new(Notify::new());
         let repair = repair_worker::RepairWorker {
             shared: shared.clone(),
@@ -185,6 +212,7 @@ impl RunningController {
             listener,
             server,
             config.keys.status.clone(),
+            config.keys.storage.clone(),
         )));
         Ok(Self {
             address,

@@ -181,6 +181,7 @@ mod tests {
             smart: None,
             fragments: FragmentReport::default(),
             writes_refused: None,
+            name: String::new(),
         }
     }
 

@@ -80,7 +80,7 @@ impl RepairWorker {
     pub async fn pass(&self) -> anyhow::Result<usize> {
         let metadata = &self.shared.metadata;
         let records = self.cluster().node_records(metadata).await?;
-        if records.len() < self.cluster().topology().nodes().len() {
+        if records.len() < self.cluster().members().topology.nodes().len() {
             self.cluster()
                 .register_nodes(metadata, unix_ms_now())
                 .await?;

@@ -371,6 +371,7 @@ mod tests {
             access: AccessCounters::default(),
             level: Some(RedundancyLevel::Low),
             layout_changed_unix_ms: 0,
+            layout_version: 0,
         }
     }
 

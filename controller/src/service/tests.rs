@@ -30,6 +30,7 @@ fn record(scheme: Scheme, generations: &[u32], level: Option<RedundancyLevel>) -
         access: AccessCounters::default(),
         level,
         layout_changed_unix_ms: 42,
+        layout_version: 0,
     }
 }
 

@@ -9,6 +9,7 @@
 //! | module | its one job |
 //! |---|---|
 //! | [`etag`], [`object_range`], [`storage_class`], [`topology_source`], [`fragments`] | pure helpers and the fragment store interface |
+//! | [`layout_refresh`] | the cluster layout and node liveness from meta-raft, polled into the topology |
 //! | [`node_fragments`] | the fragment store over real storage nodes |
 //! | [`bucket_cache`], [`catalog`] | reads of buckets, objects, uploads, parts, credentials |
 //! | [`upload_deadline`] | the cluster's upload deadline: the clock of one upload, body waits, the settings refresh |
@@ -20,6 +21,7 @@
 
 pub mod etag;
 pub mod fragments;
+pub mod layout_refresh;
 pub mod object_range;
 pub mod storage_class;
 pub mod topology_source;

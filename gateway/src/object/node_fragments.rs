@@ -1,6 +1,7 @@
 //! [`FragmentStore`] over real storage nodes: one `NodeClient` (signed HTTP, keep-alive
 //! pool) per node, addressed through the current topology, signing with that node's
-//! own key (`node-N`, derived from the `storage` key the gateway holds).
+//! own key (`node-NAME`, derived from the `storage` key the gateway holds, by the name
+//! the layout gives the node).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use shardlet_auth::{Key, KeyName, SigningKey};
+use shardlet_auth::{Key, KeyName, NodeName, SigningKey};
 use shardlet_core::{FragmentId, FragmentIndex, Generation, NodeId, ObjectId, ShardletId};
 use shardlet_net::Transport;
 use shardlet_node::client::{ClientError, ClientOptions, ReadRange};
@@ -23,7 +24,8 @@ pub struct NodeFragments {
     storage_key: Key,
     /// How nodes are reached: node addresses are `host:port`, the scheme is this.
     transport: Transport,
-    clients: Mutex<HashMap<NodeId, (String, NodeClient)>>,
+    /// Each node's client, with the address and name it was built for.
+    clients: Mutex<HashMap<NodeId, (String, String, NodeClient)>>,
 }
 
 impl NodeFragments {
@@ -36,20 +38,20 @@ impl NodeFragments {
         }
     }
 
-    /// The client for a node at its current address (rebuilt if the address moved).
+    /// The client for a node at its current address and name (rebuilt if either moved).
     fn client(&self, node: NodeId) -> Result<NodeClient, FragmentError> {
         let snapshot = self.topology.snapshot();
-        let address = snapshot
+        let (address, name) = snapshot
             .topology
             .node(node)
-            .map(|node| node.address.clone())
+            .map(|node| (node.address.clone(), node.name.clone()))
             .ok_or(FragmentError::UnknownNode(node))?;
         let mut clients = self
             .clients
             .lock()
             .map_err(|_| FragmentError::Refused("client table poisoned".into()))?;
-        if let Some((known, client)) = clients.get(&node) {
-            if *known == address {
+        if let Some((known, known_name, client)) = clients.get(&node) {
+            if *known == address && *known_name == name {
                 return Ok(client.clone());
             }
         }
@@ -58,12 +60,17 @@ impl NodeFragments {
             transport: self.transport.clone(),
             ..ClientOptions::default()
         };
-        let name = KeyName::Node(node.0);
-        let key = SigningKey::new(name, shardlet_auth::keys::derive(&self.storage_key, name));
+        let key_name = KeyName::Node(NodeName::parse(&name).map_err(|error| {
+            FragmentError::Refused(format!("node {node} has an invalid name: {error}"))
+        })?);
+        let key = SigningKey::new(
+            key_name,
+            shardlet_auth::keys::derive(&self.storage_key, key_name),
+        );
         let client = NodeClient::with_options(&url, key, options).map_err(|error| {
             FragmentError::Refused(format!("node {node} address {address:?}: {error}"))
         })?;
-        clients.insert(node, (address, client.clone()));
+        clients.insert(node, (address, name, client.clone()));
         Ok(client)
     }
 }

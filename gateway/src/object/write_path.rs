@@ -418,5 +418,7 @@ async fn store_shardlet(
         access: Default::default(),
         level: Some(plan.level),
         layout_changed_unix_ms: unix_ms_now(),
+        // The topology's epoch is the layout version its nodes were chosen under.
+        layout_version: snapshot.topology.epoch(),
     })
 }

@@ -83,11 +83,7 @@ async fn a_controller_that_lost_its_lease_can_no_longer_commit() {
 }
 
 #[test]
-fn the_controller_refuses_bad_flags_and_files_with_a_reason() {
-    let root = tempfile::tempdir().unwrap();
-    let topology = root.path().join("topology.toml");
-    std::fs::write(&topology, "epoch = 1\n[[node]]\nid = \"not a number\"\n").unwrap();
-    let missing = root.path().join("missing.toml");
+fn the_controller_refuses_bad_flags_with_a_reason() {
     let run = |arguments: &[&str]| {
         let output = shardlet_binary!()
             .command()
@@ -100,26 +96,17 @@ fn the_controller_refuses_bad_flags_and_files_with_a_reason() {
         assert!(!output.status.success(), "{arguments:?} was accepted");
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
-    let topology = topology.display().to_string();
-    let missing = missing.display().to_string();
-    assert!(run(&["--topology", &missing]).contains("cannot read the topology file"));
-    let bad_file = run(&["--topology", &topology]);
+    // The topology file became an import into the layout in meta-raft.
+    let removed = run(&["--topology", "topology.toml"]);
     assert!(
-        bad_file.contains("topology.toml:3"),
-        "names file and line: {bad_file}"
+        removed.contains("--topology was removed") && removed.contains("layout import"),
+        "{removed}"
     );
-    let good = root.path().join("good.toml");
-    std::fs::write(
-        &good,
-        "epoch = 1\n[[node]]\nid = 1\nname = \"a\"\naddress = \"127.0.0.1:1\"\nregion = \"r\"\nzone = \"z\"\ncapacity_bytes = 1000\n",
-    )
-    .unwrap();
-    let good = good.display().to_string();
-    assert!(run(&["--topology", &good, "--down-grace-seconds=-1"]).contains("--down-grace-seconds"));
-    assert!(run(&["--topology", &good, "--io-budget-share", "1.5"]).contains("--io-budget-share"));
-    assert!(run(&["--topology", &good, "--repair-per-node-max", "0"]).contains("at least 1"));
-    assert!(
-        run(&["--topology", &good, "--suspect-after-seconds", "900"]).contains("must not exceed")
-    );
-    assert!(run(&["--topology", &good, "--lease-seconds", "0.1"]).contains("--lease-seconds"));
+    assert!(run(&["--down-grace-seconds=-1"]).contains("--down-grace-seconds"));
+    assert!(run(&["--io-budget-share", "1.5"]).contains("--io-budget-share"));
+    assert!(run(&["--repair-per-node-max", "0"]).contains("at least 1"));
+    assert!(run(&["--suspect-after-seconds", "900"]).contains("must not exceed"));
+    assert!(run(&["--lease-seconds", "0.1"]).contains("--lease-seconds"));
+    assert!(run(&["--layout-poll-seconds", "0"]).contains("--layout-poll-seconds"));
+    assert!(run(&["--layout-poll-seconds", "3600"]).contains("--layout-poll-seconds"));
 }

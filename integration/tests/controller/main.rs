@@ -7,6 +7,7 @@ mod support;
 
 mod authentication;
 mod failing_disk;
+mod layout;
 mod lease;
 mod repair;
 mod scrub;

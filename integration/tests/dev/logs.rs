@@ -175,11 +175,12 @@ async fn no_secret_role_key_or_s3_secret_key_appears_in_any_log_at_debug_level()
             .unwrap()
             .trim()
             .to_string(),
-        node_id: 1,
+        // The first node of examples/topology.toml: its key is `node-eu-west-a-1`.
+        name: "eu-west-a-1".into(),
     };
     let id = random_fragment_id();
     let wrong_node = Auth::Signed {
-        key: signing::derive(&node.secret, "node-2"),
+        key: signing::derive(&node.secret, "node-eu-west-a-2"),
         time: SystemTime::now(),
     };
     let get = Request::new("GET", &format!("/v1/fragments/{id}"));
@@ -206,7 +207,7 @@ async fn no_secret_role_key_or_s3_secret_key_appears_in_any_log_at_debug_level()
         .header("x-shardlet-member", "client")
         .body(raw_http::Body::Full(body.clone()));
     stolen.headers.extend(signing::signature_headers(
-        &signing::derive(&node.secret, "node-1"),
+        &node.key(),
         SystemTime::now(),
         "POST",
         &meta,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use shardlet_testkit::dev_cluster::dev_command;
 use shardlet_testkit::local_cluster::health_ok;
 use shardlet_testkit::process::ChildProcess;
-use shardlet_testkit::{shardlet_binary, wait_until, DevCluster};
+use shardlet_testkit::{shardlet_binary, wait_until, DevCluster, NodeHttp, ShardletBinary};
 
 /// Start-up of 12 nodes, the metadata member and the gateway on a loaded 2-core machine.
 const READY_DEADLINE: Duration = Duration::from_secs(120);
@@ -204,4 +204,64 @@ async fn a_second_dev_on_the_same_ports_refuses_to_start_and_leaves_the_first_al
         "the first cluster stopped answering\n{}",
         first.logs()
     );
+}
+
+/// `shardlet admin layout ARGUMENTS` against dev's metadata member, with its secret.
+fn layout(binary: &ShardletBinary, dev: &DevCluster, arguments: &[&str]) -> String {
+    let output = binary
+        .command()
+        .args(["admin", "layout"])
+        .args(arguments)
+        .args(["--meta", &format!("127.0.0.1:{}", dev.ports.meta)])
+        .arg("--secret-file")
+        .arg(dev.data.join("cluster-secret"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "layout {arguments:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_dev_keeps_the_layout_in_meta_raft_and_its_nodes_learn_their_ids() {
+    let binary = shardlet_binary!();
+    let mut dev = DevCluster::start(&binary).await;
+    // The first start imported examples/topology.toml as version 1.
+    let shown = layout(&binary, &dev, &["show"]);
+    assert!(
+        shown.contains("cluster layout version 1 (by import") && shown.contains("eu-west-a-1"),
+        "{shown}"
+    );
+    layout(&binary, &dev, &["assign", "eu-west-a-1", "--weight", "2"]);
+    layout(&binary, &dev, &["apply", "--version", "2"]);
+
+    dev.restart(&binary).await;
+    // Not imported again: the operator's version 2 is still the layout.
+    let shown = layout(&binary, &dev, &["show"]);
+    assert!(
+        shown.contains("cluster layout version 2 (by apply") && shown.contains("2.000"),
+        "{shown}"
+    );
+    // Every node announces itself to the controller and learns its id from its name.
+    let first = NodeHttp {
+        address: format!("127.0.0.1:{}", dev.ports.node_base)
+            .parse()
+            .unwrap(),
+        secret: std::fs::read_to_string(dev.data.join("cluster-secret"))
+            .unwrap()
+            .trim()
+            .to_string(),
+        name: "eu-west-a-1".into(),
+    };
+    wait_until(
+        Duration::from_secs(120),
+        "the first node learns id 1 from the layout",
+        || async { first.health().await["node_id"] == 1 },
+    )
+    .await;
+    terminate_and_check_everything_stopped(&mut dev).await;
 }

@@ -177,8 +177,7 @@ async fn a_deadline_changed_at_run_time_is_enforced_by_gateway_and_controller() 
         let output = cluster
             .binary
             .command()
-            .args([command, flag, "60", "--meta", &meta, "--topology"])
-            .arg(&cluster.topology_path)
+            .args([command, flag, "60", "--meta", &meta])
             .arg("--listen")
             .arg("127.0.0.1:0")
             .env("SHARDLET_CLUSTER_SECRET", &cluster.secret)

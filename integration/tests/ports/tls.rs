@@ -172,13 +172,26 @@ async fn a_tls_cluster_serves_the_aws_cli_and_boto3_and_refuses_strangers() {
     // Every component got the certificate and only its own role's key file.
     let components = dev.components();
     assert!(components.len() >= 15, "{components:?}");
+    let dev_topology = shardlet_core::Topology::from_toml_str(
+        include_str!("../../../examples/topology.toml"),
+        "examples/topology.toml",
+    )
+    .unwrap();
     for (name, pid) in &components {
         let command_line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
         let command_line: Vec<String> = command_line
             .split(|byte| *byte == 0)
             .map(|part| String::from_utf8_lossy(part).into_owned())
             .collect();
-        let role_file = if name == "meta" { "member" } else { name };
+        // Node N's key file is named by its name in the topology (`node-eu-west-a-1`).
+        let role_file = match name.strip_prefix("node-") {
+            Some(number) => {
+                let number: usize = number.parse().unwrap();
+                format!("node-{}", dev_topology.nodes()[number - 1].name)
+            }
+            None if name == "meta" => "member".to_string(),
+            None => name.clone(),
+        };
         let expected = dev.data.join(format!("keys/{role_file}.keys"));
         let key_file = command_line
             .iter()

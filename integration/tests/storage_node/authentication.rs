@@ -231,7 +231,7 @@ fn a_node_refuses_to_start_without_its_key_naming_what_is_wrong() {
                 "node",
                 "--listen",
                 "127.0.0.1:0",
-                "--node-id",
+                "--name",
                 "1",
                 "--data",
                 &data,

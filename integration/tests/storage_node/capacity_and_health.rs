@@ -139,6 +139,7 @@ async fn health_reports_real_values() {
             "smart",
             "fragments",
             "writes_refused",
+            "name",
         ]),
         "top-level fields exactly as in the contract: {health}"
     );
@@ -166,7 +167,9 @@ async fn health_reports_real_values() {
     );
     assert_eq!(keys(&health["fragments"]), set(&["count", "bytes"]));
 
-    assert_eq!(health["node_id"].as_u64(), Some(7));
+    // Named 7; its id comes from the layout through an announcement (none here): 0.
+    assert_eq!(health["name"].as_str(), Some("7"));
+    assert_eq!(health["node_id"].as_u64(), Some(0));
     assert!(!health["version"].as_str().unwrap_or("").is_empty());
     assert!(health["uptime_seconds"].as_u64().is_some());
     assert!(is_fraction(&health["cpu_utilization"]), "{health}");

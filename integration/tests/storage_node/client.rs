@@ -17,7 +17,7 @@ const BLOCK: usize = 64 * 1024;
 /// The product's client of `node`, signing with the node's key derived from `secret`.
 fn client_for(node: &NodeProcess, secret: &str) -> NodeClient {
     let root = ClusterSecret::new(secret).expect("a valid secret");
-    let name = KeyName::Node(node.options.node_id);
+    let name = KeyName::Node(shardlet_auth::NodeName::parse(&node.options.name()).unwrap());
     let key = SigningKey::new(name, root.derive(name));
     NodeClient::new(&format!("http://{}", node.address), key).expect("a client")
 }

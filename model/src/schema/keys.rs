@@ -16,6 +16,7 @@
 //! | `l/controller` | [`LeaseRecord`](super::LeaseRecord): which controller acts |
 //! | `l/controller-term` | [`LeaseFence`](super::LeaseFence): the lease's fencing token |
 //! | `g/settings` | [`ClusterSettings`](super::ClusterSettings): settings every process shares |
+//! | `g/layout` | [`LayoutRecord`](crate::layout::LayoutRecord): the cluster layout |
 //!
 //! Bucket names never contain `/` (S3 naming rules), so `o/{bucket}/` delimits exactly
 //! one bucket's objects even though object keys may contain `/`.
@@ -34,6 +35,7 @@ pub const INTENT_PREFIX: &str = "i/";
 pub const CONTROLLER_LEASE: &str = "l/controller";
 pub const CONTROLLER_LEASE_FENCE: &str = "l/controller-term";
 pub const CLUSTER_SETTINGS: &str = "g/settings";
+pub const CLUSTER_LAYOUT: &str = "g/layout";
 
 pub fn bucket(name: &str) -> Vec<u8> {
     format!("{BUCKET_PREFIX}{name}").into_bytes()

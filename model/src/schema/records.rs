@@ -199,6 +199,13 @@ pub struct ShardletRecord {
     /// waits a minimum dwell after it before changing the scheme again for heat alone.
     #[serde(default)]
     pub layout_changed_unix_ms: u64,
+    /// The cluster layout version under which the fragments' nodes were last chosen in
+    /// full (the gateway's write, a controller transition; a repair replaces one
+    /// fragment and keeps it): the rebalance compares it with the current version to
+    /// find what was placed under an older layout. 0: written before layouts were
+    /// versioned (format 1), or under no layout.
+    #[serde(default)]
+    pub layout_version: u64,
 }
 
 impl ShardletRecord {
@@ -207,9 +214,12 @@ impl ShardletRecord {
     }
 }
 
+/// Format 2 added `layout_version` (format-1 records read with 0). A build that reads
+/// only format 1 refuses a format-2 record instead of dropping the field when it
+/// rewrites the record.
 impl Record for ShardletRecord {
     const KIND: &'static str = "shardlet";
-    const FORMAT_VERSION: u8 = 1;
+    const FORMAT_VERSION: u8 = 2;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

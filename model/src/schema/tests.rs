@@ -31,7 +31,30 @@ fn shardlet(nodes: &[u32]) -> ShardletRecord {
         access: AccessCounters::default(),
         level: Some(RedundancyLevel::Medium),
         layout_changed_unix_ms: 0,
+        layout_version: 4,
     }
+}
+
+#[test]
+fn a_format_1_shardlet_record_reads_with_layout_version_0_and_is_rewritten_as_format_2() {
+    let mut written = shardlet(&[1, 2, 3]);
+    written.layout_version = 0;
+    let mut document = serde_json::to_value(&written).unwrap();
+    document.as_object_mut().unwrap().remove("layout_version");
+    let mut old = vec![1u8];
+    old.extend(serde_json::to_vec(&document).unwrap());
+    let read: ShardletRecord = decode(&old).unwrap();
+    assert_eq!(read, written);
+    assert_eq!(encode(&read)[0], 2);
+    // A format-1-only reader refuses the new records instead of losing the field.
+    assert!(matches!(
+        decode::<ShardletRecord>(&[3, b'{', b'}']),
+        Err(DecodeError::UnsupportedVersion {
+            found: 3,
+            supported: 2,
+            ..
+        })
+    ));
 }
 
 #[test]
