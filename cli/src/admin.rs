@@ -1,5 +1,6 @@
 //! `shardlet admin …`: operator commands against running processes.
 
+use crate::output::{complain, out, out_text};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -230,7 +231,7 @@ pub async fn run(arguments: AdminArguments, tls: &TlsArguments) -> anyhow::Resul
     match arguments.command {
         AdminCommand::Health { node } => {
             let report = shardlet_node::client::health_at(&node, &transport()?).await?;
-            println!("{}", serde_json_pretty(&report)?);
+            out!("{}", serde_json_pretty(&report)?);
         }
         AdminCommand::Fragment(command) => fragment(command, &transport()?).await?,
         AdminCommand::Nodes(arguments) => {
@@ -268,9 +269,10 @@ async fn bucket(command: BucketCommand, transport: &Transport) -> anyhow::Result
                 .set_bucket_redundancy(&bucket, level.into())
                 .await
                 .with_context(|| format!("cannot set the redundancy of bucket {bucket}"))?;
-            println!(
+            out!(
                 "bucket {}: default redundancy {:?}",
-                updated.name, updated.default_redundancy
+                updated.name,
+                updated.default_redundancy
             );
         }
         BucketCommand::Grant {
@@ -305,12 +307,12 @@ async fn bucket(command: BucketCommand, transport: &Transport) -> anyhow::Result
 }
 
 fn print_grants(bucket: &BucketRecord) {
-    println!("bucket {}: owner {}", bucket.name, bucket.owner);
+    out!("bucket {}: owner {}", bucket.name, bucket.owner);
     for grant in &bucket.grants {
-        println!("  {} {}", grant.access_key, grant.permission.as_str());
+        out!("  {} {}", grant.access_key, grant.permission.as_str());
     }
     if bucket.grants.is_empty() {
-        println!("  (no grants)");
+        out!("  (no grants)");
     }
 }
 
@@ -327,11 +329,11 @@ fn derive_keys(arguments: DeriveArguments) -> anyhow::Result<()> {
         derived.describe()
     ))?;
     if arguments.out.as_os_str() == "-" {
-        print!("{}", text.as_str());
+        out_text!("{}", text.as_str());
         return Ok(());
     }
     crate::connect::write_private(&arguments.out, text.as_bytes())?;
-    eprintln!(
+    complain!(
         "wrote the keys of role {role} ({}) to {}",
         derived.describe(),
         arguments.out.display()
@@ -359,7 +361,7 @@ async fn fragment(command: FragmentCommand, transport: &Transport) -> anyhow::Re
                 PutOutcome::Created => "stored",
                 PutOutcome::AlreadyStored => "already stored (identical)",
             };
-            println!("{id}: {what}, {length} bytes");
+            out!("{id}: {what}, {length} bytes");
         }
         FragmentCommand::Get {
             node,
@@ -392,11 +394,11 @@ async fn fragment(command: FragmentCommand, transport: &Transport) -> anyhow::Re
         }
         FragmentCommand::Head { node, id } => {
             let info = client(&node, transport)?.head(&id).await?;
-            println!("{id} length={} crc32c={}", info.length, info.crc32c);
+            out!("{id} length={} crc32c={}", info.length, info.crc32c);
         }
         FragmentCommand::Delete { node, id } => {
             client(&node, transport)?.delete(&id).await?;
-            println!("{id}: deleted");
+            out!("{id}: deleted");
         }
         FragmentCommand::List {
             node,
@@ -409,7 +411,7 @@ async fn fragment(command: FragmentCommand, transport: &Transport) -> anyhow::Re
             loop {
                 let page = client.list(after.as_ref(), limit).await?;
                 for fragment in &page.fragments {
-                    println!("{} {} {}", fragment.id, fragment.length, fragment.crc32c);
+                    out!("{} {} {}", fragment.id, fragment.length, fragment.crc32c);
                 }
                 match page.next_after {
                     Some(next) if all => after = Some(next),

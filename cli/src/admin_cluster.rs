@@ -1,6 +1,7 @@
 //! `shardlet admin cluster show|set`: the settings every gateway and controller share,
 //! stored once in meta-raft (`shardlet_model::settings`).
 
+use crate::output::out;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -88,7 +89,7 @@ pub async fn run(command: ClusterCommand, transport: &Transport) -> anyhow::Resu
                         .await
                         .context("cannot set upload-deadline-seconds")?;
                     print_settings(&stored.record);
-                    println!(
+                    out!(
                         "# gateways and controllers apply it within {} s",
                         SETTINGS_REFRESH_INTERVAL.as_secs()
                     );
@@ -106,8 +107,8 @@ fn print_settings(settings: &ClusterSettings) {
     } else {
         ""
     };
-    println!("upload-deadline-seconds {deadline}{default}");
-    println!(
+    out!("upload-deadline-seconds {deadline}{default}");
+    out!(
         "# orphan grace of the controller's scrub: {} s (derived)",
         orphan_grace(std::time::Duration::from_secs(deadline)).as_secs()
     );

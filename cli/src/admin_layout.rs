@@ -2,6 +2,7 @@
 //! meta-raft (`shardlet_model::layout`, docs/layout.md). Changes are staged, reviewed
 //! with `show`, and applied as the next version with `apply --version N`.
 
+use crate::output::{out, out_text};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -125,7 +126,7 @@ pub async fn run(command: LayoutCommand, transport: &Transport) -> anyhow::Resul
             let layout = operations::read(&metadata(&target, transport)?)
                 .await
                 .context("cannot read the cluster layout")?;
-            print!("{}", describe(&layout.record));
+            out_text!("{}", describe(&layout.record));
         }
         LayoutCommand::Assign(arguments) => {
             check_name(&arguments.name).context("layout assign")?;
@@ -170,7 +171,7 @@ pub async fn run(command: LayoutCommand, transport: &Transport) -> anyhow::Resul
             let applied = operations::apply(&metadata, arguments.version, now_unix_ms())
                 .await
                 .with_context(|| format!("layout apply --version {}", arguments.version))?;
-            println!(
+            out!(
                 "applied cluster layout version {}: {} nodes; gateways and controllers use it within seconds",
                 applied.record.version,
                 applied.record.nodes.len()
@@ -180,7 +181,7 @@ pub async fn run(command: LayoutCommand, transport: &Transport) -> anyhow::Resul
             let (layout, dropped) = operations::revert(&metadata(&target, transport)?)
                 .await
                 .context("layout revert")?;
-            println!(
+            out!(
                 "dropped {dropped} staged changes; the layout stays at version {}",
                 layout.record.version
             );
@@ -192,12 +193,12 @@ pub async fn run(command: LayoutCommand, transport: &Transport) -> anyhow::Resul
                 .await
                 .with_context(|| format!("layout import {}", arguments.file.display()))?
             {
-                Imported::Applied(version) => println!(
+                Imported::Applied(version) => out!(
                     "imported {} as cluster layout version {version}: {} nodes",
                     arguments.file.display(),
                     topology.nodes().len()
                 ),
-                Imported::Unchanged(version) => println!(
+                Imported::Unchanged(version) => out!(
                     "the cluster layout (version {version}) already has exactly the nodes of {}; nothing changed",
                     arguments.file.display()
                 ),
@@ -225,10 +226,10 @@ async fn stage(
         .with_context(|| format!("cannot stage the change of node {name}"))?;
     let record = &layout.record;
     match record.staged_for(&name) {
-        Some(staged) => println!("staged: {}", describe_change(staged)),
-        None => println!("dropped the staged change of node {name} (it was not applied yet)"),
+        Some(staged) => out!("staged: {}", describe_change(staged)),
+        None => out!("dropped the staged change of node {name} (it was not applied yet)"),
     }
-    println!(
+    out!(
         "review with `shardlet admin layout show`, then `shardlet admin layout apply --version {}`",
         record.version + 1
     );

@@ -6,6 +6,7 @@
 //! change whose quorum does not answer, odd voter counts unless `--force`) are
 //! `shardlet_meta::membership_rules`; this file asks, prints and follows progress.
 
+use crate::output::out;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -176,7 +177,7 @@ impl Cluster {
             "(no id: formed before cluster ids)".to_string(),
             ToString::to_string,
         );
-        println!(
+        out!(
             "cluster {cluster}: leader {}, term {}, {voters} voter(s) (a write needs {}, {} may fail), {} learner(s){}",
             self.view
                 .leader_id
@@ -191,9 +192,16 @@ impl Cluster {
                 ""
             }
         );
-        println!(
+        out!(
             "{:<6} {:<24} {:<8} {:<10} {:>6} {:>10} {:>10} {:>8}  READY",
-            "ID", "ADDRESS", "ROLE", "STATE", "TERM", "COMMITTED", "APPLIED", "LAG"
+            "ID",
+            "ADDRESS",
+            "ROLE",
+            "STATE",
+            "TERM",
+            "COMMITTED",
+            "APPLIED",
+            "LAG"
         );
         for (id, address) in &self.view.addresses {
             let role = if self.is_voter(*id) {
@@ -203,7 +211,7 @@ impl Cluster {
             };
             let lag = self.lag(*id).map_or("-".to_string(), |lag| lag.to_string());
             match self.members.get(id) {
-                Some(Ok(status)) => println!(
+                Some(Ok(status)) => out!(
                     "{id:<6} {address:<24} {role:<8} {:<10} {:>6} {:>10} {:>10} {lag:>8}  {}",
                     status.state,
                     status.term,
@@ -215,7 +223,7 @@ impl Cluster {
                         (None, false) => "no".to_string(),
                     }
                 ),
-                Some(Err(error)) => println!(
+                Some(Err(error)) => out!(
                     "{id:<6} {address:<24} {role:<8} {:<10} {:>6} {:>10} {:>10} {lag:>8}  no answer: {error}",
                     "?", "?", "?", "?"
                 ),
@@ -223,7 +231,7 @@ impl Cluster {
             }
         }
         if voters % 2 == 0 {
-            println!(
+            out!(
                 "note: {voters} voters tolerate no more failures than {}; promote a learner or remove a voter to reach an odd count",
                 voters.saturating_sub(1)
             );
@@ -286,9 +294,9 @@ async fn change(
         ),
         Err(error) => return Err(anyhow::anyhow!(describe(&error))).context("the change was refused"),
     }
-    println!("{done}");
+    out!("{done}");
     for note in notes {
-        println!("note: {note}");
+        out!("note: {note}");
     }
     Ok(())
 }
@@ -303,7 +311,7 @@ async fn add(arguments: AddArguments, transport: &Transport) -> anyhow::Result<(
             "member {member} is already in the cluster at {known}; remove it first to add it at {address}"
         ),
         Some(_) if cluster.is_voter(member) => bail!("member {member} is already a voter"),
-        Some(_) => println!("member {member} is already a learner; following its progress"),
+        Some(_) => out!("member {member} is already a learner; following its progress"),
         None => {
             check_newcomer(&client, &cluster, member, &address).await?;
             client
@@ -311,7 +319,7 @@ async fn add(arguments: AddArguments, transport: &Transport) -> anyhow::Result<(
                 .await
                 .map_err(|error| anyhow::anyhow!(describe(&error)))
                 .with_context(|| format!("adding member {member} at {address} was refused"))?;
-            println!("member {member} at {address} added as a learner; it is catching up");
+            out!("member {member} at {address} added as a learner; it is catching up");
         }
     }
     follow_catch_up(&client, &arguments, member).await
@@ -376,7 +384,7 @@ async fn follow_catch_up(
             bar.set_position(last.saturating_sub(cluster.lag(member).unwrap_or(last)));
             if matches!(cluster.members.get(&member), Some(Ok(status)) if status.ready) {
                 bar.finish();
-                println!(
+                out!(
                     "member {member} has caught up; make it a voter with `shardlet admin meta promote {member} --meta {}`",
                     arguments.target.meta.join(",")
                 );

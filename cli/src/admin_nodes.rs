@@ -2,6 +2,7 @@
 //! and `shardlet admin drain NODE` (mark a node draining; the controller evacuates it;
 //! a progress bar follows the node → fragment index down to zero).
 
+use crate::output::{complain, out};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -143,7 +144,7 @@ pub async fn nodes(arguments: NodesArguments, transport: &Transport) -> anyhow::
     let mut risk: BTreeMap<u64, f64> = BTreeMap::new();
     if let Some(controller) = &arguments.controller {
         let status = controller_status(controller, &keyring, transport).await?;
-        println!(
+        out!(
             "controller {}: {}, risk from {}",
             status["holder"].as_str().unwrap_or("?"),
             if status["active"].as_bool() == Some(true) {
@@ -168,19 +169,26 @@ pub async fn nodes(arguments: NodesArguments, transport: &Transport) -> anyhow::
         )
         .await?;
     if page.entries.is_empty() {
-        println!("no node records yet (a running controller registers every node of the cluster layout: `shardlet admin layout show`)");
+        out!("no node records yet (a running controller registers every node of the cluster layout: `shardlet admin layout show`)");
         return Ok(());
     }
     let now = shardlet_controller::service::unix_ms_now();
-    println!(
+    out!(
         "{:>6}  {:<15}  {:<22}  {:<12}  {:<12}  {:>15}  {:>10}  {:>6}",
-        "node", "state", "address", "region", "zone", "last heartbeat", "fragments", "risk"
+        "node",
+        "state",
+        "address",
+        "region",
+        "zone",
+        "last heartbeat",
+        "fragments",
+        "risk"
     );
     for (key, entry) in page.entries {
         let record: NodeRecord = match decode(entry.value.as_slice()) {
             Ok(record) => record,
             Err(error) => {
-                eprintln!("{}: {error}", String::from_utf8_lossy(key.as_slice()));
+                complain!("{}: {error}", String::from_utf8_lossy(key.as_slice()));
                 continue;
             }
         };
@@ -189,7 +197,7 @@ pub async fn nodes(arguments: NodesArguments, transport: &Transport) -> anyhow::
         let node_risk = risk
             .get(&u64::from(record.id.0))
             .map_or("-".to_string(), |value| format!("{value:.2}"));
-        println!(
+        out!(
             "{:>6}  {:<15}  {:<22}  {:<12}  {:<12}  {:>13.1}s  {:>10}  {:>6}",
             record.id.0,
             format!("{:?}", record.state).to_lowercase(),
@@ -201,7 +209,7 @@ pub async fn nodes(arguments: NodesArguments, transport: &Transport) -> anyhow::
             node_risk
         );
         if let Some(reason) = &record.writes_refused {
-            println!(
+            out!(
                 "{:>6}  refuses writes (drained for it): {reason}",
                 record.id.0
             );
@@ -220,7 +228,7 @@ pub async fn drain(arguments: DrainArguments, transport: &Transport) -> anyhow::
     let mut record: NodeRecord = decode(entry.value.as_slice())
         .with_context(|| format!("the record of node {node} is unreadable"))?;
     match record.state {
-        NodeState::Draining => println!("node {node} is already draining"),
+        NodeState::Draining => out!("node {node} is already draining"),
         NodeState::Decommissioned => bail!("node {node} is decommissioned"),
         _ => {
             record.state = NodeState::Draining;
@@ -234,7 +242,7 @@ pub async fn drain(arguments: DrainArguments, transport: &Transport) -> anyhow::
                     "node {node}'s record changed while marking it draining; run the command again"
                 );
             }
-            println!("node {node} marked draining; the controller moves its fragments away");
+            out!("node {node} marked draining; the controller moves its fragments away");
         }
     }
     if arguments.no_wait {
@@ -256,7 +264,7 @@ pub async fn drain(arguments: DrainArguments, transport: &Transport) -> anyhow::
         bar.set_position(initial.saturating_sub(remaining) as u64);
         if remaining == 0 {
             bar.finish();
-            println!("node {node} holds no fragments any more");
+            out!("node {node} holds no fragments any more");
             return Ok(());
         }
         if tokio::time::Instant::now() >= give_up {

@@ -1,6 +1,7 @@
 //! `shardlet controller`: the daemon that detects failures, repairs, scrubs and moves
 //! shardlets between replication and erasure coding (`controller/src/service/`).
 
+use crate::output::say;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -228,7 +229,7 @@ pub async fn run(
     let controller = RunningController::start(config).await?;
     // Parents (`shardlet dev`, tests) read this line to learn the bound port.
     let scheme = if controller_tls { "https" } else { "http" };
-    println!(
+    say!(
         "shardlet controller listening on {scheme}://{}",
         controller.address
     );

@@ -49,22 +49,7 @@ use shardlet_testkit::local_tls::local_tls;
 use shardlet_testkit::process::ChildProcess;
 
 use crate::connect::write_private;
-
-/// A line on stdout. Whoever reads it may have gone (a pipe into `head`, a script that
-/// read the credentials it wanted and closed its end); the cluster keeps running, so a
-/// failed write is ignored where `println!` would panic and take every child down.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
-/// A line on stderr, ignoring a closed stderr for the same reason as [`say!`].
-macro_rules! complain {
-    ($($arg:tt)*) => {{
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
+use crate::output::{complain, say};
 
 /// How long the cluster may take to answer (RocksDB open, raft election, 12 nodes).
 const READY_DEADLINE: Duration = Duration::from_secs(60);

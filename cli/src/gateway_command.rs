@@ -1,5 +1,6 @@
 //! `shardlet gateway`: the S3 gateway; `shardlet admin key create`: S3 credentials.
 
+use crate::output::say;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -106,10 +107,10 @@ pub async fn run(arguments: GatewayArguments, tls: &TlsArguments) -> anyhow::Res
     let address = gateway.local_address()?;
     // Parents (`shardlet dev`, tests) read these lines to learn the bound ports (the
     // admin line must not contain "listening on": that phrase announces the S3 port).
-    println!("shardlet gateway listening on {scheme}://{address}");
+    say!("shardlet gateway listening on {scheme}://{address}");
     if let Some(admin) = gateway.admin_address() {
         let admin = admin?;
-        println!("shardlet gateway admin port (metrics, health): {scheme}://{admin}");
+        say!("shardlet gateway admin port (metrics, health): {scheme}://{admin}");
         tracing::info!(%admin, "admin port (metrics, health) listening");
     }
     tracing::info!(%address, "S3 gateway listening");
@@ -144,7 +145,7 @@ pub async fn create_key(
         transport,
     )?)));
     let record = buckets.create_credential(&arguments.owner).await?;
-    println!("access key: {}", record.access_key);
-    println!("secret key: {}", record.secret_key.0);
+    say!("access key: {}", record.access_key);
+    say!("secret key: {}", record.secret_key.0);
     Ok(())
 }

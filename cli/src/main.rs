@@ -22,6 +22,10 @@
 //! is a library's `run` (storage-node, meta-raft, gateway, controller), so the tests and
 //! `shardlet dev` drive the same code. Never imports the test kit's test layer.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod output;
+
 mod admin;
 mod admin_cluster;
 mod admin_layout;
@@ -33,6 +37,7 @@ mod dev;
 mod gateway_command;
 mod meta_command;
 
+use crate::output::complain;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -140,7 +145,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            complain!("error: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -158,7 +163,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            complain!("error: {error:#}");
             ExitCode::FAILURE
         }
     }

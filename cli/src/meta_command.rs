@@ -2,6 +2,7 @@
 //! cluster (`--bootstrap`, `--initial-members`, or added later) is
 //! `shardlet_meta::formation`.
 
+use crate::output::say;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,7 +92,7 @@ pub async fn run(args: MetaArgs, tls: &TlsArguments) -> anyhow::Result<()> {
     config.replay_cache_entries_max = usize::try_from(args.replay_cache_entries_max)?;
     let running = MetaNode::start(config).await?;
     // Tests and scripts read this line to learn the bound port.
-    println!(
+    say!(
         "shardlet meta: member {} listening on {}",
         args.member_id,
         config_url(&running.node.config.port, running.address)

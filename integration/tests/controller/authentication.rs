@@ -297,3 +297,30 @@ fn key_derive_writes_only_what_a_role_holds_and_refuses_what_it_cannot_derive() 
         assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
     }
 }
+
+/// `shardlet admin … | head` must not panic: a reader that went away ends the command
+/// quietly (status 0), as `ls | head` does. With `println!` it panicked ("failed printing
+/// to stdout: Broken pipe", status 101).
+#[test]
+fn an_admin_command_whose_reader_went_away_ends_quietly() {
+    let root = tempfile::tempdir().unwrap();
+    let secret_file = root.path().join("cluster-secret");
+    shardlet_testkit::write_private_file(&secret_file, hex::encode(rand::random::<[u8; 32]>()));
+    // A pipe whose read end is closed before the command starts: its first write fails.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = shardlet_binary!()
+        .command()
+        .args(["admin", "key", "derive", "--role", "gateway", "--out", "-"])
+        .arg("--secret-file")
+        .arg(&secret_file)
+        .env_remove("SHARDLET_CLUSTER_SECRET")
+        .env_remove("SHARDLET_KEYS")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
