@@ -15,6 +15,7 @@ use crate::command::{
     VersionedValue, BATCH_ITEMS_MAX, KEY_BYTES_MAX,
 };
 use crate::snapshot::SnapshotPayload;
+use crate::snapshot_file::{SnapshotReader, SnapshotWriter};
 use crate::types::{MemberId, TypeConfig};
 use crate::wire::{
     AddLearnerRequest, ChangeMembershipRequest, ClusterStatus, DeleteRequest, ErrorBody,
@@ -31,7 +32,8 @@ pub const TARGETS: &[Target] = &[("meta_wire", meta_wire)];
 /// - 10–14: what a client reads back: a get answer, a scan page, a batch outcome, an
 ///   error body, a cluster status;
 /// - 15: a stored entry (`VersionedValue`'s binary form);
-/// - 16: a snapshot payload as a member installs it.
+/// - 16: a received snapshot: the format-2 file a member installs, and the format-1
+///   payload it converts at start-up.
 ///
 /// Every body that parses writes back to JSON that parses and writes to the same bytes.
 /// A batch (also a put or delete turned into one) passes `validate` exactly when it
@@ -240,6 +242,7 @@ fn stored_entry(bytes: &[u8]) {
 /// (keys inside the limits, strictly ascending, versions in `1..=revision`), and writes
 /// back to a payload that decodes to the same.
 fn snapshot(bytes: &[u8]) {
+    snapshot_file(bytes);
     let Ok(payload) = SnapshotPayload::decode(bytes) else {
         return;
     };
@@ -263,4 +266,54 @@ fn snapshot(bytes: &[u8]) {
     }
     let written = serde_json::to_vec(&payload).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(SnapshotPayload::decode(&written), Ok(payload));
+}
+
+/// A format-2 snapshot file: what the reader accepts holds only entries a batch could
+/// have written, in ascending order, and writing them again gives the same bytes.
+fn snapshot_file(bytes: &[u8]) {
+    let Ok(mut reader) = SnapshotReader::open(bytes) else {
+        return;
+    };
+    let revision = reader.revision();
+    let mut entries = Vec::new();
+    loop {
+        match reader.next_block() {
+            Ok(Some(block)) => entries.push(block),
+            Ok(None) => break,
+            Err(_) => return,
+        }
+    }
+    let mut writer =
+        SnapshotWriter::new(Vec::new(), revision).unwrap_or_else(|error| panic!("{error}"));
+    let mut previous: Option<&[u8]> = None;
+    for (key, entry) in entries.iter().flatten() {
+        assert!(
+            previous.is_none_or(|previous| previous < key.as_slice()),
+            "keys not ascending"
+        );
+        let version = VersionedValue::decode(entry)
+            .unwrap_or_else(|| panic!("an installed entry without a version"))
+            .version;
+        assert!(
+            (1..=revision).contains(&version),
+            "version {version} with revision {revision}"
+        );
+        previous = Some(key);
+        writer
+            .push(key, entry)
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+    let (written, _, _) = writer.finish().unwrap_or_else(|error| panic!("{error}"));
+    // Blocks close at the same sizes, so the same entries give the same file — unless
+    // the input cut its blocks elsewhere, which the writer never does: compare entries.
+    let mut reread =
+        SnapshotReader::open(written.as_slice()).unwrap_or_else(|error| panic!("{error}"));
+    let mut again = Vec::new();
+    while let Some(block) = reread
+        .next_block()
+        .unwrap_or_else(|error| panic!("{error}"))
+    {
+        again.extend(block);
+    }
+    assert_eq!(again, entries.into_iter().flatten().collect::<Vec<_>>());
 }

@@ -73,6 +73,7 @@ impl MetaNode {
         let log_store = LogStore::new(db.clone(), metrics.clone());
         let state_machine = StateMachine::open(db, metrics.clone())?;
         let reader = state_machine.reader();
+        let snapshot_receiver = state_machine.snapshot_receiver();
         let network = HttpNetwork::new(
             member_id,
             auth.member_key().clone(),
@@ -108,6 +109,7 @@ impl MetaNode {
             auth,
             metrics,
             forward_http,
+            snapshot_receiver,
         });
         let router = crate::server::router(node.clone());
         let (stop, stopped) = oneshot::channel::<()>();

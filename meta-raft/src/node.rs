@@ -25,6 +25,8 @@ pub struct MetaNode {
     pub metrics: Arc<MetaMetrics>,
     /// Pooled client for forwarding requests to the leader.
     pub forward_http: reqwest::Client,
+    /// Where `/raft/snapshot` chunks go (`snapshot_receive`).
+    pub snapshot_receiver: crate::snapshot_receive::SnapshotReceiver,
 }
 
 impl MetaNode {

@@ -1,0 +1,236 @@
+//! Receiving a snapshot from the leader, chunk by chunk, into a file; checking the whole
+//! file before raft may install it.
+//!
+//! The leader sends openraft's chunked `InstallSnapshot` RPC (`network.rs`), each chunk at
+//! most [`chunk_bytes_max`] so its JSON body stays under the route's limit. openraft's own
+//! receiver (`Raft::install_snapshot`) would hand the finished file straight to the state
+//! machine, where a refusal is a fatal storage error that stops raft on this member. So
+//! the route uses this receiver instead: it writes chunks in order (a chunk may be
+//! re-sent; one that skips ahead is answered `SnapshotMismatch`, and the leader restarts
+//! from the offset asked for), and on the last one reads the whole file through
+//! `snapshot_file::verify` — every block's CRC32C, every entry, the end counts. A file
+//! that fails is removed and the request answered 400 `snapshot_invalid` naming the
+//! block: the member's state is untouched and raft keeps running; the leader starts over.
+//! Only a file that passed goes to `Raft::install_full_snapshot`.
+//!
+//! Each chunk's bytes in transit are also covered by the request's signed SHA-256
+//! (`auth.rs`): a chunk altered on the wire is refused 401 before it is written.
+
+// openraft's RPC answer carries its `RaftError` (224 bytes); it is what the route
+// serializes, so it is returned as is.
+#![allow(clippy::result_large_err)]
+
+use std::io::SeekFrom;
+use std::sync::Arc;
+
+use openraft::error::{InstallSnapshotError, RaftError, SnapshotMismatch};
+use openraft::raft::{InstallSnapshotRequest, InstallSnapshotResponse};
+use openraft::{SnapshotSegmentId, Vote};
+use openraft::{StorageError, StorageIOError};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::Mutex;
+
+use crate::snapshot::SnapshotInvalid;
+use crate::snapshot_metrics::SnapshotMetrics;
+use crate::snapshot_store::{SnapshotDirectory, RECEIVED_FILE};
+use crate::types::{MemberId, Raft, TypeConfig};
+
+/// The largest snapshot a member receives: beyond it the stream is refused (413
+/// `snapshot_too_large`) before the disk fills. 256 GiB is ~500 M records of the model's
+/// size; raise it with the disk.
+pub const RECEIVED_SNAPSHOT_BYTES_MAX: u64 = 256 * 1024 * 1024 * 1024;
+/// Room in a request body for everything but a chunk's data (vote, snapshot meta with
+/// its membership, JSON framing).
+const CHUNK_REQUEST_OVERHEAD_BYTES: usize = 64 * 1024;
+/// The smallest chunk, whatever the body limit.
+const CHUNK_BYTES_MIN: usize = 4 * 1024;
+
+/// The chunk size the leader sends (openraft's `snapshot_max_chunk_size`) for a route
+/// body limit of `request_body_bytes_max`: openraft's request carries the data as a JSON
+/// array of numbers, up to 4 bytes (`255,`) per byte.
+pub fn chunk_bytes_max(request_body_bytes_max: usize) -> u64 {
+    let bytes = request_body_bytes_max.saturating_sub(CHUNK_REQUEST_OVERHEAD_BYTES) / 4;
+    bytes.max(CHUNK_BYTES_MIN) as u64
+}
+
+type RaftResult =
+    Result<InstallSnapshotResponse<MemberId>, RaftError<MemberId, InstallSnapshotError>>;
+
+/// A received snapshot refused before raft saw it.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("{0}")]
+    Invalid(SnapshotInvalid),
+    #[error("snapshot of more than {limit} bytes (RECEIVED_SNAPSHOT_BYTES_MAX)")]
+    TooLarge { limit: u64 },
+    #[error("snapshot file: {0}")]
+    Io(String),
+}
+
+struct Receiving {
+    snapshot_id: String,
+    file: Box<tokio::fs::File>,
+    /// Bytes written so far, in order.
+    offset: u64,
+}
+
+/// One per member; chunks of one snapshot at a time (a new snapshot id restarts it).
+#[derive(Clone)]
+pub struct SnapshotReceiver {
+    receiving: Arc<Mutex<Option<Receiving>>>,
+    directory: SnapshotDirectory,
+    metrics: Arc<SnapshotMetrics>,
+}
+
+fn mismatch(id: &str, expected: u64, got: u64) -> RaftResult {
+    Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(
+        SnapshotMismatch {
+            expect: SnapshotSegmentId {
+                id: id.to_string(),
+                offset: expected,
+            },
+            got: SnapshotSegmentId {
+                id: id.to_string(),
+                offset: got,
+            },
+        },
+    )))
+}
+
+fn storage_fatal(error: std::io::Error) -> RaftResult {
+    let error: StorageError<MemberId> = StorageIOError::write_snapshot(None, &error).into();
+    Err(RaftError::Fatal(openraft::error::Fatal::StorageError(
+        error,
+    )))
+}
+
+impl SnapshotReceiver {
+    pub fn new(directory: SnapshotDirectory, metrics: Arc<SnapshotMetrics>) -> Self {
+        Self {
+            receiving: Arc::new(Mutex::new(None)),
+            directory,
+            metrics,
+        }
+    }
+
+    /// Handles one chunk (module comment). `Ok` is raft's answer for the leader;
+    /// `Err` refuses the snapshot.
+    pub async fn receive(
+        &self,
+        raft: &Raft,
+        request: InstallSnapshotRequest<TypeConfig>,
+    ) -> Result<RaftResult, Refused> {
+        let my_vote: Vote<MemberId> = match raft.with_raft_state(|state| *state.vote_ref()).await {
+            Ok(vote) => vote,
+            Err(fatal) => return Ok(Err(RaftError::Fatal(fatal))),
+        };
+        let answer = InstallSnapshotResponse { vote: my_vote };
+        // As openraft's receiver: a chunk from a leader of an older term is not written.
+        if request.vote < my_vote {
+            return Ok(Ok(answer));
+        }
+        self.metrics.chunks_received_total.inc();
+        let mut receiving = self.receiving.lock().await;
+        let id = request.meta.snapshot_id.clone();
+        if receiving.as_ref().map(|current| &current.snapshot_id) != Some(&id) {
+            if request.offset != 0 {
+                return Ok(mismatch(&id, 0, request.offset));
+            }
+            let file = match raft.begin_receiving_snapshot().await {
+                Ok(file) => file,
+                Err(error) => {
+                    return Ok(Err(RaftError::Fatal(
+                        error
+                            .into_fatal()
+                            .unwrap_or(openraft::error::Fatal::Stopped),
+                    )))
+                }
+            };
+            *receiving = Some(Receiving {
+                snapshot_id: id.clone(),
+                file,
+                offset: 0,
+            });
+        }
+        let Some(current) = receiving.as_mut() else {
+            return Ok(mismatch(&id, 0, request.offset));
+        };
+        if request.offset > current.offset {
+            self.metrics
+                .refused_total
+                .with_label_values(&["out_of_order"])
+                .inc();
+            return Ok(mismatch(&id, current.offset, request.offset));
+        }
+        let end = request.offset.saturating_add(request.data.len() as u64);
+        if end > RECEIVED_SNAPSHOT_BYTES_MAX {
+            *receiving = None;
+            self.metrics
+                .refused_total
+                .with_label_values(&["too_large"])
+                .inc();
+            return Err(Refused::TooLarge {
+                limit: RECEIVED_SNAPSHOT_BYTES_MAX,
+            });
+        }
+        if let Err(error) = write_at(&mut current.file, request.offset, &request.data).await {
+            *receiving = None;
+            return Ok(storage_fatal(error));
+        }
+        current.offset = end;
+        if !request.done {
+            return Ok(Ok(answer));
+        }
+        let Some(Receiving { mut file, .. }) = receiving.take() else {
+            return Ok(mismatch(&id, 0, request.offset));
+        };
+        // A re-sent earlier chunk may have been followed by `done` before the old end:
+        // the file is exactly what was sent up to this chunk.
+        if let Err(error) = finish(&mut file, end).await {
+            return Ok(storage_fatal(error));
+        }
+        if let Err(refused) = self.verify().await {
+            self.metrics
+                .refused_total
+                .with_label_values(&["corrupt"])
+                .inc();
+            tracing::warn!(snapshot = %id, error = %refused, "received snapshot refused");
+            let _ = tokio::fs::remove_file(self.directory.file(RECEIVED_FILE)).await;
+            return Err(refused);
+        }
+        let snapshot = openraft::Snapshot {
+            meta: request.meta,
+            snapshot: file,
+        };
+        // Keeps the lock while raft installs: a new stream must not truncate this file.
+        let result = raft.install_full_snapshot(request.vote, snapshot).await;
+        drop(receiving);
+        Ok(result
+            .map(InstallSnapshotResponse::from)
+            .map_err(RaftError::Fatal))
+    }
+
+    async fn verify(&self) -> Result<u64, Refused> {
+        let path = self.directory.file(RECEIVED_FILE);
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(path).map_err(|error| Refused::Io(error.to_string()))?;
+            let input =
+                std::io::BufReader::with_capacity(crate::snapshot_file::BLOCK_BYTES_TARGET, file);
+            crate::snapshot_file::verify(input).map_err(Refused::Invalid)
+        })
+        .await
+        .map_err(|error| Refused::Io(error.to_string()))?
+    }
+}
+
+async fn write_at(file: &mut tokio::fs::File, offset: u64, data: &[u8]) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(offset)).await?;
+    file.write_all(data).await
+}
+
+async fn finish(file: &mut tokio::fs::File, length: u64) -> std::io::Result<()> {
+    file.flush().await?;
+    file.set_len(length).await?;
+    file.seek(SeekFrom::Start(0)).await?;
+    Ok(())
+}
