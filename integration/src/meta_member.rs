@@ -39,6 +39,8 @@ pub struct MetaMember {
     data_dir: PathBuf,
     log_path: PathBuf,
     process: Option<ChildProcess>,
+    /// Extra environment of the next starts ([`MetaMember::set_environment`]).
+    environment: Vec<(String, String)>,
 }
 
 impl MetaMember {
@@ -62,6 +64,7 @@ impl MetaMember {
             data_dir: root.join(format!("member-{member_id}")),
             log_path: root.join(format!("member-{member_id}.log")),
             process: None,
+            environment: Vec::new(),
         };
         member.spawn(bootstrap).await;
         member
@@ -87,7 +90,8 @@ impl MetaMember {
                 crate::signing::role_key_file(&self.options.secret, "member"),
             )
             .env_remove("SHARDLET_CLUSTER_SECRET")
-            .env("RUST_LOG", &self.options.log_filter);
+            .env("RUST_LOG", &self.options.log_filter)
+            .envs(self.environment.iter().cloned());
         if bootstrap {
             command.arg("--bootstrap");
         }
@@ -110,6 +114,15 @@ impl MetaMember {
                 self.member_id,
                 self.log_tail()
             ),
+        }
+    }
+
+    /// Sets (`Some`) or removes (`None`) a variable of the environment the member gets
+    /// from its next start on (a test hook such as a paused snapshot install).
+    pub fn set_environment(&mut self, name: &str, value: Option<&str>) {
+        self.environment.retain(|(existing, _)| existing != name);
+        if let Some(value) = value {
+            self.environment.push((name.to_string(), value.to_string()));
         }
     }
 

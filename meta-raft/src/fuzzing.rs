@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shardlet_core::fuzzing::{Input, Target};
@@ -16,6 +16,7 @@ use crate::command::{
 };
 use crate::snapshot::SnapshotPayload;
 use crate::snapshot_file::{SnapshotReader, SnapshotWriter};
+use crate::snapshot_receive::{decode_chunk, encode_chunk};
 use crate::types::{MemberId, TypeConfig};
 use crate::wire::{
     AddLearnerRequest, ChangeMembershipRequest, ClusterStatus, DeleteRequest, ErrorBody,
@@ -28,7 +29,7 @@ pub const TARGETS: &[Target] = &[("meta_wire", meta_wire)];
 /// The first byte picks what the rest is:
 /// - 0–6: a request body of `/kv/get`, `/kv/scan`, `/kv/put`, `/kv/delete`,
 ///   `/kv/batch`, `/cluster/add-learner`, `/cluster/change-membership`;
-/// - 7–9: raft's append-entries, vote and install-snapshot bodies;
+/// - 7–9: raft's append-entries and vote bodies, and a snapshot chunk's binary body;
 /// - 10–14: what a client reads back: a get answer, a scan page, a batch outcome, an
 ///   error body, a cluster status;
 /// - 15: a stored entry (`VersionedValue`'s binary form);
@@ -78,9 +79,7 @@ pub fn meta_wire(data: &[u8]) {
         8 => {
             round_trip::<VoteRequest<MemberId>>(body);
         }
-        9 => {
-            round_trip::<InstallSnapshotRequest<TypeConfig>>(body);
-        }
+        9 => snapshot_chunk(body),
         10 => {
             round_trip::<GetResponse>(body);
         }
@@ -316,4 +315,19 @@ fn snapshot_file(bytes: &[u8]) {
         again.extend(block);
     }
     assert_eq!(again, entries.into_iter().flatten().collect::<Vec<_>>());
+}
+
+/// A snapshot chunk's body (`snapshot_receive::decode_chunk`): what decodes encodes back
+/// to a body that decodes to the same chunk.
+fn snapshot_chunk(bytes: &[u8]) {
+    let Ok(chunk) = decode_chunk(bytes) else {
+        return;
+    };
+    let written = encode_chunk(&chunk).unwrap_or_else(|error| panic!("{error}"));
+    let again = decode_chunk(&written).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        (again.vote, again.offset, again.done, &again.data),
+        (chunk.vote, chunk.offset, chunk.done, &chunk.data)
+    );
+    assert_eq!(again.meta, chunk.meta);
 }

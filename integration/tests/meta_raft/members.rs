@@ -26,16 +26,16 @@ pub async fn start_member(
     bootstrap: bool,
     extra_arguments: &[&str],
 ) -> Member {
+    // Fast timings, unless the test sets its own.
     let mut arguments: Vec<String> = [
-        "--heartbeat-interval-ms",
-        "50",
-        "--election-timeout-min-ms",
-        "300",
-        "--election-timeout-max-ms",
-        "600",
+        ("--heartbeat-interval-ms", "50"),
+        ("--election-timeout-min-ms", "300"),
+        ("--election-timeout-max-ms", "600"),
     ]
-    .map(String::from)
-    .to_vec();
+    .into_iter()
+    .filter(|(flag, _)| !extra_arguments.contains(flag))
+    .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+    .collect();
     arguments.extend(extra_arguments.iter().map(|argument| argument.to_string()));
     let options = MemberOptions {
         secret: SECRET.to_string(),

@@ -5,7 +5,7 @@
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::StatusCode;
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
 
 use super::error::ApiError;
 use super::incoming::{Incoming, Shared};
@@ -54,7 +54,8 @@ pub async fn vote(state: Shared, incoming: Incoming) -> Result<Response, ApiErro
 pub async fn snapshot(state: Shared, incoming: Incoming) -> Result<Response, ApiError> {
     let node = state.0;
     authorize_member(&node, &incoming)?;
-    let request: InstallSnapshotRequest<TypeConfig> = incoming.json()?;
+    let request = crate::snapshot_receive::decode_chunk(&incoming.body)
+        .map_err(|reason| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", reason))?;
     // Not `raft.install_snapshot`: the receiver checks the whole snapshot before raft
     // installs it (`snapshot_receive`).
     match node.snapshot_receiver.receive(&node.raft, request).await {
