@@ -189,8 +189,13 @@ impl RaftNetwork<TypeConfig> for MemberConnection {
         // Binary: the chunk's bytes as they are (`snapshot_receive::encode_chunk`).
         let body = crate::snapshot_receive::encode_chunk(&request)
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
-        self.call_with_body(PATH_SNAPSHOT, body, "application/octet-stream", option.hard_ttl())
-            .await
+        self.call_with_body(
+            PATH_SNAPSHOT,
+            body,
+            "application/octet-stream",
+            option.hard_ttl(),
+        )
+        .await
     }
 
     async fn vote(

@@ -31,13 +31,15 @@ use openraft::error::{InstallSnapshotError, RaftError, SnapshotMismatch};
 use openraft::raft::{InstallSnapshotRequest, InstallSnapshotResponse};
 use openraft::{SnapshotSegmentId, Vote};
 use openraft::{StorageError, StorageIOError};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use rocksdb::DB;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
 use crate::snapshot::SnapshotInvalid;
 use crate::snapshot_metrics::SnapshotMetrics;
-use crate::snapshot_store::{SnapshotDirectory, RECEIVED_FILE};
+use crate::snapshot_store::{self, PendingInstall, SnapshotDirectory, RECEIVED_FILE};
+use crate::storage::KvFamily;
 use crate::types::{MemberId, Raft, TypeConfig};
 
 /// The largest snapshot a member receives: beyond it the stream is refused (413
@@ -97,8 +99,8 @@ pub fn decode_chunk(body: &[u8]) -> Result<InstallSnapshotRequest<TypeConfig>, S
         ));
     }
     let (header, data) = rest.split_at(length);
-    let header: ChunkHeader =
-        serde_json::from_slice(header).map_err(|error| format!("snapshot chunk header: {error}"))?;
+    let header: ChunkHeader = serde_json::from_slice(header)
+        .map_err(|error| format!("snapshot chunk header: {error}"))?;
     Ok(InstallSnapshotRequest {
         vote: header.vote,
         meta: header.meta,
@@ -133,8 +135,11 @@ struct Receiving {
 #[derive(Clone)]
 pub struct SnapshotReceiver {
     receiving: Arc<Mutex<Option<Receiving>>>,
+    db: Arc<DB>,
+    serving: Arc<std::sync::RwLock<KvFamily>>,
     directory: SnapshotDirectory,
     metrics: Arc<SnapshotMetrics>,
+    install_pause_after_batches: Option<u64>,
 }
 
 fn mismatch(id: &str, expected: u64, got: u64) -> RaftResult {
@@ -160,11 +165,20 @@ fn storage_fatal(error: std::io::Error) -> RaftResult {
 }
 
 impl SnapshotReceiver {
-    pub fn new(directory: SnapshotDirectory, metrics: Arc<SnapshotMetrics>) -> Self {
+    pub fn new(
+        db: Arc<DB>,
+        serving: Arc<std::sync::RwLock<KvFamily>>,
+        directory: SnapshotDirectory,
+        metrics: Arc<SnapshotMetrics>,
+        install_pause_after_batches: Option<u64>,
+    ) -> Self {
         Self {
             receiving: Arc::new(Mutex::new(None)),
+            db,
+            serving,
             directory,
             metrics,
+            install_pause_after_batches,
         }
     }
 
@@ -253,16 +267,68 @@ impl SnapshotReceiver {
             let _ = tokio::fs::remove_file(self.directory.file(RECEIVED_FILE)).await;
             return Err(refused);
         }
+        drop(file);
+        // The long part of the install, before raft sees the snapshot (`snapshot_install`).
+        let started = std::time::Instant::now();
+        let pending = self.prepare(&request.meta).await?;
+        let file = tokio::fs::File::open(self.directory.file(&pending.file))
+            .await
+            .map_err(|error| Refused::Io(error.to_string()))?;
         let snapshot = openraft::Snapshot {
             meta: request.meta,
-            snapshot: file,
+            snapshot: Box::new(file),
         };
-        // Keeps the lock while raft installs: a new stream must not truncate this file.
+        // Keeps the lock while raft installs: a new stream must not reuse the staging
+        // family meanwhile.
         let result = raft.install_full_snapshot(request.vote, snapshot).await;
+        self.forget_unused(&pending);
+        self.metrics
+            .last_install_milliseconds
+            .set(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
         drop(receiving);
         Ok(result
             .map(InstallSnapshotResponse::from)
             .map_err(RaftError::Fatal))
+    }
+
+    async fn prepare(
+        &self,
+        meta: &openraft::SnapshotMeta<MemberId, openraft::BasicNode>,
+    ) -> Result<PendingInstall, Refused> {
+        let (db, serving, directory, metrics) = (
+            self.db.clone(),
+            self.serving.clone(),
+            self.directory.clone(),
+            self.metrics.clone(),
+        );
+        let meta = meta.clone();
+        let pause = self.install_pause_after_batches;
+        tokio::task::spawn_blocking(move || {
+            crate::snapshot_install::prepare(&db, &serving, &directory, &meta, pause, &metrics)
+        })
+        .await
+        .map_err(|error| Refused::Io(error.to_string()))?
+        .map_err(|error| Refused::Io(format!("{error:#}")))
+    }
+
+    /// After raft took the snapshot: a pending install still recorded is one raft did
+    /// not want (it was not newer than what this member committed); forgotten, so a
+    /// start-up never rolls it forward.
+    fn forget_unused(&self, pending: &PendingInstall) {
+        let still = snapshot_store::read_pending(&self.db)
+            .ok()
+            .flatten()
+            .is_some_and(|recorded| recorded.file == pending.file);
+        if !still {
+            return;
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        let forgotten = snapshot_store::delete_pending(&self.db, &mut batch)
+            .and_then(|()| snapshot_store::write_synced(&self.db, batch));
+        match forgotten {
+            Ok(()) => self.directory.remove(&pending.file),
+            Err(error) => tracing::warn!(%error, "could not forget an unused staged snapshot"),
+        }
     }
 
     async fn verify(&self) -> Result<u64, Refused> {

@@ -30,6 +30,8 @@ use crate::types::MemberId;
 
 /// The `machine_state` key of the [`SnapshotRecord`].
 const KEY_SNAPSHOT_FILE: &[u8] = b"snapshot_file";
+/// The `machine_state` key of the [`PendingInstall`].
+const KEY_PENDING_INSTALL: &[u8] = b"snapshot_pending";
 /// Format 1 kept the whole snapshot (meta and JSON payload) in one value under this key.
 const KEY_LEGACY_SNAPSHOT: &[u8] = b"snapshot";
 
@@ -46,6 +48,20 @@ pub struct SnapshotRecord {
     pub entries: u64,
     /// `snapshot_file::FORMAT_VERSION` of the file.
     pub format: u32,
+}
+
+/// A received snapshot staged, complete and durable, in the family that is not serving,
+/// waiting for the state machine to switch to it (`snapshot_install`, step 4).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingInstall {
+    pub meta: SnapshotMeta<MemberId, BasicNode>,
+    /// The published snapshot file.
+    pub file: String,
+    pub bytes: u64,
+    pub entries: u64,
+    pub revision: u64,
+    /// The family holding the staged entries.
+    pub family: crate::storage::KvFamily,
 }
 
 #[derive(Clone, Debug)]
@@ -188,5 +204,30 @@ pub fn convert_legacy(db: &DB, directory: &SnapshotDirectory) -> anyhow::Result<
     batch.delete_cf(family, KEY_LEGACY_SNAPSHOT);
     write_synced(db, batch)?;
     tracing::info!(snapshot = %record.meta.snapshot_id, entries, "converted the stored format-1 snapshot to format 2");
+    Ok(())
+}
+
+pub fn read_pending(db: &DB) -> anyhow::Result<Option<PendingInstall>> {
+    match db.get_cf(machine_state(db)?, KEY_PENDING_INSTALL)? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+    }
+}
+
+pub fn put_pending(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &PendingInstall,
+) -> anyhow::Result<()> {
+    batch.put_cf(
+        machine_state(db)?,
+        KEY_PENDING_INSTALL,
+        serde_json::to_vec(pending)?,
+    );
+    Ok(())
+}
+
+pub fn delete_pending(db: &DB, batch: &mut WriteBatch) -> anyhow::Result<()> {
+    batch.delete_cf(machine_state(db)?, KEY_PENDING_INSTALL);
     Ok(())
 }

@@ -39,7 +39,9 @@ use crate::snapshot_file::FORMAT_VERSION;
 use crate::snapshot_install::PAUSE_AFTER_BATCHES_VARIABLE;
 use crate::snapshot_metrics::SnapshotMetrics;
 use crate::snapshot_receive::SnapshotReceiver;
-use crate::snapshot_store::{self, SnapshotDirectory, SnapshotRecord, RECEIVED_FILE};
+use crate::snapshot_store::{
+    self, PendingInstall, SnapshotDirectory, SnapshotRecord, RECEIVED_FILE,
+};
 use crate::storage::{io_error, KvFamily, CF_MACHINE_STATE};
 use crate::types::{MemberId, TypeConfig};
 
@@ -90,17 +92,11 @@ impl StateMachine {
         };
         let directory = SnapshotDirectory::beside(db.path())?;
         snapshot_store::convert_legacy(&db, &directory)?;
-        let record = snapshot_store::read_record(&db)?;
-        directory.remove_all_except(record.as_ref().map(|record| record.file.as_str()))?;
         let snapshot_metrics = Arc::new(SnapshotMetrics::register(&metrics.registry)?);
-        if let Some(record) = &record {
-            snapshot_metrics.snapshot_bytes.set(gauge(record.bytes));
-            snapshot_metrics.snapshot_entries.set(gauge(record.entries));
-        }
         let install_pause_after_batches = std::env::var(PAUSE_AFTER_BATCHES_VARIABLE)
             .ok()
             .and_then(|value| value.parse().ok());
-        Ok(StateMachine {
+        let mut machine = StateMachine {
             db,
             serving: Arc::new(RwLock::new(state.kv_family)),
             state,
@@ -110,7 +106,95 @@ impl StateMachine {
             directory,
             records: Arc::new(Mutex::new(())),
             install_pause_after_batches,
-        })
+        };
+        machine.resolve_pending_install()?;
+        let record = snapshot_store::read_record(&machine.db)?;
+        machine
+            .directory
+            .remove_all_except(record.as_ref().map(|record| record.file.as_str()))?;
+        if let Some(record) = &record {
+            let metrics = &machine.snapshot_metrics;
+            metrics.snapshot_bytes.set(gauge(record.bytes));
+            metrics.snapshot_entries.set(gauge(record.entries));
+        }
+        Ok(machine)
+    }
+
+    /// A pending install a crash interrupted (`snapshot_install`): rolled forward if
+    /// openraft already purged its log past the applied state — it had accepted the
+    /// snapshot, and the log no longer holds what lies between — and otherwise forgotten:
+    /// the old state and an intact log, and the leader sends the snapshot again.
+    fn resolve_pending_install(&mut self) -> anyhow::Result<()> {
+        let Some(pending) = snapshot_store::read_pending(&self.db)? else {
+            return Ok(());
+        };
+        let last_purged = crate::log_store::read_last_purged(&self.db)?;
+        if last_purged > self.state.last_applied && pending.meta.last_log_id >= last_purged {
+            tracing::warn!(snapshot = %pending.meta.snapshot_id, "completing a snapshot install a crash interrupted");
+            self.switch_to(&pending)
+        } else {
+            tracing::warn!(snapshot = %pending.meta.snapshot_id, "forgetting a snapshot install a crash interrupted before raft took it");
+            let mut batch = WriteBatch::default();
+            snapshot_store::delete_pending(&self.db, &mut batch)?;
+            snapshot_store::write_synced(&self.db, batch)
+        }
+    }
+
+    /// Step 5 of `snapshot_install`: switches to the staged family in ONE synced batch
+    /// (applied state, record of the current snapshot, pending record removed).
+    fn switch_to(&mut self, pending: &PendingInstall) -> anyhow::Result<()> {
+        let state = AppliedState {
+            last_applied: pending.meta.last_log_id,
+            membership: pending.meta.last_membership.clone(),
+            revision: pending.revision,
+            kv_family: pending.family,
+        };
+        let record = SnapshotRecord {
+            meta: pending.meta.clone(),
+            file: pending.file.clone(),
+            bytes: pending.bytes,
+            entries: pending.entries,
+            format: FORMAT_VERSION,
+        };
+        let _records = self
+            .records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let previous = snapshot_store::read_record(&self.db)?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.db
+                .cf_handle(CF_MACHINE_STATE)
+                .ok_or_else(|| anyhow::anyhow!("no machine_state family"))?,
+            KEY_APPLIED,
+            serde_json::to_vec(&state)?,
+        );
+        snapshot_store::put_record(&self.db, &mut batch, &record)?;
+        snapshot_store::delete_pending(&self.db, &mut batch)?;
+        // Readers of the old family finish before the switch (`KvReader`).
+        let mut serving = self
+            .serving
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        snapshot_store::write_synced(&self.db, batch)?;
+        *serving = pending.family;
+        drop(serving);
+        self.state = state;
+        if let Some(previous) = previous.filter(|previous| previous.file != record.file) {
+            self.directory.remove(&previous.file);
+        }
+        // The old family's data is garbage now: free its space in the background. A
+        // crash meanwhile leaves garbage the next install empties first.
+        let db = self.db.clone();
+        let old = pending.family.other();
+        std::thread::spawn(move || clear_family(&db, old));
+        self.snapshot_metrics
+            .snapshot_bytes
+            .set(gauge(pending.bytes));
+        self.snapshot_metrics
+            .snapshot_entries
+            .set(gauge(pending.entries));
+        Ok(())
     }
 
     pub fn reader(&self) -> KvReader {
@@ -119,7 +203,13 @@ impl StateMachine {
 
     /// What the `/raft/snapshot` route hands received chunks to.
     pub fn snapshot_receiver(&self) -> SnapshotReceiver {
-        SnapshotReceiver::new(self.directory.clone(), self.snapshot_metrics.clone())
+        SnapshotReceiver::new(
+            self.db.clone(),
+            self.serving.clone(),
+            self.directory.clone(),
+            self.snapshot_metrics.clone(),
+            self.install_pause_after_batches,
+        )
     }
 
     fn put_applied_state(&self, batch: &mut WriteBatch) -> StoreResult<()> {
@@ -292,94 +382,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(file))
     }
 
-    /// Installs the snapshot `snapshot_receive` received (and checked) into the family
-    /// that is not serving, in bounded batches, then switches to it in ONE synced write
-    /// (`snapshot_install`: what survives a crash at each step).
+    /// Switches to the snapshot `snapshot_receive` received, checked and staged
+    /// (`snapshot_install`, step 5): one synced write.
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<MemberId, BasicNode>,
         snapshot: Box<tokio::fs::File>,
     ) -> StoreResult<()> {
-        let started = Instant::now();
-        let subject = || ErrorSubject::Snapshot(Some(meta.signature()));
-        // The data is read again from the file's path, which `publish` then renames.
         drop(snapshot);
-        let staging = self.state.kv_family.other();
-        let (db, directory, metrics) = (
-            self.db.clone(),
-            self.directory.clone(),
-            self.snapshot_metrics.clone(),
-        );
-        let pause = self.install_pause_after_batches;
-        let staged = tokio::task::spawn_blocking(move || {
-            let path = directory.file(RECEIVED_FILE);
-            let staged =
-                crate::snapshot_install::stage(&db, staging.name(), &path, pause, &metrics)?;
-            let bytes = std::fs::metadata(&path)?.len();
-            let file = directory.publish(&path)?;
-            anyhow::Ok((staged, bytes, file))
-        })
-        .await
-        .map_err(|error| io_error(subject(), ErrorVerb::Write, error))?;
-        let (staged, bytes, file) =
-            staged.map_err(|error| io_error(subject(), ErrorVerb::Write, format!("{error:#}")))?;
-        let state = AppliedState {
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-            revision: staged.revision,
-            kv_family: staging,
-        };
-        let record = SnapshotRecord {
-            meta: meta.clone(),
-            file,
-            bytes,
-            entries: staged.entries,
-            format: FORMAT_VERSION,
-        };
-        {
-            let _records = self
-                .records
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let previous = snapshot_store::read_record(&self.db)
-                .map_err(|error| io_error(subject(), ErrorVerb::Read, error))?;
-            let mut batch = WriteBatch::default();
-            self.state = state;
-            self.put_applied_state(&mut batch)?;
-            snapshot_store::put_record(&self.db, &mut batch, &record)
-                .map_err(|error| io_error(subject(), ErrorVerb::Write, error))?;
-            // Readers of the old family finish before the switch (`KvReader`).
-            let mut serving = self
-                .serving
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            snapshot_store::write_synced(&self.db, batch)
-                .map_err(|error| io_error(subject(), ErrorVerb::Write, error))?;
-            *serving = staging;
-            drop(serving);
-            if let Some(previous) = previous.filter(|previous| previous.file != record.file) {
-                self.directory.remove(&previous.file);
-            }
-        }
-        // The old family's data is garbage now: free its space in the background. A crash
-        // meanwhile leaves garbage the next install empties first.
-        let db = self.db.clone();
-        let old = staging.other();
-        tokio::task::spawn_blocking(move || clear_family(&db, old));
-        let metrics = &self.snapshot_metrics;
-        metrics.snapshot_bytes.set(gauge(bytes));
-        metrics.snapshot_entries.set(gauge(staged.entries));
-        metrics
-            .last_install_milliseconds
-            .set(gauge(started.elapsed().as_millis() as u64));
+        let subject = || ErrorSubject::Snapshot(Some(meta.signature()));
+        let pending = snapshot_store::read_pending(&self.db)
+            .map_err(|error| io_error(subject(), ErrorVerb::Read, error))?
+            .filter(|pending| pending.meta.snapshot_id == meta.snapshot_id)
+            .ok_or_else(|| {
+                io_error(
+                    subject(),
+                    ErrorVerb::Read,
+                    "no staged install for this snapshot: only snapshot_receive hands snapshots to raft",
+                )
+            })?;
+        self.switch_to(&pending)
+            .map_err(|error| io_error(subject(), ErrorVerb::Write, format!("{error:#}")))?;
         self.metrics.snapshots_installed_total.inc();
         tracing::info!(
             snapshot = %meta.snapshot_id,
-            revision = staged.revision,
-            entries = staged.entries,
-            batches = staged.batches,
-            bytes,
-            milliseconds = started.elapsed().as_millis() as u64,
+            revision = pending.revision,
+            entries = pending.entries,
+            bytes = pending.bytes,
             "installed snapshot"
         );
         Ok(())

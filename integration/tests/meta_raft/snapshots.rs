@@ -126,8 +126,13 @@ async fn a_snapshot_larger_than_the_body_limit_installs_in_chunks() {
     members[lagging].restart().await;
     let address = members[lagging].address.clone();
     assert_all_present(&address, &expected).await;
-    assert_eq!(replica_contents(&address, LOAD_PREFIX).await.unwrap(), expected);
-    let snapshot_bytes = metric(&address, "shardlet_meta_snapshot_bytes").await.unwrap();
+    assert_eq!(
+        replica_contents(&address, LOAD_PREFIX).await.unwrap(),
+        expected
+    );
+    let snapshot_bytes = metric(&address, "shardlet_meta_snapshot_bytes")
+        .await
+        .unwrap();
     assert!(
         snapshot_bytes > REQUEST_BODY_BYTES_MAX_DEFAULT as u64,
         "the installed snapshot ({snapshot_bytes} bytes) is larger than one request body"
@@ -141,8 +146,7 @@ async fn a_snapshot_larger_than_the_body_limit_installs_in_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_killed_during_a_snapshot_install_restarts_on_its_old_state_and_converges() {
     let root = tempfile::tempdir().unwrap();
-    let root = root.keep(); eprintln!("ROOT {}", root.display()); // DEBUG
-    let (mut members, lagging, expected) = a_follower_far_behind(&root).await;
+    let (mut members, lagging, expected) = a_follower_far_behind(root.path()).await;
 
     // The install stops after its first batch of entries was written.
     members[lagging].set_environment(PAUSE_AFTER_BATCHES_VARIABLE, Some("1"));
@@ -159,19 +163,34 @@ async fn a_member_killed_during_a_snapshot_install_restarts_on_its_old_state_and
     .await;
     // Meanwhile it serves its old state, not a mix.
     let replica = client_of(&address);
-    let before = replica.get(KEY_BEFORE, ReadConsistency::Stale).await.unwrap();
+    let before = replica
+        .get(KEY_BEFORE, ReadConsistency::Stale)
+        .await
+        .unwrap();
     assert_eq!(before.unwrap().value.as_slice(), b"old");
-    assert_eq!(replica_contents(&address, LOAD_PREFIX).await.unwrap(), BTreeMap::new());
+    assert_eq!(
+        replica_contents(&address, LOAD_PREFIX).await.unwrap(),
+        BTreeMap::new()
+    );
 
     members[lagging].kill();
     members[lagging].set_environment(PAUSE_AFTER_BATCHES_VARIABLE, None);
     members[lagging].restart().await;
     assert_all_present(&address, &expected).await;
-    assert_eq!(replica_contents(&address, LOAD_PREFIX).await.unwrap(), expected);
-    let after = replica.get(KEY_BEFORE, ReadConsistency::Stale).await.unwrap();
+    assert_eq!(
+        replica_contents(&address, LOAD_PREFIX).await.unwrap(),
+        expected
+    );
+    let after = replica
+        .get(KEY_BEFORE, ReadConsistency::Stale)
+        .await
+        .unwrap();
     assert_eq!(after.unwrap().value.as_slice(), b"new");
     let installed = metric(&address, "shardlet_meta_snapshots_installed_total")
         .await
         .unwrap();
-    assert!(installed >= 1, "caught up by snapshot: {installed} installs");
+    assert!(
+        installed >= 1,
+        "caught up by snapshot: {installed} installs"
+    );
 }
