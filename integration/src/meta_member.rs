@@ -141,6 +141,11 @@ impl MetaMember {
         self.process.is_some()
     }
 
+    /// The process id while it runs (benchmarks read its `/proc/PID/status`).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ChildProcess::pid)
+    }
+
     pub fn log_tail(&self) -> String {
         crate::process::log_tail(
             &format!("member {}", self.member_id),
