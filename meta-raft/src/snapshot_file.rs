@@ -335,7 +335,7 @@ mod tests {
     fn stored(version: u64, bytes: usize) -> Vec<u8> {
         VersionedValue {
             version,
-            value: crate::Blob(vec![b'v'; bytes]),
+            value: crate::blob::Blob(vec![b'v'; bytes]),
         }
         .encode()
     }
