@@ -355,3 +355,51 @@ async fn finish(file: &mut tokio::fs::File, length: u64) -> std::io::Result<()> 
     file.seek(SeekFrom::Start(0)).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn chunk() -> InstallSnapshotRequest<TypeConfig> {
+        InstallSnapshotRequest {
+            vote: Vote::new_committed(3, 1),
+            meta: openraft::SnapshotMeta::default(),
+            offset: 4096,
+            data: vec![0, 1, 2, 255],
+            done: true,
+        }
+    }
+
+    #[test]
+    fn a_chunk_body_round_trips_and_malformed_ones_are_refused_by_name() {
+        let body = encode_chunk(&chunk()).unwrap();
+        let decoded = decode_chunk(&body).unwrap();
+        assert_eq!((decoded.offset, decoded.done), (4096, true));
+        assert_eq!(decoded.data, vec![0, 1, 2, 255]);
+        assert_eq!(decoded.vote, Vote::new_committed(3, 1));
+
+        let refused = |body: &[u8]| decode_chunk(body).unwrap_err();
+        assert!(refused(&[0, 0]).contains("header's length"));
+        let mut too_long = body.clone();
+        too_long[..4].copy_from_slice(&(CHUNK_HEADER_BYTES_MAX as u32 + 1).to_be_bytes());
+        assert!(refused(&too_long).contains("header of"));
+        let mut beyond = (1000u32).to_be_bytes().to_vec();
+        beyond.extend_from_slice(b"{}");
+        assert!(refused(&beyond).contains("within the body"));
+        let mut not_json = 3u32.to_be_bytes().to_vec();
+        not_json.extend_from_slice(b"abcdata");
+        assert!(refused(&not_json).contains("snapshot chunk header"));
+    }
+
+    #[test]
+    fn a_chunk_fits_the_body_limit_it_is_sized_for() {
+        for limit in [64 * 1024, 1024 * 1024, 16 * 1024 * 1024, 1 << 30] {
+            let chunk = chunk_bytes_max(limit) as usize;
+            assert!(chunk <= CHUNK_BYTES_MAX);
+            if limit > 4 * CHUNK_HEADER_BYTES_MAX {
+                assert!(4 + CHUNK_HEADER_BYTES_MAX + chunk <= limit, "limit {limit}");
+            }
+        }
+    }
+}
