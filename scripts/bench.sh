@@ -9,7 +9,8 @@
 # node keeps its data during the bench; must be a real disk, default /var/tmp),
 # SHARDLET_BENCH_REPAIR_BYTES (user data on the 12-node repair cluster, default 2 GiB),
 # SHARDLET_LOAD_SECONDS / _LARGE_OBJECTS / _SMALL_OBJECTS / _TTFB_GETS (the S3 load
-# generator's bounds, see cli/benches/s3_load/main.rs).
+# generator's bounds, see cli/benches/s3_load/main.rs), META_SNAPSHOT_RECORDS /
+# META_SNAPSHOT_VALUE_BYTES (the metadata snapshot bench, cli/benches/meta_snapshot.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -97,6 +98,13 @@ echo "== metadata service load vs etcd 3.4 (real processes, fsync on)"
 {
     echo "metadata service load (shardlet meta vs etcd):"
     grep -E '^ *(members|[0-9]+ )|^machine|ratio' "$BENCH_LOG_DIR/meta_load.log" | sed 's/^/  /'
+} >> "$SUMMARY"
+
+echo "== metadata snapshots: build and install of META_SNAPSHOT_RECORDS records (default 200 000), peak RSS, disk bound"
+"$CARGO" bench -q --workspace --bench meta_snapshot 2>&1 | tee "$BENCH_LOG_DIR/meta_snapshot.log"
+{
+    echo "metadata snapshots (streamed build, chunked transfer, bounded-batch install):"
+    grep -E '^(disk|records|build|install)' "$BENCH_LOG_DIR/meta_snapshot.log" | sed 's/^/  /'
 } >> "$SUMMARY"
 
 echo "== repair: one of 12 nodes killed, time to full redundancy (SHARDLET_BENCH_REPAIR_BYTES, default 2 GiB)"

@@ -42,6 +42,8 @@ pub struct MetaMember {
     /// safe to repeat), `--bootstrap` never (it refuses a data directory that belongs to
     /// a cluster).
     restart_arguments: Vec<String>,
+    /// Extra environment of the next starts ([`MetaMember::set_environment`]).
+    environment: Vec<(String, String)>,
     process: Option<ChildProcess>,
 }
 
@@ -136,8 +138,23 @@ impl MetaMember {
             } else {
                 Vec::new()
             },
+            environment: Vec::new(),
             process: None,
         }
+    }
+
+    /// Sets (`Some`) or removes (`None`) a variable of the environment the member gets
+    /// from its next start on (a test hook such as a paused snapshot install).
+    pub fn set_environment(&mut self, name: &str, value: Option<&str>) {
+        self.environment.retain(|(existing, _)| existing != name);
+        if let Some(value) = value {
+            self.environment.push((name.to_string(), value.to_string()));
+        }
+    }
+
+    /// The process id while it runs (benchmarks read its `/proc/PID/status`).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ChildProcess::pid)
     }
 
     fn command(&self, formation: &[String]) -> std::process::Command {
@@ -155,7 +172,8 @@ impl MetaMember {
                 crate::signing::role_key_file(&self.options.secret, "member"),
             )
             .env_remove("SHARDLET_CLUSTER_SECRET")
-            .env("RUST_LOG", &self.options.log_filter);
+            .env("RUST_LOG", &self.options.log_filter)
+            .envs(self.environment.iter().cloned());
         command
     }
 

@@ -16,6 +16,10 @@ pub const VALUE_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
 /// Default largest HTTP request body (a full batch of large values plus JSON overhead).
 pub const REQUEST_BODY_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
 
+/// How long the leader waits for one snapshot chunk's answer; the last chunk's answer
+/// comes after the follower checked and installed the whole snapshot.
+pub const SNAPSHOT_INSTALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 #[derive(Clone, Debug)]
 pub struct MetaConfig {
     pub member_id: MemberId,
@@ -94,7 +98,12 @@ impl MetaConfig {
             election_timeout_max: millis(self.election_timeout_max),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
             max_in_snapshot_log_to_keep: self.entries_kept_after_snapshot,
-            install_snapshot_timeout: millis(self.rpc_timeout),
+            // Per chunk; the last one waits for the whole install (minutes for millions
+            // of records), so it is bounded separately from other RPC.
+            install_snapshot_timeout: millis(self.rpc_timeout.max(SNAPSHOT_INSTALL_TIMEOUT)),
+            snapshot_max_chunk_size: crate::snapshot_receive::chunk_bytes_max(
+                self.request_body_bytes_max,
+            ),
             // Replication sends up to this many entries per RPC; each entry already holds
             // up to `group_commit_batches_max` client batches.
             max_payload_entries: 64,

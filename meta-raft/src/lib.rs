@@ -22,7 +22,10 @@
 //! | [`server`] | the HTTP API: raft RPC, key-value, cluster management, metrics |
 //! | [`client`] | [`MetaClient`], the only way the rest of Shardlet reaches metadata |
 //! | [`command`] | the key-value API's batches, conditions, outcomes and scan pages |
-//! | [`snapshot`] | the snapshot payload, and the checks a received one passes |
+//! | [`snapshot`] | the checks a received snapshot passes; format 1 (JSON), converted at start |
+//! | [`snapshot_file`] | format 2: the state as checksummed blocks, streamed |
+//! | [`snapshot_build`], [`snapshot_install`] | streaming a RocksDB view to a file; installing one in bounded batches |
+//! | [`snapshot_receive`], [`snapshot_store`] | chunks from the leader, checked; the files and the record of the current one |
 //! | [`fuzzing`] | the properties the fuzz targets check (`fuzz/`): request bodies, commands |
 //!
 //! It is a plain replicated key-value store: keys and values are bytes. It must never
@@ -40,6 +43,7 @@ pub mod formation_plan;
 pub mod fuzzing;
 pub mod gate;
 pub mod identity;
+pub mod kv_reader;
 pub mod log_store;
 pub mod member;
 pub mod membership_rules;
@@ -50,6 +54,12 @@ pub mod peers;
 pub mod readiness;
 pub mod server;
 pub mod snapshot;
+pub mod snapshot_build;
+pub mod snapshot_file;
+pub mod snapshot_install;
+pub mod snapshot_metrics;
+pub mod snapshot_receive;
+pub mod snapshot_store;
 pub mod state_machine;
 pub mod status;
 pub mod storage;

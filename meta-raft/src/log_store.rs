@@ -32,6 +32,18 @@ const KEY_VOTE: &[u8] = b"vote";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
 const KEY_COMMITTED: &[u8] = b"committed";
 
+/// The last purged log id as stored, read directly: the state machine checks at start-up
+/// whether openraft already purged past it (`snapshot_install`, roll forward).
+pub fn read_last_purged(db: &DB) -> anyhow::Result<Option<LogId<MemberId>>> {
+    let family = db
+        .cf_handle(CF_RAFT_STATE)
+        .ok_or_else(|| anyhow::anyhow!("no raft_state family"))?;
+    match db.get_cf(family, KEY_LAST_PURGED)? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+    }
+}
+
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,

@@ -142,6 +142,7 @@ impl MetaNode {
         let log_store = LogStore::new(db.clone(), metrics.clone());
         let state_machine = StateMachine::open(db.clone(), metrics.clone())?;
         let reader = state_machine.reader();
+        let snapshot_receiver = state_machine.snapshot_receiver();
         let network = HttpNetwork::new(
             member_id,
             auth.member_key().clone(),
@@ -188,6 +189,7 @@ impl MetaNode {
             gate,
             readiness_state: ReadinessState::default(),
             db,
+            snapshot_receiver,
         });
         let router = crate::server::router(node.clone());
         let (stop, stopped) = oneshot::channel::<()>();

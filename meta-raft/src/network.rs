@@ -103,6 +103,22 @@ impl MemberConnection {
     {
         let body = serde_json::to_vec(request)
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        self.call_with_body(path, body, "application/json", timeout)
+            .await
+    }
+
+    /// Sends `body` (already encoded, of `content_type`) signed, and parses the answer.
+    async fn call_with_body<Response, Error>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &'static str,
+        timeout: Duration,
+    ) -> Result<Response, RPCError<MemberId, BasicNode, Error>>
+    where
+        Response: DeserializeOwned,
+        Error: std::error::Error + DeserializeOwned,
+    {
         let url = format!(
             "{}{path}",
             self.network.transport.url(&self.target_node.addr)
@@ -126,7 +142,7 @@ impl MemberConnection {
             builder = builder.header(name, value);
         }
         let response = builder
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_TYPE, content_type)
             .body(body)
             .send()
             .await
@@ -182,7 +198,16 @@ impl RaftNetwork<TypeConfig> for MemberConnection {
         InstallSnapshotResponse<MemberId>,
         RPCError<MemberId, BasicNode, RaftError<MemberId, InstallSnapshotError>>,
     > {
-        self.call(PATH_SNAPSHOT, &request, option.hard_ttl()).await
+        // Binary: the chunk's bytes as they are (`snapshot_receive::encode_chunk`).
+        let body = crate::snapshot_receive::encode_chunk(&request)
+            .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        self.call_with_body(
+            PATH_SNAPSHOT,
+            body,
+            "application/octet-stream",
+            option.hard_ttl(),
+        )
+        .await
     }
 
     async fn vote(

@@ -36,6 +36,8 @@ pub struct MetaNode {
     pub readiness_state: ReadinessState,
     /// The database, flushed at shutdown.
     pub db: Arc<rocksdb::DB>,
+    /// Where `/raft/snapshot` chunks go (`snapshot_receive`).
+    pub snapshot_receiver: crate::snapshot_receive::SnapshotReceiver,
 }
 
 /// Why a membership change was not made.

@@ -1,5 +1,7 @@
-//! The snapshot payload: the whole key-value state as one JSON document, and the checks
-//! a received one passes before it may replace a member's state.
+//! The checks a received snapshot passes before it may replace a member's state, and
+//! format 1 of the payload: the whole key-value state as one JSON document, written by
+//! earlier releases and now only read once at start-up to convert a stored snapshot to
+//! format 2 (`snapshot_file`, `snapshot_store`).
 //!
 //! A snapshot arrives from the leader (`InstallSnapshot`) and replaces everything, so it
 //! is held to what the state machine itself would have written: keys that a batch could
@@ -11,9 +13,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::blob::Blob;
-use crate::command::{validate_key, VersionedValue, KEY_BYTES_MAX};
+use crate::command::{validate_key, KEY_BYTES_MAX};
 
-/// Bumped when the payload's layout changes; a later release reads this one.
+/// The format version of the JSON payload (format 2 is `snapshot_file`'s block stream).
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
 /// The serialized state machine inside a snapshot.
@@ -30,10 +32,16 @@ pub struct SnapshotPayload {
 pub enum SnapshotInvalid {
     #[error("snapshot is not a snapshot payload: {0}")]
     Malformed(String),
-    #[error("unknown snapshot format version {0}")]
+    #[error("unsupported snapshot format {0}: this release reads format 2 (format 1 is the JSON snapshot of earlier releases; upgrade every member)")]
     FormatVersion(u32),
     #[error("snapshot entry {position}: {reason}")]
     Entry { position: usize, reason: String },
+    #[error("snapshot block {block}: {reason}")]
+    Block { block: u64, reason: String },
+    #[error("snapshot ends early: {0}")]
+    Truncated(String),
+    #[error("snapshot could not be read: {0}")]
+    Read(String),
 }
 
 impl SnapshotPayload {
@@ -54,23 +62,39 @@ impl SnapshotPayload {
         }
         let mut previous: Option<&Blob> = None;
         for (position, (key, value)) in payload.entries.iter().enumerate() {
-            let invalid = |reason: String| SnapshotInvalid::Entry { position, reason };
-            validate_key(key.as_slice()).map_err(|error| invalid(error.to_string()))?;
-            if previous.is_some_and(|previous| previous >= key) {
-                return Err(invalid("keys are not strictly ascending".into()));
-            }
+            check_entry(
+                previous.map(Blob::as_slice),
+                key.as_slice(),
+                value.as_slice(),
+                payload.revision,
+            )
+            .map_err(|reason| SnapshotInvalid::Entry { position, reason })?;
             previous = Some(key);
-            let entry = VersionedValue::decode(value.as_slice())
-                .ok_or_else(|| invalid("stored entry shorter than its version".into()))?;
-            if entry.version == 0 || entry.version > payload.revision {
-                return Err(invalid(format!(
-                    "version {} outside 1..={}",
-                    entry.version, payload.revision
-                )));
-            }
         }
         Ok(payload)
     }
+}
+
+/// Checks one entry of a received snapshot: a key a batch could carry, strictly after
+/// `previous`, a stored entry whose version is in `1..=revision` (module comment: why).
+pub fn check_entry(
+    previous: Option<&[u8]>,
+    key: &[u8],
+    value: &[u8],
+    revision: u64,
+) -> Result<(), String> {
+    validate_key(key).map_err(|error| error.to_string())?;
+    if previous.is_some_and(|previous| previous >= key) {
+        return Err("keys are not strictly ascending".into());
+    }
+    let (version, _) = value
+        .split_first_chunk::<8>()
+        .ok_or_else(|| "stored entry shorter than its version".to_string())?;
+    let version = u64::from_be_bytes(*version);
+    if version == 0 || version > revision {
+        return Err(format!("version {version} outside 1..={revision}"));
+    }
+    Ok(())
 }
 
 /// A key above every valid key: the end of the range delete that empties the `kv`
@@ -83,6 +107,7 @@ pub fn key_range_end() -> Vec<u8> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::command::VersionedValue;
 
     fn entry(version: u64) -> Blob {
         Blob(

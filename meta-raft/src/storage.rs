@@ -12,12 +12,47 @@ use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 pub const CF_RAFT_LOG: &str = "raft_log";
 /// Vote, last purged log id, committed log id.
 pub const CF_RAFT_STATE: &str = "raft_state";
-/// The key-value data the state machine serves.
+/// The key-value data the state machine serves — one of two families: the other one is
+/// where a received snapshot is staged before the state machine switches to it
+/// (`snapshot_install`). `machine_state` records which one serves.
 pub const CF_KV: &str = "kv";
+pub const CF_KV_ALTERNATE: &str = "kv_alternate";
 /// Last applied log id, membership, revision counter, current snapshot.
 pub const CF_MACHINE_STATE: &str = "machine_state";
 
-const COLUMN_FAMILIES: [&str; 4] = [CF_RAFT_LOG, CF_RAFT_STATE, CF_KV, CF_MACHINE_STATE];
+const COLUMN_FAMILIES: [&str; 5] = [
+    CF_RAFT_LOG,
+    CF_RAFT_STATE,
+    CF_KV,
+    CF_KV_ALTERNATE,
+    CF_MACHINE_STATE,
+];
+
+/// Which of the two key-value families serves. A database from before the alternate
+/// family existed has none recorded: `Primary`, the family it always used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KvFamily {
+    #[default]
+    Primary,
+    Alternate,
+}
+
+impl KvFamily {
+    pub fn name(self) -> &'static str {
+        match self {
+            KvFamily::Primary => CF_KV,
+            KvFamily::Alternate => CF_KV_ALTERNATE,
+        }
+    }
+
+    pub fn other(self) -> Self {
+        match self {
+            KvFamily::Primary => KvFamily::Alternate,
+            KvFamily::Alternate => KvFamily::Primary,
+        }
+    }
+}
 
 pub fn open(directory: &Path) -> anyhow::Result<Arc<DB>> {
     // Only this member reads it: it holds every S3 secret key and the whole catalog.

@@ -14,7 +14,8 @@ openraft::declare_raft_types!(
         R = command::ProposalOutcome,
         NodeId = MemberId,
         Node = openraft::BasicNode,
-        SnapshotData = std::io::Cursor<Vec<u8>>,
+        // A snapshot is a file (`snapshot_file`), streamed in chunks: never whole in memory.
+        SnapshotData = tokio::fs::File,
 );
 
 pub type Raft = openraft::Raft<TypeConfig>;

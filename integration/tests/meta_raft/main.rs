@@ -14,3 +14,4 @@ mod linearizable_history;
 mod membership;
 mod roles;
 mod single_member;
+mod snapshots;

@@ -57,16 +57,16 @@ pub async fn start_member_on(
 
 /// What every member of these tests gets: the secret, fast raft timings, `extra_arguments`.
 pub fn member_options(extra_arguments: &[&str]) -> MemberOptions {
+    // Fast timings, unless the test sets its own.
     let mut arguments: Vec<String> = [
-        "--heartbeat-interval-ms",
-        "50",
-        "--election-timeout-min-ms",
-        "300",
-        "--election-timeout-max-ms",
-        "600",
+        ("--heartbeat-interval-ms", "50"),
+        ("--election-timeout-min-ms", "300"),
+        ("--election-timeout-max-ms", "600"),
     ]
-    .map(String::from)
-    .to_vec();
+    .into_iter()
+    .filter(|(flag, _)| !extra_arguments.contains(flag))
+    .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+    .collect();
     arguments.extend(extra_arguments.iter().map(|argument| argument.to_string()));
     MemberOptions {
         secret: SECRET.to_string(),

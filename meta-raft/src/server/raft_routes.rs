@@ -7,13 +7,14 @@
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::StatusCode;
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
 
 use super::error::ApiError;
 use super::incoming::{Incoming, Shared};
 use crate::auth::Sender;
 use crate::identity::HEADER_CLUSTER;
 use crate::node::MetaNode;
+use crate::snapshot_receive::Refused;
 use crate::types::{MemberId, TypeConfig};
 
 fn authorize_member(node: &MetaNode, incoming: &Incoming) -> Result<MemberId, ApiError> {
@@ -95,6 +96,21 @@ pub async fn vote(state: Shared, incoming: Incoming) -> Result<Response, ApiErro
 pub async fn snapshot(state: Shared, incoming: Incoming) -> Result<Response, ApiError> {
     let node = state.0;
     authorize_member(&node, &incoming)?;
-    let request: InstallSnapshotRequest<TypeConfig> = incoming.json()?;
-    Ok(Json(node.raft.install_snapshot(request).await).into_response())
+    let request = crate::snapshot_receive::decode_chunk(&incoming.body)
+        .map_err(|reason| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", reason))?;
+    // Not `raft.install_snapshot`: the receiver checks the whole snapshot before raft
+    // installs it (`snapshot_receive`).
+    match node.snapshot_receiver.receive(&node.raft, request).await {
+        Ok(answer) => Ok(Json(answer).into_response()),
+        Err(refused) => Err(snapshot_refused(refused)),
+    }
+}
+
+fn snapshot_refused(refused: Refused) -> ApiError {
+    let (status, code) = match &refused {
+        Refused::Invalid(_) => (StatusCode::BAD_REQUEST, "snapshot_invalid"),
+        Refused::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "snapshot_too_large"),
+        Refused::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "snapshot_unreadable"),
+    };
+    ApiError::new(status, code, refused.to_string())
 }
