@@ -15,6 +15,7 @@
 //! | [`replay`] | the bounded memory of nonces already accepted |
 //! | [`response`] | signed answers (the predictor's scores) |
 //! | [`load`] | keys from `--key-file` / `--secret-file` / the environment |
+//! | [`fuzzing`] | the properties the `internal_auth` fuzz target checks |
 //!
 //! The signature is plain AWS SigV4 (HMAC-SHA256) from the stock `aws-sigv4` crate:
 //! service and region `shardlet`, access key id = the name of the signing key
@@ -29,6 +30,7 @@
 pub mod amz_date;
 pub mod contract;
 pub mod error;
+pub mod fuzzing;
 pub mod keyring;
 pub mod keys;
 pub mod load;

@@ -41,6 +41,14 @@ pub fn verify_response(
     received: Option<&str>,
 ) -> Result<(), AuthError> {
     let received = received.ok_or(AuthError::MissingHeader(HEADER_RESPONSE_SIGNATURE))?;
+    // One spelling: the 64 lowercase hex digits `sign_response` writes (hex decoding
+    // alone would take uppercase too).
+    if !received
+        .bytes()
+        .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    {
+        return Err(AuthError::MalformedHeader(HEADER_RESPONSE_SIGNATURE));
+    }
     let mut bytes = [0u8; 32];
     hex::decode_to_slice(received, &mut bytes)
         .map_err(|_| AuthError::MalformedHeader(HEADER_RESPONSE_SIGNATURE))?;
@@ -82,6 +90,11 @@ mod tests {
         );
         assert_eq!(
             verify_response(&key, "n1", 200, b"{}", Some("zz")),
+            Err(AuthError::MalformedHeader(HEADER_RESPONSE_SIGNATURE))
+        );
+        // The genuine signature in uppercase: the same bytes, another spelling.
+        assert_eq!(
+            verify_response(&key, "n1", 200, b"{}", Some(&signature.to_uppercase())),
             Err(AuthError::MalformedHeader(HEADER_RESPONSE_SIGNATURE))
         );
     }
