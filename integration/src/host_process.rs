@@ -62,7 +62,11 @@ impl HostProcess {
 
     /// Starts it again on the same host, address and arguments (after [`Self::kill_9`]).
     pub async fn restart(&mut self, network: &Network) {
-        assert!(self.process.is_none(), "restart() of {} while it runs", self.name);
+        assert!(
+            self.process.is_none(),
+            "restart() of {} while it runs",
+            self.name
+        );
         self.spawn_and_wait_healthy(network).await;
     }
 

@@ -297,7 +297,10 @@ fn remove_leftovers_of_dead_runs() {
             .is_ok_and(|pid| !crate::process::is_alive(pid))
     };
     if let Ok(listed) = ip_output(&["netns", "list"]) {
-        for namespace in listed.lines().filter_map(|line| line.split_whitespace().next()) {
+        for namespace in listed
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+        {
             let Some(rest) = namespace.strip_prefix(&format!("{NAME_PREFIX}-")) else {
                 continue;
             };
@@ -312,12 +315,10 @@ fn remove_leftovers_of_dead_runs() {
                 continue;
             };
             let name = name.split('@').next().unwrap_or(name);
-            let pid = name
-                .strip_prefix(&format!("{NAME_PREFIX}b"))
-                .or_else(|| {
-                    name.strip_prefix(NAME_PREFIX)
-                        .and_then(|rest| rest.split('v').next())
-                });
+            let pid = name.strip_prefix(&format!("{NAME_PREFIX}b")).or_else(|| {
+                name.strip_prefix(NAME_PREFIX)
+                    .and_then(|rest| rest.split('v').next())
+            });
             if pid.is_some_and(dead) {
                 let _ = ip(&["link", "del", name]);
             }

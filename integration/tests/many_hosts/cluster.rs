@@ -188,7 +188,10 @@ impl ManyHosts {
         cluster.access.secret_key = field("secret key:");
         for id in 1..=2 {
             let host = format!("gateway-{id}");
-            let admin = format!("{}:{GATEWAY_ADMIN_PORT}", cluster.network.host(&host).address);
+            let admin = format!(
+                "{}:{GATEWAY_ADMIN_PORT}",
+                cluster.network.host(&host).address
+            );
             let gateway = HostProcess::start(
                 &cluster.network,
                 binary,
@@ -262,17 +265,21 @@ impl ManyHosts {
     /// Waits until every node of `names` announced itself and is staged as a pending
     /// role (`layout show` lists it).
     pub async fn wait_staged(&self, names: &[String]) {
-        wait_until(CLUSTER_DEADLINE, "the nodes' announcements are staged", || async {
-            let Ok(shown) = self.try_admin(&["admin", "layout", "show"]) else {
-                return false;
-            };
-            names.iter().all(|name| {
-                shown.lines().any(|line| {
-                    line.split_whitespace().next() == Some(name.as_str())
-                        && line.contains("announced by the node")
+        wait_until(
+            CLUSTER_DEADLINE,
+            "the nodes' announcements are staged",
+            || async {
+                let Ok(shown) = self.try_admin(&["admin", "layout", "show"]) else {
+                    return false;
+                };
+                names.iter().all(|name| {
+                    shown.lines().any(|line| {
+                        line.split_whitespace().next() == Some(name.as_str())
+                            && line.contains("announced by the node")
+                    })
                 })
-            })
-        })
+            },
+        )
         .await;
     }
 

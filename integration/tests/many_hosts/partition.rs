@@ -52,8 +52,16 @@ async fn probe_from_test(to: Ipv4Addr) -> Probe {
 }
 
 fn bash_available() -> bool {
-    Command::new("bash").arg("-c").arg("true").status().is_ok_and(|s| s.success())
-        && Command::new("timeout").arg("1").arg("true").status().is_ok_and(|s| s.success())
+    Command::new("bash")
+        .arg("-c")
+        .arg("true")
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("timeout")
+            .arg("1")
+            .arg("true")
+            .status()
+            .is_ok_and(|s| s.success())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,33 +81,78 @@ async fn a_cut_drops_the_groups_packets_and_heal_restores_them() {
     let a = network.add_host("a").unwrap().address;
     let b = network.add_host("b").unwrap().address;
     let c = network.add_host("c").unwrap().address;
-    let namespaces: Vec<String> = network.hosts().iter().map(|h| h.namespace.clone()).collect();
+    let namespaces: Vec<String> = network
+        .hosts()
+        .iter()
+        .map(|h| h.namespace.clone())
+        .collect();
 
     assert_eq!(probe_from(&network, "a", b), Probe::Refused, "a reaches b");
-    assert_eq!(probe_from_test(b).await, Probe::Refused, "the test reaches b");
+    assert_eq!(
+        probe_from_test(b).await,
+        Probe::Refused,
+        "the test reaches b"
+    );
 
     network.cut(&["b", "c"]).unwrap();
-    assert_eq!(probe_from(&network, "a", b), Probe::Dropped, "a -> b dropped");
-    assert_eq!(probe_from(&network, "b", a), Probe::Dropped, "b -> a dropped");
-    assert_eq!(probe_from_test(c).await, Probe::Dropped, "test -> c dropped");
-    assert_eq!(probe_from(&network, "b", c), Probe::Refused, "the group still reaches itself");
+    assert_eq!(
+        probe_from(&network, "a", b),
+        Probe::Dropped,
+        "a -> b dropped"
+    );
+    assert_eq!(
+        probe_from(&network, "b", a),
+        Probe::Dropped,
+        "b -> a dropped"
+    );
+    assert_eq!(
+        probe_from_test(c).await,
+        Probe::Dropped,
+        "test -> c dropped"
+    );
+    assert_eq!(
+        probe_from(&network, "b", c),
+        Probe::Refused,
+        "the group still reaches itself"
+    );
     assert!(network.cut(&["a"]).is_err(), "one cut at a time");
 
     network.heal().unwrap();
-    assert_eq!(probe_from(&network, "a", b), Probe::Refused, "healed: a reaches b");
-    assert_eq!(probe_from(&network, "c", a), Probe::Refused, "healed: c reaches a");
-    assert_eq!(probe_from_test(c).await, Probe::Refused, "healed: the test reaches c");
+    assert_eq!(
+        probe_from(&network, "a", b),
+        Probe::Refused,
+        "healed: a reaches b"
+    );
+    assert_eq!(
+        probe_from(&network, "c", a),
+        Probe::Refused,
+        "healed: c reaches a"
+    );
+    assert_eq!(
+        probe_from_test(c).await,
+        Probe::Refused,
+        "healed: the test reaches c"
+    );
 
     // Teardown on drop: no namespace, veth or bridge of this run is left.
     drop(network);
     let listed = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout);
     for namespace in &namespaces {
-        assert!(!listed.contains(namespace.as_str()), "{namespace} removed: {listed}");
+        assert!(
+            !listed.contains(namespace.as_str()),
+            "{namespace} removed: {listed}"
+        );
     }
-    let links = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    let links = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
     let tag = format!("shl{}v", std::process::id());
     let bridge = format!("shlb{}", std::process::id());
-    assert!(!links.contains(&tag) && !links.contains(&bridge), "links removed: {links}");
+    assert!(
+        !links.contains(&tag) && !links.contains(&bridge),
+        "links removed: {links}"
+    );
 }

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use shardlet_core::NodeId;
 use shardlet_testkit::netns::Network;
 use shardlet_testkit::poll::poll_until;
 use shardlet_testkit::raw_http::{self, Request};
-use shardlet_testkit::records::{redundancy_problems, shardlets};
+use shardlet_testkit::records::{redundancy_problems, shardlets, shardlets_on};
 use shardlet_testkit::{shardlet_binary, wait_until};
 
 use crate::cluster::{ManyHosts, CLUSTER_DEADLINE, NODES_AT_START, ZONES};
@@ -32,7 +33,11 @@ struct Timeline {
 
 impl Timeline {
     fn event(&mut self, what: impl Into<String>) {
-        let line = format!("{:>7.1}s  {}", self.started.elapsed().as_secs_f64(), what.into());
+        let line = format!(
+            "{:>7.1}s  {}",
+            self.started.elapsed().as_secs_f64(),
+            what.into()
+        );
         println!("[many_hosts] {line}");
         self.events.push(line);
     }
@@ -115,6 +120,23 @@ async fn wait_layout_everywhere(cluster: &ManyHosts, version: u64) {
     .await;
 }
 
+/// Node `name`'s id and admin state, as `layout show` prints them.
+fn layout_entry(cluster: &ManyHosts, name: &str) -> (u32, String) {
+    let shown = cluster.admin(&["admin", "layout", "show"]);
+    shown
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(1) == Some(&name)).then(|| {
+                let id = fields[0]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("an id in {line:?}"));
+                (id, fields.last().unwrap_or(&"?").to_string())
+            })
+        })
+        .unwrap_or_else(|| panic!("{name} is not in the layout: {shown}"))
+}
+
 async fn wait_writes(workload: &Workload, what: &str, more: u64) {
     let target = workload.writes_acked() + more;
     wait_until(CLUSTER_DEADLINE, what, || async {
@@ -170,7 +192,10 @@ async fn a_cluster_on_many_hosts_survives_a_zone_cut_kills_and_growth() {
         .filter(|(_, z)| z.as_str() == zone)
         .map(|(host, _)| host.clone())
         .collect();
-    let cut_nodes = cut.iter().filter(|host| cluster.nodes.contains_key(*host)).count();
+    let cut_nodes = cut
+        .iter()
+        .filter(|host| cluster.nodes.contains_key(*host))
+        .count();
     let acked_before_cut = workload.writes_acked();
     let cut_names: Vec<&str> = cut.iter().map(String::as_str).collect();
     cluster.network.cut(&cut_names).unwrap();
@@ -181,7 +206,12 @@ async fn a_cluster_on_many_hosts_survives_a_zone_cut_kills_and_growth() {
         || async { controllers_count(&cluster, "down").await >= cut_nodes as f64 },
     )
     .await;
-    wait_writes(&workload, "writes continue with a zone cut off", WRITES_PER_PHASE).await;
+    wait_writes(
+        &workload,
+        "writes continue with a zone cut off",
+        WRITES_PER_PHASE,
+    )
+    .await;
     timeline.event(format!(
         "{zone}'s nodes down; {} writes acknowledged during the cut",
         workload.writes_acked() - acked_before_cut
@@ -206,13 +236,24 @@ async fn a_cluster_on_many_hosts_survives_a_zone_cut_kills_and_growth() {
         cluster.meta_leader().filter(|id| *id != leader)
     })
     .await;
-    wait_writes(&workload, "writes continue under the new leader", WRITES_PER_PHASE).await;
+    wait_writes(
+        &workload,
+        "writes continue under the new leader",
+        WRITES_PER_PHASE,
+    )
+    .await;
     timeline.event(format!("member {successor} leads; writes continue"));
     cluster.meta[position].restart(&cluster.network).await;
     wait_until(CLUSTER_DEADLINE, "all 3 members ready", || async {
         cluster
             .try_admin(&["admin", "meta", "status"])
-            .is_ok_and(|status| status.lines().filter(|line| line.ends_with("  yes")).count() == 3)
+            .is_ok_and(|status| {
+                status
+                    .lines()
+                    .filter(|line| line.ends_with("  yes"))
+                    .count()
+                    == 3
+            })
     })
     .await;
     timeline.event(format!("restarted member {leader}; 3 members ready"));
@@ -223,15 +264,19 @@ async fn a_cluster_on_many_hosts_survives_a_zone_cut_kills_and_growth() {
     cluster.gateways[victim].kill_9();
     timeline.event(format!("kill -9 gateway-{}", victim + 1));
     let through_other = workload.acked_by_gateway(other) + WRITES_PER_PHASE;
-    wait_until(CLUSTER_DEADLINE, "writes go through the other gateway", || async {
-        workload.acked_by_gateway(other) >= through_other
-    })
+    wait_until(
+        CLUSTER_DEADLINE,
+        "writes go through the other gateway",
+        || async { workload.acked_by_gateway(other) >= through_other },
+    )
     .await;
     cluster.gateways[victim].restart(&cluster.network).await;
     let through_victim = workload.acked_by_gateway(victim) + 1;
-    wait_until(CLUSTER_DEADLINE, "the restarted gateway serves again", || async {
-        workload.acked_by_gateway(victim) >= through_victim
-    })
+    wait_until(
+        CLUSTER_DEADLINE,
+        "the restarted gateway serves again",
+        || async { workload.acked_by_gateway(victim) >= through_victim },
+    )
     .await;
     timeline.event(format!(
         "gateway-{} restarted and serving; {}",
@@ -245,26 +290,91 @@ async fn a_cluster_on_many_hosts_survives_a_zone_cut_kills_and_growth() {
     cluster.start_node(&name, zone).await;
     cluster.wait_staged(std::slice::from_ref(&name)).await;
     let version = cluster.layout_version() + 1;
-    cluster.admin(&["admin", "layout", "apply", "--version", &version.to_string()]);
+    cluster.admin(&[
+        "admin",
+        "layout",
+        "apply",
+        "--version",
+        &version.to_string(),
+    ]);
     wait_layout_everywhere(&cluster, version).await;
     timeline.event(format!("added {name} in {zone}: layout version {version}"));
 
-    // Removal: staged and applied; the node is draining from then on.
-    let removed = format!("s{}", rng.random_range(1..=NODES_AT_START));
+    // Removal: staged and applied; the node is draining from then on. The controller's
+    // evacuation of draining nodes (main's repair worker) moves its fragments away;
+    // then it is decommissioned and its host stopped.
+    let meta = shardlet_meta::MetaClient::new(
+        cluster.meta.iter().map(|m| m.address.to_string()).collect(),
+        shardlet_testkit::meta_member::meta_client_key(&cluster.secret, "admin"),
+        Default::default(),
+    )
+    .unwrap();
+    // From the zone that just grew: RS(6,3) needs 9 nodes with at most 3 per zone, so
+    // with 10 nodes a zone of 3 cannot lose one (apply refuses it, naming RS(6,3)); an
+    // operator replacing a machine adds one first and then removes one in that zone.
+    let candidates: Vec<String> = (1..=NODES_AT_START)
+        .map(|number| format!("s{number}"))
+        .filter(|node| cluster.zone_of.get(node).map(String::as_str) == Some(zone))
+        .collect();
+    let removed = candidates[rng.random_range(0..candidates.len())].clone();
+    let (removed_id, _) = layout_entry(&cluster, &removed);
+    let held_at_removal = shardlets_on(&meta, NodeId(removed_id)).await;
+    assert!(
+        held_at_removal > 0,
+        "{removed} holds data before its removal"
+    );
     cluster.admin(&["admin", "layout", "remove", &removed]);
     let version = version + 1;
-    cluster.admin(&["admin", "layout", "apply", "--version", &version.to_string()]);
+    cluster.admin(&[
+        "admin",
+        "layout",
+        "apply",
+        "--version",
+        &version.to_string(),
+    ]);
     wait_layout_everywhere(&cluster, version).await;
-    let shown = cluster.admin(&["admin", "layout", "show"]);
-    let state = shown
-        .lines()
-        .find(|line| line.split_whitespace().nth(1) == Some(removed.as_str()))
-        .and_then(|line| line.split_whitespace().last())
-        .unwrap_or("?")
-        .to_string();
-    assert_eq!(state, "draining", "{removed} after its removal: {shown}");
-    timeline.event(format!("removed {removed}: layout version {version}, {removed} is {state}"));
-    wait_writes(&workload, "writes continue on the new layout", WRITES_PER_PHASE).await;
+    let (_, state) = layout_entry(&cluster, &removed);
+    assert_eq!(state, "draining", "{removed} after its removal");
+    timeline.event(format!(
+        "removed {removed} (node {removed_id}): layout version {version}, {state}"
+    ));
+    wait_writes(
+        &workload,
+        "writes continue on the new layout",
+        WRITES_PER_PHASE,
+    )
+    .await;
+    wait_until(
+        CLUSTER_DEADLINE,
+        &format!("{removed} is drained"),
+        || async { shardlets_on(&meta, NodeId(removed_id)).await == 0 },
+    )
+    .await;
+    timeline.event(format!(
+        "{removed} drained: the {held_at_removal} shardlets it held at its removal moved away"
+    ));
+    cluster.admin(&["admin", "layout", "remove", &removed, "--decommission"]);
+    let version = version + 1;
+    cluster.admin(&[
+        "admin",
+        "layout",
+        "apply",
+        "--version",
+        &version.to_string(),
+    ]);
+    wait_layout_everywhere(&cluster, version).await;
+    let (_, state) = layout_entry(&cluster, &removed);
+    assert_eq!(state, "decommissioned", "{removed} after --decommission");
+    cluster.nodes.get_mut(&removed).unwrap().kill_9();
+    timeline.event(format!(
+        "decommissioned {removed} (layout version {version}) and stopped it"
+    ));
+    wait_writes(
+        &workload,
+        "writes continue without the removed node",
+        WRITES_PER_PHASE,
+    )
+    .await;
 
     workload.stop().await;
     timeline.event(format!("workload stopped: {}", workload.summary()));
@@ -284,21 +394,18 @@ async fn a_cluster_on_many_hosts_survives_a_zone_cut_kills_and_growth() {
             position + 1
         ));
     }
-    // Full redundancy, in the metadata.
-    let meta = shardlet_meta::MetaClient::new(
-        cluster.meta.iter().map(|m| m.address.to_string()).collect(),
-        shardlet_testkit::meta_member::meta_client_key(&cluster.secret, "admin"),
-        Default::default(),
-    )
-    .unwrap();
+    // Full redundancy, in the metadata, nothing on the removed node.
+    let gone = [NodeId(removed_id)];
     let give_up = tokio::time::Instant::now() + CLUSTER_DEADLINE;
     let converged = poll_until(give_up, REDUNDANCY_POLL, || async {
         let records = shardlets(&meta).await;
-        redundancy_problems(&records, &[]).is_empty().then_some(records)
+        redundancy_problems(&records, &gone)
+            .is_empty()
+            .then_some(records)
     })
     .await;
     let Ok(records) = converged else {
-        let problems = redundancy_problems(&shardlets(&meta).await, &[]);
+        let problems = redundancy_problems(&shardlets(&meta).await, &gone);
         panic!(
             "not at full redundancy within {CLUSTER_DEADLINE:?}: {} problems:\n{}",
             problems.len(),

@@ -201,7 +201,12 @@ impl ClientContext {
                 self.client,
                 self.rng.random_range(0..KEYS_PER_CLIENT)
             );
-            let written = self.ledger.lock().unwrap().get(&key).and_then(|h| h.acked.clone());
+            let written = self
+                .ledger
+                .lock()
+                .unwrap()
+                .get(&key)
+                .and_then(|h| h.acked.clone());
             if written.is_some() && !self.rng.random_bool(WRITE_SHARE) {
                 self.read(&key, preferred).await;
             } else {
