@@ -26,9 +26,19 @@
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-/// Every name this module creates starts with it (namespaces `shl-PID-HOST`, bridge
-/// `shlbPID`, root-side veths `shlPIDvN`), so leftovers of dead runs can be found.
-const NAME_PREFIX: &str = "shl";
+/// Every name this module creates starts with one of these, followed by the creating
+/// process's pid in base 36 over [`PID_DIGITS`] digits and the network's number in that
+/// process (two digits), so leftovers of dead runs can be found and two networks of
+/// one test binary (tests run in parallel threads) never collide: namespaces
+/// `shl-RUN-HOST`, bridge `shbRUN`, root-side veths `shvRUNvN` (RUN = pid and number:
+/// at most 3 + 7 + 1 + 3 characters, inside the 15 of an interface name).
+const NAMESPACE_PREFIX: &str = "shl-";
+const BRIDGE_PREFIX: &str = "shb";
+const VETH_PREFIX: &str = "shv";
+/// Base-36 digits of a pid (Linux's largest pid_max, 2^22, has 5).
+const PID_DIGITS: usize = 5;
+/// Networks one process may create (two base-36 digits).
+const NETWORKS_PER_PROCESS_MAX: u32 = 36 * 36;
 /// Where the run's /24 is picked: `10.X.Y.0/24` with X in `SUBNET_SECOND_OCTETS`.
 const SUBNET_SECOND_OCTETS: std::ops::Range<u16> = 64..128;
 /// Host addresses are `.1` up; the bridge (the test process's own address on the
@@ -60,7 +70,8 @@ pub struct Host {
 
 /// The bridge and its hosts; see the module documentation.
 pub struct Network {
-    pid: u32,
+    /// The pid (base 36) and this network's number in the process: part of every name.
+    run: String,
     bridge: String,
     /// The first three octets of the run's /24.
     prefix: [u8; 3],
@@ -78,12 +89,26 @@ impl Network {
             return Err("network namespaces need root".into());
         }
         ip(&["-V"]).map_err(|error| format!("no usable `ip` command: {error}"))?;
+        // One network at a time picks its subnet and takes it (the bridge's address),
+        // so two tests of one binary never pick the same free /24.
+        static CREATING: std::sync::Mutex<u32> = std::sync::Mutex::new(0);
+        let mut created = CREATING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *created >= NETWORKS_PER_PROCESS_MAX {
+            return Err(format!(
+                "at most {NETWORKS_PER_PROCESS_MAX} networks per process"
+            ));
+        }
+        let number = *created;
+        *created += 1;
         remove_leftovers_of_dead_runs();
         let pid = std::process::id();
-        let prefix = free_subnet(pid)?;
-        let bridge = format!("{NAME_PREFIX}b{pid}");
+        let prefix = free_subnet(pid.wrapping_add(number))?;
+        let run = format!("{}{}", base36(pid, PID_DIGITS), base36(number, 2));
+        let bridge = format!("{BRIDGE_PREFIX}{run}");
         let network = Self {
-            pid,
+            run,
             bridge: bridge.clone(),
             prefix,
             hosts: Vec::new(),
@@ -126,9 +151,9 @@ impl Network {
         let octet = u8::try_from(position + 1).map_err(|_| "host number".to_string())?;
         let host = Host {
             name: name.to_string(),
-            namespace: format!("{NAME_PREFIX}-{}-{name}", self.pid),
+            namespace: format!("{NAMESPACE_PREFIX}{}-{name}", self.run),
             address: self.address(octet),
-            root_veth: format!("{NAME_PREFIX}{}v{position}", self.pid),
+            root_veth: format!("{VETH_PREFIX}{}v{position}", self.run),
         };
         if host.root_veth.len() > INTERFACE_NAME_MAX {
             return Err(format!("interface name {} too long", host.root_veth));
@@ -173,6 +198,14 @@ impl Network {
 
     pub fn hosts(&self) -> &[Host] {
         &self.hosts
+    }
+
+    /// The links it made in the root namespace (bridge, root-side veths): what must be
+    /// gone after it is dropped.
+    pub fn link_names(&self) -> Vec<String> {
+        std::iter::once(self.bridge.clone())
+            .chain(self.hosts.iter().map(|host| host.root_veth.clone()))
+            .collect()
     }
 
     /// The test process's own address on the network (the bridge's).
@@ -290,21 +323,31 @@ fn free_subnet(pid: u32) -> Result<[u8; 3], String> {
     Err("no free 10.64-127.x.0/24 for the test network".into())
 }
 
+/// `value` in base 36 (0-9, a-z), left-padded with zeros to `width` digits.
+fn base36(mut value: u32, width: usize) -> String {
+    let mut digits = Vec::new();
+    while value > 0 || digits.len() < width {
+        digits.push(char::from_digit(value % 36, 36).unwrap_or('0'));
+        value /= 36;
+    }
+    digits.iter().rev().collect()
+}
+
+/// The pid a name made by this module carries after `prefix`, if it is one.
+fn pid_in(name: &str, prefix: &str) -> Option<u32> {
+    let digits = name.strip_prefix(prefix)?.get(..PID_DIGITS)?;
+    u32::from_str_radix(digits, 36).ok()
+}
+
 /// Removes the namespaces, bridges and veths of runs whose process no longer exists.
 fn remove_leftovers_of_dead_runs() {
-    let dead = |pid: &str| {
-        pid.parse::<u32>()
-            .is_ok_and(|pid| !crate::process::is_alive(pid))
-    };
+    let dead = |pid: u32| !crate::process::is_alive(pid);
     if let Ok(listed) = ip_output(&["netns", "list"]) {
         for namespace in listed
             .lines()
             .filter_map(|line| line.split_whitespace().next())
         {
-            let Some(rest) = namespace.strip_prefix(&format!("{NAME_PREFIX}-")) else {
-                continue;
-            };
-            if rest.split('-').next().is_some_and(dead) {
+            if pid_in(namespace, NAMESPACE_PREFIX).is_some_and(dead) {
                 let _ = ip(&["netns", "del", namespace]);
             }
         }
@@ -315,10 +358,7 @@ fn remove_leftovers_of_dead_runs() {
                 continue;
             };
             let name = name.split('@').next().unwrap_or(name);
-            let pid = name.strip_prefix(&format!("{NAME_PREFIX}b")).or_else(|| {
-                name.strip_prefix(NAME_PREFIX)
-                    .and_then(|rest| rest.split('v').next())
-            });
+            let pid = pid_in(name, BRIDGE_PREFIX).or_else(|| pid_in(name, VETH_PREFIX));
             if pid.is_some_and(dead) {
                 let _ = ip(&["link", "del", name]);
             }
@@ -351,5 +391,32 @@ fn ip_output(arguments: &[&str]) -> Result<String, String> {
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_pid_and_fit_an_interface_name() {
+        let largest_pid = 1 << 22;
+        let last_network = NETWORKS_PER_PROCESS_MAX - 1;
+        let run = format!(
+            "{}{}",
+            base36(largest_pid, PID_DIGITS),
+            base36(last_network, 2)
+        );
+        let veth = format!("{VETH_PREFIX}{run}v{}", HOSTS_MAX - 1);
+        assert!(veth.len() <= INTERFACE_NAME_MAX, "{veth}");
+        assert_eq!(pid_in(&veth, VETH_PREFIX), Some(largest_pid));
+        let bridge = format!("{BRIDGE_PREFIX}{run}");
+        assert_eq!(pid_in(&bridge, BRIDGE_PREFIX), Some(largest_pid));
+        let namespace = format!("{NAMESPACE_PREFIX}{}00-meta-1", base36(42, PID_DIGITS));
+        assert_eq!(pid_in(&namespace, NAMESPACE_PREFIX), Some(42));
+        assert_eq!(pid_in("shvx", VETH_PREFIX), None);
+        assert_eq!(pid_in("eth0", VETH_PREFIX), None);
+        assert_eq!(base36(0, 2), "00");
+        assert_eq!(base36(37, 2), "11");
     }
 }
