@@ -21,7 +21,8 @@
 //! is removed when the guard drops, also during a panic: every host's veth (which
 //! removes its peer), the namespaces and the bridge. Names carry the creating process's
 //! pid, and a new network first removes what a run that was killed (SIGKILL leaves no
-//! chance to drop anything) left behind under a pid that no longer runs.
+//! chance to drop anything) left behind under a pid that no longer runs: the processes
+//! still inside its namespaces (SIGKILL), the namespaces, veths and bridge.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -348,6 +349,16 @@ fn remove_leftovers_of_dead_runs() {
             .filter_map(|line| line.split_whitespace().next())
         {
             if pid_in(namespace, NAMESPACE_PREFIX).is_some_and(dead) {
+                // Its processes outlived the killed test (nobody dropped their guards):
+                // they belong to that run only, so they go with it.
+                if let Ok(pids) = ip_output(&["netns", "pids", namespace]) {
+                    for pid in pids.lines().filter_map(|line| line.trim().parse().ok()) {
+                        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                            let _ =
+                                rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                        }
+                    }
+                }
                 let _ = ip(&["netns", "del", namespace]);
             }
         }
