@@ -206,6 +206,9 @@ async fn a_cluster_on_many_hosts_survives_a_zone_cut_kills_and_growth() {
         || async { controllers_count(&cluster, "down").await >= cut_nodes as f64 },
     )
     .await;
+    timeline.event(format!(
+        "the controller declared the {cut_nodes} nodes of {zone} down"
+    ));
     wait_writes(
         &workload,
         "writes continue with a zone cut off",
@@ -213,7 +216,7 @@ async fn a_cluster_on_many_hosts_survives_a_zone_cut_kills_and_growth() {
     )
     .await;
     timeline.event(format!(
-        "{zone}'s nodes down; {} writes acknowledged during the cut",
+        "{} writes acknowledged during the cut",
         workload.writes_acked() - acked_before_cut
     ));
     cluster.network.heal().unwrap();
