@@ -422,6 +422,20 @@ async fn a_cluster_on_many_hosts_survives_a_zone_cut_kills_and_growth() {
         "layout version {version} everywhere: {versions:?}"
     );
     timeline.event(format!("layout version {version} everywhere: {versions:?}"));
+    // Two controllers, one lease: exactly one of them acts.
+    let mut holders = Vec::new();
+    for controller in &cluster.controllers {
+        let text = metrics_of(controller.address).await.unwrap_or_default();
+        if series_value(&text, "shardlet_controller_lease_active", "") == 1.0 {
+            holders.push(controller.name.clone());
+        }
+    }
+    assert_eq!(
+        holders.len(),
+        1,
+        "one controller holds the lease: {holders:?}"
+    );
+    timeline.event(format!("the lease is held by {}", holders[0]));
     println!(
         "[many_hosts] timeline (seed {seed}):\n{}",
         timeline.events.join("\n")
