@@ -384,7 +384,7 @@ fn a_node_that_stops_taking_fragments_loses_only_what_it_held() {
     );
     // Second-order moves (the replacement changes zone counts) stay rare.
     assert!(
-        moved as f64 <= held as f64 * 1.05,
+        moved as f64 <= held as f64 * 1.1,
         "moved {moved} for {held}"
     );
 }
