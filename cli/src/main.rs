@@ -25,6 +25,7 @@
 mod admin;
 mod admin_cluster;
 mod admin_layout;
+mod admin_layout_status;
 mod admin_meta;
 mod admin_nodes;
 mod connect;
