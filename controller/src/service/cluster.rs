@@ -111,8 +111,9 @@ impl Cluster {
             .clone()
     }
 
-    /// The current layout and the one before it, as this controller saw them: the seam
-    /// for the rebalance (what changed between the two is what must move).
+    /// The current layout and the one before it, as this controller saw them. The
+    /// rebalance does not need it (it compares each record's `layout_version` with the
+    /// version in use, which survives restarts); kept for diagnostics and tests.
     pub fn layout_history(&self) -> LayoutHistory {
         self.watch.history()
     }

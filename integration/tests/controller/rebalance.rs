@@ -210,3 +210,41 @@ async fn a_drained_node_ends_empty_and_is_then_decommissioned() {
     assert_eq!(shardlets_on(&meta, drained).await, 0);
     assert_eq!(unreadable(&s3, &objects).await, Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_while_draining_is_repaired_and_nothing_is_lost() {
+    let mut cluster = Cluster::start(&shardlet_binary!(), 12).await;
+    // One evacuation at a time, so the drain is still running when the node dies.
+    let controller = cluster
+        .start_controller(
+            "controller",
+            &flags(&[
+                ("--layout-poll-seconds", "0.5"),
+                ("--repair-in-flight-max", "1"),
+            ]),
+        )
+        .await;
+    let s3 = S3Client::new(cluster.access.clone());
+    s3.create_bucket(BUCKET).await.unwrap();
+    let mut objects = write_objects(&s3, "replicated", 40, 200_000, None).await;
+    objects.extend(write_objects(&s3, "rs-4-2", 40, 300_000, Some("ONEZONE_IA")).await);
+    let meta = cluster.meta_client();
+    let victim = cluster.busiest_node().await;
+    let drained = NodeId(cluster.nodes[victim].options.node_id);
+    let name = drained.0.to_string();
+
+    cluster.admin(&["admin", "layout", "remove", &name]);
+    cluster.admin(&["admin", "layout", "apply", "--version", "2"]);
+    wait_until(REPAIR_DEADLINE, "the drain has started", || async {
+        controller_metric(&controller, "shardlet_controller_evacuations_done_total").await >= 1.0
+    })
+    .await;
+    cluster.nodes[victim].kill_9();
+    wait_until(
+        REPAIR_DEADLINE,
+        "no record names the dead draining node",
+        || async { redundancy_problems(&shardlets(&meta).await, &[drained]).is_empty() },
+    )
+    .await;
+    assert_eq!(unreadable(&s3, &objects).await, Vec::<String>::new());
+}
