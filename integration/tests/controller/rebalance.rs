@@ -248,3 +248,39 @@ async fn a_node_killed_while_draining_is_repaired_and_nothing_is_lost() {
     .await;
     assert_eq!(unreadable(&s3, &objects).await, Vec::<String>::new());
 }
+
+#[test]
+fn rebalance_flags_and_layout_status_refuse_bad_input_naming_the_flag() {
+    let run = |arguments: &[&str]| {
+        let output = shardlet_binary!()
+            .command()
+            .args(arguments)
+            .args(["--meta", "127.0.0.1:1"])
+            .env("SHARDLET_CLUSTER_SECRET", "a-test-secret-long-enough")
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{arguments:?} was accepted");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let negative = run(&["controller", "--rebalance-interval-seconds=-1"]);
+    assert!(
+        negative.contains("--rebalance-interval-seconds"),
+        "{negative}"
+    );
+    let not_a_number = run(&["controller", "--rebalance-interval-seconds", "soon"]);
+    assert!(
+        not_a_number.contains("--rebalance-interval-seconds"),
+        "{not_a_number}"
+    );
+    let zero = run(&[
+        "admin",
+        "layout",
+        "status",
+        "--watch",
+        "--timeout-seconds",
+        "0",
+    ]);
+    assert!(zero.contains("--timeout-seconds"), "{zero}");
+    let unknown = run(&["admin", "layout", "status", "--follow"]);
+    assert!(unknown.contains("--follow"), "{unknown}");
+}
