@@ -223,12 +223,22 @@ impl RebalanceWorker {
     async fn progress_towards(&self, version: u64) -> anyhow::Result<RebalanceRecord> {
         let mut held = self.progress.lock().await;
         if held.is_none() {
-            *held = self
+            // A report, never needed for correctness: one this build cannot decode (a
+            // newer format, or damaged) must not stop the rebalance, so it is logged and
+            // replaced by a fresh count; a failed read is retried next pass.
+            *held = match self
                 .shared
                 .metadata
                 .read::<RebalanceRecord>(keys::CLUSTER_REBALANCE.as_bytes())
-                .await?
-                .map(|stored| stored.record);
+                .await
+            {
+                Ok(stored) => stored.map(|stored| stored.record),
+                Err(shardlet_model::MetadataError::Corrupt(reason)) => {
+                    tracing::warn!(%reason, "g/rebalance does not decode; counting progress afresh");
+                    None
+                }
+                Err(error) => return Err(error.into()),
+            };
         }
         Ok(match held.as_ref() {
             Some(record) if record.layout_version == version => record.clone(),
