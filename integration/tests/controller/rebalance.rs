@@ -156,15 +156,20 @@ async fn an_added_node_receives_its_share_while_everything_reads_back_even_acros
         moved_fragments as f64 / (fragments_before as f64 / 13.0)
     );
     assert!(on_new > 0 && !changed.is_empty());
-    // Changed shardlets gained the new node: the planner sends fragments only to nodes
-    // short of data, so moves between old nodes are the rare ones a node short by one
-    // fragment's worth of noise receives (one of 38 in the run that set this bound).
+    // Close to the ideal 1/13 of the fragments (loose: 120 shardlets are a small sample;
+    // the planner's unit test and the bench measure the ratio on many more), and mostly
+    // towards the new node: the planner sends fragments only to nodes short of data.
+    let ideal = fragments_before as f64 / 13.0;
+    assert!(
+        (moved_fragments as f64) <= 1.5 * ideal && (moved_fragments as f64) >= 0.5 * ideal,
+        "{moved_fragments} fragments moved, ideal {ideal:.1}"
+    );
     let between_old = changed
         .iter()
         .filter(|id| !after[**id].contains(&NodeId(13)))
         .count();
     assert!(
-        between_old * 10 <= changed.len(),
+        between_old * 4 <= changed.len(),
         "{between_old} of {} changed shardlets moved between old nodes only",
         changed.len()
     );
