@@ -114,6 +114,13 @@ echo "== repair: one of 12 nodes killed, time to full redundancy (SHARDLET_BENCH
     grep -E '^(repair|one at a time|parallel|loopback|disk|speed-up)' "$BENCH_LOG_DIR/repair.log" | sed 's/^/  /'
 } >> "$SUMMARY"
 
+echo "== rebalance: 1 node added to 12, then the busiest drained (SHARDLET_BENCH_REBALANCE_BYTES, default 1 GiB)"
+"$CARGO" bench -q --workspace --bench rebalance 2>&1 | tee "$BENCH_LOG_DIR/rebalance.log"
+{
+    echo "rebalance (bytes moved against the ideal, time, machine bounds):"
+    grep -E '^(step|add 1 node|drain the|rebalance |loopback|disk)' "$BENCH_LOG_DIR/rebalance.log" | sed 's/^/  /'
+} >> "$SUMMARY"
+
 echo "== S3 load against shardlet dev (real processes, fsync on; every GET verified)"
 "$CARGO" bench -q --workspace --bench s3_load 2>&1 | tee "$BENCH_LOG_DIR/s3_load.log"
 {

@@ -1,4 +1,5 @@
-//! `shardlet admin layout show|assign|remove|apply|revert|import`: the cluster layout in
+//! `shardlet admin layout show|assign|remove|apply|revert|import` (and `status`, in
+//! `admin_layout_status.rs`): the cluster layout in
 //! meta-raft (`shardlet_model::layout`, docs/layout.md). Changes are staged, reviewed
 //! with `show`, and applied as the next version with `apply --version N`.
 
@@ -35,6 +36,10 @@ pub enum LayoutCommand {
     Revert(Target),
     /// Make a topology file (examples/topology.toml) the next layout version.
     Import(ImportArguments),
+    /// The version applied against the one the controller rebalances towards, the
+    /// rebalance's progress (moved, remaining, rate, ETA) and what draining nodes
+    /// still hold; --watch follows until done.
+    Status(crate::admin_layout_status::StatusArguments),
 }
 
 #[derive(clap::Args)]
@@ -122,6 +127,9 @@ fn now_unix_ms() -> u64 {
 /// Runs `command` against the members, reached over `transport` (the global TLS flags).
 pub async fn run(command: LayoutCommand, transport: &Transport) -> anyhow::Result<()> {
     match command {
+        LayoutCommand::Status(arguments) => {
+            crate::admin_layout_status::run(arguments, transport).await?;
+        }
         LayoutCommand::Show(target) => {
             let layout = operations::read(&metadata(&target, transport)?)
                 .await

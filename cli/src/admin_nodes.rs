@@ -64,7 +64,7 @@ fn client(
 }
 
 /// How many fragments the node → fragment index puts on `node`.
-async fn fragments_on(meta: &MetaClient, node: NodeId) -> anyhow::Result<usize> {
+pub(crate) async fn fragments_on(meta: &MetaClient, node: NodeId) -> anyhow::Result<usize> {
     let prefix = keys::fragments_of_node(node);
     let mut count = 0;
     let mut after: Option<Blob> = None;

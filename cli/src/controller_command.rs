@@ -73,6 +73,10 @@ pub struct ControllerArguments {
     /// Pause between transition passes; 0 disables transitions.
     #[arg(long, default_value_t = 30.0)]
     pub transition_interval_seconds: f64,
+    /// Pause between rebalance passes (moving what a layout change moved); 0 disables
+    /// the rebalance.
+    #[arg(long, default_value_t = 5.0)]
+    pub rebalance_interval_seconds: f64,
     /// A scheme change for heat alone waits this long after the previous one.
     #[arg(long, default_value_t = 86_400.0)]
     pub change_dwell_seconds: f64,
@@ -217,6 +221,10 @@ pub async fn run(
         transition_interval: optional_interval(
             arguments.transition_interval_seconds,
             "transition-interval-seconds",
+        )?,
+        rebalance_interval: optional_interval(
+            arguments.rebalance_interval_seconds,
+            "rebalance-interval-seconds",
         )?,
         policy,
         heat,

@@ -29,6 +29,7 @@ mod output;
 mod admin;
 mod admin_cluster;
 mod admin_layout;
+mod admin_layout_status;
 mod admin_meta;
 mod admin_nodes;
 mod connect;

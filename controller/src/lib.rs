@@ -11,7 +11,7 @@
 //!
 //! 1. [`view`]: the vocabulary (`ShardletState`, `FragmentLocation`, `Action`).
 //! 2. Pure decisions: [`budget`], [`detector`], [`heat`], [`durability`], [`risk`],
-//!    [`domains`], [`policy`], [`transition`], [`repair`], [`scheduler`], [`scrub`],
+//!    [`domains`], [`policy`], [`transition`], [`rebalance`], [`repair`], [`scheduler`], [`scrub`],
 //!    [`orphan_grace`].
 //! 3. [`sim`]: the discrete-event simulator, pure as well (no clock, no I/O).
 //! 4. [`service`]: the daemon, the only I/O in the crate.
@@ -29,6 +29,7 @@ pub mod durability;
 pub mod heat;
 pub mod orphan_grace;
 pub mod policy;
+pub mod rebalance;
 pub mod repair;
 pub mod risk;
 pub mod scheduler;

@@ -61,6 +61,8 @@ pub struct ClusterView {
     pub states: BTreeMap<NodeId, NodeState>,
     pub map: PlacementMap,
     pub domains: Domains,
+    /// (zone, region) of each node, numbered in layout order (for spread checks).
+    pub zones_and_regions: BTreeMap<NodeId, (u32, u32)>,
 }
 
 impl ClusterView {
@@ -109,8 +111,9 @@ impl Cluster {
             .clone()
     }
 
-    /// The current layout and the one before it, as this controller saw them: the seam
-    /// for the rebalance (what changed between the two is what must move).
+    /// The current layout and the one before it, as this controller saw them. The
+    /// rebalance does not need it (it compares each record's `layout_version` with the
+    /// version in use, which survives restarts); kept for diagnostics and tests.
     pub fn layout_history(&self) -> LayoutHistory {
         self.watch.history()
     }
@@ -255,7 +258,16 @@ impl Cluster {
         // The same nodes with other states: validation cannot fail differently.
         let topology =
             to_topology(&members.layout, &liveness).unwrap_or_else(|_| members.topology.clone());
+        let mut zones: Vec<&str> = Vec::new();
+        let mut regions: Vec<&str> = Vec::new();
+        let mut zones_and_regions = BTreeMap::new();
+        for node in topology.nodes() {
+            let zone = number_of(&mut zones, &node.zone);
+            let region = number_of(&mut regions, &node.region);
+            zones_and_regions.insert(node.id, (zone, region));
+        }
         ClusterView {
+            zones_and_regions,
             layout_version: members.version(),
             states: topology
                 .nodes()
@@ -264,6 +276,17 @@ impl Cluster {
                 .collect(),
             map: PlacementMap::new(&topology),
             domains: Domains::new(&topology),
+        }
+    }
+}
+
+/// The position of `name` in `names`, appended when new.
+fn number_of<'a>(names: &mut Vec<&'a str>, name: &'a str) -> u32 {
+    match names.iter().position(|known| *known == name) {
+        Some(position) => position as u32,
+        None => {
+            names.push(name);
+            (names.len() - 1) as u32
         }
     }
 }

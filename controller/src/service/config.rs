@@ -38,6 +38,8 @@ pub struct ServiceConfig {
     pub scrub_bytes_per_second: u64,
     /// Pause between transition passes; `None` disables transitions.
     pub transition_interval: Option<Duration>,
+    /// Pause between rebalance passes; `None` disables the rebalance.
+    pub rebalance_interval: Option<Duration>,
     pub policy: PolicyConfig,
     pub heat: HeatConfig,
     /// Background I/O budget in bytes per second (a share of cluster bandwidth).

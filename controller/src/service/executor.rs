@@ -66,6 +66,21 @@ impl Executor {
         actions: &[Action],
         lost: &BTreeSet<NodeId>,
     ) -> anyhow::Result<Outcome> {
+        self.execute_stamped(start, state, actions, lost, None)
+            .await
+    }
+
+    /// [`Executor::execute`], and the commit records `layout_version` on the record
+    /// when given: a rebalance placed the shardlet under that version (not necessarily
+    /// the newest this process knows by the time it commits).
+    pub async fn execute_stamped(
+        &self,
+        start: &Stored<ShardletRecord>,
+        state: &ShardletState,
+        actions: &[Action],
+        lost: &BTreeSet<NodeId>,
+        layout_version: Option<u64>,
+    ) -> anyhow::Result<Outcome> {
         let record = &start.record;
         let mut written = Written::new();
         let mut committed = false;
@@ -126,7 +141,14 @@ impl Executor {
                         return Ok(Outcome::Conflict);
                     }
                     if !self
-                        .commit(start, state, *scheme, new_locations, &written)
+                        .commit(
+                            start,
+                            state,
+                            *scheme,
+                            new_locations,
+                            &written,
+                            layout_version,
+                        )
                         .await?
                     {
                         self.metrics.commit_conflicts_total.inc();
@@ -357,6 +379,7 @@ impl Executor {
         scheme: Scheme,
         new_locations: &[FragmentLocation],
         written: &Written,
+        stamp: Option<u64>,
     ) -> anyhow::Result<bool> {
         let Some(fence) = self.lease.fence_condition() else {
             bail!("lease lost before the commit");
@@ -375,6 +398,13 @@ impl Executor {
                 written,
                 layout_version,
             )?;
+            let next = match stamp {
+                Some(version) => ShardletRecord {
+                    layout_version: version,
+                    ..next
+                },
+                None => next,
+            };
             let mut batch = index::write_shardlet(Some(&current.record), &next, current.version);
             batch.conditions.push(fence.clone());
             match self.meta.batch(batch).await {

@@ -67,6 +67,16 @@ pub struct Metrics {
     /// Announcements of storage nodes by outcome (`assigned`, `pending`, or the
     /// refusal's code: `unauthenticated`, `forbidden`, `malformed_body`, …).
     pub announcements_total: IntCounterVec,
+    /// The layout version the rebalance moves data towards (0: none yet).
+    pub rebalance_layout_version: IntGauge,
+    /// Shardlets and bytes moved since the rebalance towards that version started.
+    pub rebalance_shardlets_moved: IntGauge,
+    pub rebalance_bytes_moved: IntGauge,
+    /// What the last rebalance pass planned and had not moved yet.
+    pub rebalance_shardlets_remaining: IntGauge,
+    pub rebalance_bytes_remaining: IntGauge,
+    /// Moves by outcome (`committed`, `conflict`, `failed`).
+    pub rebalance_moves_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -236,6 +246,31 @@ impl Metrics {
             nodes_refusing_writes: gauge(
                 "nodes_refusing_writes",
                 "Nodes that stopped acknowledging writes after a failed fsync",
+            )?,
+            rebalance_layout_version: gauge(
+                "rebalance_layout_version",
+                "The layout version the rebalance moves data towards (0: none yet)",
+            )?,
+            rebalance_shardlets_moved: gauge(
+                "rebalance_shardlets_moved",
+                "Shardlets moved since the rebalance towards the current layout started",
+            )?,
+            rebalance_bytes_moved: gauge(
+                "rebalance_bytes_moved",
+                "Bytes copied since the rebalance towards the current layout started",
+            )?,
+            rebalance_shardlets_remaining: gauge(
+                "rebalance_shardlets_remaining",
+                "Shardlets the last rebalance pass planned to move and has not moved",
+            )?,
+            rebalance_bytes_remaining: gauge(
+                "rebalance_bytes_remaining",
+                "Bytes the last rebalance pass planned to move and has not moved",
+            )?,
+            rebalance_moves_total: counter_vec(
+                "rebalance_moves_total",
+                "Rebalance moves by outcome (committed, conflict, failed)",
+                &["outcome"],
             )?,
             registry,
         })

@@ -10,6 +10,7 @@
 //! | [`scrub_worker`] | listings and checksums against metadata → repair and deletions |
 //! | [`settings_worker`] | the cluster settings (upload deadline → orphan grace), kept fresh |
 //! | [`transition_worker`] | access heat → policy → replication ↔ erasure coding |
+//! | [`rebalance_worker`] | records placed under an older layout → moves towards nodes short of data, under the shared budget; progress in `g/rebalance` |
 //! | [`leader`] | the one shape of repair, scrub and transitions: a pass every interval, only while the lease is held |
 //! | [`executor`] | runs [`crate::Action`]s against nodes and meta-raft |
 //! | [`cluster`], [`records`] | node states and clients; records ↔ [`crate::ShardletState`] |
@@ -36,6 +37,7 @@ pub mod leader;
 pub mod lease;
 pub mod metrics;
 pub mod predictor;
+pub mod rebalance_worker;
 pub mod records;
 pub mod repair_worker;
 pub mod scrub_worker;
@@ -187,13 +189,30 @@ impl RunningController {
             );
             runner.spawn(Arc::new(LeaderWorker::new(lease.clone(), interval, scrub)));
         }
+        // Transitions and the rebalance spend one background budget.
+        let budget = Arc::new(std::sync::Mutex::new(crate::budget::IoBudget::new(
+            config.budget_bytes_per_second,
+            clock::unix_ms_now(),
+        )));
+        if let Some(interval) = config.rebalance_interval {
+            let rebalance = rebalance_worker::RebalanceWorker::new(
+                shared.clone(),
+                executor.clone(),
+                budget.clone(),
+            );
+            runner.spawn(Arc::new(LeaderWorker::new(
+                lease.clone(),
+                interval,
+                rebalance,
+            )));
+        }
         if let Some(interval) = config.transition_interval {
             let transitions = transition_worker::TransitionWorker::new(
                 shared.clone(),
                 executor,
                 config.policy.clone(),
                 config.heat,
-                config.budget_bytes_per_second,
+                budget,
             );
             runner.spawn(Arc::new(LeaderWorker::new(
                 lease.clone(),

@@ -38,13 +38,14 @@ pub struct TransitionWorker {
     pub executor: Arc<Executor>,
     pub policy: PolicyConfig,
     pub heat_config: HeatConfig,
+    /// Shared with the rebalance: background work spends one budget.
+    pub budget: Arc<std::sync::Mutex<IoBudget>>,
 }
 
 struct TransitionState {
     heat: HeatTracker,
     /// Access totals last seen per shardlet (bounded like the tracker).
     seen_totals: BTreeMap<ShardletId, u64>,
-    budget: IoBudget,
 }
 
 #[async_trait]
@@ -62,7 +63,7 @@ impl TransitionWorker {
         executor: Arc<Executor>,
         policy: PolicyConfig,
         heat_config: HeatConfig,
-        budget_bytes_per_second: f64,
+        budget: Arc<std::sync::Mutex<IoBudget>>,
     ) -> Self {
         Self {
             shared,
@@ -71,9 +72,9 @@ impl TransitionWorker {
             state: Mutex::new(TransitionState {
                 heat: HeatTracker::new(heat_config),
                 seen_totals: BTreeMap::new(),
-                budget: IoBudget::new(budget_bytes_per_second, unix_ms_now()),
             }),
             heat_config,
+            budget,
         }
     }
 
@@ -150,7 +151,12 @@ impl TransitionWorker {
             } else {
                 Urgency::Background
             };
-            if let Grant::WaitUntil { .. } = state.budget.request(bytes, urgency, now) {
+            let grant = self
+                .budget
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .request(bytes, urgency, now);
+            if let Grant::WaitUntil { .. } = grant {
                 tracing::debug!("I/O budget spent; transitions continue next pass");
                 break;
             }

@@ -9,6 +9,7 @@ mod authentication;
 mod failing_disk;
 mod layout;
 mod lease;
+mod rebalance;
 mod repair;
 mod scrub;
 mod transitions;

@@ -97,8 +97,9 @@ impl LayoutWatch {
             .map_or(0, |current| current.version)
     }
 
-    /// The current layout and the previous one: the seam for the rebalance, which moves
-    /// what the change between them moved.
+    /// The current layout and the previous one, as this process saw them (the
+    /// controller's rebalance works from records' `layout_version` instead, so it needs
+    /// no history across restarts).
     pub fn history(&self) -> LayoutHistory {
         self.lock_read().clone()
     }

@@ -36,6 +36,8 @@ pub const CONTROLLER_LEASE: &str = "l/controller";
 pub const CONTROLLER_LEASE_FENCE: &str = "l/controller-term";
 pub const CLUSTER_SETTINGS: &str = "g/settings";
 pub const CLUSTER_LAYOUT: &str = "g/layout";
+/// The rebalance's progress ([`super::RebalanceRecord`]), written by the active controller.
+pub const CLUSTER_REBALANCE: &str = "g/rebalance";
 
 pub fn bucket(name: &str) -> Vec<u8> {
     format!("{BUCKET_PREFIX}{name}").into_bytes()

@@ -388,3 +388,35 @@ impl Record for ClusterSettings {
     const KIND: &'static str = "cluster settings";
     const FORMAT_VERSION: u8 = 1;
 }
+
+/// The rebalance's progress (`g/rebalance`), written by the active controller after
+/// each pass, read by `shardlet admin layout status` and by a controller taking over
+/// (to keep counting from where the previous one stopped). It is a report, not a
+/// cursor: the work itself is re-derived every pass from the records (their
+/// `layout_version` against the layout in use), so a lost or stale copy loses no work.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebalanceRecord {
+    /// The layout version data is being moved towards.
+    pub layout_version: u64,
+    /// When the rebalance towards that version was first seen by a controller.
+    pub started_unix_ms: u64,
+    /// When this record was written (the end of the last pass).
+    pub updated_unix_ms: u64,
+    /// Moved since `started_unix_ms`.
+    pub shardlets_moved: u64,
+    pub bytes_moved: u64,
+    /// What the last pass planned to move and did not (yet).
+    pub shardlets_remaining: u64,
+    pub bytes_remaining: u64,
+    /// Shardlets with a fragment on a node that is not up (down, draining, …): the
+    /// repair worker's, counted here so `status` shows why the rebalance waits.
+    pub shardlets_left_to_repair: u64,
+    /// Why the last pass stopped early, if it did (repair first, budget spent, …).
+    #[serde(default)]
+    pub waiting_for: Option<String>,
+}
+
+impl Record for RebalanceRecord {
+    const KIND: &'static str = "rebalance progress";
+    const FORMAT_VERSION: u8 = 1;
+}
