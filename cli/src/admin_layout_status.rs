@@ -5,6 +5,7 @@
 //! it follows until the rebalance is done and no draining node holds anything, with an
 //! indicatif bar when stdout is a terminal.
 
+use crate::output::out_text;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -67,7 +68,7 @@ pub async fn run(arguments: StatusArguments, transport: &Transport) -> anyhow::R
     let metadata = Metadata::new(meta.clone());
     let first = look(&meta, &metadata).await?;
     if !arguments.watch {
-        print!("{}", describe(&first));
+        out_text!("{}", describe(&first));
         return Ok(());
     }
     let bar = std::io::stdout().is_terminal().then(|| {
@@ -95,13 +96,13 @@ pub async fn run(arguments: StatusArguments, transport: &Transport) -> anyhow::R
                 ));
             }
             (Some(_), None) => {}
-            (None, _) => print!("{}", describe(&current)),
+            (None, _) => out_text!("{}", describe(&current)),
         }
         if current.done() {
             if let Some(bar) = &bar {
                 bar.finish();
             }
-            print!("{}", describe(&current));
+            out_text!("{}", describe(&current));
             return Ok(());
         }
         if tokio::time::Instant::now() >= give_up {
