@@ -78,10 +78,16 @@ pub struct AssignArguments {
 pub struct RemoveArguments {
     /// The node's name.
     name: String,
-    /// The node is gone for good (dead hardware): its fragments are rebuilt elsewhere
-    /// and its name and id are never used again.
+    /// The node is gone for good: its name and id are never used again. Refused while
+    /// the node still holds fragments (drain it first: `layout remove NAME`, then
+    /// `layout status` until it holds none), unless --force.
     #[arg(long)]
     decommission: bool,
+    /// With --decommission: the node is dead hardware, whatever it still holds is
+    /// rebuilt from the other copies instead of copied from it (redundancy dips until
+    /// the repair is done).
+    #[arg(long, requires = "decommission")]
+    force: bool,
     #[command(flatten)]
     target: Target,
 }
@@ -168,6 +174,14 @@ pub async fn run(command: LayoutCommand, transport: &Transport) -> anyhow::Resul
         LayoutCommand::Remove(arguments) => {
             check_name(&arguments.name).context("layout remove")?;
             let change = if arguments.decommission {
+                if !arguments.force {
+                    refuse_decommission_while_holding(
+                        &arguments.target,
+                        transport,
+                        &arguments.name,
+                    )
+                    .await?;
+                }
                 Change::Decommission
             } else {
                 Change::Remove
@@ -213,6 +227,45 @@ pub async fn run(command: LayoutCommand, transport: &Transport) -> anyhow::Resul
             }
         }
     }
+    Ok(())
+}
+
+/// A node that still holds fragments is not decommissioned by accident: each of them
+/// would drop a shardlet's redundancy by one until repair rebuilt it elsewhere, and a
+/// fragment whose other copies are already gone would be lost. A live node drains first;
+/// dead hardware takes `--force`.
+async fn refuse_decommission_while_holding(
+    target: &Target,
+    transport: &Transport,
+    name: &str,
+) -> anyhow::Result<()> {
+    let keyring = crate::connect::load_keyring(&target.keys, None)?;
+    let meta = Arc::new(crate::connect::meta_client(
+        &target.meta,
+        &keyring,
+        MetaCaller::Admin,
+        transport,
+    )?);
+    let metadata = Metadata::new(meta.clone());
+    let layout = operations::read(&metadata)
+        .await
+        .context("layout remove: cannot read the cluster layout")?
+        .record;
+    let Some(node) = layout.nodes.iter().find(|node| node.name == name) else {
+        // Not applied yet (a pending role): it holds nothing.
+        return Ok(());
+    };
+    let held = crate::admin_nodes::fragments_on(&meta, node.id)
+        .await
+        .context("layout remove: cannot count the node's fragments")?;
+    anyhow::ensure!(
+        held == 0,
+        "layout remove {name} --decommission: node {name} (id {}) still holds {held} fragments; \
+         drain it first (`shardlet admin layout remove {name}`, apply, then `shardlet admin \
+         layout status` until it holds none), or, if it is dead hardware whose data must be \
+         rebuilt from the other copies, add --force",
+        node.id
+    );
     Ok(())
 }
 

@@ -249,6 +249,28 @@ impl Cluster {
         run_to_completion(&self.binary, &arguments, &self.secret)
     }
 
+    /// Runs `shardlet ARGUMENTS --meta …` as the operator, expecting a refusal; its
+    /// stderr.
+    pub fn admin_refused(&self, arguments: &[&str]) -> String {
+        let output = self
+            .binary
+            .command()
+            .args(arguments)
+            .args(["--meta", &self.meta.address.to_string()])
+            .env("SHARDLET_CLUSTER_SECRET", &self.secret)
+            .env_remove("SHARDLET_KEYS")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|error| panic!("shardlet {arguments:?} does not run: {error}"));
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            !output.status.success(),
+            "shardlet {arguments:?} succeeded: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        stderr
+    }
+
     /// Sets the cluster's upload deadline the way an operator does (`shardlet admin
     /// cluster set upload-deadline-seconds N`).
     pub fn set_upload_deadline(&self, seconds: u64) -> String {

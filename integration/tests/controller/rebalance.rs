@@ -194,6 +194,21 @@ async fn a_drained_node_ends_empty_and_is_then_decommissioned() {
     let name = drained.0.to_string();
     assert!(shardlets_on(&meta, drained).await > 0);
 
+    // Not decommissioned while it holds data: that would drop every one of its
+    // shardlets' redundancy by one (dead hardware takes --force).
+    let refused = cluster.admin_refused(&["admin", "layout", "remove", &name, "--decommission"]);
+    assert!(
+        refused.contains("still holds") && refused.contains("--force"),
+        "{refused}"
+    );
+    let refused = cluster.admin_refused(&["admin", "layout", "remove", &name, "--force"]);
+    assert!(refused.contains("--decommission"), "{refused}");
+    let shown = cluster.admin(&["admin", "layout", "show"]);
+    assert!(
+        !shown.contains("decommission"),
+        "nothing was staged: {shown}"
+    );
+
     cluster.admin(&["admin", "layout", "remove", &name]);
     cluster.admin(&["admin", "layout", "apply", "--version", "2"]);
     never_below_target_until(&meta, "the draining node holds nothing", || async {
