@@ -61,6 +61,9 @@ enum AdminCommand {
 enum KeyCommand {
     /// Create an access key and secret (printed once; stored in meta-raft).
     Create(crate::gateway_command::KeyCreateArguments),
+    /// Delete an access key (leaked or retired): gateways refuse it within 10 s; the
+    /// owner's buckets stay.
+    Delete(crate::gateway_command::KeyDeleteArguments),
     /// Write the key file of one process role, derived from the keys given (normally
     /// the cluster secret): hand each process only its own.
     Derive(DeriveArguments),
@@ -242,6 +245,9 @@ pub async fn run(arguments: AdminArguments, tls: &TlsArguments) -> anyhow::Resul
         }
         AdminCommand::Key(KeyCommand::Create(arguments)) => {
             crate::gateway_command::create_key(arguments, &transport()?).await?
+        }
+        AdminCommand::Key(KeyCommand::Delete(arguments)) => {
+            crate::gateway_command::delete_key(arguments, &transport()?).await?
         }
         AdminCommand::Key(KeyCommand::Derive(arguments)) => derive_keys(arguments)?,
         AdminCommand::Bucket(command) => bucket(command, &transport()?).await?,

@@ -132,6 +132,46 @@ pub struct KeyCreateArguments {
     pub keys: KeyArguments,
 }
 
+#[derive(clap::Args)]
+pub struct KeyDeleteArguments {
+    /// The access key to delete (as `key create` printed it).
+    pub access_key: String,
+    /// Metadata service members (host:port), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub meta: Vec<String>,
+    /// The admin's keys (`meta.admin`), or the cluster secret.
+    #[command(flatten)]
+    pub keys: KeyArguments,
+}
+
+/// Deletes an access key from meta-raft; gateways refuse it within their credential
+/// cache's lifetime.
+pub async fn delete_key(
+    arguments: KeyDeleteArguments,
+    transport: &shardlet_net::Transport,
+) -> anyhow::Result<()> {
+    let keyring = load_keyring(&arguments.keys, None)?;
+    let buckets = Buckets::new(Catalog::new(Arc::new(meta_client(
+        &arguments.meta,
+        &keyring,
+        MetaCaller::Admin,
+        transport,
+    )?)));
+    match buckets.delete_credential(&arguments.access_key).await? {
+        Some(record) => say!(
+            "deleted access key {} of owner {}; gateways refuse it within {} s (their credential cache); the owner's buckets stay",
+            record.access_key,
+            record.owner,
+            shardlet_gateway::s3::auth::CREDENTIAL_CACHE_TTL.as_secs()
+        ),
+        None => anyhow::bail!(
+            "key delete: no access key {:?} exists",
+            arguments.access_key.chars().take(64).collect::<String>()
+        ),
+    }
+    Ok(())
+}
+
 /// Creates an access key + secret in meta-raft and prints them.
 pub async fn create_key(
     arguments: KeyCreateArguments,

@@ -239,3 +239,89 @@ async fn a_grant_names_an_existing_bucket_and_key_and_is_refused_otherwise() {
         "{said}"
     );
 }
+
+/// A leaked or retired S3 key is deleted (`shardlet admin key delete`): every request
+/// signed with it is refused once the gateway's credential cache lets go of it, while
+/// the owner's buckets, objects and other keys stay. Deleting an unknown key, or the
+/// same key twice, is refused naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_key_is_refused_and_its_owners_data_stays() {
+    let cluster = Cluster::start(&shardlet_binary!(), 4).await;
+    let leaked = create_key(&cluster, "carol");
+    let spare = create_key(&cluster, "carol");
+    let leaked_client = S3Client::new(leaked.access.clone());
+    leaked_client.create_bucket("carols").await.unwrap();
+    leaked_client
+        .put_object("carols", "kept", b"carol's data".to_vec(), None)
+        .await
+        .unwrap();
+
+    let run = |arguments: &[&str]| {
+        let mut command = cluster.binary.command();
+        command
+            .args(["admin", "key", "delete"])
+            .args(arguments)
+            .args(["--meta", &cluster.meta.address.to_string()])
+            .env("SHARDLET_CLUSTER_SECRET", &cluster.secret)
+            .env_remove("SHARDLET_KEYS");
+        command.output().unwrap()
+    };
+    let deleted = run(&[&leaked.access.access_key]);
+    let said = String::from_utf8_lossy(&deleted.stdout).into_owned();
+    assert!(
+        deleted.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+    assert!(
+        said.contains(&leaked.access.access_key) && said.contains("carol"),
+        "{said}"
+    );
+    assert!(
+        !said.contains(&leaked.access.secret_key),
+        "the secret is never printed: {said}"
+    );
+
+    wait_until(SUITE_DEADLINE, "the deleted key is refused", || async {
+        matches!(
+            leaked_client.list_keys("carols").await,
+            Err(error) if error.status() == Some(403)
+        )
+    })
+    .await;
+    let refused = leaked_client
+        .put_object("carols", "after", b"x".to_vec(), None)
+        .await
+        .err()
+        .map(|error| format!("{error:?}"))
+        .unwrap_or_default();
+    assert!(refused.contains("InvalidAccessKeyId"), "{refused}");
+
+    let spare_client = S3Client::new(spare.access.clone());
+    assert_eq!(
+        spare_client
+            .get_object("carols", "kept", None)
+            .await
+            .unwrap(),
+        b"carol's data".to_vec(),
+        "the owner's data and other keys stay"
+    );
+    assert_eq!(
+        spare_client.list_keys("carols").await.unwrap(),
+        vec!["kept".to_string()],
+        "the refused write left nothing"
+    );
+
+    for unknown in [leaked.access.access_key.as_str(), "NOSUCHKEY0000000000"] {
+        let again = run(&[unknown]);
+        let said = String::from_utf8_lossy(&again.stderr).into_owned();
+        assert!(
+            !again.status.success(),
+            "deleting {unknown} again succeeded"
+        );
+        assert!(
+            said.contains(unknown) && said.contains("no access key"),
+            "{said}"
+        );
+    }
+}

@@ -228,6 +228,32 @@ impl Buckets {
     }
 }
 
+impl Buckets {
+    /// Deletes the S3 access key `access_key` (a leaked or retired key): every gateway
+    /// refuses it once its credential cache entry expires (at most
+    /// `CREDENTIAL_CACHE_TTL`, 10 s). Its owner's buckets and objects stay; grants that
+    /// named it grant nothing any more. `None`: no such key.
+    pub async fn delete_credential(
+        &self,
+        access_key: &str,
+    ) -> Result<Option<CredentialRecord>, CatalogError> {
+        let key = keys::credential(access_key);
+        let Some(stored) = self.catalog.read::<CredentialRecord>(&key).await? else {
+            return Ok(None);
+        };
+        let mut batch = Batch::default();
+        batch
+            .require_version(key.clone(), stored.version)
+            .delete(key);
+        match self.catalog.apply(batch).await? {
+            BatchOutcome::Applied { .. } => Ok(Some(stored.record)),
+            BatchOutcome::ConditionFailed { .. } => Err(CatalogError::Conflict(
+                "the access key changed while it was being deleted; run the command again".into(),
+            )),
+        }
+    }
+}
+
 /// A new random credential (not stored).
 pub fn new_credential(owner: &str) -> CredentialRecord {
     CredentialRecord {
