@@ -15,7 +15,7 @@ use shardlet_net::Transport;
 use shardlet_node::client::{ClientOptions, PutOutcome, ReadRange};
 use shardlet_node::NodeClient;
 
-use shardlet_auth::{KeyName, MetaCaller, Role};
+use shardlet_auth::{KeyName, Role};
 
 use crate::connect::KeyArguments;
 
@@ -260,8 +260,7 @@ pub async fn run(arguments: AdminArguments, tls: &TlsArguments) -> anyhow::Resul
 
 async fn bucket(command: BucketCommand, transport: &Transport) -> anyhow::Result<()> {
     let buckets = |meta: &[String], keys: &KeyArguments| -> anyhow::Result<Buckets> {
-        let keyring = crate::connect::load_keyring(keys, None)?;
-        let client = crate::connect::meta_client(meta, &keyring, MetaCaller::Admin, transport)?;
+        let client = crate::connect::admin_meta_client(meta, keys, transport)?;
         Ok(Buckets::new(Catalog::new(std::sync::Arc::new(client))))
     };
     match command {

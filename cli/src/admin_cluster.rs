@@ -11,8 +11,6 @@ use shardlet_model::settings::{self, SETTINGS_REFRESH_INTERVAL, UPLOAD_DEADLINE_
 use shardlet_model::Metadata;
 use shardlet_net::Transport;
 
-use shardlet_auth::MetaCaller;
-
 use crate::connect::KeyArguments;
 
 #[derive(clap::Subcommand)]
@@ -57,12 +55,8 @@ fn metadata(
     keys: &KeyArguments,
     transport: &Transport,
 ) -> anyhow::Result<Metadata> {
-    let keyring = crate::connect::load_keyring(keys, None)?;
-    Ok(Metadata::new(Arc::new(crate::connect::meta_client(
-        meta,
-        &keyring,
-        MetaCaller::Admin,
-        transport,
+    Ok(Metadata::new(Arc::new(crate::connect::admin_meta_client(
+        meta, keys, transport,
     )?)))
 }
 

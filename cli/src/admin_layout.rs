@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use shardlet_auth::MetaCaller;
 use shardlet_model::layout::check::{check_assignment, check_name, next_layout};
 use shardlet_model::layout::operations::{self, Imported};
 use shardlet_model::layout::{
@@ -115,11 +114,9 @@ pub struct ImportArguments {
 }
 
 fn metadata(target: &Target, transport: &Transport) -> anyhow::Result<Metadata> {
-    let keyring = crate::connect::load_keyring(&target.keys, None)?;
-    Ok(Metadata::new(Arc::new(crate::connect::meta_client(
+    Ok(Metadata::new(Arc::new(crate::connect::admin_meta_client(
         &target.meta,
-        &keyring,
-        MetaCaller::Admin,
+        &target.keys,
         transport,
     )?)))
 }
@@ -239,11 +236,9 @@ async fn refuse_decommission_while_holding(
     transport: &Transport,
     name: &str,
 ) -> anyhow::Result<()> {
-    let keyring = crate::connect::load_keyring(&target.keys, None)?;
-    let meta = Arc::new(crate::connect::meta_client(
+    let meta = Arc::new(crate::connect::admin_meta_client(
         &target.meta,
-        &keyring,
-        MetaCaller::Admin,
+        &target.keys,
         transport,
     )?);
     let metadata = Metadata::new(meta.clone());

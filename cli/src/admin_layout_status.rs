@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use shardlet_auth::MetaCaller;
 use shardlet_core::NodeId;
 use shardlet_meta::MetaClient;
 use shardlet_model::layout::{operations, AdminState, LayoutRecord};
@@ -58,11 +57,9 @@ impl Look {
 }
 
 pub async fn run(arguments: StatusArguments, transport: &Transport) -> anyhow::Result<()> {
-    let keyring = crate::connect::load_keyring(&arguments.keys, None)?;
-    let meta = Arc::new(crate::connect::meta_client(
+    let meta = Arc::new(crate::connect::admin_meta_client(
         &arguments.meta,
-        &keyring,
-        MetaCaller::Admin,
+        &arguments.keys,
         transport,
     )?);
     let metadata = Metadata::new(meta.clone());

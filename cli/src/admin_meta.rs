@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use shardlet_auth::MetaCaller;
 use shardlet_meta::membership_rules::{
     check_promote, check_remove, failures_tolerated, quorum, ClusterView, MemberHealth, Refusal,
 };
@@ -88,8 +87,7 @@ pub async fn run(command: MetaCommand, transport: &Transport) -> anyhow::Result<
 }
 
 fn client(target: &Target, transport: &Transport) -> anyhow::Result<MetaClient> {
-    let keyring = crate::connect::load_keyring(&target.keys, None)?;
-    crate::connect::meta_client(&target.meta, &keyring, MetaCaller::Admin, transport)
+    crate::connect::admin_meta_client(&target.meta, &target.keys, transport)
 }
 
 /// The cluster as its leader (or, without one, any member) describes it, and each

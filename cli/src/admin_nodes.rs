@@ -59,8 +59,7 @@ fn client(
     keys: &KeyArguments,
     transport: &Transport,
 ) -> anyhow::Result<MetaClient> {
-    let keyring = crate::connect::load_keyring(keys, None)?;
-    crate::connect::meta_client(meta, &keyring, MetaCaller::Admin, transport)
+    crate::connect::admin_meta_client(meta, keys, transport)
 }
 
 /// How many fragments the node → fragment index puts on `node`.

@@ -124,6 +124,17 @@ pub fn meta_client(
     )
 }
 
+/// The operator's metadata client: `meta.admin` from `keys` (a key file or the cluster
+/// secret), every `shardlet admin` command's way in.
+pub fn admin_meta_client(
+    addresses: &[String],
+    keys: &KeyArguments,
+    transport: &shardlet_net::Transport,
+) -> anyhow::Result<MetaClient> {
+    let keyring = load_keyring(keys, None)?;
+    meta_client(addresses, &keyring, MetaCaller::Admin, transport)
+}
+
 /// Writes a file readable by the owner only and fsyncs it: after a crash it holds
 /// either the whole content or (if created in the same crash) nothing usable, which the
 /// next run reports by name.

@@ -150,11 +150,9 @@ pub async fn delete_key(
     arguments: KeyDeleteArguments,
     transport: &shardlet_net::Transport,
 ) -> anyhow::Result<()> {
-    let keyring = load_keyring(&arguments.keys, None)?;
-    let buckets = Buckets::new(Catalog::new(Arc::new(meta_client(
+    let buckets = Buckets::new(Catalog::new(Arc::new(crate::connect::admin_meta_client(
         &arguments.meta,
-        &keyring,
-        MetaCaller::Admin,
+        &arguments.keys,
         transport,
     )?)));
     match buckets.delete_credential(&arguments.access_key).await? {
@@ -177,11 +175,9 @@ pub async fn create_key(
     arguments: KeyCreateArguments,
     transport: &shardlet_net::Transport,
 ) -> anyhow::Result<()> {
-    let keyring = load_keyring(&arguments.keys, None)?;
-    let buckets = Buckets::new(Catalog::new(Arc::new(meta_client(
+    let buckets = Buckets::new(Catalog::new(Arc::new(crate::connect::admin_meta_client(
         &arguments.meta,
-        &keyring,
-        MetaCaller::Admin,
+        &arguments.keys,
         transport,
     )?)));
     let record = buckets.create_credential(&arguments.owner).await?;
