@@ -233,6 +233,38 @@ def check_bad_values() -> int:
     return len(BAD_VALUES)
 
 
+# Rendered objects broken on purpose: each validator must refuse its case, or a pass
+# above would prove nothing. (kind, what is broken, how, words the refusal names)
+BROKEN_MANIFESTS = [
+    ("Deployment", "a misspelled probe field", lambda o: o["spec"]["template"]["spec"]["containers"][0]["livenessProbe"].update(httpGett={}), ["httpGett"]),
+    ("StatefulSet", "a wrong type", lambda o: o["spec"].update(replicas="three"), ["replicas", "integer"]),
+    ("ServiceMonitor", "a misspelled endpoint field", lambda o: o["spec"]["endpoints"][0].update(schema="https"), ["schema"]),
+    ("Certificate", "an unknown key algorithm", lambda o: o["spec"]["privateKey"].update(algorithm="DSA"), ["algorithm", "DSA"]),
+]
+
+
+def check_validators_refuse(objects: list[tuple[str, dict]]) -> int:
+    import copy
+
+    for kind, description, breaks, words in BROKEN_MANIFESTS:
+        found = [(template, document) for template, document in objects if document["kind"] == kind]
+        if not found:
+            raise CheckFailed(f"the broken-manifest check needs a {kind} in ci/tls.yaml")
+        template, document = found[0]
+        broken = copy.deepcopy(document)
+        breaks(broken)
+        try:
+            crd_objects = validate_kubernetes([(template, broken)], "broken")[1]
+            validate_crds(crd_objects, "broken")
+        except CheckFailed as error:
+            missing = [word for word in words if word not in str(error)]
+            if missing:
+                raise CheckFailed(f"{kind} with {description} was refused without naming {missing}: {error}")
+            continue
+        raise CheckFailed(f"{kind} with {description} passed validation: the validator checks nothing")
+    return len(BROKEN_MANIFESTS)
+
+
 def check_all() -> None:
     check_pins()
     sets = sorted((CHART / "ci").glob("*.yaml"))
@@ -256,6 +288,10 @@ def check_all() -> None:
             f"{checked} valid for Kubernetes {KUBE_VERSION} (strict), {crds} against CRD schemas; "
             f"{time.monotonic() - started:.2f} s"
         )
+    started = time.monotonic()
+    broken = check_validators_refuse(documents(render(load_values(CHART / "ci" / "tls.yaml"))))
+    print(f"chart_check: {broken} manifests broken on purpose refused by the validators; "
+          f"{time.monotonic() - started:.2f} s")
     started = time.monotonic()
     refused = check_bad_values()
     print(f"chart_check: {refused} bad value sets refused by the schema, each naming the key; "

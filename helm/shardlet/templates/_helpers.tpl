@@ -232,3 +232,18 @@ securityContext:
 automountServiceAccountToken: false
 enableServiceLinks: false
 {{- end }}
+
+{{/* NetworkPolicy peers: the pods of this release with the given components. */}}
+{{- define "shardlet.peers" -}}
+- podSelector:
+    matchExpressions:
+      - key: app.kubernetes.io/instance
+        operator: In
+        values: [{{ .root.Release.Name | quote }}]
+      - key: app.kubernetes.io/name
+        operator: In
+        values: [{{ include "shardlet.name" .root | quote }}]
+      - key: app.kubernetes.io/component
+        operator: In
+        values: {{ .components | toJson }}
+{{- end }}
