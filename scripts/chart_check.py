@@ -192,8 +192,8 @@ def lint(values: dict, where: str) -> None:
         raise CheckFailed(f"{where}: helm lint --strict:\n  " + "\n  ".join(problems))
 
 
-# Value sets the schema must refuse, and words its message must contain (so the refusal
-# names what is wrong, not only that something is).
+# Value sets the chart must refuse (the schema, or a template's check), and words its
+# message must contain (so the refusal names what is wrong, not only that something is).
 BAD_VALUES = [
     ("an unknown top-level key", {"replicaCount": 3}, ["replicaCount"]),
     ("a misspelled nested key", {"meta": {"replica": 3}}, ["replica"]),
@@ -203,6 +203,11 @@ BAD_VALUES = [
         "a zone name that is not a DNS label",
         {"regions": [{"name": "r1", "zones": [{"name": "Zone_A", "replicas": 1, "size": "1Gi"}]}]},
         ["name", "Zone_A"],
+    ),
+    (
+        "one zone (3 copies need 2 zones at least)",
+        {"regions": [{"name": "r1", "zones": [{"name": "a", "replicas": 5, "size": "1Gi"}]}]},
+        ["regions", "2 places", "at most 2 per zone"],
     ),
     ("an unknown zone source", {"node": {"zoneFrom": "guess"}}, ["/node/zoneFrom", "podLabel"]),
     ("a wrong log format", {"logFormat": "xml"}, ["logFormat"]),
@@ -294,7 +299,7 @@ def check_all() -> None:
           f"{time.monotonic() - started:.2f} s")
     started = time.monotonic()
     refused = check_bad_values()
-    print(f"chart_check: {refused} bad value sets refused by the schema, each naming the key; "
+    print(f"chart_check: {refused} bad value sets refused, each naming the key; "
           f"{time.monotonic() - started:.2f} s")
 
 
