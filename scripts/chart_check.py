@@ -178,6 +178,45 @@ def validate_crds(crd_objects: list[tuple[str, dict]], where: str) -> int:
     return len(crd_objects)
 
 
+def pod_specs(objects: list[tuple[str, dict]]):
+    """(template, object name, pod spec) of every Pod, and of every workload's template."""
+    for template, document in objects:
+        kind = document["kind"]
+        if kind == "Pod":
+            yield template, document["metadata"]["name"], document["spec"]
+        elif kind in ("Deployment", "StatefulSet", "Job", "DaemonSet", "ReplicaSet"):
+            yield template, document["metadata"]["name"], document["spec"]["template"]["spec"]
+
+
+def check_variable_references(objects: list[tuple[str, dict]], where: str) -> int:
+    """Every `$(NAME)` in a container's command and args names one of its environment
+    variables. The kubelet leaves an unknown reference as it is (so a typo reaches the
+    program as literal text) and turns `$$` into `$` (so a shell's `$(…)` and `$$` must
+    be written `$$(…)` and `$$$$`)."""
+    import re
+
+    reference = re.compile(r"\$\$|\$\(([^)]*)\)")
+    errors = []
+    checked = 0
+    for template, name, spec in pod_specs(objects):
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            defined = {variable["name"] for variable in container.get("env", [])}
+            for text in container.get("command", []) + container.get("args", []):
+                for match in reference.finditer(text):
+                    if match.group(0) == "$$":
+                        continue
+                    checked += 1
+                    if match.group(1) not in defined:
+                        errors.append(
+                            f"{where}: {template}: {name}, container {container['name']}: "
+                            f"$({match.group(1)}) names no environment variable of the container "
+                            "(the kubelet would pass it on literally; a shell's $(...) is written $$(...))"
+                        )
+    if errors:
+        raise CheckFailed("\n".join(errors))
+    return checked
+
+
 def lint(values: dict, where: str) -> None:
     import helm_python
 
@@ -284,13 +323,15 @@ def check_all() -> None:
         objects = documents(rendered)
         checked, crd_objects = validate_kubernetes(objects, where)
         crds = validate_crds(crd_objects, where)
+        references = check_variable_references(objects, where)
         kinds: dict[str, int] = {}
         for _, document in objects:
             kinds[document["kind"]] = kinds.get(document["kind"], 0) + 1
         summary = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
         print(
             f"chart_check: {where}: {len(objects)} objects ({summary}); "
-            f"{checked} valid for Kubernetes {KUBE_VERSION} (strict), {crds} against CRD schemas; "
+            f"{checked} valid for Kubernetes {KUBE_VERSION} (strict), {crds} against CRD schemas, "
+            f"{references} $(VAR) references defined; "
             f"{time.monotonic() - started:.2f} s"
         )
     started = time.monotonic()
