@@ -109,6 +109,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/* The /metrics bearer token flag, when metrics.tokenSecret names a Secret. */}}
+{{- define "shardlet.metricsTokenArgs" -}}
+{{- if .Values.metrics.tokenSecret.name }}
+- --metrics-token-file=/var/run/shardlet/metrics-token/token
+{{- end }}
+{{- end }}
+
 {{/* Flags only TLS clients need (admin commands dial, serve nothing). */}}
 {{- define "shardlet.clientTransportArgs" -}}
 {{- if .Values.tls.enabled }}
@@ -188,6 +195,15 @@ Arguments: root, role, node (optional: "$(POD_NAME)" for storage nodes).
     secretName: {{ include "shardlet.tlsSecret" . }}
     defaultMode: 0400
 {{- end }}
+{{- if .Values.metrics.tokenSecret.name }}
+- name: metrics-token
+  secret:
+    secretName: {{ .Values.metrics.tokenSecret.name }}
+    defaultMode: 0400
+    items:
+      - key: {{ .Values.metrics.tokenSecret.key }}
+        path: token
+{{- end }}
 {{- end }}
 
 {{/* Mounts of a server container: its keys (read-only), TLS, /tmp. */}}
@@ -200,6 +216,11 @@ Arguments: root, role, node (optional: "$(POD_NAME)" for storage nodes).
 {{- if .Values.tls.enabled }}
 - name: tls
   mountPath: {{ include "shardlet.tlsDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.metrics.tokenSecret.name }}
+- name: metrics-token
+  mountPath: /var/run/shardlet/metrics-token
   readOnly: true
 {{- end }}
 {{- end }}
