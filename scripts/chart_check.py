@@ -70,8 +70,10 @@ def check_pins() -> None:
         if installed != version:
             wrong.append(f"{package}=={version} (found: {installed})")
     if wrong:
+        pins = " ".join(f"{package}=={version}" for package, version in PINS.items())
         raise CheckFailed(
             "chart_check needs " + ", ".join(wrong) + ": run scripts/install-deps.sh test"
+            f" (installs what is missing), or python3 -m pip install {pins}"
         )
 
 
