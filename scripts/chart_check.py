@@ -14,7 +14,13 @@ The checks, for every value set `helm/shardlet/ci/*.yaml`:
   4. ServiceMonitor, PrometheusRule and cert-manager Certificate objects, which those
      schemas do not know, validated by `check-jsonschema` against the vendored schemas
      in helm/crd-schemas/ (where they come from: its README);
-then the negative cases: value sets the schema must refuse, each with the words the
+  5. the chart's own rules: every `$(NAME)` in a command names an environment variable
+     of its container, and every pod keeps the pod rules (`check_pod_rules`: only the
+     key-deriving initContainers mount the cluster secret, no world-readable secret
+     volume, read-only root, no privilege escalation, capabilities dropped, non-root,
+     memory bounded, probes on every server);
+and that each validator refuses objects broken on purpose;
+then the negative cases: value sets the chart must refuse, each with the words the
 refusal must contain.
 
 `render` writes what one value set renders to OUT_DIR: `manifests.yaml` (every object,
@@ -219,6 +225,51 @@ def check_variable_references(objects: list[tuple[str, dict]], where: str) -> in
     return checked
 
 
+def check_pod_rules(objects: list[tuple[str, dict]], where: str) -> int:
+    """The chart's own rules for every pod (docs/kubernetes.md): only the `derive-keys`
+    initContainers mount the cluster secret; no secret volume is readable by every user
+    (the binaries refuse such key files); every container runs with a read-only root, no
+    privilege escalation, all capabilities dropped, as non-root, with a memory request
+    and limit; every long-running container has a readiness and a liveness probe."""
+    errors = []
+    checked = 0
+    for template, name, spec in pod_specs(objects):
+        checked += 1
+        pod_non_root = spec.get("securityContext", {}).get("runAsNonRoot") is True
+        volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
+        for volume in volumes.values():
+            mode = volume.get("secret", {}).get("defaultMode", 0o644 if "secret" in volume else 0)
+            if mode & 0o007:
+                errors.append(f"{name}: secret volume {volume['name']} has mode {mode:o}, readable by every user")
+        long_running = spec.get("restartPolicy", "Always") == "Always"
+        for init, container in [(True, c) for c in spec.get("initContainers", [])] + [
+            (False, c) for c in spec.get("containers", [])
+        ]:
+            where_container = f"{name}, container {container['name']}"
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] == "cluster-secret" and not (init and container["name"].startswith("derive")):
+                    errors.append(f"{where_container}: mounts the cluster secret (only derive-keys may)")
+            context = container.get("securityContext", {})
+            if context.get("readOnlyRootFilesystem") is not True:
+                errors.append(f"{where_container}: root file system not read-only")
+            if context.get("allowPrivilegeEscalation") is not False:
+                errors.append(f"{where_container}: privilege escalation not disabled")
+            if "ALL" not in context.get("capabilities", {}).get("drop", []):
+                errors.append(f"{where_container}: capabilities not dropped")
+            if not (pod_non_root or context.get("runAsNonRoot") is True):
+                errors.append(f"{where_container}: may run as root")
+            resources = container.get("resources", {})
+            if not (resources.get("requests", {}).get("memory") and resources.get("limits", {}).get("memory")):
+                errors.append(f"{where_container}: no memory request and limit")
+            if long_running and not init:
+                for probe in ("readinessProbe", "livenessProbe"):
+                    if probe not in container:
+                        errors.append(f"{where_container}: no {probe}")
+    if errors:
+        raise CheckFailed(f"{where}: pod rules:\n  " + "\n  ".join(errors))
+    return checked
+
+
 def lint(values: dict, where: str) -> None:
     import helm_python
 
@@ -289,9 +340,36 @@ BROKEN_MANIFESTS = [
 ]
 
 
+def mount_cluster_secret(deployment: dict) -> None:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["volumeMounts"].append({"name": "cluster-secret", "mountPath": "/secret"})
+
+
+BROKEN_POD_RULES = [
+    ("Deployment", "a server container mounting the cluster secret", mount_cluster_secret, ["mounts the cluster secret"]),
+    ("StatefulSet", "a world-readable key volume",
+     lambda o: o["spec"]["template"]["spec"]["volumes"][1]["secret"].update(defaultMode=0o444), ["readable by every user"]),
+    ("StatefulSet", "a writable root file system",
+     lambda o: o["spec"]["template"]["spec"]["containers"][0]["securityContext"].update(readOnlyRootFilesystem=False),
+     ["root file system not read-only"]),
+]
+
+
 def check_validators_refuse(objects: list[tuple[str, dict]]) -> int:
     import copy
 
+    for kind, description, breaks, words in BROKEN_POD_RULES:
+        template, document = next((t, d) for t, d in objects if d["kind"] == kind)
+        broken = copy.deepcopy(document)
+        breaks(broken)
+        try:
+            check_pod_rules([(template, broken)], "broken")
+        except CheckFailed as error:
+            missing = [word for word in words if word not in str(error)]
+            if missing:
+                raise CheckFailed(f"{kind} with {description} was refused without naming {missing}: {error}")
+            continue
+        raise CheckFailed(f"{kind} with {description} passed the pod rules: they check nothing")
     for kind, description, breaks, words in BROKEN_MANIFESTS:
         found = [(template, document) for template, document in objects if document["kind"] == kind]
         if not found:
@@ -308,7 +386,7 @@ def check_validators_refuse(objects: list[tuple[str, dict]]) -> int:
                 raise CheckFailed(f"{kind} with {description} was refused without naming {missing}: {error}")
             continue
         raise CheckFailed(f"{kind} with {description} passed validation: the validator checks nothing")
-    return len(BROKEN_MANIFESTS)
+    return len(BROKEN_MANIFESTS) + len(BROKEN_POD_RULES)
 
 
 def check_all() -> None:
@@ -326,6 +404,7 @@ def check_all() -> None:
         checked, crd_objects = validate_kubernetes(objects, where)
         crds = validate_crds(crd_objects, where)
         references = check_variable_references(objects, where)
+        pods = check_pod_rules(objects, where)
         kinds: dict[str, int] = {}
         for _, document in objects:
             kinds[document["kind"]] = kinds.get(document["kind"], 0) + 1
@@ -333,7 +412,7 @@ def check_all() -> None:
         print(
             f"chart_check: {where}: {len(objects)} objects ({summary}); "
             f"{checked} valid for Kubernetes {KUBE_VERSION} (strict), {crds} against CRD schemas, "
-            f"{references} $(VAR) references defined; "
+            f"{references} $(VAR) references defined, {pods} pod specs keep the pod rules; "
             f"{time.monotonic() - started:.2f} s"
         )
     started = time.monotonic()
