@@ -30,6 +30,12 @@ for purpose in "${@:-test}"; do
             # (presigned URLs), and boto3 (latest, with its default CRC checksums).
             need_deb gcc g++ make pkg-config clang libclang-dev strace awscli rclone s3cmd curl
             need_pip boto3 boto3
+            # The chart's checks (scripts/chart_check.py, make test's `chart` phase): the
+            # real Helm library, Kubernetes' schemas, and check-jsonschema for the
+            # vendored CRD schemas. Pinned: chart_check refuses other versions.
+            need_pip helm_python helm-python-sdk==0.2.2
+            need_pip kubernetes_validate kubernetes-validate==1.33.1
+            need_pip check_jsonschema check-jsonschema==0.33.3
             ;;
         run)
             need_deb gcc g++ make pkg-config clang libclang-dev

@@ -50,6 +50,10 @@ structure() {
     fi
 }
 
+# The Helm chart (helm/shardlet) is checked by scripts/chart_check.py: rendered and linted
+# with the real Helm library for every ci/*.yaml value set, every object validated against
+# Kubernetes' schemas and the vendored CRD schemas, bad values refused (docs/kubernetes.md).
+
 # Tests that could not run here leave target/tmp/skipped/<test> (the kit's
 # ShardletBinary::skipped: the faulty-disk tests need root and loop devices). A skipped
 # test proves nothing, so a run with one fails unless SHARDLET_ALLOW_SKIPS=1 says the
@@ -74,6 +78,7 @@ run_phases() {
         && phase libtorch scripts/install-libtorch.sh \
         && phase fmt "$CARGO" fmt --all --check \
         && phase structure structure \
+        && phase chart python3 scripts/chart_check.py \
         && phase clippy "$CARGO" clippy --workspace --all-targets -- -D warnings \
         && phase build "$CARGO" test --workspace --no-run \
         && rm -rf "$skipped_dir" \
