@@ -362,6 +362,7 @@ impl Metrics {
     fn export_zeros(&self) {
         for state in NODE_STATES {
             self.nodes.with_label_values(&[state]);
+            self.node_transitions_total.with_label_values(&[state]);
         }
         for kind in SCRUB_FINDINGS {
             self.scrub_findings_total.with_label_values(&[kind]);
