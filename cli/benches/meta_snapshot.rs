@@ -61,6 +61,17 @@ fn sample_rss(pid: u32, running: Arc<AtomicBool>, largest: Arc<AtomicU64>) {
 }
 
 async fn metric(address: &str, name: &str) -> Option<u64> {
+    metric_value(address, name).await.map(|value| value as u64)
+}
+
+/// A gauge in seconds, as whole milliseconds.
+async fn metric_milliseconds(address: &str, name: &str) -> Option<u64> {
+    metric_value(address, name)
+        .await
+        .map(|seconds| (seconds * 1e3).round() as u64)
+}
+
+async fn metric_value(address: &str, name: &str) -> Option<f64> {
     let text = reqwest::get(format!("http://{address}/metrics"))
         .await
         .ok()?
@@ -165,12 +176,10 @@ async fn main() {
         (built >= 1).then_some(())
     })
     .await;
-    let build_ms = metric(
-        &leader.address,
-        "shardlet_meta_snapshot_last_build_milliseconds",
-    )
-    .await
-    .unwrap();
+    let build_ms =
+        metric_milliseconds(&leader.address, "shardlet_meta_snapshot_last_build_seconds")
+            .await
+            .unwrap();
     let snapshot_bytes = metric(&leader.address, "shardlet_meta_snapshot_bytes")
         .await
         .unwrap();
@@ -202,9 +211,9 @@ async fn main() {
     })
     .await;
     let join_seconds = joining.elapsed().as_secs_f64();
-    let install_ms = metric(
+    let install_ms = metric_milliseconds(
         &learner.address,
-        "shardlet_meta_snapshot_last_install_milliseconds",
+        "shardlet_meta_snapshot_last_install_seconds",
     )
     .await
     .unwrap();

@@ -9,7 +9,7 @@
 //! Time to full redundancy is measured from the moment the controller records the
 //! node down (the grace period, 3 s here, is policy, not repair speed) to the moment
 //! no shardlet record names the dead node. Bytes moved are the controller's own
-//! `repair_bytes_moved_total` (read + written). Every process is killed by PID when its
+//! `repair_moved_bytes_total` (read + written). Every process is killed by PID when its
 //! cluster is dropped, also on panic. The last line is machine-readable.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -188,7 +188,7 @@ async fn repair_run(data_bytes: u64, per_node: usize, in_flight: usize) -> (usiz
     .unwrap_or_else(|_| panic!("repair did not finish within {REPAIR_DEADLINE:?}"));
     let seconds = down_at.elapsed().as_secs_f64();
     let bytes =
-        controller_metric(&controller, "shardlet_controller_repair_bytes_moved_total").await;
+        controller_metric(&controller, "shardlet_controller_repair_moved_bytes_total").await;
     (held, seconds, bytes)
 }
 

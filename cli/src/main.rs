@@ -138,6 +138,7 @@ struct NodeArguments {
 }
 
 fn main() -> ExitCode {
+    shardlet_net::process_metrics::set_build_commit(env!("SHARDLET_BUILD_COMMIT"));
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -12,7 +12,7 @@
 //! 1. [`view`]: the vocabulary (`ShardletState`, `FragmentLocation`, `Action`).
 //! 2. Pure decisions: [`budget`], [`detector`], [`heat`], [`durability`], [`risk`],
 //!    [`domains`], [`policy`], [`transition`], [`rebalance`], [`repair`], [`scheduler`], [`scrub`],
-//!    [`orphan_grace`].
+//!    [`orphan_grace`], [`stocks`].
 //! 3. [`sim`]: the discrete-event simulator, pure as well (no clock, no I/O).
 //! 4. [`service`]: the daemon, the only I/O in the crate.
 //!
@@ -36,6 +36,7 @@ pub mod scheduler;
 pub mod scrub;
 pub mod service;
 pub mod sim;
+pub mod stocks;
 pub mod transition;
 pub mod view;
 

@@ -7,12 +7,14 @@ use prometheus::{
 
 pub struct Metrics {
     pub registry: Registry,
+    /// `shardlet_build_info` and the `process_*` metrics, rendered after the others.
+    process: shardlet_net::ProcessMetrics,
     /// S3 requests by operation and outcome (`ok` or the S3 error code).
     pub requests_total: IntCounterVec,
     pub request_seconds: HistogramVec,
     pub degraded_reads_total: IntCounterVec,
-    pub bytes_written_total: IntCounter,
-    pub bytes_read_total: IntCounter,
+    pub written_bytes_total: IntCounter,
+    pub read_bytes_total: IntCounter,
     pub shardlets_written_total: IntCounter,
     pub fragment_write_retries_total: IntCounter,
     pub shardlets_in_flight: IntGauge,
@@ -47,6 +49,17 @@ pub struct Metrics {
     /// metadata (`miss`).
     pub bucket_cache_total: IntCounterVec,
 }
+
+/// S3 operations whose request series exist from the start (the ones the dashboard
+/// draws); other operations appear with their first request.
+const DASHBOARD_OPERATIONS: [&str; 6] = [
+    "PutObject",
+    "GetObject",
+    "HeadObject",
+    "DeleteObject",
+    "ListObjectsV2",
+    "CompleteMultipartUpload",
+];
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let counter = IntCounter::new(name, help).unwrap_or_else(|_| unreachable_metric(name));
@@ -112,7 +125,7 @@ impl Metrics {
             "shardlet_gateway_layout_version",
             "The cluster layout version this gateway places new fragments under (0: none read yet)",
         );
-        Self {
+        let metrics = Self {
             layout_version,
             layout_refresh_failures_total: counter(
                 &registry,
@@ -132,14 +145,14 @@ impl Metrics {
                 "Reads that fell back to another replica or reconstruction, by reason",
                 &["reason"],
             ),
-            bytes_written_total: counter(
+            written_bytes_total: counter(
                 &registry,
-                "shardlet_gateway_bytes_written_total",
+                "shardlet_gateway_written_bytes_total",
                 "Object bytes accepted from clients",
             ),
-            bytes_read_total: counter(
+            read_bytes_total: counter(
                 &registry,
-                "shardlet_gateway_bytes_read_total",
+                "shardlet_gateway_read_bytes_total",
                 "Object bytes sent to clients",
             ),
             shardlets_written_total: counter(
@@ -203,8 +216,8 @@ impl Metrics {
             credential_cache_total: counter_vec(
                 &registry,
                 "shardlet_gateway_credential_cache_total",
-                "Credential lookups by result (hit, miss, unknown)",
-                &["result"],
+                "Credential lookups by outcome (hit, miss, unknown)",
+                &["outcome"],
             ),
             access_denied_total: counter_vec(
                 &registry,
@@ -215,17 +228,50 @@ impl Metrics {
             bucket_cache_total: counter_vec(
                 &registry,
                 "shardlet_gateway_bucket_cache_total",
-                "Write-path bucket lookups by result (hit, miss)",
-                &["result"],
+                "Write-path bucket lookups by outcome (hit, miss)",
+                &["outcome"],
             ),
+            process: shardlet_net::ProcessMetrics::new("gateway")
+                .unwrap_or_else(|_| unreachable_metric("shardlet_build_info")),
             registry,
+        };
+        metrics.export_zeros();
+        metrics
+    }
+
+    /// Label values a dashboard or alert selects, present at 0 from the start: a
+    /// `rate()` over a series that does not exist yet is "no data", not 0.
+    fn export_zeros(&self) {
+        for operation in DASHBOARD_OPERATIONS {
+            self.requests_total.with_label_values(&[operation, "ok"]);
+            self.request_seconds.with_label_values(&[operation]);
+            self.access_denied_total.with_label_values(&[operation]);
+        }
+        for reason in ["missing", "checksum", "unavailable", "timeout", "error"] {
+            self.degraded_reads_total.with_label_values(&[reason]);
+        }
+        for outcome in ["hit", "miss", "unknown"] {
+            self.credential_cache_total.with_label_values(&[outcome]);
+        }
+        for outcome in ["hit", "miss"] {
+            self.bucket_cache_total.with_label_values(&[outcome]);
+        }
+        for state in ["uploading", "garbage"] {
+            self.gc_collected_total.with_label_values(&[state]);
+        }
+        for at in ["body", "body_stalled", "commit"] {
+            self.upload_deadline_refusals_total.with_label_values(&[at]);
+        }
+        for limit in ["idle", "total"] {
+            self.request_body_timeouts_total.with_label_values(&[limit]);
         }
     }
 
     pub fn render(&self) -> Vec<u8> {
         let mut buffer = Vec::new();
         let encoder = TextEncoder::new();
-        if let Err(error) = encoder.encode(&self.registry.gather(), &mut buffer) {
+        let families = shardlet_net::process_metrics::gather(&self.registry, &self.process);
+        if let Err(error) = encoder.encode(&families, &mut buffer) {
             tracing::warn!(%error, "cannot encode metrics");
         }
         buffer
@@ -256,10 +302,11 @@ mod tests {
         for name in [
             "shardlet_gateway_degraded_reads_total{reason=\"timeout\"} 1",
             "shardlet_gateway_requests_total",
-            "shardlet_gateway_bytes_written_total",
+            "shardlet_gateway_written_bytes_total 0",
+            "shardlet_gateway_read_bytes_total 0",
             "shardlet_gateway_heat_reports_dropped_total",
             "shardlet_gateway_shardlets_in_flight",
-            "shardlet_gateway_bucket_cache_total{result=\"hit\"} 1",
+            "shardlet_gateway_bucket_cache_total{outcome=\"hit\"} 1",
             "shardlet_gateway_gc_parked_intents 0",
             "shardlet_gateway_upload_deadline_seconds 0",
             "shardlet_gateway_gc_failures_total 0",

@@ -109,6 +109,12 @@ impl DevCluster {
         Self::start_with(binary, &["--tls"], "info").await
     }
 
+    /// [`Self::start`] with more arguments for `shardlet dev` (e.g. `--predictor-model
+    /// DIR --predictor-port N`).
+    pub async fn start_with_arguments(binary: &ShardletBinary, arguments: &[&str]) -> Self {
+        Self::start_with(binary, arguments, "info").await
+    }
+
     /// The local CA `shardlet dev --tls` made.
     pub fn ca_path(&self) -> PathBuf {
         self.data.join("tls").join("ca.pem")

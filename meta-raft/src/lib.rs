@@ -15,6 +15,7 @@
 //! | [`peers`] | asking another member who it is, before forming anything |
 //! | [`gate`] | refuses raft RPC while a member decides whether to form a cluster |
 //! | [`readiness`] | `/ready`: knows a leader and has caught up |
+//! | [`leader_watch`] | counts leaders taking office from raft's metrics channel |
 //! | [`status`] | what a member says about itself: `/ready`, `/cluster/status`, raft gauges |
 //! | [`membership_rules`] | pure safety rules of membership changes (quorum, odd counts) |
 //! | [`auth`] | who may call: caller keys derived from `meta`, body hash, host, per-route roles |
@@ -44,6 +45,7 @@ pub mod fuzzing;
 pub mod gate;
 pub mod identity;
 pub mod kv_reader;
+pub mod leader_watch;
 pub mod log_store;
 pub mod member;
 pub mod membership_rules;

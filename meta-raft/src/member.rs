@@ -158,6 +158,11 @@ impl MetaNode {
             state_machine,
         )
         .await?;
+        // Ends with raft (the channel closes when raft shuts down).
+        tokio::spawn(crate::leader_watch::count_leader_changes(
+            raft.clone(),
+            metrics.raft_leader_changes_total.clone(),
+        ));
         let gate = RaftGate::default();
         if config.formation != Formation::Join && !raft.is_initialized().await? {
             // Nothing may make this member part of a cluster while it decides whether to

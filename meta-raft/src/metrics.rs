@@ -21,6 +21,8 @@ pub struct RaftGauges {
     /// On the leader: per other member, entries of the leader's log not yet matched.
     pub follower_lag_entries: Vec<(MemberId, u64)>,
     pub ready: bool,
+    /// This member knows a current leader (itself or another).
+    pub has_leader: bool,
 }
 
 /// Gauges hold `i64`; raft indexes are `u64` and never come near `i64::MAX`.
@@ -51,7 +53,14 @@ pub struct MetaMetrics {
     pub raft_applied_index: IntGauge,
     pub raft_members: IntGaugeVec,
     pub raft_follower_lag_entries: IntGaugeVec,
+    /// 1 while this member knows a current leader; 0 on every member: quorum lost.
+    pub raft_has_leader: IntGauge,
+    /// Leaders this member has seen take office ([`crate::leader_watch`]).
+    pub raft_leader_changes_total: IntCounter,
     pub ready: IntGauge,
+    /// `shardlet_build_info` and the `process_*` metrics: outside `registry`, whose
+    /// prefix and `member` label would rename them.
+    process: shardlet_net::ProcessMetrics,
 }
 
 impl MetaMetrics {
@@ -147,7 +156,16 @@ impl MetaMetrics {
                 ),
                 &["follower"],
             )?,
+            raft_has_leader: IntGauge::new(
+                "raft_has_leader",
+                "1 while this member knows a current leader (0 on every member: quorum lost)",
+            )?,
+            raft_leader_changes_total: IntCounter::new(
+                "raft_leader_changes_total",
+                "leaders this member has seen take office (a new leader, or the same one in a new term)",
+            )?,
             ready: IntGauge::new("ready", "1 while /ready answers 200 (leader known, caught up)")?,
+            process: shardlet_net::ProcessMetrics::new("meta")?,
             registry,
         };
         metrics.register()?;
@@ -175,6 +193,8 @@ impl MetaMetrics {
         registry.register(Box::new(self.raft_applied_index.clone()))?;
         registry.register(Box::new(self.raft_members.clone()))?;
         registry.register(Box::new(self.raft_follower_lag_entries.clone()))?;
+        registry.register(Box::new(self.raft_has_leader.clone()))?;
+        registry.register(Box::new(self.raft_leader_changes_total.clone()))?;
         registry.register(Box::new(self.ready.clone()))?;
         Ok(())
     }
@@ -202,6 +222,7 @@ impl MetaMetrics {
                 .with_label_values(&[&follower.to_string()])
                 .set(gauge_value(*lag));
         }
+        self.raft_has_leader.set(i64::from(gauges.has_leader));
         self.ready.set(i64::from(gauges.ready));
     }
 
@@ -209,7 +230,10 @@ impl MetaMetrics {
     pub fn render(&self) -> String {
         let encoder = prometheus::TextEncoder::new();
         encoder
-            .encode_to_string(&self.registry.gather())
+            .encode_to_string(&shardlet_net::process_metrics::gather(
+                &self.registry,
+                &self.process,
+            ))
             .unwrap_or_else(|error| format!("# metrics encoding failed: {error}\n"))
     }
 }

@@ -1,15 +1,15 @@
 //! Metrics of building, sending, receiving and installing snapshots, registered in the
 //! member's registry (`shardlet_meta_` prefix).
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 pub struct SnapshotMetrics {
     /// Size of the current snapshot file.
     pub snapshot_bytes: IntGauge,
     /// Entries in the current snapshot.
     pub snapshot_entries: IntGauge,
-    pub last_build_milliseconds: IntGauge,
-    pub last_install_milliseconds: IntGauge,
+    pub last_build_seconds: Gauge,
+    pub last_install_seconds: Gauge,
     /// RocksDB write batches of installs (each ≤ `INSTALL_BLOCKS_PER_BATCH` blocks).
     pub install_batches_total: IntCounter,
     pub chunks_received_total: IntCounter,
@@ -25,12 +25,12 @@ impl SnapshotMetrics {
                 "snapshot_entries",
                 "key-value entries in the current snapshot",
             )?,
-            last_build_milliseconds: IntGauge::new(
-                "snapshot_last_build_milliseconds",
+            last_build_seconds: Gauge::new(
+                "snapshot_last_build_seconds",
                 "time the last snapshot build took, streaming the state to its file",
             )?,
-            last_install_milliseconds: IntGauge::new(
-                "snapshot_last_install_milliseconds",
+            last_install_seconds: Gauge::new(
+                "snapshot_last_install_seconds",
                 "time the last install of a received snapshot took",
             )?,
             install_batches_total: IntCounter::new(
@@ -51,8 +51,8 @@ impl SnapshotMetrics {
         };
         registry.register(Box::new(metrics.snapshot_bytes.clone()))?;
         registry.register(Box::new(metrics.snapshot_entries.clone()))?;
-        registry.register(Box::new(metrics.last_build_milliseconds.clone()))?;
-        registry.register(Box::new(metrics.last_install_milliseconds.clone()))?;
+        registry.register(Box::new(metrics.last_build_seconds.clone()))?;
+        registry.register(Box::new(metrics.last_install_seconds.clone()))?;
         registry.register(Box::new(metrics.install_batches_total.clone()))?;
         registry.register(Box::new(metrics.chunks_received_total.clone()))?;
         registry.register(Box::new(metrics.refused_total.clone()))?;

@@ -283,8 +283,8 @@ impl SnapshotReceiver {
         let result = raft.install_full_snapshot(request.vote, snapshot).await;
         self.forget_unused(&pending);
         self.metrics
-            .last_install_milliseconds
-            .set(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
+            .last_install_seconds
+            .set(started.elapsed().as_secs_f64());
         drop(receiving);
         Ok(result
             .map(InstallSnapshotResponse::from)

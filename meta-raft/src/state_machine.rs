@@ -546,10 +546,11 @@ impl RaftSnapshotBuilder<TypeConfig> for PreparedSnapshot {
                 metrics.snapshot_entries.set(gauge(built.entries));
             }
         }
-        let milliseconds = self.started.elapsed().as_millis() as u64;
+        let elapsed = self.started.elapsed();
+        let milliseconds = elapsed.as_millis() as u64;
         self.snapshot_metrics
-            .last_build_milliseconds
-            .set(gauge(milliseconds));
+            .last_build_seconds
+            .set(elapsed.as_secs_f64());
         self.metrics.snapshots_built_total.inc();
         tracing::info!(snapshot = %meta.snapshot_id, entries = built.entries, bytes = built.bytes, milliseconds, "built snapshot");
         current_snapshot(&self.db, &self.directory, &self.records)?

@@ -150,6 +150,7 @@ impl MetaNode {
                 })
                 .collect(),
             ready: self.readiness().await.is_ready(),
+            has_leader: metrics.current_leader.is_some(),
         };
         self.metrics.record_raft(&gauges);
     }

@@ -11,6 +11,7 @@
 //! | [`limits`] | [`ServerLimits`]: every bound of a port, named, with defaults |
 //! | [`metrics`] | [`ServerMetrics`]: connections open, accepted, closed by reason |
 //! | [`tls`] | [`ServerTls`] (a port's certificate) and [`Transport`] (how internal clients reach ports: plaintext, or TLS trusting the cluster CA) |
+//! | [`process_metrics`] | [`ProcessMetrics`]: `shardlet_build_info` and the `process_*` metrics every service exports |
 //! | [`metrics_token`] | [`MetricsToken`]: the bearer token `/metrics` may require |
 //! | [`connections`] | the table of open connections and the eviction rule at the limit |
 //! | [`port`] | [`PortConfig`]: what an operator sets on one port |
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod metrics_token;
 pub mod port;
 pub mod private_file;
+pub mod process_metrics;
 pub mod readiness;
 pub mod server;
 pub mod signal;
@@ -38,6 +40,7 @@ pub use limits::ServerLimits;
 pub use metrics::{CloseReason, ServerMetrics};
 pub use metrics_token::MetricsToken;
 pub use port::PortConfig;
+pub use process_metrics::ProcessMetrics;
 pub use readiness::{Readiness, READY_PATH};
 pub use server::{serve, ServerOptions};
 pub use signal::shutdown_signal;

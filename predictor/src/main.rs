@@ -124,6 +124,7 @@ fn import(data: &Path) -> anyhow::Result<Fleet> {
 }
 
 fn main() {
+    shardlet_net::process_metrics::set_build_commit(env!("SHARDLET_BUILD_COMMIT"));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -47,6 +47,8 @@ pub const REPLAY_CACHE_ENTRIES_MAX: usize = 64 * 1024;
 
 struct Metrics {
     registry: Registry,
+    /// `shardlet_build_info` and the `process_*` metrics.
+    process: shardlet_net::ProcessMetrics,
     requests: IntCounterVec,
     auth_refused: IntCounterVec,
     latency_seconds: HistogramVec,
@@ -88,11 +90,16 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        // Present at 0 from the start, so a dashboard's rate() is 0, not "no data".
+        for outcome in ["ok", "bad_request", "internal_error", "unauthenticated"] {
+            requests.with_label_values(&[outcome]);
+        }
         registry.register(Box::new(auth_refused.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency_seconds.clone()))?;
         registry.register(Box::new(batch_nodes.clone()))?;
         Ok(Self {
+            process: shardlet_net::ProcessMetrics::new("predictor")?,
             registry,
             requests,
             auth_refused,
@@ -279,7 +286,9 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<HealthResponse> {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut buffer = Vec::new();
-    if let Err(reason) = TextEncoder::new().encode(&state.metrics.registry.gather(), &mut buffer) {
+    let families =
+        shardlet_net::process_metrics::gather(&state.metrics.registry, &state.metrics.process);
+    if let Err(reason) = TextEncoder::new().encode(&families, &mut buffer) {
         return error(StatusCode::INTERNAL_SERVER_ERROR, reason.to_string());
     }
     (

@@ -97,6 +97,12 @@ impl BoundNode {
     pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
         config.port.validate()?;
         let metrics = Arc::new(metrics::NodeMetrics::new()?);
+        let announced = config.announce.as_ref();
+        metrics.set_info(
+            config.name.as_str(),
+            announced.and_then(|a| a.zone.as_deref()).unwrap_or(""),
+            announced.and_then(|a| a.region.as_deref()).unwrap_or(""),
+        );
         let data_dir = config.data_dir.clone();
         let store_metrics = Arc::clone(&metrics);
         let store = tokio::task::spawn_blocking(move || {

@@ -3,8 +3,8 @@
 //! counters, base units (`_seconds`, `_bytes`) last.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct NodeMetrics {
@@ -24,8 +24,8 @@ pub struct NodeMetrics {
     pub write_errors_total: IntCounter,
     /// How many writes one directory fsync acknowledged.
     pub group_commit_batch_size: Histogram,
-    pub fragments_stored: IntGauge,
-    pub fragment_bytes_stored: IntGauge,
+    pub stored_fragments: IntGauge,
+    pub stored_fragment_bytes: IntGauge,
     pub disk_capacity_bytes: IntGauge,
     pub disk_free_bytes: IntGauge,
     pub insufficient_storage_total: IntCounter,
@@ -35,6 +35,11 @@ pub struct NodeMetrics {
     pub auth_refused_total: IntCounterVec,
     /// Nonces remembered for replay refusal (capped by `replay_cache_entries_max`).
     pub replay_cache_entries: IntGauge,
+    /// `shardlet_node_info{node,zone,region}` = 1, set once the node knows its
+    /// configuration ([`NodeMetrics::set_info`]).
+    pub node_info: IntGaugeVec,
+    /// `shardlet_build_info` and the `process_*` metrics.
+    process: shardlet_net::ProcessMetrics,
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -101,10 +106,10 @@ impl NodeMetrics {
             )
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
         )?;
-        let fragments_stored =
-            IntGauge::new("shardlet_node_fragments_stored", "Fragments on this node")?;
-        let fragment_bytes_stored = IntGauge::new(
-            "shardlet_node_fragment_bytes_stored",
+        let stored_fragments =
+            IntGauge::new("shardlet_node_stored_fragments", "Fragments on this node")?;
+        let stored_fragment_bytes = IntGauge::new(
+            "shardlet_node_stored_fragment_bytes",
             "Payload bytes of the fragments on this node",
         )?;
         let disk_capacity_bytes = IntGauge::new(
@@ -143,8 +148,16 @@ impl NodeMetrics {
         registry.register(Box::new(read_errors_total.clone()))?;
         registry.register(Box::new(write_errors_total.clone()))?;
         registry.register(Box::new(group_commit_batch_size.clone()))?;
-        registry.register(Box::new(fragments_stored.clone()))?;
-        registry.register(Box::new(fragment_bytes_stored.clone()))?;
+        registry.register(Box::new(stored_fragments.clone()))?;
+        registry.register(Box::new(stored_fragment_bytes.clone()))?;
+        let node_info = IntGaugeVec::new(
+            Opts::new(
+                "shardlet_node_info",
+                "1 for this node's name, zone and region (empty when the node was not told them: they are in the cluster layout)",
+            ),
+            &["node", "zone", "region"],
+        )?;
+        registry.register(Box::new(node_info.clone()))?;
         registry.register(Box::new(disk_capacity_bytes.clone()))?;
         registry.register(Box::new(disk_free_bytes.clone()))?;
         registry.register(Box::new(insufficient_storage_total.clone()))?;
@@ -163,20 +176,31 @@ impl NodeMetrics {
             read_errors_total,
             write_errors_total,
             group_commit_batch_size,
-            fragments_stored,
-            fragment_bytes_stored,
+            stored_fragments,
+            stored_fragment_bytes,
             disk_capacity_bytes,
             disk_free_bytes,
             insufficient_storage_total,
             auth_refused_total,
             replay_cache_entries,
+            node_info,
+            process: shardlet_net::ProcessMetrics::new("node")?,
         })
+    }
+
+    /// Sets `shardlet_node_info` (once, when the node starts).
+    pub fn set_info(&self, node: &str, zone: &str, region: &str) {
+        self.node_info.reset();
+        self.node_info
+            .with_label_values(&[node, zone, region])
+            .set(1);
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let mut buffer = Vec::with_capacity(16 * 1024);
-        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        let families = shardlet_net::process_metrics::gather(&self.registry, &self.process);
+        TextEncoder::new().encode(&families, &mut buffer)?;
         String::from_utf8(buffer).map_err(|error| prometheus::Error::Msg(error.to_string()))
     }
 }

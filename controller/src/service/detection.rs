@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use shardlet_core::NodeState;
+use shardlet_core::{NodeId, NodeState};
 use shardlet_meta::{Batch, Condition, MetaClient};
 use shardlet_model::schema::{encode, keys};
 use shardlet_model::Metadata;
@@ -35,7 +35,7 @@ use tokio::sync::Mutex;
 use super::clock::unix_ms_now;
 use super::cluster::Cluster;
 use super::lease::Lease;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, NODE_STATES};
 use super::predictor::{NodeWindows, Predictor};
 use super::shared::NodeHealthView;
 use super::worker::{Pace, Pass, Stop, Worker};
@@ -187,6 +187,7 @@ impl Detection {
             .map(|view| (view.risk.clone(), view.writes_refused.clone()))
             .unwrap_or_default();
         let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
+        let mut states: BTreeMap<NodeId, &'static str> = BTreeMap::new();
         let detector = self.detector.lock().await;
         let heartbeats = self
             .view
@@ -228,6 +229,7 @@ impl Detection {
                 .or_else(|| versioned.record.writes_refused.clone());
             let refusal_changed = recorded_refusal != versioned.record.writes_refused;
             *counts.entry(state_label(next)).or_default() += 1;
+            states.insert(*node, state_label(next));
             let heartbeat = heartbeats.get(node).copied();
             let stale_heartbeat =
                 heartbeat.is_some_and(|at| at > versioned.record.last_heartbeat_unix_ms) && refresh;
@@ -268,12 +270,13 @@ impl Detection {
                     .inc();
             }
         }
-        for state in ["up", "suspect", "down", "draining", "decommissioned"] {
+        for state in NODE_STATES {
             self.metrics
                 .nodes
                 .with_label_values(&[state])
                 .set(counts.get(state).copied().unwrap_or(0));
         }
+        self.publish_node_info(&states);
         Ok(())
     }
 
@@ -304,6 +307,7 @@ impl Detection {
             }
         }
         let mut risks = BTreeMap::new();
+        let mut node_risks: BTreeMap<String, (f64, RiskSource)> = BTreeMap::new();
         let mut source = RiskSource::Heuristic;
         let refused = self
             .view
@@ -323,6 +327,16 @@ impl Detection {
                 source = node_source;
             }
             risks.insert(node.id, risk);
+            node_risks.insert(node.name.clone(), (risk, node_source));
+        }
+        // Every node's series is rewritten each update: a node that left the layout, or
+        // whose source changed, loses its old series (bounded by the layout's size).
+        self.metrics.node_risk.reset();
+        for (node, (risk, node_source)) in &node_risks {
+            self.metrics
+                .node_risk
+                .with_label_values(&[node.as_str(), node_source.label()])
+                .set(*risk);
         }
         for candidate in [RiskSource::Predictor, RiskSource::Heuristic] {
             self.metrics
@@ -338,6 +352,24 @@ impl Detection {
 }
 
 impl Detection {
+    /// `node_info{node, zone, region, state}` = 1 for every node of the layout, with
+    /// the state just decided (the layout's own for a node without a record yet). The
+    /// old series go first: a node whose state changed must not be counted twice.
+    fn publish_node_info(&self, states: &BTreeMap<NodeId, &'static str>) {
+        let members = self.cluster.members();
+        self.metrics.node_info.reset();
+        for node in members.topology.nodes() {
+            let state = states
+                .get(&node.id)
+                .copied()
+                .unwrap_or_else(|| state_label(node.state));
+            self.metrics
+                .node_info
+                .with_label_values(&[&node.name, &node.zone, &node.region, state])
+                .set(1);
+        }
+    }
+
     /// Nodes of the layout the detector has not met yet (at start, or added by a new
     /// layout version) are presumed alive from now on, unless their record says Down:
     /// one that never answers goes down after the grace, like any other.

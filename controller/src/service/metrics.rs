@@ -2,12 +2,26 @@
 //! process, served on `/metrics`.
 
 use prometheus::{
-    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+use super::stock_metrics::StockMetrics;
+
+/// The values of the `state` label of `nodes` and `node_info`.
+pub const NODE_STATES: [&str; 5] = ["up", "suspect", "down", "draining", "decommissioned"];
+/// The `kind` label of `scrub_findings_total`.
+pub const SCRUB_FINDINGS: [&str; 4] = ["missing", "corrupt", "stale", "orphan"];
+/// The `to` label of `transitions_total`.
+pub const TRANSITION_TARGETS: [&str; 2] = ["erasure", "replicated"];
 
 pub struct Metrics {
     registry: Registry,
+    /// `shardlet_build_info` and `process_*`: outside `registry`, whose prefix would
+    /// rename them.
+    process: shardlet_net::ProcessMetrics,
+    /// The scheme mix, bytes by scheme and level, MTTDL, per-bucket stocks.
+    pub stocks: StockMetrics,
     /// 1 while this process holds the lease and acts.
     pub lease_active: IntGauge,
     pub lease_term: IntGauge,
@@ -19,6 +33,12 @@ pub struct Metrics {
     pub predictor_answers_refused_total: IntCounter,
     /// Storage nodes per state (`up`, `suspect`, `down`, `draining`, `decommissioned`).
     pub nodes: IntGaugeVec,
+    /// 1 per node of the layout: `{node, zone, region, state}`.
+    pub node_info: IntGaugeVec,
+    /// Failure risk 0..1 per node, `{node, source}`.
+    pub node_risk: GaugeVec,
+    /// `--evacuate-risk-above` (0: predictive evacuation off).
+    pub evacuate_risk_threshold: Gauge,
     pub node_transitions_total: IntCounterVec,
     pub probes_failed_total: IntCounter,
     pub repairs_queued: IntGauge,
@@ -27,17 +47,24 @@ pub struct Metrics {
     /// Shardlets whose committed layout has a lost fragment, at the last repair pass.
     pub shardlets_below_target: IntGauge,
     pub unrecoverable_shardlets: IntGauge,
-    pub repair_bytes_moved_total: IntCounter,
+    pub repair_moved_bytes_total: IntCounter,
+    /// One repair, from its start to its commit.
+    pub repair_duration_seconds: Histogram,
+    /// Age of the oldest shardlet waiting for repair (0: none).
+    pub repair_backlog_oldest_seconds: Gauge,
+    /// The background-work I/O budget in force (transitions and rebalance).
+    pub io_budget_bytes_per_second: Gauge,
     pub evacuations_done_total: IntCounter,
     pub scrub_passes_total: IntCounter,
     pub scrub_fragments_verified_total: IntCounter,
-    pub scrub_bytes_verified_total: IntCounter,
+    pub scrub_verified_bytes_total: IntCounter,
     /// Findings of the scrub by kind (`missing`, `corrupt`, `stale`, `orphan`).
     pub scrub_findings_total: IntCounterVec,
     pub fragments_deleted_total: IntCounter,
-    pub transitions_done_total: IntCounterVec,
-    pub transitions_failed_total: IntCounter,
-    pub transition_bytes_moved_total: IntCounter,
+    /// Transitions by new scheme kind (`erasure`, `replicated`) and outcome (`done`,
+    /// `failed`).
+    pub transitions_total: IntCounterVec,
+    pub transition_moved_bytes_total: IntCounter,
     pub commit_conflicts_total: IntCounter,
     /// 1 for the risk source in force (`predictor` or `heuristic`), 0 for the other.
     pub risk_source: IntGaugeVec,
@@ -71,10 +98,12 @@ pub struct Metrics {
     pub rebalance_layout_version: IntGauge,
     /// Shardlets and bytes moved since the rebalance towards that version started.
     pub rebalance_shardlets_moved: IntGauge,
-    pub rebalance_bytes_moved: IntGauge,
+    pub rebalance_moved_bytes: IntGauge,
+    /// Bytes moved by rebalance commits, ever (beside repair's and transitions').
+    pub rebalance_moved_bytes_total: IntCounter,
     /// What the last rebalance pass planned and had not moved yet.
     pub rebalance_shardlets_remaining: IntGauge,
-    pub rebalance_bytes_remaining: IntGauge,
+    pub rebalance_remaining_bytes: IntGauge,
     /// Moves by outcome (`committed`, `conflict`, `failed`).
     pub rebalance_moves_total: IntCounterVec,
 }
@@ -102,7 +131,61 @@ impl Metrics {
             registry.register(Box::new(counter.clone()))?;
             Ok::<_, prometheus::Error>(counter)
         };
-        Ok(Self {
+        let float_gauge = |name: &str, help: &str| -> prometheus::Result<Gauge> {
+            let gauge = Gauge::new(name, help)?;
+            registry.register(Box::new(gauge.clone()))?;
+            Ok(gauge)
+        };
+        let metrics = Self {
+            process: shardlet_net::ProcessMetrics::new("controller")?,
+            stocks: StockMetrics::register(&registry)?,
+            node_info: gauge_vec(
+                "node_info",
+                "1 per storage node of the layout, with its zone, region and state",
+                &["node", "zone", "region", "state"],
+            )?,
+            node_risk: {
+                let gauge = GaugeVec::new(
+                    Opts::new(
+                        "node_risk",
+                        "Failure risk 0..1 of each node and where it came from (predictor, heuristic)",
+                    ),
+                    &["node", "source"],
+                )?;
+                registry.register(Box::new(gauge.clone()))?;
+                gauge
+            },
+            evacuate_risk_threshold: float_gauge(
+                "evacuate_risk_threshold",
+                "Risk at which a node is drained ahead of failure (--evacuate-risk-above; 0: off)",
+            )?,
+            repair_duration_seconds: {
+                // 10 ms (a small fragment on loopback) to an hour (a large one behind a
+                // saturated budget).
+                let mut buckets = prometheus::exponential_buckets(0.01, 2.0, 19)?;
+                buckets.push(3600.0);
+                let histogram = Histogram::with_opts(
+                    HistogramOpts::new(
+                        "repair_duration_seconds",
+                        "One shardlet repair or evacuation, from its start to its commit",
+                    )
+                    .buckets(buckets),
+                )?;
+                registry.register(Box::new(histogram.clone()))?;
+                histogram
+            },
+            repair_backlog_oldest_seconds: float_gauge(
+                "repair_backlog_oldest_seconds",
+                "Age of the oldest shardlet waiting for repair, since this controller first found it (0: none)",
+            )?,
+            io_budget_bytes_per_second: float_gauge(
+                "io_budget_bytes_per_second",
+                "The I/O budget of background work (transitions, rebalance) in force",
+            )?,
+            rebalance_moved_bytes_total: counter(
+                "rebalance_moved_bytes_total",
+                "Bytes read plus written by committed rebalance moves",
+            )?,
             layout_version: gauge(
                 "layout_version",
                 "The cluster layout version this controller uses (0: none read yet)",
@@ -152,8 +235,8 @@ impl Metrics {
                 "unrecoverable_shardlets",
                 "Shardlets with fewer usable fragments than needed to read",
             )?,
-            repair_bytes_moved_total: counter(
-                "repair_bytes_moved_total",
+            repair_moved_bytes_total: counter(
+                "repair_moved_bytes_total",
                 "Bytes read plus written by repairs",
             )?,
             evacuations_done_total: counter(
@@ -165,8 +248,8 @@ impl Metrics {
                 "scrub_fragments_verified_total",
                 "Fragments read back and checksummed by the scrub",
             )?,
-            scrub_bytes_verified_total: counter(
-                "scrub_bytes_verified_total",
+            scrub_verified_bytes_total: counter(
+                "scrub_verified_bytes_total",
                 "Bytes read back and checksummed by the scrub",
             )?,
             scrub_findings_total: counter_vec(
@@ -178,17 +261,13 @@ impl Metrics {
                 "fragments_deleted_total",
                 "Obsolete fragments deleted (stale, orphaned, replaced)",
             )?,
-            transitions_done_total: counter_vec(
-                "transitions_done_total",
-                "Layout transitions committed, by new scheme kind",
-                &["to"],
+            transitions_total: counter_vec(
+                "transitions_total",
+                "Scheme transitions by new scheme kind (erasure, replicated) and outcome (done, failed)",
+                &["to", "outcome"],
             )?,
-            transitions_failed_total: counter(
-                "transitions_failed_total",
-                "Layout transitions that failed",
-            )?,
-            transition_bytes_moved_total: counter(
-                "transition_bytes_moved_total",
+            transition_moved_bytes_total: counter(
+                "transition_moved_bytes_total",
                 "Bytes read plus written by transitions",
             )?,
             commit_conflicts_total: counter(
@@ -255,16 +334,16 @@ impl Metrics {
                 "rebalance_shardlets_moved",
                 "Shardlets moved since the rebalance towards the current layout started",
             )?,
-            rebalance_bytes_moved: gauge(
-                "rebalance_bytes_moved",
+            rebalance_moved_bytes: gauge(
+                "rebalance_moved_bytes",
                 "Bytes copied since the rebalance towards the current layout started",
             )?,
             rebalance_shardlets_remaining: gauge(
                 "rebalance_shardlets_remaining",
                 "Shardlets the last rebalance pass planned to move and has not moved",
             )?,
-            rebalance_bytes_remaining: gauge(
-                "rebalance_bytes_remaining",
+            rebalance_remaining_bytes: gauge(
+                "rebalance_remaining_bytes",
                 "Bytes the last rebalance pass planned to move and has not moved",
             )?,
             rebalance_moves_total: counter_vec(
@@ -273,7 +352,33 @@ impl Metrics {
                 &["outcome"],
             )?,
             registry,
-        })
+        };
+        metrics.export_zeros();
+        Ok(metrics)
+    }
+
+    /// Label values dashboards and alerts select, present from the start: a series that
+    /// does not exist yet is "no data", which neither draws a 0 nor fires an alert.
+    fn export_zeros(&self) {
+        for state in NODE_STATES {
+            self.nodes.with_label_values(&[state]);
+            self.node_transitions_total.with_label_values(&[state]);
+        }
+        for kind in SCRUB_FINDINGS {
+            self.scrub_findings_total.with_label_values(&[kind]);
+        }
+        for to in TRANSITION_TARGETS {
+            for outcome in ["done", "failed"] {
+                self.transitions_total.with_label_values(&[to, outcome]);
+            }
+        }
+        for outcome in ["committed", "conflict", "failed"] {
+            self.rebalance_moves_total.with_label_values(&[outcome]);
+        }
+        // Until the first risk update, no predictor has answered: the heuristic is in
+        // force.
+        self.risk_source.with_label_values(&["heuristic"]).set(1);
+        self.risk_source.with_label_values(&["predictor"]).set(0);
     }
 
     /// Where other parts of the daemon register their metrics (the HTTP port's).
@@ -283,7 +388,8 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
-        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+        let families = shardlet_net::process_metrics::gather(&self.registry, &self.process);
+        if let Err(error) = TextEncoder::new().encode(&families, &mut buffer) {
             tracing::error!(%error, "cannot encode metrics");
         }
         String::from_utf8_lossy(&buffer).into_owned()

@@ -14,7 +14,7 @@
 //! | [`leader`] | the one shape of repair, scrub and transitions: a pass every interval, only while the lease is held |
 //! | [`executor`] | runs [`crate::Action`]s against nodes and meta-raft |
 //! | [`cluster`], [`records`] | node states and clients; records ↔ [`crate::ShardletState`] |
-//! | [`http`], [`metrics`] | `/health`, `/metrics`, `/v1/status` |
+//! | [`http`], [`metrics`], [`stock_metrics`] | `/health`, `/metrics`, `/v1/status`; the stock gauges the transition pass sets |
 //! | [`worker`] | the [`worker::Worker`] trait every loop above implements, and the one [`worker::Runner`] that starts, names, measures and stops them |
 //! | [`shared`], [`config`], [`clock`] | what the workers share; the daemon's settings; wall-clock time |
 //!
@@ -43,6 +43,7 @@ pub mod repair_worker;
 pub mod scrub_worker;
 pub mod settings_worker;
 pub mod shared;
+pub mod stock_metrics;
 pub mod transition_worker;
 pub mod worker;
 
@@ -77,6 +78,13 @@ impl RunningController {
     pub async fn start(config: ServiceConfig) -> anyhow::Result<Self> {
         config.port.validate()?;
         let metrics = Arc::new(metrics::Metrics::new()?);
+        metrics.stocks.publish_targets(&config.policy);
+        metrics
+            .evacuate_risk_threshold
+            .set(config.evacuate_risk.unwrap_or(0.0));
+        metrics
+            .io_budget_bytes_per_second
+            .set(config.budget_bytes_per_second);
         let meta = Arc::new(MetaClient::new(
             config.meta_addresses.clone(),
             config.keys.meta.clone(),
@@ -174,6 +182,7 @@ impl RunningController {
             executor: executor.clone(),
             scheduler: config.scheduler,
             wake: repair_wake.clone(),
+            backlog: Default::default(),
         };
         runner.spawn(Arc::new(LeaderWorker::new(
             lease.clone(),

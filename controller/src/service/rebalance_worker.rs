@@ -194,8 +194,9 @@ impl RebalanceWorker {
         let mut committed = 0;
         for (bytes, outcome) in outcomes {
             let label = match outcome {
-                Ok(Outcome::Committed { .. }) => {
+                Ok(Outcome::Committed { bytes_moved }) => {
                     committed += 1;
+                    metrics.rebalance_moved_bytes_total.inc_by(bytes_moved);
                     progress.shardlets_moved += 1;
                     progress.bytes_moved += bytes;
                     progress.shardlets_remaining = progress.shardlets_remaining.saturating_sub(1);
@@ -263,13 +264,13 @@ impl RebalanceWorker {
             .rebalance_shardlets_moved
             .set(gauge(progress.shardlets_moved));
         metrics
-            .rebalance_bytes_moved
+            .rebalance_moved_bytes
             .set(gauge(progress.bytes_moved));
         metrics
             .rebalance_shardlets_remaining
             .set(gauge(progress.shardlets_remaining));
         metrics
-            .rebalance_bytes_remaining
+            .rebalance_remaining_bytes
             .set(gauge(progress.bytes_remaining));
         *self.progress.lock().await = Some(progress.clone());
         let Some(fence) = self.shared.lease.fence_condition() else {

@@ -54,6 +54,41 @@ pub struct RepairWorker {
     pub scheduler: SchedulerConfig,
     /// Woken by the scrub when it finds lost fragments.
     pub wake: Arc<Notify>,
+    /// When this controller first found each shardlet waiting for repair, for
+    /// `repair_backlog_oldest_seconds` (at most `SHARDLETS_PER_PASS_MAX` entries: only
+    /// the shardlets of the last pass are kept). In memory: a controller that takes over
+    /// counts ages from its own first pass.
+    pub backlog: std::sync::Mutex<Backlog>,
+}
+
+/// Shardlets waiting for repair and when each was first found waiting.
+#[derive(Default)]
+pub struct Backlog {
+    first_seen_ms: BTreeMap<ShardletId, u64>,
+}
+
+impl Backlog {
+    /// The shardlets waiting now (`waiting`) replace the last pass's; ones already
+    /// waiting keep their first-seen time.
+    pub fn update(&mut self, waiting: impl IntoIterator<Item = ShardletId>, now_ms: u64) {
+        let previous = std::mem::take(&mut self.first_seen_ms);
+        for shardlet in waiting {
+            let first = previous.get(&shardlet).copied().unwrap_or(now_ms);
+            self.first_seen_ms.insert(shardlet, first);
+        }
+    }
+
+    pub fn repaired(&mut self, shardlet: &ShardletId) {
+        self.first_seen_ms.remove(shardlet);
+    }
+
+    /// Age of the oldest waiting shardlet, 0 when none waits.
+    pub fn oldest_seconds(&self, now_ms: u64) -> f64 {
+        self.first_seen_ms
+            .values()
+            .min()
+            .map_or(0.0, |first| now_ms.saturating_sub(*first) as f64 / 1000.0)
+    }
 }
 
 #[async_trait]
@@ -149,6 +184,14 @@ impl RepairWorker {
             .shardlets_below_target
             .set(below_target as i64);
         self.metrics().unrecoverable_shardlets.set(unrecoverable);
+        self.backlog_update(|backlog| {
+            backlog.update(
+                jobs.iter()
+                    .filter(|job| !job.evacuation)
+                    .map(|job| job.plan.shardlet),
+                unix_ms_now(),
+            )
+        });
         if jobs.is_empty() {
             self.metrics().repairs_queued.set(0);
             return Ok(0);
@@ -164,6 +207,18 @@ impl RepairWorker {
         Ok(committed)
     }
 
+    /// Changes the backlog and sets its gauge.
+    fn backlog_update(&self, change: impl FnOnce(&mut Backlog)) {
+        let mut backlog = self
+            .backlog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        change(&mut backlog);
+        self.metrics()
+            .repair_backlog_oldest_seconds
+            .set(backlog.oldest_seconds(unix_ms_now()));
+    }
+
     /// Runs jobs in priority order, as many at once as the per-node limits allow.
     async fn run_jobs(&self, jobs: Vec<Job>, lost: BTreeSet<NodeId>) -> usize {
         let mut plans: Vec<RepairPlan> = jobs.iter().map(|job| job.plan.clone()).collect();
@@ -176,7 +231,13 @@ impl RepairWorker {
         self.metrics().repairs_queued.set(queue.len() as i64);
         let lost = Arc::new(lost);
         let mut in_flight: BTreeMap<NodeId, usize> = BTreeMap::new();
-        let mut running: JoinSet<(RepairPlan, bool, anyhow::Result<Outcome>)> = JoinSet::new();
+        type Finished = (
+            RepairPlan,
+            bool,
+            anyhow::Result<Outcome>,
+            std::time::Duration,
+        );
+        let mut running: JoinSet<Finished> = JoinSet::new();
         let mut committed = 0;
         loop {
             if self.shared.lease.is_active() {
@@ -191,6 +252,7 @@ impl RepairWorker {
                     let executor = self.executor.clone();
                     let lost = lost.clone();
                     running.spawn(async move {
+                        let started = std::time::Instant::now();
                         let result = executor
                             .execute_stamped(
                                 &job.start,
@@ -200,7 +262,7 @@ impl RepairWorker {
                                 job.stamp,
                             )
                             .await;
-                        (plan, job.evacuation, result)
+                        (plan, job.evacuation, result, started.elapsed())
                     });
                 }
             } else {
@@ -209,14 +271,18 @@ impl RepairWorker {
             let Some(joined) = running.join_next().await else {
                 break;
             };
-            let Ok((plan, evacuation, result)) = joined else {
+            let Ok((plan, evacuation, result, took)) = joined else {
                 continue;
             };
             finish(&plan, &mut in_flight);
             match result {
                 Ok(Outcome::Committed { bytes_moved }) => {
                     committed += 1;
-                    self.metrics().repair_bytes_moved_total.inc_by(bytes_moved);
+                    self.metrics().repair_moved_bytes_total.inc_by(bytes_moved);
+                    self.metrics()
+                        .repair_duration_seconds
+                        .observe(took.as_secs_f64());
+                    self.backlog_update(|backlog| backlog.repaired(&plan.shardlet));
                     if evacuation {
                         self.metrics().evacuations_done_total.inc();
                     } else {
@@ -321,4 +387,26 @@ fn usable_records(
         }
     }
     Ok((usable, undecodable))
+}
+
+#[cfg(test)]
+mod tests {
+    use shardlet_core::ObjectId;
+
+    use super::*;
+
+    #[test]
+    fn backlog_age_is_the_oldest_still_waiting_and_zero_when_none() {
+        let shardlet = |index| ShardletId::new(ObjectId([7; 16]), index);
+        let mut backlog = Backlog::default();
+        assert_eq!(backlog.oldest_seconds(5_000), 0.0);
+        backlog.update([shardlet(1)], 1_000);
+        backlog.update([shardlet(1), shardlet(2)], 3_000);
+        assert_eq!(backlog.oldest_seconds(5_000), 4.0);
+        backlog.repaired(&shardlet(1));
+        assert_eq!(backlog.oldest_seconds(5_000), 2.0);
+        // Gone from the next pass's work: no longer waiting.
+        backlog.update([], 6_000);
+        assert_eq!(backlog.oldest_seconds(6_000), 0.0);
+    }
 }

@@ -235,7 +235,7 @@ impl ScrubWorker {
                         self.shared.metrics.scrub_fragments_verified_total.inc();
                         self.shared
                             .metrics
-                            .scrub_bytes_verified_total
+                            .scrub_verified_bytes_total
                             .inc_by(bytes.len() as u64);
                     }
                     Err(error) if is_corruption(&error) => {

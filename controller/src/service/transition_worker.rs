@@ -3,6 +3,10 @@
 //! ([`HeatTracker`]) → the policy's target ([`decide`]) → a write-verify-commit-delete
 //! plan ([`plan_transition`]) run under the background I/O budget ([`IoBudget`]).
 //!
+//! The pass reads every shardlet record, so it also sums the cluster's stocks
+//! ([`crate::stocks`]: scheme mix, bytes by scheme and level, modelled MTTDL) and,
+//! with one scan of the object records, objects and bytes per bucket.
+//!
 //! Heat lives in memory. A controller that starts (or takes over) sees each record's
 //! counters for the first time; it counts them decayed by the time since the record's
 //! last access, so data read long ago does not look hot after a restart.
@@ -11,25 +15,29 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use shardlet_core::{NodeId, NodeState, Scheme, ShardletId};
-use shardlet_model::schema::ShardletRecord;
+use shardlet_core::{NodeId, NodeState, ShardletId};
+use shardlet_model::schema::{keys, ObjectRecord, ShardletRecord};
 use shardlet_model::Stored;
 use tokio::sync::Mutex;
 
 use super::clock::unix_ms_now;
 use super::executor::{Executor, Outcome};
 use super::leader::LeaderPass;
-use super::records::state_of;
+use super::records::{level_of, state_of};
 use super::shared::ServiceShared;
 use crate::budget::{Grant, IoBudget, Urgency};
 use crate::heat::{HeatConfig, HeatReport, HeatTracker};
 use crate::policy::{decide, PolicyConfig, PolicyInput, Reason, SchemeTable};
+use crate::stocks::{scheme_label, tally_buckets, ShardletStocks, BUCKETS_MAX};
 use crate::transition::plan_transition;
 
 /// Records read per pass.
 const RECORDS_PER_PASS_MAX: usize = 1_000_000;
 /// Transitions started per pass; the rest wait for the next pass.
 const TRANSITIONS_PER_PASS_MAX: usize = 1_000;
+/// Object records read per pass for the per-bucket stocks; beyond it the sums cover
+/// the first ones in key order (logged).
+const OBJECTS_PER_PASS_MAX: usize = 1_000_000;
 
 pub struct TransitionWorker {
     /// What the passes learn (heat, totals seen) and spend (the I/O budget).
@@ -80,6 +88,13 @@ impl TransitionWorker {
 
     pub async fn pass(&self) -> anyhow::Result<usize> {
         let view = self.shared.cluster_view().await?;
+        // Undecodable records are counted and left alone; the others proceed.
+        let scan = self
+            .shared
+            .shardlet_records(RECORDS_PER_PASS_MAX, "transitions")
+            .await?;
+        let entries = scan.records;
+        self.publish_stocks(&entries).await;
         let table = match SchemeTable::new(&self.policy, &view.map) {
             Ok(table) => table,
             Err(error) => {
@@ -87,12 +102,6 @@ impl TransitionWorker {
                 return Ok(0);
             }
         };
-        // Undecodable records are counted and left alone; the others proceed.
-        let scan = self
-            .shared
-            .shardlet_records(RECORDS_PER_PASS_MAX, "transitions")
-            .await?;
-        let entries = scan.records;
         let now = unix_ms_now();
         let mut state = self.state.lock().await;
         self.observe_heat(&mut state, &entries, now);
@@ -169,28 +178,71 @@ impl TransitionWorker {
             {
                 Ok(Outcome::Committed { bytes_moved }) => {
                     committed += 1;
-                    let kind = match target.scheme {
-                        Scheme::Replicated { .. } => "replicated",
-                        Scheme::ErasureCoded { .. } => "erasure_coded",
-                    };
                     self.shared
                         .metrics
-                        .transitions_done_total
-                        .with_label_values(&[kind])
+                        .transitions_total
+                        .with_label_values(&[scheme_label(target.scheme), "done"])
                         .inc();
                     self.shared
                         .metrics
-                        .transition_bytes_moved_total
+                        .transition_moved_bytes_total
                         .inc_by(bytes_moved);
                 }
                 Ok(Outcome::Conflict) => {}
                 Err(error) => {
-                    self.shared.metrics.transitions_failed_total.inc();
+                    self.shared
+                        .metrics
+                        .transitions_total
+                        .with_label_values(&[scheme_label(target.scheme), "failed"])
+                        .inc();
                     tracing::warn!(shardlet = %shardlet.id, %error, "transition failed");
                 }
             }
         }
         Ok(committed)
+    }
+
+    /// Sums the stocks of the records this pass read, and of the object records (one
+    /// bounded scan), into the stock gauges. A failed object scan keeps the last
+    /// per-bucket values (logged); the pass goes on.
+    async fn publish_stocks(&self, entries: &[(Vec<u8>, Stored<ShardletRecord>)]) {
+        let model = &self.policy.durability;
+        let stocks = ShardletStocks::tally(
+            entries.iter().map(|(_, versioned)| {
+                let record = &versioned.record;
+                (record.scheme, level_of(record), record.size_bytes)
+            }),
+            model,
+        );
+        self.shared.metrics.stocks.publish_shardlets(&stocks, model);
+        let scan = match self
+            .shared
+            .metadata
+            .scan::<ObjectRecord>(keys::OBJECT_PREFIX.as_bytes(), OBJECTS_PER_PASS_MAX)
+            .await
+        {
+            Ok(scan) => scan,
+            Err(error) => {
+                tracing::warn!(%error, "cannot scan object records; per-bucket stocks unchanged");
+                return;
+            }
+        };
+        if scan.truncated {
+            tracing::warn!(
+                objects = scan.records.len(),
+                "per-bucket stocks cover the first objects only"
+            );
+        }
+        let buckets = tally_buckets(
+            scan.records.iter().map(|(_, versioned)| {
+                (
+                    versioned.record.bucket.as_str(),
+                    versioned.record.size_bytes,
+                )
+            }),
+            BUCKETS_MAX,
+        );
+        self.shared.metrics.stocks.publish_buckets(&buckets);
     }
 
     /// Folds the growth of each record's access counters into the heat tracker.

@@ -42,7 +42,7 @@ pub struct Catalog {
     /// Live buckets recently read fresh, for [`Catalog::existing_bucket_recent`]; shared
     /// by every clone of this catalog (one per gateway process).
     buckets: Arc<BucketCache>,
-    /// `shardlet_gateway_bucket_cache_total{result}` when the catalog serves a gateway.
+    /// `shardlet_gateway_bucket_cache_total{outcome}` when the catalog serves a gateway.
     bucket_cache_total: Option<IntCounterVec>,
 }
 

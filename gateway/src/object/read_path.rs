@@ -104,7 +104,7 @@ impl ReadPath {
                 Err(error) => return Err(error),
             }
         };
-        self.metrics.bytes_read_total.inc_by(bytes.len() as u64);
+        self.metrics.read_bytes_total.inc_by(bytes.len() as u64);
         Ok(bytes)
     }
 

@@ -245,7 +245,7 @@ impl WritePath {
             }
             return Err(error);
         }
-        self.metrics.bytes_written_total.inc_by(received);
+        self.metrics.written_bytes_total.inc_by(received);
         let md5 = md5
             .finish()
             .await

@@ -73,7 +73,7 @@ async fn every_shardlet_is_back_at_full_redundancy_after_a_node_is_killed() {
     )
     .await;
     assert!(
-        controller_metric(&controller, "shardlet_controller_repair_bytes_moved_total").await > 0.0
+        controller_metric(&controller, "shardlet_controller_repair_moved_bytes_total").await > 0.0
     );
     let status = controller_status(&controller).await;
     assert!(

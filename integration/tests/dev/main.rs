@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod logs;
+mod metrics;
 
 use std::process::Stdio;
 use std::time::Duration;

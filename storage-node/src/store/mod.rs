@@ -209,12 +209,12 @@ impl FragmentStore {
         let length = length as i64;
         match replaced_length {
             None => {
-                self.metrics.fragments_stored.inc();
-                self.metrics.fragment_bytes_stored.add(length);
+                self.metrics.stored_fragments.inc();
+                self.metrics.stored_fragment_bytes.add(length);
             }
             Some(old) => {
                 tracing::warn!(%id, "replaced a stored copy that failed verification");
-                self.metrics.fragment_bytes_stored.add(length - old as i64);
+                self.metrics.stored_fragment_bytes.add(length - old as i64);
             }
         }
     }
@@ -321,8 +321,8 @@ impl FragmentStore {
             fragment_file::open_header(&path).map_or(0, |(_, header)| header.payload_length);
         match fs::remove_file(&path) {
             Ok(()) => {
-                self.metrics.fragments_stored.dec();
-                self.metrics.fragment_bytes_stored.sub(length as i64);
+                self.metrics.stored_fragments.dec();
+                self.metrics.stored_fragment_bytes.sub(length as i64);
                 tracing::warn!(%id, "unlinked a fragment whose directory fsync failed");
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -349,8 +349,8 @@ impl FragmentStore {
                     StoreError::Fsync(error),
                 )
             })?;
-            self.metrics.fragments_stored.dec();
-            self.metrics.fragment_bytes_stored.sub(length as i64);
+            self.metrics.stored_fragments.dec();
+            self.metrics.stored_fragment_bytes.sub(length as i64);
             removed_small = true;
         }
         let length = match fragment_file::open_header(&path) {
@@ -360,8 +360,8 @@ impl FragmentStore {
         };
         match fs::remove_file(&path) {
             Ok(()) => {
-                self.metrics.fragments_stored.dec();
-                self.metrics.fragment_bytes_stored.sub(length as i64);
+                self.metrics.stored_fragments.dec();
+                self.metrics.stored_fragment_bytes.sub(length as i64);
                 Ok(true)
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(removed_small),
@@ -443,11 +443,11 @@ impl FragmentStore {
     }
 
     pub fn fragment_count(&self) -> u64 {
-        self.metrics.fragments_stored.get().max(0) as u64
+        self.metrics.stored_fragments.get().max(0) as u64
     }
 
     pub fn fragment_bytes(&self) -> u64 {
-        self.metrics.fragment_bytes_stored.get().max(0) as u64
+        self.metrics.stored_fragment_bytes.get().max(0) as u64
     }
 
     fn count_fragments(&self) -> io::Result<()> {
@@ -463,8 +463,8 @@ impl FragmentStore {
             }
         }
         let (small_count, small_bytes) = self.small.count()?;
-        self.metrics.fragments_stored.set(count + small_count);
-        self.metrics.fragment_bytes_stored.set(bytes + small_bytes);
+        self.metrics.stored_fragments.set(count + small_count);
+        self.metrics.stored_fragment_bytes.set(bytes + small_bytes);
         tracing::info!(
             files = count,
             small = small_count,
