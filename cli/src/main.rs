@@ -5,7 +5,8 @@
 //! - `shardlet admin fragment put|get|head|delete|list --node URL …`: talk to a node;
 //! - `shardlet meta …`: a member of the metadata service;
 //! - `shardlet gateway …`: the S3 gateway; `shardlet admin key create`: S3 credentials;
-//!   `shardlet admin key derive --role R`: a process's key file;
+//!   `shardlet admin key derive --role R`: a process's key file; `shardlet admin key
+//!   import --file F`: keys declared in a file;
 //! - `shardlet controller …`: failure detection, repair, scrub, transitions;
 //!   `shardlet admin nodes` / `shardlet admin drain NODE`: node states, evacuation;
 //! - `shardlet admin cluster show|set`: settings every process shares (upload deadline);
@@ -14,7 +15,7 @@
 //!
 //! Module order, lowest first: `connect` (keys, metadata client, topology file; imports
 //! no command), then one module per command (`*_command`, `admin`, `admin_cluster`,
-//! `admin_layout`, `admin_meta`, `admin_nodes`, `dev`),
+//! `admin_key_import`, `admin_layout`, `admin_meta`, `admin_nodes`, `dev`),
 //! then this file, which parses the command line and dispatches. Commands never import
 //! this file or each other's internals beyond what `admin` reuses of `gateway_command`.
 //!
@@ -28,6 +29,7 @@ mod output;
 
 mod admin;
 mod admin_cluster;
+mod admin_key_import;
 mod admin_layout;
 mod admin_layout_status;
 mod admin_meta;
