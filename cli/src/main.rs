@@ -172,6 +172,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--region` / `--zone` of a node: a DNS label. An empty one gets its own message: it
+/// comes from an environment variable that is set but empty, e.g. a Kubernetes pod's
+/// `topology.kubernetes.io/zone` label read through the downward API where the cluster
+/// does not fill it.
+fn check_placement_label(node: &str, flag: &'static str, value: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !value.is_empty(),
+        "--{flag} is empty (given as --{flag}= or an empty SHARDLET_{}, or a $(VARIABLE) in \
+         the arguments that expanded to nothing, such as a pod label the cluster does not \
+         fill): give the node's {flag}, or leave the flag out",
+        flag.to_uppercase()
+    );
+    shardlet_model::layout::check::check_label(node, flag, value)
+        .map_err(|error| anyhow::anyhow!("--{flag}: {error}"))
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -205,8 +221,7 @@ async fn run_node(arguments: NodeArguments, tls: &TlsArguments) -> anyhow::Resul
         .map_err(|error| anyhow::anyhow!("--capacity: {error}"))?;
     for (flag, value) in [("region", &arguments.region), ("zone", &arguments.zone)] {
         if let Some(value) = value {
-            shardlet_model::layout::check::check_label(name.as_str(), flag, value)
-                .map_err(|error| anyhow::anyhow!("--{flag}: {error}"))?;
+            check_placement_label(name.as_str(), flag, value)?;
         }
     }
     if let Some(advertise) = &arguments.advertise {
@@ -249,4 +264,26 @@ async fn run_node(arguments: NodeArguments, tls: &TlsArguments) -> anyhow::Resul
     shardlet_node::run(config, shardlet_node::shutdown_signal()).await?;
     tracing::info!("storage node stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_empty_zone_or_region_is_refused_as_empty() {
+        for flag in ["zone", "region"] {
+            let error = super::check_placement_label("node-1", flag, "")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with(&format!("--{flag} is empty"))
+                    && error.contains(&format!("SHARDLET_{}", flag.to_uppercase())),
+                "{error}"
+            );
+        }
+        assert!(super::check_placement_label("node-1", "zone", "Zone_A")
+            .unwrap_err()
+            .to_string()
+            .contains("not a DNS label"));
+        assert!(super::check_placement_label("node-1", "zone", "zone-a").is_ok());
+    }
 }
