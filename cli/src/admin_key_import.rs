@@ -119,8 +119,8 @@ fn read_key_file(path: &Path) -> anyhow::Result<Vec<CredentialRecord>> {
         size <= KEY_FILE_BYTES_MAX,
         "{shown}: {size} bytes; a key file holds at most {KEY_FILE_BYTES_MAX}"
     );
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read the key file {shown}"))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the key file {shown}"))?;
     parse_key_file(&text, &shown.to_string())
 }
 
@@ -142,13 +142,17 @@ fn parse_key_file(text: &str, shown: &str) -> anyhow::Result<Vec<CredentialRecor
     let mut seen = std::collections::HashMap::new();
     let mut records = Vec::with_capacity(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
-        let refuse = |field: &str, why: String| anyhow::anyhow!("{shown}: entry {index}: {field}: {why}");
+        let refuse =
+            |field: &str, why: String| anyhow::anyhow!("{shown}: entry {index}: {field}: {why}");
         check_access_key(&entry.access_key).map_err(|why| refuse("access_key", why))?;
         let named = format!("access_key {}", entry.access_key);
         check_secret_key(&entry.secret_key).map_err(|why| refuse(&named, why))?;
         check_owner(&entry.owner).map_err(|why| refuse(&named, why))?;
         if let Some(first) = seen.insert(entry.access_key.clone(), index) {
-            return Err(refuse(&named, format!("declared twice (also entry {first})")));
+            return Err(refuse(
+                &named,
+                format!("declared twice (also entry {first})"),
+            ));
         }
         records.push(CredentialRecord {
             access_key: entry.access_key,
@@ -161,13 +165,17 @@ fn parse_key_file(text: &str, shown: &str) -> anyhow::Result<Vec<CredentialRecor
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::parse_key_file;
+    use crate::admin_key_import::parse_key_file;
 
     const SECRET: &str = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY01";
 
     fn error_of(text: &str) -> String {
-        format!("{:#}", parse_key_file(text, "keys.json").err().expect("refused"))
+        format!(
+            "{:#}",
+            parse_key_file(text, "keys.json").expect_err("refused")
+        )
     }
 
     #[test]
@@ -185,7 +193,10 @@ mod tests {
     #[test]
     fn bad_json_is_refused_with_its_line_and_column() {
         let error = error_of("[\n  {\"access_key\": \"AKIAIOSFODNN7EXAMPLE\",\n  ]");
-        assert!(error.contains("keys.json") && error.contains("line 3 column"), "{error}");
+        assert!(
+            error.contains("keys.json") && error.contains("line 3 column"),
+            "{error}"
+        );
         let error = error_of(r#"{"access_key": "x"}"#);
         assert!(error.contains("JSON list"), "{error}");
         let error = error_of(
@@ -204,16 +215,28 @@ mod tests {
         let good = entry("AKIAIOSFODNN7EXAMPLE", SECRET, "alice");
         for (bad, field) in [
             (entry("AK/1", SECRET, "alice"), "access_key"),
-            (entry("AKIAIOSFODNN7EXAMPL2", "too-short-secret", "alice"), "AKIAIOSFODNN7EXAMPL2"),
-            (entry("AKIAIOSFODNN7EXAMPL2", SECRET, "no spaces"), "AKIAIOSFODNN7EXAMPL2"),
-            (entry("AKIAIOSFODNN7EXAMPLE", SECRET, "bob"), "declared twice"),
+            (
+                entry("AKIAIOSFODNN7EXAMPL2", "too-short-secret", "alice"),
+                "AKIAIOSFODNN7EXAMPL2",
+            ),
+            (
+                entry("AKIAIOSFODNN7EXAMPL2", SECRET, "no spaces"),
+                "AKIAIOSFODNN7EXAMPL2",
+            ),
+            (
+                entry("AKIAIOSFODNN7EXAMPLE", SECRET, "bob"),
+                "declared twice",
+            ),
         ] {
             let error = error_of(&format!("[{good}, {bad}]"));
             assert!(
                 error.contains("keys.json: entry 1") && error.contains(field),
                 "{error}"
             );
-            assert!(!error.contains(SECRET) && !error.contains("too-short-secret"), "{error}");
+            assert!(
+                !error.contains(SECRET) && !error.contains("too-short-secret"),
+                "{error}"
+            );
         }
     }
 }

@@ -267,6 +267,7 @@ async fn run_node(arguments: NodeArguments, tls: &TlsArguments) -> anyhow::Resul
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn an_empty_zone_or_region_is_refused_as_empty() {

@@ -121,13 +121,15 @@ fn config_url(port: &shardlet_net::PortConfig, address: SocketAddr) -> String {
 /// to the pod's host name in every container), else the kernel's.
 fn host_name() -> anyhow::Result<String> {
     if let Some(name) = std::env::var_os("HOSTNAME").filter(|name| !name.is_empty()) {
-        return name
-            .into_string()
-            .map_err(|name| anyhow::anyhow!("--member-id-from-hostname: HOSTNAME {name:?} is not UTF-8"));
+        return name.into_string().map_err(|name| {
+            anyhow::anyhow!("--member-id-from-hostname: HOSTNAME {name:?} is not UTF-8")
+        });
     }
     let path = "/proc/sys/kernel/hostname";
     let name = std::fs::read_to_string(path).map_err(|error| {
-        anyhow::anyhow!("--member-id-from-hostname: HOSTNAME is unset and {path} cannot be read: {error}")
+        anyhow::anyhow!(
+            "--member-id-from-hostname: HOSTNAME is unset and {path} cannot be read: {error}"
+        )
     })?;
     Ok(name.trim_end().to_string())
 }
@@ -157,7 +159,9 @@ fn member_id_from_hostname(host_name: &str) -> anyhow::Result<u64> {
         || !ordinal.bytes().all(|byte| byte.is_ascii_digit())
         || (ordinal.len() > 1 && ordinal.starts_with('0'))
     {
-        return Err(refuse("does not end in -ORDINAL (decimal, no leading zero)"));
+        return Err(refuse(
+            "does not end in -ORDINAL (decimal, no leading zero)",
+        ));
     }
     ordinal
         .parse::<u64>()
@@ -167,6 +171,7 @@ fn member_id_from_hostname(host_name: &str) -> anyhow::Result<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::member_id_from_hostname;
 
@@ -174,7 +179,10 @@ mod tests {
     fn a_statefulset_ordinal_plus_one_is_the_member_id() {
         assert_eq!(member_id_from_hostname("meta-0").unwrap(), 1);
         assert_eq!(member_id_from_hostname("shardlet-meta-2").unwrap(), 3);
-        assert_eq!(member_id_from_hostname("my-release-shardlet-meta-10").unwrap(), 11);
+        assert_eq!(
+            member_id_from_hostname("my-release-shardlet-meta-10").unwrap(),
+            11
+        );
         // setHostnameAsFQDN: the first label counts.
         assert_eq!(
             member_id_from_hostname("meta-4.meta-headless.ns.svc.cluster.local").unwrap(),

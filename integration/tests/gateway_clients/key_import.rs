@@ -44,7 +44,10 @@ async fn imported_keys_are_idempotent_refuse_a_changed_secret_and_sign_for_the_a
     let cluster = Cluster::start(&shardlet_binary!(), 4).await;
     let scratch = tempfile::tempdir().unwrap();
     let file = scratch.path().join("keys.json");
-    write_keys(&file, &[(ALICE, SECRET_ONE, "alice"), (BOB, SECRET_ONE, "bob")]);
+    write_keys(
+        &file,
+        &[(ALICE, SECRET_ONE, "alice"), (BOB, SECRET_ONE, "bob")],
+    );
 
     let first = import(&cluster, &file, false);
     assert!(
@@ -52,7 +55,10 @@ async fn imported_keys_are_idempotent_refuse_a_changed_secret_and_sign_for_the_a
             && first.contains(&format!("created access key {BOB} (owner bob)")),
         "{first}"
     );
-    assert!(!first.contains(SECRET_ONE), "the secret is never printed: {first}");
+    assert!(
+        !first.contains(SECRET_ONE),
+        "the secret is never printed: {first}"
+    );
     let again = import(&cluster, &file, false);
     assert_eq!(
         again.matches("unchanged access key").count(),

@@ -64,7 +64,10 @@ pub fn check_secret_key(secret_key: &str) -> Result<(), String> {
 /// Why `owner` is not an owner name (`key create --owner` and `key import` both check).
 pub fn check_owner(owner: &str) -> Result<(), String> {
     let allowed = |byte: u8| byte.is_ascii_alphanumeric() || b"._-@".contains(&byte);
-    let starts_well = owner.bytes().next().is_some_and(|byte| byte.is_ascii_alphanumeric());
+    let starts_well = owner
+        .bytes()
+        .next()
+        .is_some_and(|byte| byte.is_ascii_alphanumeric());
     if owner.len() > OWNER_CHARACTERS_MAX || !starts_well || !owner.bytes().all(allowed) {
         return Err(format!(
             "an owner is 1 to {OWNER_CHARACTERS_MAX} characters of letters, digits, '.', '_', '-', '@', starting with a letter or digit; got {:?}",

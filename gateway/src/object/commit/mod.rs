@@ -43,7 +43,9 @@ mod shared;
 mod tests;
 
 pub use self::bucket::{new_credential, Buckets};
-pub use self::credential::{check_access_key, check_owner, check_secret_key, ImportError, Imported};
+pub use self::credential::{
+    check_access_key, check_owner, check_secret_key, ImportError, Imported,
+};
 pub use self::error::CommitError;
 pub use self::guard::{Uncommitted, Written};
 pub use self::multipart::{CompleteError, Completion};

@@ -280,7 +280,10 @@ mod import {
         other_owner.owner = "bob".into();
         for (changed, what) in [(&other_secret, "secret"), (&other_owner, "owner")] {
             match buckets.import_credential(changed, false).await {
-                Err(ImportError::Differs { access_key, what: said }) => {
+                Err(ImportError::Differs {
+                    access_key,
+                    what: said,
+                }) => {
                     assert_eq!(access_key, record.access_key);
                     assert_eq!(said, what);
                 }
@@ -288,20 +291,34 @@ mod import {
             }
         }
         assert_eq!(
-            gateway.catalog.credential(&record.access_key).await.unwrap(),
+            gateway
+                .catalog
+                .credential(&record.access_key)
+                .await
+                .unwrap(),
             Some(record.clone()),
             "a refused import wrote nothing"
         );
         assert_eq!(
-            buckets.import_credential(&other_secret, true).await.unwrap(),
+            buckets
+                .import_credential(&other_secret, true)
+                .await
+                .unwrap(),
             Imported::Replaced
         );
         assert_eq!(
-            gateway.catalog.credential(&record.access_key).await.unwrap(),
+            gateway
+                .catalog
+                .credential(&record.access_key)
+                .await
+                .unwrap(),
             Some(other_secret.clone())
         );
         assert_eq!(
-            buckets.import_credential(&other_secret, true).await.unwrap(),
+            buckets
+                .import_credential(&other_secret, true)
+                .await
+                .unwrap(),
             Imported::Unchanged,
             "--replace of an equal key writes nothing"
         );
@@ -351,7 +368,12 @@ mod import {
         let record = new_credential("alice");
         let gateway = racing(&record);
         assert_eq!(
-            gateway.commit.buckets().import_credential(&record, false).await.unwrap(),
+            gateway
+                .commit
+                .buckets()
+                .import_credential(&record, false)
+                .await
+                .unwrap(),
             Imported::Unchanged,
             "the rival created it between our read and our write"
         );
@@ -359,11 +381,19 @@ mod import {
         rival.secret_key = new_credential("alice").secret_key;
         let gateway = racing(&rival);
         assert!(matches!(
-            gateway.commit.buckets().import_credential(&record, false).await,
+            gateway
+                .commit
+                .buckets()
+                .import_credential(&record, false)
+                .await,
             Err(ImportError::Differs { what: "secret", .. })
         ));
         assert_eq!(
-            gateway.catalog.credential(&record.access_key).await.unwrap(),
+            gateway
+                .catalog
+                .credential(&record.access_key)
+                .await
+                .unwrap(),
             Some(rival),
             "the rival's key stays: an import never overwrites what it did not read"
         );
@@ -375,13 +405,28 @@ mod import {
         assert!(check_access_key(&generated.access_key).is_ok());
         assert!(check_secret_key(&generated.secret_key.0).is_ok());
         assert!(check_access_key("AKIA_0123456789ABCDEF").is_ok());
-        for bad in ["", "SHORT", "AKIA/0123456789ABCDEF", "AKIA 0123456789ABCDEF", "ÄKIA0123456789ABCDEF"] {
+        for bad in [
+            "",
+            "SHORT",
+            "AKIA/0123456789ABCDEF",
+            "AKIA 0123456789ABCDEF",
+            "ÄKIA0123456789ABCDEF",
+        ] {
             assert!(check_access_key(bad).is_err(), "{bad:?}");
         }
         assert!(check_access_key(&"A".repeat(129)).is_err());
-        for bad in ["short", &"x".repeat(31), &format!("{} {}", "a".repeat(20), "b".repeat(20)), &"é".repeat(40), &"x".repeat(129)] {
+        for bad in [
+            "short",
+            &"x".repeat(31),
+            &format!("{} {}", "a".repeat(20), "b".repeat(20)),
+            &"é".repeat(40),
+            &"x".repeat(129),
+        ] {
             let error = check_secret_key(bad).unwrap_err();
-            assert!(!error.contains(bad), "a refusal never shows the secret: {error}");
+            assert!(
+                !error.contains(bad),
+                "a refusal never shows the secret: {error}"
+            );
         }
         for good in ["admin", "alice@example.com", "team-a.b_c", "7"] {
             assert!(check_owner(good).is_ok(), "{good:?}");
