@@ -66,15 +66,15 @@ async fn imported_keys_are_idempotent_refuse_a_changed_secret_and_sign_for_the_a
         "a second run changes nothing: {again}"
     );
 
-    // Alice's secret changed in the file, and a new key after it: refused before
-    // anything is written, naming the file, the entry and the key.
+    // A new key, then Alice's secret changed: refused before anything is written (not
+    // even the new key before it), naming the file, the entry and the key.
     write_keys(
         &file,
-        &[(ALICE, SECRET_TWO, "alice"), (CAROL, SECRET_ONE, "carol")],
+        &[(CAROL, SECRET_ONE, "carol"), (ALICE, SECRET_TWO, "alice")],
     );
     let refused = import_refused(&cluster, &file);
     assert!(
-        refused.contains("keys.json: entry 0")
+        refused.contains("keys.json: entry 1")
             && refused.contains(ALICE)
             && refused.contains("different secret")
             && refused.contains("--replace"),
