@@ -191,6 +191,42 @@ mod tests {
     }
 
     #[test]
+    fn a_file_past_its_limits_is_refused_naming_them() {
+        let directory = tempfile::tempdir().unwrap();
+        let large = directory.path().join("large.json");
+        std::fs::write(
+            &large,
+            vec![b' '; (crate::admin_key_import::KEY_FILE_BYTES_MAX + 1) as usize],
+        )
+        .unwrap();
+        let error = format!(
+            "{:#}",
+            crate::admin_key_import::read_key_file(&large).expect_err("too large")
+        );
+        assert!(
+            error.contains("large.json") && error.contains("at most 1048576"),
+            "{error}"
+        );
+        let entry = |index: usize| {
+            format!(r#"{{"access_key":"AKIA{index:016}","secret_key":"{SECRET}","owner":"a"}}"#)
+        };
+        let many: Vec<String> = (0..=crate::admin_key_import::KEYS_PER_FILE_MAX)
+            .map(entry)
+            .collect();
+        let error = error_of(&format!("[{}]", many.join(",")));
+        assert!(
+            error.contains("10001 keys; a file declares at most 10000"),
+            "{error}"
+        );
+        let missing = directory.path().join("missing.json");
+        let error = format!(
+            "{:#}",
+            crate::admin_key_import::read_key_file(&missing).expect_err("missing")
+        );
+        assert!(error.contains("missing.json"), "{error}");
+    }
+
+    #[test]
     fn bad_json_is_refused_with_its_line_and_column() {
         let error = error_of("[\n  {\"access_key\": \"AKIAIOSFODNN7EXAMPLE\",\n  ]");
         assert!(

@@ -58,6 +58,7 @@ pub fn services_of(manifests: &Manifests) -> Vec<Service> {
 }
 
 /// A pod as the resolver sees it.
+#[derive(Clone, Copy)]
 pub struct Endpoint<'a> {
     pub name: &'a str,
     pub address: Ipv4Addr,
@@ -185,5 +186,84 @@ fn remove_leftovers() {
         if ours && !alive {
             let _ = std::fs::remove_dir_all(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(app: &str) -> BTreeMap<String, String> {
+        [("app".to_string(), app.to_string())].into()
+    }
+
+    #[test]
+    fn names_follow_readiness_only_where_kubernetes_makes_them() {
+        let service = |name: &str, app: &str, headless: bool, publish_not_ready: bool| Service {
+            name: name.into(),
+            selector: labels(app),
+            headless,
+            publish_not_ready,
+        };
+        let services = [
+            service("meta", "meta", true, true),
+            service("node", "node", true, false),
+            service("gateway", "gateway", false, false),
+        ];
+        let (meta, node, gateway) = (labels("meta"), labels("node"), labels("gateway"));
+        let pods = [
+            Endpoint {
+                name: "meta-0",
+                address: Ipv4Addr::new(10, 0, 0, 1),
+                labels: &meta,
+                subdomain: Some("meta"),
+                ready: false,
+            },
+            Endpoint {
+                name: "node-0",
+                address: Ipv4Addr::new(10, 0, 0, 2),
+                labels: &node,
+                subdomain: Some("node"),
+                ready: false,
+            },
+            Endpoint {
+                name: "gw-1",
+                address: Ipv4Addr::new(10, 0, 0, 3),
+                labels: &gateway,
+                subdomain: None,
+                ready: false,
+            },
+        ];
+        let file = hosts_file(&pods[2], &pods, &services, "ns");
+        assert!(file.contains("10.0.0.3\tgw-1\n"), "{file}");
+        assert!(
+            file.contains("10.0.0.1\tmeta-0.meta.ns.svc.cluster.local meta-0.meta.ns.svc meta-0.meta.ns meta-0.meta\n"),
+            "publishNotReadyAddresses lists a pod before it is ready:\n{file}"
+        );
+        assert!(
+            !file.contains("node-0"),
+            "a headless Service lists only ready pods:\n{file}"
+        );
+        assert!(
+            file.contains(
+                "10.0.0.3\tgateway.ns.svc.cluster.local gateway.ns.svc gateway.ns gateway\n"
+            ),
+            "a ClusterIP name always resolves:\n{file}"
+        );
+        let pods = [
+            pods[0],
+            Endpoint {
+                ready: true,
+                ..pods[1]
+            },
+            pods[2],
+        ];
+        let file = hosts_file(&pods[0], &pods, &services, "ns");
+        assert!(
+            file.contains("10.0.0.2\tnode-0.node.ns.svc.cluster.local"),
+            "{file}"
+        );
+        assert!(file.starts_with("127.0.0.1\tlocalhost\n"));
+        assert!(file.contains("10.0.0.1\tmeta-0.meta.ns.svc.cluster.local meta-0.meta.ns.svc meta-0.meta.ns meta-0.meta meta-0\n"), "its own name first:\n{file}");
     }
 }

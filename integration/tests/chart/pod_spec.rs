@@ -49,6 +49,9 @@ pub struct PodTemplate {
     pub restart_policy: RestartPolicy,
     /// Retries of a failed Job pod (`backoffLimit`, default 6).
     pub retries_max: u32,
+    /// The pod that must be ready before this one is created: the previous ordinal of a
+    /// StatefulSet with `podManagementPolicy: OrderedReady` (Kubernetes' default).
+    pub after: Option<String>,
 }
 
 /// Every pod the manifests describe, in manifest order.
@@ -90,6 +93,10 @@ pub fn pods_of(manifests: &Manifests) -> Vec<PodTemplate> {
                 let spec = &object["spec"];
                 let replicas = spec["replicas"].as_u64().unwrap_or(1);
                 let service = text_of(&spec["serviceName"]);
+                let ordered = spec["podManagementPolicy"]
+                    .as_str()
+                    .unwrap_or("OrderedReady")
+                    != "Parallel";
                 for ordinal in 0..replicas {
                     let pod = format!("{name}-{ordinal}");
                     let mut template =
@@ -101,6 +108,9 @@ pub fn pods_of(manifests: &Manifests) -> Vec<PodTemplate> {
                         .labels
                         .insert("apps.kubernetes.io/pod-index".into(), ordinal.to_string());
                     template.subdomain = (!service.is_empty()).then(|| service.clone());
+                    if ordered && ordinal > 0 {
+                        template.after = Some(format!("{name}-{}", ordinal - 1));
+                    }
                     for claim in spec["volumeClaimTemplates"]
                         .as_array()
                         .into_iter()
@@ -187,6 +197,7 @@ fn from_template(
         claims: BTreeMap::new(),
         restart_policy,
         retries_max: 0,
+        after: None,
     }
 }
 
@@ -195,4 +206,77 @@ fn template_hash(template: &Value) -> String {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(template.to_string().as_bytes());
     hex::encode(&digest[..5])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifests(objects: serde_json::Value) -> Manifests {
+        Manifests {
+            objects: objects.as_array().unwrap().clone(),
+        }
+    }
+
+    fn pod_template(labels: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "c", "image": "shardlet/shardlet:1"}]}
+        })
+    }
+
+    #[test]
+    fn statefulset_pods_are_named_by_ordinal_with_claims_and_order() {
+        let rendered = manifests(serde_json::json!([
+            {"kind": "StatefulSet", "metadata": {"name": "meta"}, "spec": {
+                "replicas": 3, "serviceName": "meta-headless",
+                "template": pod_template(serde_json::json!({"app": "meta"})),
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}},
+            {"kind": "StatefulSet", "metadata": {"name": "node"}, "spec": {
+                "replicas": 2, "serviceName": "nodes", "podManagementPolicy": "Parallel",
+                "template": pod_template(serde_json::json!({"app": "node"}))}},
+            {"kind": "Service", "metadata": {"name": "meta-headless"}, "spec": {}},
+        ]));
+        let pods = pods_of(&rendered);
+        let names: Vec<&str> = pods.iter().map(|pod| pod.name.as_str()).collect();
+        assert_eq!(names, ["meta-0", "meta-1", "meta-2", "node-0", "node-1"]);
+        assert_eq!(pods[1].claims["data"], "data-meta-1");
+        assert_eq!(pods[1].subdomain.as_deref(), Some("meta-headless"));
+        assert_eq!(
+            pods[2].labels["statefulset.kubernetes.io/pod-name"],
+            "meta-2"
+        );
+        assert_eq!(pods[0].after, None);
+        assert_eq!(
+            pods[2].after.as_deref(),
+            Some("meta-1"),
+            "OrderedReady is the default"
+        );
+        assert_eq!(pods[4].after, None, "Parallel starts together");
+        assert!(pods.iter().all(|pod| pod.stage == Stage::Install));
+    }
+
+    #[test]
+    fn hooks_are_told_apart_and_upgrade_only_hooks_are_not_installed() {
+        let job = |name: &str, hook: &str| {
+            serde_json::json!({"kind": "Job", "metadata": {"name": name,
+                "annotations": {"helm.sh/hook": hook, "helm.sh/hook-weight": "-5"}},
+                "spec": {"backoffLimit": 3, "template": {"metadata": {},
+                    "spec": {"restartPolicy": "OnFailure", "containers": []}}}})
+        };
+        let rendered = manifests(serde_json::json!([
+            job("import", "post-install,post-upgrade"),
+            job("upgrade-only", "post-upgrade"),
+            {"kind": "Pod", "metadata": {"name": "t", "annotations": {"helm.sh/hook": "test"}},
+             "spec": {"restartPolicy": "Never", "containers": []}},
+        ]));
+        let pods = pods_of(&rendered);
+        assert_eq!(pods.len(), 2);
+        assert_eq!(pods[0].stage, Stage::PostInstall);
+        assert_eq!(pods[0].weight, -5);
+        assert_eq!(pods[0].retries_max, 3);
+        assert_eq!(pods[0].labels["job-name"], "import");
+        assert_eq!(pods[1].stage, Stage::Test);
+        assert_eq!(pods[1].restart_policy, RestartPolicy::Never);
+    }
 }

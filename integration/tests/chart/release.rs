@@ -32,6 +32,8 @@ pub struct Release {
     templates: Vec<PodTemplate>,
     /// Incarnations per pod name (a restarted pod gets new emptyDirs).
     incarnations: std::collections::BTreeMap<String, u32>,
+    /// Pods created only once the pod they come after is ready (OrderedReady).
+    waiting: Vec<PodTemplate>,
     /// The network host of each pod name (kept across restarts).
     hosts_of_pods: std::collections::BTreeMap<String, String>,
     client: reqwest::Client,
@@ -87,6 +89,7 @@ impl Release {
             templates,
             incarnations: Default::default(),
             hosts_of_pods: Default::default(),
+            waiting: Vec::new(),
             client,
             timeline: Vec::new(),
             started: std::time::Instant::now(),
@@ -97,9 +100,13 @@ impl Release {
     /// each run to completion.
     pub async fn install(&mut self) {
         self.needs_predictor_if_used();
-        let workloads: Vec<PodTemplate> = self.templates_of(Stage::Install);
-        for template in workloads {
-            self.start_pod(template);
+        for template in self.templates_of(Stage::Install) {
+            if template.after.is_some() {
+                // An OrderedReady StatefulSet's later ordinals wait (tick starts them).
+                self.waiting.push(template);
+            } else {
+                self.start_pod(template);
+            }
         }
         self.wait_ready("every pod of the release ready").await;
         let restarts: usize = self.pods.iter().map(PodRun::exits).sum();
@@ -294,6 +301,22 @@ impl Release {
     /// One round of the kubelets' work over every pod; panics with the logs when a
     /// pod gives up.
     async fn tick(&mut self) {
+        let due: Vec<usize> = self
+            .waiting
+            .iter()
+            .enumerate()
+            .filter(|(_, template)| {
+                let after = template.after.as_deref().unwrap_or_default();
+                self.pods
+                    .iter()
+                    .any(|pod| pod.template.name == after && pod.ready())
+            })
+            .map(|(index, _)| index)
+            .collect();
+        for index in due.into_iter().rev() {
+            let template = self.waiting.remove(index);
+            self.start_pod(template);
+        }
         let readiness_before: Vec<bool> = self.pods.iter().map(PodRun::ready).collect();
         let mut failure = None;
         for pod in &mut self.pods {
@@ -314,10 +337,11 @@ impl Release {
 
     async fn wait_ready(&mut self, what: &str) {
         self.wait(what, |release| {
-            release
-                .pods
-                .iter()
-                .all(|pod| pod.template.stage != Stage::Install || pod.ready())
+            release.waiting.is_empty()
+                && release
+                    .pods
+                    .iter()
+                    .all(|pod| pod.template.stage != Stage::Install || pod.ready())
         })
         .await;
     }
@@ -342,7 +366,14 @@ impl Release {
         .await;
         if outcome.is_err() {
             let release = release.lock().await;
-            let unready: String = release.pods.iter().map(PodRun::unready).collect();
+            let mut unready: String = release.pods.iter().map(PodRun::unready).collect();
+            for template in &release.waiting {
+                unready.push_str(&format!(
+                    "pod {} not created: it waits for {} to be ready (OrderedReady)\n",
+                    template.name,
+                    template.after.as_deref().unwrap_or_default()
+                ));
+            }
             let logs: Vec<String> = release.pods.iter().map(PodRun::logs).collect();
             panic!(
                 "timed out after {PHASE_DEADLINE:?} waiting until {what}:\n{unready}\n{}\n\ntimeline:\n{}",
