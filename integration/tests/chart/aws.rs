@@ -38,6 +38,7 @@ impl Aws {
 
     /// Runs `aws ARGUMENTS`; panics with its output (and `context`) unless it succeeds.
     pub fn ok(&self, arguments: &[&str], context: &dyn Fn() -> String) -> String {
+        let started = std::time::Instant::now();
         let mut command = Command::new(crate::release::aws_cli());
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("AWS_") {
@@ -63,6 +64,11 @@ impl Aws {
             .output()
             .unwrap_or_else(|error| panic!("aws does not run: {error}"));
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        eprintln!(
+            "chart: aws {} ({:.1} s)",
+            arguments.join(" "),
+            started.elapsed().as_secs_f64()
+        );
         assert!(
             output.status.success(),
             "aws {} failed ({}):\n{stdout}\n{}\n{}",

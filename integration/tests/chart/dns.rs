@@ -6,7 +6,11 @@
 //! each member pod as `POD.SVC…`. A headless Service lists a pod only once it is ready,
 //! unless it publishes not-ready addresses; a ClusterIP name always resolves (to the
 //! pods that exist: the test has no virtual IPs). Files are rewritten in place when
-//! readiness changes, so processes already running see the change.
+//! readiness changes, so processes already running see the change. A name in no hosts
+//! file fails at once, as Kubernetes' DNS answers NXDOMAIN: each namespace's
+//! `resolv.conf` (bind-mounted the same way) names a server on the namespace's own
+//! loopback, where nothing listens (the machine's resolver is unreachable from a
+//! namespace, and glibc would wait out its timeouts, ~30 s, on every lookup).
 
 use std::collections::BTreeMap;
 use std::io::{Seek, Write};
@@ -21,6 +25,8 @@ use crate::manifests::{string_map, text_of, Manifests};
 /// Kubernetes' default cluster domain.
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
 const ETC_NETNS: &str = "/etc/netns";
+/// Every namespace's `/etc/resolv.conf`: see the module documentation.
+const RESOLV_CONF: &str = "# chart test: names not in /etc/hosts fail at once (NXDOMAIN in Kubernetes)\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
 
 /// A Service as the resolver sees it.
 pub struct Service {
@@ -139,6 +145,7 @@ impl HostsFiles {
             std::fs::create_dir_all(&directory)
                 .unwrap_or_else(|error| panic!("cannot create {}: {error}", directory.display()));
             self.namespaces.push(namespace.to_string());
+            std::fs::write(directory.join("resolv.conf"), RESOLV_CONF).unwrap();
         }
         let path = directory.join("hosts");
         let mut file = std::fs::OpenOptions::new()

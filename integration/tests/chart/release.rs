@@ -32,6 +32,9 @@ pub struct Release {
     templates: Vec<PodTemplate>,
     /// Incarnations per pod name (a restarted pod gets new emptyDirs).
     incarnations: std::collections::BTreeMap<String, u32>,
+    /// Pods whose processes were killed and that were not started again: the pod object
+    /// still exists in Kubernetes, so its DNS names stay (not ready). Address by name.
+    killed: Vec<(PodTemplate, std::net::Ipv4Addr)>,
     /// Pods created only once the pod they come after is ready (OrderedReady).
     waiting: Vec<PodTemplate>,
     /// The network host of each pod name (kept across restarts).
@@ -90,6 +93,7 @@ impl Release {
             incarnations: Default::default(),
             hosts_of_pods: Default::default(),
             waiting: Vec::new(),
+            killed: Vec::new(),
             client,
             timeline: Vec::new(),
             started: std::time::Instant::now(),
@@ -141,9 +145,9 @@ impl Release {
             .unwrap_or_else(|| panic!("no pod {name} runs"))
     }
 
-    /// SIGKILL to every process of pod `name` (and whatever they started); it is gone,
-    /// as after a node failure: its names leave the DNS of Services that list only
-    /// ready pods.
+    /// SIGKILL to every process of pod `name` (and whatever they started), as when its
+    /// machine dies: the pod object stays, not ready, so its names stay only in the DNS
+    /// of Services that publish not-ready addresses.
     pub fn kill_pod(&mut self, name: &str) -> PodTemplate {
         let index = self
             .pods
@@ -152,6 +156,7 @@ impl Release {
             .unwrap_or_else(|| panic!("no pod {name} runs"));
         let pod = self.pods.remove(index);
         let template = pod.template.clone();
+        self.killed.push((template.clone(), pod.address));
         drop(pod);
         self.refresh_dns();
         self.note(&format!("pod {name} killed (SIGKILL)"));
@@ -235,6 +240,7 @@ impl Release {
 
     fn start_pod(&mut self, template: PodTemplate) {
         let name = template.name.clone();
+        self.killed.retain(|(killed, _)| killed.name != name);
         // A pod keeps its host (and address) across restarts: its DNS names stay.
         let next = format!("p{}", self.hosts_of_pods.len());
         let host_name = self
@@ -272,6 +278,13 @@ impl Release {
 
     /// Rewrites every pod's hosts file from the pods that exist now and their readiness.
     fn refresh_dns(&mut self) {
+        let killed = self.killed.iter().map(|(template, address)| Endpoint {
+            name: &template.name,
+            address: *address,
+            labels: &template.labels,
+            subdomain: template.subdomain.as_deref(),
+            ready: false,
+        });
         let endpoints: Vec<Endpoint<'_>> = self
             .pods
             .iter()
@@ -282,6 +295,7 @@ impl Release {
                 subdomain: pod.template.subdomain.as_deref(),
                 ready: pod.ready(),
             })
+            .chain(killed)
             .collect();
         let files: Vec<(String, String)> = endpoints
             .iter()
