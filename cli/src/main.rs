@@ -270,6 +270,24 @@ async fn run_node(arguments: NodeArguments, tls: &TlsArguments) -> anyhow::Resul
 #[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
+    fn a_meta_member_takes_exactly_one_of_member_id_and_member_id_from_hostname() {
+        use clap::Parser as _;
+        let parse = |extra: &[&str]| {
+            let mut arguments = vec!["shardlet", "meta", "--data", "/tmp/meta"];
+            arguments.extend_from_slice(extra);
+            super::Cli::try_parse_from(arguments).map(|_| ())
+        };
+        assert!(parse(&["--member-id", "2"]).is_ok());
+        assert!(parse(&["--member-id-from-hostname"]).is_ok());
+        let neither = parse(&[]).unwrap_err().to_string();
+        assert!(neither.contains("--member-id-from-hostname"), "{neither}");
+        let both = parse(&["--member-id", "2", "--member-id-from-hostname"])
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("cannot be used with"), "{both}");
+    }
+
+    #[test]
     fn an_empty_zone_or_region_is_refused_as_empty() {
         for flag in ["zone", "region"] {
             let error = super::check_placement_label("node-1", flag, "")

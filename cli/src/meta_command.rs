@@ -13,14 +13,15 @@ use shardlet_net::arguments::TlsArguments;
 
 // No `Debug`: the arguments may hold keys.
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("member").required(true).args(["member_id", "member_id_from_hostname"])))]
 pub struct MetaArgs {
     /// This member's raft id (unique in the cluster, never reused).
-    #[arg(long, required_unless_present = "member_id_from_hostname")]
+    #[arg(long)]
     pub member_id: Option<u64>,
     /// Take the member id from the host name instead: a StatefulSet pod's name ends in
     /// its ordinal (`meta-2`), and the id is that ordinal + 1 (`HOSTNAME`, else the
     /// kernel's host name; a fully qualified name counts by its first label).
-    #[arg(long, conflicts_with = "member_id")]
+    #[arg(long)]
     pub member_id_from_hostname: bool,
     /// Where to listen (port 0: any free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:7380")]
