@@ -67,6 +67,9 @@ enum KeyCommand {
     /// Write the key file of one process role, derived from the keys given (normally
     /// the cluster secret): hand each process only its own.
     Derive(DeriveArguments),
+    /// Make the keys a JSON file declares present (idempotent): one line per key,
+    /// created, unchanged or replaced (with --replace).
+    Import(crate::admin_key_import::KeyImportArguments),
 }
 
 #[derive(clap::Args)]
@@ -250,6 +253,9 @@ pub async fn run(arguments: AdminArguments, tls: &TlsArguments) -> anyhow::Resul
             crate::gateway_command::delete_key(arguments, &transport()?).await?
         }
         AdminCommand::Key(KeyCommand::Derive(arguments)) => derive_keys(arguments)?,
+        AdminCommand::Key(KeyCommand::Import(arguments)) => {
+            crate::admin_key_import::import_keys(arguments, &transport()?).await?
+        }
         AdminCommand::Bucket(command) => bucket(command, &transport()?).await?,
         AdminCommand::Cluster(command) => crate::admin_cluster::run(command, &transport()?).await?,
         AdminCommand::Meta(command) => crate::admin_meta::run(command, &transport()?).await?,

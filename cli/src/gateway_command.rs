@@ -180,6 +180,8 @@ pub async fn create_key(
         &arguments.keys,
         transport,
     )?)));
+    shardlet_gateway::object::commit::check_owner(&arguments.owner)
+        .map_err(|why| anyhow::anyhow!("--owner: {why}"))?;
     let record = buckets.create_credential(&arguments.owner).await?;
     say!("access key: {}", record.access_key);
     say!("secret key: {}", record.secret_key.0);

@@ -5,7 +5,8 @@
 //! - `shardlet admin fragment put|get|head|delete|list --node URL …`: talk to a node;
 //! - `shardlet meta …`: a member of the metadata service;
 //! - `shardlet gateway …`: the S3 gateway; `shardlet admin key create`: S3 credentials;
-//!   `shardlet admin key derive --role R`: a process's key file;
+//!   `shardlet admin key derive --role R`: a process's key file; `shardlet admin key
+//!   import --file F`: keys declared in a file;
 //! - `shardlet controller …`: failure detection, repair, scrub, transitions;
 //!   `shardlet admin nodes` / `shardlet admin drain NODE`: node states, evacuation;
 //! - `shardlet admin cluster show|set`: settings every process shares (upload deadline);
@@ -14,7 +15,7 @@
 //!
 //! Module order, lowest first: `connect` (keys, metadata client, topology file; imports
 //! no command), then one module per command (`*_command`, `admin`, `admin_cluster`,
-//! `admin_layout`, `admin_meta`, `admin_nodes`, `dev`),
+//! `admin_key_import`, `admin_layout`, `admin_meta`, `admin_nodes`, `dev`),
 //! then this file, which parses the command line and dispatches. Commands never import
 //! this file or each other's internals beyond what `admin` reuses of `gateway_command`.
 //!
@@ -28,6 +29,7 @@ mod output;
 
 mod admin;
 mod admin_cluster;
+mod admin_key_import;
 mod admin_layout;
 mod admin_layout_status;
 mod admin_meta;
@@ -171,6 +173,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--region` / `--zone` of a node: a DNS label. An empty one gets its own message: it
+/// comes from an environment variable that is set but empty, e.g. a Kubernetes pod's
+/// `topology.kubernetes.io/zone` label read through the downward API where the cluster
+/// does not fill it.
+fn check_placement_label(node: &str, flag: &'static str, value: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !value.is_empty(),
+        "--{flag} is empty (given as --{flag}= or an empty SHARDLET_{}, or a $(VARIABLE) in \
+         the arguments that expanded to nothing, such as a pod label the cluster does not \
+         fill): give the node's {flag}, or leave the flag out",
+        flag.to_uppercase()
+    );
+    shardlet_model::layout::check::check_label(node, flag, value)
+        .map_err(|error| anyhow::anyhow!("--{flag}: {error}"))
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -204,8 +222,7 @@ async fn run_node(arguments: NodeArguments, tls: &TlsArguments) -> anyhow::Resul
         .map_err(|error| anyhow::anyhow!("--capacity: {error}"))?;
     for (flag, value) in [("region", &arguments.region), ("zone", &arguments.zone)] {
         if let Some(value) = value {
-            shardlet_model::layout::check::check_label(name.as_str(), flag, value)
-                .map_err(|error| anyhow::anyhow!("--{flag}: {error}"))?;
+            check_placement_label(name.as_str(), flag, value)?;
         }
     }
     if let Some(advertise) = &arguments.advertise {
@@ -248,4 +265,45 @@ async fn run_node(arguments: NodeArguments, tls: &TlsArguments) -> anyhow::Resul
     shardlet_node::run(config, shardlet_node::shutdown_signal()).await?;
     tracing::info!("storage node stopped");
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn a_meta_member_takes_exactly_one_of_member_id_and_member_id_from_hostname() {
+        use clap::Parser as _;
+        let parse = |extra: &[&str]| {
+            let mut arguments = vec!["shardlet", "meta", "--data", "/tmp/meta"];
+            arguments.extend_from_slice(extra);
+            super::Cli::try_parse_from(arguments).map(|_| ())
+        };
+        assert!(parse(&["--member-id", "2"]).is_ok());
+        assert!(parse(&["--member-id-from-hostname"]).is_ok());
+        let neither = parse(&[]).unwrap_err().to_string();
+        assert!(neither.contains("--member-id-from-hostname"), "{neither}");
+        let both = parse(&["--member-id", "2", "--member-id-from-hostname"])
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("cannot be used with"), "{both}");
+    }
+
+    #[test]
+    fn an_empty_zone_or_region_is_refused_as_empty() {
+        for flag in ["zone", "region"] {
+            let error = super::check_placement_label("node-1", flag, "")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with(&format!("--{flag} is empty"))
+                    && error.contains(&format!("SHARDLET_{}", flag.to_uppercase())),
+                "{error}"
+            );
+        }
+        assert!(super::check_placement_label("node-1", "zone", "Zone_A")
+            .unwrap_err()
+            .to_string()
+            .contains("not a DNS label"));
+        assert!(super::check_placement_label("node-1", "zone", "zone-a").is_ok());
+    }
 }

@@ -13,10 +13,16 @@ use shardlet_net::arguments::TlsArguments;
 
 // No `Debug`: the arguments may hold keys.
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("member").required(true).args(["member_id", "member_id_from_hostname"])))]
 pub struct MetaArgs {
     /// This member's raft id (unique in the cluster, never reused).
     #[arg(long)]
-    pub member_id: u64,
+    pub member_id: Option<u64>,
+    /// Take the member id from the host name instead: a StatefulSet pod's name ends in
+    /// its ordinal (`meta-2`), and the id is that ordinal + 1 (`HOSTNAME`, else the
+    /// kernel's host name; a fully qualified name counts by its first label).
+    #[arg(long)]
+    pub member_id_from_hostname: bool,
     /// Where to listen (port 0: any free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:7380")]
     pub listen: SocketAddr,
@@ -70,9 +76,13 @@ pub struct MetaArgs {
 }
 
 pub async fn run(args: MetaArgs, tls: &TlsArguments) -> anyhow::Result<()> {
+    let member_id = match args.member_id {
+        Some(id) => id,
+        None => member_id_from_hostname(&host_name()?)?,
+    };
     let keyring = crate::connect::load_keyring(&args.keys, Some(shardlet_auth::Role::Member))?;
     let meta_key = crate::connect::require(&keyring, shardlet_auth::KeyName::Meta)?;
-    let mut config = MetaConfig::new(args.member_id, args.listen, args.data, meta_key);
+    let mut config = MetaConfig::new(member_id, args.listen, args.data, meta_key);
     config.advertise_address = args.advertise;
     config.formation = match (&args.initial_members, args.bootstrap) {
         (Some(text), _) => Formation::InitialMembers(
@@ -94,7 +104,7 @@ pub async fn run(args: MetaArgs, tls: &TlsArguments) -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the bound port.
     say!(
         "shardlet meta: member {} listening on {}",
-        args.member_id,
+        member_id,
         config_url(&running.node.config.port, running.address)
     );
     // SIGTERM or SIGINT: stop accepting, finish requests in flight, stop raft, flush
@@ -106,4 +116,106 @@ pub async fn run(args: MetaArgs, tls: &TlsArguments) -> anyhow::Result<()> {
 fn config_url(port: &shardlet_net::PortConfig, address: SocketAddr) -> String {
     let scheme = if port.tls.is_some() { "https" } else { "http" };
     format!("{scheme}://{address}")
+}
+
+/// Where `--member-id-from-hostname` reads the host name: `HOSTNAME` (Kubernetes sets it
+/// to the pod's host name in every container), else the kernel's.
+fn host_name() -> anyhow::Result<String> {
+    if let Some(name) = std::env::var_os("HOSTNAME").filter(|name| !name.is_empty()) {
+        return name.into_string().map_err(|name| {
+            anyhow::anyhow!("--member-id-from-hostname: HOSTNAME {name:?} is not UTF-8")
+        });
+    }
+    let path = "/proc/sys/kernel/hostname";
+    let name = std::fs::read_to_string(path).map_err(|error| {
+        anyhow::anyhow!(
+            "--member-id-from-hostname: HOSTNAME is unset and {path} cannot be read: {error}"
+        )
+    })?;
+    Ok(name.trim_end().to_string())
+}
+
+/// Host names longer than this are refused unread (a DNS name is at most 253).
+const HOST_NAME_CHARACTERS_MAX: usize = 253;
+
+/// The member id of the StatefulSet pod named `host_name`: its ordinal (the trailing
+/// `-N` of the first label, decimal, no leading zero) + 1, so ordinal 0 is member 1 as
+/// in `--initial-members 1=meta-0…,2=meta-1…`.
+fn member_id_from_hostname(host_name: &str) -> anyhow::Result<u64> {
+    let shown: String = host_name.chars().take(HOST_NAME_CHARACTERS_MAX).collect();
+    let refuse = |why: &str| {
+        anyhow::anyhow!(
+            "--member-id-from-hostname: host name {shown:?} {why}; a StatefulSet pod is named NAME-ORDINAL (meta-0 is member 1), or give --member-id"
+        )
+    };
+    if host_name.chars().count() > HOST_NAME_CHARACTERS_MAX {
+        return Err(refuse("is too long"));
+    }
+    let label = host_name.split('.').next().unwrap_or_default();
+    let Some((prefix, ordinal)) = label.rsplit_once('-') else {
+        return Err(refuse("has no trailing -ORDINAL"));
+    };
+    if prefix.is_empty()
+        || ordinal.is_empty()
+        || !ordinal.bytes().all(|byte| byte.is_ascii_digit())
+        || (ordinal.len() > 1 && ordinal.starts_with('0'))
+    {
+        return Err(refuse(
+            "does not end in -ORDINAL (decimal, no leading zero)",
+        ));
+    }
+    ordinal
+        .parse::<u64>()
+        .ok()
+        .and_then(|ordinal| ordinal.checked_add(1))
+        .ok_or_else(|| refuse("has an ordinal too large for a member id"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::member_id_from_hostname;
+
+    #[test]
+    fn a_statefulset_ordinal_plus_one_is_the_member_id() {
+        assert_eq!(member_id_from_hostname("meta-0").unwrap(), 1);
+        assert_eq!(member_id_from_hostname("shardlet-meta-2").unwrap(), 3);
+        assert_eq!(
+            member_id_from_hostname("my-release-shardlet-meta-10").unwrap(),
+            11
+        );
+        // setHostnameAsFQDN: the first label counts.
+        assert_eq!(
+            member_id_from_hostname("meta-4.meta-headless.ns.svc.cluster.local").unwrap(),
+            5
+        );
+    }
+
+    #[test]
+    fn a_host_name_without_an_ordinal_is_refused_by_name() {
+        for bad in [
+            "meta",
+            "meta-",
+            "-3",
+            "meta-x",
+            "meta-1a",
+            "meta-01",
+            "meta-+1",
+            "",
+            "meta-18446744073709551615",
+            "meta-99999999999999999999999",
+            ".meta-1",
+        ] {
+            let error = member_id_from_hostname(bad).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("{bad:?}")) && error.contains("--member-id"),
+                "{bad:?}: {error}"
+            );
+        }
+        let long = format!("{}-1", "a".repeat(300));
+        assert!(member_id_from_hostname(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("too long"));
+    }
 }

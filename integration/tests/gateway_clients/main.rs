@@ -11,4 +11,5 @@ mod tools;
 mod authorization;
 mod aws_cli;
 mod boto3;
+mod key_import;
 mod sync;

@@ -27,6 +27,10 @@ impl Buckets {
         Self { catalog }
     }
 
+    pub(super) fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
     /// Creates a bucket; `BucketExists` whoever owns it (the caller tells S3's two
     /// answers apart).
     pub async fn create_bucket(

@@ -27,11 +27,13 @@
 //! records are collected with the intent. Crash after it: the write is complete and
 //! visible; what it replaced is collected by the next sweep.
 //!
-//! Buckets and credentials change here too ([`Buckets`], `bucket.rs`). The only other metadata
+//! Buckets and credentials change here too ([`Buckets`], `bucket.rs`; imported
+//! credentials: `credential.rs`). The only other metadata
 //! writers of the gateway are the collector (`gc.rs`: deleting what nothing
 //! references) and the heat flusher (`heat.rs`: access counters).
 
 mod bucket;
+mod credential;
 mod error;
 mod guard;
 mod multipart;
@@ -41,6 +43,9 @@ mod shared;
 mod tests;
 
 pub use self::bucket::{new_credential, Buckets};
+pub use self::credential::{
+    check_access_key, check_owner, check_secret_key, ImportError, Imported,
+};
 pub use self::error::CommitError;
 pub use self::guard::{Uncommitted, Written};
 pub use self::multipart::{CompleteError, Completion};

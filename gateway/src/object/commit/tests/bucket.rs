@@ -254,3 +254,185 @@ async fn a_grant_survives_a_redundancy_change_and_a_refused_delete() {
     assert_eq!(bucket.record.grants.len(), 1);
     assert_eq!(bucket.record.grants[0].access_key, bob.access_key);
 }
+
+mod import {
+    use super::*;
+    use crate::object::commit::{
+        check_access_key, check_owner, check_secret_key, new_credential, ImportError, Imported,
+    };
+
+    #[tokio::test]
+    async fn an_import_creates_then_leaves_unchanged_and_refuses_a_different_secret_or_owner() {
+        let gateway = fixture(Arc::new(InMemoryMetadata::default()));
+        let buckets = gateway.commit.buckets();
+        let record = new_credential("alice");
+        assert_eq!(
+            buckets.import_credential(&record, false).await.unwrap(),
+            Imported::Created
+        );
+        assert_eq!(
+            buckets.import_credential(&record, false).await.unwrap(),
+            Imported::Unchanged
+        );
+        let mut other_secret = record.clone();
+        other_secret.secret_key = new_credential("alice").secret_key;
+        let mut other_owner = record.clone();
+        other_owner.owner = "bob".into();
+        for (changed, what) in [(&other_secret, "secret"), (&other_owner, "owner")] {
+            match buckets.import_credential(changed, false).await {
+                Err(ImportError::Differs {
+                    access_key,
+                    what: said,
+                }) => {
+                    assert_eq!(access_key, record.access_key);
+                    assert_eq!(said, what);
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            gateway
+                .catalog
+                .credential(&record.access_key)
+                .await
+                .unwrap(),
+            Some(record.clone()),
+            "a refused import wrote nothing"
+        );
+        assert_eq!(
+            buckets
+                .import_credential(&other_secret, true)
+                .await
+                .unwrap(),
+            Imported::Replaced
+        );
+        assert_eq!(
+            gateway
+                .catalog
+                .credential(&record.access_key)
+                .await
+                .unwrap(),
+            Some(other_secret.clone())
+        );
+        assert_eq!(
+            buckets
+                .import_credential(&other_secret, true)
+                .await
+                .unwrap(),
+            Imported::Unchanged,
+            "--replace of an equal key writes nothing"
+        );
+    }
+
+    /// A store in which another import writes `rival` right after the first read of
+    /// its key: the import's read and its batch straddle a concurrent writer.
+    struct RivalImport {
+        inner: InMemoryMetadata,
+        rival: std::sync::Mutex<Option<shardlet_model::schema::CredentialRecord>>,
+    }
+
+    #[async_trait]
+    impl MetadataStore for RivalImport {
+        async fn get(&self, key: &[u8]) -> Result<Option<VersionedValue>, MetadataError> {
+            let read = self.inner.get(key).await;
+            let rival = self.rival.lock().unwrap().take();
+            if let Some(rival) = rival {
+                let mut batch = Batch::default();
+                batch.put(keys::credential(&rival.access_key), encode(&rival));
+                self.inner.batch(batch).await?;
+            }
+            read
+        }
+        async fn scan(
+            &self,
+            prefix: &[u8],
+            start_after: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<ScanPage, MetadataError> {
+            self.inner.scan(prefix, start_after, limit).await
+        }
+        async fn batch(&self, batch: Batch) -> Result<BatchOutcome, MetadataError> {
+            self.inner.batch(batch).await
+        }
+    }
+
+    fn racing(rival: &shardlet_model::schema::CredentialRecord) -> Fixture {
+        fixture(Arc::new(RivalImport {
+            inner: InMemoryMetadata::default(),
+            rival: std::sync::Mutex::new(Some(rival.clone())),
+        }))
+    }
+
+    #[tokio::test]
+    async fn of_two_concurrent_imports_of_one_new_key_only_one_creates_it() {
+        let record = new_credential("alice");
+        let gateway = racing(&record);
+        assert_eq!(
+            gateway
+                .commit
+                .buckets()
+                .import_credential(&record, false)
+                .await
+                .unwrap(),
+            Imported::Unchanged,
+            "the rival created it between our read and our write"
+        );
+        let mut rival = record.clone();
+        rival.secret_key = new_credential("alice").secret_key;
+        let gateway = racing(&rival);
+        assert!(matches!(
+            gateway
+                .commit
+                .buckets()
+                .import_credential(&record, false)
+                .await,
+            Err(ImportError::Differs { what: "secret", .. })
+        ));
+        assert_eq!(
+            gateway
+                .catalog
+                .credential(&record.access_key)
+                .await
+                .unwrap(),
+            Some(rival),
+            "the rival's key stays: an import never overwrites what it did not read"
+        );
+    }
+
+    #[test]
+    fn key_shapes_are_checked_like_aws_keys() {
+        let generated = new_credential("alice");
+        assert!(check_access_key(&generated.access_key).is_ok());
+        assert!(check_secret_key(&generated.secret_key.0).is_ok());
+        assert!(check_access_key("AKIA_0123456789ABCDEF").is_ok());
+        for bad in [
+            "",
+            "SHORT",
+            "AKIA/0123456789ABCDEF",
+            "AKIA 0123456789ABCDEF",
+            "ÄKIA0123456789ABCDEF",
+        ] {
+            assert!(check_access_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_access_key(&"A".repeat(129)).is_err());
+        for bad in [
+            "short",
+            &"x".repeat(31),
+            &format!("{} {}", "a".repeat(20), "b".repeat(20)),
+            &"é".repeat(40),
+            &"x".repeat(129),
+        ] {
+            let error = check_secret_key(bad).unwrap_err();
+            assert!(
+                !error.contains(bad),
+                "a refusal never shows the secret: {error}"
+            );
+        }
+        for good in ["admin", "alice@example.com", "team-a.b_c", "7"] {
+            assert!(check_owner(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "-x", ".x", "a b", "a/b", "ä", &"a".repeat(65)] {
+            assert!(check_owner(bad).is_err(), "{bad:?}");
+        }
+    }
+}
