@@ -70,6 +70,8 @@ enum KeyCommand {
     /// Make the keys a JSON file declares present (idempotent): one line per key,
     /// created, unchanged or replaced (with --replace).
     Import(crate::admin_key_import::KeyImportArguments),
+    /// List the access keys: access key, owner, creation time (never a secret).
+    List(crate::gateway_command::KeyListArguments),
 }
 
 #[derive(clap::Args)]
@@ -253,6 +255,9 @@ pub async fn run(arguments: AdminArguments, tls: &TlsArguments) -> anyhow::Resul
             crate::gateway_command::delete_key(arguments, &transport()?).await?
         }
         AdminCommand::Key(KeyCommand::Derive(arguments)) => derive_keys(arguments)?,
+        AdminCommand::Key(KeyCommand::List(arguments)) => {
+            crate::gateway_command::list_keys(arguments, &transport()?).await?
+        }
         AdminCommand::Key(KeyCommand::Import(arguments)) => {
             crate::admin_key_import::import_keys(arguments, &transport()?).await?
         }

@@ -1,6 +1,6 @@
 //! `shardlet gateway`: the S3 gateway; `shardlet admin key create`: S3 credentials.
 
-use crate::output::say;
+use crate::output::{out, say};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -168,6 +168,86 @@ pub async fn delete_key(
         ),
     }
     Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct KeyListArguments {
+    /// Only the keys of this owner.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Metadata service members (host:port), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub meta: Vec<String>,
+    /// The admin's keys (`meta.admin`), or the cluster secret.
+    #[command(flatten)]
+    pub keys: KeyArguments,
+}
+
+/// Access keys read from meta-raft per request while listing.
+const KEYS_PER_PAGE: usize = 1_000;
+
+/// Lists the access keys with their owner and creation time; never a secret.
+pub async fn list_keys(
+    arguments: KeyListArguments,
+    transport: &shardlet_net::Transport,
+) -> anyhow::Result<()> {
+    let buckets = Buckets::new(Catalog::new(Arc::new(crate::connect::admin_meta_client(
+        &arguments.meta,
+        &arguments.keys,
+        transport,
+    )?)));
+    if let Some(owner) = &arguments.owner {
+        shardlet_gateway::object::commit::check_owner(owner)
+            .map_err(|why| anyhow::anyhow!("--owner: {why}"))?;
+    }
+    out!("{:<32} {:<24} CREATED (UTC)", "ACCESS KEY", "OWNER");
+    let mut after: Option<String> = None;
+    let mut listed = 0usize;
+    loop {
+        let (page, more) = buckets.credentials(after.as_deref(), KEYS_PER_PAGE).await?;
+        for record in &page {
+            if arguments
+                .owner
+                .as_ref()
+                .is_some_and(|owner| owner != &record.owner)
+            {
+                continue;
+            }
+            let created =
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(record.created_unix_ms);
+            out!(
+                "{:<32} {:<24} {}",
+                record.access_key,
+                record.owner,
+                rfc3339(created)
+            );
+            listed += 1;
+        }
+        match (more, page.last()) {
+            (true, Some(last)) => after = Some(last.access_key.clone()),
+            _ => break,
+        }
+    }
+    out!("{listed} access key(s)");
+    Ok(())
+}
+
+/// `2026-12-06T21:05:18Z`: the SigV4 date (`20261206T210518Z`) with its separators.
+fn rfc3339(time: std::time::SystemTime) -> String {
+    let compact = shardlet_auth::amz_date::format_amz_date(time);
+    match (
+        compact.get(0..4),
+        compact.get(4..6),
+        compact.get(6..8),
+        compact.get(9..11),
+        compact.get(11..13),
+        compact.get(13..15),
+    ) {
+        (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) => {
+            format!("{year}-{month}-{day}T{hour}:{minute}:{second}Z")
+        }
+        _ => compact,
+    }
 }
 
 /// Creates an access key + secret in meta-raft and prints them.

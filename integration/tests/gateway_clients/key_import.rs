@@ -1,7 +1,7 @@
 //! `shardlet admin key import --file FILE [--replace]` against a cluster of real
 //! processes: keys declared in a file are created once and "unchanged" after; an
 //! existing key with another secret is refused (nothing of the file written) unless
-//! `--replace`; a bad file is refused naming the line and column, a bad entry naming its
+//! `--replace`; `key list` shows each key's owner and never a secret; a bad file is refused naming the line and column, a bad entry naming its
 //! index, before anything is written; and an imported key signs for the aws CLI.
 
 use std::path::Path;
@@ -118,6 +118,34 @@ async fn imported_keys_are_idempotent_refuse_a_changed_secret_and_sign_for_the_a
         dave.contains(&format!("created access key {DAVE}")),
         "the refused file wrote nothing: {dave}"
     );
+
+    // `key list`: every key with its owner, never a secret; `--owner` narrows it.
+    let listed = cluster.admin(&["admin", "key", "list"]);
+    for (access, owner) in [
+        (ALICE, "alice"),
+        (BOB, "bob"),
+        (CAROL, "carol"),
+        (DAVE, "dave"),
+    ] {
+        assert!(
+            listed
+                .lines()
+                .any(|line| line.starts_with(access)
+                    && line.split_whitespace().nth(1) == Some(owner)),
+            "{access} of {owner} listed: {listed}"
+        );
+    }
+    assert!(
+        !listed.contains(SECRET_ONE) && !listed.contains(SECRET_TWO),
+        "no secret listed: {listed}"
+    );
+    let bobs = cluster.admin(&["admin", "key", "list", "--owner", "bob"]);
+    assert!(
+        bobs.contains(BOB) && !bobs.contains(ALICE) && bobs.contains("1 access key(s)"),
+        "{bobs}"
+    );
+    let refused = cluster.admin_refused(&["admin", "key", "list", "--owner", "no/slash"]);
+    assert!(refused.contains("--owner"), "{refused}");
 
     // The imported (replaced) key signs for the aws CLI; its old secret does not.
     let alice = S3Access {

@@ -159,3 +159,22 @@ impl Buckets {
         Err(CatalogError::Conflict(format!("access key {}", record.access_key)).into())
     }
 }
+
+impl Buckets {
+    /// One page of access keys in key order after `start_after` (an access key), at
+    /// most `limit`, and whether more follow. The records carry secrets: callers print
+    /// only the access key, owner and creation time.
+    pub async fn credentials(
+        &self,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<CredentialRecord>, bool), CatalogError> {
+        let after = start_after.map(keys::credential);
+        let (page, next) = self
+            .catalog()
+            .scan::<CredentialRecord>(keys::CREDENTIAL_PREFIX.as_bytes(), after.as_deref(), limit)
+            .await?;
+        let records = page.into_iter().map(|(_, stored)| stored.record).collect();
+        Ok((records, next.is_some()))
+    }
+}
