@@ -523,6 +523,35 @@ def tiering(d):
     )
 
 
+def buckets(d):
+    d.graph(
+        "Largest buckets by bytes",
+        "Logical bytes of the 10 largest buckets (the controller exports the 1,000 "
+        "largest by name and sums the rest under _other).",
+        [
+            target(
+                f"topk(10, max by (bucket) "
+                f"({leader(sel('shardlet_controller_bucket_logical_bytes'))}))",
+                "{{bucket}}",
+            )
+        ],
+        unit="bytes",
+        width=12,
+    )
+    d.graph(
+        "Largest buckets by objects",
+        "Objects in the 10 buckets holding the most.",
+        [
+            target(
+                f"topk(10, max by (bucket) "
+                f"({leader(sel('shardlet_controller_bucket_objects'))}))",
+                "{{bucket}}",
+            )
+        ],
+        width=12,
+    )
+
+
 def node_risk(d):
     d.row("Node risk")
     d.graph(
@@ -722,7 +751,7 @@ def processes(d):
 
 def dashboard():
     d = Layout()
-    for section in (overview, s3, repair, tiering, node_risk, storage_nodes, metadata, processes):
+    for section in (overview, s3, repair, tiering, buckets, node_risk, storage_nodes, metadata, processes):
         section(d)
     return {
         "title": "Shardlet",
