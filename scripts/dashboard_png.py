@@ -345,8 +345,13 @@ def main():
         parser.error("--minutes must be above 0 and at most a week")
     if arguments.scrape_interval < 1:
         parser.error("--scrape-interval must be at least 1 second")
-    with open(arguments.dashboard) as file:
-        dashboard = json.load(file)
+    try:
+        with open(arguments.dashboard) as file:
+            dashboard = json.load(file)
+    except (OSError, ValueError) as error:
+        parser.error(f"--dashboard {arguments.dashboard}: {error}")
+    if not isinstance(dashboard, dict) or not isinstance(dashboard.get("panels"), list):
+        parser.error(f"--dashboard {arguments.dashboard}: not a Grafana dashboard (no panels list)")
     end = arguments.end or time.time()
     start = end - arguments.minutes * 60
     # About 240 points per series, in whole seconds.
