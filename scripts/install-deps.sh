@@ -27,8 +27,11 @@ for purpose in "${@:-test}"; do
             # libclang for RocksDB's bindgen (meta-raft); strace for the test that checks
             # the storage node's fsync/rename/ack syscall order; the real S3 clients of
             # the gateway's end-to-end tests: Debian's aws CLI v2, rclone, s3cmd, curl
-            # (presigned URLs), and boto3 (latest, with its default CRC checksums).
+            # (presigned URLs), and boto3 (latest, with its default CRC checksums);
+            # prometheus: promtool for the alert rules' unit tests and the server the
+            # observability suite scrapes `shardlet dev` with.
             need_deb gcc g++ make pkg-config clang libclang-dev strace awscli rclone s3cmd curl
+            need_deb prometheus
             need_pip boto3 boto3
             # The chart's checks (scripts/chart_check.py, make test's `chart` phase): the
             # real Helm library, Kubernetes' schemas, and check-jsonschema for the

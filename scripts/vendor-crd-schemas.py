@@ -19,7 +19,8 @@ One change is made to what pydantic exports: every object that lists its propert
 gets `additionalProperties: false`, which is what Kubernetes' strict field validation
 (`kubectl apply --validate=strict`, the default since 1.27 for server-side apply) does
 with a field the CRD does not declare; pydantic's export leaves objects open because
-the models ignore unknown fields.
+the models ignore unknown fields. And a Go pattern `^(?i)…` is written without the
+inline flag, one class per letter (the same language; see `portable_patterns`).
 """
 
 from __future__ import annotations
@@ -44,9 +45,40 @@ def close_objects(node):
     return node
 
 
+def case_insensitive(pattern: str) -> str:
+    """`(abort|warn)` as `([aA][bB][oO][rR][tT]|[wW][aA][rR][nN])`: letters as classes."""
+    return "".join(
+        f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in pattern
+    )
+
+
+def portable_patterns(node):
+    """Go's `^(?i)…` written without the inline flag, as the same language.
+
+    The CRDs' patterns are Go regular expressions; check-jsonschema checks a schema's
+    patterns as ECMA-262 ones, which have no inline flags, and refused the whole schema
+    file (PrometheusRule's partial_response_strategy, `^(?i)(abort|warn)?$`). Only
+    patterns whose rest is letters, `|`, `(`, `)`, `?` and `$` are rewritten (a class
+    per letter is exact there); anything else is left for a person to look at.
+    """
+    if isinstance(node, dict):
+        pattern = node.get("pattern")
+        if isinstance(pattern, str) and pattern.startswith("^(?i)"):
+            rest = pattern[len("^(?i)"):]
+            if all(c.isalpha() or c in "|()?$" for c in rest):
+                node["pattern"] = "^" + case_insensitive(rest)
+        for value in node.values():
+            portable_patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            portable_patterns(value)
+    return node
+
+
 def export(model, api_version: str, kind: str, source: str) -> dict:
     schema = model.model_json_schema(by_alias=True, mode="validation")
     close_objects(schema)
+    portable_patterns(schema)
     # A manifest must say what it is; the models default these, a manifest may not.
     schema["properties"]["apiVersion"] = {"const": api_version}
     schema["properties"]["kind"] = {"const": kind}
