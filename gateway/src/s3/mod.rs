@@ -7,8 +7,9 @@
 //! `access.rs` is authorization: the one check every request passes (s3s's access
 //! hook) before any handler runs. `gateway.rs` holds the shared state ([`Gateway`]), `service.rs` the `s3s::S3`
 //! implementation, which only dispatches to the operation modules (`buckets`,
-//! `objects`, `listing`, `multipart`). Operations not listed there answer 501
-//! NotImplemented (s3s's default).
+//! `objects`, `listing`, `multipart`, and `configuration` for the bucket
+//! configurations Shardlet does not have, answered as S3 answers for a bucket without
+//! them). Operations not listed there answer 501 NotImplemented (s3s's default).
 
 pub mod access;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod body;
 pub mod buckets;
 pub mod checksums;
 pub mod conditions;
+pub mod configuration;
 pub mod errors;
 pub mod gateway;
 pub mod limits;
@@ -29,7 +31,7 @@ pub use gateway::Gateway;
 #[cfg(test)]
 mod layering_tests {
     /// The S3 layer's files, as compiled into this crate.
-    const S3_LAYER: [(&str, &str); 13] = [
+    const S3_LAYER: [(&str, &str); 14] = [
         ("access.rs", include_str!("access.rs")),
         ("auth.rs", include_str!("auth.rs")),
         ("gateway.rs", include_str!("gateway.rs")),
@@ -38,6 +40,7 @@ mod layering_tests {
         ("buckets.rs", include_str!("buckets.rs")),
         ("checksums.rs", include_str!("checksums.rs")),
         ("conditions.rs", include_str!("conditions.rs")),
+        ("configuration.rs", include_str!("configuration.rs")),
         ("errors.rs", include_str!("errors.rs")),
         ("limits.rs", include_str!("limits.rs")),
         ("listing.rs", include_str!("listing.rs")),
