@@ -15,9 +15,15 @@ Prints `ok NAME` or `FAIL NAME: reason` per check; exits 1 if any failed. Run by
 
 import argparse
 import sys
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ElementTree
 
 import boto3
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 BUCKET = "configured"
@@ -317,6 +323,44 @@ def check_invalid_values(owner):
     return "; ".join(problems) or None
 
 
+def signed_put(endpoint, region, access, secret, path, body):
+    """(status, code) of a SigV4-signed PUT with a body boto3 would never send."""
+    request = AWSRequest(method="PUT", url=f"{endpoint}{path}", data=body)
+    S3SigV4Auth(Credentials(access, secret), "s3", region).add_auth(request)
+    prepared = urllib.request.Request(request.url, data=body, method="PUT", headers=dict(request.headers))
+    try:
+        with urllib.request.urlopen(prepared, timeout=60) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as error:
+        document = error.read()
+        try:
+            code = ElementTree.fromstring(document).findtext("Code") or ""
+        except ElementTree.ParseError:
+            code = f"unparsable answer {document[:200]!r}"
+        return error.code, code
+
+
+def check_malformed_bodies(arguments, owner_keys, stranger_keys):
+    """A configuration PUT whose body is not XML, or XML of another element, is
+    MalformedXML (400) for the owner and AccessDenied for a stranger (authorization
+    runs before the body is read)."""
+    problems = []
+    for path, body in (
+        (f"/{BUCKET}?encryption", b"<ServerSideEncryptionConfiguration><Rule>"),
+        (f"/{BUCKET}?requestPayment", b"not xml at all"),
+        (f"/{BUCKET}?accelerate", b"<Unexpected/>"),
+        (f"/{BUCKET}?logging", b"\xff\xfe"),
+    ):
+        for who, keys, expected in (
+            ("owner", owner_keys, (400, "MalformedXML")),
+            ("stranger", stranger_keys, (403, "AccessDenied")),
+        ):
+            answered = signed_put(arguments.endpoint, arguments.region, *keys, path, body)
+            if answered != expected:
+                problems.append(f"{who} PUT {path} {body[:20]!r}: {answered}, expected {expected}")
+    return "; ".join(problems) or None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoint", required=True)
@@ -350,6 +394,10 @@ def main():
     report("owner/get_object_acl_of_a_missing_key", check_refused(
         lambda s3: s3.get_object_acl(Bucket=BUCKET, Key="no-such-key"), owner, "NoSuchKey", 404))
     report("owner/invalid_values_are_malformed_xml", check_invalid_values(owner))
+    report(
+        "malformed_bodies",
+        check_malformed_bodies(arguments, arguments.owner.split(":", 1), arguments.stranger.split(":", 1)),
+    )
 
     print(f"{len(failures)} checks failed: {failures}", flush=True)
     return 1 if failures else 0

@@ -15,8 +15,9 @@ use crate::tools::{self, Aws};
 const SUITE_DEADLINE: Duration = Duration::from_secs(300);
 const NODE_COUNT: usize = 6;
 /// 32 operations as the owner, 11 GETs again, 32 as a stranger, 32 on a missing
-/// bucket, a missing key and the malformed values (`configuration_suite.py`).
-const CHECKS_MIN: usize = 32 + 11 + 32 + 32 + 2;
+/// bucket, a missing key, the malformed values and the malformed bodies
+/// (`configuration_suite.py`).
+const CHECKS_MIN: usize = 32 + 11 + 32 + 32 + 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configurations_answer_as_s3_does_for_a_bucket_without_them() {
