@@ -7,6 +7,7 @@ use shardlet_core::RedundancyLevel;
 use shardlet_model::schema::GrantPermission;
 
 use crate::object::catalog::CatalogError;
+use crate::s3::configuration::canonical_grant;
 use crate::s3::errors::{error, from_catalog};
 use crate::s3::gateway::{timestamp_of_unix_ms, Gateway};
 
@@ -131,21 +132,11 @@ pub async fn get_bucket_acl(
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
     let bucket = gateway.bucket(&request.input.bucket).await?;
     let owner = bucket.record.owner;
-    let grant = |id: &str, permission: &'static str| Grant {
-        grantee: Some(Grantee {
-            display_name: Some(id.to_string()),
-            email_address: None,
-            id: Some(id.to_string()),
-            type_: Type::from_static(Type::CANONICAL_USER),
-            uri: None,
-        }),
-        permission: Some(Permission::from_static(permission)),
-    };
-    let mut grants = vec![grant(&owner, Permission::FULL_CONTROL)];
+    let mut grants = vec![canonical_grant(&owner, Permission::FULL_CONTROL)];
     for granted in &bucket.record.grants {
-        grants.push(grant(&granted.access_key, Permission::READ));
+        grants.push(canonical_grant(&granted.access_key, Permission::READ));
         if granted.permission == GrantPermission::ReadWrite {
-            grants.push(grant(&granted.access_key, Permission::WRITE));
+            grants.push(canonical_grant(&granted.access_key, Permission::WRITE));
         }
     }
     Ok(S3Response::new(GetBucketAclOutput {

@@ -1,12 +1,13 @@
 //! The `s3s::S3` implementation: every operation S3 clients call, dispatched to its
-//! module (`buckets`, `objects`, `listing`, `multipart`) and counted and timed.
+//! module (`buckets`, `objects`, `listing`, `multipart`, `configuration`) and counted
+//! and timed.
 //! Operations not listed here answer 501 NotImplemented (s3s's default).
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 
 use crate::s3::gateway::Gateway;
-use crate::s3::{buckets, listing, multipart, objects};
+use crate::s3::{buckets, configuration, listing, multipart, objects};
 
 #[async_trait::async_trait]
 impl S3 for Gateway {
@@ -205,5 +206,315 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<ListPartsOutput>> {
         self.observe("list_parts", multipart::list_parts(self, request))
             .await
+    }
+
+    // --- configurations Shardlet does not have (`configuration.rs`) ---
+
+    async fn get_bucket_encryption(
+        &self,
+        request: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        self.observe(
+            "get_bucket_encryption",
+            configuration::get_bucket_encryption(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_replication(
+        &self,
+        request: S3Request<GetBucketReplicationInput>,
+    ) -> S3Result<S3Response<GetBucketReplicationOutput>> {
+        self.observe(
+            "get_bucket_replication",
+            configuration::get_bucket_replication(self, request),
+        )
+        .await
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        request: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        self.observe(
+            "get_object_lock_configuration",
+            configuration::get_object_lock_configuration(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_website(
+        &self,
+        request: S3Request<GetBucketWebsiteInput>,
+    ) -> S3Result<S3Response<GetBucketWebsiteOutput>> {
+        self.observe(
+            "get_bucket_website",
+            configuration::get_bucket_website(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        request: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        self.observe(
+            "get_bucket_ownership_controls",
+            configuration::get_bucket_ownership_controls(self, request),
+        )
+        .await
+    }
+
+    async fn get_public_access_block(
+        &self,
+        request: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        self.observe(
+            "get_public_access_block",
+            configuration::get_public_access_block(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_logging(
+        &self,
+        request: S3Request<GetBucketLoggingInput>,
+    ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+        self.observe(
+            "get_bucket_logging",
+            configuration::get_bucket_logging(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_notification_configuration(
+        &self,
+        request: S3Request<GetBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketNotificationConfigurationOutput>> {
+        self.observe(
+            "get_bucket_notification_configuration",
+            configuration::get_bucket_notification_configuration(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_accelerate_configuration(
+        &self,
+        request: S3Request<GetBucketAccelerateConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketAccelerateConfigurationOutput>> {
+        self.observe(
+            "get_bucket_accelerate_configuration",
+            configuration::get_bucket_accelerate_configuration(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_request_payment(
+        &self,
+        request: S3Request<GetBucketRequestPaymentInput>,
+    ) -> S3Result<S3Response<GetBucketRequestPaymentOutput>> {
+        self.observe(
+            "get_bucket_request_payment",
+            configuration::get_bucket_request_payment(self, request),
+        )
+        .await
+    }
+
+    async fn get_object_acl(
+        &self,
+        request: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        self.observe(
+            "get_object_acl",
+            configuration::get_object_acl(self, request),
+        )
+        .await
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        request: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        self.observe(
+            "put_bucket_encryption",
+            configuration::put_bucket_encryption(self, request),
+        )
+        .await
+    }
+
+    async fn put_bucket_replication(
+        &self,
+        request: S3Request<PutBucketReplicationInput>,
+    ) -> S3Result<S3Response<PutBucketReplicationOutput>> {
+        self.observe(
+            "put_bucket_replication",
+            configuration::put_bucket_replication(self, request),
+        )
+        .await
+    }
+
+    async fn put_object_lock_configuration(
+        &self,
+        request: S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+        self.observe(
+            "put_object_lock_configuration",
+            configuration::put_object_lock_configuration(self, request),
+        )
+        .await
+    }
+
+    async fn put_bucket_website(
+        &self,
+        request: S3Request<PutBucketWebsiteInput>,
+    ) -> S3Result<S3Response<PutBucketWebsiteOutput>> {
+        self.observe(
+            "put_bucket_website",
+            configuration::put_bucket_website(self, request),
+        )
+        .await
+    }
+
+    async fn put_bucket_ownership_controls(
+        &self,
+        request: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        self.observe(
+            "put_bucket_ownership_controls",
+            configuration::put_bucket_ownership_controls(self, request),
+        )
+        .await
+    }
+
+    async fn put_public_access_block(
+        &self,
+        request: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        self.observe(
+            "put_public_access_block",
+            configuration::put_public_access_block(self, request),
+        )
+        .await
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        request: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        self.observe(
+            "put_bucket_acl",
+            configuration::put_bucket_acl(self, request),
+        )
+        .await
+    }
+
+    async fn put_object_acl(
+        &self,
+        request: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        self.observe(
+            "put_object_acl",
+            configuration::put_object_acl(self, request),
+        )
+        .await
+    }
+
+    async fn put_bucket_logging(
+        &self,
+        request: S3Request<PutBucketLoggingInput>,
+    ) -> S3Result<S3Response<PutBucketLoggingOutput>> {
+        self.observe(
+            "put_bucket_logging",
+            configuration::put_bucket_logging(self, request),
+        )
+        .await
+    }
+
+    async fn put_bucket_notification_configuration(
+        &self,
+        request: S3Request<PutBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketNotificationConfigurationOutput>> {
+        self.observe(
+            "put_bucket_notification_configuration",
+            configuration::put_bucket_notification_configuration(self, request),
+        )
+        .await
+    }
+
+    async fn put_bucket_accelerate_configuration(
+        &self,
+        request: S3Request<PutBucketAccelerateConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketAccelerateConfigurationOutput>> {
+        self.observe(
+            "put_bucket_accelerate_configuration",
+            configuration::put_bucket_accelerate_configuration(self, request),
+        )
+        .await
+    }
+
+    async fn put_bucket_request_payment(
+        &self,
+        request: S3Request<PutBucketRequestPaymentInput>,
+    ) -> S3Result<S3Response<PutBucketRequestPaymentOutput>> {
+        self.observe(
+            "put_bucket_request_payment",
+            configuration::put_bucket_request_payment(self, request),
+        )
+        .await
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        request: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        self.observe(
+            "delete_bucket_encryption",
+            configuration::delete_bucket_encryption(self, request),
+        )
+        .await
+    }
+
+    async fn delete_bucket_replication(
+        &self,
+        request: S3Request<DeleteBucketReplicationInput>,
+    ) -> S3Result<S3Response<DeleteBucketReplicationOutput>> {
+        self.observe(
+            "delete_bucket_replication",
+            configuration::delete_bucket_replication(self, request),
+        )
+        .await
+    }
+
+    async fn delete_bucket_website(
+        &self,
+        request: S3Request<DeleteBucketWebsiteInput>,
+    ) -> S3Result<S3Response<DeleteBucketWebsiteOutput>> {
+        self.observe(
+            "delete_bucket_website",
+            configuration::delete_bucket_website(self, request),
+        )
+        .await
+    }
+
+    async fn delete_bucket_ownership_controls(
+        &self,
+        request: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        self.observe(
+            "delete_bucket_ownership_controls",
+            configuration::delete_bucket_ownership_controls(self, request),
+        )
+        .await
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        request: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        self.observe(
+            "delete_public_access_block",
+            configuration::delete_public_access_block(self, request),
+        )
+        .await
     }
 }

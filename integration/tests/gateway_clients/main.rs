@@ -11,5 +11,6 @@ mod tools;
 mod authorization;
 mod aws_cli;
 mod boto3;
+mod configuration;
 mod key_import;
 mod sync;
