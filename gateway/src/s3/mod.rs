@@ -18,6 +18,7 @@ pub mod checksums;
 pub mod conditions;
 pub mod errors;
 pub mod gateway;
+pub mod host;
 pub mod limits;
 pub mod listing;
 pub mod multipart;
@@ -29,7 +30,7 @@ pub use gateway::Gateway;
 #[cfg(test)]
 mod layering_tests {
     /// The S3 layer's files, as compiled into this crate.
-    const S3_LAYER: [(&str, &str); 13] = [
+    const S3_LAYER: [(&str, &str); 14] = [
         ("access.rs", include_str!("access.rs")),
         ("auth.rs", include_str!("auth.rs")),
         ("gateway.rs", include_str!("gateway.rs")),
@@ -39,6 +40,7 @@ mod layering_tests {
         ("checksums.rs", include_str!("checksums.rs")),
         ("conditions.rs", include_str!("conditions.rs")),
         ("errors.rs", include_str!("errors.rs")),
+        ("host.rs", include_str!("host.rs")),
         ("limits.rs", include_str!("limits.rs")),
         ("listing.rs", include_str!("listing.rs")),
         ("multipart.rs", include_str!("multipart.rs")),
