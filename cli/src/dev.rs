@@ -146,9 +146,9 @@ impl Security {
 pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
     let data = arguments.data.clone();
     // Before anything is created or started: a refusal changes nothing.
+    crate::gateway_command::virtual_hosts(&arguments.domains)?;
     let topology = local_topology(&arguments)?;
     check_ports_free(&arguments, &topology)?;
-    crate::gateway_command::virtual_hosts(&arguments.domains)?;
     // The cluster secret, the S3 key and every component's data live here: owner only.
     std::fs::DirBuilder::new()
         .recursive(true)

@@ -13,3 +13,4 @@ mod aws_cli;
 mod boto3;
 mod key_import;
 mod sync;
+mod virtual_host;
