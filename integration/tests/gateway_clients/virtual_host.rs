@@ -98,7 +98,8 @@ async fn boto3_aws_cli_and_raw_requests_address_buckets_by_host() {
         ..dev.access.clone()
     };
 
-    raw_requests(gateway, &access).await;
+    let other = other_owner(&binary, &dev, &access);
+    raw_requests(gateway, &access, &other).await;
     boto3_in_virtual_style(&access, &hosts);
     aws_cli_in_virtual_style(&access, &hosts, scratch.path());
 }
@@ -131,7 +132,36 @@ fn code(response: &raw_http::Response) -> String {
         .unwrap_or_else(|| format!("(no <Code> in {} {text:?})", response.status))
 }
 
-async fn raw_requests(gateway: SocketAddr, access: &S3Access) {
+/// A key of a second owner (`shardlet admin key create` with dev's cluster secret).
+fn other_owner(
+    binary: &shardlet_testkit::ShardletBinary,
+    dev: &DevCluster,
+    access: &S3Access,
+) -> S3Access {
+    let mut command = binary.command();
+    command
+        .args(["admin", "key", "create", "--owner", "other", "--meta"])
+        .arg(format!("127.0.0.1:{}", dev.ports.meta))
+        .arg("--secret-file")
+        .arg(dev.data.join("cluster-secret"));
+    let created = tools::run(command, Duration::from_secs(60));
+    created.assert_success();
+    let stdout = created.stdout();
+    let field = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .map(|value| value.trim().to_string())
+            .unwrap_or_else(|| panic!("no {prefix:?} line in: {stdout}"))
+    };
+    S3Access {
+        access_key: field("access key:"),
+        secret_key: field("secret key:"),
+        ..access.clone()
+    }
+}
+
+async fn raw_requests(gateway: SocketAddr, access: &S3Access, other: &S3Access) {
     let port = gateway.port();
     let bucket_host = format!("{RAW_BUCKET}.{DOMAIN}:{port}");
     let domain_host = format!("{DOMAIN}:{port}");
@@ -200,6 +230,22 @@ async fn raw_requests(gateway: SocketAddr, access: &S3Access) {
         (answer.status, code(&answer)),
         (403, "SignatureDoesNotMatch".to_string())
     );
+
+    // Another owner's key reaches the bucket by its Host no more than by its path.
+    for (method, target) in [
+        ("GET", "/a/key"),
+        ("GET", "/"),
+        ("PUT", "/a/key"),
+        ("DELETE", "/a/key"),
+    ] {
+        let body = (method == "PUT").then_some(&b"not yours"[..]);
+        let answer = signed(gateway, other, method, &bucket_host, target, body).await;
+        assert_eq!(
+            (answer.status, code(&answer)),
+            (403, "AccessDenied".to_string()),
+            "{method} {target} on Host {bucket_host} with another owner's key"
+        );
+    }
 
     let deleted = signed(gateway, access, "DELETE", &bucket_host, "/a/key", None).await;
     assert_eq!(deleted.status, 204, "DeleteObject: {}", code(&deleted));
