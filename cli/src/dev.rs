@@ -96,6 +96,10 @@ pub struct DevArguments {
     /// Without it, everything is plain HTTP on loopback.
     #[arg(long)]
     tls: bool,
+    /// Passed to the gateway: base domain of virtual-hosted–style requests (`Host:
+    /// BUCKET.DOMAIN:PORT`); repeatable or comma-separated. Path style keeps working.
+    #[arg(long = "domain", value_delimiter = ',', env = "SHARDLET_DOMAIN")]
+    domains: Vec<String>,
 }
 
 /// How the cluster's components secure their ports: the flags each gets, and how this
@@ -142,6 +146,7 @@ impl Security {
 pub async fn run(arguments: DevArguments) -> anyhow::Result<()> {
     let data = arguments.data.clone();
     // Before anything is created or started: a refusal changes nothing.
+    crate::gateway_command::virtual_hosts(&arguments.domains)?;
     let topology = local_topology(&arguments)?;
     check_ports_free(&arguments, &topology)?;
     // The cluster secret, the S3 key and every component's data live here: owner only.
@@ -292,24 +297,25 @@ async fn start_and_wait(
     .await?;
     let s3_address = format!("127.0.0.1:{}", arguments.s3_port);
     let admin_address = format!("127.0.0.1:{}", arguments.gateway_admin_port);
-    components.push(spawn(
-        data,
-        security,
+    let domains = arguments.domains.join(",");
+    let gateway_key_file = key_files.path(Role::Gateway);
+    let mut gateway_arguments = vec![
         "gateway",
-        &[
-            "gateway",
-            "--listen",
-            &s3_address,
-            "--admin-listen",
-            &admin_address,
-            "--meta",
-            &meta_address,
-            "--region",
-            REGION,
-            "--key-file",
-            &key_files.path(Role::Gateway),
-        ],
-    )?);
+        "--listen",
+        &s3_address,
+        "--admin-listen",
+        &admin_address,
+        "--meta",
+        &meta_address,
+        "--region",
+        REGION,
+        "--key-file",
+        &gateway_key_file,
+    ];
+    if !domains.is_empty() {
+        gateway_arguments.extend(["--domain", &domains]);
+    }
+    components.push(spawn(data, security, "gateway", &gateway_arguments)?);
     wait_healthy(
         components,
         &[("gateway".into(), s3_address.clone())],
@@ -362,6 +368,13 @@ async fn start_and_wait(
         topology,
         &credentials,
     );
+    if !domains.is_empty() {
+        say!(
+            "# Virtual-hosted style: Host BUCKET.DOMAIN:{} for each --domain ({domains}); \
+             its names must resolve here (e.g. /etc/hosts, one line per bucket)",
+            arguments.s3_port
+        );
+    }
     let tls_flag = security
         .ca
         .as_ref()

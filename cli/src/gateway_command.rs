@@ -12,6 +12,7 @@ use shardlet_gateway::object::commit::Buckets;
 use shardlet_gateway::object::gc::CollectorConfig;
 use shardlet_gateway::object::node_fragments::NodeFragments;
 use shardlet_gateway::object::topology_source::TopologySource;
+use shardlet_gateway::s3::host::VirtualHosts;
 use shardlet_gateway::server::{s3_port_limits, AdminConfig, BoundGateway, GatewayConfig};
 use shardlet_net::arguments::TlsArguments;
 use shardlet_net::PortConfig;
@@ -43,6 +44,12 @@ pub struct GatewayArguments {
     /// Region reported to S3 clients.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+    /// Base domain of virtual-hosted–style requests: `Host: BUCKET.DOMAIN[:port]`
+    /// addresses bucket BUCKET; `Host: DOMAIN`, an IP address or any other host stays
+    /// path style. Repeatable or comma-separated; DNS names only (no IP, no port). DNS
+    /// (and a TLS certificate) must cover `*.DOMAIN`.
+    #[arg(long = "domain", value_delimiter = ',', env = "SHARDLET_DOMAIN")]
+    pub domains: Vec<String>,
     /// Removed: the upload deadline is one cluster setting now (`shardlet admin cluster
     /// set upload-deadline-seconds N`), shared with the controller's orphan grace.
     #[arg(long, hide = true)]
@@ -68,6 +75,7 @@ pub async fn run(arguments: GatewayArguments, tls: &TlsArguments) -> anyhow::Res
          watches it; import the file once with `shardlet admin layout import FILE --meta …`"
     );
     let layout_poll_interval = layout_poll_interval(arguments.layout_poll_seconds)?;
+    let virtual_hosts = virtual_hosts(&arguments.domains)?;
     let keyring = load_keyring(&arguments.keys, Some(Role::Gateway))?;
     let transport = tls.transport()?;
     // Empty until the layout is read (before the first request, then every poll).
@@ -102,6 +110,7 @@ pub async fn run(arguments: GatewayArguments, tls: &TlsArguments) -> anyhow::Res
         }),
         port: s3_port,
         layout_poll_interval: Some(layout_poll_interval),
+        virtual_hosts: virtual_hosts.clone(),
     };
     let gateway = BoundGateway::bind(config, metadata, fragments, topology).await?;
     let address = gateway.local_address()?;
@@ -113,10 +122,26 @@ pub async fn run(arguments: GatewayArguments, tls: &TlsArguments) -> anyhow::Res
         say!("shardlet gateway admin port (metrics, health): {scheme}://{admin}");
         tracing::info!(%admin, "admin port (metrics, health) listening");
     }
+    if let Some(virtual_hosts) = &virtual_hosts {
+        let domains = virtual_hosts.domains().join(",");
+        say!("shardlet gateway virtual hosts: BUCKET.{{{domains}}}");
+        tracing::info!(%domains, "virtual-hosted-style addressing");
+    }
     tracing::info!(%address, "S3 gateway listening");
     gateway.serve(shardlet_node::shutdown_signal()).await?;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// `--domain`s (or `SHARDLET_DOMAIN`) checked at start: a bad one stops the gateway
+/// naming the flag, before it listens. None given: path style only.
+pub fn virtual_hosts(domains: &[String]) -> anyhow::Result<Option<Arc<VirtualHosts>>> {
+    if domains.is_empty() {
+        return Ok(None);
+    }
+    VirtualHosts::new(domains)
+        .map(|virtual_hosts| Some(Arc::new(virtual_hosts)))
+        .map_err(|why| anyhow::anyhow!("--domain (or SHARDLET_DOMAIN): {why}"))
 }
 
 #[derive(clap::Args)]

@@ -48,20 +48,24 @@ pub enum BodyKind {
     Document,
 }
 
-/// PutObject and UploadPart — a `PUT` to `/bucket/key` (path style, the only style
-/// this gateway serves) whose query, if any, names nothing but an upload part or
-/// presigning — carry object data; everything else with a body carries a document.
+/// PutObject and UploadPart — a `PUT` to `/bucket/key` (path style), or to `/key` when
+/// the `Host` names the bucket (`bucket_in_host`: virtual-hosted style, `--domain`),
+/// whose query, if any, names nothing but an upload part or presigning — carry object
+/// data; everything else with a body carries a document.
 /// A request misfiled as a document is cut after two minutes at most, never sooner
 /// than its idle gap allows; misfiled the other way it gets its upload's clock, which
 /// only requests that write fragments start — so the object-data rule is kept narrow.
-pub fn body_kind(method: &http::Method, uri: &http::Uri) -> BodyKind {
+pub fn body_kind(method: &http::Method, uri: &http::Uri, bucket_in_host: bool) -> BodyKind {
     if method != http::Method::PUT {
         return BodyKind::Document;
     }
     let path = uri.path().trim_start_matches('/');
-    let has_key = path
-        .split_once('/')
-        .is_some_and(|(bucket, key)| !bucket.is_empty() && !key.is_empty());
+    let has_key = if bucket_in_host {
+        !path.is_empty()
+    } else {
+        path.split_once('/')
+            .is_some_and(|(bucket, key)| !bucket.is_empty() && !key.is_empty())
+    };
     let only_upload_parameters = uri.query().unwrap_or_default().split('&').all(|pair| {
         let name = pair.split_once('=').map_or(pair, |(name, _)| name);
         name.is_empty() || OBJECT_DATA_QUERY.contains(&name) || name.starts_with("X-Amz-")

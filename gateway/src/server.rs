@@ -42,6 +42,7 @@ use crate::readiness::GatewayReadiness;
 use crate::request_body::{body_kind, document_limits, BodyKind, BodyTimeout, BodyTimer};
 use crate::s3::access::BucketAccess;
 use crate::s3::auth::{Authenticator, CredentialCache};
+use crate::s3::host::{SharedVirtualHosts, VirtualHosts};
 use crate::s3::limits::{HEADER_BYTES_MAX, XML_BODY_BYTES_MAX};
 use crate::s3::Gateway;
 
@@ -78,6 +79,9 @@ pub struct GatewayConfig {
     /// (`--layout-poll-seconds`); `None`: the topology given to `bind` stays (unit
     /// tests).
     pub layout_poll_interval: Option<Duration>,
+    /// The base domains of virtual-hosted–style requests (`--domain`): `Host:
+    /// BUCKET.DOMAIN` addresses `BUCKET`. `None`: path style only.
+    pub virtual_hosts: Option<Arc<VirtualHosts>>,
 }
 
 pub struct BoundGateway {
@@ -93,6 +97,7 @@ pub struct BoundGateway {
     readiness: Arc<GatewayReadiness>,
     layout: Option<(Arc<LayoutRefresh>, Duration)>,
     heat_receiver: tokio::sync::mpsc::Receiver<shardlet_core::ShardletId>,
+    virtual_hosts: Option<Arc<VirtualHosts>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +211,9 @@ impl BoundGateway {
             credentials,
             metrics: metrics.clone(),
         });
+        if let Some(virtual_hosts) = &config.virtual_hosts {
+            builder.set_host(SharedVirtualHosts(virtual_hosts.clone()));
+        }
         let mut s3_config = s3s::config::S3Config::default();
         s3_config.xml_max_body_size = XML_BODY_BYTES_MAX;
         builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
@@ -224,6 +232,7 @@ impl BoundGateway {
             readiness,
             layout,
             heat_receiver,
+            virtual_hosts: config.virtual_hosts,
         })
     }
 
@@ -286,12 +295,14 @@ impl BoundGateway {
         let settings = self.settings.clone();
         let metrics = self.metrics.clone();
         let readiness = self.readiness.clone();
+        let virtual_hosts = self.virtual_hosts.clone();
         let handler = tower::service_fn(move |request| {
             handle(
                 service.clone(),
                 settings.clone(),
                 metrics.clone(),
                 readiness.clone(),
+                virtual_hosts.clone(),
                 request,
             )
         });
@@ -336,11 +347,25 @@ fn is_signed(request: &http::Request<Incoming>) -> bool {
         })
 }
 
+/// Whether the request's `Host` (HTTP/2: `:authority`, as s3s reads it) names a bucket
+/// under one of the `--domain`s.
+fn bucket_in_host(virtual_hosts: &VirtualHosts, request: &http::Request<Incoming>) -> bool {
+    let host = match request.headers().get(http::header::HOST) {
+        Some(value) => value.to_str().ok(),
+        None => request
+            .uri()
+            .authority()
+            .map(|authority| authority.as_str()),
+    };
+    host.is_some_and(|host| virtual_hosts.bucket_of(host).is_some())
+}
+
 async fn handle(
     service: S3Service,
     settings: Arc<SettingsCache>,
     metrics: Arc<Metrics>,
     readiness: Arc<GatewayReadiness>,
+    virtual_hosts: Option<Arc<VirtualHosts>>,
     request: http::Request<Incoming>,
 ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
     if request.method() == http::Method::GET && !is_signed(&request) {
@@ -360,7 +385,9 @@ async fn handle(
         .get(http::header::EXPECT)
         .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let timer = BodyTimer::default();
-    let request = match body_kind(request.method(), request.uri()) {
+    let bucket_in_host =
+        virtual_hosts.is_some_and(|virtual_hosts| bucket_in_host(&virtual_hosts, &request));
+    let request = match body_kind(request.method(), request.uri(), bucket_in_host) {
         BodyKind::ObjectData => request.map(s3s::Body::from),
         BodyKind::Document => {
             let (idle, total) = document_limits(settings.upload_deadline());
@@ -468,6 +495,7 @@ mod tests {
             port: PortConfig::with_limits(s3_port_limits()),
             admin: None,
             layout_poll_interval: None,
+            virtual_hosts: None,
         };
         let gateway = BoundGateway::bind(
             config,
@@ -541,6 +569,7 @@ mod tests {
                 },
             }),
             layout_poll_interval: None,
+            virtual_hosts: None,
         };
         let gateway = BoundGateway::bind(
             config,

@@ -103,7 +103,8 @@ impl Response {
 }
 
 /// Sends one request on a fresh connection (`Connection: close`) and reads the whole
-/// response. `Host` is set to `address`.
+/// response. `Host` is set to `address`, unless the request names its own `Host`
+/// (a virtual-hosted–style request, a bad host).
 pub async fn send(address: SocketAddr, request: &Request) -> std::io::Result<Response> {
     tokio::time::timeout(REQUEST_TIMEOUT, send_without_timeout(address, request))
         .await
@@ -113,10 +114,15 @@ pub async fn send(address: SocketAddr, request: &Request) -> std::io::Result<Res
 async fn send_without_timeout(address: SocketAddr, request: &Request) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(address).await?;
     stream.set_nodelay(true)?;
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n",
-        request.method, request.target
-    );
+    let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.target);
+    if !request
+        .headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("host: {address}\r\n"));
+    }
+    head.push_str("connection: close\r\n");
     for (name, value) in &request.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }

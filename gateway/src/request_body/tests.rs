@@ -23,6 +23,7 @@ fn only_put_object_and_upload_part_carry_object_data() {
         body_kind(
             &http::Method::from_bytes(method.as_bytes()).unwrap(),
             &uri.parse().unwrap(),
+            false,
         )
     };
     for uri in [
@@ -47,6 +48,36 @@ fn only_put_object_and_upload_part_carry_object_data() {
         ("PUT", "//key"),
         ("DELETE", "/bucket/key"),
         ("GET", "/bucket/key"),
+    ] {
+        assert_eq!(kind(method, uri), BodyKind::Document, "{method} {uri}");
+    }
+}
+
+#[test]
+fn a_put_to_a_key_of_a_virtual_host_carries_object_data() {
+    let kind = |method: &str, uri: &str| {
+        body_kind(
+            &http::Method::from_bytes(method.as_bytes()).unwrap(),
+            &uri.parse().unwrap(),
+            true,
+        )
+    };
+    for uri in [
+        "/key",
+        "/a/deep/key",
+        "/key?x-id=PutObject",
+        "/key?partNumber=3&uploadId=abc",
+        "/key?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00",
+    ] {
+        assert_eq!(kind("PUT", uri), BodyKind::ObjectData, "{uri}");
+    }
+    for (method, uri) in [
+        ("PUT", "/"),
+        ("PUT", "/?versioning"),
+        ("PUT", "/key?tagging"),
+        ("POST", "/?delete"),
+        ("POST", "/key?uploadId=abc"),
+        ("GET", "/key"),
     ] {
         assert_eq!(kind(method, uri), BodyKind::Document, "{method} {uri}");
     }

@@ -20,6 +20,7 @@ pub mod conditions;
 pub mod configuration;
 pub mod errors;
 pub mod gateway;
+pub mod host;
 pub mod limits;
 pub mod listing;
 pub mod multipart;
@@ -42,6 +43,7 @@ mod layering_tests {
         ("conditions.rs", include_str!("conditions.rs")),
         ("configuration.rs", include_str!("configuration.rs")),
         ("errors.rs", include_str!("errors.rs")),
+        ("host.rs", include_str!("host.rs")),
         ("limits.rs", include_str!("limits.rs")),
         ("listing.rs", include_str!("listing.rs")),
         ("multipart.rs", include_str!("multipart.rs")),

@@ -14,3 +14,4 @@ mod boto3;
 mod configuration;
 mod key_import;
 mod sync;
+mod virtual_host;
