@@ -108,7 +108,10 @@ pub fn required_access(operation: &str) -> Required {
         | "GetBucketPolicy"
         | "PutBucketPolicy"
         | "DeleteBucketPolicy"
-        | "GetBucketPolicyStatus" => Required::Bucket(Own),
+        | "GetBucketPolicyStatus"
+        | "GetBucketTagging"
+        | "PutBucketTagging"
+        | "DeleteBucketTagging" => Required::Bucket(Own),
         _ => Required::Bucket(Own),
     }
 }
@@ -277,7 +280,7 @@ mod tests {
     }
 
     /// The operations `service.rs` serves that need the bucket's owner on purpose.
-    const OWNER_ONLY_BY_DESIGN: [&str; 40] = [
+    const OWNER_ONLY_BY_DESIGN: [&str; 43] = [
         "delete_bucket",
         "get_bucket_acl",
         "put_bucket_acl",
@@ -318,6 +321,9 @@ mod tests {
         "put_bucket_policy",
         "delete_bucket_policy",
         "get_bucket_policy_status",
+        "get_bucket_tagging",
+        "put_bucket_tagging",
+        "delete_bucket_tagging",
     ];
 
     /// Every operation `service.rs` serves that the owner-only fallback would also

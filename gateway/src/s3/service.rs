@@ -7,7 +7,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 
 use crate::s3::gateway::Gateway;
-use crate::s3::{buckets, configuration, listing, multipart, objects};
+use crate::s3::{buckets, configuration, listing, multipart, objects, tagging};
 
 #[async_trait::async_trait]
 impl S3 for Gateway {
@@ -624,6 +624,41 @@ impl S3 for Gateway {
         self.observe(
             "delete_bucket_policy",
             configuration::delete_bucket_policy(self, request),
+        )
+        .await
+    }
+
+    // --- bucket tags (`tagging.rs`) ---
+
+    async fn put_bucket_tagging(
+        &self,
+        request: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        self.observe(
+            "put_bucket_tagging",
+            tagging::put_bucket_tagging(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        request: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        self.observe(
+            "get_bucket_tagging",
+            tagging::get_bucket_tagging(self, request),
+        )
+        .await
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        request: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        self.observe(
+            "delete_bucket_tagging",
+            tagging::delete_bucket_tagging(self, request),
         )
         .await
     }
