@@ -30,6 +30,8 @@ BUCKET = "configured"
 OBJECT = "doc.txt"
 MISSING = "no-such-bucket-here"
 NOT_IMPLEMENTED = (501, "NotImplemented")
+# The GETs come first in `operations`: asked again after the accepted PUTs.
+GETS = 15
 
 
 def client(endpoint, region, access, secret):
@@ -66,6 +68,9 @@ def unsupported(what):
 def operations(bucket):
     """(name, call(s3), expected (status, code, message) or a check of the response)."""
     acl_text = "setting ACLs; access to a bucket is granted by the operator with `shardlet admin bucket grant`"
+    policy_text = (
+        "bucket policies; access to a bucket is granted by the operator with `shardlet admin bucket grant`"
+    )
     empty_notification = {}
     return [
         # GETs: S3's "not configured" errors (404) or empty documents (200).
@@ -136,6 +141,26 @@ def operations(bucket):
                 and response["Grants"][0]["Grantee"]["ID"] == response["Owner"]["ID"]
             )
             or f"not the owner's FULL_CONTROL: {response}",
+        ),
+        (
+            "get_bucket_cors",
+            lambda s3: s3.get_bucket_cors(Bucket=bucket),
+            (404, "NoSuchCORSConfiguration", "The CORS configuration does not exist"),
+        ),
+        (
+            "get_bucket_lifecycle_configuration",
+            lambda s3: s3.get_bucket_lifecycle_configuration(Bucket=bucket),
+            (404, "NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
+        ),
+        (
+            "get_bucket_policy",
+            lambda s3: s3.get_bucket_policy(Bucket=bucket),
+            (404, "NoSuchBucketPolicy", "The bucket policy does not exist"),
+        ),
+        (
+            "get_bucket_policy_status",
+            lambda s3: s3.get_bucket_policy_status(Bucket=bucket),
+            lambda response: response.get("PolicyStatus") == {"IsPublic": False} or f"status: {response}",
         ),
         # PUTs of what Shardlet does not have: NotImplemented naming it.
         (
@@ -239,6 +264,33 @@ def operations(bucket):
             ),
             unsupported("requester pays buckets"),
         ),
+        (
+            "put_bucket_cors",
+            lambda s3: s3.put_bucket_cors(
+                Bucket=bucket,
+                CORSConfiguration={"CORSRules": [{"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]},
+            ),
+            unsupported("bucket CORS configuration"),
+        ),
+        (
+            "put_bucket_lifecycle_configuration",
+            lambda s3: s3.put_bucket_lifecycle_configuration(
+                Bucket=bucket,
+                LifecycleConfiguration={
+                    "Rules": [{"ID": "expire", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 1}}]
+                },
+            ),
+            unsupported("bucket lifecycle configuration"),
+        ),
+        (
+            "put_bucket_policy",
+            lambda s3: s3.put_bucket_policy(
+                Bucket=bucket,
+                Policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",'
+                f'"Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}',
+            ),
+            unsupported(policy_text),
+        ),
         # PUTs of the state every bucket is in: accepted, nothing changes.
         (
             "put_bucket_logging_off",
@@ -276,6 +328,9 @@ def operations(bucket):
             (204, "", ""),
         ),
         ("delete_public_access_block", lambda s3: s3.delete_public_access_block(Bucket=bucket), (204, "", "")),
+        ("delete_bucket_cors", lambda s3: s3.delete_bucket_cors(Bucket=bucket), (204, "", "")),
+        ("delete_bucket_lifecycle", lambda s3: s3.delete_bucket_lifecycle(Bucket=bucket), (204, "", "")),
+        ("delete_bucket_policy", lambda s3: s3.delete_bucket_policy(Bucket=bucket), (204, "", "")),
     ]
 
 
@@ -385,7 +440,7 @@ def main():
     for name, call, expected in operations(BUCKET):
         report(f"owner/{name}", check_owner(name, call, expected, owner))
     # The accepted PUTs changed nothing: the GETs still answer "not configured".
-    for name, call, expected in operations(BUCKET)[:11]:
+    for name, call, expected in operations(BUCKET)[:GETS]:
         report(f"owner/after_puts/{name}", check_owner(name, call, expected, owner))
     for name, call, _ in operations(BUCKET):
         report(f"stranger/{name}", check_refused(call, stranger, "AccessDenied", 403))

@@ -114,6 +114,7 @@ mod tests {
             created_unix_ms: 0,
             deleting: false,
             grants,
+            tags: Vec::new(),
         }
     }
 

@@ -151,6 +151,7 @@ mod tests {
                 created_unix_ms: 0,
                 deleting: false,
                 grants: Vec::new(),
+                tags: Vec::new(),
             },
             version,
         }

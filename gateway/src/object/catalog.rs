@@ -282,6 +282,7 @@ mod tests {
             created_unix_ms: 0,
             deleting,
             grants: Vec::new(),
+            tags: Vec::new(),
         }
     }
 

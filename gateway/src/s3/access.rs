@@ -98,7 +98,20 @@ pub fn required_access(operation: &str) -> Required {
         | "GetBucketAccelerateConfiguration"
         | "PutBucketAccelerateConfiguration"
         | "GetBucketRequestPayment"
-        | "PutBucketRequestPayment" => Required::Bucket(Own),
+        | "PutBucketRequestPayment"
+        | "GetBucketCors"
+        | "PutBucketCors"
+        | "DeleteBucketCors"
+        | "GetBucketLifecycleConfiguration"
+        | "PutBucketLifecycleConfiguration"
+        | "DeleteBucketLifecycle"
+        | "GetBucketPolicy"
+        | "PutBucketPolicy"
+        | "DeleteBucketPolicy"
+        | "GetBucketPolicyStatus"
+        | "GetBucketTagging"
+        | "PutBucketTagging"
+        | "DeleteBucketTagging" => Required::Bucket(Own),
         _ => Required::Bucket(Own),
     }
 }
@@ -267,7 +280,7 @@ mod tests {
     }
 
     /// The operations `service.rs` serves that need the bucket's owner on purpose.
-    const OWNER_ONLY_BY_DESIGN: [&str; 30] = [
+    const OWNER_ONLY_BY_DESIGN: [&str; 43] = [
         "delete_bucket",
         "get_bucket_acl",
         "put_bucket_acl",
@@ -298,6 +311,19 @@ mod tests {
         "put_bucket_accelerate_configuration",
         "get_bucket_request_payment",
         "put_bucket_request_payment",
+        "get_bucket_cors",
+        "put_bucket_cors",
+        "delete_bucket_cors",
+        "get_bucket_lifecycle_configuration",
+        "put_bucket_lifecycle_configuration",
+        "delete_bucket_lifecycle",
+        "get_bucket_policy",
+        "put_bucket_policy",
+        "delete_bucket_policy",
+        "get_bucket_policy_status",
+        "get_bucket_tagging",
+        "put_bucket_tagging",
+        "delete_bucket_tagging",
     ];
 
     /// Every operation `service.rs` serves that the owner-only fallback would also

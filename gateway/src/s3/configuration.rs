@@ -1,6 +1,6 @@
 //! Bucket configurations Shardlet does not have: encryption, replication, object lock,
 //! website, logging, notification, ownership controls, public access block,
-//! acceleration, request payment, and object ACLs.
+//! acceleration, request payment, CORS, lifecycle, bucket policies, and object ACLs.
 //!
 //! Terraform's `aws_s3_bucket`, the SDKs' bucket resources and S3 browsers read these
 //! before they do anything, and stop at a 501. So each GET answers what S3 answers for
@@ -114,6 +114,39 @@ pub async fn get_public_access_block(
     ))
 }
 
+pub async fn get_bucket_cors(
+    gateway: &Gateway,
+    request: S3Request<GetBucketCorsInput>,
+) -> S3Result<S3Response<GetBucketCorsOutput>> {
+    gateway.bucket(&request.input.bucket).await?;
+    Err(not_configured(
+        S3ErrorCode::NoSuchCORSConfiguration,
+        "The CORS configuration does not exist",
+    ))
+}
+
+pub async fn get_bucket_lifecycle_configuration(
+    gateway: &Gateway,
+    request: S3Request<GetBucketLifecycleConfigurationInput>,
+) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+    gateway.bucket(&request.input.bucket).await?;
+    Err(not_configured(
+        S3ErrorCode::NoSuchLifecycleConfiguration,
+        "The lifecycle configuration does not exist",
+    ))
+}
+
+pub async fn get_bucket_policy(
+    gateway: &Gateway,
+    request: S3Request<GetBucketPolicyInput>,
+) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+    gateway.bucket(&request.input.bucket).await?;
+    Err(not_configured(
+        S3ErrorCode::NoSuchBucketPolicy,
+        "The bucket policy does not exist",
+    ))
+}
+
 // --- GETs: the empty or default document ---------------------------------------------
 
 /// `<BucketLoggingStatus/>`: logging is off.
@@ -155,6 +188,20 @@ pub async fn get_bucket_request_payment(
     gateway.bucket(&request.input.bucket).await?;
     Ok(S3Response::new(GetBucketRequestPaymentOutput {
         payer: Some(Payer::from_static(Payer::BUCKET_OWNER)),
+    }))
+}
+
+/// Not public: there is no policy, and every request is signed by a key the bucket's
+/// owner made or granted.
+pub async fn get_bucket_policy_status(
+    gateway: &Gateway,
+    request: S3Request<GetBucketPolicyStatusInput>,
+) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+    gateway.bucket(&request.input.bucket).await?;
+    Ok(S3Response::new(GetBucketPolicyStatusOutput {
+        policy_status: Some(PolicyStatus {
+            is_public: Some(false),
+        }),
     }))
 }
 
@@ -258,6 +305,25 @@ unsupported_put!(
     PutBucketAclInput,
     PutBucketAclOutput,
     "setting ACLs; access to a bucket is granted by the operator with `shardlet admin bucket grant`"
+);
+
+unsupported_put!(
+    put_bucket_cors,
+    PutBucketCorsInput,
+    PutBucketCorsOutput,
+    "bucket CORS configuration"
+);
+unsupported_put!(
+    put_bucket_lifecycle_configuration,
+    PutBucketLifecycleConfigurationInput,
+    PutBucketLifecycleConfigurationOutput,
+    "bucket lifecycle configuration"
+);
+unsupported_put!(
+    put_bucket_policy,
+    PutBucketPolicyInput,
+    PutBucketPolicyOutput,
+    "bucket policies; access to a bucket is granted by the operator with `shardlet admin bucket grant`"
 );
 
 /// Object ACLs cannot be set either; the object must exist first, as in S3.
@@ -398,6 +464,21 @@ nothing_to_delete!(
     delete_public_access_block,
     DeletePublicAccessBlockInput,
     DeletePublicAccessBlockOutput
+);
+nothing_to_delete!(
+    delete_bucket_cors,
+    DeleteBucketCorsInput,
+    DeleteBucketCorsOutput
+);
+nothing_to_delete!(
+    delete_bucket_lifecycle,
+    DeleteBucketLifecycleInput,
+    DeleteBucketLifecycleOutput
+);
+nothing_to_delete!(
+    delete_bucket_policy,
+    DeleteBucketPolicyInput,
+    DeleteBucketPolicyOutput
 );
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! `access.rs` is authorization: the one check every request passes (s3s's access
 //! hook) before any handler runs. `gateway.rs` holds the shared state ([`Gateway`]), `service.rs` the `s3s::S3`
 //! implementation, which only dispatches to the operation modules (`buckets`,
-//! `objects`, `listing`, `multipart`, and `configuration` for the bucket
+//! `objects`, `listing`, `multipart`, `tagging` for bucket tags, and `configuration` for the bucket
 //! configurations Shardlet does not have, answered as S3 answers for a bucket without
 //! them). Operations not listed there answer 501 NotImplemented (s3s's default).
 
@@ -26,13 +26,14 @@ pub mod listing;
 pub mod multipart;
 pub mod objects;
 pub mod service;
+pub mod tagging;
 
 pub use gateway::Gateway;
 
 #[cfg(test)]
 mod layering_tests {
     /// The S3 layer's files, as compiled into this crate.
-    const S3_LAYER: [(&str, &str); 15] = [
+    const S3_LAYER: [(&str, &str); 16] = [
         ("access.rs", include_str!("access.rs")),
         ("auth.rs", include_str!("auth.rs")),
         ("gateway.rs", include_str!("gateway.rs")),
@@ -48,6 +49,7 @@ mod layering_tests {
         ("listing.rs", include_str!("listing.rs")),
         ("multipart.rs", include_str!("multipart.rs")),
         ("objects.rs", include_str!("objects.rs")),
+        ("tagging.rs", include_str!("tagging.rs")),
     ];
 
     #[test]

@@ -7,7 +7,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 
 use crate::s3::gateway::Gateway;
-use crate::s3::{buckets, configuration, listing, multipart, objects};
+use crate::s3::{buckets, configuration, listing, multipart, objects, tagging};
 
 #[async_trait::async_trait]
 impl S3 for Gateway {
@@ -514,6 +514,151 @@ impl S3 for Gateway {
         self.observe(
             "delete_public_access_block",
             configuration::delete_public_access_block(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        request: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        self.observe(
+            "get_bucket_cors",
+            configuration::get_bucket_cors(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        request: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        self.observe(
+            "get_bucket_lifecycle_configuration",
+            configuration::get_bucket_lifecycle_configuration(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        request: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        self.observe(
+            "get_bucket_policy",
+            configuration::get_bucket_policy(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        request: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        self.observe(
+            "get_bucket_policy_status",
+            configuration::get_bucket_policy_status(self, request),
+        )
+        .await
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        request: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        self.observe(
+            "put_bucket_cors",
+            configuration::put_bucket_cors(self, request),
+        )
+        .await
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        request: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        self.observe(
+            "put_bucket_lifecycle_configuration",
+            configuration::put_bucket_lifecycle_configuration(self, request),
+        )
+        .await
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        request: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        self.observe(
+            "put_bucket_policy",
+            configuration::put_bucket_policy(self, request),
+        )
+        .await
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        request: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        self.observe(
+            "delete_bucket_cors",
+            configuration::delete_bucket_cors(self, request),
+        )
+        .await
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        request: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        self.observe(
+            "delete_bucket_lifecycle",
+            configuration::delete_bucket_lifecycle(self, request),
+        )
+        .await
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        request: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        self.observe(
+            "delete_bucket_policy",
+            configuration::delete_bucket_policy(self, request),
+        )
+        .await
+    }
+
+    // --- bucket tags (`tagging.rs`) ---
+
+    async fn put_bucket_tagging(
+        &self,
+        request: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        self.observe(
+            "put_bucket_tagging",
+            tagging::put_bucket_tagging(self, request),
+        )
+        .await
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        request: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        self.observe(
+            "get_bucket_tagging",
+            tagging::get_bucket_tagging(self, request),
+        )
+        .await
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        request: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        self.observe(
+            "delete_bucket_tagging",
+            tagging::delete_bucket_tagging(self, request),
         )
         .await
     }

@@ -1,10 +1,11 @@
 //! The bucket configurations Shardlet does not have (encryption, replication, object
 //! lock, website, logging, notification, ownership controls, public access block,
-//! acceleration, request payment, ACLs), asked by boto3 and the aws CLI the way
-//! Terraform and the SDKs ask: each answers what S3 answers for a bucket without the
-//! configuration, never a bare 501 for a read. `integration/clients/configuration_suite.py`
-//! checks every operation's status, code and message as the owner, as another owner's
-//! key (AccessDenied) and on a missing bucket (NoSuchBucket).
+//! acceleration, request payment, CORS, lifecycle, bucket policy, ACLs), asked by
+//! boto3 and the aws CLI the way Terraform and the SDKs ask: each answers what S3
+//! answers for a bucket without the configuration, never a bare 501 for a read.
+//! `integration/clients/configuration_suite.py` checks every operation's status, code
+//! and message as the owner, as another owner's key (AccessDenied) and on a missing
+//! bucket (NoSuchBucket).
 
 use std::time::Duration;
 
@@ -14,10 +15,10 @@ use crate::tools::{self, Aws};
 
 const SUITE_DEADLINE: Duration = Duration::from_secs(300);
 const NODE_COUNT: usize = 6;
-/// 32 operations as the owner, 11 GETs again, 32 as a stranger, 32 on a missing
+/// 42 operations as the owner, 15 GETs again, 42 as a stranger, 42 on a missing
 /// bucket, a missing key, the malformed values and the malformed bodies
 /// (`configuration_suite.py`).
-const CHECKS_MIN: usize = 32 + 11 + 32 + 32 + 3;
+const CHECKS_MIN: usize = 42 + 15 + 42 + 42 + 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configurations_answer_as_s3_does_for_a_bucket_without_them() {
@@ -100,6 +101,35 @@ async fn configurations_answer_as_s3_does_for_a_bucket_without_them() {
         "NotImplemented",
         "Shardlet does not support object lock",
     );
+    refused(
+        &["s3api", "get-bucket-cors", "--bucket", "configured"],
+        "NoSuchCORSConfiguration",
+        "The CORS configuration does not exist",
+    );
+    refused(
+        &[
+            "s3api",
+            "get-bucket-lifecycle-configuration",
+            "--bucket",
+            "configured",
+        ],
+        "NoSuchLifecycleConfiguration",
+        "The lifecycle configuration does not exist",
+    );
+    refused(
+        &["s3api", "get-bucket-policy", "--bucket", "configured"],
+        "NoSuchBucketPolicy",
+        "The bucket policy does not exist",
+    );
+    let status = aws
+        .ok(&[
+            "s3api",
+            "get-bucket-policy-status",
+            "--bucket",
+            "configured",
+        ])
+        .json();
+    assert_eq!(status["PolicyStatus"]["IsPublic"], false, "{status}");
     let payment = aws
         .ok(&[
             "s3api",

@@ -11,6 +11,7 @@ mod tools;
 mod authorization;
 mod aws_cli;
 mod boto3;
+mod bucket_tagging;
 mod configuration;
 mod key_import;
 mod sync;

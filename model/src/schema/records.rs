@@ -26,6 +26,19 @@ pub struct BucketRecord {
     /// that predates grants ignores them: it denies the grantees, never more.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<BucketGrant>,
+    /// The bucket's S3 tags (PutBucketTagging), in the order they were given; keys are
+    /// unique. Empty (and not written) for a bucket without tags, so records written
+    /// before tags existed read as "no tags", and a build that predates them ignores
+    /// them (tags grant nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<BucketTag>,
+}
+
+/// One S3 tag of a bucket. Validated by the gateway before it is stored (S3's limits).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketTag {
+    pub key: String,
+    pub value: String,
 }
 
 /// One key's access to a bucket it does not own.

@@ -66,6 +66,7 @@ fn records_round_trip_with_their_format_version_first() {
         created_unix_ms: 5,
         deleting: false,
         grants: Vec::new(),
+        tags: Vec::new(),
     };
     let bytes = encode(&bucket);
     assert_eq!(bytes[0], BucketRecord::FORMAT_VERSION);
@@ -207,6 +208,7 @@ fn bucket_grants_round_trip_and_a_bucket_without_grants_encodes_as_before() {
         created_unix_ms: 5,
         deleting: false,
         grants: Vec::new(),
+        tags: Vec::new(),
     };
     let plain = encode(&bucket);
     assert!(!String::from_utf8_lossy(&plain).contains("grants"));
@@ -217,4 +219,32 @@ fn bucket_grants_round_trip_and_a_bucket_without_grants_encodes_as_before() {
     let bytes = encode(&bucket);
     assert!(String::from_utf8_lossy(&bytes).contains(r#""permission":"read-write""#));
     assert_eq!(decode::<BucketRecord>(&bytes).unwrap(), bucket);
+}
+
+#[test]
+fn bucket_tags_round_trip_and_a_record_without_them_reads_as_no_tags() {
+    // A record written before tags existed (no `tags` field) decodes with none.
+    let json = br#"{"name":"b","owner":"alice","default_redundancy":"medium","created_unix_ms":5}"#;
+    let format_version = encode(&BucketRecord {
+        name: "b".into(),
+        owner: "alice".into(),
+        default_redundancy: RedundancyLevel::Medium,
+        created_unix_ms: 5,
+        deleting: false,
+        grants: Vec::new(),
+        tags: Vec::new(),
+    })[0];
+    let old = [&[format_version][..], &json[..]].concat();
+    let decoded = decode::<BucketRecord>(&old);
+    let mut bucket = match decoded {
+        Ok(bucket) => bucket,
+        Err(error) => panic!("an old record must decode: {error}"),
+    };
+    assert!(bucket.tags.is_empty());
+    assert!(!String::from_utf8_lossy(&encode(&bucket)).contains("tags"));
+    bucket.tags.push(BucketTag {
+        key: "team".into(),
+        value: "日本".into(),
+    });
+    assert_eq!(decode::<BucketRecord>(&encode(&bucket)).unwrap(), bucket);
 }

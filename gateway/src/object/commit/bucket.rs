@@ -4,7 +4,7 @@
 use shardlet_core::RedundancyLevel;
 use shardlet_model::permission;
 use shardlet_model::schema::{
-    encode, keys, BucketRecord, CredentialRecord, GrantPermission, SecretKey,
+    encode, keys, BucketRecord, BucketTag, CredentialRecord, GrantPermission, SecretKey,
 };
 use shardlet_model::store::{Batch, BatchOutcome};
 
@@ -46,6 +46,7 @@ impl Buckets {
             created_unix_ms: unix_ms_now(),
             deleting: false,
             grants: Vec::new(),
+            tags: Vec::new(),
         };
         let mut batch = Batch::default();
         batch
@@ -97,6 +98,24 @@ impl Buckets {
         }
         self.update_bucket(name, |bucket| {
             permission::set_grant(bucket, access_key, permission)
+        })
+        .await
+    }
+
+    /// Replaces the bucket's tags (PutBucketTagging; an empty list is DeleteBucketTagging),
+    /// already validated by the caller. A compare-and-set on the bucket record like the
+    /// other bucket changes: one meta-raft write, so after a crash the bucket has either
+    /// its old tags or the new ones, never a mix. Seen by this gateway at once, by
+    /// others within the bucket cache's TTL.
+    pub async fn set_bucket_tags(
+        &self,
+        name: &str,
+        tags: Vec<BucketTag>,
+    ) -> Result<BucketRecord, CatalogError> {
+        self.update_bucket(name, |bucket| {
+            let changed = bucket.tags != tags;
+            bucket.tags = tags.clone();
+            changed
         })
         .await
     }

@@ -173,6 +173,7 @@ async fn a_bucket_record_keeps_its_owner_through_a_refused_delete() {
         created_unix_ms: 7,
         deleting: false,
         grants: Vec::new(),
+        tags: Vec::new(),
     };
     let mut batch = Batch::default();
     batch
