@@ -126,10 +126,15 @@ async fn every_port_keeps_serving_signed_requests_during_a_slowloris_attack() {
     for round in 0..3u64 {
         let key = format!("object-{round}");
         let bytes = pattern_bytes(200_000, round);
+        // A new connection for each request: a server at its connection limit evicts idle
+        // connections, and the attack keeps it there, so a keep-alive connection pooled
+        // from an earlier request may be closed just as it is reused (a PUT is not
+        // retried by the client then). Fresh connections are what this test measures.
+        let s3 = S3Client::new(cluster.access.clone());
         s3.put_object("attacked", &key, bytes.clone(), None)
             .await
             .unwrap_or_else(|error| panic!("S3 PUT under attack: {error:?}"));
-        let read = s3
+        let read = S3Client::new(cluster.access.clone())
             .get_object("attacked", &key, None)
             .await
             .unwrap_or_else(|error| panic!("S3 GET under attack: {error:?}"));
