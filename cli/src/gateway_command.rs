@@ -175,11 +175,7 @@ pub async fn delete_key(
     arguments: KeyDeleteArguments,
     transport: &shardlet_net::Transport,
 ) -> anyhow::Result<()> {
-    let buckets = Buckets::new(Catalog::new(Arc::new(crate::connect::admin_meta_client(
-        &arguments.meta,
-        &arguments.keys,
-        transport,
-    )?)));
+    let buckets = admin_buckets(&arguments.meta, &arguments.keys, transport)?;
     match buckets.delete_credential(&arguments.access_key).await? {
         Some(record) => say!(
             "deleted access key {} of owner {}; gateways refuse it within {} s (their credential cache); the owner's buckets stay",
@@ -208,6 +204,17 @@ pub struct KeyListArguments {
     pub keys: KeyArguments,
 }
 
+/// The bucket and credential records, as the operator (`meta.admin`) reaches them.
+fn admin_buckets(
+    meta: &[String],
+    keys: &KeyArguments,
+    transport: &shardlet_net::Transport,
+) -> anyhow::Result<Buckets> {
+    Ok(Buckets::new(Catalog::new(Arc::new(
+        crate::connect::admin_meta_client(meta, keys, transport)?,
+    ))))
+}
+
 /// Access keys read from meta-raft per request while listing.
 const KEYS_PER_PAGE: usize = 1_000;
 
@@ -216,11 +223,7 @@ pub async fn list_keys(
     arguments: KeyListArguments,
     transport: &shardlet_net::Transport,
 ) -> anyhow::Result<()> {
-    let buckets = Buckets::new(Catalog::new(Arc::new(crate::connect::admin_meta_client(
-        &arguments.meta,
-        &arguments.keys,
-        transport,
-    )?)));
+    let buckets = admin_buckets(&arguments.meta, &arguments.keys, transport)?;
     if let Some(owner) = &arguments.owner {
         shardlet_gateway::object::commit::check_owner(owner)
             .map_err(|why| anyhow::anyhow!("--owner: {why}"))?;
@@ -280,11 +283,7 @@ pub async fn create_key(
     arguments: KeyCreateArguments,
     transport: &shardlet_net::Transport,
 ) -> anyhow::Result<()> {
-    let buckets = Buckets::new(Catalog::new(Arc::new(crate::connect::admin_meta_client(
-        &arguments.meta,
-        &arguments.keys,
-        transport,
-    )?)));
+    let buckets = admin_buckets(&arguments.meta, &arguments.keys, transport)?;
     shardlet_gateway::object::commit::check_owner(&arguments.owner)
         .map_err(|why| anyhow::anyhow!("--owner: {why}"))?;
     let record = buckets.create_credential(&arguments.owner).await?;
